@@ -1,0 +1,5 @@
+import sys
+
+from crmd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,94 @@
+"""The ``crmd`` command: serve (the default), check-config, plugins, version."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from crmd import __version__
+from crmd.config import ConfigError, LoadedConfig, load_config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crmd", description="crmd customer-engagement daemon")
+    parser.add_argument("--config", type=Path, help="config file (default: ./crmd.toml, "
+                        "then /etc/crmd/crmd.toml)")
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", help="run the daemon (the default)")
+    serve.add_argument("--config", type=Path, dest="serve_config", help=argparse.SUPPRESS)
+    serve.add_argument("--host", help="listen address (overrides [server] host)")
+    serve.add_argument("--port", type=int, help="listen port (overrides [server] port)")
+    serve.add_argument("--data-dir", help="embedded data dir (overrides [embedded] data_dir)")
+    commands.add_parser("check-config", help="validate the configuration and exit")
+    commands.add_parser("plugins", help="list loaded plugins and the hooks each implements")
+    commands.add_parser("version", help="print crmd's version")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[tuple[str, ...], Any]:
+    overrides: dict[tuple[str, ...], Any] = {}
+    if getattr(args, "host", None):
+        overrides[("server", "host")] = args.host
+    if getattr(args, "port", None) is not None:
+        overrides[("server", "port")] = args.port
+    if getattr(args, "data_dir", None):
+        overrides[("embedded", "data_dir")] = str(Path(args.data_dir).resolve())
+    return overrides
+
+
+def _load(args: argparse.Namespace) -> LoadedConfig:
+    path = getattr(args, "serve_config", None) or args.config
+    return load_config(path, os.environ, _overrides(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = args.command or "serve"
+    if command == "version":
+        print(f"crmd {__version__}")
+        return 0
+    try:
+        loaded = _load(args)
+    except ConfigError as exc:
+        print(f"crmd: config error: {exc}", file=sys.stderr)
+        return 1
+    if command == "check-config":
+        print(f"crmd: config ok ({loaded.path or 'built-in defaults'})")
+        return 0
+    if command == "plugins":
+        return _print_plugins(loaded)
+    return _serve(loaded)
+
+
+def _print_plugins(loaded: LoadedConfig) -> int:
+    from crmd.plugins.manager import describe, make_plugin_manager
+
+    rows = describe(make_plugin_manager(loaded.config.plugins))
+    if not rows:
+        print("no plugins loaded")
+    for name, hooks in rows:
+        print(f"{name}: {', '.join(hooks) if hooks else '(no hooks)'}")
+    return 0
+
+
+def _serve(loaded: LoadedConfig) -> int:
+    from crmd.runtime.daemon import StartupError, serve
+    from crmd.telemetry.logs import configure_logging
+
+    configure_logging(loaded.config.logging)
+    try:
+        return asyncio.run(serve(loaded.config, os.environ))
+    except StartupError as exc:
+        print(f"crmd: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

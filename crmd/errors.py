@@ -1,0 +1,57 @@
+"""crmd's exception hierarchy. One middleware turns these into ``{"error": {...}}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CrmdError(Exception):
+    """An error the API reports to its caller as it is."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        if code is not None:
+            self.code = code
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details is not None:
+            error["details"] = self.details
+        return {"error": error}
+
+
+class BadRequest(CrmdError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(CrmdError):
+    status, code = 401, "unauthorized"
+
+
+class NotFound(CrmdError):
+    status, code = 404, "not_found"
+
+
+class Conflict(CrmdError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(CrmdError):
+    status, code = 413, "payload_too_large"
+
+
+class Unprocessable(CrmdError):
+    status, code = 422, "invalid"
+
+
+class TooManyRequests(CrmdError):
+    status, code = 429, "rate_limited"
+
+
+class Unavailable(CrmdError):
+    status, code = 503, "unavailable"

@@ -1,0 +1,30 @@
+"""The http actor: serves the API until asked to stop, then drains in-flight requests."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from crmd.runtime.actor import Actor, Health
+
+
+class HttpActor(Actor):
+    def __init__(self, app: web.Application, host: str, port: int, drain_timeout: float) -> None:
+        super().__init__("http")
+        self.app = app
+        self.host = host
+        self.port = port
+        self.drain_timeout = drain_timeout
+
+    async def run(self) -> None:
+        runner = web.AppRunner(
+            self.app, access_log=None, shutdown_timeout=self.drain_timeout, handle_signals=False
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+            await site.start()
+            self.health = Health.OK
+            await self.stopping.wait()
+        finally:
+            # Stops listening first, then waits for the requests in flight.
+            await runner.cleanup()

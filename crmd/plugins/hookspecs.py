@@ -1,0 +1,43 @@
+"""crmd's plugin hooks: this module is the plugin author's manual.
+
+A plugin is a module or object with functions marked ``@hookimpl`` whose names are the
+hooks below. Register it in your package's metadata under the entry-point group
+``crmd``::
+
+    [options.entry_points]
+    crmd =
+        my_plugin = my_package.plugin
+
+and install the package next to crmd: ``crmd plugins`` then lists it with the hooks it
+implements. Your settings come from ``[plugins.my_plugin]`` in ``crmd.toml`` (the
+entry-point name is the table name); ``enabled = false`` there turns the plugin off.
+
+Everything a hook needs arrives as an argument. Import only ``from crmd import hookimpl``
+and the types named in a hook's signature.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from crmd.plugins.markers import hookspec
+
+if TYPE_CHECKING:
+    from crmd.runtime.actor import Actor
+    from crmd.runtime.context import Runtime
+
+
+@hookspec
+def crmd_actors(runtime: Runtime) -> list[Actor]:  # type: ignore[empty-body]
+    """Return long-lived actors for crmd's supervisor to run beside its own.
+
+    Called once at start-up, after MongoDB and Redis are connected. ``runtime`` holds the
+    configuration (``runtime.plugin_settings("<your name>")``), the database
+    (``runtime.db``), Redis (``runtime.redis``) and the metrics registry.
+
+    Subclass ``crmd.runtime.actor.Actor`` and implement ``async run()``: set
+    ``self.health = Health.OK`` once ready, work until ``self.stopping`` is set, then
+    finish the work in hand and return. A crash is logged and the actor is run again
+    after a back-off; the restart shows in ``/readyz`` and ``/metrics``. Actor names must
+    be unique: prefix them with your plugin's name. Return ``[]`` for none.
+    """

@@ -1,0 +1,40 @@
+"""The runtime: everything a running crmd holds, passed to whoever needs it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
+
+from crmd.config import Config
+from crmd.services.connect import MongoClient
+from crmd.streams import StreamNames
+from crmd.telemetry.metrics import Metrics
+
+if TYPE_CHECKING:
+    from crmd.runtime.supervisor import Supervisor
+
+
+@dataclass(slots=True)
+class Runtime:
+    config: Config
+    mongo: MongoClient
+    redis: Redis
+    plugins: pluggy.PluginManager
+    metrics: Metrics = field(default_factory=Metrics)
+    supervisor: Supervisor | None = None
+
+    @property
+    def db(self) -> AsyncDatabase[dict[str, Any]]:
+        return self.mongo[self.config.mongodb.database]
+
+    @property
+    def streams(self) -> StreamNames:
+        return StreamNames.for_prefix(self.config.redis.stream_prefix)
+
+    def plugin_settings(self, name: str) -> dict[str, Any]:
+        """A plugin's own table, ``[plugins.<name>]``; empty when there is none."""
+        return dict(self.config.plugins.get(name, {}))

@@ -1,0 +1,75 @@
+"""Connections to MongoDB and Redis, retried with a clear message while unreachable."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import structlog
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from crmd.config import redact_url
+from crmd.errors import Unavailable
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+MongoClient = AsyncMongoClient[dict[str, Any]]
+
+
+async def retry_until(
+    what: str, url: str, attempt: Callable[[], Awaitable[T]], timeout: float
+) -> T:
+    """Call ``attempt`` until it succeeds, logging each failure, for at most ``timeout``
+    seconds; then raise Unavailable naming the server and the last error."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    delay, tries = 0.25, 0
+    while True:
+        tries += 1
+        try:
+            return await attempt()
+        except Exception as exc:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise Unavailable(
+                    f"{what} at {redact_url(url)} unreachable after {tries} tries: {exc}"
+                ) from None
+            log.warning(f"{what}.unreachable", url=redact_url(url), tries=tries,
+                        retry_in=round(delay, 2), error=str(exc))
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, 5.0)
+
+
+async def connect_mongo(url: str, timeout: float) -> MongoClient:
+    client: MongoClient = AsyncMongoClient(
+        url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True
+    )
+
+    async def ping() -> MongoClient:
+        await client.admin.command("ping")
+        return client
+
+    try:
+        return await retry_until("mongodb", url, ping, timeout)
+    except BaseException:
+        await client.close()
+        raise
+
+
+async def connect_redis(url: str, socket_timeout: float, timeout: float) -> Redis:
+    client = Redis.from_url(
+        url, socket_timeout=socket_timeout, socket_connect_timeout=3, health_check_interval=30
+    )
+
+    async def ping() -> Redis:
+        await client.ping()
+        return client
+
+    try:
+        return await retry_until("redis", url, ping, timeout)
+    except BaseException:
+        await client.aclose()
+        raise

@@ -1,0 +1,1 @@
+"""MongoDB storage. Every collection's indexes are declared here, led by ``userId``."""

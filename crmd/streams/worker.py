@@ -1,0 +1,284 @@
+"""The stream worker: the one machine behind every stream actor.
+
+Read a batch with XREADGROUP, let the handler apply it to MongoDB, and only then XACK.
+A crash between the two leaves the batch pending, so it is applied again: handlers must
+be idempotent, and that is the price of never losing an entry. At start the worker first
+drains its own pending entries; every so often it takes over entries that another
+(dead) consumer has left idle, and trims what every group has acknowledged. An entry
+that has failed ``max_deliveries`` times goes to the dead-letter stream with its error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import msgspec
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from crmd.config import StreamsConfig
+from crmd.telemetry.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+StreamId = tuple[int, int]
+
+
+class Entry(msgspec.Struct, frozen=True):
+    id: str
+    fields: dict[bytes, bytes]
+    deliveries: int = 1
+    """How many times this entry has been delivered, this time included."""
+
+
+class Handler(Protocol):
+    async def __call__(self, entries: Sequence[Entry], /) -> None:
+        """Apply ``entries`` idempotently and commit; raise if any could not be applied."""
+
+
+def parse_id(raw: str | bytes) -> StreamId:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def format_id(stream_id: StreamId) -> str:
+    return f"{stream_id[0]}-{stream_id[1]}"
+
+
+def trim_floor(groups: Sequence[tuple[str, str | None]]) -> str | None:
+    """The lowest id that must stay in the stream, given for each consumer group its
+    last-delivered id and its oldest pending id (None when nothing is pending).
+
+    Everything below it was delivered to and acknowledged by every group, so XTRIM MINID
+    may drop it. No groups means nobody has read anything: nothing may go.
+    """
+    if not groups:
+        return None
+    floor = min(
+        min(parse_id(last), parse_id(oldest)) if oldest else parse_id(last)
+        for last, oldest in groups
+    )
+    return format_id(floor) if floor > (0, 0) else None
+
+
+async def ensure_group(redis: Redis, stream: str, group: str) -> None:
+    """Create the group at the stream's start (MKSTREAM): entries added before any
+    consumer existed are still consumed."""
+    try:
+        await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def dead_letter_stream(stream: str) -> str:
+    return f"{stream}:dead"
+
+
+class StreamWorker:
+    def __init__(
+        self,
+        redis: Redis,
+        stream: str,
+        group: str,
+        consumer: str,
+        handler: Handler,
+        settings: StreamsConfig,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.redis = redis
+        self.stream = stream
+        self.group = group
+        self.consumer = consumer
+        self.handler = handler
+        self.settings = settings
+        self.metrics = metrics
+        self.dead_letters = dead_letter_stream(stream)
+        self._next_claim = 0.0
+        self._next_trim = 0.0
+        self.log = log.bind(stream=stream, group=group, consumer=consumer)
+
+    async def run(self, stop: asyncio.Event, on_ready: Callable[[], None] | None = None) -> None:
+        """Work until ``stop`` is set; the batch in hand is finished and acked first."""
+        await ensure_group(self.redis, self.stream, self.group)
+        await self.drain_own_pending(stop)
+        if on_ready:
+            on_ready()
+        while not stop.is_set():
+            await self.reclaim_if_due(stop)
+            await self.trim_if_due()
+            entries = await self.read_new()
+            if entries:
+                await self.apply(entries)
+
+    # -- the steps ---------------------------------------------------------------------
+
+    async def drain_own_pending(self, stop: asyncio.Event) -> None:
+        """Entries this consumer took before it last stopped (or died) come first."""
+        start = "0"
+        while not stop.is_set():
+            reply = await self.redis.xreadgroup(
+                self.group, self.consumer, {self.stream: start}, count=self.settings.batch_size
+            )
+            raw = reply[0][1] if reply else []
+            if not raw:
+                return
+            start = _text(raw[-1][0])
+            self.log.info("stream.pending_drained", entries=len(raw))
+            await self.apply(await self._with_deliveries(raw))
+
+    async def read_new(self) -> list[Entry]:
+        reply = await self.redis.xreadgroup(
+            self.group,
+            self.consumer,
+            {self.stream: ">"},
+            count=self.settings.batch_size,
+            block=self.settings.block_ms,
+        )
+        raw = reply[0][1] if reply else []
+        return [Entry(_text(i), f or {}, 1) for i, f in raw]
+
+    async def reclaim_if_due(self, stop: asyncio.Event) -> None:
+        """Take over entries idle for longer than ``claim_idle_ms``: their consumer died,
+        or they failed here and wait for another try."""
+        now = time.monotonic()
+        if now < self._next_claim:
+            return
+        self._next_claim = now + self.settings.claim_interval_ms / 1000
+        cursor = "0-0"
+        for _ in range(10):  # bounded per round, so new entries are not starved
+            reply = await self.redis.xautoclaim(
+                self.stream,
+                self.group,
+                self.consumer,
+                min_idle_time=self.settings.claim_idle_ms,
+                start_id=cursor,
+                count=self.settings.batch_size,
+            )
+            cursor, raw = _text(reply[0]), reply[1]
+            if raw:
+                self.log.info("stream.reclaimed", entries=len(raw))
+                await self.apply(await self._with_deliveries(raw))
+            if cursor == "0-0" or stop.is_set():
+                return
+
+    async def apply(self, entries: Sequence[Entry]) -> None:
+        """Hand the batch to the handler and ack it. When the batch fails, apply its
+        entries one by one, so that one bad entry does not hold back the rest."""
+        gone = [e for e in entries if not e.fields]
+        live = [e for e in entries if e.fields]
+        if gone:  # trimmed or deleted while pending: nothing left to apply
+            await self._ack(gone, "gone")
+        if not live:
+            return
+        try:
+            await self.handler(live)
+        except Exception as exc:
+            if len(live) == 1:
+                await self._failed(live[0], exc)
+                return
+            self.log.warning("stream.batch_failed", entries=len(live), error=_reason(exc))
+            for entry in live:
+                await self.apply([entry])
+            return
+        await self._ack(live, "acked")
+
+    async def trim_if_due(self) -> None:
+        now = time.monotonic()
+        if now < self._next_trim:
+            return
+        self._next_trim = now + self.settings.trim_interval_ms / 1000
+        await self.trim()
+
+    async def trim(self) -> int:
+        """Drop the entries every group has acknowledged; never a pending one."""
+        positions = []
+        for group in await self.redis.xinfo_groups(self.stream):
+            oldest = None
+            if group["pending"]:
+                summary = await self.redis.xpending(self.stream, group["name"])
+                oldest = _text(summary["min"]) if summary["min"] else None
+            positions.append((_text(group["last-delivered-id"]), oldest))
+        floor = trim_floor(positions)
+        if floor is None:
+            return 0
+        removed: int = await self.redis.xtrim(self.stream, minid=floor, approximate=False)
+        if removed:
+            self.log.debug("stream.trimmed", removed=removed, floor=floor)
+        return removed
+
+    # -- helpers -----------------------------------------------------------------------
+
+    async def _with_deliveries(self, raw: Sequence[Any]) -> list[Entry]:
+        """Pending entries carry how often they were delivered; XPENDING knows."""
+        first, last = _text(raw[0][0]), _text(raw[-1][0])
+        detail = await self.redis.xpending_range(
+            self.stream, self.group, min=first, max=last, count=len(raw)
+        )
+        counts = {_text(d["message_id"]): int(d["times_delivered"]) for d in detail}
+        return [Entry(_text(i), f or {}, counts.get(_text(i), 1)) for i, f in raw]
+
+    async def _ack(self, entries: Sequence[Entry], outcome: str) -> None:
+        await self.redis.xack(self.stream, self.group, *[e.id for e in entries])
+        self._count(outcome, len(entries))
+
+    async def _failed(self, entry: Entry, exc: Exception) -> None:
+        reason = _reason(exc)
+        if entry.deliveries < self.settings.max_deliveries:
+            self.log.warning("stream.entry_failed", entry_id=entry.id,
+                             deliveries=entry.deliveries, error=reason)
+            self._count("retried", 1)
+            return  # stays pending; reclaimed after claim_idle_ms
+        # The dead letter and the ack go together, or neither does.
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                self.dead_letters,
+                {
+                    **entry.fields,
+                    b"_dead_source_id": entry.id.encode(),
+                    b"_dead_group": self.group.encode(),
+                    b"_dead_deliveries": str(entry.deliveries).encode(),
+                    b"_dead_error": reason.encode(),
+                },
+            )
+            pipe.xack(self.stream, self.group, entry.id)
+            await pipe.execute()
+        self.log.error("stream.dead_lettered", entry_id=entry.id,
+                       deliveries=entry.deliveries, error=reason)
+        self._count("dead", 1)
+
+    def _count(self, outcome: str, n: int) -> None:
+        if self.metrics is not None and n:
+            self.metrics.stream_entries.labels(self.stream, outcome).inc(n)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+async def stream_stats(redis: Redis, stream: str) -> dict[str, Any]:
+    """Length, and per group pending and lag, for /metrics and /readyz."""
+    length = await redis.xlen(stream)
+    groups = {}
+    try:
+        infos = await redis.xinfo_groups(stream)
+    except ResponseError:  # no such stream yet
+        infos = []
+    for info in infos:
+        pending = int(info["pending"])
+        lag = info.get("lag")
+        groups[_text(info["name"])] = {
+            "pending": pending,
+            "lag": int(lag) if lag is not None else max(0, length - pending),
+        }
+    return {"length": length, "groups": groups}
+

@@ -1,0 +1,53 @@
+"""Prometheus metrics, kept in a registry of their own per runtime (no module globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "crmd_http_requests", "HTTP requests served", ["method", "route", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "crmd_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.actor_restarts = Counter(
+            "crmd_actor_restarts", "Times the supervisor restarted an actor", ["actor"], registry=r
+        )
+        self.actor_up = Gauge("crmd_actor_up", "1 while an actor is healthy", ["actor"], registry=r)
+        self.stream_length = Gauge(
+            "crmd_stream_length", "Entries in a stream (XLEN)", ["stream"], registry=r
+        )
+        self.stream_pending = Gauge(
+            "crmd_stream_pending",
+            "Entries delivered to a consumer group and not yet acknowledged",
+            ["stream", "group"],
+            registry=r,
+        )
+        self.stream_lag = Gauge(
+            "crmd_stream_lag",
+            "Entries not yet delivered to a consumer group: exact on Redis 7+, "
+            "on Redis 6.2 an upper bound (length minus pending)",
+            ["stream", "group"],
+            registry=r,
+        )
+        self.stream_entries = Counter(
+            "crmd_stream_entries",
+            "Stream entries handled, by outcome (acked, retried, dead)",
+            ["stream", "outcome"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
