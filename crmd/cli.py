@@ -16,8 +16,9 @@ from crmd.config import ConfigError, LoadedConfig, load_config
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crmd", description="crmd customer-engagement daemon")
-    parser.add_argument("--config", type=Path, help="config file (default: ./crmd.toml, "
-                        "then /etc/crmd/crmd.toml)")
+    parser.add_argument(
+        "--config", type=Path, help="config file (default: ./crmd.toml, then /etc/crmd/crmd.toml)"
+    )
     commands = parser.add_subparsers(dest="command")
     serve = commands.add_parser("serve", help="run the daemon (the default)")
     serve.add_argument("--config", type=Path, dest="serve_config", help=argparse.SUPPRESS)

@@ -151,14 +151,17 @@ def load_config(
     path: Path | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[tuple[str, ...], Any] | None = None,
+    *,
+    search: bool = True,
 ) -> LoadedConfig:
-    """Read the config file (``path``, else the first default that exists), apply the
-    environment and ``overrides`` (from command-line flags, keyed by path) and validate.
+    """Read the config file (``path``, else, when ``search``, the first default that
+    exists), apply the environment and ``overrides`` (from command-line flags, keyed by
+    path) and validate.
 
     Raises ConfigError with one line that names the key, the problem and the source.
     """
     environ = os.environ if environ is None else environ
-    path = _find_file(path)
+    path = _find_file(path, search)
     tree: dict[str, Any] = {}
     origins: dict[tuple[str, ...], str] = {}
     if path is not None:
@@ -186,11 +189,13 @@ def load_config(
     return LoadedConfig(config=config, path=path)
 
 
-def _find_file(path: Path | None) -> Path | None:
+def _find_file(path: Path | None, search: bool) -> Path | None:
     if path is not None:
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         return path
+    if not search:
+        return None
     return next((p for p in DEFAULT_PATHS if p.is_file()), None)
 
 

@@ -14,9 +14,7 @@ MAX_BODY = 1024**2
 
 
 def make_app(runtime: Runtime) -> web.Application:
-    app = web.Application(
-        middlewares=[request_context, metrics, errors], client_max_size=MAX_BODY
-    )
+    app = web.Application(middlewares=[request_context, metrics, errors], client_max_size=MAX_BODY)
     app[RUNTIME] = runtime
     app.add_routes(health.routes)
     return app

@@ -56,8 +56,9 @@ def build_actors(runtime: Runtime) -> list[Actor]:
     for contributed in runtime.plugins.hook.crmd_actors(runtime=runtime):
         actors.extend(contributed)
     app = make_app(runtime)
-    actors.append(HttpActor(app, config.server.host, config.server.port,
-                            config.server.shutdown_timeout))
+    actors.append(
+        HttpActor(app, config.server.host, config.server.port, config.server.shutdown_timeout)
+    )
     return actors
 
 
@@ -85,8 +86,9 @@ async def serve(config: Config, environ: Mapping[str, str]) -> int:
             supervisor = runtime.supervisor
             assert supervisor is not None
             if not await supervisor.wait_healthy(READY_TIMEOUT):
-                raise StartupError(f"actors not healthy after {READY_TIMEOUT:.0f}s: "
-                                   f"{supervisor.report()}")
+                raise StartupError(
+                    f"actors not healthy after {READY_TIMEOUT:.0f}s: {supervisor.report()}"
+                )
             ready = True
             url = f"http://{config.server.host}:{config.server.port}"
             notifier.notify("READY=1", f"STATUS=serving on {url}")

@@ -37,8 +37,13 @@ async def retry_until(
                 raise Unavailable(
                     f"{what} at {redact_url(url)} unreachable after {tries} tries: {exc}"
                 ) from None
-            log.warning(f"{what}.unreachable", url=redact_url(url), tries=tries,
-                        retry_in=round(delay, 2), error=str(exc))
+            log.warning(
+                f"{what}.unreachable",
+                url=redact_url(url),
+                tries=tries,
+                retry_in=round(delay, 2),
+                error=str(exc),
+            )
             await asyncio.sleep(min(delay, left))
             delay = min(delay * 2, 5.0)
 

@@ -55,7 +55,7 @@ class ServerProcess:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - spawned before any thread exists
+            preexec_fn=_die_with_parent,  # spawned from the main thread, before any worker thread
         )
         log.info("embedded.started", server=self.name, pid=self.process.pid, url=self.url)
 
@@ -230,8 +230,9 @@ async def embedded_services(
 ) -> AsyncIterator[Urls]:
     """Start whichever of the two URLs is ``embedded`` and yield the real URLs; stop what
     was started on exit, also when start-up fails half way."""
-    wanted = [name for name, url in (("mongodb", mongodb_url), ("redis", redis_url))
-              if url == "embedded"]
+    wanted = [
+        name for name, url in (("mongodb", mongodb_url), ("redis", redis_url)) if url == "embedded"
+    ]
     if not wanted:
         yield Urls(mongodb=mongodb_url, redis=redis_url)
         return

@@ -15,8 +15,9 @@ class StreamNames(msgspec.Struct, frozen=True):
 
     @classmethod
     def for_prefix(cls, prefix: str) -> StreamNames:
-        return cls(ingest=f"{prefix}:ingest", dispatch=f"{prefix}:dispatch",
-                   receipts=f"{prefix}:receipts")
+        return cls(
+            ingest=f"{prefix}:ingest", dispatch=f"{prefix}:dispatch", receipts=f"{prefix}:receipts"
+        )
 
     def all(self) -> list[str]:
         return [self.ingest, self.dispatch, self.receipts]

@@ -125,7 +125,7 @@ class StreamWorker:
             reply = await self.redis.xreadgroup(
                 self.group, self.consumer, {self.stream: start}, count=self.settings.batch_size
             )
-            raw = reply[0][1] if reply else []
+            raw = _entries(reply)
             if not raw:
                 return
             start = _text(raw[-1][0])
@@ -140,7 +140,7 @@ class StreamWorker:
             count=self.settings.batch_size,
             block=self.settings.block_ms,
         )
-        raw = reply[0][1] if reply else []
+        raw = _entries(reply)
         return [Entry(_text(i), f or {}, 1) for i, f in raw]
 
     async def reclaim_if_due(self, stop: asyncio.Event) -> None:
@@ -152,7 +152,7 @@ class StreamWorker:
         self._next_claim = now + self.settings.claim_interval_ms / 1000
         cursor = "0-0"
         for _ in range(10):  # bounded per round, so new entries are not starved
-            reply = await self.redis.xautoclaim(
+            reply: Any = await self.redis.xautoclaim(
                 self.stream,
                 self.group,
                 self.consumer,
@@ -230,26 +230,26 @@ class StreamWorker:
     async def _failed(self, entry: Entry, exc: Exception) -> None:
         reason = _reason(exc)
         if entry.deliveries < self.settings.max_deliveries:
-            self.log.warning("stream.entry_failed", entry_id=entry.id,
-                             deliveries=entry.deliveries, error=reason)
+            self.log.warning(
+                "stream.entry_failed", entry_id=entry.id, deliveries=entry.deliveries, error=reason
+            )
             self._count("retried", 1)
             return  # stays pending; reclaimed after claim_idle_ms
         # The dead letter and the ack go together, or neither does.
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(
-                self.dead_letters,
-                {
-                    **entry.fields,
-                    b"_dead_source_id": entry.id.encode(),
-                    b"_dead_group": self.group.encode(),
-                    b"_dead_deliveries": str(entry.deliveries).encode(),
-                    b"_dead_error": reason.encode(),
-                },
-            )
+            letter: dict[Any, Any] = {
+                **entry.fields,
+                b"_dead_source_id": entry.id.encode(),
+                b"_dead_group": self.group.encode(),
+                b"_dead_deliveries": str(entry.deliveries).encode(),
+                b"_dead_error": reason.encode(),
+            }
+            pipe.xadd(self.dead_letters, letter)
             pipe.xack(self.stream, self.group, entry.id)
             await pipe.execute()
-        self.log.error("stream.dead_lettered", entry_id=entry.id,
-                       deliveries=entry.deliveries, error=reason)
+        self.log.error(
+            "stream.dead_lettered", entry_id=entry.id, deliveries=entry.deliveries, error=reason
+        )
         self._count("dead", 1)
 
     def _count(self, outcome: str, n: int) -> None:
@@ -257,7 +257,12 @@ class StreamWorker:
             self.metrics.stream_entries.labels(self.stream, outcome).inc(n)
 
 
-def _text(value: str | bytes) -> str:
+def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
+    """The entries of a one-stream XREADGROUP reply."""
+    return list(reply[0][1]) if reply else []
+
+
+def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
@@ -281,4 +286,3 @@ async def stream_stats(redis: Redis, stream: str) -> dict[str, Any]:
             "lag": int(lag) if lag is not None else max(0, length - pending),
         }
     return {"length": length, "groups": groups}
-

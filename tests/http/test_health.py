@@ -1,0 +1,142 @@
+"""/healthz, /readyz, /metrics and the error shape, against the real app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from redis.asyncio import Redis
+from structlog.contextvars import merge_contextvars
+from structlog.testing import capture_logs
+
+from crmd.http.app import make_app
+from crmd.runtime.actor import Actor, Health
+from crmd.runtime.context import Runtime
+from crmd.runtime.supervisor import Supervisor
+
+
+class CrashesOnce(Actor):
+    def __init__(self) -> None:
+        super().__init__("flaky")
+        self.runs = 0
+
+    async def run(self) -> None:
+        self.runs += 1
+        if self.runs == 1:
+            raise ConnectionError("vendor went away")
+        self.health = Health.OK
+        await self.stopping.wait()
+
+
+class NeverReady(Actor):
+    async def run(self) -> None:
+        await self.stopping.wait()
+
+
+async def test_healthz_answers_while_the_process_runs(client: Any):
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok"}
+
+
+async def test_readyz_reports_each_dependency_and_actor(client: Any, runtime: Runtime):
+    response = await client.get("/readyz")
+    assert response.status == 200
+    body = await response.json()
+    assert body["dependencies"] == {"mongodb": {"status": "ok"}, "redis": {"status": "ok"}}
+    assert body["down"] == []
+
+
+async def test_readyz_is_503_naming_an_actor_that_is_not_up(client: Any, runtime: Runtime):
+    runtime.supervisor = Supervisor([NeverReady("ingest")], runtime.metrics)
+    runtime.supervisor.start()
+    try:
+        response = await client.get("/readyz")
+        assert response.status == 503
+        body = await response.json()
+        assert body["down"] == ["actor:ingest"]
+        assert body["actors"]["ingest"]["status"] == "starting"
+    finally:
+        await runtime.supervisor.stop(2)
+
+
+async def test_readyz_is_503_naming_redis_when_it_is_unreachable(
+    aiohttp_client: Any, runtime: Runtime
+):
+    runtime.redis = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    client = await aiohttp_client(make_app(runtime))
+    response = await client.get("/readyz")
+    assert response.status == 503
+    body = await response.json()
+    assert body["down"] == ["redis"]
+    assert body["dependencies"]["redis"]["status"] == "down"
+    await runtime.redis.aclose()
+
+
+async def test_crash_and_restart_show_in_readyz_the_log_and_metrics(client: Any, runtime: Runtime):
+    flaky = CrashesOnce()
+    runtime.supervisor = Supervisor([flaky], runtime.metrics, initial_delay=0.05)
+    with capture_logs() as logs:
+        runtime.supervisor.start()
+        assert await runtime.supervisor.wait_healthy(5)
+    try:
+        body = await (await client.get("/readyz")).json()
+        assert body["actors"]["flaky"] == {"status": "ok", "restarts": 1}
+        assert any(
+            e["event"] == "actor.crashed" and "vendor went away" in e["reason"] for e in logs
+        )
+        text = await (await client.get("/metrics")).text()
+        assert 'crmd_actor_restarts_total{actor="flaky"} 1.0' in text
+        assert 'crmd_actor_up{actor="flaky"} 1.0' in text
+    finally:
+        await runtime.supervisor.stop(2)
+
+
+async def test_metrics_count_requests_by_route_and_status(client: Any, runtime: Runtime):
+    await client.get("/healthz")
+    await client.get("/healthz")
+    await client.get("/no/such/route")
+    text = await (await client.get("/metrics")).text()
+    assert 'crmd_http_requests_total{method="GET",route="/healthz",status="200"} 2.0' in text
+    assert 'route="unmatched",status="404"' in text
+    assert 'crmd_http_request_duration_seconds_count{method="GET",route="/healthz"} 2.0' in text
+
+
+async def test_metrics_show_stream_length_pending_and_lag(client: Any, runtime: Runtime):
+    stream = runtime.streams.ingest
+    await runtime.redis.xgroup_create(stream, "crmd", id="0", mkstream=True)
+    for n in range(5):
+        await runtime.redis.xadd(stream, {"n": str(n)})
+    await runtime.redis.xreadgroup("crmd", "c1", {stream: ">"}, count=2)
+    text = await (await client.get("/metrics")).text()
+    assert f'crmd_stream_length{{stream="{stream}"}} 5.0' in text
+    assert f'crmd_stream_pending{{group="crmd",stream="{stream}"}} 2.0' in text
+    assert f'crmd_stream_lag{{group="crmd",stream="{stream}"}} 3.0' in text
+
+
+async def test_errors_use_the_one_json_shape_and_carry_a_request_id(client: Any):
+    response = await client.get("/api/v1/nothing-here")
+    assert response.status == 404
+    assert await response.json() == {"error": {"code": "not_found", "message": "Not Found"}}
+    assert len(response.headers["X-Request-ID"]) == 32
+    echoed = await client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["X-Request-ID"] == "abc-123"
+    refused = await client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"})
+    assert refused.headers["X-Request-ID"] != "bad id\twith spaces"
+
+
+async def test_unexpected_errors_are_500_and_logged_with_the_request_id(
+    aiohttp_client: Any, runtime: Runtime
+):
+    async def boom(request: web.Request) -> web.Response:
+        raise RuntimeError("unexpected")
+
+    app = make_app(runtime)
+    app.router.add_get("/boom", boom)
+    client = await aiohttp_client(app)
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        response = await client.get("/boom", headers={"X-Request-ID": "req-42"})
+    assert response.status == 500
+    assert (await response.json())["error"]["code"] == "internal_error"
+    [line] = [e for e in logs if e["event"] == "http.unhandled"]
+    assert line["request_id"] == "req-42" and line["path"] == "/boom"

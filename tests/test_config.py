@@ -1,0 +1,123 @@
+"""Configuration: TOML, environment, the original project's variables, and errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crmd.cli import main
+from crmd.config import ConfigError, load_config, redact_url
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "crmd.toml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_config_is_valid_and_embedded():
+    loaded = load_config(REPO / "crmd.toml", environ={})
+    config = loaded.config
+    assert config.mongodb.url == "embedded" and config.redis.url == "embedded"
+    assert config.auth.dev_login is True
+    assert Path(config.embedded.data_dir) == REPO / ".crmd"
+
+
+def test_environment_overrides_the_file(tmp_path: Path):
+    path = write(tmp_path, "[server]\nport = 8000\n")
+    env = {
+        "CRMD_SERVER__PORT": "9000",
+        "CRMD_AUTH__GOOGLE_CLIENT_IDS": "a.apps, b.apps",
+        "CRMD_AUTH__DEV_LOGIN": "false",
+        "CRMD_PLUGINS__DUMMY_VENDOR__SEED": "7",
+    }
+    config = load_config(path, env).config
+    assert config.server.port == 9000
+    assert config.auth.google_client_ids == ["a.apps", "b.apps"]
+    assert config.auth.dev_login is False
+    assert config.plugins == {"dummy_vendor": {"seed": "7"}}
+
+
+def test_original_projects_variables_are_honoured(tmp_path: Path):
+    env = {
+        "CLIENT_ID": "x.apps.googleusercontent.com",
+        "CLIENT_SECRET": "s3cret",
+        "DB_URL": "mongodb://db.example:27017",
+        "JWT_SECRET": "k" * 40,
+        "JWT_TIMEOUT": "2h",
+        "GEMINI_API_KEY": "g-key",
+    }
+    config = load_config(None, env, search=False).config
+    assert config.auth.google_client_ids == ["x.apps.googleusercontent.com"]
+    assert config.auth.google_client_secret == "s3cret"
+    assert config.mongodb.url == "mongodb://db.example:27017"
+    assert config.auth.jwt_secret == "k" * 40
+    assert config.auth.jwt_ttl_seconds == 7200
+    assert config.plugins["gemini"]["api_key"] == "g-key"
+
+
+def test_crmd_variables_win_over_the_original_ones():
+    env = {"DB_URL": "mongodb://old", "CRMD_MONGODB__URL": "mongodb://new"}
+    assert load_config(None, env, search=False).config.mongodb.url == "mongodb://new"
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "expected"),
+    [
+        ("[server]\nport = 'eighty'\n", {}, "crmd.toml: server.port = 'eighty': Expected `int`"),
+        ("[server]\nport = 70000\n", {}, "server.port = 70000: Expected `int` <= 65535"),
+        ("[server]\nprot = 1\n", {}, "crmd.toml: server.prot = 1: unknown setting"),
+        ("[logging]\nlevel = 'loud'\n", {}, "logging.level = 'loud': must be one of"),
+        (
+            "",
+            {"CRMD_SERVER__PORT": "x"},
+            "environment variable CRMD_SERVER__PORT: server.port = 'x': Expected `int`",
+        ),
+        (
+            "",
+            {"JWT_TIMEOUT": "forever"},
+            "environment variable JWT_TIMEOUT: auth.jwt_ttl_seconds = 'forever'",
+        ),
+        ("[redis]\nsocket_timeout = 1\n", {}, "redis.socket_timeout = 1: must exceed"),
+        ("[server\n", {}, "crmd.toml: not valid TOML"),
+    ],
+)
+def test_bad_values_name_the_key_the_problem_and_the_source(tmp_path, toml, env, expected):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, toml), env)
+    assert expected in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_secrets_never_appear_in_errors(tmp_path: Path):
+    path = write(tmp_path, "[auth]\njwt_secret = 12345\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, {})
+    assert "12345" not in str(err.value) and "***" in str(err.value)
+
+
+def test_url_passwords_are_redacted():
+    assert redact_url("mongodb://app:hunter2@db:27017/x") == "mongodb://app:***@db:27017/x"
+    assert redact_url("redis://localhost:6379/0") == "redis://localhost:6379/0"
+
+
+def test_missing_explicit_file_is_an_error(tmp_path: Path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.toml", {})
+
+
+def test_check_config_prints_the_error_and_exits_1(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CRMD_SERVER__PORT", "0")
+    assert main(["--config", str(write(tmp_path, "")), "check-config"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("crmd: config error: environment variable CRMD_SERVER__PORT")
+    assert len(err.splitlines()) == 1
+
+
+def test_check_config_accepts_a_good_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CRMD_SERVER__PORT", raising=False)
+    assert main(["--config", str(write(tmp_path, "[server]\nport = 9100\n")), "check-config"]) == 0
+    assert "config ok" in capsys.readouterr().out
