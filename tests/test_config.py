@@ -121,3 +121,40 @@ def test_check_config_accepts_a_good_file(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("CRMD_SERVER__PORT", raising=False)
     assert main(["--config", str(write(tmp_path, "[server]\nport = 9100\n")), "check-config"]) == 0
     assert "config ok" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["crmd.production.toml", "crmd.embedded.toml"])
+def test_example_configs_are_valid(name: str):
+    config = load_config(REPO / "config" / name, environ={}).config
+    assert config.server.host == "127.0.0.1"
+
+
+def test_systemd_unit_has_the_hardening_and_notify_settings():
+    lines = (REPO / "config" / "crmd.service").read_text().splitlines()
+    settings: dict[str, list[str]] = {}
+    for line in lines:
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            settings.setdefault(key.strip(), []).append(value.strip())
+    expected = {
+        "Type": "notify",
+        "Restart": "on-failure",
+        "DynamicUser": "yes",
+        "StateDirectory": "crmd",
+        "ProtectSystem": "strict",
+        "NoNewPrivileges": "yes",
+        "PrivateTmp": "yes",
+        "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
+        "SystemCallFilter": "@system-service",
+        "KillMode": "mixed",
+    }
+    for key, value in expected.items():
+        assert settings.get(key) == [value], key
+    assert int(settings["WatchdogSec"][0]) > 0
+    # The drain must fit in the stop timeout systemd allows.
+    assert (
+        int(settings["TimeoutStopSec"][0])
+        > load_config(
+            REPO / "config" / "crmd.embedded.toml", environ={}
+        ).config.server.shutdown_timeout
+    )
