@@ -140,3 +140,29 @@ def test_cli_commands_exit_zero_on_the_shipped_config(command: list[str]):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
+
+
+def test_a_taken_port_fails_at_once_and_starts_nothing(tmp_path: Path):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        proc = crmd(
+            [
+                "serve",
+                "--config",
+                str(REPO / "crmd.toml"),
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            {},
+        )
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert time.monotonic() - started < 15
+    text = output.decode()
+    assert text.strip().splitlines()[-1] == (
+        f"crmd: cannot start: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
+    assert "embedded.started" not in text

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -116,7 +118,18 @@ async def serve(config: Config, environ: Mapping[str, str]) -> int:
     return 0
 
 
+def ensure_can_listen(host: str, port: int) -> None:
+    """Fail at once, with the reason, when the API's address is taken or not ours."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise StartupError(f"cannot listen on {host}:{port}: {reason}") from None
+
+
 async def _start(config: Config, stack: contextlib.AsyncExitStack) -> Runtime:
+    ensure_can_listen(config.server.host, config.server.port)
     urls = await stack.enter_async_context(
         embedded_services(
             config.mongodb.url,
