@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("check-config", help="validate the configuration and exit")
     commands.add_parser("plugins", help="list loaded plugins and the hooks each implements")
     commands.add_parser("version", help="print crmd's version")
+    token = commands.add_parser("token", help="print an API token for a user (made if new)")
+    token.add_argument("--email", required=True, help="the user's email address")
     return parser
 
 
@@ -63,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if command == "plugins":
         return _print_plugins(loaded)
+    if command == "token":
+        return _print_token(loaded, args.email)
     return _serve(loaded)
 
 
@@ -74,6 +78,22 @@ def _print_plugins(loaded: LoadedConfig) -> int:
         print("no plugins loaded")
     for name, hooks in rows:
         print(f"{name}: {', '.join(hooks) if hooks else '(no hooks)'}")
+    return 0
+
+
+def _print_token(loaded: LoadedConfig, email: str) -> int:
+    from crmd.auth.command import TokenCommandError, token_for_email
+    from crmd.auth.secret import SecretError
+    from crmd.errors import Unavailable
+    from crmd.services.embedded import EmbeddedError
+    from crmd.telemetry.logs import configure_logging
+
+    configure_logging(loaded.config.logging, stream=sys.stderr)  # stdout is the token
+    try:
+        print(asyncio.run(token_for_email(loaded.config, email)))
+    except (TokenCommandError, SecretError, EmbeddedError, Unavailable) as exc:
+        print(f"crmd: cannot make a token: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -7,6 +7,7 @@ variables, then command-line flags. This is the only module that reads the envir
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -64,11 +65,23 @@ class EmbeddedConfig(_Section):
 
 
 class AuthConfig(_Section):
+    google_login: bool = True
+    """Sign-in with Google; needs at least one client id."""
     google_client_ids: list[str] = msgspec.field(default_factory=list)
     google_client_secret: str = ""
+    """Only for the authorization-code (popup) flow."""
+    google_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
+    google_token_url: str = "https://oauth2.googleapis.com/token"
+    allowed_domains: list[str] = msgspec.field(default_factory=list)
+    """Google Workspace domains (the ``hd`` claim) allowed to sign in; empty: any."""
+    allowed_emails: list[str] = msgspec.field(default_factory=list)
+    """Addresses allowed to sign in (besides allowed_domains); empty: any."""
+    clock_skew_seconds: Annotated[int, Meta(ge=0, le=300)] = 60
     jwt_secret: str = ""
+    """At least 32 bytes. Empty: generated once into the embedded data dir."""
     jwt_ttl_seconds: Annotated[int, Meta(ge=60, le=31_536_000)] = 86_400
     dev_login: bool = False
+    """Sign-in by email alone, for local use; only on a loopback address."""
 
 
 class LoggingConfig(_Section):
@@ -113,12 +126,43 @@ class Config(_Section):
     plugins: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """Each plugin's own table, ``[plugins.<name>]``, passed to it untouched."""
 
-    def __post_init__(self) -> None:
-        if self.redis.socket_timeout * 1000 <= self.streams.block_ms:
-            raise ValueError(
-                "redis.socket_timeout: must exceed streams.block_ms "
-                f"({self.streams.block_ms} ms), or a blocking read looks like a dead server"
+
+def cross_checks(config: Config) -> list[tuple[tuple[str, ...], str]]:
+    """Rules that span keys or sections: (the key to blame, the problem)."""
+    problems: list[tuple[tuple[str, ...], str]] = []
+    auth = config.auth
+    if auth.google_login and not auth.google_client_ids:
+        problems.append(
+            (
+                ("auth", "google_client_ids"),
+                "Google login is on (auth.google_login) but no client id is set; "
+                "set one, or google_login = false",
             )
+        )
+    if auth.jwt_secret and len(auth.jwt_secret.encode()) < 32:
+        problems.append((("auth", "jwt_secret"), "must be at least 32 bytes"))
+    if auth.dev_login and not is_loopback(config.server.host):
+        problems.append(
+            (("server", "host"), "dev login (auth.dev_login) is only allowed on a loopback address")
+        )
+    if config.redis.socket_timeout * 1000 <= config.streams.block_ms:
+        problems.append(
+            (
+                ("redis", "socket_timeout"),
+                f"must exceed streams.block_ms ({config.streams.block_ms} ms), "
+                "or a blocking read looks like a dead server",
+            )
+        )
+    return problems
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class LoadedConfig(Struct, frozen=True):
@@ -186,6 +230,8 @@ def load_config(
         config = msgspec.convert(tree, Config, strict=False)
     except msgspec.ValidationError as exc:
         raise _explain(exc, tree, origins, file_origin) from None
+    for key, problem in cross_checks(config):
+        raise _error(key, problem, tree, origins, file_origin)
     return LoadedConfig(config=config, path=path)
 
 
@@ -227,7 +273,11 @@ def _set(tree: dict[str, Any], key: tuple[str, ...], value: Any) -> None:
 
 def _env_value(key: tuple[str, ...], raw: str) -> Any:
     """Environment values are strings; lists are comma-separated."""
-    if key == ("auth", "google_client_ids"):
+    if key in {
+        ("auth", "google_client_ids"),
+        ("auth", "allowed_domains"),
+        ("auth", "allowed_emails"),
+    }:
         return [item.strip() for item in raw.split(",") if item.strip()]
     return raw
 
@@ -258,7 +308,7 @@ def _explain(
     match = _ERROR_PATH.match(str(exc))
     assert match is not None
     problem = match.group("problem").strip()
-    key = tuple(p for p in (match.group("path") or "").split(".") if p)
+    key: tuple[str, ...] = tuple(p for p in (match.group("path") or "").split(".") if p)
     # Unknown fields and __post_init__ checks name the field inside the message.
     unknown = _UNKNOWN_FIELD.match(problem)
     named = _NAMED_FIELD.match(problem)
@@ -268,6 +318,16 @@ def _explain(
         key, problem = (*key, *named.group(1).split(".")), named.group(2)
     if not key:
         return ConfigError(f"{file_origin}: {problem}")
+    return _error(key, problem, tree, origins, file_origin)
+
+
+def _error(
+    key: tuple[str, ...],
+    problem: str,
+    tree: dict[str, Any],
+    origins: dict[tuple[str, ...], str],
+    file_origin: str,
+) -> ConfigError:
     origin = next(
         (origins[key[:n]] for n in range(len(key), 0, -1) if key[:n] in origins),
         next((o for k, o in origins.items() if k[: len(key)] == key), file_origin),

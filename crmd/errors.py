@@ -33,6 +33,10 @@ class Unauthorized(CrmdError):
     status, code = 401, "unauthorized"
 
 
+class Forbidden(CrmdError):
+    status, code = 403, "forbidden"
+
+
 class NotFound(CrmdError):
     status, code = 404, "not_found"
 

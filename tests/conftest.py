@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -27,6 +28,7 @@ from crmd.services.embedded import (
     secantus_process,
     start_and_wait,
 )
+from crmd.store.indexes import ensure_indexes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -67,6 +69,9 @@ def make_test_config(services: Urls, **sections: dict[str, Any]) -> Config:
         ("streams", "block_ms"): 200,
         ("streams", "claim_idle_ms"): 300,
         ("streams", "claim_interval_ms"): 100,
+        ("auth", "google_login"): False,
+        ("auth", "dev_login"): True,
+        ("auth", "jwt_secret"): f"test-secret-{token}-{uuid.uuid4().hex}",
     }
     for section, values in sections.items():
         for key, value in values.items():
@@ -98,9 +103,18 @@ async def redis(config: Config) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-def runtime(config: Config, mongo: MongoClient, redis: Any) -> Runtime:
+async def runtime(config: Config, mongo: MongoClient, redis: Any) -> AsyncIterator[Runtime]:
     plugins = make_plugin_manager(config.plugins, entry_points=False)
-    return Runtime(config=config, mongo=mongo, redis=redis, plugins=plugins)
+    async with aiohttp.ClientSession() as http:
+        await ensure_indexes(mongo[config.mongodb.database])
+        yield Runtime(
+            config=config,
+            mongo=mongo,
+            redis=redis,
+            plugins=plugins,
+            http=http,
+            jwt_secret=config.auth.jwt_secret,
+        )
 
 
 @pytest.fixture

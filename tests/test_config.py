@@ -12,9 +12,13 @@ from crmd.config import ConfigError, load_config, redact_url
 REPO = Path(__file__).resolve().parent.parent
 
 
+LOCAL = "[auth]\ngoogle_login = false\n"
+
+
 def write(tmp_path: Path, text: str) -> Path:
+    """A config file; without an [auth] table of its own, Google login is off."""
     path = tmp_path / "crmd.toml"
-    path.write_text(text)
+    path.write_text(text if "[auth]" in text else text + "\n" + LOCAL)
     return path
 
 
@@ -51,6 +55,7 @@ def test_original_projects_variables_are_honoured(tmp_path: Path):
         "GEMINI_API_KEY": "g-key",
     }
     config = load_config(None, env, search=False).config
+    assert config.auth.google_login is True
     assert config.auth.google_client_ids == ["x.apps.googleusercontent.com"]
     assert config.auth.google_client_secret == "s3cret"
     assert config.mongodb.url == "mongodb://db.example:27017"
@@ -60,7 +65,11 @@ def test_original_projects_variables_are_honoured(tmp_path: Path):
 
 
 def test_crmd_variables_win_over_the_original_ones():
-    env = {"DB_URL": "mongodb://old", "CRMD_MONGODB__URL": "mongodb://new"}
+    env = {
+        "DB_URL": "mongodb://old",
+        "CRMD_MONGODB__URL": "mongodb://new",
+        "CRMD_AUTH__GOOGLE_LOGIN": "false",
+    }
     assert load_config(None, env, search=False).config.mongodb.url == "mongodb://new"
 
 
@@ -83,6 +92,21 @@ def test_crmd_variables_win_over_the_original_ones():
         ),
         ("[redis]\nsocket_timeout = 1\n", {}, "redis.socket_timeout = 1: must exceed"),
         ("[server\n", {}, "crmd.toml: not valid TOML"),
+        (
+            "[auth]\ngoogle_login = true\n",
+            {},
+            "crmd.toml: auth.google_client_ids: Google login is on",
+        ),
+        (
+            "",
+            {"CRMD_AUTH__JWT_SECRET": "short"},
+            "CRMD_AUTH__JWT_SECRET: auth.jwt_secret = '***': must be at least 32 bytes",
+        ),
+        (
+            "[server]\nhost = '0.0.0.0'\n[auth]\ngoogle_login = false\ndev_login = true\n",
+            {},
+            "crmd.toml: server.host = '0.0.0.0': dev login (auth.dev_login) is only allowed",
+        ),
     ],
 )
 def test_bad_values_name_the_key_the_problem_and_the_source(tmp_path, toml, env, expected):
@@ -93,7 +117,7 @@ def test_bad_values_name_the_key_the_problem_and_the_source(tmp_path, toml, env,
 
 
 def test_secrets_never_appear_in_errors(tmp_path: Path):
-    path = write(tmp_path, "[auth]\njwt_secret = 12345\n")
+    path = write(tmp_path, "[auth]\ngoogle_login = false\njwt_secret = 12345\n")
     with pytest.raises(ConfigError) as err:
         load_config(path, {})
     assert "12345" not in str(err.value) and "***" in str(err.value)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from crmd.services.embedded import free_port
+from tests.commands import crmd_token
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -84,6 +85,15 @@ def test_serve_notifies_ready_watchdog_stopping_and_leaves_nothing_behind(tmp_pa
         assert time.monotonic() - started < 30
         messages.append(notify.recv(4096).decode())
         assert messages[1] == "WATCHDOG=1"
+        # A script's token, made beside the running daemon, works against it.
+        made = crmd_token(tmp_path / "data", "ops@example.com")
+        assert made.returncode == 0, made.stderr
+        token = made.stdout.strip()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/user/me", headers={"x-access-token": token}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert json.loads(response.read())["user"]["email"] == "ops@example.com"
         servers = children_of(proc.pid)
         assert len(servers) == 2  # Redis and SecantusDB
         proc.send_signal(signal.SIGTERM)

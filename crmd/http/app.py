@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from crmd.auth import routes as auth_routes
+from crmd.auth.middleware import authenticate
 from crmd.http import health
 from crmd.http.keys import RUNTIME
 from crmd.http.middleware import errors, metrics, request_context
@@ -14,7 +16,10 @@ MAX_BODY = 1024**2
 
 
 def make_app(runtime: Runtime) -> web.Application:
-    app = web.Application(middlewares=[request_context, metrics, errors], client_max_size=MAX_BODY)
+    app = web.Application(
+        middlewares=[request_context, metrics, errors, authenticate], client_max_size=MAX_BODY
+    )
     app[RUNTIME] = runtime
     app.add_routes(health.routes)
+    app.add_routes(auth_routes.routes)
     return app

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import pluggy
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
+from crmd.auth.google import GoogleCerts
 from crmd.config import Config
 from crmd.services.connect import MongoClient
 from crmd.streams import StreamNames
@@ -24,8 +26,15 @@ class Runtime:
     mongo: MongoClient
     redis: Redis
     plugins: pluggy.PluginManager
+    http: aiohttp.ClientSession
+    """For calls crmd makes: Google, vendors, AI. Every call sets its own timeout."""
+    jwt_secret: str
     metrics: Metrics = field(default_factory=Metrics)
     supervisor: Supervisor | None = None
+    google_certs: GoogleCerts = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.google_certs = GoogleCerts(self.http, self.config.auth.google_certs_url)
 
     @property
     def db(self) -> AsyncDatabase[dict[str, Any]]:

@@ -17,8 +17,10 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 
+import aiohttp
 import structlog
 
+from crmd.auth.secret import SecretError, resolve_jwt_secret
 from crmd.config import Config, redact_url
 from crmd.errors import Unavailable
 from crmd.http.actor import HttpActor
@@ -109,7 +111,7 @@ async def serve(config: Config, environ: Mapping[str, str]) -> int:
             raise
         log.info("crmd.start_abandoned")
         return 0
-    except (StartupError, Unavailable, EmbeddedError) as exc:
+    except (StartupError, Unavailable, EmbeddedError, SecretError) as exc:
         log.error("crmd.start_failed", error=str(exc))
         raise StartupError(str(exc)) from None
     finally:
@@ -130,6 +132,7 @@ def ensure_can_listen(host: str, port: int) -> None:
 
 async def _start(config: Config, stack: contextlib.AsyncExitStack) -> Runtime:
     ensure_can_listen(config.server.host, config.server.port)
+    resolve_jwt_secret(config)  # before anything starts: no secret, no start
     urls = await stack.enter_async_context(
         embedded_services(
             config.mongodb.url,
@@ -145,8 +148,17 @@ async def _start(config: Config, stack: contextlib.AsyncExitStack) -> Runtime:
         urls.redis, config.redis.socket_timeout, config.redis.connect_timeout
     )
     stack.push_async_callback(redis.aclose)
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    stack.push_async_callback(http.close)
     plugins = make_plugin_manager(config.plugins)
-    runtime = Runtime(config=config, mongo=mongo, redis=redis, plugins=plugins)
+    runtime = Runtime(
+        config=config,
+        mongo=mongo,
+        redis=redis,
+        plugins=plugins,
+        http=http,
+        jwt_secret=resolve_jwt_secret(config),
+    )
     await prepare_storage(runtime)
     supervisor = Supervisor(
         build_actors(runtime),

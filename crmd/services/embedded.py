@@ -36,6 +36,13 @@ class EmbeddedError(Exception):
     """An embedded server could not be found, started or reached."""
 
 
+class DataDirBusy(EmbeddedError):
+    """Another crmd owns this data dir (and its embedded servers)."""
+
+
+URLS_FILE = "urls.json"
+
+
 class ServerProcess:
     """One child server: its command line, its log file and its process."""
 
@@ -202,7 +209,7 @@ def data_dir_lock(data_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            raise EmbeddedError(
+            raise DataDirBusy(
                 f"data dir {data_dir} is in use by another crmd (pid {handle.read().strip()})"
             ) from None
         handle.truncate(0)
@@ -247,4 +254,32 @@ async def embedded_services(
             await start_and_wait(server, timeout)
             stack.callback(server.stop)
             urls[name] = server.url
+        # So that `crmd token` and other commands can reach the servers of a running crmd.
+        published = data_dir / URLS_FILE
+        published.write_bytes(msgspec.json.encode(Urls(**urls)))
+        stack.callback(published.unlink, missing_ok=True)
         yield Urls(**urls)
+
+
+@contextlib.asynccontextmanager
+async def attach_services(
+    mongodb_url: str, redis_url: str, data_dir: Path, timeout: float
+) -> AsyncIterator[Urls]:
+    """For commands beside the daemon: the running crmd's embedded servers when it owns
+    the data dir, else servers started for the command (or the real URLs)."""
+    try:
+        async with embedded_services(mongodb_url, redis_url, data_dir, timeout) as urls:
+            yield urls
+            return
+    except DataDirBusy:
+        pass
+    try:
+        published = msgspec.json.decode((data_dir / URLS_FILE).read_bytes(), type=Urls)
+    except (OSError, msgspec.DecodeError) as exc:
+        raise EmbeddedError(
+            f"the crmd that owns {data_dir} has not published its servers: {exc}"
+        ) from None
+    yield Urls(
+        mongodb=published.mongodb if mongodb_url == "embedded" else mongodb_url,
+        redis=published.redis if redis_url == "embedded" else redis_url,
+    )

@@ -6,15 +6,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
-from pymongo import IndexModel
+from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 log = structlog.get_logger(__name__)
 
 IndexSpec = Mapping[str, Sequence[IndexModel]]
 
-# collection -> its indexes. Each domain package adds its collections here as it lands.
-INDEXES: IndexSpec = {}
+# collection -> its indexes, all declared here. Tenant data is led by userId; users are
+# the tenants themselves.
+INDEXES: IndexSpec = {
+    "users": (
+        IndexModel([("sub", ASCENDING)], unique=True, name="sub_unique"),
+        IndexModel([("email", ASCENDING)], name="email"),
+    ),
+}
 
 
 async def ensure_indexes(db: AsyncDatabase[dict[str, Any]], spec: IndexSpec = INDEXES) -> int:

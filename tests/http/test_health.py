@@ -115,7 +115,7 @@ async def test_metrics_show_stream_length_pending_and_lag(client: Any, runtime: 
 
 
 async def test_errors_use_the_one_json_shape_and_carry_a_request_id(client: Any):
-    response = await client.get("/api/v1/nothing-here")
+    response = await client.get("/nothing-here")
     assert response.status == 404
     assert await response.json() == {"error": {"code": "not_found", "message": "Not Found"}}
     assert len(response.headers["X-Request-ID"]) == 32

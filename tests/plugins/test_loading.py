@@ -14,6 +14,7 @@ from crmd.plugins.manager import describe, make_plugin_manager
 from crmd.runtime.context import Runtime
 from crmd.runtime.daemon import build_actors
 
+REPO = Path(__file__).resolve().parents[2]
 PLUGIN = """
 from crmd import hookimpl
 from crmd.runtime.actor import Actor, Health
@@ -64,7 +65,7 @@ def test_plugin_actors_run_under_the_supervisor_before_http(installed: Path, run
 def test_plugins_command_lists_them(installed: Path, tmp_path: Path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), *sys.path])}
     result = subprocess.run(
-        [sys.executable, "-m", "crmd", "plugins"],
+        [sys.executable, "-m", "crmd", "--config", str(REPO / "crmd.toml"), "plugins"],
         env=env,
         cwd=tmp_path,
         capture_output=True,

@@ -1,0 +1,75 @@
+"""Users: the tenants. Keyed by their identity provider's subject (Google's ``sub``, or
+``dev:<email>`` for dev login); every other document carries a user's id."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+Database = AsyncDatabase[dict[str, Any]]
+
+
+class User(msgspec.Struct, frozen=True):
+    id: str
+    email: str
+    name: str = ""
+    picture: str = ""
+
+    def public(self) -> dict[str, str]:
+        return {"id": self.id, "email": self.email, "name": self.name, "picture": self.picture}
+
+
+def _user(doc: dict[str, Any]) -> User:
+    return User(
+        id=str(doc["_id"]),
+        email=doc["email"],
+        name=doc.get("name", ""),
+        picture=doc.get("picture", ""),
+    )
+
+
+async def upsert_user(db: Database, sub: str, email: str, name: str, picture: str) -> User:
+    """Create the user on first sign-in; refresh email, name and picture after."""
+    now = datetime.now(UTC)
+    email = email.strip().lower()
+    doc = await db.users.find_one_and_update(
+        {"sub": sub},
+        {
+            "$set": {"email": email, "name": name, "picture": picture, "lastLoginAt": now},
+            "$setOnInsert": {"sub": sub, "createdAt": now},
+        },
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+    )
+    assert doc is not None  # upsert=True always leaves a document
+    return _user(doc)
+
+
+def dev_subject(email: str) -> str:
+    return f"dev:{email.lower()}"
+
+
+async def upsert_dev_user(db: Database, email: str) -> User:
+    email = email.strip().lower()
+    return await upsert_user(db, dev_subject(email), email, email.split("@", 1)[0], "")
+
+
+async def find_user(db: Database, user_id: str) -> User | None:
+    try:
+        oid = ObjectId(user_id)
+    except (InvalidId, TypeError):
+        return None
+    doc = await db.users.find_one({"_id": oid})
+    return _user(doc) if doc else None
+
+
+async def find_user_by_email(db: Database, email: str) -> User | None:
+    """The most recently active user with this email (Google accounts may share one)."""
+    doc = await db.users.find_one({"email": email.strip().lower()}, sort=[("lastLoginAt", -1)])
+    return _user(doc) if doc else None

@@ -1,0 +1,29 @@
+"""Request bodies decoded at the edge into msgspec Structs, errors naming the field."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import msgspec
+from aiohttp import web
+
+from crmd.errors import BadRequest, Unprocessable
+
+T = TypeVar("T")
+
+
+async def json_body(request: web.Request, schema: type[T]) -> T:
+    """``schema`` from the JSON body: 400 when it is not JSON, 422 naming the field
+    (``$.email``) when it does not fit."""
+    raw = await request.read()
+    if not raw.strip():
+        raise BadRequest("expected a JSON body", code="bad_json")
+    try:
+        return msgspec.json.decode(raw, type=schema)
+    except msgspec.ValidationError as exc:
+        message, _, path = str(exc).partition(" - at `")
+        raise Unprocessable(
+            message, details={"field": path.rstrip("`") or "$"}, code="invalid_body"
+        ) from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}", code="bad_json") from None

@@ -1,0 +1,137 @@
+"""Tenancy in one place: every read and write of tenant data goes through a
+TenantStore made for the signed-in user, which adds ``userId`` to every filter and every
+document. A handler cannot forget it, and cannot ask for another user's data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.command_cursor import AsyncCommandCursor
+from pymongo.asynchronous.cursor import AsyncCursor
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.results import DeleteResult, InsertManyResult, InsertOneResult, UpdateResult
+
+from crmd.errors import NotFound
+
+Doc = dict[str, Any]
+TENANT_KEY = "userId"
+
+TENANT_COLLECTIONS = frozenset(
+    {
+        "customers",
+        "orders",
+        "uploads",
+        "segments",
+        "campaigns",
+        "communication_log",
+        "receipt_events",
+    }
+)
+# Stages that read or write outside the scoped collection: not allowed through here.
+_UNSCOPED_STAGES = frozenset({"$lookup", "$unionWith", "$graphLookup", "$out", "$merge"})
+
+
+class TenancyError(Exception):
+    """A query tried to step outside its tenant. A bug in crmd, never a user error."""
+
+
+def object_id(text: str, what: str = "resource") -> ObjectId:
+    """A path id as an ObjectId; a malformed one is simply not found (404)."""
+    try:
+        return ObjectId(text)
+    except (InvalidId, TypeError):
+        raise NotFound(f"{what} {text!r} not found") from None
+
+
+class TenantStore:
+    def __init__(self, db: AsyncDatabase[Doc], user_id: str) -> None:
+        if not user_id:
+            raise TenancyError("a tenant store needs a user id")
+        self.db = db
+        self.user_id = user_id
+
+    def __getitem__(self, name: str) -> ScopedCollection:
+        if name not in TENANT_COLLECTIONS:
+            raise TenancyError(f"{name!r} is not a tenant collection")
+        return ScopedCollection(self.db[name], self.user_id)
+
+
+class ScopedCollection:
+    """The subset of a collection's API crmd uses, each call scoped to one user."""
+
+    def __init__(self, collection: AsyncCollection[Doc], user_id: str) -> None:
+        self.collection = collection
+        self.user_id = user_id
+
+    def scope(self, filter: Mapping[str, Any] | None = None) -> Doc:
+        scoped = dict(filter or {})
+        if scoped.get(TENANT_KEY, self.user_id) != self.user_id:
+            raise TenancyError("filter names another tenant")
+        scoped[TENANT_KEY] = self.user_id
+        return scoped
+
+    def _owned(self, doc: Mapping[str, Any]) -> Doc:
+        if doc.get(TENANT_KEY, self.user_id) != self.user_id:
+            raise TenancyError("document names another tenant")
+        return {**doc, TENANT_KEY: self.user_id}
+
+    def _update(self, update: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> Any:
+        stages = [update] if isinstance(update, Mapping) else list(update)
+        for stage in stages:
+            for operator, fields in stage.items():
+                if isinstance(fields, Mapping) and TENANT_KEY in fields:
+                    raise TenancyError(f"an update may not touch {TENANT_KEY} ({operator})")
+        return update
+
+    async def find_one(self, filter: Mapping[str, Any] | None = None, **kwargs: Any) -> Doc | None:
+        return await self.collection.find_one(self.scope(filter), **kwargs)
+
+    def find(self, filter: Mapping[str, Any] | None = None, **kwargs: Any) -> AsyncCursor[Doc]:
+        return self.collection.find(self.scope(filter), **kwargs)
+
+    async def count_documents(self, filter: Mapping[str, Any] | None = None) -> int:
+        return await self.collection.count_documents(self.scope(filter))
+
+    async def insert_one(self, doc: Mapping[str, Any]) -> InsertOneResult:
+        return await self.collection.insert_one(self._owned(doc))
+
+    async def insert_many(
+        self, docs: Iterable[Mapping[str, Any]], ordered: bool = False
+    ) -> InsertManyResult:
+        return await self.collection.insert_many([self._owned(d) for d in docs], ordered=ordered)
+
+    async def update_one(
+        self, filter: Mapping[str, Any], update: Mapping[str, Any], upsert: bool = False
+    ) -> UpdateResult:
+        return await self.collection.update_one(
+            self.scope(filter), self._update(update), upsert=upsert
+        )
+
+    async def update_many(
+        self, filter: Mapping[str, Any], update: Mapping[str, Any]
+    ) -> UpdateResult:
+        return await self.collection.update_many(self.scope(filter), self._update(update))
+
+    async def find_one_and_update(
+        self, filter: Mapping[str, Any], update: Mapping[str, Any], **kwargs: Any
+    ) -> Doc | None:
+        return await self.collection.find_one_and_update(
+            self.scope(filter), self._update(update), **kwargs
+        )
+
+    async def delete_one(self, filter: Mapping[str, Any]) -> DeleteResult:
+        return await self.collection.delete_one(self.scope(filter))
+
+    async def delete_many(self, filter: Mapping[str, Any] | None = None) -> DeleteResult:
+        return await self.collection.delete_many(self.scope(filter))
+
+    async def aggregate(self, pipeline: Sequence[Mapping[str, Any]]) -> AsyncCommandCursor[Doc]:
+        for stage in pipeline:
+            unscoped = _UNSCOPED_STAGES.intersection(stage)
+            if unscoped:
+                raise TenancyError(f"{sorted(unscoped)[0]} is not allowed on tenant data")
+        return await self.collection.aggregate([{"$match": self.scope()}, *pipeline])

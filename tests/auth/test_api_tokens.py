@@ -1,0 +1,94 @@
+"""The middleware: both headers work; every bad token is 401; dev login."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jwt
+import pytest
+
+from crmd.auth.tokens import issue_token
+from crmd.runtime.context import Runtime
+
+ME = "/api/v1/user/me"
+
+
+async def dev_login(client: Any, email: str = "dev@example.com") -> dict[str, Any]:
+    response = await client.post("/api/v1/user/dev-login", json={"email": email})
+    assert response.status == 200
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+async def test_bearer_and_x_access_token_both_work(client: Any):
+    body = await dev_login(client)
+    for headers in (
+        {"Authorization": f"Bearer {body['token']}"},
+        {"x-access-token": body["token"]},
+    ):
+        response = await client.get(ME, headers=headers)
+        assert response.status == 200
+        assert (await response.json())["user"]["email"] == "dev@example.com"
+
+
+async def test_dev_login_answers_like_login_and_is_stable(client: Any, runtime: Runtime):
+    first = await dev_login(client, "Dev@Example.com")
+    second = await dev_login(client, "dev@example.com")
+    assert first["message"] == "success"
+    assert first["user"] == second["user"]
+    assert set(first["user"]) == {"id", "email", "name", "picture"}
+    assert await runtime.db.users.count_documents({}) == 1
+
+
+@pytest.mark.parametrize("email", ["", "no-at-sign", "a@b", "x" * 250 + "@example.com"])
+async def test_dev_login_refuses_bad_emails_with_422(client: Any, email: str, runtime: Runtime):
+    response = await client.post("/api/v1/user/dev-login", json={"email": email})
+    assert response.status == 422
+    assert (await response.json())["error"]["details"] == {"field": "$.email"}
+    assert await runtime.db.users.count_documents({}) == 0
+
+
+async def test_dev_login_off_is_404(aiohttp_client: Any, runtime: Runtime):
+    import msgspec
+
+    from crmd.http.app import make_app
+
+    auth = msgspec.structs.replace(runtime.config.auth, dev_login=False)
+    runtime.config = msgspec.structs.replace(runtime.config, auth=auth)
+    client = await aiohttp_client(make_app(runtime))
+    response = await client.post("/api/v1/user/dev-login", json={"email": "a@b.co"})
+    assert response.status == 404
+
+
+def bad_tokens(runtime: Runtime, user_id: str) -> dict[str, str]:
+    secret = runtime.jwt_secret
+    return {
+        "malformed": "Bearer not-a-token",
+        "expired": "Bearer " + issue_token(user_id, "a@b.c", secret, 60, now=1_000_000),
+        "forged": "Bearer " + issue_token(user_id, "a@b.c", "f" * 40, 60),
+        "alg none": "Bearer " + jwt.encode({"sub": user_id}, None, algorithm="none"),
+        "wrong scheme": "Basic " + issue_token(user_id, "a@b.c", secret, 60),
+    }
+
+
+async def test_missing_or_bad_tokens_are_401(client: Any, runtime: Runtime):
+    user_id = (await dev_login(client))["user"]["id"]
+    response = await client.get(ME)
+    assert response.status == 401
+    assert (await response.json())["error"]["code"] == "unauthorized"
+    for case, header in bad_tokens(runtime, user_id).items():
+        response = await client.get(ME, headers={"Authorization": header})
+        assert response.status == 401, case
+        assert (await response.json())["error"]["code"] == "unauthorized", case
+
+
+async def test_a_token_for_a_deleted_user_is_401(client: Any, runtime: Runtime):
+    body = await dev_login(client)
+    await runtime.db.users.delete_many({})
+    response = await client.get(ME, headers={"Authorization": f"Bearer {body['token']}"})
+    assert response.status == 401
+    assert "no longer exists" in (await response.json())["error"]["message"]
+
+
+async def test_unknown_api_paths_need_a_token_too(client: Any):
+    assert (await client.get("/api/v1/customers-that-do-not-exist")).status == 401

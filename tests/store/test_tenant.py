@@ -1,0 +1,86 @@
+"""The tenant store against the real database: two users, no crossing."""
+
+from __future__ import annotations
+
+import pytest
+from bson import ObjectId
+
+from crmd.errors import NotFound
+from crmd.runtime.context import Runtime
+from crmd.store.tenant import TenancyError, TenantStore, object_id
+
+ALICE, BOB = str(ObjectId()), str(ObjectId())
+
+
+@pytest.fixture
+async def stores(runtime: Runtime) -> tuple[TenantStore, TenantStore]:
+    alice, bob = TenantStore(runtime.db, ALICE), TenantStore(runtime.db, BOB)
+    await alice["customers"].insert_many([{"email": f"a{i}@x.io", "spend": i} for i in range(3)])
+    await bob["customers"].insert_many([{"email": "b@x.io", "spend": 100}])
+    return alice, bob
+
+
+async def test_reads_and_counts_see_only_the_users_own_documents(stores):
+    alice, bob = stores
+    assert await alice["customers"].count_documents() == 3
+    assert await bob["customers"].count_documents({"spend": {"$gte": 0}}) == 1
+    assert [d["email"] async for d in bob["customers"].find()] == ["b@x.io"]
+    assert await alice["customers"].find_one({"email": "b@x.io"}) is None
+
+
+async def test_writes_cannot_reach_another_users_documents(stores, runtime: Runtime):
+    alice, bob = stores
+    bobs = await bob["customers"].find_one({})
+    assert (
+        await alice["customers"].update_one({"_id": bobs["_id"]}, {"$set": {"spend": 0}})
+    ).matched_count == 0
+    assert (await alice["customers"].delete_many({"_id": bobs["_id"]})).deleted_count == 0
+    assert (await alice["customers"].delete_many()).deleted_count == 3
+    assert await runtime.db.customers.count_documents({}) == 1
+    assert (await bob["customers"].find_one({}))["spend"] == 100
+
+
+async def test_inserted_documents_carry_the_owner(stores, runtime: Runtime):
+    owners = await runtime.db.customers.distinct("userId", {"email": {"$regex": "^a"}})
+    assert owners == [ALICE]
+
+
+async def test_upserts_land_in_the_owners_data(runtime: Runtime):
+    alice = TenantStore(runtime.db, ALICE)
+    await alice["segments"].update_one(
+        {"name": "vip"}, {"$set": {"rule": "spend > 1"}}, upsert=True
+    )
+    assert (await runtime.db.segments.find_one({"name": "vip"}))["userId"] == ALICE
+
+
+async def test_aggregations_are_scoped_and_cannot_join_out(stores):
+    alice, _ = stores
+    cursor = await alice["customers"].aggregate([{"$group": {"_id": None, "n": {"$sum": 1}}}])
+    assert [d["n"] async for d in cursor] == [3]
+    with pytest.raises(TenancyError):
+        await alice["customers"].aggregate(
+            [{"$lookup": {"from": "customers", "as": "all", "pipeline": []}}]
+        )
+
+
+async def test_naming_another_tenant_is_refused(stores):
+    alice, _ = stores
+    with pytest.raises(TenancyError):
+        await alice["customers"].count_documents({"userId": BOB})
+    with pytest.raises(TenancyError):
+        await alice["customers"].insert_one({"userId": BOB, "email": "x@y.z"})
+    with pytest.raises(TenancyError):
+        await alice["customers"].update_many({}, {"$set": {"userId": BOB}})
+
+
+def test_only_tenant_collections_are_served(runtime: Runtime):
+    with pytest.raises(TenancyError):
+        TenantStore(runtime.db, ALICE)["users"]
+    with pytest.raises(TenancyError):
+        TenantStore(runtime.db, "")
+
+
+def test_malformed_ids_are_not_found():
+    with pytest.raises(NotFound):
+        object_id("not-an-id", "segment")
+    assert object_id(ALICE) == ObjectId(ALICE)

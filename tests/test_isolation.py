@@ -1,0 +1,78 @@
+"""Two users, every route of the API: neither sees, counts, changes or deletes the
+other's data. Every /api/v1 route must appear in ISOLATION or PUBLIC below, so a new
+route fails this test until its isolation check is written."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from bson import ObjectId
+
+from crmd.http.app import make_app
+from crmd.runtime.context import Runtime
+
+Headers = dict[str, str]
+Check = Callable[[Any, Headers, Headers, dict[str, Any], dict[str, Any]], Awaitable[None]]
+
+PUBLIC = {
+    ("POST", "/api/v1/user/oauth"),
+    ("GET", "/api/v1/user/oauth"),
+    ("POST", "/api/v1/user/dev-login"),
+}
+
+
+async def me_is_each_users_own(
+    client: Any, alice: Headers, bob: Headers, alice_user: dict[str, Any], bob_user: dict[str, Any]
+) -> None:
+    seen_by_alice = await (await client.get("/api/v1/user/me", headers=alice)).json()
+    seen_by_bob = await (await client.get("/api/v1/user/me", headers=bob)).json()
+    assert seen_by_alice["user"] == alice_user
+    assert seen_by_bob["user"] == bob_user
+
+
+ISOLATION: dict[tuple[str, str], Check] = {
+    ("GET", "/api/v1/user/me"): me_is_each_users_own,
+}
+
+
+def api_routes(runtime: Runtime) -> set[tuple[str, str]]:
+    app = make_app(runtime)
+    return {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.resource is not None
+        and route.resource.canonical.startswith("/api/v1/")
+        and route.method != "HEAD"
+    }
+
+
+def test_every_api_route_has_an_isolation_check_or_is_public(runtime: Runtime):
+    routes = api_routes(runtime)
+    missing = routes - PUBLIC - ISOLATION.keys()
+    assert not missing, f"routes without an isolation check: {sorted(missing)}"
+    assert not (PUBLIC | ISOLATION.keys()) - routes, "the tables name routes that are gone"
+
+
+async def test_every_private_route_refuses_a_caller_without_a_token(client: Any, runtime: Runtime):
+    for method, path in sorted(ISOLATION):
+        concrete = re.sub(r"\{[^}]+\}", str(ObjectId()), path)
+        response = await client.request(method, concrete)
+        assert response.status == 401, (method, path)
+
+
+@pytest.fixture
+async def two_users(client: Any) -> tuple[Headers, Headers, dict[str, Any], dict[str, Any]]:
+    signed = []
+    for email in ("alice@example.com", "bob@example.com"):
+        response = await client.post("/api/v1/user/dev-login", json={"email": email})
+        signed.append(await response.json())
+    alice, bob = ({"Authorization": f"Bearer {s['token']}"} for s in signed)
+    return alice, bob, signed[0]["user"], signed[1]["user"]
+
+
+@pytest.mark.parametrize("route", sorted(ISOLATION))
+async def test_two_users_never_cross(route: tuple[str, str], client: Any, two_users: Any):
+    await ISOLATION[route](client, *two_users)
