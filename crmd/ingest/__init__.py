@@ -1,0 +1,1 @@
+"""CSV ingestion: parse and validate uploads, publish them in chunks, persist them."""

@@ -1,0 +1,153 @@
+"""From the bytes of an upload to validated chunks of rows. Synchronous and free of I/O:
+the HTTP shell feeds it byte chunks from a worker thread and gives it a sink.
+
+The whole file is parsed before anything is queued, so a file refused half way (bad
+UTF-8, a quoting error, too many rows) leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Protocol
+
+import msgspec
+
+from crmd.ingest.errors import FileProblem, RowError
+from crmd.ingest.headers import match_columns
+from crmd.ingest.rows import CustomerRow, OrderRow, validate
+
+BOM = b"\xef\xbb\xbf"
+
+
+class Limits(msgspec.Struct, frozen=True):
+    max_bytes: int = 100 * 1024 * 1024
+    max_rows: int = 1_000_000
+    max_columns: int = 100
+    max_field_bytes: int = 64 * 1024
+    chunk_rows: int = 500
+    errors_kept: int = 1000
+
+
+class Sink(Protocol):
+    """Where parsing puts its output: chunks of valid rows and every rejected row."""
+
+    def chunk(self, rows: list[CustomerRow] | list[OrderRow]) -> None: ...
+
+    def reject(self, error: RowError, values: list[str]) -> None: ...
+
+
+class Summary(msgspec.Struct):
+    received: int = 0
+    valid: int = 0
+    rejected: int = 0
+    chunks: int = 0
+    errors: list[RowError] = msgspec.field(default_factory=list)
+    """The first ``errors_kept`` row errors; the sink has all of them."""
+
+
+def decoded_lines(chunks: Iterable[bytes], max_bytes: int) -> Iterator[str]:
+    """UTF-8 lines with their endings, BOM removed. A newline byte never occurs inside a
+    multi-byte UTF-8 sequence, so splitting the bytes on it first is safe, and an
+    invalid byte is reported with its line."""
+    pending = b""
+    line = 0
+    total = 0
+    bom_checked = False
+    for chunk in chunks:
+        total += len(chunk)
+        if total > max_bytes:
+            raise FileProblem(413, "file_too_large", f"the file is larger than {max_bytes} bytes")
+        pending += chunk
+        if not bom_checked and len(pending) >= len(BOM):
+            pending, bom_checked = pending.removeprefix(BOM), True
+        if b"\n" not in chunk:
+            continue
+        parts = pending.split(b"\n")
+        pending = parts.pop()
+        for raw in parts:
+            line += 1
+            yield _decode(raw + b"\n", line)
+    if not bom_checked:
+        pending = pending.removeprefix(BOM)
+    if pending:
+        yield _decode(pending, line + 1)
+
+
+def _decode(raw: bytes, line: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileProblem(
+            422,
+            "invalid_utf8",
+            f"line {line} is not valid UTF-8 (byte {exc.start + 1})",
+            line=line,
+        ) from None
+
+
+def parse_upload(
+    chunks: Iterable[bytes],
+    kind: str,
+    mapping: Mapping[str, str],
+    limits: Limits,
+    sink: Sink,
+) -> Summary:
+    """Parse and validate the whole upload into ``sink``; raise FileProblem to refuse it."""
+    # csv's field limit is process-wide; crmd sets the same configured value every time.
+    csv.field_size_limit(limits.max_field_bytes)
+    reader = csv.reader(decoded_lines(chunks, limits.max_bytes), strict=True)
+    summary = Summary()
+    try:
+        header = next(reader, None)
+        while header is not None and not any(h.strip() for h in header):
+            header = next(reader, None)  # blank lines before the header
+        if header is None:
+            raise FileProblem(422, "empty_file", "the file has no header row")
+        if len(header) > limits.max_columns:
+            raise FileProblem(
+                422,
+                "too_many_columns",
+                f"{len(header)} columns; at most {limits.max_columns}",
+                line=1,
+            )
+        columns = match_columns(header, kind, mapping)
+        batch: list[CustomerRow | OrderRow] = []
+        end = reader.line_num
+        for values in reader:
+            start, end = end + 1, reader.line_num
+            if not values or (len(values) == 1 and not values[0].strip()):
+                continue  # blank line
+            summary.received += 1
+            if summary.received > limits.max_rows:
+                raise FileProblem(
+                    413, "too_many_rows", f"more than {limits.max_rows} rows", line=start
+                )
+            result = validate(values, start, kind, columns)
+            if isinstance(result, RowError):
+                summary.rejected += 1
+                if len(summary.errors) < limits.errors_kept:
+                    summary.errors.append(result)
+                sink.reject(result, values)
+                continue
+            summary.valid += 1
+            batch.append(result)
+            if len(batch) >= limits.chunk_rows:
+                sink.chunk(batch)  # type: ignore[arg-type]
+                summary.chunks += 1
+                batch = []
+        if batch:
+            sink.chunk(batch)  # type: ignore[arg-type]
+            summary.chunks += 1
+    except csv.Error as exc:
+        line = reader.line_num
+        message = str(exc)
+        if "field larger than field limit" in message:
+            raise FileProblem(
+                422,
+                "field_too_large",
+                f"a field on line {line} is larger than {limits.max_field_bytes} bytes",
+                line=line,
+            ) from None
+        raise FileProblem(422, "bad_csv", f"line {line}: {message}", line=line) from None
+    return summary

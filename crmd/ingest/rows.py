@@ -1,0 +1,188 @@
+"""One CSV row to one validated record. Pure: values in, a record or a RowError out."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import msgspec
+
+from crmd.ingest.errors import RowError
+from crmd.ingest.headers import Columns
+
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+$")
+_NUMBER = re.compile(r"^(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
+_INTEGER = re.compile(r"^(?:\d{1,3}(?:,\d{3})+|\d+)$")
+MAX_TEXT = 1000
+
+
+class CustomerRow(msgspec.Struct, array_like=True, omit_defaults=True):
+    line: int
+    name: str
+    email: str
+    customer_external_id: str = ""
+    phone: str = ""
+    location: str = ""
+    spend: float = 0.0
+    visits: int = 0
+    lastActive: datetime | None = None
+    attrs: dict[str, str] = {}
+
+    @property
+    def key(self) -> str:
+        return f"x:{self.customer_external_id}" if self.customer_external_id else f"e:{self.email}"
+
+
+class OrderRow(msgspec.Struct, array_like=True, omit_defaults=True):
+    line: int
+    amount: float
+    orderDate: datetime
+    customer_external_id: str = ""
+    customerEmail: str = ""
+    order_external_id: str = ""
+    items: list[str] = []
+
+
+class Invalid(Exception):
+    def __init__(self, field: str, code: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.code, self.message = field, code, message
+
+
+def _text(value: str, field: str, required: bool = False) -> str:
+    value = value.strip()
+    if required and not value:
+        raise Invalid(field, "required", f"{field} is required")
+    if len(value) > MAX_TEXT:
+        raise Invalid(field, "too_long", f"{field} is longer than {MAX_TEXT} characters")
+    return value
+
+
+def _email(value: str, field: str, required: bool) -> str:
+    value = value.strip().lower()
+    if not value:
+        if required:
+            raise Invalid(field, "required", f"{field} is required")
+        return ""
+    if len(value) > 254 or not _EMAIL.match(value):
+        raise Invalid(field, "invalid_email", f"{field} {value[:80]!r} is not an email address")
+    return value
+
+
+def parse_number(value: str, field: str, integer: bool = False) -> float:
+    """``1234``, ``1,234.50`` (thousands separators must group by three); never negative."""
+    text = value.strip()
+    if text.startswith("-"):
+        raise Invalid(field, "negative", f"{field} must be 0 or more, not {text[:40]!r}")
+    if not (_INTEGER if integer else _NUMBER).match(text):
+        kind = "a whole number" if integer else "a number"
+        raise Invalid(field, "not_a_number", f"{field} must be {kind}, not {text[:40]!r}")
+    return float(text.replace(",", ""))
+
+
+def parse_date(value: str, field: str) -> datetime:
+    """``YYYY-MM-DD`` or ISO 8601 with or without time and zone; naive means UTC."""
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise Invalid(
+            field,
+            "invalid_date",
+            f"{field} must be a date like 2024-05-31 or 2024-05-31T10:00:00Z, not {text[:40]!r}",
+        ) from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def parse_items(value: str) -> list[str]:
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            items = msgspec.json.decode(text, type=list[str | int | float])
+        except msgspec.DecodeError:
+            raise Invalid("items", "invalid_items", "items is not a JSON list") from None
+        except msgspec.ValidationError:
+            raise Invalid("items", "invalid_items", "items must list names or codes") from None
+        return [str(i) for i in items]
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _get(values: Sequence[str], index: int | None) -> str:
+    if index is None or index >= len(values):
+        return ""
+    return values[index]
+
+
+def customer_row(values: Sequence[str], line: int, columns: Columns) -> CustomerRow:
+    """Raises Invalid naming the field when a value is wrong."""
+    f = columns.fields
+    spend = _get(values, f.get("spend")).strip()
+    visits = _get(values, f.get("visits")).strip()
+    last = _get(values, f.get("lastActive")).strip()
+    attrs = {
+        name: values[i].strip()
+        for name, i in columns.attrs.items()
+        if i < len(values) and values[i].strip()
+    }
+    return CustomerRow(
+        line=line,
+        name=_text(_get(values, f.get("name")), "name", required=True),
+        email=_email(_get(values, f.get("email")), "email", required=True),
+        customer_external_id=_text(
+            _get(values, f.get("customer_external_id")), "customer_external_id"
+        ),
+        phone=_text(_get(values, f.get("phone")), "phone"),
+        location=_text(_get(values, f.get("location")), "location"),
+        spend=parse_number(spend, "spend") if spend else 0.0,
+        visits=int(parse_number(visits, "visits", integer=True)) if visits else 0,
+        lastActive=parse_date(last, "lastActive") if last else None,
+        attrs=attrs,
+    )
+
+
+def order_row(values: Sequence[str], line: int, columns: Columns) -> OrderRow:
+    f = columns.fields
+    external = _text(_get(values, f.get("customer_external_id")), "customer_external_id")
+    email = _email(_get(values, f.get("customerEmail")), "customerEmail", required=False)
+    if not external and not email:
+        field = "customer_external_id" if "customer_external_id" in f else "customerEmail"
+        raise Invalid(field, "required", "the order names no customer")
+    amount = _get(values, f.get("amount")).strip()
+    if not amount:
+        raise Invalid("amount", "required", "amount is required")
+    date = _get(values, f.get("orderDate")).strip()
+    if not date:
+        raise Invalid("orderDate", "required", "orderDate is required")
+    return OrderRow(
+        line=line,
+        amount=parse_number(amount, "amount"),
+        orderDate=parse_date(date, "orderDate"),
+        customer_external_id=external,
+        customerEmail=email,
+        order_external_id=_text(_get(values, f.get("order_external_id")), "order_external_id"),
+        items=parse_items(_get(values, f.get("items"))),
+    )
+
+
+def validate(
+    values: Sequence[str], line: int, kind: str, columns: Columns
+) -> CustomerRow | OrderRow | RowError:
+    """The row as a record, or the first problem with it."""
+    if len(values) > len(columns.headers):
+        return RowError(
+            line,
+            "",
+            "extra_fields",
+            f"{len(values)} fields where the header has {len(columns.headers)}",
+        )
+    try:
+        if kind == "customers":
+            return customer_row(values, line, columns)
+        return order_row(values, line, columns)
+    except Invalid as exc:
+        index = columns.fields.get(exc.field)
+        column = columns.headers[index] if index is not None else exc.field
+        return RowError(line, column, exc.code, exc.message)
