@@ -54,7 +54,9 @@ def parse_mapping(raw: str | None) -> dict[str, str]:
     try:
         mapping = msgspec.json.decode(raw, type=dict[str, str])
     except msgspec.DecodeError as exc:
-        raise FileProblem(400, "bad_mapping", f"mapping is not a JSON object of strings: {exc}")
+        raise FileProblem(
+            400, "bad_mapping", f"mapping is not a JSON object of strings: {exc}"
+        ) from None
     return mapping
 
 
@@ -87,23 +89,23 @@ def match_columns(
                 "bad_mapping",
                 f"mapping names unknown field {field!r}; fields are {', '.join(fields_spec)}",
             )
-        index = seen.get(normalise(column))
-        if index is None:
+        mapped = seen.get(normalise(column))
+        if mapped is None:
             raise FileProblem(
                 422,
                 "bad_mapping",
                 f"mapping for {field!r} names column {column!r}, which the file does not have",
             )
-        fields[field] = index
+        fields[field] = mapped
     taken = set(fields.values())
     for field, aliases in fields_spec.items():
         if field in fields:
             continue
         for alias in aliases:
-            index = seen.get(alias)
-            if index is not None and index not in taken:
-                fields[field] = index
-                taken.add(index)
+            found = seen.get(alias)
+            if found is not None and found not in taken:
+                fields[field] = found
+                taken.add(found)
                 break
     required = CUSTOMER_REQUIRED if kind == "customers" else ORDER_REQUIRED
     missing = [f for f in required if f not in fields]

@@ -79,7 +79,7 @@ def test_other_crm_export_aliases_and_custom_attributes():
         "Full Name,Email Address,Total-Spend,visit_count,Last Visit,Mobile,Loyalty Tier\n"
         'Zoe,zoe@x.io,"2,000",3,2024-01-02T03:04:05Z,555,Gold\n'
     )
-    summary, sink = parse(data)
+    _, sink = parse(data)
     [zoe] = sink.rows
     assert (zoe.name, zoe.spend, zoe.visits, zoe.phone) == ("Zoe", 2000, 3, "555")
     assert zoe.attrs == {"loyalty_tier": "Gold"}
@@ -87,9 +87,7 @@ def test_other_crm_export_aliases_and_custom_attributes():
 
 def test_explicit_mapping_overrides_aliases():
     data = "Customer,Mail,Total Spent,spend\nQ,q@x.io,700,1\n"
-    summary, sink = parse(
-        data, mapping={"name": "Customer", "email": "Mail", "spend": "Total Spent"}
-    )
+    _, sink = parse(data, mapping={"name": "Customer", "email": "Mail", "spend": "Total Spent"})
     assert sink.rows[0].spend == 700
     assert sink.rows[0].attrs == {"spend": "1"}
 
