@@ -109,6 +109,17 @@ class StreamsConfig(_Section):
     processes share one host, so that each drains only its own pending entries."""
 
 
+class IngestConfig(_Section):
+    max_file_bytes: Annotated[int, Meta(ge=1024)] = 100 * 1024 * 1024
+    max_rows: Annotated[int, Meta(ge=1)] = 1_000_000
+    max_columns: Annotated[int, Meta(ge=2, le=10_000)] = 100
+    max_field_bytes: Annotated[int, Meta(ge=64, le=16 * 1024 * 1024)] = 64 * 1024
+    chunk_rows: Annotated[int, Meta(ge=1, le=10_000)] = 500
+    spool_dir: str = ""
+    """Where an upload's parsed rows wait until the whole file has passed; empty means
+    the system's temporary directory."""
+
+
 class SupervisorConfig(_Section):
     restart_initial_delay: Seconds = 0.5
     restart_max_delay: Seconds = 30.0
@@ -123,6 +134,7 @@ class Config(_Section):
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     streams: StreamsConfig = msgspec.field(default_factory=StreamsConfig)
     supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
+    ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
     plugins: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """Each plugin's own table, ``[plugins.<name>]``, passed to it untouched."""
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 log = structlog.get_logger(__name__)
@@ -19,6 +19,38 @@ INDEXES: IndexSpec = {
     "users": (
         IndexModel([("sub", ASCENDING)], unique=True, name="sub_unique"),
         IndexModel([("email", ASCENDING)], name="email"),
+    ),
+    "customers": (
+        IndexModel(
+            [("userId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
+            name="user_newest",
+        ),
+        IndexModel(
+            [("userId", ASCENDING), ("customer_external_id", ASCENDING)], name="user_external_id"
+        ),
+        IndexModel([("userId", ASCENDING), ("email", ASCENDING)], name="user_email"),
+    ),
+    "orders": (
+        IndexModel(
+            [("userId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
+            name="user_newest",
+        ),
+        IndexModel(
+            [("userId", ASCENDING), ("customer_external_id", ASCENDING)],
+            name="user_customer_external_id",
+        ),
+        IndexModel(
+            [("userId", ASCENDING), ("customerEmail", ASCENDING)], name="user_customer_email"
+        ),
+    ),
+    "uploads": (
+        IndexModel([("userId", ASCENDING), ("createdAt", DESCENDING)], name="user_newest"),
+    ),
+    "upload_errors": (
+        IndexModel(
+            [("userId", ASCENDING), ("uploadId", ASCENDING), ("line", ASCENDING)],
+            name="user_upload_line",
+        ),
     ),
 }
 

@@ -9,11 +9,18 @@ from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
+from pymongo import UpdateOne, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.command_cursor import AsyncCommandCursor
 from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.results import DeleteResult, InsertManyResult, InsertOneResult, UpdateResult
+from pymongo.results import (
+    BulkWriteResult,
+    DeleteResult,
+    InsertManyResult,
+    InsertOneResult,
+    UpdateResult,
+)
 
 from crmd.errors import NotFound
 
@@ -29,6 +36,7 @@ TENANT_COLLECTIONS = frozenset(
         "campaigns",
         "communication_log",
         "receipt_events",
+        "upload_errors",
     }
 )
 # Stages that read or write outside the scoped collection: not allowed through here.
@@ -48,16 +56,20 @@ def object_id(text: str, what: str = "resource") -> ObjectId:
 
 
 class TenantStore:
-    def __init__(self, db: AsyncDatabase[Doc], user_id: str) -> None:
+    def __init__(self, db: AsyncDatabase[Doc], user_id: str, *, majority: bool = False) -> None:
+        """``majority``: writes wait for a majority of the replica set (imports use it)."""
         if not user_id:
             raise TenancyError("a tenant store needs a user id")
         self.db = db
         self.user_id = user_id
+        self.write_concern = WriteConcern("majority") if majority else None
 
     def __getitem__(self, name: str) -> ScopedCollection:
         if name not in TENANT_COLLECTIONS:
             raise TenancyError(f"{name!r} is not a tenant collection")
-        return ScopedCollection(self.db[name], self.user_id)
+        return ScopedCollection(
+            self.db.get_collection(name, write_concern=self.write_concern), self.user_id
+        )
 
 
 class ScopedCollection:
@@ -122,6 +134,13 @@ class ScopedCollection:
         return await self.collection.find_one_and_update(
             self.scope(filter), self._update(update), **kwargs
         )
+
+    async def bulk_update(
+        self, updates: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]], upsert: bool = False
+    ) -> BulkWriteResult:
+        """One unordered bulk write of (filter, update) pairs, each filter scoped."""
+        operations = [UpdateOne(self.scope(f), self._update(u), upsert=upsert) for f, u in updates]
+        return await self.collection.bulk_write(operations, ordered=False)
 
     async def delete_one(self, filter: Mapping[str, Any]) -> DeleteResult:
         return await self.collection.delete_one(self.scope(filter))

@@ -35,6 +35,11 @@ class Entry(msgspec.Struct, frozen=True):
     """How many times this entry has been delivered, this time included."""
 
 
+class DeadLetterHook(Protocol):
+    async def __call__(self, entry: Entry, reason: str, /) -> None:
+        """Told of an entry given up on, after it is in the dead-letter stream."""
+
+
 class Handler(Protocol):
     async def __call__(self, entries: Sequence[Entry], /) -> None:
         """Apply ``entries`` idempotently and commit; raise if any could not be applied."""
@@ -90,6 +95,7 @@ class StreamWorker:
         handler: Handler,
         settings: StreamsConfig,
         metrics: Metrics | None = None,
+        on_dead: DeadLetterHook | None = None,
     ) -> None:
         self.redis = redis
         self.stream = stream
@@ -98,6 +104,7 @@ class StreamWorker:
         self.handler = handler
         self.settings = settings
         self.metrics = metrics
+        self.on_dead = on_dead
         self.dead_letters = dead_letter_stream(stream)
         self._next_claim = 0.0
         self._next_trim = 0.0
@@ -251,6 +258,11 @@ class StreamWorker:
             "stream.dead_lettered", entry_id=entry.id, deliveries=entry.deliveries, error=reason
         )
         self._count("dead", 1)
+        if self.on_dead is not None:
+            try:
+                await self.on_dead(entry, reason)
+            except Exception:
+                self.log.exception("stream.dead_letter_hook_failed", entry_id=entry.id)
 
     def _count(self, outcome: str, n: int) -> None:
         if self.metrics is not None and n:

@@ -1,0 +1,32 @@
+"""The ingest stream's entries: one chunk of validated rows each, msgpack-encoded."""
+
+from __future__ import annotations
+
+import msgspec
+
+from crmd.ingest.rows import CustomerRow, OrderRow
+
+FIELD = b"chunk"
+
+
+class IngestChunk(msgspec.Struct, array_like=True, omit_defaults=True):
+    upload: str
+    user: str
+    kind: str
+    seq: int
+    accepted_ms: int
+    """When the upload was accepted: with a row's line it orders writes, so that the
+    later upload (and, inside one, the later row) wins whatever order chunks land in."""
+    customers: list[CustomerRow] = []
+    orders: list[OrderRow] = []
+
+    @property
+    def size(self) -> int:
+        return len(self.customers) + len(self.orders)
+
+    def version(self, line: int) -> str:
+        return f"{self.accepted_ms:014d}{line:09d}"
+
+
+encode = msgspec.msgpack.Encoder().encode
+decode = msgspec.msgpack.Decoder(IngestChunk).decode
