@@ -35,8 +35,8 @@ class Spool:
     ) -> None:
         self.upload, self.user, self.kind, self.accepted_ms = upload, user, kind, accepted_ms
         # Closed by close(); unlinked at once, so nothing is left even after a crash.
-        self._chunks: IO[bytes] = tempfile.TemporaryFile(dir=directory, prefix="crmd-chunks-")  # noqa: SIM115
-        self._rejects: IO[bytes] = tempfile.TemporaryFile(dir=directory, prefix="crmd-rejects-")  # noqa: SIM115
+        self._chunks: IO[bytes] = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115
+        self._rejects: IO[bytes] = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115
         self.seq = 0
 
     def chunk(self, rows: list[CustomerRow] | list[OrderRow]) -> None:
