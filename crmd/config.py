@@ -14,7 +14,6 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 from msgspec import Meta, Struct
@@ -346,7 +345,9 @@ def _error(
     )
     dotted = ".".join(key)
     value = _lookup(tree, key)
-    shown = "" if value is _MISSING else f" = {redact_value(key[-1], value)!r}"
+    # An unknown key may be a misspelt secret: never echo its value.
+    hidden = value is _MISSING or problem == "unknown setting"
+    shown = "" if hidden else f" = {redact_value(key[-1], value)!r}"
     return ConfigError(f"{origin}: {dotted}{shown}: {problem}")
 
 
@@ -372,12 +373,18 @@ def redact_value(key: str, value: Any) -> Any:
 
 
 def redact_url(url: str) -> str:
-    """``mongodb://user:pw@host/db`` → ``mongodb://user:***@host/db``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "***"
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+    """``mongodb://user:pw@host/db`` → ``mongodb://user:***@host/db``; a password in the
+    query string goes too. Works on the text, not a parse, so that malformed URLs (an
+    unescaped ``/`` or ``#`` in a password) are cut as well."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "***" if "@" in url else url
+    if "@" in rest:
+        userinfo, host = rest.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0] if ":" in userinfo else userinfo
+        rest = f"{user}:***@{host}" if ":" in userinfo else rest
+    rest = _QUERY_SECRET.sub(r"\1=***", rest)
+    return f"{scheme}://{rest}"
+
+
+_QUERY_SECRET = re.compile(r"((?:password|pass|secret|token|key)[^=&]*)=[^&#]*", re.I)

@@ -78,7 +78,7 @@ def test_crmd_variables_win_over_the_original_ones():
     [
         ("[server]\nport = 'eighty'\n", {}, "crmd.toml: server.port = 'eighty': Expected `int`"),
         ("[server]\nport = 70000\n", {}, "server.port = 70000: Expected `int` <= 65535"),
-        ("[server]\nprot = 1\n", {}, "crmd.toml: server.prot = 1: unknown setting"),
+        ("[server]\nprot = 1\n", {}, "crmd.toml: server.prot: unknown setting"),
         ("[logging]\nlevel = 'loud'\n", {}, "logging.level = 'loud': must be one of"),
         (
             "",
@@ -123,9 +123,25 @@ def test_secrets_never_appear_in_errors(tmp_path: Path):
     assert "12345" not in str(err.value) and "***" in str(err.value)
 
 
-def test_url_passwords_are_redacted():
-    assert redact_url("mongodb://app:hunter2@db:27017/x") == "mongodb://app:***@db:27017/x"
-    assert redact_url("redis://localhost:6379/0") == "redis://localhost:6379/0"
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("mongodb://app:hunter2@db:27017/x", "mongodb://app:***@db:27017/x"),
+        ("redis://localhost:6379/0", "redis://localhost:6379/0"),
+        ("mongodb://u:p/ss@h:1/db", "mongodb://u:***@h:1/db"),
+        ("redis://:pa#ss@h:6379", "redis://:***@h:6379"),
+        ("redis://h:6379/0?password=hunter2&db=1", "redis://h:6379/0?password=***&db=1"),
+    ],
+)
+def test_url_passwords_are_redacted(url: str, shown: str):
+    assert redact_url(url) == shown
+
+
+def test_a_misspelt_secret_is_not_echoed(tmp_path: Path):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, ""), {"CRMD_AUTH__JWTSECRET": "supersecretvalue"})
+    assert "supersecretvalue" not in str(err.value)
+    assert "auth.jwtsecret: unknown setting" in str(err.value)
 
 
 def test_missing_explicit_file_is_an_error(tmp_path: Path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import structlog
@@ -11,7 +11,7 @@ from aiohttp.typedefs import Handler
 
 from crmd.auth.tokens import TokenError, verify_token
 from crmd.auth.users import User, find_user
-from crmd.errors import Unauthorized
+from crmd.errors import Forbidden, Unauthorized
 from crmd.http.compat import request_token
 from crmd.http.keys import RUNTIME
 from crmd.store.tenant import TenantStore
@@ -27,6 +27,16 @@ def public(handler: H) -> H:
     """Mark a route as open to callers without a token (sign-in, signed callbacks)."""
     setattr(handler, _PUBLIC, True)
     return handler
+
+
+def allowed(user: User, domains: Sequence[str], emails: Sequence[str]) -> bool:
+    """The allow-list, checked on every request too, so removing someone takes effect
+    at once rather than when their token expires."""
+    if not domains and not emails:
+        return True
+    return user.email.lower() in {e.lower() for e in emails} or user.hd.lower() in {
+        d.lower() for d in domains
+    }
 
 
 def current_user(request: web.Request) -> User:
@@ -56,6 +66,11 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     user = await find_user(runtime.db, claims.sub)
     if user is None:
         raise Unauthorized("the token's user no longer exists")
+    policy = runtime.config.auth
+    if user.is_dev and not policy.dev_login:
+        raise Unauthorized("dev login is off: sign in with Google")
+    if not allowed(user, policy.allowed_domains, policy.allowed_emails):
+        raise Forbidden(f"{user.email} is no longer allowed to use this server")
     request[USER] = user
     with structlog.contextvars.bound_contextvars(user_id=user.id):
         return await handler(request)

@@ -19,6 +19,7 @@ from crmd.auth.google import (
 from crmd.auth.middleware import current_user, public
 from crmd.auth.tokens import issue_token
 from crmd.auth.users import User, upsert_dev_user, upsert_user
+from crmd.config import is_loopback
 from crmd.errors import BadRequest, Forbidden, NotFound, Unauthorized, Unavailable
 from crmd.http.bodies import json_body
 from crmd.http.keys import RUNTIME
@@ -40,6 +41,18 @@ class GoogleLogin(msgspec.Struct, forbid_unknown_fields=False):
 
 class DevLogin(msgspec.Struct):
     email: Email
+
+
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def from_this_machine(request: web.Request) -> bool:
+    """A loopback peer that asked for a loopback name and came through no proxy: a
+    proxy, an SSRF or a DNS-rebinding page on this host fails at least one of these."""
+    if "Forwarded" in request.headers or "X-Forwarded-For" in request.headers:
+        return False
+    host = request.url.host or ""
+    return is_loopback(request.remote or "") and host.strip("[]").lower() in LOCAL_HOSTS
 
 
 def signed_in(runtime: Runtime, user: User) -> web.Response:
@@ -90,7 +103,7 @@ async def google_sign_in(runtime: Runtime, login: GoogleLogin) -> web.Response:
         log.error("auth.google_unavailable", error=str(exc))
         raise Unavailable("Google sign-in is unavailable; try again shortly") from None
     user = await upsert_user(
-        runtime.db, identity.sub, identity.email, identity.name, identity.picture
+        runtime.db, identity.sub, identity.email, identity.name, identity.picture, identity.hd
     )
     log.info("auth.signed_in", user_id=user.id, method="google")
     return signed_in(runtime, user)
@@ -119,6 +132,8 @@ async def dev_login(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     if not runtime.config.auth.dev_login:
         raise NotFound("dev login is not enabled on this server", code="login_disabled")
+    if not from_this_machine(request):
+        raise Forbidden("dev login is only for callers on this machine")
     body = await json_body(request, DevLogin)
     user = await upsert_dev_user(runtime.db, body.email)
     log.info("auth.signed_in", user_id=user.id, method="dev")

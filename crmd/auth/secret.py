@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 
 from crmd.config import EMBEDDED, Config
+from crmd.services.secretfile import read_or_create_secret
 
 SECRET_FILE = "jwt_secret"
 
@@ -28,15 +27,7 @@ def resolve_jwt_secret(config: Config) -> str:
             "CRMD_AUTH__JWT_SECRET / JWT_SECRET"
         )
     path = Path(config.embedded.data_dir) / SECRET_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        secret = path.read_text().strip()
-        if len(secret.encode()) < 32:
-            raise SecretError(f"{path}: the token secret is shorter than 32 bytes") from None
-        return secret
-    secret = secrets.token_urlsafe(48)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret)
-    return secret
+        return read_or_create_secret(path)
+    except (OSError, ValueError) as exc:
+        raise SecretError(f"token secret: {exc}") from None

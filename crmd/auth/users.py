@@ -20,6 +20,14 @@ class User(msgspec.Struct, frozen=True):
     email: str
     name: str = ""
     picture: str = ""
+    sub: str = ""
+    """The identity provider's subject; ``dev:<email>`` for dev login."""
+    hd: str = ""
+    """The Google Workspace domain, when the account has one."""
+
+    @property
+    def is_dev(self) -> bool:
+        return self.sub.startswith("dev:")
 
     def public(self) -> dict[str, str]:
         return {"id": self.id, "email": self.email, "name": self.name, "picture": self.picture}
@@ -31,17 +39,27 @@ def _user(doc: dict[str, Any]) -> User:
         email=doc["email"],
         name=doc.get("name", ""),
         picture=doc.get("picture", ""),
+        sub=doc.get("sub", ""),
+        hd=doc.get("hd", ""),
     )
 
 
-async def upsert_user(db: Database, sub: str, email: str, name: str, picture: str) -> User:
-    """Create the user on first sign-in; refresh email, name and picture after."""
+async def upsert_user(
+    db: Database, sub: str, email: str, name: str, picture: str, hd: str = ""
+) -> User:
+    """Create the user on first sign-in; refresh email, name, picture and domain after."""
     now = datetime.now(UTC)
     email = email.strip().lower()
     doc = await db.users.find_one_and_update(
         {"sub": sub},
         {
-            "$set": {"email": email, "name": name, "picture": picture, "lastLoginAt": now},
+            "$set": {
+                "email": email,
+                "name": name,
+                "picture": picture,
+                "hd": hd,
+                "lastLoginAt": now,
+            },
             "$setOnInsert": {"sub": sub, "createdAt": now},
         },
         upsert=True,

@@ -60,9 +60,10 @@ def build_actors(runtime: Runtime) -> list[Actor]:
     for contributed in runtime.plugins.hook.crmd_actors(runtime=runtime):
         actors.extend(contributed)
     app = make_app(runtime)
-    actors.append(
-        HttpActor(app, config.server.host, config.server.port, config.server.shutdown_timeout)
-    )
+    # Half the stop budget at most for requests in flight, so that the stream actors
+    # always have time to finish and ack their batch.
+    drain = config.server.shutdown_timeout / 2
+    actors.append(HttpActor(app, config.server.host, config.server.port, drain))
     return actors
 
 

@@ -26,6 +26,9 @@ from typing import IO
 import msgspec
 import structlog
 
+from crmd.config import redact_url
+from crmd.services.secretfile import read_or_create_secret
+
 log = structlog.get_logger(__name__)
 
 LOOPBACK = "127.0.0.1"
@@ -64,7 +67,9 @@ class ServerProcess:
             start_new_session=True,
             preexec_fn=_die_with_parent,  # spawned from the main thread, before any worker thread
         )
-        log.info("embedded.started", server=self.name, pid=self.process.pid, url=self.url)
+        log.info(
+            "embedded.started", server=self.name, pid=self.process.pid, url=redact_url(self.url)
+        )
 
     @property
     def running(self) -> bool:
@@ -122,16 +127,22 @@ def redis_server_binary() -> str:
 
 
 def redis_process(data_dir: Path | None, log_dir: Path) -> ServerProcess:
-    """A Redis on a free loopback port; with ``data_dir`` it persists there (AOF)."""
+    """A Redis on a free loopback port; with ``data_dir`` it persists there (AOF) and
+    asks for the password kept beside it, so other local users cannot read the data."""
     port = free_port()
     argv = [redis_server_binary(), "--bind", LOOPBACK, "--port", str(port)]
     argv += ["--daemonize", "no", "--protected-mode", "yes", "--save", ""]
+    url = f"redis://{LOOPBACK}:{port}/0"
     if data_dir is None:
         argv += ["--appendonly", "no", "--dir", str(log_dir)]
     else:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        password = read_or_create_secret(data_dir / "password")
         argv += ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(data_dir)]
-    return ServerProcess("redis", argv, f"redis://{LOOPBACK}:{port}/0", log_dir / "redis.log")
+        # On the command line, not a config file: visible in /proc only to this user.
+        argv += ["--requirepass", password]
+        url = f"redis://:{password}@{LOOPBACK}:{port}/0"
+    return ServerProcess("redis", argv, url, log_dir / "redis.log")
 
 
 def secantus_process(data_dir: Path | None, log_dir: Path) -> ServerProcess:
@@ -256,6 +267,7 @@ async def embedded_services(
             urls[name] = server.url
         # So that `crmd token` and other commands can reach the servers of a running crmd.
         published = data_dir / URLS_FILE
+        published.touch(mode=0o600)  # it holds the Redis password
         published.write_bytes(msgspec.json.encode(Urls(**urls)))
         stack.callback(published.unlink, missing_ok=True)
         yield Urls(**urls)

@@ -39,8 +39,26 @@ TENANT_COLLECTIONS = frozenset(
         "upload_errors",
     }
 )
-# Stages that read or write outside the scoped collection: not allowed through here.
+# Stages that read or write outside the scoped collection: not allowed anywhere in a
+# pipeline, nested ones ($facet) included.
 _UNSCOPED_STAGES = frozenset({"$lookup", "$unionWith", "$graphLookup", "$out", "$merge"})
+# The update operators crmd uses. Pipeline updates, $rename and anything else that
+# could rewrite or drop userId are refused.
+_UPDATE_OPERATORS = frozenset(
+    {
+        "$set",
+        "$setOnInsert",
+        "$inc",
+        "$push",
+        "$addToSet",
+        "$pull",
+        "$unset",
+        "$min",
+        "$max",
+        "$currentDate",
+        "$mul",
+    }
+)
 
 
 class TenancyError(Exception):
@@ -91,12 +109,16 @@ class ScopedCollection:
             raise TenancyError("document names another tenant")
         return {**doc, TENANT_KEY: self.user_id}
 
-    def _update(self, update: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> Any:
-        stages = [update] if isinstance(update, Mapping) else list(update)
-        for stage in stages:
-            for operator, fields in stage.items():
-                if isinstance(fields, Mapping) and TENANT_KEY in fields:
-                    raise TenancyError(f"an update may not touch {TENANT_KEY} ({operator})")
+    def _update(self, update: Mapping[str, Any]) -> Mapping[str, Any]:
+        if not isinstance(update, Mapping):
+            raise TenancyError("pipeline updates are not allowed on tenant data")
+        for operator, fields in update.items():
+            if operator not in _UPDATE_OPERATORS:
+                raise TenancyError(f"update operator {operator} is not allowed on tenant data")
+            if not isinstance(fields, Mapping) or any(
+                key == TENANT_KEY or key.startswith(TENANT_KEY + ".") for key in fields
+            ):
+                raise TenancyError(f"an update may not touch {TENANT_KEY} ({operator})")
         return update
 
     async def find_one(self, filter: Mapping[str, Any] | None = None, **kwargs: Any) -> Doc | None:
@@ -149,8 +171,17 @@ class ScopedCollection:
         return await self.collection.delete_many(self.scope(filter))
 
     async def aggregate(self, pipeline: Sequence[Mapping[str, Any]]) -> AsyncCommandCursor[Doc]:
-        for stage in pipeline:
-            unscoped = _UNSCOPED_STAGES.intersection(stage)
-            if unscoped:
-                raise TenancyError(f"{sorted(unscoped)[0]} is not allowed on tenant data")
+        _refuse_unscoped(pipeline)
         return await self.collection.aggregate([{"$match": self.scope()}, *pipeline])
+
+
+def _refuse_unscoped(node: Any) -> None:
+    """Walk a pipeline, nested ones included, for stages that leave the collection."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if key in _UNSCOPED_STAGES:
+                raise TenancyError(f"{key} is not allowed on tenant data")
+            _refuse_unscoped(value)
+    elif isinstance(node, list | tuple):
+        for item in node:
+            _refuse_unscoped(item)

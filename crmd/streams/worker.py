@@ -167,7 +167,9 @@ class StreamWorker:
                 start_id=cursor,
                 count=self.settings.batch_size,
             )
-            cursor, raw = _text(reply[0]), reply[1]
+            # Redis 6.2 answers (None, None) for a pending entry that was deleted from
+            # the stream; there is nothing to apply, and draining our own PEL clears it.
+            cursor, raw = _text(reply[0]), [e for e in reply[1] if e[0] is not None]
             if raw:
                 self.log.info("stream.reclaimed", entries=len(raw))
                 await self.apply(await self._with_deliveries(raw))
@@ -225,7 +227,12 @@ class StreamWorker:
         """Pending entries carry how often they were delivered; XPENDING knows."""
         first, last = _text(raw[0][0]), _text(raw[-1][0])
         detail = await self.redis.xpending_range(
-            self.stream, self.group, min=first, max=last, count=len(raw)
+            self.stream,
+            self.group,
+            min=first,
+            max=last,
+            count=len(raw),
+            consumername=self.consumer,
         )
         counts = {_text(d["message_id"]): int(d["times_delivered"]) for d in detail}
         return [Entry(_text(i), f or {}, counts.get(_text(i), 1)) for i, f in raw]

@@ -92,3 +92,41 @@ async def test_a_token_for_a_deleted_user_is_401(client: Any, runtime: Runtime):
 
 async def test_unknown_api_paths_need_a_token_too(client: Any):
     assert (await client.get("/api/v1/customers-that-do-not-exist")).status == 401
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Forwarded-For": "203.0.113.9"},
+        {"Forwarded": "for=203.0.113.9"},
+        {"Host": "crm.example.com"},
+    ],
+)
+async def test_dev_login_refuses_proxied_or_foreign_host_callers(
+    client: Any, headers: dict[str, str], runtime: Runtime
+):
+    response = await client.post(
+        "/api/v1/user/dev-login", json={"email": "a@b.co"}, headers=headers
+    )
+    assert response.status == 403
+    assert await runtime.db.users.count_documents({}) == 0
+
+
+async def test_turning_dev_login_off_revokes_dev_tokens(client: Any, runtime: Runtime):
+    import msgspec
+
+    body = await dev_login(client)
+    auth = msgspec.structs.replace(runtime.config.auth, dev_login=False)
+    runtime.config = msgspec.structs.replace(runtime.config, auth=auth)
+    response = await client.get(ME, headers={"Authorization": f"Bearer {body['token']}"})
+    assert response.status == 401
+
+
+async def test_allow_list_is_enforced_on_every_request(client: Any, runtime: Runtime):
+    import msgspec
+
+    body = await dev_login(client, "someone@example.com")
+    auth = msgspec.structs.replace(runtime.config.auth, allowed_emails=["boss@example.com"])
+    runtime.config = msgspec.structs.replace(runtime.config, auth=auth)
+    response = await client.get(ME, headers={"Authorization": f"Bearer {body['token']}"})
+    assert response.status == 403

