@@ -18,8 +18,10 @@ from aiohttp.test_utils import TestClient
 
 from crmd.config import Config, load_config
 from crmd.http.app import make_app
+from crmd.ingest.actor import ingest_actor
 from crmd.plugins.manager import make_plugin_manager
 from crmd.runtime.context import Runtime
+from crmd.runtime.supervisor import Supervisor
 from crmd.services.connect import MongoClient, connect_mongo, connect_redis
 from crmd.services.embedded import (
     ServerProcess,
@@ -121,3 +123,12 @@ async def runtime(config: Config, mongo: MongoClient, redis: Any) -> AsyncIterat
 async def client(aiohttp_client: Any, runtime: Runtime) -> TestClient[Any, Any]:
     result: TestClient[Any, Any] = await aiohttp_client(make_app(runtime))
     return result
+
+
+@pytest.fixture
+async def ingesting(runtime: Runtime) -> AsyncIterator[Supervisor]:
+    supervisor = Supervisor([ingest_actor(runtime)], runtime.metrics)
+    supervisor.start()
+    assert await supervisor.wait_healthy(10)
+    yield supervisor
+    await supervisor.stop(10)

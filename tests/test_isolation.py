@@ -13,6 +13,7 @@ from bson import ObjectId
 
 from crmd.http.app import make_app
 from crmd.runtime.context import Runtime
+from tests.ingest.conftest import CUSTOMERS, ORDERS, upload, wait_done
 
 Headers = dict[str, str]
 Check = Callable[[Any, Headers, Headers, dict[str, Any], dict[str, Any]], Awaitable[None]]
@@ -33,8 +34,49 @@ async def me_is_each_users_own(
     assert seen_by_bob["user"] == bob_user
 
 
+async def uploads_stay_with_their_owner(
+    client: Any, alice: Headers, bob: Headers, alice_user: Any, bob_user: Any
+) -> None:
+    """Alice uploads by both paths; Bob sees none of it anywhere."""
+    for path in ("/api/v1/upload/customers", "/api/v1/uploads/orders"):
+        kind = path.rsplit("/", 1)[1]
+        text = CUSTOMERS if kind == "customers" else ORDERS
+        answer = await (
+            await upload(client, alice, kind, text, path=path.rsplit("/", 1)[0] + "/")
+        ).json()
+        await wait_done(client, alice, answer["uploadId"])
+    for path in ("/api/v1/uploads", "/api/v1/customers", "/api/v1/orders"):
+        mine = await (await client.get(path, headers=alice)).json()
+        theirs = await (await client.get(path, headers=bob)).json()
+        assert mine["total"] > 0 and mine["items"], path
+        assert theirs == {
+            "items": [],
+            "total": 0,
+            **({"nextCursor": None} if "nextCursor" in theirs else {}),
+        }, path
+
+
+async def one_upload_is_404_to_others(
+    client: Any, alice: Headers, bob: Headers, alice_user: Any, bob_user: Any
+) -> None:
+    answer = await (await upload(client, alice, "customers", CUSTOMERS)).json()
+    job = f"/api/v1/uploads/{answer['uploadId']}"
+    for path in (job, job + "/errors.csv"):
+        assert (await client.get(path, headers=alice)).status == 200, path
+        response = await client.get(path, headers=bob)
+        assert response.status == 404, path
+        assert (await response.json())["error"]["code"] == "not_found"
+
+
 ISOLATION: dict[tuple[str, str], Check] = {
     ("GET", "/api/v1/user/me"): me_is_each_users_own,
+    ("POST", "/api/v1/upload/{kind}"): uploads_stay_with_their_owner,
+    ("POST", "/api/v1/uploads/{kind}"): uploads_stay_with_their_owner,
+    ("GET", "/api/v1/uploads"): uploads_stay_with_their_owner,
+    ("GET", "/api/v1/customers"): uploads_stay_with_their_owner,
+    ("GET", "/api/v1/orders"): uploads_stay_with_their_owner,
+    ("GET", "/api/v1/uploads/{id}"): one_upload_is_404_to_others,
+    ("GET", "/api/v1/uploads/{id}/errors.csv"): one_upload_is_404_to_others,
 }
 
 
@@ -74,5 +116,7 @@ async def two_users(client: Any) -> tuple[Headers, Headers, dict[str, Any], dict
 
 
 @pytest.mark.parametrize("route", sorted(ISOLATION))
-async def test_two_users_never_cross(route: tuple[str, str], client: Any, two_users: Any):
+async def test_two_users_never_cross(
+    route: tuple[str, str], client: Any, two_users: Any, ingesting: Any
+):
     await ISOLATION[route](client, *two_users)

@@ -9,6 +9,7 @@ from crmd.auth.middleware import authenticate
 from crmd.http import health
 from crmd.http.keys import RUNTIME
 from crmd.http.middleware import errors, metrics, request_context
+from crmd.ingest import routes as ingest_routes
 from crmd.runtime.context import Runtime
 
 MAX_BODY = 1024**2
@@ -22,4 +23,5 @@ def make_app(runtime: Runtime) -> web.Application:
     app[RUNTIME] = runtime
     app.add_routes(health.routes)
     app.add_routes(auth_routes.routes)
+    app.add_routes(ingest_routes.routes)
     return app

@@ -25,6 +25,7 @@ from crmd.config import Config, redact_url
 from crmd.errors import Unavailable
 from crmd.http.actor import HttpActor
 from crmd.http.app import make_app
+from crmd.ingest.actor import ingest_actor
 from crmd.plugins.manager import make_plugin_manager
 from crmd.runtime.actor import Actor
 from crmd.runtime.context import Runtime
@@ -56,7 +57,7 @@ def build_actors(runtime: Runtime) -> list[Actor]:
     """crmd's own actors, then any that plugins contribute; http starts last and so
     stops first."""
     config = runtime.config
-    actors: list[Actor] = []
+    actors: list[Actor] = [ingest_actor(runtime)]
     for contributed in runtime.plugins.hook.crmd_actors(runtime=runtime):
         actors.extend(contributed)
     app = make_app(runtime)

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import socket
+
 import msgspec
+
+from crmd.config import StreamsConfig
 
 GROUP = "crmd"
 """Every crmd process joins the same consumer group per stream, so they share the work."""
+
+
+def consumer_name(settings: StreamsConfig) -> str:
+    """This process's consumer name: configured, else the host name. A stable name lets a
+    restarted process drain the entries it held when it stopped."""
+    return settings.consumer_name or socket.gethostname()
 
 
 class StreamNames(msgspec.Struct, frozen=True):

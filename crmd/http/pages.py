@@ -1,0 +1,73 @@
+"""Pagination: ``limit`` with ``offset`` or an opaque ``cursor``, newest first."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from crmd.errors import BadRequest
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+class Page(msgspec.Struct, frozen=True):
+    limit: int
+    offset: int
+    after: tuple[datetime, Any] | None
+    """The (createdAt, _id) of the last item already seen."""
+
+
+def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(
+            f"{name} must be a whole number, not {raw[:20]!r}", details={"field": name}
+        ) from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}", details={"field": name})
+    return value
+
+
+def read_page(request: web.Request) -> Page:
+    limit = _int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    offset = _int(request, "offset", 0, 0, 10_000_000)
+    cursor = request.query.get("cursor")
+    after = None
+    if cursor:
+        try:
+            raw = msgspec.json.decode(
+                base64.urlsafe_b64decode(cursor.encode()), type=tuple[datetime, str]
+            )
+        except (ValueError, msgspec.DecodeError):
+            raise BadRequest(
+                "cursor is not one this server gave out", details={"field": "cursor"}
+            ) from None
+        after = raw
+    return Page(limit=limit, offset=offset, after=after)
+
+
+def page_filter(page: Page) -> dict[str, Any]:
+    """Items strictly older than the cursor, in (createdAt desc, _id desc) order."""
+    if page.after is None:
+        return {}
+    created, last_id = page.after
+    return {
+        "$or": [{"createdAt": {"$lt": created}}, {"createdAt": created, "_id": {"$lt": last_id}}]
+    }
+
+
+def next_cursor(items: list[dict[str, Any]], page: Page) -> str | None:
+    if len(items) < page.limit:
+        return None
+    last = items[-1]
+    raw = msgspec.json.encode((last["createdAt"], str(last["_id"])))
+    return base64.urlsafe_b64encode(raw).decode()

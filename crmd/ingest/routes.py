@@ -1,0 +1,138 @@
+"""Upload, upload jobs, and the customers and orders they produced."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from aiohttp import web
+from pymongo import DESCENDING
+
+from crmd.auth.middleware import tenant_store
+from crmd.errors import NotFound
+from crmd.http.keys import RUNTIME
+from crmd.http.pages import next_cursor, page_filter, read_page
+from crmd.http.responses import json_response
+from crmd.ingest.parse import Limits
+from crmd.ingest.upload import receive_upload
+from crmd.store.tenant import object_id
+
+routes = web.RouteTableDef()
+KINDS = "{kind:customers|orders}"
+NEWEST = [("createdAt", DESCENDING), ("_id", DESCENDING)]
+HIDDEN = {"userId": 0, "_v": 0, "chunksDone": 0}
+
+
+def limits_of(request: web.Request) -> Limits:
+    ingest = request.app[RUNTIME].config.ingest
+    return Limits(
+        max_bytes=ingest.max_file_bytes, max_rows=ingest.max_rows,
+        max_columns=ingest.max_columns, max_field_bytes=ingest.max_field_bytes,
+        chunk_rows=ingest.chunk_rows,
+    )  # fmt: skip
+
+
+@routes.post(f"/api/v1/upload/{KINDS}")
+@routes.post(f"/api/v1/uploads/{KINDS}")  # the original frontend's spelling
+async def upload(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    answer = await receive_upload(
+        request, request.match_info["kind"], tenant_store(request), runtime.redis,
+        runtime.streams.ingest, limits_of(request), runtime.config.ingest.spool_dir,
+    )  # fmt: skip
+    return json_response(answer, status=202)
+
+
+def upload_view(doc: dict[str, Any]) -> dict[str, Any]:
+    view = {
+        "id": str(doc["_id"]), "uploadId": str(doc["_id"]), "kind": doc["kind"],
+        "fileName": doc["fileName"], "status": doc["status"], "rows": doc["rows"],
+        "errors": doc.get("errors", []), "createdAt": doc["createdAt"],
+        "finishedAt": doc.get("finishedAt"), "timings": doc.get("timings", {}),
+    }  # fmt: skip
+    if doc.get("reason"):
+        view["reason"] = doc["reason"]
+    return view
+
+
+@routes.get("/api/v1/uploads")
+async def list_uploads(request: web.Request) -> web.Response:
+    page = read_page(request)
+    uploads = tenant_store(request)["uploads"]
+    cursor = uploads.find({}, projection=HIDDEN, sort=NEWEST, skip=page.offset,
+                          limit=page.limit)  # fmt: skip
+    items = [upload_view(doc) async for doc in cursor]
+    return json_response({"items": items, "total": await uploads.count_documents()})
+
+
+async def _upload(request: web.Request) -> dict[str, Any]:
+    upload_id = object_id(request.match_info["id"], "upload")
+    doc = await tenant_store(request)["uploads"].find_one({"_id": upload_id}, projection=HIDDEN)
+    if doc is None:
+        raise NotFound(f"upload {request.match_info['id']!r} not found")
+    return doc
+
+
+@routes.get("/api/v1/uploads/{id}")
+async def get_upload(request: web.Request) -> web.Response:
+    return json_response(upload_view(await _upload(request)))
+
+
+@routes.get("/api/v1/uploads/{id}/errors.csv")
+async def upload_errors_csv(request: web.Request) -> web.StreamResponse:
+    """Every rejected row: its line, column, code and message, then the row as it was."""
+    doc = await _upload(request)
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="upload-{doc["_id"]}-errors.csv"',
+    })  # fmt: skip
+    await response.prepare(request)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["line", "column", "code", "message", "row"])
+    rows = tenant_store(request)["upload_errors"].find(
+        {"uploadId": doc["_id"]}, sort=[("line", 1)], batch_size=1000
+    )
+    async for error in rows:
+        row = io.StringIO()
+        csv.writer(row, lineterminator="").writerow(error.get("values", []))
+        writer.writerow([error["line"], error["column"], error["code"], error["message"],
+                         row.getvalue()])  # fmt: skip
+        if buffer.tell() > 64 * 1024:
+            await response.write(buffer.getvalue().encode())
+            buffer.seek(0)
+            buffer.truncate()
+    await response.write(buffer.getvalue().encode())
+    await response.write_eof()
+    return response
+
+
+def record_view(doc: dict[str, Any]) -> dict[str, Any]:
+    doc["id"] = doc.pop("_id")
+    return doc
+
+
+async def _list(request: web.Request, collection: str) -> web.Response:
+    page = read_page(request)
+    records = tenant_store(request)[collection]
+    cursor = records.find(
+        page_filter(page), projection=HIDDEN, sort=NEWEST,
+        skip=page.offset if page.after is None else 0, limit=page.limit,
+    )  # fmt: skip
+    docs = [doc async for doc in cursor]
+    cursor_out = next_cursor(docs, page)
+    return json_response({
+        "items": [record_view(d) for d in docs], "total": await records.count_documents(),
+        "nextCursor": cursor_out,
+    })  # fmt: skip
+
+
+@routes.get("/api/v1/customers")
+async def list_customers(request: web.Request) -> web.Response:
+    return await _list(request, "customers")
+
+
+@routes.get("/api/v1/orders")
+async def list_orders(request: web.Request) -> web.Response:
+    return await _list(request, "orders")

@@ -1,0 +1,241 @@
+"""Receiving an upload: the request body streamed into the parser's thread, the parsed
+file spooled, then, only if the whole file passed, the upload job recorded and its chunks
+published to the ingest stream."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+import msgspec
+import structlog
+from aiohttp import BodyPartReader, MultipartReader, web
+from bson import ObjectId
+from redis.asyncio import Redis
+
+from crmd.errors import BadRequest, CrmdError
+from crmd.ingest import chunks
+from crmd.ingest.errors import FileProblem
+from crmd.ingest.headers import parse_mapping
+from crmd.ingest.parse import Limits, Summary, parse_upload
+from crmd.ingest.spool import Spool
+from crmd.store.tenant import TenantStore
+
+log = structlog.get_logger(__name__)
+
+READ_SIZE = 256 * 1024
+QUEUE_DEPTH = 16
+PUBLISH_BATCH = 100
+ERROR_BATCH = 1000
+MAX_FORM_FIELD = 64 * 1024
+CSV_TYPES = frozenset({"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel"})
+_END = object()
+
+
+class UnsupportedMediaType(CrmdError):
+    status, code = 415, "unsupported_media_type"
+
+
+class RefusedFile(CrmdError):
+    """A FileProblem as the API reports it: status, code, message, line and column."""
+
+    def __init__(self, problem: FileProblem) -> None:
+        super().__init__(problem.message, details=problem.details() or None, code=problem.code)
+        self.status = problem.status
+
+
+class UploadBody:
+    """The file's bytes, whichever way they came, and what came with them."""
+
+    def __init__(self, file_name: str, mapping: str | None, data: AsyncIterator[bytes],
+                 rest: MultipartReader | None = None) -> None:  # fmt: skip
+        self.file_name = file_name
+        self.mapping = mapping
+        self.data = data
+        self.rest = rest
+
+    async def ensure_nothing_else(self) -> None:
+        """After the file: a multipart body may hold nothing more."""
+        if self.rest is not None and await self.rest.next() is not None:
+            raise BadRequest(
+                "the form may hold one 'file' part (after an optional "
+                "'mapping' field) and nothing else",
+                code="unexpected_part",
+            )
+
+
+async def open_body(request: web.Request) -> UploadBody:
+    """``multipart/form-data`` with one ``file`` part, or a raw CSV body."""
+    mapping = request.query.get("mapping")
+    if request.content_type == "multipart/form-data":
+        form = await request.multipart()
+        while True:
+            part = await form.next()
+            if part is None:
+                raise BadRequest("the form has no 'file' part", code="missing_file")
+            if isinstance(part, MultipartReader):
+                raise BadRequest("nested multipart bodies are not accepted", code="unexpected_part")
+            if part.name == "mapping" and part.filename is None:
+                mapping = (await _read_field(part)).decode("utf-8", "replace")
+                continue
+            if part.name != "file":
+                raise BadRequest(
+                    f"unexpected form part {part.name!r}: send 'file' (and "
+                    "optionally 'mapping' before it)",
+                    code="unexpected_part",
+                )
+            return UploadBody(part.filename or "upload.csv", mapping, _part_chunks(part), form)
+    if request.content_type in CSV_TYPES:
+        name = request.query.get("filename", "upload.csv")[:255]
+        return UploadBody(name, mapping, request.content.iter_chunked(READ_SIZE))
+    raise UnsupportedMediaType(
+        f"send multipart/form-data with a 'file' part, or a text/csv body "
+        f"(got {request.content_type or 'no content type'})"
+    )
+
+
+async def _read_field(part: BodyPartReader) -> bytes:
+    data = b""
+    while chunk := await part.read_chunk(8192):
+        data += chunk
+        if len(data) > MAX_FORM_FIELD:
+            raise BadRequest(f"form field {part.name!r} is too long", code="field_too_long")
+    return data
+
+
+async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while chunk := await part.read_chunk(READ_SIZE):
+        yield chunk
+
+
+async def parse_streaming(
+    data: AsyncIterator[bytes], kind: str, mapping: dict[str, str], limits: Limits, spool: Spool
+) -> Summary:
+    """Feed the body, as it arrives, to the parser running in a worker thread: the event
+    loop only moves bytes, and a bounded queue keeps memory flat."""
+    feed: queue.Queue[object] = queue.Queue(maxsize=QUEUE_DEPTH)
+
+    def pieces() -> Iterator[bytes]:
+        while (item := feed.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+
+    loop = asyncio.get_running_loop()
+    parsing: asyncio.Future[Summary] = loop.run_in_executor(
+        None, parse_upload, pieces(), kind, mapping, limits, spool
+    )
+    try:
+        async for piece in data:
+            if not await _put(feed, piece, parsing):
+                break  # the parser stopped early: it has the answer
+        else:
+            await _put(feed, _END, parsing)
+    except BaseException as exc:
+        await _put(feed, exc if isinstance(exc, Exception) else ConnectionError(), parsing)
+        await asyncio.gather(parsing, return_exceptions=True)
+        raise
+    return await parsing
+
+
+async def _put(feed: queue.Queue[object], item: object, parsing: asyncio.Future[Any]) -> bool:
+    """Queue ``item`` without blocking the loop; False when the parser has finished."""
+    while True:
+        if parsing.done():
+            return False
+        try:
+            feed.put_nowait(item)
+            return True
+        except queue.Full:
+            await asyncio.sleep(0.002)
+
+
+async def publish(redis: Redis, stream: str, spool: Spool) -> int:
+    payloads = spool.payloads()
+    published = 0
+    while batch := await asyncio.to_thread(lambda: list(islice(payloads, PUBLISH_BATCH))):
+        async with redis.pipeline(transaction=False) as pipe:
+            for payload in batch:
+                pipe.xadd(stream, {chunks.FIELD: payload})
+            await pipe.execute()
+        published += len(batch)
+    return published
+
+
+async def store_rejected(store: TenantStore, upload_id: ObjectId, spool: Spool) -> None:
+    """Every rejected row, for errors.csv."""
+    rejected = spool.rejected()
+
+    def next_batch() -> list[dict[str, Any]]:
+        return [
+            {"uploadId": upload_id, **msgspec.structs.asdict(r.error), "values": r.values}
+            for r in islice(rejected, ERROR_BATCH)
+        ]
+
+    while batch := await asyncio.to_thread(next_batch):
+        await store["upload_errors"].insert_many(batch)
+
+
+async def receive_upload(
+    request: web.Request, kind: str, store: TenantStore, redis: Redis, stream: str,
+    limits: Limits, spool_dir: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The whole reception; returns the 202 answer."""
+    started = time.monotonic()
+    body = await open_body(request)
+    try:
+        mapping = parse_mapping(body.mapping)
+    except FileProblem as problem:
+        raise RefusedFile(problem) from None
+    upload_id = ObjectId()
+    accepted = datetime.now(UTC)
+    spool = Spool(
+        str(upload_id), store.user_id, kind, int(accepted.timestamp() * 1000), spool_dir or None
+    )
+    try:
+        try:
+            summary = await parse_streaming(body.data, kind, mapping, limits, spool)
+        except FileProblem as problem:
+            log.info("upload.refused", kind=kind, code=problem.code, line=problem.line)
+            raise RefusedFile(problem) from None
+        await body.ensure_nothing_else()
+        parsed = time.monotonic()
+        status = "queued" if summary.valid else "done"
+        await store["uploads"].insert_one({
+            "_id": upload_id, "kind": kind, "fileName": body.file_name, "status": status,
+            "rows": {"received": summary.received, "valid": summary.valid,
+                     "rejected": summary.rejected, "persisted": 0},
+            "errors": [msgspec.structs.asdict(e) for e in summary.errors],
+            "chunks": summary.chunks, "chunksDone": [],
+            "createdAt": accepted, "updatedAt": accepted,
+            "finishedAt": None if summary.valid else accepted,
+            "timings": {"parseSeconds": round(parsed - started, 3)},
+        })  # fmt: skip
+        await store_rejected(store, upload_id, spool)
+        try:
+            await publish(redis, stream, spool)
+        except Exception as exc:
+            await store["uploads"].update_one(
+                {"_id": upload_id},
+                {"$set": {"status": "failed", "reason": f"could not queue: {exc}"[:500]}},
+            )
+            raise
+        await store["uploads"].update_one(
+            {"_id": upload_id},
+            {"$set": {"timings.queueSeconds": round(time.monotonic() - parsed, 3)}},
+        )
+    finally:
+        await asyncio.to_thread(spool.close)
+    log.info("upload.accepted", upload_id=str(upload_id), kind=kind, rows=summary.received,
+             valid=summary.valid, rejected=summary.rejected)  # fmt: skip
+    return {
+        "uploadId": str(upload_id), "status": status,
+        "rows": {"received": summary.received, "valid": summary.valid,
+                 "rejected": summary.rejected},
+        "number": summary.valid,
+    }  # fmt: skip

@@ -1,0 +1,108 @@
+"""Every bad upload gets its exact status and error, and queues nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import msgspec
+import pytest
+
+from crmd.http.app import make_app
+from crmd.runtime.context import Runtime
+from tests.ingest.conftest import upload
+
+
+async def nothing_queued(runtime: Runtime) -> bool:
+    streams = await runtime.redis.xlen(runtime.streams.ingest)
+    return streams == 0 and await runtime.db.uploads.count_documents({}) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "status", "code", "details"),
+    [
+        ("name,email,NAME\nA,a@x.io,A\n", 422, "duplicate_header", {"column": 3}),
+        ("name,phone\nA,1\n", 422, "missing_column", None),
+        ("", 422, "empty_file", None),
+        (b"name,email\nA,a@x.io\nB,\xff@x.io\n", 422, "invalid_utf8", {"line": 3}),
+        ('name,email\n"open,a@x.io\n', 422, "bad_csv", {"line": 2}),
+    ],
+)
+async def test_whole_file_refusals(
+    client: Any, auth: Any, runtime: Runtime, text: Any, status: int, code: str, details: Any
+):
+    response = await upload(client, auth, "customers", text)
+    assert response.status == status
+    error = (await response.json())["error"]
+    assert error["code"] == code
+    assert error.get("details") == details
+    assert await nothing_queued(runtime)
+
+
+async def test_wrong_content_type_is_415(client: Any, auth: Any, runtime: Runtime):
+    response = await client.post("/api/v1/upload/customers", json={"rows": []}, headers=auth)
+    assert response.status == 415
+    assert await nothing_queued(runtime)
+
+
+async def test_form_without_a_file_is_400(client: Any, auth: Any, runtime: Runtime):
+    form = aiohttp.FormData(default_to_multipart=True)
+    form.add_field("note", "hello")
+    response = await client.post("/api/v1/upload/customers", data=form, headers=auth)
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "unexpected_part"
+
+
+async def test_a_second_file_is_400_and_queues_nothing(client: Any, auth: Any, runtime: Runtime):
+    form = aiohttp.FormData()
+    form.add_field("file", b"name,email\nA,a@x.io\n", filename="a.csv")
+    form.add_field("file", b"name,email\nB,b@x.io\n", filename="b.csv")
+    response = await client.post("/api/v1/upload/customers", data=form, headers=auth)
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "unexpected_part"
+    assert await nothing_queued(runtime)
+
+
+async def test_bad_mapping_is_refused(client: Any, auth: Any, runtime: Runtime):
+    response = await upload(client, auth, "customers", "a,b\n1,2\n", mapping="{not json")
+    assert response.status == 400
+    response = await upload(
+        client, auth, "customers", "a,b\n1,2\n", mapping='{"name": "a", "email": "zzz"}'
+    )
+    assert response.status == 422
+    assert (await response.json())["error"]["code"] == "bad_mapping"
+    assert await nothing_queued(runtime)
+
+
+async def test_limits_are_configurable_and_enforced(
+    aiohttp_client: Any, runtime: Runtime, auth: Any
+):
+    ingest = msgspec.structs.replace(runtime.config.ingest, max_file_bytes=2048, max_rows=3)
+    runtime.config = msgspec.structs.replace(runtime.config, ingest=ingest)
+    client = await aiohttp_client(make_app(runtime))
+    big = "name,email\n" + "".join(f"Person {i},p{i}@example.com\n" for i in range(200))
+    response = await upload(client, auth, "customers", big)
+    assert response.status == 413
+    assert (await response.json())["error"]["code"] == "file_too_large"
+    rows = "name,email\n" + "".join(f"N{i},n{i}@x.io\n" for i in range(4))
+    response = await upload(client, auth, "customers", rows)
+    assert response.status == 413
+    assert (await response.json())["error"] == {
+        "code": "too_many_rows",
+        "message": "more than 3 rows",
+        "details": {"line": 5},
+    }
+    assert await nothing_queued(runtime)
+
+
+async def test_upload_needs_a_token(client: Any, runtime: Runtime):
+    response = await upload(client, {}, "customers", "name,email\nA,a@x.io\n")
+    assert response.status == 401
+    assert await nothing_queued(runtime)
+
+
+async def test_unknown_upload_is_404(client: Any, auth: Any):
+    assert (await client.get("/api/v1/uploads/nonsense", headers=auth)).status == 404
+    missing = "/api/v1/uploads/0123456789abcdef01234567"
+    assert (await client.get(missing, headers=auth)).status == 404
+    assert (await client.get(missing + "/errors.csv", headers=auth)).status == 404
