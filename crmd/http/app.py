@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from aiohttp import web
 
 from crmd.auth import routes as auth_routes
@@ -16,7 +18,15 @@ MAX_BODY = 1024**2
 """Bodies larger than this are refused with 413, except where a route streams its own."""
 
 
+SWITCH_INTERVAL = 0.001
+
+
 def make_app(runtime: Runtime) -> web.Application:
+    # Uploads are parsed in worker threads beside the event loop. With CPython's default
+    # 5 ms GIL switch interval a request waits up to 5 ms at every hand-over, and a
+    # request needs many: /healthz took 200-300 ms during a 200k-row upload. At 1 ms it
+    # stays under 10 ms, with the same parse speed (measured).
+    sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
     app = web.Application(
         middlewares=[request_context, metrics, errors, authenticate], client_max_size=MAX_BODY
     )

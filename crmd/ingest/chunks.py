@@ -25,7 +25,9 @@ class IngestChunk(msgspec.Struct, array_like=True, omit_defaults=True):
         return len(self.customers) + len(self.orders)
 
     def version(self, line: int) -> str:
-        return f"{self.accepted_ms:014d}{line:09d}"
+        """Sortable: acceptance time, then the upload's id (uploads accepted in the same
+        millisecond still have an order), then the line."""
+        return f"{self.accepted_ms:014d}{self.upload}{line:09d}"
 
 
 encode = msgspec.msgpack.Encoder().encode

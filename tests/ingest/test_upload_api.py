@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from typing import Any
@@ -123,3 +124,26 @@ async def test_pagination_with_cursor(client: Any, auth: Any):
         url = f"/api/v1/customers?limit=3&cursor={page['nextCursor']}" if page["nextCursor"] else ""
     assert sorted(seen) == sorted(f"n{i}@x.io" for i in range(7))
     assert len(seen) == 7
+
+
+async def test_racing_uploads_on_the_same_keys_end_as_the_later_one(
+    client: Any, auth: Any, runtime: Runtime
+):
+    def file(tag: str) -> str:
+        return "customer_external_id,name,email,spend\n" + "".join(
+            f"R{i},{tag}{i},r{i}@x.io,{i}\n" for i in range(1100)
+        )
+
+    answers = await asyncio.gather(
+        *(upload(client, auth, "customers", file(tag)) for tag in ("first", "second"))
+    )
+    ids = [(await a.json())["uploadId"] for a in answers]
+    jobs = [await wait_done(client, auth, i, timeout=60) for i in ids]
+    assert all(j["rows"]["persisted"] == 1100 for j in jobs)
+    docs = {d["_id"]: d async for d in runtime.db.uploads.find({})}
+    later = max(docs.values(), key=lambda d: (d["createdAt"], d["_id"]))
+    names = [c["name"] async for c in runtime.db.customers.find({}, {"name": 1})]
+    assert len(names) == 1100
+    winners = {n.rstrip("0123456789") for n in names}
+    assert len(winners) == 1  # every key from the same upload
+    assert str(later["_id"]) in {c["uploadId"] async for c in runtime.db.customers.find({})}
