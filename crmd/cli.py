@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from crmd import __version__
 from crmd.config import ConfigError, LoadedConfig, load_config
 
@@ -30,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("version", help="print crmd's version")
     token = commands.add_parser("token", help="print an API token for a user (made if new)")
     token.add_argument("--email", required=True, help="the user's email address")
+    upload = commands.add_parser("upload", help="send a CSV file to a running crmd")
+    upload.add_argument("kind", choices=["customers", "orders"])
+    upload.add_argument("file", type=Path)
+    upload.add_argument("--url", help="crmd's address (default: from the config)")
+    upload.add_argument("--token", help="API token (default: $CRMD_TOKEN)")
+    upload.add_argument("--mapping", help='JSON, e.g. \'{"spend": "Total Spent"}\'')
     return parser
 
 
@@ -67,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _print_plugins(loaded)
     if command == "token":
         return _print_token(loaded, args.email)
+    if command == "upload":
+        return _upload(loaded, args)
     return _serve(loaded)
 
 
@@ -95,6 +105,28 @@ def _print_token(loaded: LoadedConfig, email: str) -> int:
         print(f"crmd: cannot make a token: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _upload(loaded: LoadedConfig, args: argparse.Namespace) -> int:
+    from crmd.config import client_token
+    from crmd.ingest.client import upload_file
+
+    token = args.token or client_token(os.environ)
+    if not token:
+        print(
+            "crmd: upload needs a token: --token, or CRMD_TOKEN (see `crmd token`)", file=sys.stderr
+        )
+        return 1
+    if not args.file.is_file():
+        print(f"crmd: no such file: {args.file}", file=sys.stderr)
+        return 1
+    server = loaded.config.server
+    url = args.url or f"http://{server.host}:{server.port}"
+    try:
+        return asyncio.run(upload_file(url, token, args.kind, args.file, args.mapping, sys.stderr))
+    except (OSError, aiohttp.ClientError) as exc:
+        print(f"crmd: cannot reach crmd at {url}: {exc}", file=sys.stderr)
+        return 1
 
 
 def _serve(loaded: LoadedConfig) -> int:

@@ -167,6 +167,11 @@ def cross_checks(config: Config) -> list[tuple[tuple[str, ...], str]]:
     return problems
 
 
+def client_token(environ: Mapping[str, str]) -> str | None:
+    """The API token command-line clients use when --token is not given."""
+    return environ.get("CRMD_TOKEN") or None
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
