@@ -2,8 +2,8 @@
 
 Usage: python kill_ingest.py MONGO_URL DATABASE REDIS_URL PREFIX UPLOAD_ID [KILL_AT]
 
-With KILL_AT, the process SIGKILLs itself inside the KILL_AT-th chunk, after its rows are
-written and before its order stats and progress are: the middle of a chunk. Without it,
+With KILL_AT, the process SIGKILLs itself inside the KILL_AT-th chunk, after its rows
+are written and before its progress is counted and it is acked: the middle of a chunk. Without it,
 the process runs until the upload is done.
 """
 
@@ -35,17 +35,17 @@ async def main(argv: list[str]) -> None:
         ("auth", "google_login"): False, ("streams", "block_ms"): 200,
         ("streams", "consumer_name"): "ingest-under-test",
     }, search=False).config  # fmt: skip
-    refresh = persist.refresh_order_stats
+    record_progress = persist.record_progress
     calls = 0
 
-    async def refresh_then_maybe_die(*args: Any) -> None:
+    async def maybe_die_then_record(*args: Any) -> None:
         nonlocal calls
         calls += 1
         if calls == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
-        await refresh(*args)
+        await record_progress(*args)
 
-    persist.refresh_order_stats = refresh_then_maybe_die  # type: ignore[assignment]
+    persist.record_progress = maybe_die_then_record  # type: ignore[assignment]
     mongo = await connect_mongo(config.mongodb.url, 10)
     redis = await connect_redis(config.redis.url, 5, 10)
     async with aiohttp.ClientSession() as http:

@@ -147,3 +147,33 @@ async def test_racing_uploads_on_the_same_keys_end_as_the_later_one(
     winners = {n.rstrip("0123456789") for n in names}
     assert len(winners) == 1  # every key from the same upload
     assert str(later["_id"]) in {c["uploadId"] async for c in runtime.db.customers.find({})}
+
+
+async def test_another_crms_export_format_loads_end_to_end(client: Any, auth: Any):
+    customers = (
+        "Full Name,Email Address,Total-Spend,visit_count,Last Visit,Mobile,Loyalty Tier\n"
+        'Zoe Park,ZOE@x.io,"2,000.75",3,2024-01-02T03:04:05Z,555,Gold\n'
+        "Broken,broken@x.io,lots,1,2024-01-02,,\n"
+    )
+    orders = (
+        "orderId,customerEmail,orderAmount,date,items\n"
+        'A-1,zoe@x.io,99.5,2024-02-01,"[""hat"", ""scarf""]"\n'
+        "A-2,zoe@x.io,0.5,2024-02-03T10:00:00+05:30,\n"
+        "A-3,zoe@x.io,1,yesterday,\n"
+    )
+    first = await (await upload(client, auth, "customers", customers)).json()
+    job = await wait_done(client, auth, first["uploadId"])
+    assert [(e["line"], e["column"], e["code"]) for e in job["errors"]] == [
+        (3, "Total-Spend", "not_a_number")
+    ]
+    second = await (await upload(client, auth, "orders", orders)).json()
+    job = await wait_done(client, auth, second["uploadId"])
+    assert [(e["line"], e["column"], e["code"]) for e in job["errors"]] == [
+        (4, "date", "invalid_date")
+    ]
+    assert job["rows"]["persisted"] == job["rows"]["valid"] == 2
+    [zoe] = (await (await client.get("/api/v1/customers", headers=auth)).json())["items"]
+    assert (zoe["email"], zoe["spend"], zoe["phone"]) == ("zoe@x.io", 2000.75, "555")
+    assert zoe["attrs"] == {"loyalty_tier": "Gold"}
+    assert (zoe["orderCount"], zoe["orderTotal"]) == (2, 100.0)
+    assert zoe["lastOrderAt"].startswith("2024-02-03T04:30:00")
