@@ -46,7 +46,9 @@ class Summary(msgspec.Struct):
     """The first ``errors_kept`` row errors; the sink has all of them."""
 
 
-def decoded_lines(chunks: Iterable[bytes], max_bytes: int) -> Iterator[str]:
+def decoded_lines(
+    chunks: Iterable[bytes], max_bytes: int, max_line_bytes: int | None = None
+) -> Iterator[str]:
     """UTF-8 lines with their endings, BOM removed. A newline byte never occurs inside a
     multi-byte UTF-8 sequence, so splitting the bytes on it first is safe, and an
     invalid byte is reported with its line."""
@@ -62,6 +64,10 @@ def decoded_lines(chunks: Iterable[bytes], max_bytes: int) -> Iterator[str]:
         if not bom_checked and len(pending) >= len(BOM):
             pending, bom_checked = pending.removeprefix(BOM), True
         if b"\n" not in chunk:
+            if max_line_bytes is not None and len(pending) > max_line_bytes:
+                raise FileProblem(422, "line_too_long",
+                                  f"line {line + 1} is longer than {max_line_bytes} bytes",
+                                  line=line + 1)  # fmt: skip
             continue
         parts = pending.split(b"\n")
         pending = parts.pop()
@@ -96,7 +102,10 @@ def parse_upload(
     """Parse and validate the whole upload into ``sink``; raise FileProblem to refuse it."""
     # csv's field limit is process-wide; crmd sets the same configured value every time.
     csv.field_size_limit(limits.max_field_bytes)
-    reader = csv.reader(decoded_lines(chunks, limits.max_bytes), strict=True)
+    # No record can be longer than every field at its limit: a longer line is refused
+    # before it fills memory.
+    longest = limits.max_columns * (limits.max_field_bytes + 3)
+    reader = csv.reader(decoded_lines(chunks, limits.max_bytes, longest), strict=True)
     summary = Summary()
     try:
         header = next(reader, None)

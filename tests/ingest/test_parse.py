@@ -161,3 +161,10 @@ def test_mapping_to_a_missing_column_is_refused():
     except FileProblem as exc:
         columns_error = exc
     assert columns_error is not None and columns_error.code == "bad_mapping"
+
+
+def test_a_line_longer_than_any_record_can_be_is_refused_early():
+    endless = "name,email\n" + "x" * 50_000
+    with pytest.raises(FileProblem) as err:
+        parse(endless, split=1000, max_columns=2, max_field_bytes=10_000)
+    assert (err.value.code, err.value.line) == ("line_too_long", 2)
