@@ -132,3 +132,9 @@ async def ingesting(runtime: Runtime) -> AsyncIterator[Supervisor]:
     assert await supervisor.wait_healthy(10)
     yield supervisor
     await supervisor.stop(10)
+
+
+@pytest.fixture
+async def auth(client: Any) -> dict[str, str]:
+    response = await client.post("/api/v1/user/dev-login", json={"email": "ops@example.com"})
+    return {"Authorization": f"Bearer {(await response.json())['token']}"}

@@ -68,7 +68,58 @@ async def one_upload_is_404_to_others(
         assert (await response.json())["error"]["code"] == "not_found"
 
 
+async def segments_stay_with_their_owner(
+    client: Any, alice: Headers, bob: Headers, alice_user: Any, bob_user: Any
+) -> None:
+    ids = []
+    for path in ("/api/v1/segment", "/api/v1/segments"):
+        made = await client.post(path, headers=alice, json={"name": "A", "rule": "spend > 1"})
+        assert made.status == 201
+        ids.append((await made.json())["id"])
+    for path in ("/api/v1/segment", "/api/v1/segments"):
+        assert (await (await client.get(path, headers=bob)).json())["total"] == 0
+        assert (await (await client.get(path, headers=alice)).json())["total"] == 2
+    for base in ("/api/v1/segment/", "/api/v1/segments/"):
+        url = base + ids[0]
+        assert (await client.get(url, headers=bob)).status == 404
+        assert (await client.put(url, headers=bob, json={"rule": "spend > 0"})).status == 404
+        assert (await client.delete(url, headers=bob)).status == 404
+    mine = await (await client.get(f"/api/v1/segment/{ids[0]}", headers=alice)).json()
+    assert mine["rule"] == "spend > 1"
+
+
+async def audiences_count_only_own_customers(
+    client: Any, alice: Headers, bob: Headers, alice_user: Any, bob_user: Any
+) -> None:
+    answer = await (await upload(client, alice, "customers", CUSTOMERS)).json()
+    await wait_done(client, alice, answer["uploadId"])
+    rule = {"rule": "spend >= 0"}
+    for who, expected in ((alice, 2), (bob, 0)):
+        for path in ("/api/v1/segment/preview", "/api/v1/segments/preview"):
+            body = await (await client.post(path, headers=who, json=rule)).json()
+            assert body["audienceSize"] == expected
+        body = await (await client.get("/api/v1/audience/preview", params=rule,
+                                       headers=who)).json()  # fmt: skip
+        assert len(body["audienceDetails"]["audienceIds"]) == expected
+        listed = await (await client.get("/api/v1/customers", params=rule,
+                                         headers=who)).json()  # fmt: skip
+        assert listed["total"] == expected
+
+
 ISOLATION: dict[tuple[str, str], Check] = {
+    ("POST", "/api/v1/segment"): segments_stay_with_their_owner,
+    ("POST", "/api/v1/segments"): segments_stay_with_their_owner,
+    ("GET", "/api/v1/segment"): segments_stay_with_their_owner,
+    ("GET", "/api/v1/segments"): segments_stay_with_their_owner,
+    ("GET", "/api/v1/segment/{id}"): segments_stay_with_their_owner,
+    ("GET", "/api/v1/segments/{id}"): segments_stay_with_their_owner,
+    ("PUT", "/api/v1/segment/{id}"): segments_stay_with_their_owner,
+    ("PUT", "/api/v1/segments/{id}"): segments_stay_with_their_owner,
+    ("DELETE", "/api/v1/segment/{id}"): segments_stay_with_their_owner,
+    ("DELETE", "/api/v1/segments/{id}"): segments_stay_with_their_owner,
+    ("POST", "/api/v1/segment/preview"): audiences_count_only_own_customers,
+    ("POST", "/api/v1/segments/preview"): audiences_count_only_own_customers,
+    ("GET", "/api/v1/audience/preview"): audiences_count_only_own_customers,
     ("GET", "/api/v1/user/me"): me_is_each_users_own,
     ("POST", "/api/v1/upload/{kind}"): uploads_stay_with_their_owner,
     ("POST", "/api/v1/uploads/{kind}"): uploads_stay_with_their_owner,

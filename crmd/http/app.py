@@ -13,6 +13,7 @@ from crmd.http.keys import RUNTIME
 from crmd.http.middleware import errors, metrics, request_context
 from crmd.ingest import routes as ingest_routes
 from crmd.runtime.context import Runtime
+from crmd.segments import routes as segment_routes
 
 MAX_BODY = 1024**2
 """Bodies larger than this are refused with 413, except where a route streams its own."""
@@ -34,4 +35,5 @@ def make_app(runtime: Runtime) -> web.Application:
     app.add_routes(health.routes)
     app.add_routes(auth_routes.routes)
     app.add_routes(ingest_routes.routes)
+    app.add_routes(segment_routes.routes)
     return app

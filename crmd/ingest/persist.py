@@ -24,7 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from crmd.ingest.chunks import IngestChunk
-from crmd.ingest.rows import CustomerRow, OrderRow
+from crmd.ingest.rows import CustomerRow, OrderRow, attr_value
 from crmd.store.tenant import ScopedCollection, TenantStore
 
 log = structlog.get_logger(__name__)
@@ -59,6 +59,8 @@ def record_fields(row: CustomerRow | OrderRow) -> Doc:
     """Every field of the row, empty ones too: a later row replaces the whole record."""
     fields = msgspec.structs.asdict(row)
     del fields["line"]
+    if "attrs" in fields:  # typed on the way in, so rules compare like with like
+        fields["attrs"] = {k: attr_value(v) for k, v in fields["attrs"].items()}
     return fields
 
 

@@ -16,6 +16,7 @@ from crmd.http.pages import next_cursor, page_filter, read_page
 from crmd.http.responses import json_response
 from crmd.ingest.parse import Limits
 from crmd.ingest.upload import receive_upload
+from crmd.segments.routes import rule_filter
 from crmd.store.tenant import object_id
 
 routes = web.RouteTableDef()
@@ -116,14 +117,17 @@ def record_view(doc: dict[str, Any]) -> dict[str, Any]:
 async def _list(request: web.Request, collection: str) -> web.Response:
     page = read_page(request)
     records = tenant_store(request)[collection]
+    rule = request.query.get("rule") if collection == "customers" else None
+    where = {"$and": [rule_filter(rule), page_filter(page)]} if rule else page_filter(page)
     cursor = records.find(
-        page_filter(page), projection=HIDDEN, sort=NEWEST,
+        where, projection=HIDDEN, sort=NEWEST,
         skip=page.offset if page.after is None else 0, limit=page.limit,
     )  # fmt: skip
     docs = [doc async for doc in cursor]
     cursor_out = next_cursor(docs, page)
     return json_response({
-        "items": [record_view(d) for d in docs], "total": await records.count_documents(),
+        "items": [record_view(d) for d in docs],
+        "total": await records.count_documents(rule_filter(rule) if rule else {}),
         "nextCursor": cursor_out,
     })  # fmt: skip
 

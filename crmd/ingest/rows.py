@@ -17,6 +17,28 @@ _INTEGER = re.compile(r"^(?:\d{1,3}(?:,\d{3})+|\d+)$")
 MAX_TEXT = 1000
 
 
+AttrValue = str | float | bool | datetime
+_PLAIN_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$")
+
+
+def attr_value(text: str) -> AttrValue:
+    """A custom attribute typed from its text, so rules compare like with like:
+    ``42`` and ``-1.5`` are numbers, ``true``/``false`` booleans, ISO dates dates, and
+    anything else text."""
+    if _PLAIN_NUMBER.match(text):
+        return float(text)
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if _ISO_DATE.match(text):
+        try:
+            return parse_date(text, "")
+        except Invalid:
+            return text
+    return text
+
+
 class CustomerRow(msgspec.Struct, array_like=True, omit_defaults=True):
     line: int
     name: str

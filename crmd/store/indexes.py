@@ -29,6 +29,13 @@ INDEXES: IndexSpec = {
             [("userId", ASCENDING), ("customer_external_id", ASCENDING)], name="user_external_id"
         ),
         IndexModel([("userId", ASCENDING), ("email", ASCENDING)], name="user_email"),
+        # What segment rules filter on most; each index slows imports, so only these.
+        IndexModel([("userId", ASCENDING), ("spend", ASCENDING)], name="user_spend"),
+        IndexModel([("userId", ASCENDING), ("lastActive", ASCENDING)], name="user_last_active"),
+        IndexModel([("userId", ASCENDING), ("visits", ASCENDING)], name="user_visits"),
+    ),
+    "segments": (
+        IndexModel([("userId", ASCENDING), ("createdAt", DESCENDING)], name="user_newest"),
     ),
     "orders": (
         IndexModel(

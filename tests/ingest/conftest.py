@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 import aiohttp
-import pytest
 
 CUSTOMERS = (
     "customer_external_id,name,email,lastActive,location,phone,spend,visits\n"
@@ -22,12 +21,6 @@ ORDERS = (
     "C3,100,,2024-02-01,O3\n"
     "C9,-4,,2024-02-01,O4\n"
 )
-
-
-@pytest.fixture
-async def auth(client: Any) -> dict[str, str]:
-    response = await client.post("/api/v1/user/dev-login", json={"email": "ops@example.com"})
-    return {"Authorization": f"Bearer {(await response.json())['token']}"}
 
 
 async def upload(

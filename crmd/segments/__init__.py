@@ -1,0 +1,1 @@
+"""Segments: a small, safe rule language over customers, compiled to MongoDB filters."""

@@ -1,0 +1,69 @@
+"""The rule evaluated in Python over one customer document: the reference the MongoDB
+filter is tested against, with MongoDB's semantics (a missing field matches nothing but
+!= and NOT; values of another type never compare)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from crmd.segments.ast import And, Compare, DateValue, Exists, InList, Node, Not, Or, Relative
+from crmd.segments.compile import day_of, instant, text_pattern
+
+_MISSING = object()
+_ORDER = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b,
+          "<=": lambda a, b: a <= b}  # fmt: skip
+
+
+def lookup(doc: dict[str, Any], field: str) -> Any:
+    node: Any = doc
+    for part in field.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def evaluate(node: Node, doc: dict[str, Any], now: datetime) -> bool:
+    if isinstance(node, And):
+        return all(evaluate(item, doc, now) for item in node.items)
+    if isinstance(node, Or):
+        return any(evaluate(item, doc, now) for item in node.items)
+    if isinstance(node, Not):
+        return not evaluate(node.item, doc, now)
+    if isinstance(node, Exists):
+        return lookup(doc, node.field) not in (_MISSING, None, "")
+    if isinstance(node, InList):
+        return any(evaluate(Compare(node.field, "=", v), doc, now) for v in node.values)
+    if node.op == "!=":
+        return not evaluate(Compare(node.field, "=", node.value), doc, now)
+    return _holds(node, lookup(doc, node.field), now)
+
+
+def _holds(node: Compare, actual: Any, now: datetime) -> bool:
+    value, op = node.value, node.op
+    if isinstance(value, str):
+        return (
+            isinstance(actual, str)
+            and re.search(text_pattern(op, value), actual, re.IGNORECASE) is not None
+        )
+    if isinstance(value, DateValue | Relative):
+        if not isinstance(actual, datetime):
+            return False
+        moment = actual if actual.tzinfo else actual.replace(tzinfo=UTC)
+        day = day_of(value, op, now)
+        if op == "=":
+            return day[0] <= moment < day[1] if day else moment == instant(value, now)
+        if day is None:
+            return bool(_ORDER[op](moment, instant(value, now)))
+        start, end = day
+        return {">": moment >= end, ">=": moment >= start, "<": moment < start,
+                "<=": moment < end}[op]  # fmt: skip
+    if isinstance(value, bool):
+        return isinstance(actual, bool) and actual is value
+    if isinstance(actual, bool) or not isinstance(actual, int | float):
+        return False
+    if op == "=":
+        return bool(actual == value)
+    return bool(_ORDER[op](actual, value))
