@@ -1,0 +1,126 @@
+"""Message templates: ``Hi {first_name|there}, ...`` personalised per customer.
+
+A template is parsed once, when the campaign is created: an unknown placeholder is an
+error there (422, with its column), never a surprise at send time. ``{{`` and ``}}``
+write literal braces.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+PLACEHOLDERS = ("name", "first_name", "email", "location", "spend", "visits")
+_ATTRIBUTE = re.compile(r"^attrs\.[A-Za-z0-9_]{1,64}$")
+MAX_TEMPLATE = 1000
+MAX_DEFAULT = 100
+
+
+class TemplateError(Exception):
+    def __init__(self, message: str, column: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.column = column
+
+
+class Placeholder(msgspec.Struct, frozen=True):
+    field: str
+    default: str = ""
+
+
+Part = str | Placeholder
+
+
+def parse_template(text: str) -> list[Part]:
+    """Literal text and placeholders, in order; TemplateError (with a 1-based column)
+    for an unknown placeholder or an unbalanced brace."""
+    if not text.strip():
+        raise TemplateError("the message is empty", 1)
+    if len(text) > MAX_TEMPLATE:
+        raise TemplateError(f"the message is longer than {MAX_TEMPLATE} characters",
+                            MAX_TEMPLATE + 1)  # fmt: skip
+    parts: list[Part] = []
+    literal: list[str] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char in "{}" and text.startswith(char * 2, i):
+            literal.append(char)
+            i += 2
+            continue
+        if char == "}":
+            raise TemplateError(f"unmatched '}}' at column {i + 1} (write '}}}}' for a "
+                                "literal brace)", i + 1)  # fmt: skip
+        if char != "{":
+            literal.append(char)
+            i += 1
+            continue
+        end = text.find("}", i)
+        if end == -1:
+            raise TemplateError(f"unclosed '{{' at column {i + 1}", i + 1)
+        if literal:
+            parts.append("".join(literal))
+            literal = []
+        parts.append(_placeholder(text[i + 1 : end], i + 1))
+        i = end + 1
+    if literal:
+        parts.append("".join(literal))
+    return parts
+
+
+def _placeholder(inside: str, column: int) -> Placeholder:
+    field, _, default = inside.partition("|")
+    field = field.strip()
+    if field not in PLACEHOLDERS and not _ATTRIBUTE.match(field):
+        raise TemplateError(
+            f"unknown placeholder {{{field}}} at column {column}; use "
+            f"{', '.join('{' + p + '}' for p in PLACEHOLDERS)} or {{attrs.<name>}}, each "
+            "with an optional default: {first_name|there}",
+            column,
+        )
+    if len(default) > MAX_DEFAULT or "{" in default:
+        raise TemplateError(f"the default of {{{field}}} at column {column} is not plain "
+                            f"text of at most {MAX_DEFAULT} characters", column)  # fmt: skip
+    return Placeholder(field, default)
+
+
+def render(parts: list[Part], customer: Mapping[str, Any]) -> str:
+    """The message for one customer. A missing or empty value takes the default."""
+    out = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        value = _value(part.field, customer)
+        out.append(value if value else part.default)
+    return "".join(out)
+
+
+def _value(field: str, customer: Mapping[str, Any]) -> str:
+    if field == "first_name":
+        name = str(customer.get("name") or "").strip()
+        return name.split()[0] if name else ""
+    if field.startswith("attrs."):
+        attrs = customer.get("attrs") or {}
+        return _text(attrs.get(field[len("attrs.") :]))
+    return _text(customer.get(field))
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value == int(value):
+            return f"{int(value):,}"
+        return f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value).strip()

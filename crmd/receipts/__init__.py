@@ -1,0 +1,1 @@
+"""Delivery receipts: signed vendor callbacks, reconciled in batches into the logs."""
