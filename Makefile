@@ -24,9 +24,9 @@ run: $(VENV)/.run-deps
 	$(BIN)/crmd serve --port $(PORT)
 
 lint: $(VENV)/.test-deps
-	$(BIN)/ruff check crmd tests
-	$(BIN)/ruff format --check crmd tests
-	$(BIN)/mypy crmd
+	$(BIN)/ruff check crmd plugins tests
+	$(BIN)/ruff format --check crmd plugins tests
+	$(BIN)/mypy crmd plugins/crmd_dummy_vendor
 
 test: lint
 	$(BIN)/pytest

@@ -16,10 +16,12 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from crmd.campaigns.actor import dispatch_actor
 from crmd.config import Config, load_config
 from crmd.http.app import make_app
 from crmd.ingest.actor import ingest_actor
 from crmd.plugins.manager import make_plugin_manager
+from crmd.receipts.actor import receipts_actor
 from crmd.runtime.context import Runtime
 from crmd.runtime.supervisor import Supervisor
 from crmd.services.connect import MongoClient, connect_mongo, connect_redis
@@ -138,3 +140,19 @@ async def ingesting(runtime: Runtime) -> AsyncIterator[Supervisor]:
 async def auth(client: Any) -> dict[str, str]:
     response = await client.post("/api/v1/user/dev-login", json={"email": "ops@example.com"})
     return {"Authorization": f"Bearer {(await response.json())['token']}"}
+
+
+@pytest.fixture
+async def delivering(client: Any, runtime: Runtime, ingesting: Any) -> AsyncIterator[Runtime]:
+    runtime.config.plugins["dummy_vendor"] = {
+        "callback_url": str(client.make_url("/api/v1/deliveryReceipt/dummy_vendor")),
+        "delay_min": 0.05, "delay_max": 0.3, "seed": 7, "failure_rate": 0.1,
+    }  # fmt: skip
+    runtime.plugins = make_plugin_manager(runtime.config.plugins)
+    runtime.load_vendors()
+    supervisor = Supervisor([dispatch_actor(runtime), receipts_actor(runtime)], runtime.metrics)
+    supervisor.start()
+    assert await supervisor.wait_healthy(10)
+    yield runtime
+    await supervisor.stop(10)
+    await runtime.vendors.close()

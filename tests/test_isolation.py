@@ -19,6 +19,8 @@ Headers = dict[str, str]
 Check = Callable[[Any, Headers, Headers, dict[str, Any], dict[str, Any]], Awaitable[None]]
 
 PUBLIC = {
+    ("POST", "/api/v1/deliveryReceipt/{vendor}"),  # signed by the vendor instead
+    ("POST", "/api/v1/deliveryReceipt"),
     ("POST", "/api/v1/user/oauth"),
     ("GET", "/api/v1/user/oauth"),
     ("POST", "/api/v1/user/dev-login"),
@@ -52,7 +54,7 @@ async def uploads_stay_with_their_owner(
         assert theirs == {
             "items": [],
             "total": 0,
-            **({"nextCursor": None} if "nextCursor" in theirs else {}),
+            **({"cursor": None} if "cursor" in theirs else {}),
         }, path
 
 
@@ -106,7 +108,48 @@ async def audiences_count_only_own_customers(
         assert listed["total"] == expected
 
 
+async def campaigns_stay_with_their_owner(
+    client: Any, alice: Headers, bob: Headers, alice_user: Any, bob_user: Any
+) -> None:
+    answer = await (await upload(client, alice, "customers", CUSTOMERS)).json()
+    await wait_done(client, alice, answer["uploadId"])
+    body = {"name": "c", "message": "Hi {first_name}", "rule": "spend >= 0"}
+    made = [await client.post("/api/v1/campaigns", headers=alice, json=body),
+            await client.post("/api/v1/compaigns", headers=alice, json=body),
+            await client.post("/api/v1/compaign", headers=alice,
+                              json={"compaignDetails": body})]  # fmt: skip
+    assert [m.status for m in made] == [201, 201, 201], [await m.text() for m in made]
+    campaign = (await made[0].json())["id"]
+    for path in ("/api/v1/campaigns", "/api/v1/compaigns/getCompaign"):
+        assert (await (await client.get(path, headers=alice)).json())["total"] == 3
+        assert (await (await client.get(path, headers=bob)).json())["total"] == 0
+    base = f"/api/v1/campaigns/{campaign}"
+    assert (await client.get(base, headers=bob)).status == 404
+    assert (await client.get(base + "/logs", headers=bob)).status == 404
+    for action in ("pause", "resume", "cancel", "retry-failed"):
+        assert (await client.post(f"{base}/{action}", headers=bob)).status == 404, action
+    test = await client.post(base + "/test", headers=bob, json={"email": "x@y.io"})
+    assert test.status == 404
+    summary = await (await client.get("/api/v1/dashboard-summary", headers=bob)).json()
+    assert summary == {"customers": 0, "orders": 0, "campaigns": 0, "messages": {}}
+    mine = await (await client.get("/api/v1/dashboard-summary", headers=alice)).json()
+    assert mine["customers"] == 2 and mine["campaigns"] == 3
+
+
 ISOLATION: dict[tuple[str, str], Check] = {
+    ("POST", "/api/v1/campaigns"): campaigns_stay_with_their_owner,
+    ("POST", "/api/v1/compaigns"): campaigns_stay_with_their_owner,
+    ("POST", "/api/v1/compaign"): campaigns_stay_with_their_owner,
+    ("GET", "/api/v1/campaigns"): campaigns_stay_with_their_owner,
+    ("GET", "/api/v1/compaigns/getCompaign"): campaigns_stay_with_their_owner,
+    ("GET", "/api/v1/campaigns/{id}"): campaigns_stay_with_their_owner,
+    ("GET", "/api/v1/campaigns/{id}/logs"): campaigns_stay_with_their_owner,
+    ("POST", "/api/v1/campaigns/{id}/pause"): campaigns_stay_with_their_owner,
+    ("POST", "/api/v1/campaigns/{id}/resume"): campaigns_stay_with_their_owner,
+    ("POST", "/api/v1/campaigns/{id}/cancel"): campaigns_stay_with_their_owner,
+    ("POST", "/api/v1/campaigns/{id}/retry-failed"): campaigns_stay_with_their_owner,
+    ("POST", "/api/v1/campaigns/{id}/test"): campaigns_stay_with_their_owner,
+    ("GET", "/api/v1/dashboard-summary"): campaigns_stay_with_their_owner,
     ("POST", "/api/v1/segment"): segments_stay_with_their_owner,
     ("POST", "/api/v1/segments"): segments_stay_with_their_owner,
     ("GET", "/api/v1/segment"): segments_stay_with_their_owner,
@@ -168,6 +211,6 @@ async def two_users(client: Any) -> tuple[Headers, Headers, dict[str, Any], dict
 
 @pytest.mark.parametrize("route", sorted(ISOLATION))
 async def test_two_users_never_cross(
-    route: tuple[str, str], client: Any, two_users: Any, ingesting: Any
+    route: tuple[str, str], client: Any, two_users: Any, delivering: Any
 ):
     await ISOLATION[route](client, *two_users)

@@ -8,10 +8,12 @@ from aiohttp import web
 
 from crmd.auth import routes as auth_routes
 from crmd.auth.middleware import authenticate
+from crmd.campaigns import routes as campaign_routes
 from crmd.http import health
 from crmd.http.keys import RUNTIME
 from crmd.http.middleware import errors, metrics, request_context
 from crmd.ingest import routes as ingest_routes
+from crmd.receipts import routes as receipt_routes
 from crmd.runtime.context import Runtime
 from crmd.segments import routes as segment_routes
 
@@ -36,4 +38,6 @@ def make_app(runtime: Runtime) -> web.Application:
     app.add_routes(auth_routes.routes)
     app.add_routes(ingest_routes.routes)
     app.add_routes(segment_routes.routes)
+    app.add_routes(campaign_routes.routes)
+    app.add_routes(receipt_routes.routes)
     return app

@@ -37,10 +37,12 @@ def _int(request: web.Request, name: str, default: int, low: int, high: int) -> 
     return value
 
 
-def read_page(request: web.Request) -> Page:
+def read_page(request: web.Request, keyset: bool = True) -> Page:
+    """``limit`` and ``offset``; with ``keyset``, also this module's (createdAt, _id)
+    ``cursor``. Lists with cursors of their own read them themselves."""
     limit = _int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = _int(request, "offset", 0, 0, 10_000_000)
-    cursor = request.query.get("cursor")
+    cursor = request.query.get("cursor") if keyset else None
     after = None
     if cursor:
         try:

@@ -128,7 +128,7 @@ async def _list(request: web.Request, collection: str) -> web.Response:
     return json_response({
         "items": [record_view(d) for d in docs],
         "total": await records.count_documents(rule_filter(rule) if rule else {}),
-        "nextCursor": cursor_out,
+        "cursor": cursor_out,
     })  # fmt: skip
 
 

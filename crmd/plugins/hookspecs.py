@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from crmd.plugins.markers import hookspec
 
 if TYPE_CHECKING:
+    from crmd.plugins.vendor import Vendor
     from crmd.runtime.actor import Actor
     from crmd.runtime.context import Runtime
 
@@ -40,4 +41,20 @@ def crmd_actors(runtime: Runtime) -> list[Actor]:  # type: ignore[empty-body]
     finish the work in hand and return. A crash is logged and the actor is run again
     after a back-off; the restart shows in ``/readyz`` and ``/metrics``. Actor names must
     be unique: prefix them with your plugin's name. Return ``[]`` for none.
+    """
+
+
+@hookspec
+def crmd_vendors(runtime: Runtime) -> list[Vendor]:  # type: ignore[empty-body]
+    """Return the vendors this plugin provides (usually one), each an object following
+    ``crmd.plugins.vendor.Vendor``: a ``name``, ``rate_limit()``, ``async send()``,
+    ``verify_receipt()``, ``parse_receipts()``, ``async check()`` and ``async close()``.
+
+    Called once at start-up. Your settings are ``runtime.plugin_settings("<name>")``
+    (the ``[plugins.<name>]`` table); ``runtime.http`` is an aiohttp session you may use
+    for the vendor's API (set a timeout on every call). Campaigns pick a vendor by name;
+    the first vendor loaded is the default. Receipts posted to
+    ``/api/v1/deliveryReceipt/<name>`` are handed to your ``verify_receipt`` and then
+    ``parse_receipts``; crmd looks the message up in its own records, so a receipt can
+    never reach another tenant's data. Return ``[]`` when your settings say you are off.
     """

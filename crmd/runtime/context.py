@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
 from crmd.auth.google import GoogleCerts
+from crmd.campaigns.vendors import Vendors
 from crmd.config import Config
 from crmd.services.connect import MongoClient
 from crmd.streams import StreamNames
@@ -31,6 +32,8 @@ class Runtime:
     jwt_secret: str
     metrics: Metrics = field(default_factory=Metrics)
     supervisor: Supervisor | None = None
+    vendors: Vendors = field(default_factory=Vendors)
+    """Loaded from the plugins at start-up (``load_vendors``)."""
     google_certs: GoogleCerts = field(init=False)
 
     def __post_init__(self) -> None:
@@ -43,6 +46,11 @@ class Runtime:
     @property
     def streams(self) -> StreamNames:
         return StreamNames.for_prefix(self.config.redis.stream_prefix)
+
+    def load_vendors(self) -> Vendors:
+        found = [v for batch in self.plugins.hook.crmd_vendors(runtime=self) for v in batch]
+        self.vendors = Vendors(found)
+        return self.vendors
 
     def plugin_settings(self, name: str) -> dict[str, Any]:
         """A plugin's own table, ``[plugins.<name>]``; empty when there is none."""

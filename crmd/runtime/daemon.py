@@ -21,12 +21,14 @@ import aiohttp
 import structlog
 
 from crmd.auth.secret import SecretError, resolve_jwt_secret
+from crmd.campaigns.actor import dispatch_actor
 from crmd.config import Config, redact_url
 from crmd.errors import Unavailable
 from crmd.http.actor import HttpActor
 from crmd.http.app import make_app
 from crmd.ingest.actor import ingest_actor
 from crmd.plugins.manager import make_plugin_manager
+from crmd.receipts.actor import receipts_actor
 from crmd.runtime.actor import Actor
 from crmd.runtime.context import Runtime
 from crmd.runtime.supervisor import Supervisor
@@ -57,7 +59,7 @@ def build_actors(runtime: Runtime) -> list[Actor]:
     """crmd's own actors, then any that plugins contribute; http starts last and so
     stops first."""
     config = runtime.config
-    actors: list[Actor] = [ingest_actor(runtime)]
+    actors: list[Actor] = [ingest_actor(runtime), dispatch_actor(runtime), receipts_actor(runtime)]
     for contributed in runtime.plugins.hook.crmd_actors(runtime=runtime):
         actors.extend(contributed)
     app = make_app(runtime)
@@ -162,6 +164,8 @@ async def _start(config: Config, stack: contextlib.AsyncExitStack) -> Runtime:
         jwt_secret=resolve_jwt_secret(config),
     )
     await prepare_storage(runtime)
+    runtime.load_vendors()
+    stack.push_async_callback(runtime.vendors.close)
     supervisor = Supervisor(
         build_actors(runtime),
         runtime.metrics,

@@ -34,6 +34,24 @@ INDEXES: IndexSpec = {
         IndexModel([("userId", ASCENDING), ("lastActive", ASCENDING)], name="user_last_active"),
         IndexModel([("userId", ASCENDING), ("visits", ASCENDING)], name="user_visits"),
     ),
+    "campaigns": (
+        IndexModel([("userId", ASCENDING), ("createdAt", DESCENDING)], name="user_newest"),
+    ),
+    "communication_log": (
+        IndexModel(
+            [("campaignId", ASCENDING), ("customerId", ASCENDING)],
+            unique=True,
+            name="campaign_customer_unique",
+        ),
+        IndexModel(
+            [("userId", ASCENDING), ("campaignId", ASCENDING), ("status", ASCENDING)],
+            name="user_campaign_status",
+        ),
+        IndexModel([("vendor", ASCENDING), ("vendorMessageId", ASCENDING)], name="vendor_message"),
+    ),
+    "receipt_events": (
+        IndexModel([("userId", ASCENDING), ("campaignId", ASCENDING)], name="user_campaign"),
+    ),
     "segments": (
         IndexModel([("userId", ASCENDING), ("createdAt", DESCENDING)], name="user_newest"),
     ),

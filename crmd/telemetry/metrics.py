@@ -49,5 +49,12 @@ class Metrics:
             registry=r,
         )
 
+        self.receipts = Counter(
+            "crmd_receipts",
+            "Receipt events by vendor and outcome (accepted, rejected, unknown)",
+            ["vendor", "outcome"],
+            registry=r,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

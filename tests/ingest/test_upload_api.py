@@ -121,7 +121,7 @@ async def test_pagination_with_cursor(client: Any, auth: Any):
         page = await (await client.get(url, headers=auth)).json()
         assert page["total"] == 7
         seen += [c["email"] for c in page["items"]]
-        url = f"/api/v1/customers?limit=3&cursor={page['nextCursor']}" if page["nextCursor"] else ""
+        url = f"/api/v1/customers?limit=3&cursor={page['cursor']}" if page["cursor"] else ""
     assert sorted(seen) == sorted(f"n{i}@x.io" for i in range(7))
     assert len(seen) == 7
 

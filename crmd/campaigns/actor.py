@@ -1,0 +1,48 @@
+"""The dispatch actor: the stream worker with a handler that plans and sends."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import msgspec
+from bson import ObjectId
+
+from crmd.campaigns import jobs
+from crmd.campaigns.dispatch import plan, send_chunk
+from crmd.campaigns.vendors import RateLimiter
+from crmd.runtime.context import Runtime
+from crmd.store.tenant import TenantStore
+from crmd.streams import GROUP, consumer_name
+from crmd.streams.actor import StreamActor
+from crmd.streams.worker import Entry, StreamWorker
+
+
+def dispatch_actor(runtime: Runtime) -> StreamActor:
+    limiters: dict[str, RateLimiter] = {}
+
+    async def handle(entries: Sequence[Entry]) -> None:
+        for entry in entries:
+            job = jobs.decode(entry.fields[jobs.FIELD])
+            store = TenantStore(runtime.db, job.user)
+            if job.kind == "plan":
+                await plan(store, runtime.redis, runtime.streams.dispatch, job.campaign)
+            else:
+                await send_chunk(store, runtime.vendors, limiters, job)
+
+    async def give_up(entry: Entry, reason: str) -> None:
+        try:
+            job = jobs.decode(entry.fields[jobs.FIELD])
+        except (KeyError, msgspec.DecodeError):
+            return
+        await TenantStore(runtime.db, job.user)["campaigns"].update_one(
+            {"_id": ObjectId(job.campaign), "status": {"$nin": ["cancelled", "completed"]}},
+            {"$set": {"status": "error", "reason": f"{job.kind} failed: {reason}"[:1000],
+                      "updatedAt": datetime.now(UTC)}},
+        )  # fmt: skip
+
+    worker = StreamWorker(
+        runtime.redis, runtime.streams.dispatch, GROUP, consumer_name(runtime.config.streams),
+        handle, runtime.config.streams, runtime.metrics, on_dead=give_up,
+    )  # fmt: skip
+    return StreamActor("dispatch", worker)

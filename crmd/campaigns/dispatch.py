@@ -1,0 +1,174 @@
+"""The dispatch actor's work: plan a campaign's audience into communication_log, then
+hand each chunk of messages to the vendor within its rate limit.
+
+Both steps are safe to repeat after a crash. Planning inserts one log per recipient with
+an id derived from (campaign, customer), so a second pass adds nothing. Sending skips
+every message that already has the vendor's id or a final status, and hands the vendor
+crmd's own message id, which vendors treat as an idempotency key: no recipient is sent
+twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from bson import ObjectId
+from pymongo.errors import BulkWriteError
+
+from crmd.campaigns import jobs
+from crmd.campaigns.template import parse_template, render
+from crmd.campaigns.vendors import RateLimiter, Vendors, guarded_send
+from crmd.plugins.vendor import Accepted, Failed, OutgoingMessage, Retry
+from crmd.segments.routes import rule_filter
+from crmd.store.tenant import TenantStore
+
+log = structlog.get_logger(__name__)
+PLAN_BATCH = 1000
+VENDOR_BATCH = 100
+MAX_ATTEMPTS = 5
+MAX_RETRY_WAIT = 30.0
+CUSTOMER_FIELDS = {"name": 1, "email": 1, "phone": 1, "location": 1, "spend": 1,
+                   "visits": 1, "attrs": 1}  # fmt: skip
+DUPLICATE_KEY = 11000
+
+
+def message_id(campaign: str, customer: str) -> str:
+    return hashlib.sha256(f"{campaign}\x00{customer}".encode()).hexdigest()[:24]
+
+
+async def plan(store: TenantStore, redis: Any, stream: str, campaign_id: str) -> None:
+    """Write one PENDING log per recipient (with its rendered message) and queue the
+    send jobs; the audience is fixed here."""
+    campaigns = store["campaigns"]
+    campaign = await campaigns.find_one({"_id": ObjectId(campaign_id)})
+    if campaign is None or campaign["status"] not in ("queued", "planning"):
+        return
+    await campaigns.update_one({"_id": campaign["_id"]}, {"$set": {"status": "planning"}})
+    parts = parse_template(campaign["message"])
+    query = rule_filter(campaign["rule"], campaign["ruleNow"].replace(tzinfo=UTC))
+    now = datetime.now(UTC)
+    batch: list[dict[str, Any]] = []
+    async for customer in store["customers"].find(query, projection=CUSTOMER_FIELDS,
+                                                  batch_size=PLAN_BATCH):  # fmt: skip
+        batch.append(_log(campaign, customer, parts, now))
+        if len(batch) >= PLAN_BATCH:
+            await _write_logs(store, redis, stream, campaign_id, batch)
+            batch = []
+    await _write_logs(store, redis, stream, campaign_id, batch)
+    size = await store["communication_log"].count_documents({"campaignId": campaign_id})
+    await campaigns.update_one(
+        {"_id": campaign["_id"], "status": "planning"},
+        {"$set": {"status": "sending", "audienceSize": size, "plannedAt": now,
+                  "stats.pending": size}},
+    )  # fmt: skip
+    log.info("campaign.planned", campaign_id=campaign_id, audience=size)
+    if size == 0:
+        await mark_sent_if_done(store, campaign_id)
+
+
+def _log(campaign: dict[str, Any], customer: dict[str, Any], parts: Any, now: datetime
+         ) -> dict[str, Any]:  # fmt: skip
+    campaign_id = str(campaign["_id"])
+    return {
+        "_id": message_id(campaign_id, customer["_id"]), "campaignId": campaign_id,
+        "customerId": customer["_id"], "recipient": customer.get("email", ""),
+        "phone": customer.get("phone", ""), "message": render(parts, customer),
+        "vendor": campaign["vendor"], "status": "PENDING", "rank": 0, "attempts": 0,
+        "vendorMessageId": None, "createdAt": now, "updatedAt": now,
+    }  # fmt: skip
+
+
+async def _write_logs(store: TenantStore, redis: Any, stream: str, campaign_id: str,
+                      batch: list[dict[str, Any]]) -> None:  # fmt: skip
+    if not batch:
+        return
+    try:
+        await store["communication_log"].insert_many(batch)
+    except BulkWriteError as exc:  # planned before a crash: already there
+        if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+            raise
+    await jobs.publish(redis, stream, jobs.send_jobs(campaign_id, store.user_id,
+                                                     [d["_id"] for d in batch]))  # fmt: skip
+
+
+async def send_chunk(store: TenantStore, vendors: Vendors, limiters: dict[str, RateLimiter],
+                     job: jobs.DispatchJob) -> None:  # fmt: skip
+    """Hand one chunk to the vendor: unsent messages only, in batches within its rate,
+    retrying what the vendor asks to retry up to MAX_ATTEMPTS."""
+    campaign = await store["campaigns"].find_one({"_id": ObjectId(job.campaign)})
+    if campaign is None or campaign["status"] not in ("sending", "sent"):
+        return  # paused or cancelled: resume re-queues what is unsent
+    vendor = vendors.get(campaign["vendor"])
+    limiter = limiters.setdefault(vendor.name, RateLimiter(vendor.rate_limit()))
+    logs = store["communication_log"]
+    todo = [d async for d in logs.find(
+        {"_id": {"$in": job.ids}, "status": "PENDING", "vendorMessageId": None},
+        projection={"recipient": 1, "phone": 1, "message": 1, "attempts": 1},
+    )]  # fmt: skip
+    while todo:
+        retry: list[dict[str, Any]] = []
+        wait = 0.0
+        for start in range(0, len(todo), VENDOR_BATCH):
+            batch = todo[start : start + VENDOR_BATCH]
+            await limiter.take(len(batch))
+            messages = [OutgoingMessage(d["_id"], d.get("recipient", ""), d.get("phone", ""),
+                                        d["message"]) for d in batch]  # fmt: skip
+            results = await guarded_send(vendor, messages)
+            by_id = {d["_id"]: d for d in batch}
+            again, wait_for = await _record(store, by_id, results)
+            retry += again
+            wait = max(wait, wait_for)
+        todo = retry
+        if todo:
+            await asyncio.sleep(min(wait, MAX_RETRY_WAIT))
+    await mark_sent_if_done(store, job.campaign)
+
+
+async def _record(store: TenantStore, by_id: dict[str, dict[str, Any]],
+                  results: Sequence[Any]) -> tuple[list[dict[str, Any]], float]:  # fmt: skip
+    now = datetime.now(UTC)
+    updates = []
+    retry: list[dict[str, Any]] = []
+    wait = 0.0
+    for result in results:
+        doc = by_id.get(result.message_id)
+        if doc is None:
+            continue
+        attempts = doc.get("attempts", 0) + 1
+        if isinstance(result, Accepted):
+            updates.append(({"_id": doc["_id"], "vendorMessageId": None},
+                            {"$set": {"vendorMessageId": result.vendor_message_id,
+                                      "attempts": attempts, "handedAt": now,
+                                      "updatedAt": now}}))  # fmt: skip
+        elif isinstance(result, Failed) or attempts >= MAX_ATTEMPTS:
+            reason = result.reason if isinstance(result, Failed) else (
+                f"gave up after {attempts} attempts: {result.reason}")  # fmt: skip
+            updates.append(({"_id": doc["_id"], "rank": {"$lt": 5}},
+                            {"$set": {"status": "FAILED", "rank": 5, "reason": reason,
+                                      "attempts": attempts, "updatedAt": now,
+                                      "times.FAILED": now}}))  # fmt: skip
+        elif isinstance(result, Retry):
+            updates.append(({"_id": doc["_id"]}, {"$set": {"attempts": attempts,
+                                                           "updatedAt": now}}))  # fmt: skip
+            retry.append({**doc, "attempts": attempts})
+            wait = max(wait, result.after_seconds * 2 ** (attempts - 1))
+    if updates:
+        await store["communication_log"].bulk_update(updates)
+    return retry, wait
+
+
+async def mark_sent_if_done(store: TenantStore, campaign_id: str) -> None:
+    """``sent`` once every recipient is with the vendor (or failed for good)."""
+    unsent = await store["communication_log"].count_documents(
+        {"campaignId": campaign_id, "status": "PENDING", "vendorMessageId": None}
+    )
+    if unsent == 0:
+        await store["campaigns"].update_one(
+            {"_id": ObjectId(campaign_id), "status": "sending"},
+            {"$set": {"status": "sent", "sentAt": datetime.now(UTC)}},
+        )

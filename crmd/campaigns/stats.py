@@ -1,0 +1,48 @@
+"""A campaign's stats, counted from its logs (so they are exact by construction)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+
+from crmd.store.tenant import TenantStore
+
+GROUPS = {
+    "pending": ("PENDING",),
+    "sent": ("SENT",),
+    "delivered": ("DELIVERED", "OPENED", "CLICKED"),
+    "failed": ("FAILED", "BOUNCED"),
+    "unknown": ("UNKNOWN",),
+}
+
+
+def summarise(by_status: dict[str, int]) -> dict[str, int]:
+    return {name: sum(by_status.get(s, 0) for s in statuses) for name, statuses in GROUPS.items()}
+
+
+async def count_by_status(store: TenantStore, campaign_id: str) -> dict[str, int]:
+    cursor = await store["communication_log"].aggregate([
+        {"$match": {"campaignId": campaign_id}},
+        {"$group": {"_id": "$status", "n": {"$sum": 1}}},
+    ])  # fmt: skip
+    return {doc["_id"]: doc["n"] async for doc in cursor}
+
+
+async def refresh(store: TenantStore, campaign_id: str) -> dict[str, int]:
+    """Recount and store the stats; a sent campaign with nothing pending is completed."""
+    stats = summarise(await count_by_status(store, campaign_id))
+    campaigns = store["campaigns"]
+    await campaigns.update_one({"_id": ObjectId(campaign_id)}, {"$set": {"stats": stats}})
+    if stats["pending"] == 0:
+        await campaigns.update_one(
+            {"_id": ObjectId(campaign_id), "status": "sent"},
+            {"$set": {"status": "completed", "completedAt": datetime.now(UTC)}},
+        )
+    return stats
+
+
+def delivery_rate(stats: dict[str, Any], audience: int) -> float:
+    reached = stats.get("sent", 0) + stats.get("delivered", 0)
+    return round(reached / audience, 4) if audience else 0.0

@@ -1,0 +1,92 @@
+"""What a vendor plugin gives crmd, and what crmd gives it.
+
+A vendor delivers messages (SMS, e-mail, WhatsApp...). crmd hands it batches of rendered
+messages, each with crmd's own message id, and the vendor answers per message. Later the
+vendor calls crmd back with receipts, which the same vendor object verifies and parses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+import msgspec
+
+
+class OutgoingMessage(msgspec.Struct, frozen=True):
+    message_id: str
+    """crmd's id for this message. Treat it as an idempotency key: crmd may hand you the
+    same message again after a crash, and you must not deliver it twice."""
+    recipient: str
+    """The customer's email address (or phone, for vendors that use one)."""
+    phone: str
+    text: str
+
+
+class Accepted(msgspec.Struct, frozen=True, tag="accepted"):
+    message_id: str
+    vendor_message_id: str
+
+
+class Failed(msgspec.Struct, frozen=True, tag="failed"):
+    message_id: str
+    reason: str
+
+
+class Retry(msgspec.Struct, frozen=True, tag="retry"):
+    message_id: str
+    after_seconds: float
+    reason: str = ""
+
+
+SendResult = Accepted | Failed | Retry
+
+
+class ReceiptEvent(msgspec.Struct, frozen=True):
+    status: str
+    """SENT, DELIVERED, FAILED, OPENED, CLICKED or BOUNCED."""
+    at: datetime
+    event_id: str
+    """Unique per event at the vendor: a repeated event id is a duplicate."""
+    message_id: str = ""
+    """crmd's message id, when the vendor echoes it; else give vendor_message_id."""
+    vendor_message_id: str = ""
+    campaign_id: str = ""
+    customer_id: str = ""
+    """The original Mini-CRM's receipts name the campaign and customer instead."""
+    reason: str = ""
+
+
+class CheckResult(msgspec.Struct, frozen=True):
+    ok: bool
+    detail: str = ""
+
+
+@runtime_checkable
+class Vendor(Protocol):
+    """The object a vendor plugin returns from ``crmd_vendors``. Every method may be
+    called concurrently; crmd bounds each call by a time budget and treats an exception
+    or a timeout as "retry this batch later", logging it with the vendor's name."""
+
+    name: str
+
+    def rate_limit(self) -> float:
+        """Messages per second this vendor accepts; crmd never sends faster."""
+
+    async def send(self, messages: Sequence[OutgoingMessage]) -> Sequence[SendResult]:
+        """Hand over a batch; answer one result per message, in any order."""
+
+    def verify_receipt(self, headers: Mapping[str, str], body: bytes) -> None:
+        """Raise ``ValueError`` unless this callback really comes from the vendor (check
+        its signature and freshness). Called before anything is parsed or stored."""
+
+    def parse_receipts(self, headers: Mapping[str, str], body: bytes) -> Sequence[ReceiptEvent]:
+        """The receipt events in a verified callback. Raise ``ValueError`` for a body
+        you cannot read."""
+
+    async def check(self) -> CheckResult:
+        """Whether the settings work (credentials, reachability)."""
+
+    async def close(self) -> None:
+        """Release what the vendor holds (sessions, tasks) at shutdown."""

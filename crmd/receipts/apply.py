@@ -1,0 +1,122 @@
+"""The receipts actor's work: a batch of receipt events into communication_log with one
+bulk update per tenant, then the affected campaigns' stats recounted.
+
+A receipt names a message by crmd's id, the vendor's id, or (the original project's
+way) campaign and customer. The tenant and the campaign come from crmd's own log of
+that message, never from the payload. Applying is idempotent (the status rank only
+rises; first-seen times only fall), so duplicates, reordering and redelivery after a
+crash all end in the same state.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from crmd.campaigns import stats
+from crmd.plugins.vendor import ReceiptEvent
+from crmd.receipts.batch import ReceiptBatch
+from crmd.receipts.status import RANK
+from crmd.store.tenant import TenantStore
+from crmd.telemetry.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+Doc = dict[str, Any]
+LOG_FIELDS = {"userId": 1, "campaignId": 1, "customerId": 1, "vendor": 1,
+              "vendorMessageId": 1}  # fmt: skip
+
+
+async def find_logs(db: AsyncDatabase[Doc], events: Sequence[tuple[str, ReceiptEvent]]
+                    ) -> dict[tuple[str, str], Doc]:  # fmt: skip
+    """Each event's log, keyed by (vendor, event id). These lookups are by ids crmd
+    issued, across tenants on purpose: the log found decides the tenant."""
+    logs = db.communication_log
+    found: dict[tuple[str, str], Doc] = {}
+    ours = {e.message_id for _, e in events if e.message_id}
+    by_id = {d["_id"]: d async for d in logs.find({"_id": {"$in": sorted(ours)}}, LOG_FIELDS)}
+    theirs: dict[str, set[str]] = defaultdict(set)
+    for vendor, event in events:
+        if not event.message_id and event.vendor_message_id:
+            theirs[vendor].add(event.vendor_message_id)
+    by_vendor_id: dict[tuple[str, str], Doc] = {}
+    for vendor, ids in theirs.items():
+        async for match in logs.find(
+            {"vendor": vendor, "vendorMessageId": {"$in": sorted(ids)}}, LOG_FIELDS
+        ):
+            by_vendor_id[(vendor, match["vendorMessageId"])] = match
+    for vendor, event in events:
+        doc: Doc | None = by_id.get(event.message_id) if event.message_id else None
+        if doc is None and event.vendor_message_id:
+            doc = by_vendor_id.get((vendor, event.vendor_message_id))
+        if doc is None and event.campaign_id and event.customer_id:
+            doc = await logs.find_one({"campaignId": event.campaign_id,
+                                       "customerId": event.customer_id}, LOG_FIELDS)  # fmt: skip
+        if doc is not None and doc.get("vendor") in (vendor, None):
+            found[(vendor, event.event_id)] = doc
+    return found
+
+
+def log_updates(event: ReceiptEvent, now: datetime) -> list[tuple[Doc, Doc]]:
+    rank = RANK[event.status]
+    changes: Doc = {"status": event.status, "rank": rank, "updatedAt": now}
+    if event.reason:
+        changes["reason"] = event.reason[:500]
+    at = event.at if event.at.tzinfo else event.at.replace(tzinfo=UTC)
+    return [
+        ({"rank": {"$lt": rank}}, {"$set": changes}),
+        ({}, {"$min": {f"times.{event.status}": at}}),
+    ]
+
+
+async def apply_receipts(db: AsyncDatabase[Doc], metrics: Metrics,
+                         batches: Sequence[ReceiptBatch]) -> None:  # fmt: skip
+    unique: dict[tuple[str, str], tuple[str, ReceiptEvent]] = {}
+    for received in batches:
+        for event in received.events:
+            unique.setdefault((received.vendor, event.event_id), (received.vendor, event))
+    events = list(unique.values())
+    logs = await find_logs(db, events)
+    now = datetime.now(UTC)
+    per_user: dict[str, list[tuple[Doc, Doc]]] = defaultdict(list)
+    records: dict[str, list[Doc]] = defaultdict(list)
+    campaigns: set[tuple[str, str]] = set()
+    unknown = []
+    for vendor, event in events:
+        doc = logs.get((vendor, event.event_id))
+        record = {"_id": f"{vendor}:{event.event_id}", "vendor": vendor,
+                  "status": event.status, "at": event.at, "receivedAt": now}  # fmt: skip
+        if doc is None:
+            unknown.append({**record, "userId": None, "unknown": True,
+                            "messageId": event.message_id,
+                            "vendorMessageId": event.vendor_message_id})  # fmt: skip
+            continue
+        for where, update in log_updates(event, now):
+            per_user[doc["userId"]].append(({"_id": doc["_id"], **where}, update))
+        records[doc["userId"]].append({**record, "logId": doc["_id"],
+                                       "campaignId": doc["campaignId"]})  # fmt: skip
+        campaigns.add((doc["userId"], doc["campaignId"]))
+    for user, updates in per_user.items():
+        await TenantStore(db, user, majority=True)["communication_log"].bulk_update(updates)
+    for user, docs in records.items():
+        await _insert_new(TenantStore(db, user)["receipt_events"].insert_many(docs))
+    if unknown:
+        metrics.receipts.labels("any", "unknown").inc(len(unknown))
+        log.warning("receipt.unknown_message", count=len(unknown))
+        await _insert_new(db.receipt_events.insert_many(unknown, ordered=False))
+    for user, campaign in campaigns:
+        await stats.refresh(TenantStore(db, user), campaign)
+
+
+async def _insert_new(insert: Any) -> None:
+    """Events already recorded (a duplicate, a redelivery) are skipped."""
+    try:
+        await insert
+    except BulkWriteError as exc:
+        if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+            raise

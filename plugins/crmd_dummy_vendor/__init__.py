@@ -1,0 +1,179 @@
+"""crmd's dummy vendor: behaves like a real messaging vendor, delivers nothing.
+
+It accepts a batch, answers with vendor message ids, and after a delay posts signed
+delivery receipts back to crmd over HTTP: about 90% SENT and 10% FAILED by default.
+Settings, in ``[plugins.dummy_vendor]``:
+
+    failure_rate = 0.1       # share of messages that FAIL
+    delay_min = 1.0          # seconds before the receipts are posted
+    delay_max = 3.0
+    duplicate_rate = 0.0     # share of receipt posts sent twice (and out of order)
+    seed = 7                 # reproducible outcomes
+    rate = 1000              # messages per second it accepts
+    callback_url = ""        # default: this crmd's /api/v1/deliveryReceipt/dummy_vendor
+    secret = ""              # signing secret; default: derived from crmd's token secret
+    enabled = true
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import random
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import msgspec
+import structlog
+
+from crmd import hookimpl
+from crmd.plugins.vendor import (
+    Accepted,
+    CheckResult,
+    Failed,
+    OutgoingMessage,
+    ReceiptEvent,
+    SendResult,
+)
+from crmd.receipts.signature import SignatureError, signed_headers, verify
+
+NAME = "dummy_vendor"
+log = structlog.get_logger(__name__)
+
+
+class Receipt(msgspec.Struct, rename="camel", omit_defaults=True):
+    """The receipt body crmd understands (one object, or a list of them)."""
+
+    status: str
+    timestamp: datetime
+    event_id: str
+    message_id: str = ""
+    vendor_message_id: str = ""
+    campaign_id: str = ""
+    customer_id: str = ""
+    reason: str = ""
+
+
+_decode = msgspec.json.Decoder(Receipt | list[Receipt]).decode
+
+
+class DummyVendor:
+    name = NAME
+
+    def __init__(self, settings: Mapping[str, Any], http: aiohttp.ClientSession,
+                 secret: str, callback_url: str) -> None:  # fmt: skip
+        self.http = http
+        self.secret = str(settings.get("secret") or secret)
+        self.callback_url = str(settings.get("callback_url") or callback_url)
+        self.failure_rate = float(settings.get("failure_rate", 0.1))
+        self.delay = (float(settings.get("delay_min", 1.0)), float(settings.get("delay_max", 3.0)))
+        self.duplicate_rate = float(settings.get("duplicate_rate", 0.0))
+        self.rate = float(settings.get("rate", 1000))
+        self.rng = random.Random(settings.get("seed"))  # noqa: S311 - simulated outcomes
+        self.accepted: dict[str, str] = {}
+        """Our message id → its vendor id: the same message is never delivered twice."""
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def rate_limit(self) -> float:
+        return self.rate
+
+    async def send(self, messages: Sequence[OutgoingMessage]) -> Sequence[SendResult]:
+        results: list[SendResult] = []
+        receipts: list[Receipt] = []
+        now = datetime.now(UTC)
+        for message in messages:
+            if message.message_id in self.accepted:  # a resend after a crash: same answer
+                results.append(Accepted(message.message_id, self.accepted[message.message_id]))
+                continue
+            if not message.recipient:
+                results.append(Failed(message.message_id, "no recipient address"))
+                continue
+            vendor_id = f"dv_{uuid.uuid4().hex}"
+            self.accepted[message.message_id] = vendor_id
+            results.append(Accepted(message.message_id, vendor_id))
+            failed = self.rng.random() < self.failure_rate
+            receipts.append(Receipt(
+                status="FAILED" if failed else "SENT", timestamp=now,
+                event_id=f"evt_{uuid.uuid4().hex}", message_id=message.message_id,
+                vendor_message_id=vendor_id, reason="recipient unreachable" if failed else "",
+            ))  # fmt: skip
+        if receipts:
+            self._later(receipts)
+        return results
+
+    def _later(self, receipts: list[Receipt]) -> None:
+        posts = [receipts]
+        if self.duplicate_rate and self.rng.random() < self.duplicate_rate:
+            half = receipts[: max(1, len(receipts) // 2)]
+            posts = [half, receipts]  # a duplicate, and the halves out of order
+            self.rng.shuffle(posts)
+        for body in posts:
+            delay = self.rng.uniform(*self.delay)
+            task = asyncio.create_task(self._post(body, delay))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _post(self, receipts: list[Receipt], delay: float) -> None:
+        await asyncio.sleep(delay)
+        body = msgspec.json.encode(receipts)
+        for attempt in range(5):
+            headers = signed_headers(self.secret, f"msg_{uuid.uuid4().hex}", int(time.time()),
+                                     body)  # fmt: skip
+            headers["Content-Type"] = "application/json"
+            try:
+                async with self.http.post(
+                    self.callback_url,
+                    data=body,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=10),
+                ) as response:
+                    if response.status < 500:
+                        return
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("dummy_vendor.callback_failed", attempt=attempt, error=str(exc))
+            await asyncio.sleep(0.5 * 2**attempt)
+
+    def verify_receipt(self, headers: Mapping[str, str], body: bytes) -> None:
+        try:
+            verify(self.secret, headers, body, now=time.time())
+        except SignatureError as exc:
+            raise ValueError(str(exc)) from None
+
+    def parse_receipts(self, headers: Mapping[str, str], body: bytes) -> Sequence[ReceiptEvent]:
+        try:
+            decoded = _decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ValueError(f"unreadable receipt: {exc}") from None
+        receipts = decoded if isinstance(decoded, list) else [decoded]
+        return [
+            ReceiptEvent(status=r.status.upper(), at=r.timestamp, event_id=r.event_id,
+                         message_id=r.message_id, vendor_message_id=r.vendor_message_id,
+                         campaign_id=r.campaign_id, customer_id=r.customer_id, reason=r.reason)
+            for r in receipts
+        ]  # fmt: skip
+
+    async def check(self) -> CheckResult:
+        return CheckResult(ok=bool(self.secret), detail=f"callbacks to {self.callback_url}")
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def default_secret(jwt_secret: str) -> str:
+    """Both ends live in this process: derive the shared secret from crmd's own."""
+    return hmac.new(jwt_secret.encode(), b"crmd_dummy_vendor", hashlib.sha256).hexdigest()
+
+
+@hookimpl
+def crmd_vendors(runtime: Any) -> list[DummyVendor]:
+    server = runtime.config.server
+    url = f"http://{server.host}:{server.port}/api/v1/deliveryReceipt/{NAME}"
+    return [DummyVendor(runtime.plugin_settings(NAME), runtime.http,
+                        default_secret(runtime.jwt_secret), url)]  # fmt: skip

@@ -1,0 +1,1 @@
+"""Campaign fixtures live in tests/conftest.py (the isolation walk needs them too)."""

@@ -1,0 +1,67 @@
+"""A campaign from creation to completed, through the dummy vendor's signed callbacks."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from crmd.runtime.context import Runtime
+from tests.ingest.conftest import upload, wait_done
+
+ROWS = "customer_external_id,name,email,spend,visits\n" + "".join(
+    f"K{i},Person{i} Surname,p{i}@x.io,{20000 if i % 2 else 500},{i % 4}\n" for i in range(400)
+)  # 200 with spend > 10000 (odd i); of them visits < 3 (i % 4 == 1): 100
+
+
+async def load(client: Any, auth: Any) -> None:
+    answer = await (await upload(client, auth, "customers", ROWS)).json()
+    assert (await wait_done(client, auth, answer["uploadId"]))["rows"]["persisted"] == 400
+
+
+async def wait_status(client: Any, auth: Any, campaign: str, status: str,
+                      timeout: float = 60) -> dict[str, Any]:  # fmt: skip
+    async with asyncio.timeout(timeout):
+        while True:
+            body: dict[str, Any] = await (await client.get(f"/api/v1/campaigns/{campaign}",
+                                                           headers=auth)).json()  # fmt: skip
+            if body["status"] == status:
+                return body
+            await asyncio.sleep(0.1)
+
+
+async def test_campaign_reaches_completed_with_exact_stats(
+    client: Any, auth: Any, delivering: Runtime
+):
+    await load(client, auth)
+    created = await client.post("/api/v1/compaigns", headers=auth, json={
+        "name": "Win back", "intent": "win-back", "rule": "spend > 10000 AND visits < 3",
+        "message": "Hi {first_name|there}, we miss you!",
+    })  # fmt: skip
+    assert created.status == 201
+    campaign = await created.json()
+    assert campaign["audienceSize"] == 100 and campaign["status"] == "queued"
+    done = await wait_status(client, auth, campaign["id"], "completed")
+    db = delivering.db
+    logs = [d async for d in db.communication_log.find({"campaignId": campaign["id"]})]
+    assert len(logs) == 100 == len({d["customerId"] for d in logs})
+    customers = {d["_id"]: d async for d in db.customers.find({})}
+    for entry in logs:
+        first = customers[entry["customerId"]]["name"].split()[0]
+        assert entry["message"] == f"Hi {first}, we miss you!"
+    by_status: dict[str, int] = {}
+    for entry in logs:
+        by_status[entry["status"]] = by_status.get(entry["status"], 0) + 1
+    assert done["stats"] == {"pending": 0, "sent": by_status.get("SENT", 0),
+                             "delivered": 0, "failed": by_status.get("FAILED", 0),
+                             "unknown": 0}  # fmt: skip
+    assert 0.8 <= done["stats"]["sent"] / 100 <= 0.97
+    assert done["sentAt"] and done["completedAt"]
+    logs_url = f"/api/v1/campaigns/{campaign['id']}/logs?limit=60"
+    page = await (await client.get(logs_url, headers=auth)).json()
+    assert page["total"] == 100 and len(page["items"]) == 60 and page["cursor"]
+    rest = await (await client.get(f"{logs_url}&cursor={page['cursor']}",
+                                   headers=auth)).json()  # fmt: skip
+    assert len(rest["items"]) == 40 and rest["cursor"] is None
+    summary = await (await client.get("/api/v1/dashboard-summary", headers=auth)).json()
+    assert summary["customers"] == 400 and summary["campaigns"] == 1
+    assert sum(summary["messages"].values()) == 100
