@@ -143,11 +143,19 @@ async def auth(client: Any) -> dict[str, str]:
 
 
 @pytest.fixture
-async def delivering(client: Any, runtime: Runtime, ingesting: Any) -> AsyncIterator[Runtime]:
+def vendor_settings() -> dict[str, Any]:
+    """The dummy vendor's [plugins.dummy_vendor] table; a test module may override it."""
+    return {"delay_min": 0.05, "delay_max": 0.3, "seed": 7, "failure_rate": 0.1}
+
+
+@pytest.fixture
+async def delivering(
+    client: Any, runtime: Runtime, ingesting: Any, vendor_settings: dict[str, Any]
+) -> AsyncIterator[Runtime]:
     runtime.config.plugins["dummy_vendor"] = {
         "callback_url": str(client.make_url("/api/v1/deliveryReceipt/dummy_vendor")),
-        "delay_min": 0.05, "delay_max": 0.3, "seed": 7, "failure_rate": 0.1,
-    }  # fmt: skip
+        **vendor_settings,
+    }
     runtime.plugins = make_plugin_manager(runtime.config.plugins)
     runtime.load_vendors()
     supervisor = Supervisor([dispatch_actor(runtime), receipts_actor(runtime)], runtime.metrics)

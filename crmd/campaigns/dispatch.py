@@ -41,6 +41,18 @@ def message_id(campaign: str, customer: str) -> str:
     return hashlib.sha256(f"{campaign}\x00{customer}".encode()).hexdigest()[:24]
 
 
+def send_key(log: dict[str, Any]) -> str:
+    """The message id the vendor sees: the log's id, plus the retry round after a
+    retry-failed (vendors dedupe by this id, so a new round needs a new one)."""
+    round_ = log.get("round", 0)
+    return log["_id"] if not round_ else f"{log['_id']}:r{round_}"
+
+
+def parse_send_key(key: str) -> tuple[str, int]:
+    log_id, _, round_ = key.partition(":r")
+    return log_id, int(round_) if round_.isdigit() else 0
+
+
 async def plan(store: TenantStore, redis: Any, stream: str, campaign_id: str) -> None:
     """Write one PENDING log per recipient (with its rendered message) and queue the
     send jobs; the audience is fixed here."""
@@ -108,7 +120,7 @@ async def send_chunk(store: TenantStore, vendors: Vendors, limiters: dict[str, R
     logs = store["communication_log"]
     todo = [d async for d in logs.find(
         {"_id": {"$in": job.ids}, "status": "PENDING", "vendorMessageId": None},
-        projection={"recipient": 1, "phone": 1, "message": 1, "attempts": 1},
+        projection={"recipient": 1, "phone": 1, "message": 1, "attempts": 1, "round": 1},
     )]  # fmt: skip
     while todo:
         retry: list[dict[str, Any]] = []
@@ -116,10 +128,10 @@ async def send_chunk(store: TenantStore, vendors: Vendors, limiters: dict[str, R
         for start in range(0, len(todo), VENDOR_BATCH):
             batch = todo[start : start + VENDOR_BATCH]
             await limiter.take(len(batch))
-            messages = [OutgoingMessage(d["_id"], d.get("recipient", ""), d.get("phone", ""),
+            messages = [OutgoingMessage(send_key(d), d.get("recipient", ""), d.get("phone", ""),
                                         d["message"]) for d in batch]  # fmt: skip
             results = await guarded_send(vendor, messages)
-            by_id = {d["_id"]: d for d in batch}
+            by_id = {send_key(d): d for d in batch}
             again, wait_for = await _record(store, by_id, results)
             retry += again
             wait = max(wait, wait_for)

@@ -201,8 +201,20 @@ async def pause(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/campaigns/{id}/resume")
 async def resume(request: web.Request) -> web.Response:
-    doc = await _transition(request, ("paused",), "sending")
-    await _requeue_unsent(request, tenant_store(request), str(doc["_id"]))
+    """Paused before it was planned: plan it now. After: queue what is still unsent."""
+    peek = await _campaign(request)
+    planned = peek.get("plannedAt") is not None
+    doc = await _transition(request, ("paused",), "sending" if planned else "queued")
+    store = tenant_store(request)
+    if planned:
+        await _requeue_unsent(request, store, str(doc["_id"]))
+    else:
+        runtime = request.app[RUNTIME]
+        await jobs.publish(
+            runtime.redis,
+            runtime.streams.dispatch,
+            [jobs.DispatchJob("plan", str(doc["_id"]), store.user_id)],
+        )
     return json_response(campaign_view(doc))
 
 
@@ -229,7 +241,8 @@ async def retry_failed(request: web.Request) -> web.Response:
     reset = await store["communication_log"].update_many(
         {"campaignId": campaign, "status": "FAILED"},
         {"$set": {"status": "PENDING", "rank": 0, "vendorMessageId": None, "attempts": 0,
-                  "updatedAt": now}, "$unset": {"reason": "", "times": ""}},
+                  "updatedAt": now}, "$unset": {"reason": "", "times": ""},
+         "$inc": {"round": 1}},
     )  # fmt: skip
     await store["campaigns"].update_one(
         {"_id": doc["_id"]}, {"$set": {"status": "sending", "updatedAt": now}}

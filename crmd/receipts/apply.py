@@ -20,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from crmd.campaigns import stats
+from crmd.campaigns.dispatch import parse_send_key
 from crmd.plugins.vendor import ReceiptEvent
 from crmd.receipts.batch import ReceiptBatch
 from crmd.receipts.status import RANK
@@ -29,7 +30,7 @@ from crmd.telemetry.metrics import Metrics
 log = structlog.get_logger(__name__)
 Doc = dict[str, Any]
 LOG_FIELDS = {"userId": 1, "campaignId": 1, "customerId": 1, "vendor": 1,
-              "vendorMessageId": 1}  # fmt: skip
+              "vendorMessageId": 1, "round": 1}  # fmt: skip
 
 
 async def find_logs(db: AsyncDatabase[Doc], events: Sequence[tuple[str, ReceiptEvent]]
@@ -38,7 +39,7 @@ async def find_logs(db: AsyncDatabase[Doc], events: Sequence[tuple[str, ReceiptE
     issued, across tenants on purpose: the log found decides the tenant."""
     logs = db.communication_log
     found: dict[tuple[str, str], Doc] = {}
-    ours = {e.message_id for _, e in events if e.message_id}
+    ours = {parse_send_key(e.message_id)[0] for _, e in events if e.message_id}
     by_id = {d["_id"]: d async for d in logs.find({"_id": {"$in": sorted(ours)}}, LOG_FIELDS)}
     theirs: dict[str, set[str]] = defaultdict(set)
     for vendor, event in events:
@@ -51,7 +52,12 @@ async def find_logs(db: AsyncDatabase[Doc], events: Sequence[tuple[str, ReceiptE
         ):
             by_vendor_id[(vendor, match["vendorMessageId"])] = match
     for vendor, event in events:
-        doc: Doc | None = by_id.get(event.message_id) if event.message_id else None
+        doc: Doc | None = None
+        if event.message_id:
+            log_id, round_ = parse_send_key(event.message_id)
+            doc = by_id.get(log_id)
+            if doc is not None and doc.get("round", 0) != round_:
+                continue  # a receipt for an earlier round of retry-failed: stale
         if doc is None and event.vendor_message_id:
             doc = by_vendor_id.get((vendor, event.vendor_message_id))
         if doc is None and event.campaign_id and event.customer_id:
