@@ -125,8 +125,11 @@ async def send_chunk(store: TenantStore, vendors: Vendors, limiters: dict[str, R
     while todo:
         retry: list[dict[str, Any]] = []
         wait = 0.0
-        for start in range(0, len(todo), VENDOR_BATCH):
-            batch = todo[start : start + VENDOR_BATCH]
+        size = limiter.batch_size(VENDOR_BATCH)
+        for start in range(0, len(todo), size):
+            if start and not await _still_sending(store, campaign["_id"]):
+                return  # paused or cancelled mid-chunk: resume re-queues the rest
+            batch = todo[start : start + size]
             await limiter.take(len(batch))
             messages = [OutgoingMessage(send_key(d), d.get("recipient", ""), d.get("phone", ""),
                                         d["message"]) for d in batch]  # fmt: skip
@@ -139,6 +142,11 @@ async def send_chunk(store: TenantStore, vendors: Vendors, limiters: dict[str, R
         if todo:
             await asyncio.sleep(min(wait, MAX_RETRY_WAIT))
     await mark_sent_if_done(store, job.campaign)
+
+
+async def _still_sending(store: TenantStore, campaign_id: ObjectId) -> bool:
+    doc = await store["campaigns"].find_one({"_id": campaign_id}, projection={"status": 1})
+    return doc is not None and doc["status"] in ("sending", "sent")
 
 
 async def _record(store: TenantStore, by_id: dict[str, dict[str, Any]],

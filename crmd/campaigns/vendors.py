@@ -58,20 +58,24 @@ async def guarded_send(
 
 
 class RateLimiter:
-    """At most ``rate`` messages a second from this process (a token bucket)."""
+    """At most ``rate`` messages a second from this process, on average. A batch larger
+    than a second's worth is let through after the wait it costs (the bucket goes into
+    debt), so large batches keep the rate too."""
 
-    def __init__(self, rate: float, burst: float | None = None) -> None:
+    def __init__(self, rate: float) -> None:
         self.rate = max(rate, 0.001)
-        self.capacity = burst or max(1.0, self.rate)
+        self.capacity = max(1.0, self.rate)
         self.tokens = self.capacity
         self.stamp = time.monotonic()
 
+    def batch_size(self, largest: int) -> int:
+        """A batch of about a second's worth, so sending is smooth at low rates."""
+        return max(1, min(largest, int(self.rate)))
+
     async def take(self, n: int) -> None:
-        while True:
-            now = time.monotonic()
-            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
-            if self.tokens >= n or (n > self.capacity and self.tokens >= self.capacity):
-                self.tokens -= n
-                return
-            await asyncio.sleep((min(n, self.capacity) - self.tokens) / self.rate)
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        self.tokens -= n
+        if self.tokens < 0:
+            await asyncio.sleep(-self.tokens / self.rate)
