@@ -1,0 +1,108 @@
+"""SIGKILL in the middle of a campaign: the restarted actor finishes it; no recipient is
+handed to the vendor twice, and the stats end exact."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from crmd_dummy_vendor import default_secret
+
+from crmd.config import Config
+from crmd.plugins.manager import make_plugin_manager
+from crmd.receipts.signature import signed_headers
+from crmd.runtime.context import Runtime
+from tests.campaigns.test_delivery_loop import load
+
+HERE = Path(__file__).parent
+
+
+def actor(config: Config, kind: str, campaign: str, *kill_at: str) -> list[str]:
+    return [sys.executable, str(HERE / "crash_actor.py"), kind, config.mongodb.url,
+            config.mongodb.database, config.redis.url, config.redis.stream_prefix, campaign,
+            *kill_at]  # fmt: skip
+
+
+async def run(argv: list[str]) -> int:
+    done = await asyncio.to_thread(subprocess.run, argv, timeout=120)
+    return done.returncode
+
+
+async def test_dispatch_killed_mid_campaign_resumes_without_sending_twice(
+    client: Any, auth: Any, runtime: Runtime, config: Config, ingesting: Any
+):
+    runtime.plugins = make_plugin_manager({})
+    runtime.load_vendors()
+    await load(client, auth)
+    made = await client.post(
+        "/api/v1/campaigns",
+        headers=auth,
+        json={"name": "k", "message": "Hi {name}", "rule": "spend > 10000 AND visits < 3"},
+    )
+    campaign = (await made.json())["id"]
+
+    assert await run(actor(config, "dispatch", campaign, "3")) == -9  # after 3 batches of 20
+    handed = [d["messageId"] async for d in runtime.db.handed.find({})]
+    assert len(handed) == 60
+    assert await run(actor(config, "dispatch", campaign)) == 0
+
+    handed = [d["messageId"] async for d in runtime.db.handed.find({})]
+    logs = [d async for d in runtime.db.communication_log.find({"campaignId": campaign})]
+    assert len(handed) == len(set(handed)) == len(logs) == 100  # each exactly once
+    assert {d["_id"] for d in logs} == set(handed)
+    assert all(d["vendorMessageId"] for d in logs)
+    assert (await runtime.db.campaigns.find_one({}))["status"] == "sent"
+
+
+async def test_receipts_killed_mid_batch_end_with_exact_stats(
+    client: Any, auth: Any, runtime: Runtime, config: Config, ingesting: Any
+):
+    runtime.config.plugins["dummy_vendor"] = {"delay_min": 3600, "delay_max": 3600}
+    runtime.plugins = make_plugin_manager(runtime.config.plugins)
+    runtime.load_vendors()
+    await load(client, auth)
+    made = await client.post(
+        "/api/v1/campaigns",
+        headers=auth,
+        json={"name": "r", "message": "Hi", "rule": "spend > 10000 AND visits < 3"},
+    )
+    campaign = (await made.json())["id"]
+    assert await run(actor(config, "dispatch", campaign)) == 0
+    logs = [d async for d in runtime.db.communication_log.find({"campaignId": campaign})]
+    secret = default_secret(runtime.jwt_secret)
+    statuses = ["DELIVERED", "FAILED", "SENT", "CLICKED"]
+    for n, log in enumerate(logs):
+        body = json.dumps(
+            [
+                {
+                    "messageId": log["_id"],
+                    "status": statuses[n % 4],
+                    "eventId": f"e{n}",
+                    "timestamp": "2026-01-01T00:00:00Z",
+                },
+                {
+                    "messageId": log["_id"],
+                    "status": "SENT",  # late, duplicate
+                    "eventId": f"e{n}-late",
+                    "timestamp": "2026-01-01T00:00:00Z",
+                },
+            ]
+        )
+        headers = signed_headers(secret, f"m{uuid.uuid4().hex}", int(time.time()), body.encode())
+        response = await client.post("/api/v1/deliveryReceipt/dummy_vendor", data=body,
+                                     headers=headers)  # fmt: skip
+        assert response.status == 202
+
+    assert await run(actor(config, "receipts", campaign, "1")) == -9
+    assert await run(actor(config, "receipts", campaign)) == 0
+
+    body = await (await client.get(f"/api/v1/campaigns/{campaign}", headers=auth)).json()
+    assert body["stats"] == {"pending": 0, "sent": 25, "delivered": 50, "failed": 25,
+                             "unknown": 0}  # fmt: skip
+    assert body["status"] == "completed"
