@@ -119,6 +119,13 @@ class IngestConfig(_Section):
     the system's temporary directory."""
 
 
+class CampaignsConfig(_Section):
+    receipt_window_seconds: Annotated[int, Meta(ge=1)] = 86_400
+    """After a campaign is sent, how long receipts are waited for before the messages
+    still PENDING become UNKNOWN and the campaign is completed."""
+    clock_interval_seconds: Seconds = 5.0
+
+
 class SupervisorConfig(_Section):
     restart_initial_delay: Seconds = 0.5
     restart_max_delay: Seconds = 30.0
@@ -134,6 +141,7 @@ class Config(_Section):
     streams: StreamsConfig = msgspec.field(default_factory=StreamsConfig)
     supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
     ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
+    campaigns: CampaignsConfig = msgspec.field(default_factory=CampaignsConfig)
     plugins: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """Each plugin's own table, ``[plugins.<name>]``, passed to it untouched."""
 

@@ -22,6 +22,7 @@ import structlog
 
 from crmd.auth.secret import SecretError, resolve_jwt_secret
 from crmd.campaigns.actor import dispatch_actor
+from crmd.campaigns.clock import ClockActor
 from crmd.config import Config, redact_url
 from crmd.errors import Unavailable
 from crmd.http.actor import HttpActor
@@ -59,7 +60,10 @@ def build_actors(runtime: Runtime) -> list[Actor]:
     """crmd's own actors, then any that plugins contribute; http starts last and so
     stops first."""
     config = runtime.config
-    actors: list[Actor] = [ingest_actor(runtime), dispatch_actor(runtime), receipts_actor(runtime)]
+    actors: list[Actor] = [
+        ingest_actor(runtime), dispatch_actor(runtime), receipts_actor(runtime),
+        ClockActor(runtime),
+    ]  # fmt: skip
     for contributed in runtime.plugins.hook.crmd_actors(runtime=runtime):
         actors.extend(contributed)
     app = make_app(runtime)

@@ -59,7 +59,7 @@ def test_plugin_actors_run_under_the_supervisor_before_http(installed: Path, run
     runtime.config.plugins["acme_poller"] = {"every": 5}
     runtime.plugins = make_plugin_manager(runtime.config.plugins)
     names = [actor.name for actor in build_actors(runtime)]
-    assert names == ["ingest", "dispatch", "receipts", "acme_poller:5", "http"]
+    assert names == ["ingest", "dispatch", "receipts", "clock", "acme_poller:5", "http"]
 
 
 def test_plugins_command_lists_them(installed: Path, tmp_path: Path):

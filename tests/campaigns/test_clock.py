@@ -1,0 +1,57 @@
+"""Scheduled campaigns start on time; receipt windows close into UNKNOWN."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+import pytest
+
+from crmd.campaigns.clock import close_receipt_windows, start_due_campaigns
+from crmd.runtime.context import Runtime
+from tests.campaigns.test_delivery_loop import load, wait_status
+
+
+@pytest.fixture
+def vendor_settings() -> dict[str, Any]:
+    return {"delay_min": 3600, "delay_max": 3600}  # no receipts will come
+
+
+async def test_a_scheduled_campaign_waits_for_its_time(client: Any, auth: Any, delivering: Runtime):
+    await load(client, auth)
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    made = await (
+        await client.post(
+            "/api/v1/campaigns",
+            headers=auth,
+            json={"name": "s", "message": "Hi", "rule": "spend > 10000", "scheduledAt": later},
+        )
+    ).json()
+    assert made["status"] == "scheduled"
+    assert await start_due_campaigns(delivering, datetime.now(UTC)) == 0
+    assert await start_due_campaigns(delivering, datetime.now(UTC) + timedelta(hours=2)) == 1
+    assert await start_due_campaigns(delivering, datetime.now(UTC) + timedelta(hours=2)) == 0
+    await wait_status(client, auth, made["id"], "sent")
+
+
+async def test_a_closed_receipt_window_completes_the_campaign(
+    client: Any, auth: Any, delivering: Runtime
+):
+    await load(client, auth)
+    made = await (
+        await client.post(
+            "/api/v1/campaigns",
+            headers=auth,
+            json={"name": "w", "message": "Hi", "rule": "spend > 10000 AND visits < 3"},
+        )
+    ).json()
+    await wait_status(client, auth, made["id"], "sent")
+    campaigns = msgspec.structs.replace(delivering.config.campaigns, receipt_window_seconds=60)
+    delivering.config = msgspec.structs.replace(delivering.config, campaigns=campaigns)
+    assert await close_receipt_windows(delivering, datetime.now(UTC)) == 0
+    assert await close_receipt_windows(delivering, datetime.now(UTC) + timedelta(minutes=2)) == 1
+    done = await (await client.get(f"/api/v1/campaigns/{made['id']}", headers=auth)).json()
+    assert done["status"] == "completed"
+    assert done["stats"] == {"pending": 0, "sent": 0, "delivered": 0, "failed": 0,
+                             "unknown": 100}  # fmt: skip
