@@ -1,0 +1,107 @@
+"""An example third-party vendor for crmd: a generic HTTP SMS gateway.
+
+It is what docs/writing-a-vendor-plugin.md walks through. Settings, in
+``[plugins.example_vendor]``: ``url`` (the gateway's send endpoint), ``api_key``,
+``receipt_secret`` (HMAC key of its callbacks) and ``rate`` (messages per second).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from crmd import hookimpl
+from crmd.plugins.vendor import (
+    Accepted,
+    CheckResult,
+    Failed,
+    OutgoingMessage,
+    ReceiptEvent,
+    Retry,
+    SendResult,
+)
+
+NAME = "example_vendor"
+
+
+class GatewayVendor:
+    name = NAME
+
+    def __init__(self, settings: Mapping[str, Any], http: aiohttp.ClientSession) -> None:
+        self.url = str(settings.get("url", ""))
+        self.api_key = str(settings.get("api_key", ""))
+        self.secret = str(settings.get("receipt_secret", "")).encode()
+        self.rate = float(settings.get("rate", 10))
+        self.http = http
+
+    def rate_limit(self) -> float:
+        return self.rate
+
+    async def send(self, messages: Sequence[OutgoingMessage]) -> Sequence[SendResult]:
+        payload = {
+            "messages": [
+                {"ref": m.message_id, "to": m.phone or m.recipient, "text": m.text}
+                for m in messages
+            ]
+        }
+        async with self.http.post(
+            self.url,
+            json=payload,
+            headers={"Authorization": f"Bearer {self.api_key}"},
+            timeout=aiohttp.ClientTimeout(total=15),
+        ) as response:
+            if response.status == 429 or response.status >= 500:
+                wait = float(response.headers.get("Retry-After", "5"))
+                return [Retry(m.message_id, wait, f"HTTP {response.status}") for m in messages]
+            body = await response.json()
+        results: list[SendResult] = []
+        for item in body["results"]:
+            if item["status"] == "queued":
+                results.append(Accepted(item["ref"], item["id"]))
+            else:
+                results.append(Failed(item["ref"], item.get("error", "refused")))
+        return results
+
+    def verify_receipt(self, headers: Mapping[str, str], body: bytes) -> None:
+        expected = hmac.new(self.secret, body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, headers.get("X-Gateway-Signature", "")):
+            raise ValueError("bad gateway signature")
+
+    def parse_receipts(self, headers: Mapping[str, str], body: bytes) -> Sequence[ReceiptEvent]:
+        import json
+
+        try:
+            items = json.loads(body)["events"]
+            return [
+                ReceiptEvent(
+                    status={"delivered": "DELIVERED", "failed": "FAILED"}.get(e["state"], "SENT"),
+                    at=datetime.fromtimestamp(e["ts"], UTC),
+                    event_id=e["event"],
+                    vendor_message_id=e["id"],
+                )
+                for e in items
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"unreadable gateway receipt: {exc}") from None
+
+    async def check(self) -> CheckResult:
+        return CheckResult(
+            ok=bool(self.url and self.api_key),
+            detail="url and api_key are set" if self.url else "no url",
+        )
+
+    async def close(self) -> None:
+        return None
+
+
+@hookimpl
+def crmd_vendors(runtime: Any) -> list[GatewayVendor]:
+    settings = runtime.plugin_settings(NAME)
+    if not settings.get("url"):
+        return []  # not configured: offer nothing
+    return [GatewayVendor(settings, runtime.http)]

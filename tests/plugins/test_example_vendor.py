@@ -1,0 +1,96 @@
+"""The example third-party vendor: installed with pip, found through its entry point,
+sending to a local aiohttp server that plays the SMS gateway."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from crmd.plugins.manager import describe, make_plugin_manager
+from crmd.plugins.vendor import Accepted, Failed, OutgoingMessage, Retry
+from crmd.runtime.context import Runtime
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+         "--no-build-isolation", "--target", str(target),
+         str(REPO / "plugins" / "crmd_example_vendor")],
+        check=True, timeout=300,
+    )  # fmt: skip
+    return target
+
+
+def test_crmd_plugins_lists_it_once_installed(installed: Path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), *sys.path])}
+    result = subprocess.run(
+        [sys.executable, "-m", "crmd", "--config", str(REPO / "crmd.toml"), "plugins"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "example_vendor: crmd_vendors" in result.stdout.splitlines(), result.stderr
+
+
+async def test_it_sends_and_reads_receipts_through_a_real_gateway(
+    installed: Path, runtime: Runtime, aiohttp_server: Any, monkeypatch: pytest.MonkeyPatch
+):
+    received: list[dict[str, Any]] = []
+
+    async def send(request: web.Request) -> web.Response:
+        assert request.headers["Authorization"] == "Bearer k-123"
+        body = await request.json()
+        received.append(body)
+        if len(received) == 1:
+            return web.Response(status=429, headers={"Retry-After": "2"})
+        return web.json_response(
+            {
+                "results": [
+                    {
+                        "ref": m["ref"],
+                        "status": "queued" if m["to"] else "rejected",
+                        "id": f"gw-{i}",
+                        "error": "no number",
+                    }
+                    for i, m in enumerate(body["messages"])
+                ]
+            }
+        )
+
+    app = web.Application()
+    app.router.add_post("/send", send)
+    gateway = await aiohttp_server(app)
+    monkeypatch.syspath_prepend(str(installed))
+    runtime.config.plugins["example_vendor"] = {
+        "url": str(gateway.make_url("/send")),
+        "api_key": "k-123",
+        "receipt_secret": "s3",
+    }
+    runtime.plugins = make_plugin_manager(runtime.config.plugins)
+    assert "example_vendor" in dict(describe(runtime.plugins))
+    vendor = runtime.load_vendors().get("example_vendor")
+    messages = [OutgoingMessage("m1", "", "+9100", "hi"), OutgoingMessage("m2", "", "", "hi")]
+    first = await vendor.send(messages)
+    assert all(isinstance(r, Retry) and r.after_seconds == 2 for r in first)
+    second = await vendor.send(messages)
+    assert second == [Accepted("m1", "gw-0"), Failed("m2", "no number")]
+    body = json.dumps(
+        {"events": [{"id": "gw-0", "state": "delivered", "ts": 1800000000, "event": "e1"}]}
+    ).encode()
+    signature = hmac.new(b"s3", body, hashlib.sha256).hexdigest()
+    vendor.verify_receipt({"X-Gateway-Signature": signature}, body)
+    with pytest.raises(ValueError):
+        vendor.verify_receipt({"X-Gateway-Signature": "0" * 64}, body)
+    [event] = vendor.parse_receipts({}, body)
+    assert (event.status, event.vendor_message_id, event.event_id) == ("DELIVERED", "gw-0", "e1")
