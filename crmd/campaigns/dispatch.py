@@ -35,6 +35,7 @@ MAX_RETRY_WAIT = 30.0
 CUSTOMER_FIELDS = {"name": 1, "email": 1, "phone": 1, "location": 1, "spend": 1,
                    "visits": 1, "attrs": 1}  # fmt: skip
 DUPLICATE_KEY = 11000
+SENDING = ("planning", "sending", "sent")
 
 
 def message_id(campaign: str, customer: str) -> str:
@@ -79,8 +80,8 @@ async def plan(store: TenantStore, redis: Any, stream: str, campaign_id: str) ->
                   "stats.pending": size}},
     )  # fmt: skip
     log.info("campaign.planned", campaign_id=campaign_id, audience=size)
-    if size == 0:
-        await mark_sent_if_done(store, campaign_id)
+    # Other processes may have sent every chunk while this one was still planning.
+    await mark_sent_if_done(store, campaign_id)
 
 
 def _log(campaign: dict[str, Any], customer: dict[str, Any], parts: Any, now: datetime
@@ -113,7 +114,9 @@ async def send_chunk(store: TenantStore, vendors: Vendors, limiters: dict[str, R
     """Hand one chunk to the vendor: unsent messages only, in batches within its rate,
     retrying what the vendor asks to retry up to MAX_ATTEMPTS."""
     campaign = await store["campaigns"].find_one({"_id": ObjectId(job.campaign)})
-    if campaign is None or campaign["status"] not in ("sending", "sent"):
+    # "planning" too: with several processes, a chunk can arrive here while another
+    # process is still planning the rest.
+    if campaign is None or campaign["status"] not in SENDING:
         return  # paused or cancelled: resume re-queues what is unsent
     vendor = vendors.get(campaign["vendor"])
     limiter = limiters.setdefault(vendor.name, RateLimiter(vendor.rate_limit()))
@@ -146,7 +149,7 @@ async def send_chunk(store: TenantStore, vendors: Vendors, limiters: dict[str, R
 
 async def _still_sending(store: TenantStore, campaign_id: ObjectId) -> bool:
     doc = await store["campaigns"].find_one({"_id": campaign_id}, projection={"status": 1})
-    return doc is not None and doc["status"] in ("sending", "sent")
+    return doc is not None and doc["status"] in SENDING
 
 
 async def _record(store: TenantStore, by_id: dict[str, dict[str, Any]],

@@ -43,10 +43,13 @@ class RecordingVendor:
         self.runtime = runtime
 
     def rate_limit(self) -> float:
-        return 20.0
+        return float(os.environ.get("VENDOR_RATE", "20"))
 
     async def send(self, messages: Sequence[OutgoingMessage]) -> list[Accepted]:
-        await self.runtime.db.handed.insert_many([{"messageId": m.message_id} for m in messages])
+        by = os.environ.get("CONSUMER", "")
+        await self.runtime.db.handed.insert_many(
+            [{"messageId": m.message_id, "by": by} for m in messages]
+        )
         return [Accepted(m.message_id, f"rv_{uuid.uuid4().hex}") for m in messages]
 
     def verify_receipt(self, headers: Mapping[str, str], body: bytes) -> None: ...
@@ -84,7 +87,7 @@ async def main(argv: list[str]) -> None:
         ("mongodb", "url"): mongo_url, ("mongodb", "database"): database,
         ("redis", "url"): redis_url, ("redis", "stream_prefix"): prefix,
         ("auth", "google_login"): False, ("streams", "block_ms"): 200,
-        ("streams", "consumer_name"): f"{kind}-under-test",
+        ("streams", "consumer_name"): os.environ.get("CONSUMER") or f"{kind}-under-test",
     }, search=False).config  # fmt: skip
     mongo = await connect_mongo(config.mongodb.url, 10)
     redis = await connect_redis(config.redis.url, 5, 10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from crmd.plugins.manager import make_plugin_manager
 from crmd.receipts.signature import signed_headers
 from crmd.runtime.context import Runtime
 from tests.campaigns.test_delivery_loop import load
+from tests.ingest.conftest import upload, wait_done
 
 HERE = Path(__file__).parent
 
@@ -106,3 +108,35 @@ async def test_receipts_killed_mid_batch_end_with_exact_stats(
     assert body["stats"] == {"pending": 0, "sent": 25, "delivered": 50, "failed": 25,
                              "unknown": 0}  # fmt: skip
     assert body["status"] == "completed"
+
+
+async def test_two_processes_split_one_campaign(
+    client: Any, auth: Any, runtime: Runtime, config: Config, ingesting: Any
+):
+    runtime.plugins = make_plugin_manager({})
+    runtime.load_vendors()
+    rows = "customer_external_id,name,email,spend\n" + "".join(
+        f"T{i},N{i},t{i}@x.io,{i}\n" for i in range(2000)
+    )
+    answer = await (await upload(client, auth, "customers", rows)).json()
+    await wait_done(client, auth, answer["uploadId"])
+    made = await client.post(
+        "/api/v1/campaigns",
+        headers=auth,
+        json={"name": "split", "message": "Hi {name}", "rule": "spend >= 0"},
+    )
+    campaign = (await made.json())["id"]
+    argv = actor(config, "dispatch", campaign)
+
+    def one(name: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "CONSUMER": name, "VENDOR_RATE": "1000"}
+        return subprocess.Popen(argv, env=env)
+
+    workers = [one("host-a"), one("host-b")]
+    codes = await asyncio.gather(*(asyncio.to_thread(w.wait, 120) for w in workers))
+    assert codes == [0, 0]
+    handed = [d async for d in runtime.db.handed.find({})]
+    ids = [d["messageId"] for d in handed]
+    assert len(ids) == len(set(ids)) == 2000
+    shares = {name: sum(1 for d in handed if d["by"] == name) for name in ("host-a", "host-b")}
+    assert all(share > 0 for share in shares.values()), shares
