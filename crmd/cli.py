@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("version", help="print crmd's version")
     token = commands.add_parser("token", help="print an API token for a user (made if new)")
     token.add_argument("--email", required=True, help="the user's email address")
+    vendor = commands.add_parser("dummy-vendor", help="run the dummy vendor as an HTTP server")
+    vendor.add_argument("--host", default="127.0.0.1")
+    vendor.add_argument("--port", type=int, default=9100)
     upload = commands.add_parser("upload", help="send a CSV file to a running crmd")
     upload.add_argument("kind", choices=["customers", "orders"])
     upload.add_argument("file", type=Path)
@@ -77,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _print_token(loaded, args.email)
     if command == "upload":
         return _upload(loaded, args)
+    if command == "dummy-vendor":
+        return _dummy_vendor(loaded, args.host, args.port)
     return _serve(loaded)
 
 
@@ -127,6 +133,44 @@ def _upload(loaded: LoadedConfig, args: argparse.Namespace) -> int:
     except (OSError, aiohttp.ClientError) as exc:
         print(f"crmd: cannot reach crmd at {url}: {exc}", file=sys.stderr)
         return 1
+
+
+def _dummy_vendor(loaded: LoadedConfig, host: str, port: int) -> int:
+    """The dummy vendor's HTTP mode: a vendor server of its own, to watch real traffic.
+    Its signing secret is the one the plugin inside crmd derives, from the same config."""
+    from crmd.auth.secret import SecretError, resolve_jwt_secret
+    from crmd.telemetry.logs import configure_logging
+
+    try:
+        from crmd_dummy_vendor import NAME, DummyVendor, default_secret, gateway_app
+    except ImportError:
+        print("crmd: the dummy vendor plugin is not installed", file=sys.stderr)
+        return 1
+    configure_logging(loaded.config.logging)
+    try:
+        secret = default_secret(resolve_jwt_secret(loaded.config))
+    except SecretError as exc:
+        print(f"crmd: {exc}", file=sys.stderr)
+        return 1
+    settings = loaded.config.plugins.get(NAME, {})
+
+    async def run() -> None:
+        from aiohttp import web
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        async with aiohttp.ClientSession() as http:
+            runner = web.AppRunner(gateway_app(DummyVendor(settings, http, secret, "")))
+            await runner.setup()
+            await web.TCPSite(runner, host, port).start()
+            print(f"dummy vendor listening on http://{host}:{port}/send", flush=True)
+            await stop.wait()
+            await runner.cleanup()
+
+    asyncio.run(run())
+    return 0
 
 
 def _serve(loaded: LoadedConfig) -> int:

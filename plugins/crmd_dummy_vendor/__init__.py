@@ -12,7 +12,12 @@ Settings, in ``[plugins.dummy_vendor]``:
     rate = 1000              # messages per second it accepts
     callback_url = ""        # default: this crmd's /api/v1/deliveryReceipt/dummy_vendor
     secret = ""              # signing secret; default: derived from crmd's token secret
+    url = ""                 # HTTP mode: the address of a `crmd dummy-vendor` server
     enabled = true
+
+In HTTP mode the plugin sends each batch over HTTP to a separate vendor server
+(``crmd dummy-vendor --port 9100``, then ``url = "http://127.0.0.1:9100"``), which
+answers and calls back exactly as the in-process simulation does: real traffic to watch.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from crmd.plugins.vendor import (
     Failed,
     OutgoingMessage,
     ReceiptEvent,
+    Retry,
     SendResult,
 )
 from crmd.receipts.signature import SignatureError, signed_headers, verify
@@ -60,6 +66,12 @@ class Receipt(msgspec.Struct, rename="camel", omit_defaults=True):
 
 
 _decode = msgspec.json.Decoder(Receipt | list[Receipt]).decode
+_decode_results = msgspec.json.Decoder(list[Accepted | Failed | Retry]).decode
+
+
+class SendRequest(msgspec.Struct):
+    callbackUrl: str
+    messages: list[OutgoingMessage]
 
 
 class DummyVendor:
@@ -78,11 +90,35 @@ class DummyVendor:
         self.accepted: dict[str, str] = {}
         """Our message id → its vendor id: the same message is never delivered twice."""
         self.tasks: set[asyncio.Task[None]] = set()
+        self.url = str(settings.get("url") or "")
 
     def rate_limit(self) -> float:
         return self.rate
 
     async def send(self, messages: Sequence[OutgoingMessage]) -> Sequence[SendResult]:
+        if self.url:
+            return await self._send_over_http(messages)
+        return self.simulate(messages, self.callback_url)
+
+    async def _send_over_http(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        body = msgspec.json.encode(
+            {
+                "callbackUrl": self.callback_url,
+                "messages": [msgspec.structs.asdict(m) for m in messages],
+            }
+        )
+        async with self.http.post(
+            f"{self.url.rstrip('/')}/send",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            timeout=aiohttp.ClientTimeout(total=15),
+        ) as response:
+            response.raise_for_status()
+            return list(_decode_results(await response.read()))
+
+    def simulate(self, messages: Sequence[OutgoingMessage], callback_url: str
+                 ) -> list[SendResult]:  # fmt: skip
+        """What a real vendor does: accept, answer, and call back later."""
         results: list[SendResult] = []
         receipts: list[Receipt] = []
         now = datetime.now(UTC)
@@ -103,10 +139,10 @@ class DummyVendor:
                 vendor_message_id=vendor_id, reason="recipient unreachable" if failed else "",
             ))  # fmt: skip
         if receipts:
-            self._later(receipts)
+            self._later(receipts, callback_url)
         return results
 
-    def _later(self, receipts: list[Receipt]) -> None:
+    def _later(self, receipts: list[Receipt], callback_url: str) -> None:
         posts = [receipts]
         if self.duplicate_rate and self.rng.random() < self.duplicate_rate:
             half = receipts[: max(1, len(receipts) // 2)]
@@ -114,11 +150,11 @@ class DummyVendor:
             self.rng.shuffle(posts)
         for body in posts:
             delay = self.rng.uniform(*self.delay)
-            task = asyncio.create_task(self._post(body, delay))
+            task = asyncio.create_task(self._post(body, delay, callback_url))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
-    async def _post(self, receipts: list[Receipt], delay: float) -> None:
+    async def _post(self, receipts: list[Receipt], delay: float, callback_url: str) -> None:
         await asyncio.sleep(delay)
         body = msgspec.json.encode(receipts)
         for attempt in range(5):
@@ -127,7 +163,7 @@ class DummyVendor:
             headers["Content-Type"] = "application/json"
             try:
                 async with self.http.post(
-                    self.callback_url,
+                    callback_url,
                     data=body,
                     headers=headers,
                     timeout=aiohttp.ClientTimeout(total=10),
@@ -177,3 +213,26 @@ def crmd_vendors(runtime: Any) -> list[DummyVendor]:
     url = f"http://{server.host}:{server.port}/api/v1/deliveryReceipt/{NAME}"
     return [DummyVendor(runtime.plugin_settings(NAME), runtime.http,
                         default_secret(runtime.jwt_secret), url)]  # fmt: skip
+
+
+def gateway_app(vendor: DummyVendor) -> Any:
+    """The HTTP mode's vendor server: ``POST /send`` with ``{"callbackUrl", "messages"}``
+    answers one result per message and calls back with signed receipts later."""
+    from aiohttp import web
+
+    async def send(request: web.Request) -> web.Response:
+        try:
+            sent = msgspec.json.decode(await request.read(), type=SendRequest)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        results = vendor.simulate(sent.messages, sent.callbackUrl)
+        log.info("dummy_vendor.batch", messages=len(sent.messages))
+        return web.Response(body=msgspec.json.encode(results), content_type="application/json")
+
+    async def close(_: web.Application) -> None:
+        await vendor.close()
+
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app.router.add_post("/send", send)
+    app.on_cleanup.append(close)
+    return app
