@@ -126,7 +126,7 @@ async def campaigns_stay_with_their_owner(
     base = f"/api/v1/campaigns/{campaign}"
     assert (await client.get(base, headers=bob)).status == 404
     assert (await client.get(base + "/logs", headers=bob)).status == 404
-    for action in ("pause", "resume", "cancel", "retry-failed"):
+    for action in ("send", "pause", "resume", "cancel", "retry-failed"):
         assert (await client.post(f"{base}/{action}", headers=bob)).status == 404, action
     test = await client.post(base + "/test", headers=bob, json={"email": "x@y.io"})
     assert test.status == 404
@@ -144,6 +144,7 @@ ISOLATION: dict[tuple[str, str], Check] = {
     ("GET", "/api/v1/compaigns/getCompaign"): campaigns_stay_with_their_owner,
     ("GET", "/api/v1/campaigns/{id}"): campaigns_stay_with_their_owner,
     ("GET", "/api/v1/campaigns/{id}/logs"): campaigns_stay_with_their_owner,
+    ("POST", "/api/v1/campaigns/{id}/send"): campaigns_stay_with_their_owner,
     ("POST", "/api/v1/campaigns/{id}/pause"): campaigns_stay_with_their_owner,
     ("POST", "/api/v1/campaigns/{id}/resume"): campaigns_stay_with_their_owner,
     ("POST", "/api/v1/campaigns/{id}/cancel"): campaigns_stay_with_their_owner,

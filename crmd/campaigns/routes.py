@@ -42,6 +42,8 @@ class CampaignBody(msgspec.Struct):
     segmentId: str | None = None
     vendor: Text | None = None
     scheduledAt: datetime | None = None
+    draft: bool = False
+    """Save without sending; ``POST /campaigns/{id}/send`` sends it later."""
 
 
 class OriginalCampaign(msgspec.Struct):
@@ -71,17 +73,18 @@ async def create(request: web.Request, body: CampaignBody) -> web.Response:
     now = rule_now()
     audience = await store["customers"].count_documents(rule_filter(rule, now))
     vendor = runtime.vendors.get(body.vendor).name
-    scheduled = body.scheduledAt and body.scheduledAt > datetime.now(UTC)
+    scheduled = bool(body.scheduledAt and body.scheduledAt > datetime.now(UTC))
+    status = "draft" if body.draft else "scheduled" if scheduled else "queued"
     doc = {
         "_id": ObjectId(), "name": body.name, "message": body.message, "intent": body.intent,
         "rule": rule, "segmentId": body.segmentId, "vendor": vendor, "ruleNow": now,
-        "status": "scheduled" if scheduled else "queued", "audienceSize": audience,
+        "status": status, "audienceSize": audience,
         "stats": {**dict.fromkeys(stats.GROUPS, 0), "pending": audience},
         "scheduledAt": body.scheduledAt, "createdAt": now, "updatedAt": now,
         "sentAt": None, "completedAt": None,
     }  # fmt: skip
     await store["campaigns"].insert_one(doc)
-    if not scheduled:
+    if status == "queued":
         await jobs.publish(
             runtime.redis,
             runtime.streams.dispatch,
@@ -193,6 +196,22 @@ async def _requeue_unsent(request: web.Request, store: TenantStore, campaign: st
     return len(ids)
 
 
+@routes.post("/api/v1/campaigns/{id}/send")
+async def send_draft(request: web.Request) -> web.Response:
+    """A draft goes out: now, or at its scheduledAt."""
+    peek = await _campaign(request)
+    later = peek.get("scheduledAt") and peek["scheduledAt"].replace(tzinfo=UTC) > datetime.now(UTC)
+    doc = await _transition(request, ("draft",), "scheduled" if later else "queued")
+    if not later:
+        runtime = request.app[RUNTIME]
+        await jobs.publish(
+            runtime.redis,
+            runtime.streams.dispatch,
+            [jobs.DispatchJob("plan", str(doc["_id"]), tenant_store(request).user_id)],
+        )
+    return json_response(campaign_view(doc))
+
+
 @routes.post("/api/v1/campaigns/{id}/pause")
 async def pause(request: web.Request) -> web.Response:
     return json_response(campaign_view(await _transition(request, ("queued", "sending"),
@@ -223,7 +242,9 @@ async def cancel(request: web.Request) -> web.Response:
     return json_response(
         campaign_view(
             await _transition(
-                request, ("scheduled", "queued", "planning", "sending", "paused"), "cancelled"
+                request,
+                ("draft", "scheduled", "queued", "planning", "sending", "paused"),
+                "cancelled",
             )
         )
     )
