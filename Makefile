@@ -26,7 +26,7 @@ run: $(VENV)/.run-deps
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check crmd plugins tests
 	$(BIN)/ruff format --check crmd plugins tests
-	$(BIN)/mypy crmd plugins/crmd_dummy_vendor plugins/crmd_example_vendor/crmd_example_vendor
+	$(BIN)/mypy crmd plugins/crmd_dummy_vendor plugins/crmd_basic_ai plugins/crmd_gemini plugins/crmd_example_vendor/crmd_example_vendor
 
 test: lint
 	$(BIN)/pytest

@@ -126,6 +126,12 @@ class CampaignsConfig(_Section):
     clock_interval_seconds: Seconds = 5.0
 
 
+class AiConfig(_Section):
+    order: list[str] = msgspec.field(default_factory=lambda: ["gemini", "basic_ai"])
+    """Suggesters asked first to last; the first good answer wins."""
+    timeout: Seconds = 10.0
+
+
 class SupervisorConfig(_Section):
     restart_initial_delay: Seconds = 0.5
     restart_max_delay: Seconds = 30.0
@@ -142,6 +148,7 @@ class Config(_Section):
     supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
     ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
     campaigns: CampaignsConfig = msgspec.field(default_factory=CampaignsConfig)
+    ai: AiConfig = msgspec.field(default_factory=AiConfig)
     plugins: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """Each plugin's own table, ``[plugins.<name>]``, passed to it untouched."""
 

@@ -158,6 +158,7 @@ async def delivering(
     }
     runtime.plugins = make_plugin_manager(runtime.config.plugins)
     runtime.load_vendors()
+    runtime.load_suggesters()
     supervisor = Supervisor([dispatch_actor(runtime), receipts_actor(runtime)], runtime.metrics)
     supervisor.start()
     assert await supervisor.wait_healthy(10)

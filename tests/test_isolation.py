@@ -136,7 +136,38 @@ async def campaigns_stay_with_their_owner(
     assert mine["customers"] == 2 and mine["campaigns"] == 3
 
 
+async def ai_reads_only_the_users_own_data(
+    client: Any, alice: Headers, bob: Headers, alice_user: Any, bob_user: Any
+) -> None:
+    answer = await (await upload(client, alice, "customers", CUSTOMERS)).json()
+    await wait_done(client, alice, answer["uploadId"])
+    for who, expected in ((alice, 2), (bob, 0)):
+        rule = await (await client.post("/api/v1/ai/rule", headers=who,
+                                        json={"text": "spent over 1"})).json()  # fmt: skip
+        assert rule["audienceSize"] == expected
+    made = await client.post(
+        "/api/v1/campaigns",
+        headers=alice,
+        json={"name": "c", "message": "Hi", "rule": "spend > 1", "draft": True},
+    )
+    campaign = (await made.json())["id"]
+    assert (await client.get(f"/api/v1/campaigns/{campaign}/summary", headers=alice)).status == 200
+    assert (await client.get(f"/api/v1/campaigns/{campaign}/summary", headers=bob)).status == 404
+    # Messages and tags read no stored data: both users simply get an answer.
+    for who in (alice, bob):
+        assert (await client.post("/api/v1/ai/messages", headers=who, json={})).status == 200
+        assert (await client.post("/api/v1/ai/tags", headers=who,
+                                  json={"rule": "spend > 1"})).status == 200  # fmt: skip
+        assert (await client.get("/api/v1/generateMessage", headers=who,
+                                 params={"name": "x"})).status == 200  # fmt: skip
+
+
 ISOLATION: dict[tuple[str, str], Check] = {
+    ("POST", "/api/v1/ai/messages"): ai_reads_only_the_users_own_data,
+    ("POST", "/api/v1/ai/rule"): ai_reads_only_the_users_own_data,
+    ("POST", "/api/v1/ai/tags"): ai_reads_only_the_users_own_data,
+    ("GET", "/api/v1/generateMessage"): ai_reads_only_the_users_own_data,
+    ("GET", "/api/v1/campaigns/{id}/summary"): ai_reads_only_the_users_own_data,
     ("POST", "/api/v1/campaigns"): campaigns_stay_with_their_owner,
     ("POST", "/api/v1/compaigns"): campaigns_stay_with_their_owner,
     ("POST", "/api/v1/compaign"): campaigns_stay_with_their_owner,

@@ -6,6 +6,7 @@ import sys
 
 from aiohttp import web
 
+from crmd.ai import routes as ai_routes
 from crmd.auth import routes as auth_routes
 from crmd.auth.middleware import authenticate
 from crmd.campaigns import routes as campaign_routes
@@ -40,4 +41,5 @@ def make_app(runtime: Runtime) -> web.Application:
     app.add_routes(segment_routes.routes)
     app.add_routes(campaign_routes.routes)
     app.add_routes(receipt_routes.routes)
+    app.add_routes(ai_routes.routes)
     return app

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from crmd.plugins.markers import hookspec
 
 if TYPE_CHECKING:
+    from crmd.plugins.suggester import Suggester
     from crmd.plugins.vendor import Vendor
     from crmd.runtime.actor import Actor
     from crmd.runtime.context import Runtime
@@ -57,4 +58,20 @@ def crmd_vendors(runtime: Runtime) -> list[Vendor]:  # type: ignore[empty-body]
     ``/api/v1/deliveryReceipt/<name>`` are handed to your ``verify_receipt`` and then
     ``parse_receipts``; crmd looks the message up in its own records, so a receipt can
     never reach another tenant's data. Return ``[]`` when your settings say you are off.
+    """
+
+
+@hookspec
+def crmd_suggesters(runtime: Runtime) -> list[Suggester]:  # type: ignore[empty-body]
+    """Return the AI suggesters this plugin provides, each an object following
+    ``crmd.plugins.suggester.Suggester``: a ``name`` and four async methods,
+    ``suggest_messages(objective, intent, audience, n)``,
+    ``rule_from_text(text, fields)``, ``summarize_campaign(campaign, stats, breakdown)``
+    and ``tag_segment(rule, stats)``. Any of them may return None when it has no answer.
+
+    Several suggesters may answer the same question: crmd asks them in the order
+    ``[ai] order`` gives (the rest after, in loading order), with a time budget each,
+    and keeps the first answer that passes its checks (a rule must parse, a message may
+    use only known placeholders). Return ``[]`` when your settings say you are off (for
+    example, no API key).
     """

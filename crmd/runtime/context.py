@@ -10,6 +10,7 @@ import pluggy
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
+from crmd.ai.service import Suggesters
 from crmd.auth.google import GoogleCerts
 from crmd.campaigns.vendors import Vendors
 from crmd.config import Config
@@ -33,6 +34,7 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     supervisor: Supervisor | None = None
     vendors: Vendors = field(default_factory=Vendors)
+    suggesters: Suggesters = field(default_factory=Suggesters)
     """Loaded from the plugins at start-up (``load_vendors``)."""
     google_certs: GoogleCerts = field(init=False)
 
@@ -51,6 +53,12 @@ class Runtime:
         found = [v for batch in self.plugins.hook.crmd_vendors(runtime=self) for v in batch]
         self.vendors = Vendors(found)
         return self.vendors
+
+    def load_suggesters(self) -> Suggesters:
+        found = [s for batch in self.plugins.hook.crmd_suggesters(runtime=self) for s in batch]
+        ai = self.config.ai
+        self.suggesters = Suggesters(found, ai.order, ai.timeout)
+        return self.suggesters
 
     def plugin_settings(self, name: str) -> dict[str, Any]:
         """A plugin's own table, ``[plugins.<name>]``; empty when there is none."""

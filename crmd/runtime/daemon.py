@@ -169,6 +169,7 @@ async def _start(config: Config, stack: contextlib.AsyncExitStack) -> Runtime:
     )
     await prepare_storage(runtime)
     runtime.load_vendors()
+    runtime.load_suggesters()
     stack.push_async_callback(runtime.vendors.close)
     supervisor = Supervisor(
         build_actors(runtime),

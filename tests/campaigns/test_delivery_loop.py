@@ -65,3 +65,23 @@ async def test_campaign_reaches_completed_with_exact_stats(
     summary = await (await client.get("/api/v1/dashboard-summary", headers=auth)).json()
     assert summary["customers"] == 400 and summary["campaigns"] == 1
     assert sum(summary["messages"].values()) == 100
+
+
+async def test_the_summary_counts_and_names_the_best_and_worst_spend_band(
+    client: Any, auth: Any, delivering: Runtime
+):
+    await load(client, auth)
+    made = await client.post("/api/v1/campaigns", headers=auth, json={
+        "name": "All", "message": "Hi {first_name}", "rule": "spend > 0"})  # fmt: skip
+    campaign = await made.json()
+    done = await wait_status(client, auth, campaign["id"], "completed")
+    body = await (await client.get(f"/api/v1/campaigns/{campaign['id']}/summary",
+                                   headers=auth)).json()  # fmt: skip
+    stats = done["stats"]
+    reached = stats["sent"] + stats["delivered"]
+    assert body["source"] == "basic_ai"
+    assert body["summary"].startswith(
+        f"Reached 400 customers: {reached} delivered ({reached / 4:.1f}%), "
+        f"{stats['failed']} failed. Best: spend "
+    )
+    assert "; worst: spend " in body["summary"]

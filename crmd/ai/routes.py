@@ -1,0 +1,164 @@
+"""AI endpoints: message variants, rules from sentences, campaign summaries, tags."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from aiohttp import web
+
+from crmd.ai.service import valid_messages, valid_rule, valid_summary, valid_tags
+from crmd.auth.middleware import tenant_store
+from crmd.campaigns import stats
+from crmd.errors import BadRequest, NotFound, Unprocessable
+from crmd.http.bodies import json_body
+from crmd.http.keys import RUNTIME
+from crmd.http.responses import json_response
+from crmd.segments.fields import known_fields
+from crmd.segments.routes import rule_filter
+from crmd.store.tenant import TenantStore, object_id
+
+routes = web.RouteTableDef()
+Short = Annotated[str, msgspec.Meta(max_length=500)]
+BANDS = [(0, 1_000, "under 1,000"), (1_000, 10_000, "1,000-10,000"),
+         (10_000, float("inf"), "10,000+")]  # fmt: skip
+
+
+class MessagesBody(msgspec.Struct):
+    objective: Short = ""
+    intent: Short = ""
+    rule: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    n: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
+
+
+class RuleBody(msgspec.Struct):
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
+class TagsBody(msgspec.Struct):
+    rule: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+
+
+class OriginalGenerate(msgspec.Struct):
+    name: Short = ""
+    rule: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+
+
+async def variants(request: web.Request, body: MessagesBody) -> tuple[list[str], str]:
+    if body.rule:
+        rule_filter(body.rule)  # 422 for a bad rule, before any plugin sees it
+    answer = await request.app[RUNTIME].suggesters.first(
+        "messages",
+        lambda s: s.suggest_messages(body.objective, body.intent, body.rule, body.n),
+        valid_messages,
+    )
+    if answer is None:
+        raise Unprocessable("no suggester could write messages for this", code="not_understood")
+    return answer
+
+
+@routes.post("/api/v1/ai/messages")
+async def suggest_messages(request: web.Request) -> web.Response:
+    found, source = await variants(request, await json_body(request, MessagesBody))
+    return json_response({"variants": found, "source": source})
+
+
+@routes.get("/api/v1/generateMessage")
+async def generate_message(request: web.Request) -> web.Response:
+    """The original frontend: ``{name, rule}`` in the query or in a JSON body."""
+    if request.query:
+        try:
+            original = msgspec.convert(dict(request.query), OriginalGenerate)
+        except msgspec.ValidationError as exc:
+            raise BadRequest(str(exc)) from None
+    else:
+        original = await json_body(request, OriginalGenerate)
+    found, _ = await variants(request, MessagesBody(objective=original.name,
+                                                    rule=original.rule, n=1))  # fmt: skip
+    return json_response({"success": True, "message": found[0]})
+
+
+@routes.post("/api/v1/ai/rule")
+async def rule_from_text(request: web.Request) -> web.Response:
+    body = await json_body(request, RuleBody)
+    fields = [f.strip() for f in known_fields().split(",")]
+    answer = await request.app[RUNTIME].suggesters.first(
+        "rule", lambda s: s.rule_from_text(body.text, fields), valid_rule
+    )
+    if answer is None:
+        raise Unprocessable(f"no suggester understood {body.text!r}; try words like 'spent "
+                            "over 5000', 'inactive for 3 months', 'in Delhi'",
+                            code="not_understood")  # fmt: skip
+    rule, source = answer
+    size = await tenant_store(request)["customers"].count_documents(rule_filter(rule))
+    return json_response({"rule": rule, "audienceSize": size, "source": source})
+
+
+async def spend_bands(store: TenantStore, campaign_id: str) -> dict[str, Any]:
+    """Delivery by the recipients' spend band, for the summary's best and worst."""
+    totals = {label: 0 for _, _, label in BANDS}
+    reached = {label: 0 for _, _, label in BANDS}
+    logs = store["communication_log"].find(
+        {"campaignId": campaign_id}, projection={"customerId": 1, "status": 1}
+    )
+    batch: list[dict[str, Any]] = []
+
+    async def tally() -> None:
+        ids = [d["customerId"] for d in batch]
+        spend = {c["_id"]: c.get("spend", 0) async for c in store["customers"].find(
+            {"_id": {"$in": ids}}, projection={"spend": 1})}  # fmt: skip
+        for log in batch:
+            value = spend.get(log["customerId"], 0) or 0
+            label = next(lab for low, high, lab in BANDS if low <= value < high)
+            totals[label] += 1
+            if log["status"] in ("SENT", "DELIVERED", "OPENED", "CLICKED"):
+                reached[label] += 1
+
+    async for log in logs:
+        batch.append(log)
+        if len(batch) >= 1000:
+            await tally()
+            batch = []
+    if batch:
+        await tally()
+    bands = [{"band": label, "total": totals[label], "reached": reached[label],
+              "rate": reached[label] / totals[label] if totals[label] else 0.0}
+             for _, _, label in BANDS]  # fmt: skip
+    return {"bands": bands}
+
+
+@routes.get("/api/v1/campaigns/{id}/summary")
+async def summarize(request: web.Request) -> web.Response:
+    store = tenant_store(request)
+    campaign = await store["campaigns"].find_one({"_id": object_id(request.match_info["id"],
+                                                                   "campaign")})  # fmt: skip
+    if campaign is None:
+        raise NotFound(f"campaign {request.match_info['id']!r} not found")
+    counted = await stats.refresh(store, str(campaign["_id"]))
+    breakdown = await spend_bands(store, str(campaign["_id"]))
+    view = {
+        "name": campaign["name"],
+        "rule": campaign["rule"],
+        "audienceSize": campaign["audienceSize"],
+        "status": campaign["status"],
+    }
+    answer = await request.app[RUNTIME].suggesters.first(
+        "summary", lambda s: s.summarize_campaign(view, counted, breakdown), valid_summary
+    )
+    if answer is None:
+        raise Unprocessable("no suggester could summarise this campaign", code="not_understood")
+    summary, source = answer
+    return json_response({"summary": summary, "source": source})
+
+
+@routes.post("/api/v1/ai/tags")
+async def tag_segment(request: web.Request) -> web.Response:
+    body = await json_body(request, TagsBody)
+    size = await tenant_store(request)["customers"].count_documents(rule_filter(body.rule))
+    answer = await request.app[RUNTIME].suggesters.first(
+        "tags", lambda s: s.tag_segment(body.rule, {"audienceSize": size}), valid_tags
+    )
+    if answer is None:
+        raise Unprocessable("no suggester could tag this segment", code="not_understood")
+    tags, source = answer
+    return json_response({"tags": tags, "source": source})
