@@ -144,6 +144,7 @@ async def test_gemini_answers_when_it_answers_well(
         answer({"variants": ["Hi {first_name|there}, new stock is in!"]}),
         answer({"rule": "spend > 7000"}),
         answer({"tags": ["Big spenders"]}),
+        answer({"summary": "It went well."}),
     ]
     messages = await (
         await client.post(
@@ -161,6 +162,16 @@ async def test_gemini_answers_when_it_answers_well(
         await client.post("/api/v1/ai/tags", headers=auth, json={"rule": "spend > 7000"})
     ).json()
     assert tags == {"tags": ["Big spenders"], "source": "gemini"}
+    draft = await (
+        await client.post(
+            "/api/v1/campaigns",
+            headers=auth,
+            json={"name": "d", "message": "Hi", "rule": "spend > 1", "draft": True},
+        )
+    ).json()
+    summary = await (await client.get(f"/api/v1/campaigns/{draft['id']}/summary",
+                                      headers=auth)).json()  # fmt: skip
+    assert summary == {"summary": "It went well.", "source": "gemini"}
     path, headers, body = gemini.requests[0]
     assert path == "/v1beta/models/gemini-test:generateContent"
     assert headers["x-goog-api-key"] == "test-key"
