@@ -22,17 +22,17 @@ from crmd.runtime.context import Runtime
 from tests.campaigns.test_delivery_loop import load
 from tests.ingest.conftest import upload, wait_done
 
-HERE = Path(__file__).parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def actor(config: Config, kind: str, campaign: str, *kill_at: str) -> list[str]:
-    return [sys.executable, str(HERE / "crash_actor.py"), kind, config.mongodb.url,
+    return [sys.executable, "-m", "tests.campaigns.crash_actor", kind, config.mongodb.url,
             config.mongodb.database, config.redis.url, config.redis.stream_prefix, campaign,
             *kill_at]  # fmt: skip
 
 
 async def run(argv: list[str]) -> int:
-    done = await asyncio.to_thread(subprocess.run, argv, timeout=120)
+    done = await asyncio.to_thread(subprocess.run, argv, timeout=120, cwd=REPO)
     return done.returncode
 
 
@@ -130,7 +130,7 @@ async def test_two_processes_split_one_campaign(
 
     def one(name: str) -> subprocess.Popen[bytes]:
         env = {**os.environ, "CONSUMER": name, "VENDOR_RATE": "1000"}
-        return subprocess.Popen(argv, env=env)
+        return subprocess.Popen(argv, env=env, cwd=REPO)
 
     workers = [one("host-a"), one("host-b")]
     codes = await asyncio.gather(*(asyncio.to_thread(w.wait, 120) for w in workers))

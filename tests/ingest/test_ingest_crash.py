@@ -12,7 +12,7 @@ from crmd.config import Config
 from crmd.runtime.context import Runtime
 from tests.ingest.conftest import upload
 
-HERE = Path(__file__).parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 async def test_sigkill_mid_chunk_then_restart_persists_every_row_once(
@@ -27,19 +27,19 @@ async def test_sigkill_mid_chunk_then_restart_persists_every_row_once(
     await (await upload(client, auth, "orders", orders)).json()  # orders first, no actor yet
     answer = await (await upload(client, auth, "customers", rows)).json()
     assert answer["rows"]["valid"] == 1200  # three chunks of 500, 500, 200
-    argv = [sys.executable, str(HERE / "kill_ingest.py"), config.mongodb.url,
+    argv = [sys.executable, "-m", "tests.ingest.kill_ingest", config.mongodb.url,
             config.mongodb.database, config.redis.url, config.redis.stream_prefix,
             answer["uploadId"]]  # fmt: skip
 
     # Chunk 1 is the orders; dying inside the 3rd chunk: customers' first chunk done,
     # the second written but not counted or acked.
-    killed = await asyncio.to_thread(subprocess.run, [*argv, "3"], timeout=120)
+    killed = await asyncio.to_thread(subprocess.run, [*argv, "3"], timeout=120, cwd=REPO)
     assert killed.returncode == -9
     job = await runtime.db.uploads.find_one({"rows.valid": 1200})
     assert job["rows"]["persisted"] == 500 and job["status"] == "processing"
     assert await runtime.db.customers.count_documents({}) == 1000
 
-    restarted = await asyncio.to_thread(subprocess.run, argv, timeout=120)
+    restarted = await asyncio.to_thread(subprocess.run, argv, timeout=120, cwd=REPO)
     assert restarted.returncode == 0
     job = await runtime.db.uploads.find_one({"rows.valid": 1200})
     assert job["status"] == "done" and job["rows"]["persisted"] == 1200

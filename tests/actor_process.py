@@ -1,0 +1,73 @@
+"""What the crash tests' actor processes share: a runtime built from the command line,
+a way to die at a chosen point, and a loop that runs a worker until the work is done.
+The scripts run as modules (``python -m tests....``) from the repository's root."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from crmd.config import load_config
+from crmd.plugins.manager import make_plugin_manager
+from crmd.runtime.context import Runtime
+from crmd.services.connect import connect_mongo, connect_redis
+from crmd.streams.worker import StreamWorker
+
+
+@contextlib.asynccontextmanager
+async def process_runtime(mongo_url: str, database: str, redis_url: str, prefix: str,
+                          consumer: str) -> AsyncIterator[Runtime]:  # fmt: skip
+    config = load_config(None, {}, {
+        ("mongodb", "url"): mongo_url, ("mongodb", "database"): database,
+        ("redis", "url"): redis_url, ("redis", "stream_prefix"): prefix,
+        ("auth", "google_login"): False, ("streams", "block_ms"): 200,
+        ("streams", "consumer_name"): consumer,
+    }, search=False).config  # fmt: skip
+    mongo = await connect_mongo(config.mongodb.url, 10)
+    redis = await connect_redis(config.redis.url, 5, 10)
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield Runtime(config=config, mongo=mongo, redis=redis, http=http,
+                          plugins=make_plugin_manager({}, entry_points=False),
+                          jwt_secret="x" * 32)  # fmt: skip
+    finally:
+        await redis.aclose()
+        await mongo.close()
+
+
+def die_at(module: Any, name: str, call: int, before: bool = False) -> None:
+    """SIGKILL this process at the ``call``-th call of ``module.name``, before it runs
+    or right after it returns."""
+    original = getattr(module, name)
+    calls = 0
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if before and calls == call:
+            os.kill(os.getpid(), signal.SIGKILL)
+        result = await original(*args, **kwargs)
+        if calls == call:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    setattr(module, name, wrapper)
+
+
+async def run_until(worker: StreamWorker, done: Callable[[], Awaitable[bool]]) -> None:
+    stop = asyncio.Event()
+
+    async def watch() -> None:
+        while not await done():
+            await asyncio.sleep(0.05)
+        stop.set()
+
+    watcher = asyncio.create_task(watch())
+    await worker.run(stop)
+    await watcher
