@@ -26,7 +26,9 @@ def dispatch_actor(runtime: Runtime) -> StreamActor:
             job = jobs.decode(entry.fields[jobs.FIELD])
             store = TenantStore(runtime.db, job.user)
             if job.kind == "plan":
-                await plan(store, runtime.redis, runtime.streams.dispatch, job.campaign)
+                await plan(
+                    store, runtime.redis, runtime.streams.dispatch, job.campaign, runtime.vendors
+                )
             else:
                 await send_chunk(store, runtime.vendors, limiters, job)
 
@@ -41,8 +43,11 @@ def dispatch_actor(runtime: Runtime) -> StreamActor:
                       "updatedAt": datetime.now(UTC)}},
         )  # fmt: skip
 
+    # One entry at a time: a chunk takes seconds to send, and entries waiting in a
+    # consumer's hand would look idle to the others, which would take them over.
+    settings = msgspec.structs.replace(runtime.config.streams, batch_size=1)
     worker = StreamWorker(
         runtime.redis, runtime.streams.dispatch, GROUP, consumer_name(runtime.config.streams),
-        handle, runtime.config.streams, runtime.metrics, on_dead=give_up,
+        handle, settings, runtime.metrics, on_dead=give_up,
     )  # fmt: skip
     return StreamActor("dispatch", worker)

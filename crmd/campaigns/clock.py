@@ -48,8 +48,19 @@ async def close_receipt_windows(runtime: Runtime, now: datetime) -> int:
         {"status": "sent", "sentAt": {"$lte": now - window}}, projection={"userId": 1}
     ):
         store = TenantStore(runtime.db, campaign["userId"])
+        still_sent = await store["campaigns"].count_documents(
+            {"_id": campaign["_id"], "status": "sent"}
+        )
+        if not still_sent:
+            continue
         await store["communication_log"].update_many(
-            {"campaignId": str(campaign["_id"]), "status": "PENDING"},
+            # Only messages the vendor took: one reset by retry-failed just now is not
+            # late, it is about to be sent.
+            {
+                "campaignId": str(campaign["_id"]),
+                "status": "PENDING",
+                "vendorMessageId": {"$ne": None},
+            },
             {"$set": {"status": UNKNOWN, "updatedAt": now}},
         )
         await stats.refresh(store, str(campaign["_id"]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -49,20 +50,33 @@ def send_key(log: dict[str, Any]) -> str:
     return log["_id"] if not round_ else f"{log['_id']}:r{round_}"
 
 
+_ROUND = re.compile(r"^(?P<log>[0-9a-f]{24}):r(?P<round>[0-9]{1,6})$")
+
+
 def parse_send_key(key: str) -> tuple[str, int]:
-    log_id, _, round_ = key.partition(":r")
-    return log_id, int(round_) if round_.isdigit() else 0
+    """(log id, round) from a message id; anything unexpected is taken as a log id
+    (and then simply not found), never an error that could poison a batch."""
+    match = _ROUND.match(key)
+    return (match.group("log"), int(match.group("round"))) if match else (key, 0)
 
 
-async def plan(store: TenantStore, redis: Any, stream: str, campaign_id: str) -> None:
+async def plan(store: TenantStore, redis: Any, stream: str, campaign_id: str,
+               vendors: Vendors | None = None) -> None:  # fmt: skip
     """Write one PENDING log per recipient (with its rendered message) and queue the
     send jobs; the audience is fixed here."""
     campaigns = store["campaigns"]
     campaign = await campaigns.find_one({"_id": ObjectId(campaign_id)})
     if campaign is None or campaign["status"] not in ("queued", "planning"):
         return
-    await campaigns.update_one({"_id": campaign["_id"]}, {"$set": {"status": "planning"}})
+    started = await campaigns.update_one(
+        {"_id": campaign["_id"], "status": {"$in": ["queued", "planning"]}},
+        {"$set": {"status": "planning"}},
+    )
+    if not started.matched_count:
+        return  # cancelled or paused in the meantime
     parts = parse_template(campaign["message"])
+    rate = vendors.get(campaign["vendor"]).rate_limit() if vendors else 1000.0
+    chunk = jobs.chunk_size(rate)
     query = rule_filter(campaign["rule"], campaign["ruleNow"].replace(tzinfo=UTC))
     now = datetime.now(UTC)
     batch: list[dict[str, Any]] = []
@@ -70,9 +84,9 @@ async def plan(store: TenantStore, redis: Any, stream: str, campaign_id: str) ->
                                                   batch_size=PLAN_BATCH):  # fmt: skip
         batch.append(_log(campaign, customer, parts, now))
         if len(batch) >= PLAN_BATCH:
-            await _write_logs(store, redis, stream, campaign_id, batch)
+            await _write_logs(store, redis, stream, campaign_id, batch, chunk)
             batch = []
-    await _write_logs(store, redis, stream, campaign_id, batch)
+    await _write_logs(store, redis, stream, campaign_id, batch, chunk)
     size = await store["communication_log"].count_documents({"campaignId": campaign_id})
     await campaigns.update_one(
         {"_id": campaign["_id"], "status": "planning"},
@@ -97,7 +111,7 @@ def _log(campaign: dict[str, Any], customer: dict[str, Any], parts: Any, now: da
 
 
 async def _write_logs(store: TenantStore, redis: Any, stream: str, campaign_id: str,
-                      batch: list[dict[str, Any]]) -> None:  # fmt: skip
+                      batch: list[dict[str, Any]], chunk: int) -> None:  # fmt: skip
     if not batch:
         return
     try:
@@ -105,8 +119,8 @@ async def _write_logs(store: TenantStore, redis: Any, stream: str, campaign_id: 
     except BulkWriteError as exc:  # planned before a crash: already there
         if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
             raise
-    await jobs.publish(redis, stream, jobs.send_jobs(campaign_id, store.user_id,
-                                                     [d["_id"] for d in batch]))  # fmt: skip
+    ids = [d["_id"] for d in batch]
+    await jobs.publish(redis, stream, jobs.send_jobs(campaign_id, store.user_id, ids, chunk))
 
 
 async def send_chunk(store: TenantStore, vendors: Vendors, limiters: dict[str, RateLimiter],
@@ -130,7 +144,7 @@ async def send_chunk(store: TenantStore, vendors: Vendors, limiters: dict[str, R
         wait = 0.0
         size = limiter.batch_size(VENDOR_BATCH)
         for start in range(0, len(todo), size):
-            if start and not await _still_sending(store, campaign["_id"]):
+            if not await _still_sending(store, campaign["_id"]):
                 return  # paused or cancelled mid-chunk: resume re-queues the rest
             batch = todo[start : start + size]
             await limiter.take(len(batch))
@@ -171,10 +185,12 @@ async def _record(store: TenantStore, by_id: dict[str, dict[str, Any]],
         elif isinstance(result, Failed) or attempts >= MAX_ATTEMPTS:
             reason = result.reason if isinstance(result, Failed) else (
                 f"gave up after {attempts} attempts: {result.reason}")  # fmt: skip
+            # gaveUp: the vendor may have taken it after all; a retry keeps its id.
             updates.append(({"_id": doc["_id"], "rank": {"$lt": 5}},
                             {"$set": {"status": "FAILED", "rank": 5, "reason": reason,
                                       "attempts": attempts, "updatedAt": now,
-                                      "times.FAILED": now}}))  # fmt: skip
+                                      "times.FAILED": now,
+                                      "gaveUp": not isinstance(result, Failed)}}))  # fmt: skip
         elif isinstance(result, Retry):
             updates.append(({"_id": doc["_id"]}, {"$set": {"attempts": attempts,
                                                            "updatedAt": now}}))  # fmt: skip

@@ -31,6 +31,16 @@ async def publish(redis: Redis, stream: str, jobs: list[DispatchJob]) -> None:
         await pipe.execute()
 
 
-def send_jobs(campaign: str, user: str, ids: list[str]) -> list[DispatchJob]:
-    return [DispatchJob("send", campaign, user, ids[i : i + SEND_CHUNK])
-            for i in range(0, len(ids), SEND_CHUNK)]  # fmt: skip
+CHUNK_SECONDS = 20
+"""A chunk is sized to take about this long at the vendor's rate: far less than the idle
+time after which another process would take the chunk over."""
+
+
+def chunk_size(rate: float) -> int:
+    return max(1, min(SEND_CHUNK, int(rate * CHUNK_SECONDS)))
+
+
+def send_jobs(campaign: str, user: str, ids: list[str], size: int = SEND_CHUNK
+              ) -> list[DispatchJob]:  # fmt: skip
+    return [DispatchJob("send", campaign, user, ids[i : i + size])
+            for i in range(0, len(ids), size)]  # fmt: skip

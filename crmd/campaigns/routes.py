@@ -12,6 +12,7 @@ from pymongo import DESCENDING
 
 from crmd.auth.middleware import current_user, tenant_store
 from crmd.campaigns import jobs, stats
+from crmd.campaigns.dispatch import mark_sent_if_done
 from crmd.campaigns.template import TemplateError, parse_template, render
 from crmd.campaigns.vendors import guarded_send
 from crmd.errors import Conflict, CrmdError, NotFound, Unprocessable
@@ -73,14 +74,17 @@ async def create(request: web.Request, body: CampaignBody) -> web.Response:
     now = rule_now()
     audience = await store["customers"].count_documents(rule_filter(rule, now))
     vendor = runtime.vendors.get(body.vendor).name
-    scheduled = bool(body.scheduledAt and body.scheduledAt > datetime.now(UTC))
+    scheduled_at = body.scheduledAt
+    if scheduled_at is not None and scheduled_at.tzinfo is None:
+        scheduled_at = scheduled_at.replace(tzinfo=UTC)  # a time without a zone is UTC
+    scheduled = bool(scheduled_at and scheduled_at > datetime.now(UTC))
     status = "draft" if body.draft else "scheduled" if scheduled else "queued"
     doc = {
         "_id": ObjectId(), "name": body.name, "message": body.message, "intent": body.intent,
         "rule": rule, "segmentId": body.segmentId, "vendor": vendor, "ruleNow": now,
         "status": status, "audienceSize": audience,
         "stats": {**dict.fromkeys(stats.GROUPS, 0), "pending": audience},
-        "scheduledAt": body.scheduledAt, "createdAt": now, "updatedAt": now,
+        "scheduledAt": scheduled_at, "createdAt": now, "updatedAt": now,
         "sentAt": None, "completedAt": None,
     }  # fmt: skip
     await store["campaigns"].insert_one(doc)
@@ -186,14 +190,27 @@ async def _transition(request: web.Request, allowed: tuple[str, ...], to: str) -
 
 
 async def _requeue_unsent(request: web.Request, store: TenantStore, campaign: str) -> int:
+    """Queue send jobs for every unsent message, streaming the ids chunk by chunk; with
+    nothing unsent, the campaign is marked sent rather than left waiting."""
     runtime = request.app[RUNTIME]
-    ids = [d["_id"] async for d in store["communication_log"].find(
+    queued = 0
+    chunk: list[str] = []
+    async for doc in store["communication_log"].find(
         {"campaignId": campaign, "status": "PENDING", "vendorMessageId": None},
-        projection={"_id": 1},
-    )]  # fmt: skip
+        projection={"_id": 1}, batch_size=jobs.SEND_CHUNK,
+    ):  # fmt: skip
+        chunk.append(doc["_id"])
+        if len(chunk) == jobs.SEND_CHUNK:
+            await jobs.publish(runtime.redis, runtime.streams.dispatch,
+                               jobs.send_jobs(campaign, store.user_id, chunk))  # fmt: skip
+            queued += len(chunk)
+            chunk = []
     await jobs.publish(runtime.redis, runtime.streams.dispatch,
-                       jobs.send_jobs(campaign, store.user_id, ids))  # fmt: skip
-    return len(ids)
+                       jobs.send_jobs(campaign, store.user_id, chunk))  # fmt: skip
+    queued += len(chunk)
+    if not queued:
+        await mark_sent_if_done(store, campaign)
+    return queued
 
 
 @routes.post("/api/v1/campaigns/{id}/send")
@@ -259,21 +276,32 @@ async def retry_failed(request: web.Request) -> web.Response:
     store = tenant_store(request)
     campaign = str(doc["_id"])
     now = datetime.now(UTC)
-    reset = await store["communication_log"].update_many(
-        {"campaignId": campaign, "status": "FAILED"},
-        {"$set": {"status": "PENDING", "rank": 0, "vendorMessageId": None, "attempts": 0,
-                  "updatedAt": now}, "$unset": {"reason": "", "times": ""},
-         "$inc": {"round": 1}},
-    )  # fmt: skip
-    await store["campaigns"].update_one(
-        {"_id": doc["_id"]}, {"$set": {"status": "sending", "updatedAt": now}}
+    moved = await store["campaigns"].update_one(
+        {"_id": doc["_id"], "status": {"$in": ["sent", "completed", "sending"]}},
+        {"$set": {"status": "sending", "updatedAt": now}},
     )
+    if not moved.matched_count:
+        raise Conflict("the campaign changed state; try again")
+    reset_fields = {"$set": {"status": "PENDING", "rank": 0, "vendorMessageId": None,
+                             "attempts": 0, "gaveUp": False, "updatedAt": now},
+                    "$unset": {"reason": "", "times": ""}}  # fmt: skip
+    logs = store["communication_log"]
+    # Refused by the vendor: a new round, so a new message id. Given up on after retries:
+    # the vendor may have taken it, so the same id again (it dedupes on it).
+    refused = await logs.update_many(
+        {"campaignId": campaign, "status": "FAILED", "gaveUp": {"$ne": True}},
+        {**reset_fields, "$inc": {"round": 1}},
+    )
+    gave_up = await logs.update_many(
+        {"campaignId": campaign, "status": "FAILED", "gaveUp": True}, reset_fields
+    )
+    reset_count = refused.modified_count + gave_up.modified_count
     queued = await _requeue_unsent(request, store, campaign)
     doc["stats"] = await stats.refresh(store, campaign)
     return json_response(
         {
             **campaign_view({**doc, "status": "sending"}),
-            "retried": reset.modified_count,
+            "retried": reset_count,
             "queued": queued,
         }
     )

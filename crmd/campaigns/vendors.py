@@ -63,7 +63,7 @@ class RateLimiter:
     debt), so large batches keep the rate too."""
 
     def __init__(self, rate: float) -> None:
-        self.rate = max(rate, 0.001)
+        self.rate = max(rate, 1.0)  # a vendor answering 0 must not stall every tenant
         self.capacity = max(1.0, self.rate)
         self.tokens = self.capacity
         self.stamp = time.monotonic()

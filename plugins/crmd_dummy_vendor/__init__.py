@@ -49,6 +49,7 @@ from crmd.plugins.vendor import (
 from crmd.receipts.signature import SignatureError, signed_headers, verify
 
 NAME = "dummy_vendor"
+MAX_REMEMBERED = 200_000
 log = structlog.get_logger(__name__)
 
 
@@ -131,6 +132,8 @@ class DummyVendor:
                 continue
             vendor_id = f"dv_{uuid.uuid4().hex}"
             self.accepted[message.message_id] = vendor_id
+            if len(self.accepted) > MAX_REMEMBERED:  # bounded: forget the oldest
+                del self.accepted[next(iter(self.accepted))]
             results.append(Accepted(message.message_id, vendor_id))
             failed = self.rng.random() < self.failure_rate
             receipts.append(Receipt(

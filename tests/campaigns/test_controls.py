@@ -130,3 +130,36 @@ async def test_bad_campaigns_are_refused(client: Any, auth: Any, delivering: Run
         assert response.status == status, body
         assert (await response.json())["error"]["code"] == code
     assert await delivering.db.campaigns.count_documents({}) == 0
+
+
+async def test_retry_failed_with_nothing_failed_does_not_strand_the_campaign(
+    client: Any, auth: Any, delivering: Runtime
+):
+    await load(client, auth)
+    made = await client.post(
+        "/api/v1/campaigns",
+        headers=auth,
+        json={"name": "n", "message": "Hi", "rule": "spend > 10000 AND visits = 1"},
+    )
+    campaign = (await made.json())["id"]
+    await wait_status(client, auth, campaign, "completed")
+    await delivering.db.communication_log.update_many(
+        {"campaignId": campaign, "status": "FAILED"}, {"$set": {"status": "SENT", "rank": 1}}
+    )
+    retried = await (await client.post(f"/api/v1/campaigns/{campaign}/retry-failed",
+                                       headers=auth)).json()  # fmt: skip
+    assert retried["retried"] == 0
+    await wait_status(client, auth, campaign, "completed", timeout=10)
+
+
+async def test_a_scheduled_time_without_a_zone_is_utc(client: Any, auth: Any, delivering: Runtime):
+    await load(client, auth)
+    made = await client.post(
+        "/api/v1/campaigns",
+        headers=auth,
+        json={"name": "z", "message": "Hi", "rule": RULE, "scheduledAt": "2999-01-01T10:00:00"},
+    )
+    assert made.status == 201
+    body = await made.json()
+    assert body["status"] == "scheduled"
+    assert body["scheduledAt"].startswith("2999-01-01T10:00:00")

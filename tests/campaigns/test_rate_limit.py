@@ -26,3 +26,25 @@ def test_batches_are_about_a_second_long():
     assert RateLimiter(20).batch_size(100) == 20
     assert RateLimiter(1000).batch_size(100) == 100
     assert RateLimiter(0.5).batch_size(100) == 1
+
+
+def test_send_chunks_take_about_twenty_seconds_at_the_vendors_rate():
+    from crmd.campaigns.jobs import chunk_size
+
+    assert chunk_size(1000) == 500
+    assert chunk_size(10) == 200
+    assert chunk_size(0.01) == 1
+
+
+def test_a_zero_rate_cannot_stall_sending():
+    assert RateLimiter(0).rate == 1.0
+
+
+def test_odd_message_ids_never_raise():
+    from crmd.campaigns.dispatch import parse_send_key
+
+    log = "a" * 24
+    assert parse_send_key(f"{log}:r2") == (log, 2)
+    assert parse_send_key(f"{log}:r²") == (f"{log}:r²", 0)
+    assert parse_send_key(f"{log}:r" + "9" * 5000)[1] == 0
+    assert parse_send_key("whatever") == ("whatever", 0)
