@@ -1,8 +1,9 @@
 """The clock actor: what happens because time passed, not because a message came.
 
-Every few seconds: a scheduled campaign whose time has come is queued for planning, and
-a sent campaign whose receipt window has closed is completed, its still-PENDING messages
-marked UNKNOWN. (A late receipt still lands: UNKNOWN ranks below every real status.)
+Every few seconds: a scheduled campaign whose time has come is queued for planning;
+receipts that arrived before crmd knew their message are matched again; and a sent
+campaign whose receipt window has closed is completed, its still-PENDING messages marked
+UNKNOWN. (A late receipt still lands: UNKNOWN ranks below every real status.)
 Each change is a conditional update, so several crmd processes can run clocks at once.
 """
 
@@ -13,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from crmd.campaigns import jobs, stats
+from crmd.receipts.apply import rematch_unknown
 from crmd.receipts.status import UNKNOWN
 from crmd.runtime.actor import Actor, Health
 from crmd.runtime.context import Runtime
@@ -80,4 +82,5 @@ class ClockActor(Actor):
         while not await self.sleep(interval):
             now = datetime.now(UTC)
             await start_due_campaigns(self.runtime, now)
+            await rematch_unknown(self.runtime.db, self.runtime.metrics, now)
             await close_receipt_windows(self.runtime, now)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -100,7 +100,10 @@ async def apply_receipts(db: AsyncDatabase[Doc], metrics: Metrics,
         if doc is None:
             unknown.append({**record, "userId": None, "unknown": True,
                             "messageId": event.message_id,
-                            "vendorMessageId": event.vendor_message_id})  # fmt: skip
+                            "vendorMessageId": event.vendor_message_id,
+                            "campaignId": event.campaign_id,
+                            "customerId": event.customer_id,
+                            "reason": event.reason})  # fmt: skip
             continue
         for where, update in log_updates(event, now):
             per_user[doc["userId"]].append(({"_id": doc["_id"], **where}, update))
@@ -126,3 +129,42 @@ async def _insert_new(insert: Any) -> None:
     except BulkWriteError as exc:
         if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
             raise
+
+
+REMATCH_WINDOW = timedelta(hours=1)
+REMATCH_BATCH = 1000
+
+
+async def rematch_unknown(db: AsyncDatabase[Doc], metrics: Metrics, now: datetime) -> int:
+    """Receipts that named a message crmd could not find yet: a vendor may call back
+    before crmd has recorded its message id. Recent ones are tried again; those that now
+    match are applied (and no longer unknown). Returns how many matched."""
+    docs = [
+        d
+        async for d in db.receipt_events.find(
+            {"unknown": True, "receivedAt": {"$gte": now - REMATCH_WINDOW}}, limit=REMATCH_BATCH
+        )
+    ]
+    if not docs:
+        return 0
+    events = [
+        (d["vendor"], ReceiptEvent(
+            status=d["status"], at=d["at"], event_id=d["_id"].split(":", 1)[1],
+            message_id=d.get("messageId", ""), vendor_message_id=d.get("vendorMessageId", ""),
+            campaign_id=d.get("campaignId", ""), customer_id=d.get("customerId", ""),
+            reason=d.get("reason", "")))
+        for d in docs
+    ]  # fmt: skip
+    found = await find_logs(db, events)
+    matched = [(v, e) for v, e in events if (v, e.event_id) in found]
+    if not matched:
+        return 0
+    await db.receipt_events.delete_many(
+        {"_id": {"$in": [f"{v}:{e.event_id}" for v, e in matched]}, "unknown": True}
+    )
+    by_vendor: dict[str, list[ReceiptEvent]] = defaultdict(list)
+    for vendor, event in matched:
+        by_vendor[vendor].append(event)
+    await apply_receipts(db, metrics, [ReceiptBatch(v, es) for v, es in by_vendor.items()])
+    log.info("receipt.rematched", count=len(matched))
+    return len(matched)

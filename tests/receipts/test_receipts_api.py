@@ -178,3 +178,31 @@ async def test_oversized_and_unreadable_bodies(client: Any, delivering: Runtime,
     ]
     assert (await post(client, delivering, bad_status)).status == 422
     assert await delivering.redis.xlen(delivering.streams.receipts) == 0
+
+
+async def test_a_receipt_that_beats_the_send_record_is_matched_later(
+    client: Any, delivering: Runtime, sent: Any
+):
+    from datetime import UTC, datetime
+
+    from crmd.receipts.apply import rematch_unknown
+
+    log = sent["logs"][4]
+    vendor_id = log["vendorMessageId"]
+    logs = delivering.db.communication_log
+    await logs.update_one({"_id": log["_id"]}, {"$set": {"vendorMessageId": None}})
+    early = {
+        "vendorMessageId": vendor_id,
+        "status": "DELIVERED",
+        "eventId": "early",
+        "timestamp": "2026-01-01T00:00:00Z",
+    }
+    assert (await post(client, delivering, early)).status == 202
+    await settled(delivering)
+    assert (await logs.find_one({"_id": log["_id"]}))["status"] == "PENDING"
+    assert await rematch_unknown(delivering.db, delivering.metrics, datetime.now(UTC)) == 0
+    await logs.update_one({"_id": log["_id"]}, {"$set": {"vendorMessageId": vendor_id}})
+    assert await rematch_unknown(delivering.db, delivering.metrics, datetime.now(UTC)) == 1
+    assert (await logs.find_one({"_id": log["_id"]}))["status"] == "DELIVERED"
+    recorded = await delivering.db.receipt_events.find_one({"_id": "dummy_vendor:early"})
+    assert recorded["logId"] == log["_id"] and "unknown" not in recorded
