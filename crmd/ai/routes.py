@@ -10,13 +10,13 @@ from aiohttp import web
 from crmd.ai.service import valid_messages, valid_rule, valid_summary, valid_tags
 from crmd.auth.middleware import tenant_store
 from crmd.campaigns import stats
-from crmd.errors import BadRequest, NotFound, Unprocessable
+from crmd.errors import BadRequest, Unprocessable
 from crmd.http.bodies import json_body
 from crmd.http.keys import RUNTIME
 from crmd.http.responses import json_response
 from crmd.segments.fields import known_fields
 from crmd.segments.routes import rule_filter
-from crmd.store.tenant import TenantStore, object_id
+from crmd.store.tenant import TenantStore
 
 routes = web.RouteTableDef()
 Short = Annotated[str, msgspec.Meta(max_length=500)]
@@ -130,10 +130,7 @@ async def spend_bands(store: TenantStore, campaign_id: str) -> dict[str, Any]:
 @routes.get("/api/v1/campaigns/{id}/summary")
 async def summarize(request: web.Request) -> web.Response:
     store = tenant_store(request)
-    campaign = await store["campaigns"].find_one({"_id": object_id(request.match_info["id"],
-                                                                   "campaign")})  # fmt: skip
-    if campaign is None:
-        raise NotFound(f"campaign {request.match_info['id']!r} not found")
+    campaign = await store["campaigns"].get(request.match_info["id"], "campaign")
     counted = await stats.refresh(store, str(campaign["_id"]))
     breakdown = await spend_bands(store, str(campaign["_id"]))
     view = {

@@ -15,14 +15,14 @@ from crmd.campaigns import jobs, stats
 from crmd.campaigns.dispatch import mark_sent_if_done
 from crmd.campaigns.template import TemplateError, parse_template, render
 from crmd.campaigns.vendors import guarded_send
-from crmd.errors import Conflict, CrmdError, NotFound, Unprocessable
+from crmd.errors import Conflict, CrmdError, Unprocessable
 from crmd.http.bodies import json_body
 from crmd.http.keys import RUNTIME
 from crmd.http.pages import read_page
 from crmd.http.responses import json_response
 from crmd.plugins.vendor import Accepted, OutgoingMessage
 from crmd.segments.routes import rule_filter, rule_now
-from crmd.store.tenant import TenantStore, object_id
+from crmd.store.tenant import TenantStore
 
 routes = web.RouteTableDef()
 Text = Annotated[str, msgspec.Meta(max_length=200)]
@@ -64,10 +64,7 @@ async def create(request: web.Request, body: CampaignBody) -> web.Response:
         raise InvalidTemplate(exc) from None
     rule = body.rule
     if body.segmentId:
-        segment = await store["segments"].find_one({"_id": object_id(body.segmentId, "segment")})
-        if segment is None:
-            raise NotFound(f"segment {body.segmentId!r} not found")
-        rule = segment["rule"]
+        rule = (await store["segments"].get(body.segmentId, "segment"))["rule"]
     if not rule:
         raise Unprocessable("a campaign needs a rule or a segmentId", code="missing_audience",
                             details={"field": "rule"})  # fmt: skip
@@ -141,11 +138,7 @@ async def list_campaigns(request: web.Request) -> web.Response:
 
 
 async def _campaign(request: web.Request) -> dict[str, Any]:
-    campaign_id = object_id(request.match_info["id"], "campaign")
-    doc = await tenant_store(request)["campaigns"].find_one({"_id": campaign_id})
-    if doc is None:
-        raise NotFound(f"campaign {request.match_info['id']!r} not found")
-    return doc
+    return await tenant_store(request)["campaigns"].get(request.match_info["id"], "campaign")
 
 
 @routes.get("/api/v1/campaigns/{id}")

@@ -10,14 +10,12 @@ from aiohttp import web
 from pymongo import DESCENDING
 
 from crmd.auth.middleware import tenant_store
-from crmd.errors import NotFound
 from crmd.http.keys import RUNTIME
 from crmd.http.pages import next_cursor, page_filter, read_page
 from crmd.http.responses import json_response
 from crmd.ingest.parse import Limits
 from crmd.ingest.upload import receive_upload
 from crmd.segments.routes import rule_filter
-from crmd.store.tenant import object_id
 
 routes = web.RouteTableDef()
 KINDS = "{kind:customers|orders}"
@@ -68,11 +66,8 @@ async def list_uploads(request: web.Request) -> web.Response:
 
 
 async def _upload(request: web.Request) -> dict[str, Any]:
-    upload_id = object_id(request.match_info["id"], "upload")
-    doc = await tenant_store(request)["uploads"].find_one({"_id": upload_id}, projection=HIDDEN)
-    if doc is None:
-        raise NotFound(f"upload {request.match_info['id']!r} not found")
-    return doc
+    uploads = tenant_store(request)["uploads"]
+    return await uploads.get(request.match_info["id"], "upload", projection=HIDDEN)
 
 
 @routes.get("/api/v1/uploads/{id}")

@@ -11,13 +11,13 @@ from bson import ObjectId
 from pymongo import DESCENDING
 
 from crmd.auth.middleware import tenant_store
-from crmd.errors import BadRequest, CrmdError, NotFound
+from crmd.errors import BadRequest, CrmdError
 from crmd.http.bodies import json_body
 from crmd.http.pages import read_page
 from crmd.http.responses import json_response
 from crmd.segments.compile import compile_rule
 from crmd.segments.parse import RuleError, parse_rule
-from crmd.store.tenant import ScopedCollection, object_id
+from crmd.store.tenant import ScopedCollection
 
 routes = web.RouteTableDef()
 SAMPLE = 10
@@ -110,11 +110,7 @@ async def list_segments(request: web.Request) -> web.Response:
 
 
 async def _segment(request: web.Request) -> dict[str, Any]:
-    segment_id = object_id(request.match_info["id"], "segment")
-    doc = await tenant_store(request)["segments"].find_one({"_id": segment_id})
-    if doc is None:
-        raise NotFound(f"segment {request.match_info['id']!r} not found")
-    return doc
+    return await tenant_store(request)["segments"].get(request.match_info["id"], "segment")
 
 
 @routes.get("/api/v1/segment/{id}")

@@ -121,6 +121,14 @@ class ScopedCollection:
                 raise TenancyError(f"an update may not touch {TENANT_KEY} ({operator})")
         return update
 
+    async def get(self, id_text: str, what: str, **kwargs: Any) -> Doc:
+        """The document whose ObjectId is ``id_text`` (from a path): 404 when it is
+        malformed, absent, or another user's, which all look the same from outside."""
+        doc = await self.find_one({"_id": object_id(id_text, what)}, **kwargs)
+        if doc is None:
+            raise NotFound(f"{what} {id_text!r} not found")
+        return doc
+
     async def find_one(self, filter: Mapping[str, Any] | None = None, **kwargs: Any) -> Doc | None:
         return await self.collection.find_one(self.scope(filter), **kwargs)
 
