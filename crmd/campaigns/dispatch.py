@@ -19,7 +19,6 @@ from typing import Any
 
 import structlog
 from bson import ObjectId
-from pymongo.errors import BulkWriteError
 
 from crmd.campaigns import jobs
 from crmd.campaigns.template import parse_template, render
@@ -27,6 +26,7 @@ from crmd.campaigns.vendors import RateLimiter, Vendors, guarded_send
 from crmd.plugins.vendor import Accepted, Failed, OutgoingMessage, Retry
 from crmd.segments.routes import rule_filter
 from crmd.store.tenant import TenantStore
+from crmd.store.writes import insert_new
 
 log = structlog.get_logger(__name__)
 PLAN_BATCH = 1000
@@ -35,7 +35,6 @@ MAX_ATTEMPTS = 5
 MAX_RETRY_WAIT = 30.0
 CUSTOMER_FIELDS = {"name": 1, "email": 1, "phone": 1, "location": 1, "spend": 1,
                    "visits": 1, "attrs": 1}  # fmt: skip
-DUPLICATE_KEY = 11000
 SENDING = ("planning", "sending", "sent")
 
 
@@ -114,11 +113,7 @@ async def _write_logs(store: TenantStore, redis: Any, stream: str, campaign_id: 
                       batch: list[dict[str, Any]], chunk: int) -> None:  # fmt: skip
     if not batch:
         return
-    try:
-        await store["communication_log"].insert_many(batch)
-    except BulkWriteError as exc:  # planned before a crash: already there
-        if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
-            raise
+    await insert_new(store["communication_log"].insert_many(batch))  # planned before a crash
     ids = [d["_id"] for d in batch]
     await jobs.publish(redis, stream, jobs.send_jobs(campaign_id, store.user_id, ids, chunk))
 

@@ -21,14 +21,13 @@ import msgspec
 import structlog
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from crmd.ingest.chunks import IngestChunk
 from crmd.ingest.rows import CustomerRow, OrderRow, attr_value
 from crmd.store.tenant import ScopedCollection, TenantStore
+from crmd.store.writes import insert_new
 
 log = structlog.get_logger(__name__)
-DUPLICATE_KEY = 11000
 Doc = dict[str, Any]
 
 
@@ -77,15 +76,9 @@ async def write_versioned(
     ]  # fmt: skip
     if not docs:
         return set()
-    try:
-        await collection.insert_many(docs, ordered=False)
+    existing = [records[i] for i in await insert_new(collection.insert_many(docs))]
+    if not existing:
         return set()
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        others = [e for e in errors if e.get("code") != DUPLICATE_KEY]
-        if others:
-            raise
-        existing = [records[e["index"]] for e in errors]
     updates = [
         ({"_id": _id, "_v": {"$lt": version}},
          {"$set": {**fields, "_v": version, "uploadId": upload, "updatedAt": now}})

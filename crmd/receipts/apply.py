@@ -17,7 +17,6 @@ from typing import Any
 
 import structlog
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from crmd.campaigns import stats
 from crmd.campaigns.dispatch import parse_send_key
@@ -25,6 +24,7 @@ from crmd.plugins.vendor import ReceiptEvent
 from crmd.receipts.batch import ReceiptBatch
 from crmd.receipts.status import RANK
 from crmd.store.tenant import TenantStore
+from crmd.store.writes import insert_new
 from crmd.telemetry.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -113,22 +113,13 @@ async def apply_receipts(db: AsyncDatabase[Doc], metrics: Metrics,
     for user, updates in per_user.items():
         await TenantStore(db, user, majority=True)["communication_log"].bulk_update(updates)
     for user, docs in records.items():
-        await _insert_new(TenantStore(db, user)["receipt_events"].insert_many(docs))
+        await insert_new(TenantStore(db, user)["receipt_events"].insert_many(docs))
     if unknown:
         metrics.receipts.labels("any", "unknown").inc(len(unknown))
         log.warning("receipt.unknown_message", count=len(unknown))
-        await _insert_new(db.receipt_events.insert_many(unknown, ordered=False))
+        await insert_new(db.receipt_events.insert_many(unknown, ordered=False))
     for user, campaign in campaigns:
         await stats.refresh(TenantStore(db, user), campaign)
-
-
-async def _insert_new(insert: Any) -> None:
-    """Events already recorded (a duplicate, a redelivery) are skipped."""
-    try:
-        await insert
-    except BulkWriteError as exc:
-        if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-            raise
 
 
 REMATCH_WINDOW = timedelta(hours=1)
