@@ -15,7 +15,7 @@ from crmd.http.bodies import json_body
 from crmd.http.keys import RUNTIME
 from crmd.http.responses import json_response
 from crmd.segments.fields import known_fields
-from crmd.segments.routes import rule_filter
+from crmd.segments.query import rule_filter
 from crmd.store.tenant import TenantStore
 
 routes = web.RouteTableDef()

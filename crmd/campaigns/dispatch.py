@@ -24,7 +24,7 @@ from crmd.campaigns import jobs
 from crmd.campaigns.template import parse_template, render
 from crmd.campaigns.vendors import RateLimiter, Vendors, guarded_send
 from crmd.plugins.vendor import Accepted, Failed, OutgoingMessage, Retry
-from crmd.segments.routes import rule_filter
+from crmd.segments.query import rule_filter
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_new
 

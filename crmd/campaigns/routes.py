@@ -21,7 +21,7 @@ from crmd.http.keys import RUNTIME
 from crmd.http.pages import read_page
 from crmd.http.responses import json_response
 from crmd.plugins.vendor import Accepted, OutgoingMessage
-from crmd.segments.routes import rule_filter, rule_now
+from crmd.segments.query import rule_filter, rule_now
 from crmd.store.tenant import TenantStore
 
 routes = web.RouteTableDef()

@@ -15,7 +15,7 @@ from crmd.http.pages import next_cursor, page_filter, read_page
 from crmd.http.responses import json_response
 from crmd.ingest.parse import Limits
 from crmd.ingest.upload import receive_upload
-from crmd.segments.routes import rule_filter
+from crmd.segments.query import rule_filter
 
 routes = web.RouteTableDef()
 KINDS = "{kind:customers|orders}"
@@ -113,7 +113,8 @@ async def _list(request: web.Request, collection: str) -> web.Response:
     page = read_page(request)
     records = tenant_store(request)[collection]
     rule = request.query.get("rule") if collection == "customers" else None
-    where = {"$and": [rule_filter(rule), page_filter(page)]} if rule else page_filter(page)
+    matching = rule_filter(rule) if rule else {}  # one moment for the page and the total
+    where = {"$and": [matching, page_filter(page)]} if rule else page_filter(page)
     cursor = records.find(
         where, projection=HIDDEN, sort=NEWEST,
         skip=page.offset if page.after is None else 0, limit=page.limit,
@@ -122,7 +123,7 @@ async def _list(request: web.Request, collection: str) -> web.Response:
     cursor_out = next_cursor(docs, page)
     return json_response({
         "items": [record_view(d) for d in docs],
-        "total": await records.count_documents(rule_filter(rule) if rule else {}),
+        "total": await records.count_documents(matching),
         "cursor": cursor_out,
     })  # fmt: skip
 

@@ -68,11 +68,7 @@ def _compare(node: Compare, now: datetime) -> dict[str, Any]:
         strict = {">": "$gte", "<=": "$lt"} if day else {}
         return {field: {strict.get(op, _RANGE_OPS[op]): bound}}
     if op == "=":
-        return {field: _exact(value)}
+        return {field: value}
     if op == "!=":
-        return {field: {"$ne": _exact(value)}}
+        return {field: {"$ne": value}}
     return {field: {_RANGE_OPS[op]: value}}
-
-
-def _exact(value: float | bool) -> Any:
-    return value

@@ -11,12 +11,12 @@ from bson import ObjectId
 from pymongo import DESCENDING
 
 from crmd.auth.middleware import tenant_store
-from crmd.errors import BadRequest, CrmdError
+from crmd.errors import BadRequest
 from crmd.http.bodies import json_body
 from crmd.http.pages import read_page
 from crmd.http.responses import json_response
-from crmd.segments.compile import compile_rule
-from crmd.segments.parse import RuleError, parse_rule
+from crmd.segments.parse import RuleError
+from crmd.segments.query import InvalidRule, rule_filter
 from crmd.store.tenant import ScopedCollection
 
 routes = web.RouteTableDef()
@@ -24,19 +24,6 @@ SAMPLE = 10
 MAX_IDS = 1000
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 RuleText = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
-
-
-class InvalidRule(CrmdError):
-    status, code = 422, "invalid_rule"
-
-    def __init__(self, error: RuleError) -> None:
-        super().__init__(error.message, details={"column": error.column})
-        self.column = error.column
-
-    def body(self) -> dict[str, Any]:
-        body = super().body()
-        body["error"]["column"] = self.column
-        return body
 
 
 class OriginalRule(msgspec.Struct):
@@ -59,20 +46,6 @@ class SegmentBody(msgspec.Struct):
 
 class PreviewBody(msgspec.Struct):
     rule: RuleText
-
-
-def rule_now() -> datetime:
-    """Now, to the millisecond: what MongoDB stores, so Python and the database agree."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def rule_filter(rule: str, now: datetime | None = None) -> dict[str, Any]:
-    """The customers filter for ``rule``, or InvalidRule (422) naming the column."""
-    try:
-        return compile_rule(parse_rule(rule), now or rule_now())
-    except RuleError as exc:
-        raise InvalidRule(exc) from None
 
 
 async def segment_view(customers: ScopedCollection, doc: dict[str, Any]) -> dict[str, Any]:
@@ -151,8 +124,7 @@ def customer_sample(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-async def preview(customers: ScopedCollection, rule: str) -> dict[str, Any]:
-    query = rule_filter(rule)
+async def preview(customers: ScopedCollection, query: dict[str, Any]) -> dict[str, Any]:
     size = await customers.count_documents(query)
     sample = [customer_sample(d) async for d in customers.find(query, limit=SAMPLE)]
     return {"audienceSize": size, "sample": sample}
@@ -162,7 +134,8 @@ async def preview(customers: ScopedCollection, rule: str) -> dict[str, Any]:
 @routes.post("/api/v1/segments/preview")
 async def preview_segment(request: web.Request) -> web.Response:
     body = await json_body(request, PreviewBody)
-    return json_response(await preview(tenant_store(request)["customers"], body.rule))
+    customers = tenant_store(request)["customers"]
+    return json_response(await preview(customers, rule_filter(body.rule)))
 
 
 @routes.get("/api/v1/audience/preview")
@@ -176,8 +149,9 @@ async def audience_preview(request: web.Request) -> web.Response:
                              details={"field": "rule"})  # fmt: skip
         rule = (await json_body(request, PreviewBody)).rule
     customers = tenant_store(request)["customers"]
-    answer = await preview(customers, rule)
-    ids = [d["_id"] async for d in customers.find(rule_filter(rule), projection={"_id": 1},
+    query = rule_filter(rule)  # one moment for the size, the sample and the ids
+    answer = await preview(customers, query)
+    ids = [d["_id"] async for d in customers.find(query, projection={"_id": 1},
                                                   limit=MAX_IDS)]  # fmt: skip
     answer["audienceDetails"] = {"audienceSize": answer["audienceSize"], "audienceIds": ids}
     return json_response(answer)

@@ -9,7 +9,7 @@ import pytest
 from crmd.runtime.context import Runtime
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import parse_rule
-from crmd.segments.routes import rule_now
+from crmd.segments.query import rule_now
 from tests.ingest.conftest import upload, wait_done
 
 pytestmark = pytest.mark.usefixtures("ingesting")
