@@ -49,6 +49,12 @@ def get(url: str) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
+def serve(tmp_path: Path, port: int) -> list[str]:
+    """``crmd serve`` with the shipped config, on ``port``, with a data dir of its own."""
+    return ["serve", "--config", str(REPO / "crmd.toml"), "--port", str(port),
+            "--data-dir", str(tmp_path / "data")]  # fmt: skip
+
+
 def crmd(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "crmd", *args],
@@ -65,15 +71,7 @@ def test_serve_notifies_ready_watchdog_stopping_and_leaves_nothing_behind(tmp_pa
     port = free_port()
     started = time.monotonic()
     proc = crmd(
-        [
-            "serve",
-            "--config",
-            str(REPO / "crmd.toml"),
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
+        serve(tmp_path, port),
         {"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "500000"},
     )
     try:
@@ -114,15 +112,7 @@ def test_serve_notifies_ready_watchdog_stopping_and_leaves_nothing_behind(tmp_pa
 
 def test_failed_start_reports_one_line_and_stops_what_it_started(tmp_path: Path):
     proc = crmd(
-        [
-            "serve",
-            "--config",
-            str(REPO / "crmd.toml"),
-            "--port",
-            str(free_port()),
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
+        serve(tmp_path, free_port()),
         {
             "CRMD_MONGODB__URL": "mongodb://127.0.0.1:1/?directConnection=true",
             "CRMD_MONGODB__CONNECT_TIMEOUT": "2",
@@ -157,15 +147,7 @@ def test_a_taken_port_fails_at_once_and_starts_nothing(tmp_path: Path):
         port = taken.getsockname()[1]
         started = time.monotonic()
         proc = crmd(
-            [
-                "serve",
-                "--config",
-                str(REPO / "crmd.toml"),
-                "--port",
-                str(port),
-                "--data-dir",
-                str(tmp_path / "data"),
-            ],
+            serve(tmp_path, port),
             {},
         )
         output, _ = proc.communicate(timeout=60)
