@@ -16,6 +16,7 @@ from crmd.http.keys import RUNTIME
 from crmd.http.responses import json_response
 from crmd.segments.fields import known_fields
 from crmd.segments.query import rule_filter
+from crmd.store.reads import find_in
 from crmd.store.tenant import TenantStore
 
 routes = web.RouteTableDef()
@@ -105,8 +106,8 @@ async def spend_bands(store: TenantStore, campaign_id: str) -> dict[str, Any]:
 
     async def tally() -> None:
         ids = [d["customerId"] for d in batch]
-        spend = {c["_id"]: c.get("spend", 0) async for c in store["customers"].find(
-            {"_id": {"$in": ids}}, projection={"spend": 1})}  # fmt: skip
+        spend = {c["_id"]: c.get("spend", 0) async for c in find_in(
+            store["customers"], "_id", ids, None, {"spend": 1})}  # fmt: skip
         for log in batch:
             value = spend.get(log["customerId"], 0) or 0
             label = next(lab for low, high, lab in BANDS if low <= value < high)

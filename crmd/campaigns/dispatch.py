@@ -25,6 +25,7 @@ from crmd.campaigns.template import parse_template, render
 from crmd.campaigns.vendors import RateLimiter, Vendors, guarded_send
 from crmd.plugins.vendor import Accepted, Failed, OutgoingMessage, Retry
 from crmd.segments.query import rule_filter
+from crmd.store.reads import find_in
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_new
 
@@ -130,9 +131,9 @@ async def send_chunk(store: TenantStore, vendors: Vendors, limiters: dict[str, R
     vendor = vendors.get(campaign["vendor"])
     limiter = limiters.setdefault(vendor.name, RateLimiter(vendor.rate_limit()))
     logs = store["communication_log"]
-    todo = [d async for d in logs.find(
-        {"_id": {"$in": job.ids}, "status": "PENDING", "vendorMessageId": None},
-        projection={"recipient": 1, "phone": 1, "message": 1, "attempts": 1, "round": 1},
+    todo = [d async for d in find_in(
+        logs, "_id", job.ids, {"status": "PENDING", "vendorMessageId": None},
+        {"recipient": 1, "phone": 1, "message": 1, "attempts": 1, "round": 1},
     )]  # fmt: skip
     while todo:
         retry: list[dict[str, Any]] = []

@@ -24,6 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from crmd.ingest.chunks import IngestChunk
 from crmd.ingest.rows import CustomerRow, OrderRow, attr_value
+from crmd.store.reads import find_in
 from crmd.store.tenant import ScopedCollection, TenantStore
 from crmd.store.writes import insert_new
 
@@ -121,14 +122,13 @@ async def persist_chunk(db: AsyncDatabase[Doc], chunk: IngestChunk) -> None:
 async def _find_by_any(
     collection: ScopedCollection, fields: dict[str, list[str]], projection: dict[str, int]
 ) -> list[Doc]:
-    """Documents whose ``field`` is in its list, for any of the fields: one indexed
-    ``$in`` query per field. (An ``$or`` of ``$in``s makes SecantusDB scan the whole
+    """Documents whose ``field`` is in its list, for any of the fields: indexed ``$in``
+    queries per field. (An ``$or`` of ``$in``s makes SecantusDB scan the whole
     collection, testing every document against every value: minutes on 20k rows.)"""
     found: dict[Any, Doc] = {}
     for field, values in fields.items():
-        if values:
-            async for doc in collection.find({field: {"$in": values}}, projection=projection):
-                found[doc["_id"]] = doc
+        async for doc in find_in(collection, field, values, None, projection):
+            found[doc["_id"]] = doc
     return list(found.values())
 
 

@@ -23,6 +23,7 @@ from crmd.campaigns.dispatch import parse_send_key
 from crmd.plugins.vendor import ReceiptEvent
 from crmd.receipts.batch import ReceiptBatch
 from crmd.receipts.status import RANK
+from crmd.store.reads import IN_BATCH, find_in
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_new
 from crmd.telemetry.metrics import Metrics
@@ -40,15 +41,15 @@ async def find_logs(db: AsyncDatabase[Doc], events: Sequence[tuple[str, ReceiptE
     logs = db.communication_log
     found: dict[tuple[str, str], Doc] = {}
     ours = {parse_send_key(e.message_id)[0] for _, e in events if e.message_id}
-    by_id = {d["_id"]: d async for d in logs.find({"_id": {"$in": sorted(ours)}}, LOG_FIELDS)}
+    by_id = {d["_id"]: d async for d in find_in(logs, "_id", sorted(ours), None, LOG_FIELDS)}
     theirs: dict[str, set[str]] = defaultdict(set)
     for vendor, event in events:
         if not event.message_id and event.vendor_message_id:
             theirs[vendor].add(event.vendor_message_id)
     by_vendor_id: dict[tuple[str, str], Doc] = {}
     for vendor, ids in theirs.items():
-        async for match in logs.find(
-            {"vendor": vendor, "vendorMessageId": {"$in": sorted(ids)}}, LOG_FIELDS
+        async for match in find_in(
+            logs, "vendorMessageId", sorted(ids), {"vendor": vendor}, LOG_FIELDS
         ):
             by_vendor_id[(vendor, match["vendorMessageId"])] = match
     for vendor, event in events:
@@ -150,9 +151,11 @@ async def rematch_unknown(db: AsyncDatabase[Doc], metrics: Metrics, now: datetim
     matched = [(v, e) for v, e in events if (v, e.event_id) in found]
     if not matched:
         return 0
-    await db.receipt_events.delete_many(
-        {"_id": {"$in": [f"{v}:{e.event_id}" for v, e in matched]}, "unknown": True}
-    )
+    ids = [f"{v}:{e.event_id}" for v, e in matched]
+    for start in range(0, len(ids), IN_BATCH):
+        await db.receipt_events.delete_many(
+            {"_id": {"$in": ids[start : start + IN_BATCH]}, "unknown": True}
+        )
     by_vendor: dict[str, list[ReceiptEvent]] = defaultdict(list)
     for vendor, event in matched:
         by_vendor[vendor].append(event)

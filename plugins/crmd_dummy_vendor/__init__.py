@@ -10,6 +10,7 @@ Settings, in ``[plugins.dummy_vendor]``:
     duplicate_rate = 0.0     # share of receipt posts sent twice (and out of order)
     seed = 7                 # reproducible outcomes
     rate = 1000              # messages per second it accepts
+    receipts = true          # false: a no-op vendor that accepts and never calls back
     callback_url = ""        # default: this crmd's /api/v1/deliveryReceipt/dummy_vendor
     secret = ""              # signing secret; default: derived from crmd's token secret
     url = ""                 # HTTP mode: the address of a `crmd dummy-vendor` server
@@ -92,6 +93,7 @@ class DummyVendor:
         """Our message id → its vendor id: the same message is never delivered twice."""
         self.tasks: set[asyncio.Task[None]] = set()
         self.url = str(settings.get("url") or "")
+        self.receipts = bool(settings.get("receipts", True))
 
     def rate_limit(self) -> float:
         return self.rate
@@ -120,6 +122,8 @@ class DummyVendor:
     def simulate(self, messages: Sequence[OutgoingMessage], callback_url: str
                  ) -> list[SendResult]:  # fmt: skip
         """What a real vendor does: accept, answer, and call back later."""
+        if not self.receipts:  # no-op: a stable id per message, nothing remembered
+            return [Accepted(m.message_id, f"dv_{m.message_id}") for m in messages]
         results: list[SendResult] = []
         receipts: list[Receipt] = []
         now = datetime.now(UTC)

@@ -1,0 +1,1 @@
+"""crmd's benchmark: `make bench`."""

@@ -1,0 +1,487 @@
+"""``make bench``: crmd measured against the limits of its own machine, in one run.
+
+Each figure is set against a limit measured in the same run on the same servers (the
+``csv`` module reading the file, pymongo writing the same documents), so the ratios
+hold from one machine to another even where the absolute times do not. crmd runs as
+``crmd serve`` in a process of its own, so its resident memory is its own. The table
+goes to stdout, the figures and the machine to ``bench/results.json``.
+
+    python -m bench.run [--quick] [--out PATH]
+
+``--quick`` is ten times smaller: a smoke test of this code, not a measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+import msgspec
+from bson import ObjectId
+from pymongo import AsyncMongoClient, UpdateOne
+from redis.asyncio import Redis
+
+import crmd
+from bench.data import EVERYONE, RULES, csv_reader_seconds, write_customers
+from bench.server import RECEIPT_SECRET, Api, MemorySampler, crmd_process, database_servers
+from bench.server import signed_in as signed_in_api
+from crmd.receipts.signature import signed_headers
+from crmd.segments.query import rule_filter
+from crmd.store.indexes import INDEXES
+
+Doc = dict[str, Any]
+MB = 1024 * 1024
+MEMORY_LIMIT_MB = 250
+
+
+class Sizes(msgspec.Struct, frozen=True):
+    upload_rows: int = 1_000_000
+    audience: int = 100_000
+    single_receipts: int = 10_000
+
+    def quick(self) -> Sizes:
+        return Sizes(self.upload_rows // 10, self.audience // 10, self.single_receipts // 10)
+
+
+class Figure(msgspec.Struct):
+    name: str
+    crmd: float
+    limit: float | None
+    unit: str
+    ratio: float | None
+    target: str
+    met: bool | None
+    detail: dict[str, Any] = {}
+
+
+def rate_figure(name: str, crmd_rate: float, limit_rate: float, target: float,
+                unit: str = "rows/s", **detail: Any) -> Figure:  # fmt: skip
+    ratio = crmd_rate / limit_rate
+    return Figure(name, round(crmd_rate, 1), round(limit_rate, 1), unit, round(ratio, 3),
+                  f">= {target}", ratio >= target, detail)  # fmt: skip
+
+
+def say(text: str) -> None:
+    sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {text}\n")
+    sys.stderr.flush()
+
+
+async def wait_for(what: str, check: Callable[[], Awaitable[bool]], timeout: float,
+                   every: float = 0.25) -> None:  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"gave up waiting for {what} after {timeout:.0f} s")
+        await asyncio.sleep(every)
+
+
+async def scratch(db: Any, name: str, like: str) -> Any:
+    """An empty collection with the indexes of crmd's ``like``: where the raw limits
+    write."""
+    await db.drop_collection(name)
+    collection = db[name]
+    await collection.create_indexes(list(INDEXES[like]))
+    return collection
+
+
+async def copy_timed(source: Any, query: Doc, target: Any, batch: int) -> tuple[int, float]:
+    """Read crmd's documents and ``insert_many`` them into ``target`` in batches; only
+    the inserts are timed. Returns (documents, seconds)."""
+    spent, count, docs = 0.0, 0, []
+    async for doc in source.find(query, batch_size=batch):
+        docs.append(doc)
+        if len(docs) == batch:
+            spent += await _insert(target, docs)
+            count, docs = count + len(docs), []
+    if docs:
+        spent += await _insert(target, docs)
+        count += len(docs)
+    return count, spent
+
+
+async def _insert(target: Any, docs: list[Doc]) -> float:
+    started = perf_counter()
+    await target.insert_many(docs, ordered=False)
+    return perf_counter() - started
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Bench:
+    def __init__(self, base: str, db: Any, sampler: MemorySampler, sizes: Sizes, work: Path
+                 ) -> None:  # fmt: skip
+        self.base = base
+        self.db = db
+        self.sampler = sampler
+        self.sizes = sizes
+        self.work = work
+        self.figures: list[Figure] = []
+        self.notes: dict[str, Any] = {}
+
+    async def upload(self, api: Api, path: Path) -> tuple[str, float]:
+        """POST the file as a raw text/csv body; (upload id, seconds until the 202)."""
+        started = perf_counter()
+        with path.open("rb") as body:
+            answer = await api.call("POST", f"/api/v1/upload/customers?filename={path.name}",
+                                    expect=202, data=body,
+                                    headers={"Content-Type": "text/csv"})  # fmt: skip
+        return answer["uploadId"], perf_counter() - started
+
+    async def until_persisted(self, api: Api, upload_id: str, rows: int) -> None:
+        last_said = time.monotonic()
+
+        async def done() -> bool:
+            nonlocal last_said
+            job = await api.call("GET", f"/api/v1/uploads/{upload_id}")
+            if job["status"] == "failed":
+                raise RuntimeError(f"upload failed: {job.get('reason')}")
+            if time.monotonic() - last_said > 15:
+                say(f"  persisted {job['rows'].get('persisted', 0):,} of {rows:,}")
+                last_said = time.monotonic()
+            return bool(job["status"] == "done")
+
+        await wait_for("the upload to be persisted", done, timeout=3600, every=0.5)
+
+    async def ingestion(self, api: Api) -> None:
+        rows = self.sizes.upload_rows
+        path = self.work / "customers.csv"
+        size = write_customers(path, rows, "c")
+        read_rows, read_seconds = csv_reader_seconds(path)
+        assert read_rows == rows, (read_rows, rows)
+        for n in range(3):  # a few campaigns for the latency probe to list
+            await api.call("POST", "/api/v1/campaigns", expect=201, json={
+                "name": f"draft {n}", "message": "Hi {first_name|there}", "rule": "spend > 1",
+                "draft": True})  # fmt: skip
+        say(f"upload: {rows:,} rows, {size / MB:.0f} MB; csv.reader read it in "
+            f"{read_seconds:.2f} s")  # fmt: skip
+        latencies: list[float] = []
+        with self.sampler.phase("upload"):
+            started = perf_counter()
+            upload_id, accept_seconds = await self.upload(api, path)
+            say(f"  202 after {accept_seconds:.2f} s; persisting")
+            probing = asyncio.Event()
+
+            async def probe() -> None:
+                while not probing.is_set():
+                    sent = perf_counter()
+                    await api.call("GET", "/api/v1/campaigns")
+                    latencies.append(perf_counter() - sent)
+                    await asyncio.sleep(0.05)
+
+            prober = asyncio.create_task(probe())
+            await self.until_persisted(api, upload_id, rows)
+            end_to_end = perf_counter() - started
+            probing.set()
+            await prober
+        say(f"  persisted after {end_to_end:.1f} s; copying the same documents raw")
+        raw = await scratch(self.db, "bench_raw_customers", "customers")
+        copied, raw_seconds = await copy_timed(self.db.customers, {"uploadId": upload_id}, raw,
+                                               batch=500)  # fmt: skip
+        assert copied == rows, (copied, rows)
+        await self.db.drop_collection("bench_raw_customers")
+        self.figures.append(rate_figure(
+            "upload acceptance (POST until 202)", rows / accept_seconds, rows / read_seconds,
+            0.4, limit_is="csv.reader iterating the file", seconds=round(accept_seconds, 2),
+            file_mb=round(size / MB, 1)))  # fmt: skip
+        self.figures.append(rate_figure(
+            "end-to-end ingestion (POST until persisted)", rows / end_to_end,
+            rows / raw_seconds, 0.8, limit_is="insert_many of the same documents, 500 a batch",
+            seconds=round(end_to_end, 1), raw_seconds=round(raw_seconds, 1)))  # fmt: skip
+        self.figures.append(Figure(
+            "GET /api/v1/campaigns while the upload is processed, p50 / p99 ms",
+            round(quantile(latencies, 0.5) * 1000, 1), None, "ms", None, "report", None,
+            {"p99_ms": round(quantile(latencies, 0.99) * 1000, 1), "requests": len(latencies),
+             "max_ms": round(max(latencies) * 1000, 1)}))  # fmt: skip
+
+    async def audience(self, api: Api) -> str:
+        """The campaign user's customers (uploaded through crmd, not timed); their id."""
+        n = self.sizes.audience
+        path = self.work / "audience.csv"
+        write_customers(path, n, "a", seed=11)
+        say(f"audience: uploading {n:,} customers for the previews and the campaign")
+        started = perf_counter()
+        upload_id, _ = await self.upload(api, path)
+        await self.until_persisted(api, upload_id, n)
+        self.notes["audience_upload_rows_per_s"] = round(n / (perf_counter() - started), 1)
+        me = await api.call("GET", "/api/v1/user/me")
+        return str(me["user"]["id"])
+
+    async def previews(self, api: Api, user: str) -> None:
+        crmd_times, raw_times, sizes = [], [], []
+        for rule in RULES:
+            mine, theirs = [], []
+            for _ in range(3):
+                started = perf_counter()
+                answer = await api.call("POST", "/api/v1/segment/preview", json={"rule": rule})
+                mine.append(perf_counter() - started)
+                query = {**rule_filter(rule), "userId": user}
+                started = perf_counter()
+                count = await self.db.customers.count_documents(query)
+                theirs.append(perf_counter() - started)
+                assert count == answer["audienceSize"], (rule, count, answer["audienceSize"])
+            crmd_times.append(statistics.median(mine))
+            raw_times.append(statistics.median(theirs))
+            sizes.append(count)
+            say(
+                f"  preview {rule!r}: {count:,} of {self.sizes.audience:,}, crmd "
+                f"{crmd_times[-1] * 1000:.0f} ms, count_documents {raw_times[-1] * 1000:.0f} ms"
+            )
+        total, raw = sum(crmd_times), sum(raw_times)
+        self.figures.append(Figure(
+            f"segment preview, {len(RULES)} rules over {self.sizes.audience:,} customers (s)",
+            round(total, 3), round(raw, 3), "s", round(total / raw, 3), "<= 1.1",
+            total / raw <= 1.1,
+            {"limit_is": "count_documents with the same filters",
+             "rules": [{"rule": r, "audience": s, "crmd_ms": round(c * 1000, 1),
+                        "count_ms": round(w * 1000, 1)}
+                       for r, s, c, w in zip(RULES, sizes, crmd_times, raw_times,
+                                             strict=True)]}))  # fmt: skip
+
+    async def dispatch(self, api: Api) -> str:
+        n = self.sizes.audience
+        campaigns = self.db.campaigns
+        with self.sampler.phase("campaign"):
+            started = perf_counter()
+            created = await api.call("POST", "/api/v1/campaigns", expect=201, json={
+                "name": "bench", "message": "Hi {first_name|there}, {spend} well spent!",
+                "rule": EVERYONE, "vendor": "dummy_vendor"})  # fmt: skip
+            campaign = ObjectId(created["id"])
+
+            async def sent() -> bool:
+                doc = await campaigns.find_one({"_id": campaign}, {"status": 1, "reason": 1})
+                if doc["status"] in ("error", "cancelled"):
+                    raise RuntimeError(f"campaign {doc['status']}: {doc.get('reason')}")
+                return bool(doc["status"] in ("sent", "completed"))
+
+            await wait_for("the campaign to be sent", sent, timeout=3600)
+            seconds = perf_counter() - started
+        say(f"dispatch: {n:,} messages sent in {seconds:.1f} s; copying the logs raw")
+        raw = await scratch(self.db, "bench_raw_logs", "communication_log")
+        copied, raw_seconds = await copy_timed(
+            self.db.communication_log, {"campaignId": str(campaign)}, raw, batch=1000
+        )
+        assert copied == n, (copied, n)
+        self.figures.append(rate_figure(
+            f"dispatch, {n:,} recipients, no-op vendor (POST until sent)", n / seconds,
+            n / raw_seconds, 0.7, unit="messages/s",
+            limit_is="insert_many of the same log documents, 1,000 a batch",
+            seconds=round(seconds, 1), raw_seconds=round(raw_seconds, 1)))  # fmt: skip
+        return str(campaign)
+
+    async def receipts(self, api: Api, campaign: str) -> None:
+        ids = [d["_id"] async for d in self.db.communication_log.find(
+            {"campaignId": campaign}, {"_id": 1}, batch_size=5000)]  # fmt: skip
+        n, singles = len(ids), ids[: self.sizes.single_receipts]
+        raw_seconds = await self.raw_updates(ids)
+        with self.sampler.phase("receipts"):
+            batched = [ids[i : i + 1000] for i in range(0, n, 1000)]
+            accepted, exact = await self.post_receipts(api, campaign, batched, "SENT", "sent",
+                                                       concurrency=4)  # fmt: skip
+            self.figures.append(rate_figure(
+                f"receipts, {n:,} in posts of 1,000: accepted", n / accepted, n / raw_seconds,
+                0.7, unit="receipts/s", limit_is="bulk update of the same documents",
+                seconds=round(accepted, 1)))  # fmt: skip
+            self.figures.append(rate_figure(
+                "  reconciled until the stats are exact", n / exact, n / raw_seconds, 0.7,
+                unit="receipts/s", seconds=round(exact, 1)))  # fmt: skip
+            m = len(singles)
+            accepted, exact = await self.post_receipts(
+                api, campaign, [[i] for i in singles], "DELIVERED", "delivered", concurrency=16
+            )
+            self.figures.append(rate_figure(
+                f"receipts, {m:,} one per post: accepted", m / accepted, n / raw_seconds, 0.7,
+                unit="receipts/s", seconds=round(accepted, 1)))  # fmt: skip
+            self.figures.append(rate_figure(
+                "  reconciled until the stats are exact", m / exact, n / raw_seconds, 0.7,
+                unit="receipts/s", seconds=round(exact, 1)))  # fmt: skip
+
+    async def raw_updates(self, ids: list[str]) -> float:
+        """The receipts' limit: the status update of each log, 1,000 a bulk write, on
+        the raw copy of the logs."""
+        raw = self.db.bench_raw_logs
+        at = datetime.now(UTC)
+        spent = 0.0
+        for start in range(0, len(ids), 1000):
+            updates = [UpdateOne({"_id": i}, {"$set": {"status": "SENT", "rank": 1,
+                                                       "updatedAt": at, "times.SENT": at}})
+                       for i in ids[start : start + 1000]]  # fmt: skip
+            started = perf_counter()
+            await raw.bulk_write(updates, ordered=False)
+            spent += perf_counter() - started
+        await self.db.drop_collection("bench_raw_logs")
+        return spent
+
+    async def post_receipts(self, api: Api, campaign: str, posts: list[list[str]], status: str,
+                            group: str, concurrency: int) -> tuple[float, float]:  # fmt: skip
+        """Signed receipt posts, ``concurrency`` at a time; (seconds until the last 202,
+        seconds until the campaign's ``stats.<group>`` counts every one)."""
+        queue = list(reversed(posts))
+        total = sum(len(p) for p in posts)
+        url = f"{self.base}/api/v1/deliveryReceipt/dummy_vendor"
+
+        async def poster() -> None:
+            while queue:
+                ids = queue.pop()
+                now = datetime.now(UTC).isoformat()
+                body = msgspec.json.encode([
+                    {"status": status, "timestamp": now, "eventId": f"{status}-{i}",
+                     "messageId": i} for i in ids])  # fmt: skip
+                headers = signed_headers(RECEIPT_SECRET, f"msg_{uuid.uuid4().hex}",
+                                         int(time.time()), body)  # fmt: skip
+                headers["Content-Type"] = "application/json"
+                async with api.http.post(url, data=body, headers=headers) as response:
+                    if response.status != 202:
+                        raise RuntimeError(f"receipt post: {response.status} "
+                                           f"{await response.text()}")  # fmt: skip
+
+        async def exact() -> bool:
+            doc = await self.db.campaigns.find_one({"_id": ObjectId(campaign)}, {"stats": 1})
+            return bool(doc.get("stats", {}).get(group, 0) >= total)
+
+        started = perf_counter()
+        await asyncio.gather(*(poster() for _ in range(concurrency)))
+        accepted = perf_counter() - started
+        say(f"receipts: {total:,} {status} accepted in {accepted:.1f} s")
+        await wait_for(f"the {group} count to be exact", exact, timeout=3600)
+        reconciled = perf_counter() - started
+        say(f"  reconciled after {reconciled:.1f} s")
+        return accepted, reconciled
+
+    def memory(self) -> None:
+        peaks, bases = self.sampler.peaks, self.sampler.baselines
+        grown = max(0, peaks["campaign"] - bases["campaign"])
+        at_1m = bases["campaign"] + grown * (1_000_000 / self.sizes.audience)
+        for name, value in (("crmd peak RSS during the upload (MB)", peaks["upload"]),
+                            ("crmd peak RSS during the campaign (MB)", peaks["campaign"]),
+                            ("crmd peak RSS during the receipts (MB)", peaks["receipts"]),
+                            ("  campaign extrapolated to 1M recipients, linearly (MB)",
+                             at_1m)):  # fmt: skip
+            mb = value / MB
+            self.figures.append(Figure(name, round(mb, 1), MEMORY_LIMIT_MB, "MB",
+                                       round(mb / MEMORY_LIMIT_MB, 3), f"<= {MEMORY_LIMIT_MB}",
+                                       mb <= MEMORY_LIMIT_MB))  # fmt: skip
+
+
+async def versions(urls_mongodb: str, urls_redis: str, db: Any) -> dict[str, str]:
+    redis = Redis.from_url(urls_redis)
+    try:
+        info = await redis.info("server")
+    finally:
+        await redis.aclose()
+    build = await db.client.admin.command("buildInfo")
+    return {"redis": str(info.get("redis_version")), "database": str(build.get("version")),
+            "database_name": str(build.get("gitVersion") or build.get("name") or "")}  # fmt: skip
+
+
+def machine() -> dict[str, Any]:
+    memory = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            memory = int(line.split()[1]) * 1024
+    return {"cores": os.cpu_count(), "memory_gib": round(memory / 1024**3, 1),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "cpu": _cpu_model(), "crmd": crmd.__version__}  # fmt: skip
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def table(figures: list[Figure]) -> str:
+    rows = [("figure", "crmd", "limit", "unit", "ratio", "target", "")]
+    for f in figures:
+        crmd_text = f"{f.crmd:,.1f}"
+        if f.unit == "ms":
+            crmd_text = f"{f.crmd:,.1f} / {f.detail['p99_ms']:,.1f}"
+        rows.append((f.name, crmd_text, "" if f.limit is None else f"{f.limit:,.1f}", f.unit,
+                     "" if f.ratio is None else f"{f.ratio:.2f}", f.target,
+                     {True: "met", False: "BELOW", None: ""}[f.met]))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
+             for r in rows]  # fmt: skip
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+async def measure(base: str, mongodb: str, redis: str, database: str, sampler: MemorySampler,
+                  sizes: Sizes, work: Path) -> dict[str, Any]:  # fmt: skip
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(mongodb, tz_aware=True)
+    bench = Bench(base, client[database], sampler, sizes, work)
+    try:
+        async with (signed_in_api(base, "importer@bench.example.com") as importer,
+                    signed_in_api(base, "sender@bench.example.com") as sender):  # fmt: skip
+            # The 1M-row import last, so the previews count over the 100k customers of
+            # their user, not next to a million of another's.
+            user = await bench.audience(sender)
+            await bench.previews(sender, user)
+            campaign = await bench.dispatch(sender)
+            await bench.receipts(sender, campaign)
+            await bench.ingestion(importer)
+        bench.memory()
+        return {"versions": await versions(mongodb, redis, bench.db), "notes": bench.notes,
+                "figures": [msgspec.to_builtins(f) for f in bench.figures]}  # fmt: skip
+    finally:
+        await client.drop_database(database)
+        await client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="ten times smaller: a smoke test")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results.json")
+    args = parser.parse_args(argv)
+    sizes = Sizes().quick() if args.quick else Sizes()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="crmd-bench-") as tmp:
+        work = Path(tmp)
+        database = f"bench{uuid.uuid4().hex[:8]}"
+        with database_servers(work) as (urls, servers):
+            say(f"servers ({servers}) up; starting crmd")
+            with crmd_process(work, urls, database, sizes.upload_rows) as (process, base):
+                sampler = MemorySampler(process.pid)
+                sampler.start()
+                try:
+                    measured = asyncio.run(measure(base, urls.mongodb, urls.redis, database,
+                                                   sampler, sizes, work))  # fmt: skip
+                finally:
+                    sampler.stop()
+    result = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mode": "quick" if args.quick else "full",
+        "sizes": msgspec.to_builtins(sizes),
+        "servers": servers,
+        "machine": {**machine(), **measured.pop("versions")},
+        "seconds": round(time.monotonic() - started, 1),
+        **measured,
+    }
+    args.out.write_text(msgspec.json.format(msgspec.json.encode(result), indent=2).decode() + "\n")
+    figures = [msgspec.convert(f, Figure) for f in result["figures"]]
+    m = result["machine"]
+    sys.stdout.write(f"{table(figures)}\n\n{m['cores']} cores ({m['cpu']}), "
+                     f"{m['memory_gib']} GiB, Python {m['python']}, Redis {m['redis']}, "
+                     f"database {m['database']}; {result['seconds']:.0f} s; "
+                     f"written to {args.out}\n")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""The benchmark's parts: the database servers, one ``crmd serve`` process pointed at
+them, a sampler of its resident memory, and an HTTP client signed in to it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from crmd.services.embedded import (
+    ServerProcess,
+    Urls,
+    free_port,
+    redis_process,
+    secantus_process,
+    start_and_wait,
+)
+
+RECEIPT_SECRET = "bench-" + "r" * 40
+
+
+@contextmanager
+def database_servers(work: Path) -> Iterator[tuple[Urls, str]]:
+    """The MongoDB and Redis URLs from the environment (``CRMD_MONGODB__URL``,
+    ``CRMD_REDIS__URL``), else the embedded default's servers, with data on disk under
+    ``work`` as ``make run`` keeps it. Yields the URLs and what they are."""
+    mongo_url = os.environ.get("CRMD_MONGODB__URL", "embedded")
+    redis_url = os.environ.get("CRMD_REDIS__URL", "embedded")
+    started: list[ServerProcess] = []
+    try:
+        if redis_url == "embedded":
+            server = redis_process(work / "redis", work)
+            asyncio.run(start_and_wait(server, 30))
+            started.append(server)
+            redis_url = server.url
+        if mongo_url == "embedded":
+            server = secantus_process(work / "secantusdb", work)
+            asyncio.run(start_and_wait(server, 60))
+            started.append(server)
+            mongo_url = server.url
+        kind = "embedded" if started else "from the environment"
+        yield Urls(mongodb=mongo_url, redis=redis_url), kind
+    finally:
+        for server in started:
+            server.stop()
+
+
+def crmd_config(urls: Urls, port: int, database: str, max_rows: int) -> str:
+    """The TOML the measured crmd runs with: the shipped defaults, but these servers, a
+    database of the run's own, imports up to ``max_rows`` and a no-op vendor."""
+    token = uuid.uuid4().hex
+    return f"""
+[server]
+host = "127.0.0.1"
+port = {port}
+[mongodb]
+url = "{urls.mongodb}"
+database = "{database}"
+[redis]
+url = "{urls.redis}"
+stream_prefix = "{database}"
+[auth]
+google_login = false
+dev_login = true
+jwt_secret = "bench-{token}"
+[logging]
+level = "warning"
+format = "json"
+[ingest]
+max_rows = {max_rows}
+max_file_bytes = {1024**3}
+[plugins.dummy_vendor]
+receipts = false
+failure_rate = 0.0
+rate = 1000000
+secret = "{RECEIPT_SECRET}"
+"""
+
+
+class MemorySampler:
+    """Polls a process's resident set size; ``phase(name)`` records the peak within."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.current = 0
+        self.peaks: dict[str, int] = {}
+        self.baselines: dict[str, int] = {}
+        self._open: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def rss(self) -> int:
+        """Resident bytes now (0 once the process is gone)."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return 0
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.current = self.rss()
+            for name in self._open:
+                self.peaks[name] = max(self.peaks.get(name, 0), self.current)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        self.baselines[name] = self.rss()
+        self.peaks[name] = self.baselines[name]
+        self._open.add(name)
+        try:
+            yield
+        finally:
+            self._open.discard(name)
+            self.peaks[name] = max(self.peaks[name], self.rss())
+
+
+@contextmanager
+def crmd_process(work: Path, urls: Urls, database: str, max_rows: int
+                 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:  # fmt: skip
+    """``crmd serve`` in a process of its own (so its memory is its own); yields the
+    process and its base URL once it is ready."""
+    port = free_port()
+    config = work / "crmd.toml"
+    config.write_text(crmd_config(urls, port, database, max_rows))
+    log = (work / "crmd.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crmd", "serve", "--config", str(config)],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "CRMD_LOGGING__FORMAT": "json"},
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        asyncio.run(_wait_ready(process, base, work / "crmd.log"))
+        yield process, base
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+async def _wait_ready(process: subprocess.Popen[bytes], base: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    said = f"crmd did not start; its log is {log}"
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(said)
+            try:
+                async with http.get(f"{base}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(said)
+
+
+class Api:
+    """An HTTP client for one signed-in user of the measured crmd."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str, token: str) -> None:
+        self.http = http
+        self.base = base
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    async def call(self, method: str, path: str, expect: int = 200, **kwargs: Any) -> Any:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        async with self.http.request(method, self.base + path, headers=headers,
+                                     **kwargs) as response:  # fmt: skip
+            body = await response.read()
+            if response.status != expect:
+                raise RuntimeError(f"{method} {path}: {response.status} {body[:500]!r}")
+            return await response.json() if body else None
+
+
+@asynccontextmanager
+async def signed_in(base: str, email: str) -> AsyncIterator[Api]:
+    connector = aiohttp.TCPConnector(limit=64)
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        async with http.post(f"{base}/api/v1/user/dev-login", json={"email": email}) as r:
+            if r.status != 200:
+                raise RuntimeError(f"dev login: {r.status} {await r.text()}")
+            token = (await r.json())["token"]
+        yield Api(http, base, token)
