@@ -24,12 +24,17 @@ run: $(VENV)/.run-deps
 	$(BIN)/crmd serve --port $(PORT)
 
 lint: $(VENV)/.test-deps
-	$(BIN)/ruff check crmd plugins tests
-	$(BIN)/ruff format --check crmd plugins tests
-	$(BIN)/mypy crmd plugins/crmd_dummy_vendor plugins/crmd_basic_ai plugins/crmd_gemini plugins/crmd_example_vendor/crmd_example_vendor
+	$(BIN)/ruff check crmd plugins tests bench
+	$(BIN)/ruff format --check crmd plugins tests bench
+	$(BIN)/mypy crmd plugins/crmd_dummy_vendor plugins/crmd_basic_ai plugins/crmd_gemini plugins/crmd_example_vendor/crmd_example_vendor bench
 
 test: lint
 	$(BIN)/pytest
+
+# The benchmark: about 20 minutes; writes bench/results.json. BENCH_ARGS=--quick for a
+# ten times smaller smoke run. CRMD_MONGODB__URL / CRMD_REDIS__URL measure other servers.
+bench: $(VENV)/.run-deps
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .crmd build *.egg-info

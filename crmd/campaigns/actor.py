@@ -9,7 +9,7 @@ import msgspec
 from bson import ObjectId
 
 from crmd.campaigns import jobs
-from crmd.campaigns.dispatch import plan, send_chunk
+from crmd.campaigns.dispatch import mark_sent_if_done, plan, send_chunk
 from crmd.campaigns.vendors import RateLimiter
 from crmd.runtime.context import Runtime
 from crmd.store.tenant import TenantStore
@@ -31,6 +31,8 @@ def dispatch_actor(runtime: Runtime) -> StreamActor:
                 )
             else:
                 await send_chunk(store, runtime.vendors, limiters, job)
+                if await jobs.finished(runtime.redis, runtime.streams.dispatch, job):
+                    await mark_sent_if_done(store, job.campaign)
 
     async def give_up(entry: Entry, reason: str) -> None:
         try:

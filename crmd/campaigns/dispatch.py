@@ -154,7 +154,6 @@ async def send_chunk(store: TenantStore, vendors: Vendors, limiters: dict[str, R
         todo = retry
         if todo:
             await asyncio.sleep(min(wait, MAX_RETRY_WAIT))
-    await mark_sent_if_done(store, job.campaign)
 
 
 async def _still_sending(store: TenantStore, campaign_id: ObjectId) -> bool:

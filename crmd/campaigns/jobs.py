@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import msgspec
 from redis.asyncio import Redis
 
@@ -22,13 +24,35 @@ encode = msgspec.msgpack.Encoder().encode
 decode = msgspec.msgpack.Decoder(DispatchJob).decode
 
 
+OUTSTANDING_TTL = 7 * 86_400
+
+
+def outstanding_key(stream: str, campaign: str) -> str:
+    return f"{stream}:outstanding:{campaign}"
+
+
 async def publish(redis: Redis, stream: str, jobs: list[DispatchJob]) -> None:
+    """Queue the jobs, and count each campaign's send jobs as outstanding in the same
+    transaction."""
     if not jobs:
         return
-    async with redis.pipeline(transaction=False) as pipe:
+    async with redis.pipeline(transaction=True) as pipe:
         for job in jobs:
             pipe.xadd(stream, {FIELD: encode(job)})
+        for campaign, n in Counter(j.campaign for j in jobs if j.kind == "send").items():
+            pipe.incrby(outstanding_key(stream, campaign), n)
+            pipe.expire(outstanding_key(stream, campaign), OUTSTANDING_TTL)
         await pipe.execute()
+
+
+async def finished(redis: Redis, stream: str, job: DispatchJob) -> bool:
+    """Count a send job done; true when its campaign may have none left: time for the
+    exact check (which counts the unsent messages, seconds on a large campaign, so it is
+    not done after every chunk). The count only decides when to check: a chunk counted
+    twice after a crash, or a count lost with Redis, makes the check come early, never
+    late."""
+    left: int = await redis.decr(outstanding_key(stream, job.campaign))
+    return left <= 0
 
 
 CHUNK_SECONDS = 20

@@ -31,7 +31,7 @@ from crmd.telemetry.metrics import Metrics
 log = structlog.get_logger(__name__)
 Doc = dict[str, Any]
 LOG_FIELDS = {"userId": 1, "campaignId": 1, "customerId": 1, "vendor": 1,
-              "vendorMessageId": 1, "round": 1}  # fmt: skip
+              "vendorMessageId": 1, "round": 1, "rank": 1, "times": 1}  # fmt: skip
 
 
 async def find_logs(db: AsyncDatabase[Doc], events: Sequence[tuple[str, ReceiptEvent]]
@@ -70,19 +70,42 @@ async def find_logs(db: AsyncDatabase[Doc], events: Sequence[tuple[str, ReceiptE
 
 
 def log_updates(event: ReceiptEvent, now: datetime) -> list[tuple[Doc, Doc]]:
+    """The receipt as two updates that are right whatever the log holds: the status
+    rises by rank, and the status's first-seen time only falls."""
     rank = RANK[event.status]
     changes: Doc = {"status": event.status, "rank": rank, "updatedAt": now}
     if event.reason:
         changes["reason"] = event.reason[:500]
-    at = event.at if event.at.tzinfo else event.at.replace(tzinfo=UTC)
     return [
         ({"rank": {"$lt": rank}}, {"$set": changes}),
-        ({}, {"$min": {f"times.{event.status}": at}}),
+        ({}, {"$min": {f"times.{event.status}": _aware(event.at)}}),
     ]
 
 
+def first_update(event: ReceiptEvent, now: datetime, log: Doc) -> tuple[Doc, Doc] | None:
+    """The one update the receipt needs, judged from the log as just read (each update
+    costs SecantusDB about as much as a read, matched or not): the rank rise with its
+    first-seen time, or an earlier first-seen time alone, or nothing at all. A rise that
+    no longer matches (another receipt got there first) is redone as log_updates."""
+    rise, first_seen = log_updates(event, now)
+    if log.get("rank", 0) < RANK[event.status]:
+        return rise[0], {**rise[1], **first_seen[1]}
+    seen = (log.get("times") or {}).get(event.status)
+    if seen is not None and _aware(seen) <= _aware(event.at):
+        return None
+    return first_seen
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 async def apply_receipts(db: AsyncDatabase[Doc], metrics: Metrics,
-                         batches: Sequence[ReceiptBatch]) -> None:  # fmt: skip
+                         batches: Sequence[ReceiptBatch], recount: bool = True
+                         ) -> set[tuple[str, str]]:  # fmt: skip
+    """Apply the receipts; returns the (user, campaign) pairs they touched, whose stats
+    are recounted here unless ``recount`` is false (the actor then recounts them once
+    it has caught up with the stream)."""
     unique: dict[tuple[str, str], tuple[str, ReceiptEvent]] = {}
     for received in batches:
         for event in received.events:
@@ -91,6 +114,7 @@ async def apply_receipts(db: AsyncDatabase[Doc], metrics: Metrics,
     logs = await find_logs(db, events)
     now = datetime.now(UTC)
     per_user: dict[str, list[tuple[Doc, Doc]]] = defaultdict(list)
+    rises: dict[str, list[tuple[ReceiptEvent, Doc]]] = defaultdict(list)
     records: dict[str, list[Doc]] = defaultdict(list)
     campaigns: set[tuple[str, str]] = set()
     unknown = []
@@ -106,20 +130,34 @@ async def apply_receipts(db: AsyncDatabase[Doc], metrics: Metrics,
                             "customerId": event.customer_id,
                             "reason": event.reason})  # fmt: skip
             continue
-        for where, update in log_updates(event, now):
-            per_user[doc["userId"]].append(({"_id": doc["_id"], **where}, update))
+        first = first_update(event, now, doc)
+        if first is not None:
+            per_user[doc["userId"]].append(({"_id": doc["_id"], **first[0]}, first[1]))
+            if first[0]:
+                rises[doc["userId"]].append((event, doc))
         records[doc["userId"]].append({**record, "logId": doc["_id"],
                                        "campaignId": doc["campaignId"]})  # fmt: skip
         campaigns.add((doc["userId"], doc["campaignId"]))
     for user, updates in per_user.items():
-        await TenantStore(db, user, majority=True)["communication_log"].bulk_update(updates)
+        mine = TenantStore(db, user, majority=True)["communication_log"]
+        result = await mine.bulk_update(updates)
+        if result.matched_count < len(updates):  # a rise lost a race: redo them exactly
+            await mine.bulk_update([({"_id": doc["_id"], **where}, update)
+                                    for event, doc in rises[user]
+                                    for where, update in log_updates(event, now)])  # fmt: skip
     for user, docs in records.items():
         await insert_new(TenantStore(db, user)["receipt_events"].insert_many(docs))
     if unknown:
         metrics.receipts.labels("any", "unknown").inc(len(unknown))
         log.warning("receipt.unknown_message", count=len(unknown))
         await insert_new(db.receipt_events.insert_many(unknown, ordered=False))
-    for user, campaign in campaigns:
+    if recount:
+        await recount_stats(db, campaigns)
+    return campaigns
+
+
+async def recount_stats(db: AsyncDatabase[Doc], campaigns: set[tuple[str, str]]) -> None:
+    for user, campaign in sorted(campaigns):
         await stats.refresh(TenantStore(db, user), campaign)
 
 

@@ -18,9 +18,13 @@ class Findable(Protocol):
     def find(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
-async def find_in(collection: Findable, field: str, values: Iterable[Any],
-                  where: Mapping[str, Any] | None = None,
-                  projection: Mapping[str, Any] | None = None) -> AsyncIterator[dict[str, Any]]:  # fmt: skip
+async def find_in(
+    collection: Findable,
+    field: str,
+    values: Iterable[Any],
+    where: Mapping[str, Any] | None = None,
+    projection: Mapping[str, Any] | None = None,
+) -> AsyncIterator[dict[str, Any]]:
     """Documents whose ``field`` is one of ``values`` (and that match ``where``)."""
     keys = list(dict.fromkeys(values))
     for start in range(0, len(keys), IN_BATCH):

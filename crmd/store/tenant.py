@@ -179,8 +179,15 @@ class ScopedCollection:
         return await self.collection.delete_many(self.scope(filter))
 
     async def aggregate(self, pipeline: Sequence[Mapping[str, Any]]) -> AsyncCommandCursor[Doc]:
+        """The pipeline on the user's documents only. A leading ``$match`` takes the
+        scope into itself, so the database can choose an index for the whole filter."""
         _refuse_unscoped(pipeline)
-        return await self.collection.aggregate([{"$match": self.scope()}, *pipeline])
+        stages = list(pipeline)
+        if stages and set(stages[0]) == {"$match"}:
+            return await self.collection.aggregate(
+                [{"$match": self.scope(stages[0]["$match"])}, *stages[1:]]
+            )
+        return await self.collection.aggregate([{"$match": self.scope()}, *stages])
 
 
 def _refuse_unscoped(node: Any) -> None:

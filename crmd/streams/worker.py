@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -96,6 +96,7 @@ class StreamWorker:
         settings: StreamsConfig,
         metrics: Metrics | None = None,
         on_dead: DeadLetterHook | None = None,
+        on_caught_up: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.redis = redis
         self.stream = stream
@@ -105,6 +106,9 @@ class StreamWorker:
         self.settings = settings
         self.metrics = metrics
         self.on_dead = on_dead
+        self.on_caught_up = on_caught_up
+        """Called after each read that found less than a full batch: the stream has
+        been worked through for now (a place for work that is only worth doing once)."""
         self.dead_letters = dead_letter_stream(stream)
         self._next_claim = 0.0
         self._next_trim = 0.0
@@ -122,6 +126,8 @@ class StreamWorker:
             entries = await self.read_new()
             if entries:
                 await self.apply(entries)
+            if self.on_caught_up and len(entries) < self.settings.batch_size:
+                await self.on_caught_up()
 
     # -- the steps ---------------------------------------------------------------------
 

@@ -8,8 +8,9 @@ dispatch: sends through a recording vendor that writes every message it is hande
 process SIGKILLs itself right after recording its KILL_AT-th vendor batch, before the
 chunk is acked. Runs until the campaign is ``sent``.
 
-receipts: with KILL_AT the process SIGKILLs itself after writing a batch's statuses and
-before its stats and ack. Runs until the receipts stream is drained.
+receipts: with KILL_AT the process SIGKILLs itself before the KILL_AT-th stats recount,
+that is after batches were written and acked but before the campaigns they marked were
+recounted. Runs until the stream is drained and every marked campaign recounted.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import crmd.receipts.apply as apply
 from crmd.campaigns.actor import dispatch_actor
 from crmd.campaigns.vendors import Vendors
 from crmd.plugins.vendor import Accepted, CheckResult, OutgoingMessage, ReceiptEvent
-from crmd.receipts.actor import receipts_actor
+from crmd.receipts.actor import receipts_actor, recount_key
 from crmd.runtime.context import Runtime
 from tests.actor_process import die_at, process_runtime, run_until
 
@@ -82,7 +83,8 @@ async def main(argv: list[str]) -> None:
             [group] = await runtime.redis.xinfo_groups(stream)
             newest = await runtime.redis.xrevrange(stream, count=1)
             caught_up = not newest or group["last-delivered-id"] == newest[0][0]
-            return bool(group["pending"] == 0 and caught_up)
+            recounted = not await runtime.redis.hlen(recount_key(stream))
+            return bool(group["pending"] == 0 and caught_up and recounted)
 
         await run_until(actor.worker, done)
 
