@@ -19,7 +19,7 @@ import structlog
 from pymongo.asynchronous.database import AsyncDatabase
 
 from crmd.campaigns import stats
-from crmd.campaigns.dispatch import parse_send_key
+from crmd.campaigns.dispatch import message_id, parse_send_key
 from crmd.plugins.vendor import ReceiptEvent
 from crmd.receipts.batch import ReceiptBatch
 from crmd.receipts.status import RANK
@@ -62,7 +62,8 @@ async def find_logs(db: AsyncDatabase[Doc], events: Sequence[tuple[str, ReceiptE
         if doc is None and event.vendor_message_id:
             doc = by_vendor_id.get((vendor, event.vendor_message_id))
         if doc is None and event.campaign_id and event.customer_id:
-            doc = await logs.find_one({"campaignId": event.campaign_id,
+            doc = await logs.find_one({"_id": message_id(event.campaign_id, event.customer_id),
+                                       "campaignId": event.campaign_id,
                                        "customerId": event.customer_id}, LOG_FIELDS)  # fmt: skip
         if doc is not None and doc.get("vendor") in (vendor, None):
             found[(vendor, event.event_id)] = doc

@@ -37,12 +37,9 @@ INDEXES: IndexSpec = {
     "campaigns": (
         IndexModel([("userId", ASCENDING), ("createdAt", DESCENDING)], name="user_newest"),
     ),
+    # A log's _id is a hash of (campaign, customer), so it is unique per recipient without
+    # an index of its own (each index costs SecantusDB a write on every update).
     "communication_log": (
-        IndexModel(
-            [("campaignId", ASCENDING), ("customerId", ASCENDING)],
-            unique=True,
-            name="campaign_customer_unique",
-        ),
         IndexModel(
             [("userId", ASCENDING), ("campaignId", ASCENDING), ("status", ASCENDING)],
             name="user_campaign_status",
