@@ -49,9 +49,13 @@ async def retry_until(
 
 
 async def connect_mongo(url: str, timeout: float) -> MongoClient:
+    # maxIdleTimeMS: a connection idle for a minute is opened afresh rather than trusted;
+    # SecantusDB closes idle ones, and pymongo does not retry every command on a closed
+    # connection (a drop after fifteen idle minutes failed with AutoReconnect).
     client: MongoClient = AsyncMongoClient(
-        url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True
-    )
+        url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True,
+        maxIdleTimeMS=60_000,
+    )  # fmt: skip
 
     async def ping() -> MongoClient:
         await client.admin.command("ping")

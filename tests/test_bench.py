@@ -1,0 +1,55 @@
+"""The benchmark's code, ten times smaller (``--quick``), on the suite's servers: a
+smoke test of the harness. It asserts that every figure is measured with its limit and
+ratio and that results.json names the machine; it asserts no timing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from crmd.services.embedded import Urls
+
+REPO = Path(__file__).resolve().parent.parent
+RATIOS = (
+    "segment preview, 5 rules over 10,000 customers (s)",
+    "dispatch, 10,000 recipients, no-op vendor (POST until sent)",
+    "receipts, 10,000 in posts of 1,000: accepted",
+    "receipts, 1,000 one per post: accepted",
+    "upload acceptance (POST until 202)",
+    "end-to-end ingestion (POST until persisted)",
+)
+
+
+def test_the_quick_benchmark_measures_every_figure(services: Urls, tmp_path: Path):
+    out = tmp_path / "results.json"
+    env = {**os.environ, "CRMD_MONGODB__URL": services.mongodb,
+           "CRMD_REDIS__URL": services.redis}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--out", str(out)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    result = json.loads(out.read_text())
+    assert result["mode"] == "quick"
+    assert result["servers"] == "from the environment"
+    assert result["sizes"]["upload_rows"] == 100_000
+    figures = {f["name"]: f for f in result["figures"]}
+    for name in RATIOS:
+        figure = figures[name]
+        assert figure["crmd"] > 0 and figure["limit"] > 0, figure
+        assert abs(figure["ratio"] - figure["crmd"] / figure["limit"]) < 0.01, figure
+        assert figure["met"] in (True, False)
+    reconciled = [f for n, f in figures.items() if "reconciled" in n]
+    assert len(reconciled) == 2 and all(f["crmd"] > 0 for f in reconciled)
+    latency = figures["GET /api/v1/campaigns while the upload is processed, p50 / p99 ms"]
+    assert 0 < latency["crmd"] <= latency["detail"]["p99_ms"]
+    memory = [f for n, f in figures.items() if n.strip().startswith(("crmd peak", "campaign"))]
+    assert len(memory) == 4 and all(20 < f["crmd"] < 4000 for f in memory)
+    machine = result["machine"]
+    assert machine["cores"] == os.cpu_count()
+    assert machine["redis"] and machine["database"] and machine["python"]
+    for name in figures:
+        assert name in done.stdout  # the table
