@@ -430,8 +430,8 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
-def table(figures: list[Figure]) -> str:
-    rows = [("figure", "crmd", "limit", "unit", "ratio", "target", "")]
+def rows_of(figures: list[Figure]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = [("figure", "crmd", "limit", "unit", "ratio", "target", "")]
     for f in figures:
         crmd_text = f"{f.crmd:,.1f}"
         if f.unit == "ms":
@@ -439,11 +439,29 @@ def table(figures: list[Figure]) -> str:
         rows.append((f.name, crmd_text, "" if f.limit is None else f"{f.limit:,.1f}", f.unit,
                      "" if f.ratio is None else f"{f.ratio:.2f}", f.target,
                      {True: "met", False: "BELOW", None: ""}[f.met]))  # fmt: skip
+    return rows
+
+
+def table(figures: list[Figure]) -> str:
+    rows = rows_of(figures)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                        for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
              for r in rows]  # fmt: skip
     lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The table as the README shows it, with the machine it came from."""
+    rows = rows_of([msgspec.convert(f, Figure) for f in result["figures"]])
+    lines = [f"| {' | '.join(c.strip().replace('|', '/') for c in row)} |" for row in rows]
+    lines.insert(1, "|---" + "|---:" * (len(rows[0]) - 2) + "|---|")
+    m = result["machine"]
+    lines.append(f"\n{m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python "
+                 f"{m['python']}, Redis {m['redis']}, SecantusDB reporting MongoDB "
+                 f"{m['database']}; crmd {m['crmd']}; {result['when'][:10]}, "
+                 f"{result['seconds'] / 60:.0f} minutes.")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -484,7 +502,16 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(PHASES),
         help=f"a comma-separated subset of {','.join(PHASES)} (for profiling)",
     )
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="RESULTS",
+        help="print the table of a results.json as Markdown, and exit",
+    )
     args = parser.parse_args(argv)
+    if args.markdown:
+        sys.stdout.write(markdown(msgspec.json.decode(args.markdown.read_bytes())) + "\n")
+        return 0
     phases = set(args.phases.split(","))
     if not phases <= set(PHASES):
         parser.error(f"unknown phases: {', '.join(sorted(phases - set(PHASES)))}")

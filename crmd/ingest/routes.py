@@ -20,7 +20,7 @@ from crmd.segments.query import rule_filter
 routes = web.RouteTableDef()
 KINDS = "{kind:customers|orders}"
 NEWEST = [("createdAt", DESCENDING), ("_id", DESCENDING)]
-HIDDEN = {"userId": 0, "_v": 0, "chunksDone": 0}
+HIDDEN = {"userId": 0, "_v": 0}
 
 
 def limits_of(request: web.Request) -> Limits:

@@ -211,7 +211,7 @@ async def receive_upload(
             "rows": {"received": summary.received, "valid": summary.valid,
                      "rejected": summary.rejected, "persisted": 0},
             "errors": [msgspec.structs.asdict(e) for e in summary.errors],
-            "chunks": summary.chunks, "chunksDone": [],
+            "chunks": summary.chunks,
             "createdAt": accepted, "updatedAt": accepted,
             "finishedAt": None if summary.valid else accepted,
             "timings": {"parseSeconds": round(parsed - started, 3)},

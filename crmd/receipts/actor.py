@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+import msgspec
 from redis.asyncio import Redis
 
 from crmd.receipts import batch
@@ -22,6 +23,8 @@ from crmd.streams import GROUP, consumer_name
 from crmd.streams.actor import StreamActor
 from crmd.streams.worker import Entry, StreamWorker
 
+APPLY_EVENTS = 5_000
+READ_ENTRIES = 100
 MAX_STALE_SECONDS = 30.0
 """While receipts keep coming faster than they are applied, stats are still recounted
 this often."""
@@ -75,18 +78,29 @@ def receipts_actor(runtime: Runtime) -> StreamActor:
 
     async def handle(entries: Sequence[Entry]) -> None:
         nonlocal oldest_unrecounted
-        touched = await apply_receipts(
-            runtime.db, runtime.metrics, [batch.decode(e.fields[batch.FIELD]) for e in entries],
-            recount=False,
-        )  # fmt: skip
+        touched: set[tuple[str, str]] = set()
+        group: list[batch.ReceiptBatch] = []
+        events = 0
+        for entry in entries:  # applied APPLY_EVENTS at a time: memory stays flat
+            group.append(batch.decode(entry.fields[batch.FIELD]))
+            events += len(group[-1].events)
+            if events >= APPLY_EVENTS:
+                touched |= await apply_receipts(runtime.db, runtime.metrics, group, recount=False)
+                group, events = [], 0
+        if group:
+            touched |= await apply_receipts(runtime.db, runtime.metrics, group, recount=False)
         await mark(runtime.redis, key, touched)
         if touched and oldest_unrecounted is None:
             oldest_unrecounted = time.monotonic()
         if oldest_unrecounted and time.monotonic() - oldest_unrecounted > MAX_STALE_SECONDS:
             await recount()
 
+    # A callback may carry up to 10,000 receipts: fewer entries to a read than elsewhere.
+    settings = msgspec.structs.replace(
+        runtime.config.streams, batch_size=min(runtime.config.streams.batch_size, READ_ENTRIES)
+    )
     worker = StreamWorker(
         runtime.redis, runtime.streams.receipts, GROUP, consumer_name(runtime.config.streams),
-        handle, runtime.config.streams, runtime.metrics, on_caught_up=recount,
+        handle, settings, runtime.metrics, on_caught_up=recount,
     )  # fmt: skip
     return StreamActor("receipts", worker)

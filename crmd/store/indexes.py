@@ -68,6 +68,9 @@ INDEXES: IndexSpec = {
     "uploads": (
         IndexModel([("userId", ASCENDING), ("createdAt", DESCENDING)], name="user_newest"),
     ),
+    "upload_chunks": (
+        IndexModel([("userId", ASCENDING), ("uploadId", ASCENDING)], name="user_upload"),
+    ),
     "upload_errors": (
         IndexModel(
             [("userId", ASCENDING), ("uploadId", ASCENDING), ("line", ASCENDING)],

@@ -37,6 +37,7 @@ TENANT_COLLECTIONS = frozenset(
         "communication_log",
         "receipt_events",
         "upload_errors",
+        "upload_chunks",
     }
 )
 # Stages that read or write outside the scoped collection: not allowed anywhere in a
