@@ -221,14 +221,13 @@ async def record_progress(store: TenantStore, chunk: IngestChunk) -> None:
     active = {"_id": upload_id, "status": {"$in": ["queued", "processing"]}}
     marker = {"_id": f"{chunk.upload}:{chunk.seq}", "uploadId": chunk.upload,
               "rows": chunk.size}  # fmt: skip
+    update: Doc = {"$set": {"status": "processing", "updatedAt": now}}
     if not await insert_new(store["upload_chunks"].insert_many([marker])):
-        count: Doc = {"$inc": {"rows.persisted": chunk.size}}
+        update["$inc"] = {"rows.persisted": chunk.size}
     else:
         markers = store["upload_chunks"].find({"uploadId": chunk.upload}, projection={"rows": 1})
-        count = {"$set": {"rows.persisted": sum([m["rows"] async for m in markers])}}
-    counted = await uploads.update_one(
-        active, {**count, "$set": {**count.get("$set", {}), "status": "processing",
-                                   "updatedAt": now}})  # fmt: skip
+        update["$set"]["rows.persisted"] = sum([m["rows"] async for m in markers])
+    counted = await uploads.update_one(active, update)
     if counted.modified_count:
         await uploads.update_one(
             {"_id": upload_id, "status": "processing",

@@ -23,7 +23,7 @@ from crmd.campaigns.dispatch import message_id, parse_send_key
 from crmd.plugins.vendor import ReceiptEvent
 from crmd.receipts.batch import ReceiptBatch
 from crmd.receipts.status import RANK
-from crmd.store.reads import IN_BATCH, find_in
+from crmd.store.reads import find_in, in_batches
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_new
 from crmd.telemetry.metrics import Metrics
@@ -190,11 +190,8 @@ async def rematch_unknown(db: AsyncDatabase[Doc], metrics: Metrics, now: datetim
     matched = [(v, e) for v, e in events if (v, e.event_id) in found]
     if not matched:
         return 0
-    ids = [f"{v}:{e.event_id}" for v, e in matched]
-    for start in range(0, len(ids), IN_BATCH):
-        await db.receipt_events.delete_many(
-            {"_id": {"$in": ids[start : start + IN_BATCH]}, "unknown": True}
-        )
+    for ids in in_batches(f"{v}:{e.event_id}" for v, e in matched):
+        await db.receipt_events.delete_many({"_id": {"$in": ids}, "unknown": True})
     by_vendor: dict[str, list[ReceiptEvent]] = defaultdict(list)
     for vendor, event in matched:
         by_vendor[vendor].append(event)

@@ -8,10 +8,17 @@ and 9 ms at 10,000, measured on SecantusDB 0.7); MongoDB is as fast either way.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 IN_BATCH = 32
+
+
+def in_batches(values: Iterable[Any]) -> Iterator[list[Any]]:
+    """The distinct values, IN_BATCH at a time: one ``$in`` list each."""
+    keys = list(dict.fromkeys(values))
+    for start in range(0, len(keys), IN_BATCH):
+        yield keys[start : start + IN_BATCH]
 
 
 class Findable(Protocol):
@@ -26,8 +33,7 @@ async def find_in(
     projection: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """Documents whose ``field`` is one of ``values`` (and that match ``where``)."""
-    keys = list(dict.fromkeys(values))
-    for start in range(0, len(keys), IN_BATCH):
-        query = {**(where or {}), field: {"$in": keys[start : start + IN_BATCH]}}
+    for keys in in_batches(values):
+        query = {**(where or {}), field: {"$in": keys}}
         async for doc in collection.find(query, projection=projection):
             yield doc
