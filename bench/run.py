@@ -402,7 +402,7 @@ class Bench:
                                        mb <= MEMORY_LIMIT_MB))  # fmt: skip
 
 
-async def versions(urls_mongodb: str, urls_redis: str, db: Any) -> dict[str, str]:
+async def versions(urls_redis: str, db: Any) -> dict[str, str]:
     redis = Redis.from_url(urls_redis)
     try:
         info = await redis.info("server")
@@ -459,8 +459,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines.insert(1, "|---" + "|---:" * (len(rows[0]) - 2) + "|---|")
     m = result["machine"]
     lines.append(f"\n{m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python "
-                 f"{m['python']}, Redis {m['redis']}, SecantusDB reporting MongoDB "
-                 f"{m['database']}; crmd {m['crmd']}; {result['when'][:10]}, "
+                 f"{m['python']}, Redis {m['redis']}, database {m['database']} "
+                 f"({result['servers']} servers); crmd {m['crmd']}; {result['when'][:10]}, "
                  f"{result['seconds'] / 60:.0f} minutes.")  # fmt: skip
     return "\n".join(lines)
 
@@ -486,7 +486,7 @@ async def measure(base: str, mongodb: str, redis: str, database: str, sampler: M
             if "ingestion" in phases:
                 await bench.ingestion(importer)
         bench.memory()
-        return {"versions": await versions(mongodb, redis, bench.db), "notes": bench.notes,
+        return {"versions": await versions(redis, bench.db), "notes": bench.notes,
                 "figures": [msgspec.to_builtins(f) for f in bench.figures]}  # fmt: skip
     finally:
         await client.drop_database(database)
