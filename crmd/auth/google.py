@@ -115,6 +115,8 @@ def verify_id_token(
             token, certs=dict(certs), audience=list(client_ids),
             clock_skew_in_seconds=clock_skew,
         )  # fmt: skip
+    except RecursionError:  # JSON nested thousands deep in the token
+        raise GoogleLoginError("ID token is malformed") from None
     except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:
         raise GoogleLoginError(f"ID token rejected: {_reason(exc)}") from None
     if claims.get("iss") not in GOOGLE_ISSUERS:

@@ -39,6 +39,10 @@ CUSTOMER_FIELDS = {"name": 1, "email": 1, "phone": 1, "location": 1, "spend": 1,
 SENDING = ("planning", "sending", "sent")
 
 
+class PlanningError(Exception):
+    """A recipient's message could not be prepared; the message names the customer."""
+
+
 def message_id(campaign: str, customer: str) -> str:
     return hashlib.sha256(f"{campaign}\x00{customer}".encode()).hexdigest()[:24]
 
@@ -82,7 +86,11 @@ async def plan(store: TenantStore, redis: Any, stream: str, campaign_id: str,
     batch: list[dict[str, Any]] = []
     async for customer in store["customers"].find(query, projection=CUSTOMER_FIELDS,
                                                   batch_size=PLAN_BATCH):  # fmt: skip
-        batch.append(_log(campaign, customer, parts, now))
+        try:
+            batch.append(_log(campaign, customer, parts, now))
+        except Exception as exc:  # a bug, but one that names whom it concerns
+            raise PlanningError(f"customer {customer.get('_id')}: {type(exc).__name__}: "
+                                f"{exc}"[:500]) from exc  # fmt: skip
         if len(batch) >= PLAN_BATCH:
             await _write_logs(store, redis, stream, campaign_id, batch, chunk)
             batch = []

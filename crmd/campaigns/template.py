@@ -14,10 +14,14 @@ from typing import Any
 
 import msgspec
 
+from crmd.store.limits import MAX_NUMBER, number_in_range
+
 PLACEHOLDERS = ("name", "first_name", "email", "location", "spend", "visits")
 _ATTRIBUTE = re.compile(r"^attrs\.[A-Za-z0-9_]{1,64}$")
 MAX_TEMPLATE = 1000
 MAX_DEFAULT = 100
+MAX_VALUE = 1000
+"""A stored value longer than this is not put into a message (it takes the default)."""
 
 
 class TemplateError(Exception):
@@ -89,13 +93,18 @@ def _placeholder(inside: str, column: int) -> Placeholder:
 
 
 def render(parts: list[Part], customer: Mapping[str, Any]) -> str:
-    """The message for one customer. A missing or empty value takes the default."""
+    """The message for one customer. A missing or empty value takes the default, and
+    so does one that cannot be written as text (an infinite or absurd number left by
+    an older import): rendering never fails on a stored value."""
     out = []
     for part in parts:
         if isinstance(part, str):
             out.append(part)
             continue
-        value = _value(part.field, customer)
+        try:
+            value = _value(part.field, customer)
+        except (ValueError, OverflowError, TypeError):
+            value = ""
         out.append(value if value else part.default)
     return "".join(out)
 
@@ -118,9 +127,12 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
+        if not number_in_range(value):
+            return ""
         if value == int(value):
             return f"{int(value):,}"
         return f"{value:,.2f}"
     if isinstance(value, int):
-        return f"{value:,}"
-    return str(value).strip()
+        return f"{value:,}" if abs(value) <= MAX_NUMBER else ""
+    text = str(value).strip()
+    return text if len(text) <= MAX_VALUE else ""

@@ -10,6 +10,7 @@ from aiohttp import web
 from crmd.errors import BadRequest, Unprocessable
 
 T = TypeVar("T")
+NESTED_TOO_DEEP = "body is not valid JSON: it nests arrays or objects too deeply"
 
 
 async def json_body(request: web.Request, schema: type[T]) -> T:
@@ -27,3 +28,5 @@ async def json_body(request: web.Request, schema: type[T]) -> T:
         ) from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"body is not valid JSON: {exc}", code="bad_json") from None
+    except RecursionError:  # even in a field crmd would ignore
+        raise BadRequest(NESTED_TOO_DEEP, code="bad_json") from None

@@ -49,7 +49,7 @@ def read_page(request: web.Request, keyset: bool = True) -> Page:
             raw = msgspec.json.decode(
                 base64.urlsafe_b64decode(cursor.encode()), type=tuple[datetime, str]
             )
-        except (ValueError, msgspec.DecodeError):
+        except (ValueError, msgspec.DecodeError, RecursionError):
             raise BadRequest(
                 "cursor is not one this server gave out", details={"field": "cursor"}
             ) from None

@@ -53,7 +53,7 @@ def parse_mapping(raw: str | None) -> dict[str, str]:
         return {}
     try:
         mapping = msgspec.json.decode(raw, type=dict[str, str])
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise FileProblem(
             400, "bad_mapping", f"mapping is not a JSON object of strings: {exc}"
         ) from None

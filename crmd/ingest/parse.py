@@ -128,6 +128,16 @@ def parse_upload(
             if not values or (len(values) == 1 and not values[0].strip()):
                 continue  # blank line
             summary.received += 1
+            if len(values) > limits.max_columns:
+                # Not a row with a stray comma but a broken or hostile file: refused as a
+                # whole, before a row of millions of fields is stored or quoted anywhere.
+                raise FileProblem(
+                    422,
+                    "too_many_fields",
+                    f"line {start} has {len(values)} fields; a row may have at most "
+                    f"{limits.max_columns}",
+                    line=start,
+                )
             if summary.received > limits.max_rows:
                 raise FileProblem(
                     413, "too_many_rows", f"more than {limits.max_rows} rows", line=start

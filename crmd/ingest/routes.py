@@ -13,6 +13,7 @@ from crmd.auth.middleware import tenant_store
 from crmd.http.keys import RUNTIME
 from crmd.http.pages import next_cursor, page_filter, read_page
 from crmd.http.responses import json_response
+from crmd.http.spreadsheet import csv_line
 from crmd.ingest.parse import Limits
 from crmd.ingest.upload import receive_upload
 from crmd.segments.query import rule_filter
@@ -36,11 +37,11 @@ def limits_of(request: web.Request) -> Limits:
 @routes.post(f"/api/v1/uploads/{KINDS}")  # the original frontend's spelling
 async def upload(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
-    answer = await receive_upload(
+    status, answer = await receive_upload(
         request, request.match_info["kind"], tenant_store(request), runtime.redis,
         runtime.streams.ingest, limits_of(request), runtime.config.ingest.spool_dir,
     )  # fmt: skip
-    return json_response(answer, status=202)
+    return json_response(answer, status=status)
 
 
 def upload_view(doc: dict[str, Any]) -> dict[str, Any]:
@@ -84,22 +85,23 @@ async def upload_errors_csv(request: web.Request) -> web.StreamResponse:
         "Content-Disposition": f'attachment; filename="upload-{doc["_id"]}-errors.csv"',
     })  # fmt: skip
     await response.prepare(request)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["line", "column", "code", "message", "row"])
+    lines = [csv_line(["line", "column", "code", "message", "row"])]
+    size = 0
     rows = tenant_store(request)["upload_errors"].find(
         {"uploadId": doc["_id"]}, sort=[("line", 1)], batch_size=1000
     )
     async for error in rows:
-        row = io.StringIO()
-        csv.writer(row, lineterminator="").writerow(error.get("values", []))
-        writer.writerow([error["line"], error["column"], error["code"], error["message"],
-                         row.getvalue()])  # fmt: skip
-        if buffer.tell() > 64 * 1024:
-            await response.write(buffer.getvalue().encode())
-            buffer.seek(0)
-            buffer.truncate()
-    await response.write(buffer.getvalue().encode())
+        # The row as it was in the file, one cell here; made safe as a whole, since
+        # it is the cell a spreadsheet would evaluate.
+        raw = io.StringIO()
+        csv.writer(raw, lineterminator="").writerow(error.get("values", []))
+        line = [error["line"], error["column"], error["code"], error["message"], raw.getvalue()]
+        lines.append(csv_line(line))
+        size += len(lines[-1])
+        if size > 64 * 1024:
+            await response.write("".join(lines).encode())
+            lines, size = [], 0
+    await response.write("".join(lines).encode())
     await response.write_eof()
     return response
 

@@ -4,28 +4,31 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import msgspec
 
+from crmd.emails import InvalidEmail, normalise_email
 from crmd.ingest.errors import RowError
 from crmd.ingest.headers import Columns
+from crmd.store.limits import DATE_RANGE, MAX_NUMBER, number_in_range, to_utc
 
-_EMAIL = re.compile(r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+$")
 _NUMBER = re.compile(r"^(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
 _INTEGER = re.compile(r"^(?:\d{1,3}(?:,\d{3})+|\d+)$")
 MAX_TEXT = 1000
 
 
 AttrValue = str | float | bool | datetime
-_PLAIN_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
+# No leading zeros: "00123" is a code (a PIN, an account), kept as text.
+_PLAIN_NUMBER = re.compile(r"^-?(?:0|[1-9]\d{0,14})(?:\.\d{1,15})?$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$")
 
 
 def attr_value(text: str) -> AttrValue:
     """A custom attribute typed from its text, so rules compare like with like:
     ``42`` and ``-1.5`` are numbers, ``true``/``false`` booleans, ISO dates dates, and
-    anything else text."""
+    anything else text. Digits a float cannot hold exactly (more than 15, or leading
+    zeros) and dates crmd cannot compute with stay text: they are kept as written."""
     if _PLAIN_NUMBER.match(text):
         return float(text)
     lowered = text.lower()
@@ -82,14 +85,15 @@ def _text(value: str, field: str, required: bool = False) -> str:
 
 
 def _email(value: str, field: str, required: bool) -> str:
-    value = value.strip().lower()
-    if not value:
+    if not value.strip():
         if required:
             raise Invalid(field, "required", f"{field} is required")
         return ""
-    if len(value) > 254 or not _EMAIL.match(value):
-        raise Invalid(field, "invalid_email", f"{field} {value[:80]!r} is not an email address")
-    return value
+    try:
+        return normalise_email(value)
+    except InvalidEmail as exc:
+        shown = value.strip()[:80].encode("ascii", "backslashreplace").decode()
+        raise Invalid(field, "invalid_email", f"{field} '{shown}' {exc}") from None
 
 
 def parse_number(value: str, field: str, integer: bool = False) -> float:
@@ -100,7 +104,10 @@ def parse_number(value: str, field: str, integer: bool = False) -> float:
     if not (_INTEGER if integer else _NUMBER).match(text):
         kind = "a whole number" if integer else "a number"
         raise Invalid(field, "not_a_number", f"{field} must be {kind}, not {text[:40]!r}")
-    return float(text.replace(",", ""))
+    number = float(text.replace(",", ""))
+    if not number_in_range(number):
+        raise Invalid(field, "too_large", f"{field} is larger than {MAX_NUMBER:,}")
+    return number
 
 
 def parse_date(value: str, field: str) -> datetime:
@@ -114,9 +121,11 @@ def parse_date(value: str, field: str) -> datetime:
             "invalid_date",
             f"{field} must be a date like 2024-05-31 or 2024-05-31T10:00:00Z, not {text[:40]!r}",
         ) from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    at = to_utc(parsed)
+    if at is None:
+        raise Invalid(field, "date_out_of_range",
+                      f"{field} must lie between {DATE_RANGE}, not {text[:40]!r}")  # fmt: skip
+    return at
 
 
 def parse_items(value: str) -> list[str]:
@@ -124,7 +133,7 @@ def parse_items(value: str) -> list[str]:
     if text.startswith("["):
         try:
             items = msgspec.json.decode(text, type=list[str | int | float])
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             raise Invalid("items", "invalid_items", "items is not a JSON list") from None
         except msgspec.ValidationError:
             raise Invalid("items", "invalid_items", "items must list names or codes") from None

@@ -7,7 +7,7 @@ error names the problem and its 1-based column.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import cast
 
 import msgspec
@@ -34,6 +34,7 @@ from crmd.segments.fields import (
     field_type,
     known_fields,
 )
+from crmd.store.limits import DATE_RANGE, MAX_AGE_DAYS, MAX_NUMBER, number_in_range, to_utc
 
 MAX_LENGTH = 2000
 MAX_DEPTH = 32
@@ -125,12 +126,18 @@ def _number_like(rule: str, start: int, tokens: list[Token]) -> int:
             raise RuleError(
                 f"'{text}' at column {start + 1} is not a real date", start + 1
             ) from None
-        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-        value = DateValue(at=at, whole_day=len(text) == 10)
+        utc = to_utc(at)
+        if utc is None:
+            raise RuleError(f"'{text}' at column {start + 1} lies outside the dates crmd "
+                            f"supports ({DATE_RANGE})", start + 1)  # fmt: skip
+        value = DateValue(at=utc, whole_day=len(text) == 10)
         tokens.append(Token("date", text, start + 1, match.end(), value))
         return match.end()
     if match := _RELATIVE.match(rule, start):
         days = int(match.group(1)) * RELATIVE_UNITS[match.group(2)]
+        if days > MAX_AGE_DAYS:
+            raise RuleError(f"the age '{match.group()}' at column {start + 1} is more than "
+                            f"{MAX_AGE_DAYS:,} days (1000y)", start + 1)  # fmt: skip
         tokens.append(Token("relative", match.group(), start + 1, match.end(), Relative(days)))
         return match.end()
     match = _NUMBER.match(rule, start)
@@ -139,7 +146,11 @@ def _number_like(rule: str, start: int, tokens: list[Token]) -> int:
         raise RuleError(f"unexpected '{rule[match.end()]}' at column {match.end() + 1}",
                         match.end() + 1)  # fmt: skip
     text = match.group()
-    tokens.append(Token("number", text, start + 1, match.end(), float(text.replace("_", ""))))
+    number = float(text.replace("_", ""))
+    if not number_in_range(number):
+        raise RuleError(f"the number at column {start + 1} is larger than {MAX_NUMBER:,}",
+                        start + 1)  # fmt: skip
+    tokens.append(Token("number", text, start + 1, match.end(), number))
     return match.end()
 
 
@@ -304,7 +315,11 @@ class Parser:
             self.advance()
             group = self.advance()
             text, end = f"{text},{group.text}", group.end
-        return float(text.replace(",", "").replace("_", ""))
+        number = float(text.replace(",", "").replace("_", ""))
+        if not number_in_range(number):
+            raise RuleError(f"the number at column {first.column} is larger than "
+                            f"{MAX_NUMBER:,}", first.column)  # fmt: skip
+        return number
 
 
 def _typed(name: str, kind: str, op: str, value: object, token: Token) -> Node:
@@ -349,9 +364,9 @@ _FLIPPED = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "=": "=", "!=": "!="}
 
 def _inactive_days(op: str, value: float, column: int) -> Node:
     """``inactive_days > 90`` is ``lastActive < 90d``: more days inactive is earlier."""
-    if value != int(value) or value < 0:
-        raise RuleError(f"inactive_days takes a whole number of days (column {column})",
-                        column)  # fmt: skip
+    if value != int(value) or not 0 <= value <= MAX_AGE_DAYS:
+        raise RuleError(f"inactive_days takes a whole number of days up to {MAX_AGE_DAYS:,} "
+                        f"(column {column})", column)  # fmt: skip
     return Compare("lastActive", _FLIPPED[op], Relative(int(value)))
 
 

@@ -27,6 +27,49 @@ def _default_actor(_: Any, __: str, event: EventDict) -> EventDict:
     return event
 
 
+MAX_FIELD = 8192
+"""A logged value longer than this is cut: a log line never carries a whole upload row
+or document, whatever an error message quotes."""
+
+
+def describe_error(exc: BaseException, limit: int = 500) -> str:
+    """The error as a log line or a stored reason may carry it: a database write error
+    by its codes and messages, without the documents pymongo quotes in it."""
+    details = getattr(exc, "details", None)
+    if isinstance(details, dict) and isinstance(details.get("writeErrors"), list):
+        errors = details["writeErrors"]
+        first = errors[0] if errors else {}
+        text = (f"{type(exc).__name__}: {len(errors)} write error(s); first: code "
+                f"{first.get('code')}: {first.get('errmsg', '')}")  # fmt: skip
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return text[:limit]
+
+
+def _without_documents(_: Any, __: str, event: EventDict) -> EventDict:
+    """pymongo's write errors quote the documents they could not write (customer data):
+    drop the quotes before the traceback is formatted."""
+    exc_info = event.get("exc_info")
+    exc = exc_info if isinstance(exc_info, BaseException) else None
+    if exc_info is True:
+        exc = sys.exc_info()[1]
+    elif isinstance(exc_info, tuple):
+        exc = exc_info[1]
+    details = getattr(exc, "details", None)
+    if isinstance(details, dict):
+        for error in details.get("writeErrors") or []:
+            if isinstance(error, dict):
+                error.pop("op", None)
+    return event
+
+
+def _bounded(_: Any, __: str, event: EventDict) -> EventDict:
+    for key, value in event.items():
+        if isinstance(value, str) and len(value) > MAX_FIELD:
+            event[key] = f"{value[:MAX_FIELD]}... ({len(value) - MAX_FIELD} more characters)"
+    return event
+
+
 def configure_logging(config: LoggingConfig, stream: TextIO | None = None) -> None:
     """Route structlog and the standard library's logging through one renderer."""
     stream = stream or sys.stdout
@@ -43,9 +86,11 @@ def configure_logging(config: LoggingConfig, stream: TextIO | None = None) -> No
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
+        _without_documents,
     ]
     if not console:
         shared.append(structlog.processors.format_exc_info)
+    shared.append(_bounded)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

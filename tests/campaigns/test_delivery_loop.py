@@ -18,6 +18,16 @@ async def load(client: Any, auth: Any) -> None:
     assert (await wait_done(client, auth, answer["uploadId"]))["rows"]["persisted"] == 400
 
 
+async def start_campaign(client: Any, auth: Any, name: str, message: str, rule: str
+                         ) -> dict[str, Any]:  # fmt: skip
+    made = await client.post(
+        "/api/v1/campaigns", headers=auth, json={"name": name, "message": message, "rule": rule}
+    )
+    assert made.status == 201, await made.text()
+    campaign: dict[str, Any] = await made.json()
+    return campaign
+
+
 async def wait_status(client: Any, auth: Any, campaign: str, status: str,
                       timeout: float = 60) -> dict[str, Any]:  # fmt: skip
     async with asyncio.timeout(timeout):
@@ -85,3 +95,22 @@ async def test_the_summary_counts_and_names_the_best_and_worst_spend_band(
         f"{stats['failed']} failed. Best: spend "
     )
     assert "; worst: spend " in body["summary"]
+
+
+async def test_a_stored_infinite_value_renders_as_its_default_and_the_campaign_completes(
+    client: Any, auth: Any, delivering: Runtime
+):
+    await load(client, auth)
+    # What an older crmd stored for a 400-digit spend, and for a huge custom value.
+    broken = await delivering.db.customers.find_one({"customer_external_id": "K1"})
+    await delivering.db.customers.update_one(
+        {"_id": broken["_id"]}, {"$set": {"spend": float("inf"), "attrs": {"x": 10.0**300}}}
+    )
+    campaign = await start_campaign(
+        client, auth, "Edge", "Hi {first_name}, {spend|valued} {attrs.x|-}", "visits = 1"
+    )
+    await wait_status(client, auth, campaign["id"], "completed")
+    log = await delivering.db.communication_log.find_one(
+        {"campaignId": campaign["id"], "customerId": broken["_id"]}
+    )
+    assert log["message"] == "Hi Person1, valued -"

@@ -61,3 +61,13 @@ def test_bad_templates_are_refused_with_a_column(template, fragment, column):
         parse_template(template)
     assert fragment in err.value.message
     assert err.value.column == column
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float("inf"), float("-inf"), float("nan"), 10**400, float(2**60), "x" * 5000],
+)
+def test_a_stored_value_that_cannot_be_written_takes_the_default(value):
+    customer = {"name": "Asha", "spend": value, "attrs": {"x": value}}
+    parts = parse_template("{first_name}: {spend|n/a} / {attrs.x|-}")
+    assert render(parts, customer) == "Asha: n/a / -"

@@ -177,3 +177,36 @@ async def test_another_crms_export_format_loads_end_to_end(client: Any, auth: An
     assert zoe["attrs"] == {"loyalty_tier": "Gold"}
     assert (zoe["orderCount"], zoe["orderTotal"]) == (2, 100.0)
     assert zoe["lastOrderAt"].startswith("2024-02-03T04:30:00")
+
+
+async def test_errors_csv_cells_cannot_be_formulas(client: Any, auth: Any):
+    text = (
+        'name,email,=HYPERLINK("http://evil")\n'
+        "=cmd|' /C calc'!A0,not-an-email,x\n"
+        "@SUM(A1:A9),also-bad,y\n"
+        "+1+1,bad,z\n"
+        "-2+3,bad,z\n"
+        "\tTab,bad,z\n"
+    )
+    answer = await (await upload(client, auth, "customers", text)).json()
+    assert answer["rows"]["rejected"] == 5
+    body = await (
+        await client.get(f"/api/v1/uploads/{answer['uploadId']}/errors.csv", headers=auth)
+    ).text()
+    rows = list(csv.reader(io.StringIO(body)))
+    for row in rows[1:]:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), row
+    assert rows[1][4].startswith("'=cmd|")
+    assert rows[2][4].startswith("'@SUM(")
+    # A header that is a formula, named by the mapping: the column cell is made safe too.
+    mapped = await (
+        await upload(
+            client, auth, "customers", "name,@evil\nA,nope\n", mapping='{"email": "@evil"}'
+        )
+    ).json()
+    body = await (
+        await client.get(f"/api/v1/uploads/{mapped['uploadId']}/errors.csv", headers=auth)
+    ).text()
+    [_, row] = list(csv.reader(io.StringIO(body)))
+    assert row[1] == "'@evil"

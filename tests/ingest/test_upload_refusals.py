@@ -106,3 +106,53 @@ async def test_unknown_upload_is_404(client: Any, auth: Any):
     missing = "/api/v1/uploads/0123456789abcdef01234567"
     assert (await client.get(missing, headers=auth)).status == 404
     assert (await client.get(missing + "/errors.csv", headers=auth)).status == 404
+
+
+async def test_a_row_of_millions_of_fields_is_refused_stores_nothing_and_logs_no_row(
+    client: Any, auth: Any, runtime: Runtime, capsys: pytest.CaptureFixture[str]
+):
+    secret = "Jane Secretrow,jane@secret.example"
+    text = f"name,email\n{secret}\n{secret}" + "," * 3_000_000 + "\n"
+    response = await upload(client, auth, "customers", text)
+    assert response.status == 422
+    error = (await response.json())["error"]
+    assert error["code"] == "too_many_fields" and error["details"] == {"line": 3}
+    assert await nothing_queued(runtime)
+    assert await runtime.db.upload_errors.count_documents({}) == 0
+    logged = capsys.readouterr()
+    assert "secret.example" not in logged.out + logged.err
+    assert max((len(line) for line in (logged.out + logged.err).splitlines()), default=0) < 10_000
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"name": "x", "ignored": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+        b'{"name": "x", "ignored": ' + b'{"a":' * 50_000 + b"1" + b"}" * 50_000 + b"}",
+    ],
+)
+async def test_deeply_nested_json_in_an_ignored_field_is_400(client: Any, auth: Any, body: bytes):
+    response = await client.post(
+        "/api/v1/segment/preview", data=body, headers={**auth, "Content-Type": "application/json"}
+    )
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "bad_json"
+
+
+async def test_multipart_without_its_closing_boundary_is_400_and_queues_nothing(
+    client: Any, auth: Any, runtime: Runtime
+):
+    body = (
+        b"--XYZ\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="a.csv"\r\n'
+        b"Content-Type: text/csv\r\n\r\n"
+        b"name,email\r\nA,a@x.io\r\n"
+    )
+    response = await client.post(
+        "/api/v1/upload/customers",
+        data=body,
+        headers={**auth, "Content-Type": "multipart/form-data; boundary=XYZ"},
+    )
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] in ("bad_multipart", "unexpected_part")
+    assert await nothing_queued(runtime)

@@ -114,6 +114,37 @@ async def test_invalid_rules_are_422_with_a_column(client: Any, auth: Any, runti
     assert await runtime.db.segments.count_documents({}) == 0
 
 
+OVERFLOWING = [
+    ("lastActive > 9999-12-31", 14),
+    ("lastActive < 999999y", 14),
+    ("inactive_days > 1000000", 17),
+    ("lastActive < 3000y", 14),
+    ("spend > 1" + "0" * 400, 9),
+]
+
+
+@pytest.mark.parametrize(("rule", "column"), OVERFLOWING)
+async def test_rules_whose_dates_or_numbers_overflow_are_422_everywhere(
+    client: Any, auth: Any, runtime: Runtime, rule: str, column: int
+):
+    requests = [
+        ("POST", "/api/v1/segment/preview", {"json": {"rule": rule}}),
+        ("GET", "/api/v1/audience/preview", {"params": {"rule": rule}}),
+        ("GET", "/api/v1/customers", {"params": {"rule": rule}}),
+        ("POST", "/api/v1/segment", {"json": {"name": "x", "rule": rule}}),
+        ("POST", "/api/v1/campaigns", {"json": {"name": "x", "message": "hi", "rule": rule}}),
+        ("GET", "/api/v1/generateMessage", {"params": {"name": "x", "rule": rule}}),
+        ("POST", "/api/v1/ai/messages", {"json": {"objective": "x", "rule": rule}}),
+    ]
+    for method, path, kwargs in requests:
+        response = await client.request(method, path, headers=auth, **kwargs)
+        assert response.status == 422, (path, await response.text())
+        error = (await response.json())["error"]
+        assert (error["code"], error["column"]) == ("invalid_rule", column), path
+    assert await runtime.db.segments.count_documents({}) == 0
+    assert await runtime.db.campaigns.count_documents({}) == 0
+
+
 async def test_previews_in_every_shape(client: Any, auth: Any, loaded: Any):
     post = await (
         await client.post(
