@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import msgspec
-
-from crmd.auth.routes import DevLogin
 from crmd.auth.secret import resolve_jwt_secret
 from crmd.auth.tokens import issue_token
 from crmd.auth.users import find_user_by_email, upsert_dev_user
 from crmd.config import Config
+from crmd.emails import InvalidEmail, normalise_email
 from crmd.services.connect import connect_mongo
 from crmd.services.embedded import attach_services
 from crmd.store.indexes import ensure_indexes
@@ -23,9 +21,10 @@ class TokenCommandError(Exception):
 async def token_for_email(config: Config, email: str) -> str:
     """A token for the user with this email, created (as a dev user) when there is none."""
     try:
-        email = msgspec.convert({"email": email}, DevLogin).email
-    except msgspec.ValidationError:
-        raise TokenCommandError(f"not an email address: {email!r}") from None
+        email = normalise_email(email)
+    except InvalidEmail as exc:
+        shown = email.encode("ascii", "backslashreplace").decode()
+        raise TokenCommandError(f"'{shown}' {exc}") from None
     secret = resolve_jwt_secret(config)
     # Only MongoDB is needed: a Redis URL other than "embedded" starts nothing.
     async with attach_services(

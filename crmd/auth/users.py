@@ -12,6 +12,8 @@ from bson.errors import InvalidId
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from crmd.emails import normalise_email
+
 Database = AsyncDatabase[dict[str, Any]]
 
 
@@ -74,7 +76,9 @@ def dev_subject(email: str) -> str:
 
 
 async def upsert_dev_user(db: Database, email: str) -> User:
-    email = email.strip().lower()
+    """The dev user for ``email``, made if new; InvalidEmail for an address that is not
+    one, or hides characters that would make it a look-alike of another."""
+    email = normalise_email(email)
     return await upsert_user(db, dev_subject(email), email, email.split("@", 1)[0], "")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import jwt
@@ -100,6 +101,12 @@ async def test_unknown_api_paths_need_a_token_too(client: Any):
         {"X-Forwarded-For": "203.0.113.9"},
         {"Forwarded": "for=203.0.113.9"},
         {"Host": "crm.example.com"},
+        {"X-Real-IP": "203.0.113.9"},
+        {"Via": "1.1 nginx"},
+        {"X-Forwarded-Host": "crm.example.com"},
+        {"X-Forwarded-Proto": "https"},
+        {"True-Client-IP": "203.0.113.9"},
+        {"CF-Connecting-IP": "203.0.113.9"},
     ],
 )
 async def test_dev_login_refuses_proxied_or_foreign_host_callers(
@@ -130,3 +137,35 @@ async def test_allow_list_is_enforced_on_every_request(client: Any, runtime: Run
     runtime.config = msgspec.structs.replace(runtime.config, auth=auth)
     response = await client.get(ME, headers={"Authorization": f"Bearer {body['token']}"})
     assert response.status == 403
+
+
+async def test_dev_login_refuses_http_1_0_which_nginx_proxy_pass_speaks(
+    client: Any, runtime: Runtime
+):
+    body = b'{"email": "a@b.co"}'
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(
+        b"POST /api/v1/user/dev-login HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    assert b" 403 " in status_line
+    assert await runtime.db.users.count_documents({}) == 0
+
+
+async def test_dev_login_emails_have_one_spelling(client: Any, runtime: Runtime):
+    plain = await dev_login(client, "ops@example.com")
+    for same in ("ops@example.com\n", "  OPS@Example.com ", "\uff4fps@example.com"):
+        assert (await dev_login(client, same))["user"]["id"] == plain["user"]["id"], same
+    for hidden in (
+        "ops\u200b@example.com",
+        "ops@example.com\x00",
+        "o\u202eps@example.com",
+        "ops@exa\nmple.com",
+    ):
+        response = await client.post("/api/v1/user/dev-login", json={"email": hidden})
+        assert response.status == 422, hidden
+        assert (await response.json())["error"]["details"] == {"field": "$.email"}
+    assert await runtime.db.users.count_documents({}) == 1

@@ -53,5 +53,5 @@ def test_token_command_refuses_a_bad_email(tmp_path: Path):
     result = crmd_token(tmp_path, "nobody")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        "crmd: cannot make a token: not an email address: 'nobody'"
+        "crmd: cannot make a token: 'nobody' is not an email address"
     )
