@@ -7,12 +7,15 @@ import time
 import uuid
 from typing import Any
 
+import redis.exceptions
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from crmd.errors import CrmdError
 from crmd.http.keys import RUNTIME
+from crmd.services.connect import DEPENDENCY_ERRORS
+from crmd.telemetry.logs import describe_error
 
 log = structlog.get_logger(__name__)
 
@@ -70,13 +73,25 @@ async def metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
         registry.latency.labels(request.method, route).observe(time.perf_counter() - started)
 
 
+RETRY_AFTER_SECONDS = 5
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error leaves as ``{"error": {"code", "message", "details"?}}``."""
     try:
         return await handler(request)
     except CrmdError as exc:
-        return web.json_response(exc.body(), status=exc.status)
+        response = web.json_response(exc.body(), status=exc.status)
+        if exc.status == 503:
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+    except DEPENDENCY_ERRORS as exc:
+        which = "Redis" if isinstance(exc, redis.exceptions.RedisError) else "MongoDB"
+        log.warning("http.dependency_down", dependency=which, error=describe_error(exc))
+        response = error_response(503, "unavailable", f"{which} is unreachable; try again shortly")
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

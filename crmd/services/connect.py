@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import pymongo.errors
+import redis.exceptions
 import structlog
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
@@ -17,6 +19,14 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 MongoClient = AsyncMongoClient[dict[str, Any]]
+
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    pymongo.errors.ConnectionFailure,
+)
+"""MongoDB or Redis is down or restarting: the work may succeed in a moment, so it is
+neither the caller's fault nor the work's (answered 503, retried, never dead-lettered)."""
 
 
 async def retry_until(

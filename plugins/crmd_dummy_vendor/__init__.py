@@ -14,6 +14,9 @@ Settings, in ``[plugins.dummy_vendor]``:
     callback_url = ""        # default: this crmd's /api/v1/deliveryReceipt/dummy_vendor
     secret = ""              # signing secret; default: derived from crmd's token secret
     url = ""                 # HTTP mode: the address of a `crmd dummy-vendor` server
+    callback_retry_seconds = 3600    # how long a refused callback is retried
+    callback_retry_delay = 0.5       # the first retry's wait, doubled each time
+    callback_retry_max_delay = 60    # the longest wait between retries
     enabled = true
 
 In HTTP mode the plugin sends each batch over HTTP to a separate vendor server
@@ -94,6 +97,9 @@ class DummyVendor:
         self.tasks: set[asyncio.Task[None]] = set()
         self.url = str(settings.get("url") or "")
         self.receipts = bool(settings.get("receipts", True))
+        self.retry_for = float(settings.get("callback_retry_seconds", 3600))
+        self.retry_delay = float(settings.get("callback_retry_delay", 0.5))
+        self.retry_max_delay = float(settings.get("callback_retry_max_delay", 60))
 
     def rate_limit(self) -> float:
         return self.rate
@@ -162,12 +168,19 @@ class DummyVendor:
             task.add_done_callback(self.tasks.discard)
 
     async def _post(self, receipts: list[Receipt], delay: float, callback_url: str) -> None:
+        """Post the receipts as a real vendor does: until crmd takes them (any answer
+        but a 5xx or 429), retrying with back-off for ``callback_retry_seconds``, so a
+        crmd that is down or restarting still gets every receipt."""
         await asyncio.sleep(delay)
         body = msgspec.json.encode(receipts)
-        for attempt in range(5):
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.retry_for
+        attempt = 0
+        while True:
             headers = signed_headers(self.secret, f"msg_{uuid.uuid4().hex}", int(time.time()),
                                      body)  # fmt: skip
             headers["Content-Type"] = "application/json"
+            wait = min(self.retry_max_delay, self.retry_delay * 2**attempt)
             try:
                 async with self.http.post(
                     callback_url,
@@ -175,11 +188,20 @@ class DummyVendor:
                     headers=headers,
                     timeout=aiohttp.ClientTimeout(total=10),
                 ) as response:
-                    if response.status < 500:
+                    if response.status < 500 and response.status != 429:
                         return
+                    wait = max(wait, _retry_after(response.headers.get("Retry-After")))
+                    problem = f"HTTP {response.status}"
             except (aiohttp.ClientError, TimeoutError) as exc:
-                log.warning("dummy_vendor.callback_failed", attempt=attempt, error=str(exc))
-            await asyncio.sleep(0.5 * 2**attempt)
+                problem = f"{type(exc).__name__}: {exc}"
+            attempt += 1
+            if loop.time() + wait > give_up:
+                log.error("dummy_vendor.callback_given_up", attempts=attempt, error=problem,
+                          receipts=len(receipts))  # fmt: skip
+                return
+            log.warning("dummy_vendor.callback_failed", attempt=attempt, error=problem,
+                        retry_in=round(wait, 2))  # fmt: skip
+            await asyncio.sleep(wait)
 
     def verify_receipt(self, headers: Mapping[str, str], body: bytes) -> None:
         try:
@@ -207,6 +229,15 @@ class DummyVendor:
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def _retry_after(header: str | None) -> float:
+    """Seconds from a Retry-After header (a number; dates are not worth a vendor's
+    while here), else 0."""
+    try:
+        return min(float(header or 0), 3600.0)
+    except ValueError:
+        return 0.0
 
 
 def default_secret(jwt_secret: str) -> str:

@@ -206,3 +206,39 @@ async def test_a_receipt_that_beats_the_send_record_is_matched_later(
     assert (await logs.find_one({"_id": log["_id"]}))["status"] == "DELIVERED"
     recorded = await delivering.db.receipt_events.find_one({"_id": "dummy_vendor:early"})
     assert recorded["logId"] == log["_id"] and "unknown" not in recorded
+
+
+async def test_receipts_without_an_event_id_are_refused(
+    client: Any, delivering: Runtime, sent: Any
+):
+    log = sent["logs"][3]
+    for event in ("", "   ", "x" * 201):
+        response = await post(
+            client, delivering, [receipt(log, "DELIVERED", "ok"), receipt(log, "SENT", event)]
+        )
+        assert response.status == 422
+        error = (await response.json())["error"]
+        assert error["code"] == "invalid_receipt"
+        assert error["details"] == {"index": 1, "field": "eventId"}
+    assert await delivering.redis.xlen(delivering.streams.receipts) == 0
+
+
+async def test_the_same_event_twice_in_one_callback_is_counted_a_duplicate(
+    client: Any, delivering: Runtime, sent: Any
+):
+    log = sent["logs"][4]
+    response = await post(
+        client,
+        delivering,
+        [
+            receipt(log, "SENT", "evt-x"),
+            receipt(log, "SENT", "evt-x"),
+            receipt(log, "DELIVERED", "evt-y"),
+            receipt(log, "CLICKED", "evt-x"),
+        ],
+    )
+    assert response.status == 202
+    assert await response.json() == {"accepted": 2, "duplicates": 2}
+    await settled(delivering)
+    stored = await delivering.db.communication_log.find_one({"_id": log["_id"]})
+    assert stored["status"] == "DELIVERED"  # the first evt-x (SENT) won, not the CLICKED
