@@ -19,15 +19,19 @@ from crmd.runtime.context import Runtime
 from crmd.services.connect import connect_mongo, connect_redis
 from crmd.streams.worker import StreamWorker
 
+SECRET = "x" * 32
+
 
 @contextlib.asynccontextmanager
 async def process_runtime(mongo_url: str, database: str, redis_url: str, prefix: str,
-                          consumer: str) -> AsyncIterator[Runtime]:  # fmt: skip
+                          consumer: str, **settings: Any) -> AsyncIterator[Runtime]:  # fmt: skip
+    """``settings``: more config keys, as ``section__key=value``."""
     config = load_config(None, {}, {
         ("mongodb", "url"): mongo_url, ("mongodb", "database"): database,
         ("redis", "url"): redis_url, ("redis", "stream_prefix"): prefix,
         ("auth", "google_login"): False, ("streams", "block_ms"): 200,
         ("streams", "consumer_name"): consumer,
+        **{tuple(key.split("__")): value for key, value in settings.items()},
     }, search=False).config  # fmt: skip
     mongo = await connect_mongo(config.mongodb.url, 10)
     redis = await connect_redis(config.redis.url, 5, 10)
@@ -35,7 +39,7 @@ async def process_runtime(mongo_url: str, database: str, redis_url: str, prefix:
         async with aiohttp.ClientSession() as http:
             yield Runtime(config=config, mongo=mongo, redis=redis, http=http,
                           plugins=make_plugin_manager({}, entry_points=False),
-                          jwt_secret="x" * 32)  # fmt: skip
+                          jwt_secret=SECRET)  # fmt: skip
     finally:
         await redis.aclose()
         await mongo.close()

@@ -1,9 +1,10 @@
 """The clock actor: what happens because time passed, not because a message came.
 
 Every few seconds: a scheduled campaign whose time has come is queued for planning;
-receipts that arrived before crmd knew their message are matched again; and a sent
+receipts that arrived before crmd knew their message are matched again; a sent
 campaign whose receipt window has closed is completed, its still-PENDING messages marked
-UNKNOWN. (A late receipt still lands: UNKNOWN ranks below every real status.)
+UNKNOWN (a late receipt still lands: UNKNOWN ranks below every real status); and an
+upload whose receiving process died is finished.
 Each change is a conditional update, so several crmd processes can run clocks at once.
 """
 
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from crmd.campaigns import jobs, stats
+from crmd.ingest.publish import recover_interrupted
 from crmd.receipts.apply import rematch_unknown
 from crmd.receipts.status import UNKNOWN
 from crmd.runtime.actor import Actor, Health
@@ -84,3 +86,6 @@ class ClockActor(Actor):
             await start_due_campaigns(self.runtime, now)
             await rematch_unknown(self.runtime.db, self.runtime.metrics, now)
             await close_receipt_windows(self.runtime, now)
+            await recover_interrupted(
+                self.runtime.db, self.runtime.redis, self.runtime.streams.ingest, now
+            )

@@ -218,7 +218,8 @@ async def record_progress(store: TenantStore, chunk: IngestChunk) -> None:
     uploads = store["uploads"]
     upload_id = ObjectId(chunk.upload)
     now = datetime.now(UTC)
-    active = {"_id": upload_id, "status": {"$in": ["queued", "processing"]}}
+    # "receiving": the rows were published but the receiver has not said so yet.
+    active = {"_id": upload_id, "status": {"$in": ["receiving", "queued", "processing"]}}
     marker = {"_id": f"{chunk.upload}:{chunk.seq}", "uploadId": chunk.upload,
               "rows": chunk.size}  # fmt: skip
     update: Doc = {"$set": {"status": "processing", "updatedAt": now}}

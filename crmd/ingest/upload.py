@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -18,19 +19,20 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from bson import ObjectId
 from redis.asyncio import Redis
 
-from crmd.errors import BadRequest, CrmdError
-from crmd.ingest import chunks
+from crmd.errors import BadRequest, Conflict, CrmdError
 from crmd.ingest.errors import FileProblem
 from crmd.ingest.headers import parse_mapping
 from crmd.ingest.parse import Limits, Summary, parse_upload
+from crmd.ingest.publish import heartbeat, publish_all
 from crmd.ingest.spool import Spool
 from crmd.store.tenant import TenantStore
+from crmd.store.writes import insert_new
+from crmd.telemetry.logs import describe_error
 
 log = structlog.get_logger(__name__)
 
 READ_SIZE = 256 * 1024
 QUEUE_DEPTH = 16
-PUBLISH_BATCH = 100
 ERROR_BATCH = 1000
 MAX_FORM_FIELD = 64 * 1024
 CSV_TYPES = frozenset({"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel"})
@@ -60,8 +62,15 @@ class UploadBody:
         self.rest = rest
 
     async def ensure_nothing_else(self) -> None:
-        """After the file: a multipart body may hold nothing more."""
-        if self.rest is not None and await self.rest.next() is not None:
+        """After the file: a multipart body may hold nothing more, and must end with its
+        closing boundary (without it, the file may have been cut short)."""
+        if self.rest is None:
+            return
+        try:
+            following = await self.rest.next()
+        except ValueError:  # aiohttp: "Reading after EOF"
+            raise broken_form() from None
+        if following is not None:
             raise BadRequest(
                 "the form may hold one 'file' part (after an optional "
                 "'mapping' field) and nothing else",
@@ -75,7 +84,10 @@ async def open_body(request: web.Request) -> UploadBody:
     if request.content_type == "multipart/form-data":
         form = await request.multipart()
         while True:
-            part = await form.next()
+            try:
+                part = await form.next()
+            except ValueError:
+                raise broken_form() from None
             if part is None:
                 raise BadRequest("the form has no 'file' part", code="missing_file")
             if isinstance(part, MultipartReader):
@@ -109,8 +121,18 @@ async def _read_field(part: BodyPartReader) -> bytes:
 
 
 async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    while chunk := await part.read_chunk(READ_SIZE):
-        yield chunk
+    try:
+        while chunk := await part.read_chunk(READ_SIZE):
+            yield chunk
+    except ValueError:
+        raise broken_form() from None
+
+
+def broken_form() -> BadRequest:
+    return BadRequest(
+        "the multipart body ended before its closing boundary: the file may be cut short",
+        code="bad_multipart",
+    )
 
 
 async def parse_streaming(
@@ -155,18 +177,6 @@ async def _put(feed: queue.Queue[object], item: object, parsing: asyncio.Future[
             await asyncio.sleep(0.002)
 
 
-async def publish(redis: Redis, stream: str, spool: Spool) -> int:
-    payloads = spool.payloads()
-    published = 0
-    while batch := await asyncio.to_thread(lambda: list(islice(payloads, PUBLISH_BATCH))):
-        async with redis.pipeline(transaction=False) as pipe:
-            for payload in batch:
-                pipe.xadd(stream, {chunks.FIELD: payload})
-            await pipe.execute()
-        published += len(batch)
-    return published
-
-
 async def store_rejected(store: TenantStore, upload_id: ObjectId, spool: Spool) -> None:
     """Every rejected row, for errors.csv."""
     rejected = spool.rejected()
@@ -184,9 +194,18 @@ async def store_rejected(store: TenantStore, upload_id: ObjectId, spool: Spool) 
 async def receive_upload(
     request: web.Request, kind: str, store: TenantStore, redis: Redis, stream: str,
     limits: Limits, spool_dir: str | None,
-) -> dict[str, Any]:  # fmt: skip
-    """The whole reception; returns the 202 answer."""
+) -> tuple[int, dict[str, Any]]:  # fmt: skip
+    """The whole reception; returns the status and the answer (202, or the earlier
+    answer again for a repeated Idempotency-Key).
+
+    The job is recorded as ``receiving`` while its rejected rows are stored and its
+    chunks published (all of them in one transaction), and becomes ``queued`` after.
+    Should this process die in between, the clock finds the job by its stale heartbeat
+    and finishes it: failed if nothing was published, queued if everything was."""
     started = time.monotonic()
+    key = idempotency_key(request)
+    if key is not None and (earlier := await replay(store, key)) is not None:
+        return earlier
     body = await open_body(request)
     try:
         mapping = parse_mapping(body.mapping)
@@ -204,38 +223,94 @@ async def receive_upload(
             log.info("upload.refused", kind=kind, code=problem.code, line=problem.line)
             raise RefusedFile(problem) from None
         await body.ensure_nothing_else()
-        parsed = time.monotonic()
-        status = "queued" if summary.valid else "done"
-        await store["uploads"].insert_one({
-            "_id": upload_id, "kind": kind, "fileName": body.file_name, "status": status,
-            "rows": {"received": summary.received, "valid": summary.valid,
-                     "rejected": summary.rejected, "persisted": 0},
-            "errors": [msgspec.structs.asdict(e) for e in summary.errors],
-            "chunks": summary.chunks,
-            "createdAt": accepted, "updatedAt": accepted,
-            "finishedAt": None if summary.valid else accepted,
-            "timings": {"parseSeconds": round(parsed - started, 3)},
-        })  # fmt: skip
-        await store_rejected(store, upload_id, spool)
-        try:
-            await publish(redis, stream, spool)
-        except Exception as exc:
-            await store["uploads"].update_one(
-                {"_id": upload_id},
-                {"$set": {"status": "failed", "reason": f"could not queue: {exc}"[:500]}},
-            )
-            raise
-        await store["uploads"].update_one(
-            {"_id": upload_id},
-            {"$set": {"timings.queueSeconds": round(time.monotonic() - parsed, 3)}},
-        )
+        rows = {"received": summary.received, "valid": summary.valid,
+                "rejected": summary.rejected, "persisted": 0}  # fmt: skip
+        doc = {
+            "_id": upload_id, "kind": kind, "fileName": body.file_name, "status": "receiving",
+            "rows": rows, "errors": [msgspec.structs.asdict(e) for e in summary.errors],
+            "chunks": summary.chunks, "createdAt": accepted, "updatedAt": accepted,
+            "heartbeatAt": accepted, "finishedAt": None,
+            "timings": {"parseSeconds": round(time.monotonic() - started, 3)},
+            **({"idempotencyKey": key} if key else {}),
+        }  # fmt: skip
+        if await insert_new(store["uploads"].insert_many([doc])):
+            # The same key, a moment earlier, from a retry that overtook this request.
+            return await replay(store, key) or (202, answer(str(upload_id), "failed", rows))
+        status = await accept(store, redis, stream, upload_id, spool, summary.valid)
     finally:
         await asyncio.to_thread(spool.close)
     log.info("upload.accepted", upload_id=str(upload_id), kind=kind, rows=summary.received,
              valid=summary.valid, rejected=summary.rejected)  # fmt: skip
-    return {
-        "uploadId": str(upload_id), "status": status,
-        "rows": {"received": summary.received, "valid": summary.valid,
-                 "rejected": summary.rejected},
-        "number": summary.valid,
-    }  # fmt: skip
+    return 202, answer(str(upload_id), status, rows)
+
+
+async def accept(store: TenantStore, redis: Redis, stream: str, upload_id: ObjectId,
+                 spool: Spool, valid: int) -> str:  # fmt: skip
+    """Store the rejected rows, publish the valid ones, and say so: the job leaves
+    ``receiving`` as ``queued`` (``done`` with no valid row), or as ``failed`` with the
+    reason when Redis refused the rows, and then nothing of them was published."""
+    uploads = store["uploads"]
+    started = time.monotonic()
+    beating = asyncio.create_task(heartbeat(store, upload_id))
+    try:
+        await store_rejected(store, upload_id, spool)
+        if valid:
+            await publish_all(redis, stream, str(upload_id), spool.payloads())
+    except Exception as exc:
+        await uploads.update_one(
+            {"_id": upload_id, "status": "receiving"},
+            {"$set": {"status": "failed", "finishedAt": datetime.now(UTC),
+                      "reason": f"could not queue: {describe_error(exc)}"}},
+        )  # fmt: skip
+        raise
+    finally:
+        beating.cancel()
+        await asyncio.gather(beating, return_exceptions=True)
+    status = "queued" if valid else "done"
+    now = datetime.now(UTC)
+    change = {"status": status, "updatedAt": now, **({} if valid else {"finishedAt": now})}
+    # Conditional: once the rows are published, the ingest actor may already have
+    # moved the job on (to processing, or even to done).
+    await uploads.update_one({"_id": upload_id, "status": "receiving"}, {"$set": change})
+    await uploads.update_one(
+        {"_id": upload_id}, {"$set": {"timings.queueSeconds": round(time.monotonic() - started, 3)}}
+    )
+    return status
+
+
+def answer(upload_id: str, status: str, rows: dict[str, int]) -> dict[str, Any]:
+    counts = {k: rows[k] for k in ("received", "valid", "rejected")}
+    return {"uploadId": upload_id, "status": status, "rows": counts, "number": counts["valid"]}
+
+
+_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    """The request's ``Idempotency-Key``: a retry that carries the same key gets the
+    first request's job, whether or not the first answer reached the client."""
+    raw = request.headers.get("Idempotency-Key")
+    if raw is None:
+        return None
+    if not _KEY.match(raw):
+        raise BadRequest(
+            "Idempotency-Key must be 1 to 200 letters, digits or . _ : -",
+            details={"field": "Idempotency-Key"},
+            code="bad_idempotency_key",
+        )
+    return raw
+
+
+async def replay(store: TenantStore, key: str | None) -> tuple[int, dict[str, Any]] | None:
+    """The answer already given for ``key``, as it stands now; 409 while the first
+    request with it is still being received."""
+    earlier = await store["uploads"].find_one({"idempotencyKey": key})
+    if earlier is None:
+        return None
+    if earlier["status"] == "receiving":
+        raise Conflict(
+            "an upload with this Idempotency-Key is still being received; ask again shortly",
+            code="upload_in_progress",
+            details={"uploadId": str(earlier["_id"])},
+        )
+    return 202, answer(str(earlier["_id"]), earlier["status"], earlier["rows"])

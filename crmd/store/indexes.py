@@ -67,6 +67,15 @@ INDEXES: IndexSpec = {
     ),
     "uploads": (
         IndexModel([("userId", ASCENDING), ("createdAt", DESCENDING)], name="user_newest"),
+        # A retried upload request finds its first attempt's job by its key.
+        IndexModel(
+            [("userId", ASCENDING), ("idempotencyKey", ASCENDING)],
+            name="user_idempotency_key",
+            unique=True,
+            partialFilterExpression={"idempotencyKey": {"$type": "string"}},
+        ),
+        # The clock looks for jobs whose receiver died (across users, on purpose).
+        IndexModel([("status", ASCENDING), ("heartbeatAt", ASCENDING)], name="status_heartbeat"),
     ),
     "upload_chunks": (
         IndexModel([("userId", ASCENDING), ("uploadId", ASCENDING)], name="user_upload"),

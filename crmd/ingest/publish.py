@@ -1,0 +1,107 @@
+"""An upload's chunks go onto the ingest stream all together or not at all, and an
+upload whose receiver died is finished one way or the other.
+
+The chunks are sent inside one MULTI/EXEC transaction, as they are read from the spool:
+Redis holds them until EXEC and drops them if the connection goes first (crmd killed,
+the network gone). The same transaction sets a marker, so that whoever finds an upload
+left ``receiving`` by a dead process can tell whether its rows were published (the job
+goes on) or not (the job failed, and nothing of it was imported).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from typing import Any
+
+import structlog
+from bson import ObjectId
+from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from crmd.ingest import chunks
+from crmd.store.tenant import TenantStore
+
+log = structlog.get_logger(__name__)
+
+PUBLISH_BATCH = 100
+MARKER_TTL = 7 * 86_400
+HEARTBEAT_SECONDS = 10.0
+STALE_AFTER = timedelta(seconds=60)
+"""A ``receiving`` upload whose receiver has not been heard from for this long is dead."""
+INTERRUPTED = (
+    "interrupted before it was accepted (crmd stopped or the connection dropped); "
+    "nothing from this file was imported: upload it again"
+)
+
+
+def marker_key(stream: str, upload_id: str) -> str:
+    return f"{stream}:published:{upload_id}"
+
+
+async def publish_all(redis: Redis, stream: str, upload_id: str,
+                      payloads: Iterator[bytes]) -> int:  # fmt: skip
+    """Every payload as one stream entry, in one transaction; returns how many."""
+    pool = redis.connection_pool
+    connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+    published = 0
+    try:
+        await connection.send_command("MULTI")
+        await connection.read_response()
+        while batch := await asyncio.to_thread(lambda: list(islice(payloads, PUBLISH_BATCH))):
+            commands = [("XADD", stream, "*", chunks.FIELD, payload) for payload in batch]
+            await connection.send_packed_command(connection.pack_commands(commands))
+            for _ in batch:
+                await connection.read_response()  # QUEUED, or an error raised here
+            published += len(batch)
+        marker = marker_key(stream, upload_id)
+        await connection.send_command("SET", marker, published, "EX", MARKER_TTL)
+        await connection.read_response()
+        await connection.send_command("EXEC")
+        results: Any = await connection.read_response()
+    except BaseException:
+        # Dropping the connection makes Redis discard the transaction: nothing of it
+        # was published. (A DISCARD could not be trusted to arrive.)
+        await connection.disconnect()
+        raise
+    finally:
+        await pool.release(connection)
+    if results is None or any(isinstance(r, ResponseError) for r in results):
+        raise ResponseError(f"the upload's transaction was refused: {results!r:.200}")
+    return published
+
+
+async def heartbeat(store: TenantStore, upload_id: ObjectId) -> None:
+    """Keep saying that this upload's receiver is alive, until cancelled."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+        await store["uploads"].update_one(
+            {"_id": upload_id, "status": "receiving"},
+            {"$set": {"heartbeatAt": datetime.now(UTC)}},
+        )
+
+
+async def recover_interrupted(db: AsyncDatabase[dict[str, Any]], redis: Redis, stream: str,
+                              now: datetime) -> int:  # fmt: skip
+    """Finish the uploads whose receiver died: queued when their rows were published,
+    failed (with a reason that says nothing was imported) when they were not. Returns
+    how many were finished."""
+    finished = 0
+    stale = {"status": "receiving", "heartbeatAt": {"$lt": now - STALE_AFTER}}
+    async for upload in db.uploads.find(stale, projection={"userId": 1}):
+        uploads = TenantStore(db, upload["userId"])["uploads"]
+        published = await redis.exists(marker_key(stream, str(upload["_id"])))
+        change: dict[str, Any] = (
+            {"status": "queued", "updatedAt": now} if published
+            else {"status": "failed", "reason": INTERRUPTED, "finishedAt": now, "updatedAt": now}
+        )  # fmt: skip
+        moved = await uploads.update_one({"_id": upload["_id"], "status": "receiving"},
+                                         {"$set": change})  # fmt: skip
+        if moved.modified_count:
+            finished += 1
+            log.warning("upload.interrupted", upload_id=str(upload["_id"]),
+                        published=bool(published))  # fmt: skip
+    return finished
