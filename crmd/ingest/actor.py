@@ -29,8 +29,11 @@ def ingest_actor(runtime: Runtime) -> StreamActor:
             return  # not a chunk of ours: nothing to mark
         await mark_failed(runtime.db, chunk, f"chunk {chunk.seq} could not be stored: {reason}")
 
+    # One chunk (500 rows, about half a second of database time) to a read, acked as
+    # soon as it is stored: a crash or a restart redoes at most the chunk in hand.
+    settings = msgspec.structs.replace(runtime.config.streams, batch_size=1)
     worker = StreamWorker(
         runtime.redis, runtime.streams.ingest, GROUP, consumer_name(runtime.config.streams),
-        persist, runtime.config.streams, runtime.metrics, on_dead=give_up,
+        persist, settings, runtime.metrics, on_dead=give_up,
     )  # fmt: skip
     return StreamActor("ingest", worker)

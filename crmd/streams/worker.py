@@ -21,6 +21,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from crmd.config import StreamsConfig
+from crmd.services.connect import DEPENDENCY_ERRORS
+from crmd.telemetry.logs import describe_error
 from crmd.telemetry.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -115,12 +117,20 @@ class StreamWorker:
         self.log = log.bind(stream=stream, group=group, consumer=consumer)
 
     async def run(self, stop: asyncio.Event, on_ready: Callable[[], None] | None = None) -> None:
-        """Work until ``stop`` is set; the batch in hand is finished and acked first."""
+        """Work until ``stop`` is set; the batch in hand is finished and acked first.
+
+        Ready as soon as the group exists: entries this consumer held when it last
+        stopped (or died) are drained first, but inside the loop, a batch at a time and
+        each batch acked as it is applied, so a large backlog never holds up start-up
+        and a restart resumes where the last run stopped."""
         await ensure_group(self.redis, self.stream, self.group)
-        await self.drain_own_pending(stop)
         if on_ready:
             on_ready()
+        own_pending: str | None = "0"
         while not stop.is_set():
+            if own_pending is not None:
+                own_pending = await self.drain_own_pending(own_pending)
+                continue
             await self.reclaim_if_due(stop)
             await self.trim_if_due()
             entries = await self.read_new()
@@ -131,19 +141,18 @@ class StreamWorker:
 
     # -- the steps ---------------------------------------------------------------------
 
-    async def drain_own_pending(self, stop: asyncio.Event) -> None:
-        """Entries this consumer took before it last stopped (or died) come first."""
-        start = "0"
-        while not stop.is_set():
-            reply = await self.redis.xreadgroup(
-                self.group, self.consumer, {self.stream: start}, count=self.settings.batch_size
-            )
-            raw = _entries(reply)
-            if not raw:
-                return
-            start = _text(raw[-1][0])
-            self.log.info("stream.pending_drained", entries=len(raw))
-            await self.apply(await self._with_deliveries(raw))
+    async def drain_own_pending(self, after: str) -> str | None:
+        """Apply one batch of the entries this consumer already holds, from ``after``
+        on; returns where the next batch starts, or None once there are none left."""
+        reply = await self.redis.xreadgroup(
+            self.group, self.consumer, {self.stream: after}, count=self.settings.batch_size
+        )
+        raw = _entries(reply)
+        if not raw:
+            return None
+        self.log.info("stream.pending_drained", entries=len(raw))
+        await self.apply(await self._with_deliveries(raw))
+        return _text(raw[-1][0])
 
     async def read_new(self) -> list[Entry]:
         reply = await self.redis.xreadgroup(
@@ -193,6 +202,8 @@ class StreamWorker:
             return
         try:
             await self.handler(live)
+        except DEPENDENCY_ERRORS:
+            raise  # not the entries' fault: the actor restarts and they are redone
         except Exception as exc:
             if len(live) == 1:
                 await self._failed(live[0], exc)
@@ -292,7 +303,7 @@ def _text(value: Any) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:2000]
+    return describe_error(exc, 2000)
 
 
 async def stream_stats(redis: Redis, stream: str) -> dict[str, Any]:
