@@ -17,9 +17,9 @@ from typing import Any
 
 import aiohttp
 
-from crmd.services.embedded import (
+from crmd.services.embedded import Urls
+from crmd.services.servers import (
     ServerProcess,
-    Urls,
     free_port,
     redis_process,
     secantus_process,

@@ -25,9 +25,9 @@ from crmd.receipts.actor import receipts_actor
 from crmd.runtime.context import Runtime
 from crmd.runtime.supervisor import Supervisor
 from crmd.services.connect import MongoClient, connect_mongo, connect_redis
-from crmd.services.embedded import (
+from crmd.services.embedded import Urls
+from crmd.services.servers import (
     ServerProcess,
-    Urls,
     redis_process,
     secantus_process,
     start_and_wait,
@@ -127,9 +127,16 @@ async def client(aiohttp_client: Any, runtime: Runtime) -> TestClient[Any, Any]:
     return result
 
 
+def restarts(config: Config) -> dict[str, float]:
+    return {
+        "initial_delay": config.supervisor.restart_initial_delay,
+        "max_delay": config.supervisor.restart_max_delay,
+    }
+
+
 @pytest.fixture
 async def ingesting(runtime: Runtime) -> AsyncIterator[Supervisor]:
-    supervisor = Supervisor([ingest_actor(runtime)], runtime.metrics)
+    supervisor = Supervisor([ingest_actor(runtime)], runtime.metrics, **restarts(runtime.config))
     supervisor.start()
     assert await supervisor.wait_healthy(10)
     yield supervisor
@@ -159,7 +166,11 @@ async def delivering(
     runtime.plugins = make_plugin_manager(runtime.config.plugins)
     runtime.load_vendors()
     runtime.load_suggesters()
-    supervisor = Supervisor([dispatch_actor(runtime), receipts_actor(runtime)], runtime.metrics)
+    supervisor = Supervisor(
+        [dispatch_actor(runtime), receipts_actor(runtime)],
+        runtime.metrics,
+        **restarts(runtime.config),
+    )
     supervisor.start()
     assert await supervisor.wait_healthy(10)
     yield runtime

@@ -14,8 +14,9 @@ import contextlib
 import os
 import signal
 import socket
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import structlog
@@ -35,7 +36,8 @@ from crmd.runtime.context import Runtime
 from crmd.runtime.supervisor import Supervisor
 from crmd.runtime.systemd import Notifier
 from crmd.services.connect import connect_mongo, connect_redis
-from crmd.services.embedded import EmbeddedError, embedded_services
+from crmd.services.embedded import embedded_services
+from crmd.services.servers import EmbeddedError
 from crmd.store.indexes import ensure_indexes
 from crmd.streams import GROUP
 from crmd.streams.worker import ensure_group
@@ -78,10 +80,13 @@ async def serve(config: Config, environ: Mapping[str, str]) -> int:
     """Run crmd until SIGTERM/SIGINT. Returns the process exit code."""
     notifier = Notifier(environ)
     stop = asyncio.Event()
+    lost = asyncio.Event()
+    """Set when an embedded server died and could not be started again."""
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
     ready = False
+    exit_code = 0
 
     def on_signal(signum: signal.Signals) -> None:
         log.info("crmd.signal", signal=signum.name, phase="serving" if ready else "starting")
@@ -94,7 +99,7 @@ async def serve(config: Config, environ: Mapping[str, str]) -> int:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
         async with contextlib.AsyncExitStack() as stack:
-            runtime = await _start(config, stack)
+            runtime = await _start(config, stack, lost)
             supervisor = runtime.supervisor
             assert supervisor is not None
             if not await supervisor.wait_healthy(READY_TIMEOUT):
@@ -107,7 +112,10 @@ async def serve(config: Config, environ: Mapping[str, str]) -> int:
             log.info("crmd.ready", url=url, actors=[a.name for a in supervisor.actors])
             watchdog = asyncio.create_task(_watchdog(notifier, supervisor))
             try:
-                await stop.wait()
+                await _first(stop.wait(), lost.wait())
+                if lost.is_set():
+                    log.critical("crmd.dependency_lost", action="exiting for a restart")
+                    exit_code = 1
             finally:
                 notifier.notify("STOPPING=1", "STATUS=draining")
                 watchdog.cancel()
@@ -125,7 +133,18 @@ async def serve(config: Config, environ: Mapping[str, str]) -> int:
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-    return 0
+    return exit_code
+
+
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    """Wait until the first of ``waits`` finishes; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def ensure_can_listen(host: str, port: int) -> None:
@@ -138,7 +157,7 @@ def ensure_can_listen(host: str, port: int) -> None:
         raise StartupError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
-async def _start(config: Config, stack: contextlib.AsyncExitStack) -> Runtime:
+async def _start(config: Config, stack: contextlib.AsyncExitStack, lost: asyncio.Event) -> Runtime:
     ensure_can_listen(config.server.host, config.server.port)
     resolve_jwt_secret(config)  # before anything starts: no secret, no start
     urls = await stack.enter_async_context(
@@ -147,6 +166,7 @@ async def _start(config: Config, stack: contextlib.AsyncExitStack) -> Runtime:
             config.redis.url,
             Path(config.embedded.data_dir),
             config.embedded.start_timeout,
+            lost,
         )
     )
     log.info("crmd.connecting", mongodb=redact_url(urls.mongodb), redis=redact_url(urls.redis))

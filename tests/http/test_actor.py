@@ -14,7 +14,7 @@ from crmd.http.actor import HttpActor
 from crmd.http.app import make_app
 from crmd.runtime.context import Runtime
 from crmd.runtime.supervisor import Supervisor
-from crmd.services.embedded import free_port
+from crmd.services.servers import free_port
 
 log = structlog.get_logger(__name__)
 

@@ -8,7 +8,8 @@ import pytest
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from crmd.services.embedded import EmbeddedError, embedded_services, redis_server_binary
+from crmd.services.embedded import embedded_services
+from crmd.services.servers import EmbeddedError, redis_server_binary
 
 
 async def test_embedded_servers_keep_their_data_across_restarts(tmp_path: Path):
@@ -75,3 +76,34 @@ def test_secret_file_is_made_once_and_shared(tmp_path: Path):
     assert read_or_create_secret(tmp_path / "s") == first
     assert len(first) >= 32
     assert [p.name for p in tmp_path.iterdir()] == ["s"]
+
+
+async def test_embedded_database_requires_its_password_and_its_files_are_private(
+    tmp_path: Path,
+):
+    from pymongo.errors import OperationFailure
+
+    data = tmp_path / "data"
+    async with embedded_services("embedded", "mongodb://unused", data, 60) as urls:
+        assert "@" in urls.mongodb
+        good: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(urls.mongodb)
+        await good.crmd.notes.insert_one({"_id": 1})
+        await good.close()
+        bare_url = "mongodb://" + urls.mongodb.split("@", 1)[1]
+        bare: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(bare_url)
+        with pytest.raises(OperationFailure, match="requires authentication"):
+            await bare.crmd.notes.find_one({})
+        await bare.close()
+        wrong = AsyncMongoClient(urls.mongodb.replace("crmd:", "crmd:x", 1))
+        with pytest.raises(OperationFailure):
+            await wrong.crmd.notes.find_one({})
+        await wrong.close()
+    assert data.stat().st_mode & 0o077 == 0
+    for path in data.rglob("*"):
+        if path.is_file():
+            assert path.stat().st_mode & 0o077 == 0, path
+    # Started again, it signs in with the same password (no second provisioning).
+    async with embedded_services("embedded", "mongodb://unused", data, 60) as urls:
+        again: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(urls.mongodb)
+        assert await again.crmd.notes.find_one({"_id": 1}) == {"_id": 1}
+        await again.close()
