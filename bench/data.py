@@ -31,17 +31,35 @@ def write_customers(path: Path, rows: int, prefix: str, seed: int = 7) -> int:
     now = datetime(2026, 11, 1, tzinfo=UTC)
     with path.open("w", newline="", encoding="utf-8") as handle:
         out = csv.writer(handle)
-        out.writerow(["customer_external_id", "name", "email", "phone", "location", "spend",
-                      "visits", "lastActive", "tier"])  # fmt: skip
+        out.writerow(
+            [
+                "customer_external_id",
+                "name",
+                "email",
+                "phone",
+                "location",
+                "spend",
+                "visits",
+                "lastActive",
+                "tier",
+            ]
+        )
         for n in range(rows):
             first, last = rng.choice(FIRST), rng.choice(LAST)
             active = now - timedelta(days=rng.randrange(0, 400), seconds=rng.randrange(86400))
-            out.writerow([
-                f"{prefix}{n}", f"{first} {last}", f"{first.lower()}.{n}@{prefix}.example.com",
-                f"+91{rng.randrange(7_000_000_000, 9_999_999_999)}", rng.choice(CITIES),
-                f"{rng.lognormvariate(9, 1.2):.2f}", rng.randrange(0, 40),
-                active.strftime("%Y-%m-%dT%H:%M:%SZ"), rng.choice(TIERS),
-            ])  # fmt: skip
+            out.writerow(
+                [
+                    f"{prefix}{n}",
+                    f"{first} {last}",
+                    f"{first.lower()}.{n}@{prefix}.example.com",
+                    f"+91{rng.randrange(7_000_000_000, 9_999_999_999)}",
+                    rng.choice(CITIES),
+                    f"{rng.lognormvariate(9, 1.2):.2f}",
+                    rng.randrange(0, 40),
+                    active.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    rng.choice(TIERS),
+                ]
+            )
     return path.stat().st_size
 
 

@@ -8,7 +8,7 @@ goes to stdout, the figures and the machine to ``bench/results.json``.
 
     python -m bench.run [--quick] [--out PATH]
 
-``--quick`` is ten times smaller: a smoke test of this code, not a measurement.
+``--quick`` is a hundred times smaller: a smoke test of this code, not a measurement.
 """
 
 from __future__ import annotations
@@ -58,7 +58,9 @@ class Sizes(msgspec.Struct, frozen=True):
     preview_repeats: int = 1
 
     def quick(self) -> Sizes:
-        return Sizes(self.upload_rows // 10, self.audience // 10, self.single_receipts // 10, 2)
+        """A hundred times smaller: a smoke test of this code (under a minute), not a
+        measurement."""
+        return Sizes(self.upload_rows // 100, self.audience // 100, self.single_receipts // 100)
 
 
 class Figure(msgspec.Struct):
@@ -72,11 +74,25 @@ class Figure(msgspec.Struct):
     detail: dict[str, Any] = {}
 
 
-def rate_figure(name: str, crmd_rate: float, limit_rate: float, target: float,
-                unit: str = "rows/s", **detail: Any) -> Figure:  # fmt: skip
+def rate_figure(
+    name: str,
+    crmd_rate: float,
+    limit_rate: float,
+    target: float,
+    unit: str = "rows/s",
+    **detail: Any,
+) -> Figure:
     ratio = crmd_rate / limit_rate
-    return Figure(name, round(crmd_rate, 1), round(limit_rate, 1), unit, round(ratio, 3),
-                  f">= {target}", ratio >= target, detail)  # fmt: skip
+    return Figure(
+        name,
+        round(crmd_rate, 1),
+        round(limit_rate, 1),
+        unit,
+        round(ratio, 3),
+        f">= {target}",
+        ratio >= target,
+        detail,
+    )
 
 
 def say(text: str) -> None:
@@ -84,8 +100,9 @@ def say(text: str) -> None:
     sys.stderr.flush()
 
 
-async def wait_for(what: str, check: Callable[[], Awaitable[bool]], timeout: float,
-                   every: float = 0.25) -> None:  # fmt: skip
+async def wait_for(
+    what: str, check: Callable[[], Awaitable[bool]], timeout: float, every: float = 0.25
+) -> None:
     deadline = time.monotonic() + timeout
     while not await check():
         if time.monotonic() > deadline:
@@ -102,8 +119,9 @@ async def scratch(db: Any, name: str, like: str) -> Any:
     return collection
 
 
-async def copy_timed(source: Any, query: Doc, target: Any, batch: int, limit: int = 0,
-                     skip: int = 0, retag: str = "") -> tuple[int, float]:  # fmt: skip
+async def copy_timed(
+    source: Any, query: Doc, target: Any, batch: int, limit: int = 0, skip: int = 0, retag: str = ""
+) -> tuple[int, float]:
     """Read crmd's documents (``limit`` of them after ``skip``, or all) and
     ``insert_many`` them into ``target`` in batches; only the inserts are timed. With
     ``retag`` each gets a new ``_id`` and that ``userId`` (to go beside the originals).
@@ -134,8 +152,9 @@ def quantile(values: list[float], q: float) -> float:
 
 
 class Bench:
-    def __init__(self, base: str, db: Any, sampler: MemorySampler, sizes: Sizes, work: Path
-                 ) -> None:  # fmt: skip
+    def __init__(
+        self, base: str, db: Any, sampler: MemorySampler, sizes: Sizes, work: Path
+    ) -> None:
         self.base = base
         self.db = db
         self.sampler = sampler
@@ -148,9 +167,13 @@ class Bench:
         """POST the file as a raw text/csv body; (upload id, seconds until the 202)."""
         started = perf_counter()
         with path.open("rb") as body:
-            answer = await api.call("POST", f"/api/v1/upload/customers?filename={path.name}",
-                                    expect=202, data=body,
-                                    headers={"Content-Type": "text/csv"})  # fmt: skip
+            answer = await api.call(
+                "POST",
+                f"/api/v1/upload/customers?filename={path.name}",
+                expect=202,
+                data=body,
+                headers={"Content-Type": "text/csv"},
+            )
         return answer["uploadId"], perf_counter() - started
 
     async def until_persisted(self, api: Api, upload_id: str, rows: int) -> None:
@@ -175,11 +198,20 @@ class Bench:
         read_rows, read_seconds = csv_reader_seconds(path)
         assert read_rows == rows, (read_rows, rows)
         for n in range(3):  # a few campaigns for the latency probe to list
-            await api.call("POST", "/api/v1/campaigns", expect=201, json={
-                "name": f"draft {n}", "message": "Hi {first_name|there}", "rule": "spend > 1",
-                "draft": True})  # fmt: skip
-        say(f"upload: {rows:,} rows, {size / MB:.0f} MB; csv.reader read it in "
-            f"{read_seconds:.2f} s")  # fmt: skip
+            await api.call(
+                "POST",
+                "/api/v1/campaigns",
+                expect=201,
+                json={
+                    "name": f"draft {n}",
+                    "message": "Hi {first_name|there}",
+                    "rule": "spend > 1",
+                    "draft": True,
+                },
+            )
+        say(
+            f"upload: {rows:,} rows, {size / MB:.0f} MB; csv.reader read it in {read_seconds:.2f} s"
+        )
         latencies: list[float] = []
         with self.sampler.phase("upload"):
             started = perf_counter()
@@ -206,31 +238,64 @@ class Bench:
         half = min(rows, RAW_INGEST_SAMPLE) // 2
         uploaded = {"uploadId": upload_id}
         raw = await scratch(self.db, "bench_raw_customers", "customers")
-        first, first_seconds = await copy_timed(self.db.customers, uploaded, raw, batch=500,
-                                                limit=half)  # fmt: skip
+        first, first_seconds = await copy_timed(
+            self.db.customers, uploaded, raw, batch=500, limit=half
+        )
         await self.db.drop_collection("bench_raw_customers")
-        last, last_seconds = await copy_timed(self.db.customers, uploaded, self.db.customers,
-                                              batch=500, limit=half, skip=half,
-                                              retag="bench-raw")  # fmt: skip
+        last, last_seconds = await copy_timed(
+            self.db.customers,
+            uploaded,
+            self.db.customers,
+            batch=500,
+            limit=half,
+            skip=half,
+            retag="bench-raw",
+        )
         assert first == last == half, (first, last, half)
         sample, raw_seconds = first + last, first_seconds + last_seconds
-        self.figures.append(rate_figure(
-            "upload acceptance (POST until 202)", rows / accept_seconds, rows / read_seconds,
-            0.4, limit_is="csv.reader iterating the file", seconds=round(accept_seconds, 2),
-            file_mb=round(size / MB, 1)))  # fmt: skip
-        self.figures.append(rate_figure(
-            "end-to-end ingestion (POST until persisted)", rows / end_to_end,
-            sample / raw_seconds, 0.8, limit_is="insert_many of the same documents, 500 a "
-            "batch: half into an empty collection with the same indexes, half into crmd's "
-            "full one", limit_sample=sample, seconds=round(end_to_end, 1),
-            raw_seconds=round(raw_seconds, 1),
-            limit_empty_rows_per_s=round(first / first_seconds, 1),
-            limit_full_rows_per_s=round(last / last_seconds, 1)))  # fmt: skip
-        self.figures.append(Figure(
-            "GET /api/v1/campaigns while the upload is processed, p50 / p99 ms",
-            round(quantile(latencies, 0.5) * 1000, 1), None, "ms", None, "report", None,
-            {"p99_ms": round(quantile(latencies, 0.99) * 1000, 1), "requests": len(latencies),
-             "max_ms": round(max(latencies) * 1000, 1)}))  # fmt: skip
+        self.figures.append(
+            rate_figure(
+                "upload acceptance (POST until 202)",
+                rows / accept_seconds,
+                rows / read_seconds,
+                0.4,
+                limit_is="csv.reader iterating the file",
+                seconds=round(accept_seconds, 2),
+                file_mb=round(size / MB, 1),
+            )
+        )
+        self.figures.append(
+            rate_figure(
+                "end-to-end ingestion (POST until persisted)",
+                rows / end_to_end,
+                sample / raw_seconds,
+                0.8,
+                limit_is="insert_many of the same documents, 500 a "
+                "batch: half into an empty collection with the same indexes, half into crmd's "
+                "full one",
+                limit_sample=sample,
+                seconds=round(end_to_end, 1),
+                raw_seconds=round(raw_seconds, 1),
+                limit_empty_rows_per_s=round(first / first_seconds, 1),
+                limit_full_rows_per_s=round(last / last_seconds, 1),
+            )
+        )
+        self.figures.append(
+            Figure(
+                "GET /api/v1/campaigns while the upload is processed, p50 / p99 ms",
+                round(quantile(latencies, 0.5) * 1000, 1),
+                None,
+                "ms",
+                None,
+                "report",
+                None,
+                {
+                    "p99_ms": round(quantile(latencies, 0.99) * 1000, 1),
+                    "requests": len(latencies),
+                    "max_ms": round(max(latencies) * 1000, 1),
+                },
+            )
+        )
 
     async def audience(self, api: Api) -> str:
         """The campaign user's customers (uploaded through crmd, not timed); their id."""
@@ -266,24 +331,46 @@ class Bench:
                 f"{crmd_times[-1] * 1000:.0f} ms, count_documents {raw_times[-1] * 1000:.0f} ms"
             )
         total, raw = sum(crmd_times), sum(raw_times)
-        self.figures.append(Figure(
-            f"segment preview, {len(RULES)} rules over {self.sizes.audience:,} customers (s)",
-            round(total, 3), round(raw, 3), "s", round(total / raw, 3), "<= 1.1",
-            total / raw <= 1.1,
-            {"limit_is": "count_documents with the same filters",
-             "rules": [{"rule": r, "audience": s, "crmd_ms": round(c * 1000, 1),
-                        "count_ms": round(w * 1000, 1)}
-                       for r, s, c, w in zip(RULES, sizes, crmd_times, raw_times,
-                                             strict=True)]}))  # fmt: skip
+        self.figures.append(
+            Figure(
+                f"segment preview, {len(RULES)} rules over {self.sizes.audience:,} customers (s)",
+                round(total, 3),
+                round(raw, 3),
+                "s",
+                round(total / raw, 3),
+                "<= 1.1",
+                total / raw <= 1.1,
+                {
+                    "limit_is": "count_documents with the same filters",
+                    "rules": [
+                        {
+                            "rule": r,
+                            "audience": s,
+                            "crmd_ms": round(c * 1000, 1),
+                            "count_ms": round(w * 1000, 1),
+                        }
+                        for r, s, c, w in zip(RULES, sizes, crmd_times, raw_times, strict=True)
+                    ],
+                },
+            )
+        )
 
     async def dispatch(self, api: Api) -> str:
         n = self.sizes.audience
         campaigns = self.db.campaigns
         with self.sampler.phase("campaign"):
             started = perf_counter()
-            created = await api.call("POST", "/api/v1/campaigns", expect=201, json={
-                "name": "bench", "message": "Hi {first_name|there}, {spend} well spent!",
-                "rule": EVERYONE, "vendor": "dummy_vendor"})  # fmt: skip
+            created = await api.call(
+                "POST",
+                "/api/v1/campaigns",
+                expect=201,
+                json={
+                    "name": "bench",
+                    "message": "Hi {first_name|there}, {spend} well spent!",
+                    "rule": EVERYONE,
+                    "vendor": "dummy_vendor",
+                },
+            )
             campaign = ObjectId(created["id"])
 
             async def sent() -> bool:
@@ -300,39 +387,79 @@ class Bench:
             self.db.communication_log, {"campaignId": str(campaign)}, raw, batch=1000
         )
         assert copied == n, (copied, n)
-        self.figures.append(rate_figure(
-            f"dispatch, {n:,} recipients, no-op vendor (POST until sent)", n / seconds,
-            n / raw_seconds, 0.7, unit="messages/s",
-            limit_is="insert_many of the same log documents, 1,000 a batch",
-            seconds=round(seconds, 1), raw_seconds=round(raw_seconds, 1)))  # fmt: skip
+        self.figures.append(
+            rate_figure(
+                f"dispatch, {n:,} recipients, no-op vendor (POST until sent)",
+                n / seconds,
+                n / raw_seconds,
+                0.7,
+                unit="messages/s",
+                limit_is="insert_many of the same log documents, 1,000 a batch",
+                seconds=round(seconds, 1),
+                raw_seconds=round(raw_seconds, 1),
+            )
+        )
         return str(campaign)
 
     async def receipts(self, api: Api, campaign: str) -> None:
-        ids = [d["_id"] async for d in self.db.communication_log.find(
-            {"campaignId": campaign}, {"_id": 1}, batch_size=5000)]  # fmt: skip
+        ids = [
+            d["_id"]
+            async for d in self.db.communication_log.find(
+                {"campaignId": campaign}, {"_id": 1}, batch_size=5000
+            )
+        ]
         n, singles = len(ids), ids[: self.sizes.single_receipts]
         raw_seconds = await self.raw_updates(ids)
         with self.sampler.phase("receipts"):
             batched = [ids[i : i + 1000] for i in range(0, n, 1000)]
-            accepted, exact = await self.post_receipts(api, campaign, batched, "SENT", "sent",
-                                                       concurrency=4)  # fmt: skip
-            self.figures.append(rate_figure(
-                f"receipts, {n:,} in posts of 1,000: accepted", n / accepted, n / raw_seconds,
-                0.7, unit="receipts/s", limit_is="bulk update of the same documents",
-                seconds=round(accepted, 1)))  # fmt: skip
-            self.figures.append(rate_figure(
-                "  posts of 1,000: reconciled until the stats are exact", n / exact,
-                n / raw_seconds, 0.7, unit="receipts/s", seconds=round(exact, 1)))  # fmt: skip
+            accepted, exact = await self.post_receipts(
+                api, campaign, batched, "SENT", "sent", concurrency=4
+            )
+            self.figures.append(
+                rate_figure(
+                    f"receipts, {n:,} in posts of 1,000: accepted",
+                    n / accepted,
+                    n / raw_seconds,
+                    0.7,
+                    unit="receipts/s",
+                    limit_is="bulk update of the same documents",
+                    seconds=round(accepted, 1),
+                )
+            )
+            self.figures.append(
+                rate_figure(
+                    "  posts of 1,000: reconciled until the stats are exact",
+                    n / exact,
+                    n / raw_seconds,
+                    0.7,
+                    unit="receipts/s",
+                    seconds=round(exact, 1),
+                )
+            )
             m = len(singles)
             accepted, exact = await self.post_receipts(
                 api, campaign, [[i] for i in singles], "DELIVERED", "delivered", concurrency=16
             )
-            self.figures.append(rate_figure(
-                f"receipts, {m:,} one per post: accepted", m / accepted, n / raw_seconds, 0.7,
-                unit="receipts/s", seconds=round(accepted, 1)))  # fmt: skip
-            self.figures.append(rate_figure(
-                "  one per post: reconciled until the stats are exact", m / exact,
-                n / raw_seconds, 0.7, unit="receipts/s", seconds=round(exact, 1)))  # fmt: skip
+            self.figures.append(
+                rate_figure(
+                    f"receipts, {m:,} one per post: accepted",
+                    m / accepted,
+                    n / raw_seconds,
+                    0.7,
+                    unit="receipts/s",
+                    seconds=round(accepted, 1),
+                )
+            )
+            self.figures.append(
+                rate_figure(
+                    "  one per post: reconciled until the stats are exact",
+                    m / exact,
+                    n / raw_seconds,
+                    0.7,
+                    unit="receipts/s",
+                    seconds=round(exact, 1),
+                )
+            )
 
     async def raw_updates(self, ids: list[str]) -> float:
         """The receipts' limit: the status update of each log, 1,000 a bulk write, on
@@ -341,17 +468,28 @@ class Bench:
         at = datetime.now(UTC)
         spent = 0.0
         for start in range(0, len(ids), 1000):
-            updates = [UpdateOne({"_id": i}, {"$set": {"status": "SENT", "rank": 1,
-                                                       "updatedAt": at, "times.SENT": at}})
-                       for i in ids[start : start + 1000]]  # fmt: skip
+            updates = [
+                UpdateOne(
+                    {"_id": i},
+                    {"$set": {"status": "SENT", "rank": 1, "updatedAt": at, "times.SENT": at}},
+                )
+                for i in ids[start : start + 1000]
+            ]
             started = perf_counter()
             await raw.bulk_write(updates, ordered=False)
             spent += perf_counter() - started
         await self.db.drop_collection("bench_raw_logs")
         return spent
 
-    async def post_receipts(self, api: Api, campaign: str, posts: list[list[str]], status: str,
-                            group: str, concurrency: int) -> tuple[float, float]:  # fmt: skip
+    async def post_receipts(
+        self,
+        api: Api,
+        campaign: str,
+        posts: list[list[str]],
+        status: str,
+        group: str,
+        concurrency: int,
+    ) -> tuple[float, float]:
         """Signed receipt posts, ``concurrency`` at a time; (seconds until the last 202,
         seconds until the campaign's ``stats.<group>`` counts every one)."""
         queue = list(reversed(posts))
@@ -362,16 +500,26 @@ class Bench:
             while queue:
                 ids = queue.pop()
                 now = datetime.now(UTC).isoformat()
-                body = msgspec.json.encode([
-                    {"status": status, "timestamp": now, "eventId": f"{status}-{i}",
-                     "messageId": i} for i in ids])  # fmt: skip
-                headers = signed_headers(RECEIPT_SECRET, f"msg_{uuid.uuid4().hex}",
-                                         int(time.time()), body)  # fmt: skip
+                body = msgspec.json.encode(
+                    [
+                        {
+                            "status": status,
+                            "timestamp": now,
+                            "eventId": f"{status}-{i}",
+                            "messageId": i,
+                        }
+                        for i in ids
+                    ]
+                )
+                headers = signed_headers(
+                    RECEIPT_SECRET, f"msg_{uuid.uuid4().hex}", int(time.time()), body
+                )
                 headers["Content-Type"] = "application/json"
                 async with api.http.post(url, data=body, headers=headers) as response:
                     if response.status != 202:
-                        raise RuntimeError(f"receipt post: {response.status} "
-                                           f"{await response.text()}")  # fmt: skip
+                        raise RuntimeError(
+                            f"receipt post: {response.status} {await response.text()}"
+                        )
 
         async def exact() -> bool:
             doc = await self.db.campaigns.find_one({"_id": ObjectId(campaign)}, {"stats": 1})
@@ -388,18 +536,32 @@ class Bench:
 
     def memory(self) -> None:
         peaks, bases = self.sampler.peaks, self.sampler.baselines
-        figures: list[tuple[str, float]] = [(f"crmd peak RSS during the {name} (MB)", peaks[phase])
-                   for name, phase in (("upload", "upload"), ("campaign", "campaign"),
-                                       ("receipts", "receipts")) if phase in peaks]  # fmt: skip
+        figures: list[tuple[str, float]] = [
+            (f"crmd peak RSS during the {name} (MB)", peaks[phase])
+            for name, phase in (
+                ("upload", "upload"),
+                ("campaign", "campaign"),
+                ("receipts", "receipts"),
+            )
+            if phase in peaks
+        ]
         if "campaign" in peaks:
             grown = max(0, peaks["campaign"] - bases["campaign"])
             at_1m = bases["campaign"] + grown * (1_000_000 / self.sizes.audience)
             figures.append(("  campaign extrapolated to 1M recipients, linearly (MB)", at_1m))
         for name, value in figures:
             mb = value / MB
-            self.figures.append(Figure(name, round(mb, 1), MEMORY_LIMIT_MB, "MB",
-                                       round(mb / MEMORY_LIMIT_MB, 3), f"<= {MEMORY_LIMIT_MB}",
-                                       mb <= MEMORY_LIMIT_MB))  # fmt: skip
+            self.figures.append(
+                Figure(
+                    name,
+                    round(mb, 1),
+                    MEMORY_LIMIT_MB,
+                    "MB",
+                    round(mb / MEMORY_LIMIT_MB, 3),
+                    f"<= {MEMORY_LIMIT_MB}",
+                    mb <= MEMORY_LIMIT_MB,
+                )
+            )
 
 
 async def versions(urls_redis: str, db: Any) -> dict[str, str]:
@@ -409,8 +571,11 @@ async def versions(urls_redis: str, db: Any) -> dict[str, str]:
     finally:
         await redis.aclose()
     build = await db.client.admin.command("buildInfo")
-    return {"redis": str(info.get("redis_version")), "database": str(build.get("version")),
-            "database_name": str(build.get("gitVersion") or build.get("name") or "")}  # fmt: skip
+    return {
+        "redis": str(info.get("redis_version")),
+        "database": str(build.get("version")),
+        "database_name": str(build.get("gitVersion") or build.get("name") or ""),
+    }
 
 
 def machine() -> dict[str, Any]:
@@ -418,9 +583,14 @@ def machine() -> dict[str, Any]:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal:"):
             memory = int(line.split()[1]) * 1024
-    return {"cores": os.cpu_count(), "memory_gib": round(memory / 1024**3, 1),
-            "python": platform.python_version(), "platform": platform.platform(),
-            "cpu": _cpu_model(), "crmd": crmd.__version__}  # fmt: skip
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory / 1024**3, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "crmd": crmd.__version__,
+    }
 
 
 def _cpu_model() -> str:
@@ -436,18 +606,30 @@ def rows_of(figures: list[Figure]) -> list[tuple[str, ...]]:
         crmd_text = f"{f.crmd:,.1f}"
         if f.unit == "ms":
             crmd_text = f"{f.crmd:,.1f} / {f.detail['p99_ms']:,.1f}"
-        rows.append((f.name, crmd_text, "" if f.limit is None else f"{f.limit:,.1f}", f.unit,
-                     "" if f.ratio is None else f"{f.ratio:.2f}", f.target,
-                     {True: "met", False: "BELOW", None: ""}[f.met]))  # fmt: skip
+        rows.append(
+            (
+                f.name,
+                crmd_text,
+                "" if f.limit is None else f"{f.limit:,.1f}",
+                f.unit,
+                "" if f.ratio is None else f"{f.ratio:.2f}",
+                f.target,
+                {True: "met", False: "BELOW", None: ""}[f.met],
+            )
+        )
     return rows
 
 
 def table(figures: list[Figure]) -> str:
     rows = rows_of(figures)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
-             for r in rows]  # fmt: skip
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ).rstrip()
+        for r in rows
+    ]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 
@@ -458,21 +640,32 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [f"| {' | '.join(c.strip().replace('|', '/') for c in row)} |" for row in rows]
     lines.insert(1, "|---" + "|---:" * (len(rows[0]) - 2) + "|---|")
     m = result["machine"]
-    lines.append(f"\n{m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python "
-                 f"{m['python']}, Redis {m['redis']}, database {m['database']} "
-                 f"({result['servers']} servers); crmd {m['crmd']}; {result['when'][:10]}, "
-                 f"{result['seconds'] / 60:.0f} minutes.")  # fmt: skip
+    lines.append(
+        f"\n{m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python "
+        f"{m['python']}, Redis {m['redis']}, database {m['database']} "
+        f"({result['servers']} servers); crmd {m['crmd']}; {result['when'][:10]}, "
+        f"{result['seconds'] / 60:.0f} minutes."
+    )
     return "\n".join(lines)
 
 
-async def measure(base: str, mongodb: str, redis: str, database: str, sampler: MemorySampler,
-                  sizes: Sizes, work: Path, phases: set[str]) -> dict[str, Any]:  # fmt: skip
-    client: AsyncMongoClient[Doc] = AsyncMongoClient(mongodb, tz_aware=True,
-                                                     maxIdleTimeMS=30_000)  # fmt: skip
+async def measure(
+    base: str,
+    mongodb: str,
+    redis: str,
+    database: str,
+    sampler: MemorySampler,
+    sizes: Sizes,
+    work: Path,
+    phases: set[str],
+) -> dict[str, Any]:
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(mongodb, tz_aware=True, maxIdleTimeMS=30_000)
     bench = Bench(base, client[database], sampler, sizes, work)
     try:
-        async with (signed_in_api(base, "importer@bench.example.com") as importer,
-                    signed_in_api(base, "sender@bench.example.com") as sender):  # fmt: skip
+        async with (
+            signed_in_api(base, "importer@bench.example.com") as importer,
+            signed_in_api(base, "sender@bench.example.com") as sender,
+        ):
             # The 1M-row import last, so the previews count over the 100k customers of
             # their user, not next to a million of another's.
             if phases & {"previews", "dispatch", "receipts"}:
@@ -486,8 +679,11 @@ async def measure(base: str, mongodb: str, redis: str, database: str, sampler: M
             if "ingestion" in phases:
                 await bench.ingestion(importer)
         bench.memory()
-        return {"versions": await versions(redis, bench.db), "notes": bench.notes,
-                "figures": [msgspec.to_builtins(f) for f in bench.figures]}  # fmt: skip
+        return {
+            "versions": await versions(redis, bench.db),
+            "notes": bench.notes,
+            "figures": [msgspec.to_builtins(f) for f in bench.figures],
+        }
     finally:
         await client.drop_database(database)
         await client.close()
@@ -495,7 +691,9 @@ async def measure(base: str, mongodb: str, redis: str, database: str, sampler: M
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="ten times smaller: a smoke test")
+    parser.add_argument(
+        "--quick", action="store_true", help="a hundred times smaller: a smoke test"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results.json")
     parser.add_argument(
         "--phases",
@@ -526,8 +724,11 @@ def main(argv: list[str] | None = None) -> int:
                 sampler = MemorySampler(process.pid)
                 sampler.start()
                 try:
-                    measured = asyncio.run(measure(base, urls.mongodb, urls.redis, database,
-                                                   sampler, sizes, work, phases))  # fmt: skip
+                    measured = asyncio.run(
+                        measure(
+                            base, urls.mongodb, urls.redis, database, sampler, sizes, work, phases
+                        )
+                    )
                 finally:
                     sampler.stop()
     result = {
@@ -542,10 +743,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(msgspec.json.format(msgspec.json.encode(result), indent=2).decode() + "\n")
     figures = [msgspec.convert(f, Figure) for f in result["figures"]]
     m = result["machine"]
-    sys.stdout.write(f"{table(figures)}\n\n{m['cores']} cores ({m['cpu']}), "
-                     f"{m['memory_gib']} GiB, Python {m['python']}, Redis {m['redis']}, "
-                     f"database {m['database']}; {result['seconds']:.0f} s; "
-                     f"written to {args.out}\n")  # fmt: skip
+    sys.stdout.write(
+        f"{table(figures)}\n\n{m['cores']} cores ({m['cpu']}), "
+        f"{m['memory_gib']} GiB, Python {m['python']}, Redis {m['redis']}, "
+        f"database {m['database']}; {result['seconds']:.0f} s; "
+        f"written to {args.out}\n"
+    )
     return 0
 
 

@@ -137,8 +137,9 @@ class MemorySampler:
 
 
 @contextmanager
-def crmd_process(work: Path, urls: Urls, database: str, max_rows: int
-                 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:  # fmt: skip
+def crmd_process(
+    work: Path, urls: Urls, database: str, max_rows: int
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """``crmd serve`` in a process of its own (so its memory is its own); yields the
     process and its base URL once it is ready."""
     port = free_port()
@@ -147,8 +148,10 @@ def crmd_process(work: Path, urls: Urls, database: str, max_rows: int
     log = (work / "crmd.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "crmd", "serve", "--config", str(config)],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "CRMD_LOGGING__FORMAT": "json"},
-    )  # fmt: skip
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "CRMD_LOGGING__FORMAT": "json"},
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         asyncio.run(_wait_ready(process, base, work / "crmd.log"))
@@ -190,8 +193,9 @@ class Api:
 
     async def call(self, method: str, path: str, expect: int = 200, **kwargs: Any) -> Any:
         headers = {**self.headers, **kwargs.pop("headers", {})}
-        async with self.http.request(method, self.base + path, headers=headers,
-                                     **kwargs) as response:  # fmt: skip
+        async with self.http.request(
+            method, self.base + path, headers=headers, **kwargs
+        ) as response:
             body = await response.read()
             if response.status != expect:
                 raise RuntimeError(f"{method} {path}: {response.status} {body[:500]!r}")

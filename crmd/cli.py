@@ -73,8 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"crmd: config error: {exc}", file=sys.stderr)
         return 1
     if command == "check-config":
-        print(f"crmd: config ok ({loaded.path or 'built-in defaults'})")
-        return 0
+        return _check_config(loaded)
     if command == "plugins":
         return _print_plugins(loaded)
     if command == "token":
@@ -86,10 +85,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _serve(loaded)
 
 
-def _print_plugins(loaded: LoadedConfig) -> int:
-    from crmd.plugins.manager import describe, make_plugin_manager
+def _check_config(loaded: LoadedConfig) -> int:
+    """The settings, then the plugins with theirs: one line either way."""
+    from crmd.app import check
+    from crmd.plugins.manager import PluginError
 
-    rows = describe(make_plugin_manager(loaded.config.plugins))
+    try:
+        asyncio.run(check(loaded.config))
+    except PluginError as exc:
+        print(f"crmd: config error: {exc}", file=sys.stderr)
+        return 1
+    print(f"crmd: config ok ({loaded.path or 'built-in defaults'})")
+    return 0
+
+
+def _print_plugins(loaded: LoadedConfig) -> int:
+    from crmd.plugins.manager import PluginError, describe, get_plugin_manager
+
+    try:
+        rows = describe(get_plugin_manager(loaded.config.plugins))
+    except PluginError as exc:
+        print(f"crmd: {exc}", file=sys.stderr)
+        return 1
     if not rows:
         print("no plugins loaded")
     for name, hooks in rows:
@@ -137,24 +154,25 @@ def _upload(loaded: LoadedConfig, args: argparse.Namespace) -> int:
 
 def _dummy_vendor(loaded: LoadedConfig, host: str, port: int) -> int:
     """The dummy vendor's HTTP mode: a vendor server of its own, to watch real traffic.
-    Its signing secret is the one the plugin inside crmd derives, from the same config."""
+    Its signing secret is the one the plugin inside crmd is given, from the same config."""
     from crmd.auth.secret import SecretError, resolve_jwt_secret
+    from crmd.plugins.context import PluginContext, PluginSettingsError, plugin_secret
     from crmd.telemetry.logs import configure_logging
 
     try:
-        from crmd_dummy_vendor import NAME, DummyVendor, default_secret, gateway_app
+        from crmd_dummy_vendor import NAME, DummyVendor, Settings, gateway_app
     except ImportError:
         print("crmd: the dummy vendor plugin is not installed", file=sys.stderr)
         return 1
     configure_logging(loaded.config.logging)
+    config = loaded.config
     try:
-        secret = default_secret(resolve_jwt_secret(loaded.config))
+        secret = plugin_secret(resolve_jwt_secret(config), NAME)
     except SecretError as exc:
         print(f"crmd: {exc}", file=sys.stderr)
         return 1
-    settings = loaded.config.plugins.get(NAME, {})
 
-    async def run() -> None:
+    async def run() -> int:
         from aiohttp import web
 
         stop = asyncio.Event()
@@ -162,19 +180,28 @@ def _dummy_vendor(loaded: LoadedConfig, host: str, port: int) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         async with aiohttp.ClientSession() as http:
+            context = PluginContext(
+                NAME, config.plugins.get(NAME, {}), http, config.server.base_url, secret
+            )
+            try:
+                settings = context.settings(Settings)
+            except PluginSettingsError as exc:
+                print(f"crmd: config error: {exc}", file=sys.stderr)
+                return 1
             runner = web.AppRunner(gateway_app(DummyVendor(settings, http, secret, "")))
             await runner.setup()
             await web.TCPSite(runner, host, port).start()
             print(f"dummy vendor listening on http://{host}:{port}/send", flush=True)
             await stop.wait()
             await runner.cleanup()
+        return 0
 
-    asyncio.run(run())
-    return 0
+    return asyncio.run(run())
 
 
 def _serve(loaded: LoadedConfig) -> int:
-    from crmd.runtime.daemon import StartupError, serve
+    from crmd.app import serve
+    from crmd.runtime.daemon import StartupError
     from crmd.telemetry.logs import configure_logging
 
     configure_logging(loaded.config.logging)

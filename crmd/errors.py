@@ -19,10 +19,9 @@ class CrmdError(Exception):
             self.code = code
 
     def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.details is not None:
-            error["details"] = self.details
-        return {"error": error}
+        """``{"error": {"code", "message", "details"}}``; ``details`` is null when there
+        is nothing to add (a field, a line, a column, the allowed values...)."""
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
 
 
 class BadRequest(CrmdError):
@@ -45,16 +44,12 @@ class Conflict(CrmdError):
     status, code = 409, "conflict"
 
 
-class PayloadTooLarge(CrmdError):
-    status, code = 413, "payload_too_large"
-
-
 class Unprocessable(CrmdError):
     status, code = 422, "invalid"
 
 
-class TooManyRequests(CrmdError):
-    status, code = 429, "rate_limited"
+class UnsupportedMediaType(CrmdError):
+    status, code = 415, "unsupported_media_type"
 
 
 class Unavailable(CrmdError):

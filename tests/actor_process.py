@@ -1,4 +1,4 @@
-"""What the crash tests' actor processes share: a runtime built from the command line,
+"""What the crash tests' actor processes share: a system built from the command line,
 a way to die at a chosen point, and a loop that runs a worker until the work is done.
 The scripts run as modules (``python -m tests....``) from the repository's root."""
 
@@ -11,38 +11,46 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import aiohttp
-
+from crmd.app import Crmd, open_crmd
 from crmd.config import load_config
-from crmd.plugins.manager import make_plugin_manager
-from crmd.runtime.context import Runtime
-from crmd.services.connect import connect_mongo, connect_redis
+from crmd.plugins.manager import get_plugin_manager
 from crmd.streams.worker import StreamWorker
 
 SECRET = "x" * 32
 
 
 @contextlib.asynccontextmanager
-async def process_runtime(mongo_url: str, database: str, redis_url: str, prefix: str,
-                          consumer: str, **settings: Any) -> AsyncIterator[Runtime]:  # fmt: skip
-    """``settings``: more config keys, as ``section__key=value``."""
-    config = load_config(None, {}, {
-        ("mongodb", "url"): mongo_url, ("mongodb", "database"): database,
-        ("redis", "url"): redis_url, ("redis", "stream_prefix"): prefix,
-        ("auth", "google_login"): False, ("streams", "block_ms"): 200,
-        ("streams", "consumer_name"): consumer,
-        **{tuple(key.split("__")): value for key, value in settings.items()},
-    }, search=False).config  # fmt: skip
-    mongo = await connect_mongo(config.mongodb.url, 10)
-    redis = await connect_redis(config.redis.url, 5, 10)
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield Runtime(config=config, mongo=mongo, redis=redis, http=http,
-                          plugins=make_plugin_manager({}, entry_points=False),
-                          jwt_secret=SECRET)  # fmt: skip
-    finally:
-        await redis.aclose()
-        await mongo.close()
+async def process_crmd(
+    mongo_url: str,
+    database: str,
+    redis_url: str,
+    prefix: str,
+    consumer: str,
+    plugins: dict[str, object] | None = None,
+    **settings: Any,
+) -> AsyncIterator[Crmd]:
+    """crmd as a crash test's process builds it: through the composition root, on the
+    test's servers. ``plugins`` replaces the installed ones; ``settings`` are more
+    config keys, as ``section__key=value``."""
+    config = load_config(
+        None,
+        {},
+        {
+            ("mongodb", "url"): mongo_url,
+            ("mongodb", "database"): database,
+            ("redis", "url"): redis_url,
+            ("redis", "stream_prefix"): prefix,
+            ("auth", "google_login"): False,
+            ("auth", "jwt_secret"): SECRET,
+            ("streams", "block_ms"): 200,
+            ("streams", "consumer_name"): consumer,
+            **{tuple(key.split("__")): value for key, value in settings.items()},
+        },
+        search=False,
+    ).config
+    manager = get_plugin_manager(config.plugins, load_entrypoints=False, plugins=plugins)
+    async with open_crmd(config, plugin_manager=manager) as crmd:
+        yield crmd
 
 
 def die_at(module: Any, name: str, call: int, before: bool = False) -> None:

@@ -6,33 +6,28 @@ against servers of your own instead."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from crmd.campaigns.actor import dispatch_actor
+from crmd.app import Crmd, open_crmd
 from crmd.config import Config, load_config
-from crmd.http.app import make_app
-from crmd.ingest.actor import ingest_actor
-from crmd.plugins.manager import make_plugin_manager
-from crmd.receipts.actor import receipts_actor
-from crmd.runtime.context import Runtime
 from crmd.runtime.supervisor import Supervisor
 from crmd.services.connect import MongoClient, connect_mongo, connect_redis
 from crmd.services.embedded import Urls
 from crmd.services.servers import (
     ServerProcess,
+    free_port,
     redis_process,
     secantus_process,
     start_and_wait,
 )
-from crmd.store.indexes import ensure_indexes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -62,7 +57,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Urls]:
 
 def make_test_config(services: Urls, **sections: dict[str, Any]) -> Config:
     """The suite's config: the session's servers, a database and stream prefix of the
-    test's own, and stream timings short enough to watch reclaims happen."""
+    test's own, and stream timings short enough to watch a reclaim happen."""
     token = uuid.uuid4().hex[:12]
     overrides: dict[tuple[str, ...], Any] = {
         ("mongodb", "url"): services.mongodb,
@@ -71,11 +66,13 @@ def make_test_config(services: Urls, **sections: dict[str, Any]) -> Config:
         ("redis", "stream_prefix"): f"t{token}",
         ("server", "port"): 8080,
         ("streams", "block_ms"): 200,
-        ("streams", "claim_idle_ms"): 300,
+        ("streams", "claim_idle_ms"): 10_000,
         ("streams", "claim_interval_ms"): 100,
         ("auth", "google_login"): False,
         ("auth", "dev_login"): True,
         ("auth", "jwt_secret"): f"test-secret-{token}-{uuid.uuid4().hex}",
+        ("supervisor", "restart_initial_delay"): 0.1,
+        ("supervisor", "restart_max_delay"): 1.0,
     }
     for section, values in sections.items():
         for key, value in values.items():
@@ -83,9 +80,37 @@ def make_test_config(services: Urls, **sections: dict[str, Any]) -> Config:
     return load_config(None, environ={}, overrides=overrides, search=False).config
 
 
+@contextlib.asynccontextmanager
+async def crmd_with(services: Urls, **sections: dict[str, Any]) -> AsyncIterator[Crmd]:
+    """A crmd of a test's own, on a config of its own (``make_test_config``'s sections),
+    its database dropped afterwards."""
+    config = make_test_config(services, **sections)
+    try:
+        async with open_crmd(config) as crmd:
+            yield crmd
+    finally:
+        client = await connect_mongo(config.mongodb.url, timeout=10)
+        await client.drop_database(config.mongodb.database)
+        await client.close()
+
+
 @pytest.fixture
-def config(services: Urls) -> Config:
-    return make_test_config(services)
+def port() -> int:
+    """The test server's port, known before crmd is built (it is in public_url)."""
+    return free_port()
+
+
+@pytest.fixture
+def vendor_settings() -> dict[str, Any]:
+    """The dummy vendor's [plugins.dummy_vendor] table; a test module may override it."""
+    return {"delay_min": 0.05, "delay_max": 0.3, "seed": 7, "failure_rate": 0.1}
+
+
+@pytest.fixture
+def config(services: Urls, port: int, vendor_settings: dict[str, Any]) -> Config:
+    return make_test_config(
+        services, server={"port": port}, plugins={"dummy_vendor": vendor_settings}
+    )
 
 
 @pytest.fixture
@@ -107,40 +132,23 @@ async def redis(config: Config) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def runtime(config: Config, mongo: MongoClient, redis: Any) -> AsyncIterator[Runtime]:
-    plugins = make_plugin_manager(config.plugins, entry_points=False)
-    async with aiohttp.ClientSession() as http:
-        await ensure_indexes(mongo[config.mongodb.database])
-        yield Runtime(
-            config=config,
-            mongo=mongo,
-            redis=redis,
-            plugins=plugins,
-            http=http,
-            jwt_secret=config.auth.jwt_secret,
-        )
+async def system(config: Config, mongo: MongoClient, redis: Any) -> AsyncIterator[Crmd]:
+    """crmd built by its composition root on the test's config, no actor running."""
+    async with open_crmd(config) as crmd:
+        yield crmd
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, runtime: Runtime) -> TestClient[Any, Any]:
-    result: TestClient[Any, Any] = await aiohttp_client(make_app(runtime))
+async def client(aiohttp_client: Any, system: Crmd, port: int) -> TestClient[Any, Any]:
+    result: TestClient[Any, Any] = await aiohttp_client(system.app, server_kwargs={"port": port})
     return result
 
 
-def restarts(config: Config) -> dict[str, float]:
-    return {
-        "initial_delay": config.supervisor.restart_initial_delay,
-        "max_delay": config.supervisor.restart_max_delay,
-    }
-
-
 @pytest.fixture
-async def ingesting(runtime: Runtime) -> AsyncIterator[Supervisor]:
-    supervisor = Supervisor([ingest_actor(runtime)], runtime.metrics, **restarts(runtime.config))
-    supervisor.start()
+async def ingesting(system: Crmd) -> Supervisor:
+    supervisor = system.start(("ingest",))
     assert await supervisor.wait_healthy(10)
-    yield supervisor
-    await supervisor.stop(10)
+    return supervisor
 
 
 @pytest.fixture
@@ -150,29 +158,9 @@ async def auth(client: Any) -> dict[str, str]:
 
 
 @pytest.fixture
-def vendor_settings() -> dict[str, Any]:
-    """The dummy vendor's [plugins.dummy_vendor] table; a test module may override it."""
-    return {"delay_min": 0.05, "delay_max": 0.3, "seed": 7, "failure_rate": 0.1}
-
-
-@pytest.fixture
-async def delivering(
-    client: Any, runtime: Runtime, ingesting: Any, vendor_settings: dict[str, Any]
-) -> AsyncIterator[Runtime]:
-    runtime.config.plugins["dummy_vendor"] = {
-        "callback_url": str(client.make_url("/api/v1/deliveryReceipt/dummy_vendor")),
-        **vendor_settings,
-    }
-    runtime.plugins = make_plugin_manager(runtime.config.plugins)
-    runtime.load_vendors()
-    runtime.load_suggesters()
-    supervisor = Supervisor(
-        [dispatch_actor(runtime), receipts_actor(runtime)],
-        runtime.metrics,
-        **restarts(runtime.config),
-    )
-    supervisor.start()
+async def delivering(client: Any, system: Crmd, ingesting: Any) -> Crmd:
+    """The dispatch and receipts actors running, the dummy vendor calling the test
+    server back."""
+    supervisor = system.start(("dispatch", "receipts"))
     assert await supervisor.wait_healthy(10)
-    yield runtime
-    await supervisor.stop(10)
-    await runtime.vendors.close()
+    return system

@@ -51,8 +51,15 @@ def get(url: str) -> tuple[int, dict]:
 
 def serve(tmp_path: Path, port: int) -> list[str]:
     """``crmd serve`` with the shipped config, on ``port``, with a data dir of its own."""
-    return ["serve", "--config", str(REPO / "crmd.toml"), "--port", str(port),
-            "--data-dir", str(tmp_path / "data")]  # fmt: skip
+    return [
+        "serve",
+        "--config",
+        str(REPO / "crmd.toml"),
+        "--port",
+        str(port),
+        "--data-dir",
+        str(tmp_path / "data"),
+    ]
 
 
 def crmd(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

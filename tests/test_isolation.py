@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from crmd.http.app import make_app
-from crmd.runtime.context import Runtime
+from crmd.app import Crmd
 from tests.ingest.conftest import CUSTOMERS, ORDERS, upload, wait_done
 
 Headers = dict[str, str]
@@ -100,11 +99,9 @@ async def audiences_count_only_own_customers(
         for path in ("/api/v1/segment/preview", "/api/v1/segments/preview"):
             body = await (await client.post(path, headers=who, json=rule)).json()
             assert body["audienceSize"] == expected
-        body = await (await client.get("/api/v1/audience/preview", params=rule,
-                                       headers=who)).json()  # fmt: skip
+        body = await (await client.get("/api/v1/audience/preview", params=rule, headers=who)).json()
         assert len(body["audienceDetails"]["audienceIds"]) == expected
-        listed = await (await client.get("/api/v1/customers", params=rule,
-                                         headers=who)).json()  # fmt: skip
+        listed = await (await client.get("/api/v1/customers", params=rule, headers=who)).json()
         assert listed["total"] == expected
 
 
@@ -114,10 +111,11 @@ async def campaigns_stay_with_their_owner(
     answer = await (await upload(client, alice, "customers", CUSTOMERS)).json()
     await wait_done(client, alice, answer["uploadId"])
     body = {"name": "c", "message": "Hi {first_name}", "rule": "spend >= 0"}
-    made = [await client.post("/api/v1/campaigns", headers=alice, json=body),
-            await client.post("/api/v1/compaigns", headers=alice, json=body),
-            await client.post("/api/v1/compaign", headers=alice,
-                              json={"compaignDetails": body})]  # fmt: skip
+    made = [
+        await client.post("/api/v1/campaigns", headers=alice, json=body),
+        await client.post("/api/v1/compaigns", headers=alice, json=body),
+        await client.post("/api/v1/compaign", headers=alice, json={"compaignDetails": body}),
+    ]
     assert [m.status for m in made] == [201, 201, 201], [await m.text() for m in made]
     campaign = (await made[0].json())["id"]
     for path in ("/api/v1/campaigns", "/api/v1/compaigns/getCompaign"):
@@ -142,8 +140,9 @@ async def ai_reads_only_the_users_own_data(
     answer = await (await upload(client, alice, "customers", CUSTOMERS)).json()
     await wait_done(client, alice, answer["uploadId"])
     for who, expected in ((alice, 2), (bob, 0)):
-        rule = await (await client.post("/api/v1/ai/rule", headers=who,
-                                        json={"text": "spent over 1"})).json()  # fmt: skip
+        rule = await (
+            await client.post("/api/v1/ai/rule", headers=who, json={"text": "spent over 1"})
+        ).json()
         assert rule["audienceSize"] == expected
     made = await client.post(
         "/api/v1/campaigns",
@@ -156,10 +155,12 @@ async def ai_reads_only_the_users_own_data(
     # Messages and tags read no stored data: both users simply get an answer.
     for who in (alice, bob):
         assert (await client.post("/api/v1/ai/messages", headers=who, json={})).status == 200
-        assert (await client.post("/api/v1/ai/tags", headers=who,
-                                  json={"rule": "spend > 1"})).status == 200  # fmt: skip
-        assert (await client.get("/api/v1/generateMessage", headers=who,
-                                 params={"name": "x"})).status == 200  # fmt: skip
+        assert (
+            await client.post("/api/v1/ai/tags", headers=who, json={"rule": "spend > 1"})
+        ).status == 200
+        assert (
+            await client.get("/api/v1/generateMessage", headers=who, params={"name": "x"})
+        ).status == 200
 
 
 ISOLATION: dict[tuple[str, str], Check] = {
@@ -206,8 +207,8 @@ ISOLATION: dict[tuple[str, str], Check] = {
 }
 
 
-def api_routes(runtime: Runtime) -> set[tuple[str, str]]:
-    app = make_app(runtime)
+def api_routes(system: Crmd) -> set[tuple[str, str]]:
+    app = system.app
     return {
         (route.method, route.resource.canonical)
         for route in app.router.routes()
@@ -217,14 +218,14 @@ def api_routes(runtime: Runtime) -> set[tuple[str, str]]:
     }
 
 
-def test_every_api_route_has_an_isolation_check_or_is_public(runtime: Runtime):
-    routes = api_routes(runtime)
+def test_every_api_route_has_an_isolation_check_or_is_public(system: Crmd):
+    routes = api_routes(system)
     missing = routes - PUBLIC - ISOLATION.keys()
     assert not missing, f"routes without an isolation check: {sorted(missing)}"
     assert not (PUBLIC | ISOLATION.keys()) - routes, "the tables name routes that are gone"
 
 
-async def test_every_private_route_refuses_a_caller_without_a_token(client: Any, runtime: Runtime):
+async def test_every_private_route_refuses_a_caller_without_a_token(client: Any, system: Crmd):
     for method, path in sorted(ISOLATION):
         concrete = re.sub(r"\{[^}]+\}", str(ObjectId()), path)
         response = await client.request(method, concrete)

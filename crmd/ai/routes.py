@@ -8,11 +8,11 @@ import msgspec
 from aiohttp import web
 
 from crmd.ai.service import valid_messages, valid_rule, valid_summary, valid_tags
-from crmd.auth.middleware import tenant_store
+from crmd.auth.requests import tenant_store
 from crmd.campaigns import stats
-from crmd.errors import BadRequest, Unprocessable
+from crmd.errors import Unprocessable
 from crmd.http.bodies import json_body
-from crmd.http.keys import RUNTIME
+from crmd.http.keys import SUGGESTERS
 from crmd.http.responses import json_response
 from crmd.segments.fields import known_fields
 from crmd.segments.query import rule_filter
@@ -21,8 +21,11 @@ from crmd.store.tenant import TenantStore
 
 routes = web.RouteTableDef()
 Short = Annotated[str, msgspec.Meta(max_length=500)]
-BANDS = [(0, 1_000, "under 1,000"), (1_000, 10_000, "1,000-10,000"),
-         (10_000, float("inf"), "10,000+")]  # fmt: skip
+BANDS = [
+    (0, 1_000, "under 1,000"),
+    (1_000, 10_000, "1,000-10,000"),
+    (10_000, float("inf"), "10,000+"),
+]
 
 
 class MessagesBody(msgspec.Struct):
@@ -40,15 +43,10 @@ class TagsBody(msgspec.Struct):
     rule: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 
 
-class OriginalGenerate(msgspec.Struct):
-    name: Short = ""
-    rule: Annotated[str, msgspec.Meta(max_length=2000)] = ""
-
-
 async def variants(request: web.Request, body: MessagesBody) -> tuple[list[str], str]:
     if body.rule:
         rule_filter(body.rule)  # 422 for a bad rule, before any plugin sees it
-    answer = await request.app[RUNTIME].suggesters.first(
+    answer = await request.app[SUGGESTERS].first(
         "messages",
         lambda s: s.suggest_messages(body.objective, body.intent, body.rule, body.n),
         valid_messages,
@@ -64,32 +62,19 @@ async def suggest_messages(request: web.Request) -> web.Response:
     return json_response({"variants": found, "source": source})
 
 
-@routes.get("/api/v1/generateMessage")
-async def generate_message(request: web.Request) -> web.Response:
-    """The original frontend: ``{name, rule}`` in the query or in a JSON body."""
-    if request.query:
-        try:
-            original = msgspec.convert(dict(request.query), OriginalGenerate)
-        except msgspec.ValidationError as exc:
-            raise BadRequest(str(exc)) from None
-    else:
-        original = await json_body(request, OriginalGenerate)
-    found, _ = await variants(request, MessagesBody(objective=original.name,
-                                                    rule=original.rule, n=1))  # fmt: skip
-    return json_response({"success": True, "message": found[0]})
-
-
 @routes.post("/api/v1/ai/rule")
 async def rule_from_text(request: web.Request) -> web.Response:
     body = await json_body(request, RuleBody)
     fields = [f.strip() for f in known_fields().split(",")]
-    answer = await request.app[RUNTIME].suggesters.first(
+    answer = await request.app[SUGGESTERS].first(
         "rule", lambda s: s.rule_from_text(body.text, fields), valid_rule
     )
     if answer is None:
-        raise Unprocessable(f"no suggester understood {body.text!r}; try words like 'spent "
-                            "over 5000', 'inactive for 3 months', 'in Delhi'",
-                            code="not_understood")  # fmt: skip
+        raise Unprocessable(
+            f"no suggester understood {body.text!r}; try words like 'spent "
+            "over 5000', 'inactive for 3 months', 'in Delhi'",
+            code="not_understood",
+        )
     rule, source = answer
     size = await tenant_store(request)["customers"].count_documents(rule_filter(rule))
     return json_response({"rule": rule, "audienceSize": size, "source": source})
@@ -106,8 +91,10 @@ async def spend_bands(store: TenantStore, campaign_id: str) -> dict[str, Any]:
 
     async def tally() -> None:
         ids = [d["customerId"] for d in batch]
-        spend = {c["_id"]: c.get("spend", 0) async for c in find_in(
-            store["customers"], "_id", ids, None, {"spend": 1})}  # fmt: skip
+        spend = {
+            c["_id"]: c.get("spend", 0)
+            async for c in find_in(store["customers"], "_id", ids, None, {"spend": 1})
+        }
         for log in batch:
             value = spend.get(log["customerId"], 0) or 0
             label = next(lab for low, high, lab in BANDS if low <= value < high)
@@ -122,9 +109,15 @@ async def spend_bands(store: TenantStore, campaign_id: str) -> dict[str, Any]:
             batch = []
     if batch:
         await tally()
-    bands = [{"band": label, "total": totals[label], "reached": reached[label],
-              "rate": reached[label] / totals[label] if totals[label] else 0.0}
-             for _, _, label in BANDS]  # fmt: skip
+    bands = [
+        {
+            "band": label,
+            "total": totals[label],
+            "reached": reached[label],
+            "rate": reached[label] / totals[label] if totals[label] else 0.0,
+        }
+        for _, _, label in BANDS
+    ]
     return {"bands": bands}
 
 
@@ -132,7 +125,7 @@ async def spend_bands(store: TenantStore, campaign_id: str) -> dict[str, Any]:
 async def summarize(request: web.Request) -> web.Response:
     store = tenant_store(request)
     campaign = await store["campaigns"].get(request.match_info["id"], "campaign")
-    counted = await stats.refresh(store, str(campaign["_id"]))
+    counted = {k: campaign.get("stats", {}).get(k, 0) for k in stats.GROUPS}
     breakdown = await spend_bands(store, str(campaign["_id"]))
     view = {
         "name": campaign["name"],
@@ -140,7 +133,7 @@ async def summarize(request: web.Request) -> web.Response:
         "audienceSize": campaign["audienceSize"],
         "status": campaign["status"],
     }
-    answer = await request.app[RUNTIME].suggesters.first(
+    answer = await request.app[SUGGESTERS].first(
         "summary", lambda s: s.summarize_campaign(view, counted, breakdown), valid_summary
     )
     if answer is None:
@@ -153,7 +146,7 @@ async def summarize(request: web.Request) -> web.Response:
 async def tag_segment(request: web.Request) -> web.Response:
     body = await json_body(request, TagsBody)
     size = await tenant_store(request)["customers"].count_documents(rule_filter(body.rule))
-    answer = await request.app[RUNTIME].suggesters.first(
+    answer = await request.app[SUGGESTERS].first(
         "tags", lambda s: s.tag_segment(body.rule, {"audienceSize": size}), valid_tags
     )
     if answer is None:

@@ -19,23 +19,30 @@ MAX_SUMMARY = 1000
 
 
 class Suggesters:
-    def __init__(self, suggesters: Sequence[Suggester] = (), order: Sequence[str] = (),
-                 budget: float = 10.0) -> None:  # fmt: skip
+    def __init__(
+        self, suggesters: Sequence[Suggester] = (), order: Sequence[str] = (), budget: float = 10.0
+    ) -> None:
         rank = {name: i for i, name in enumerate(order)}
         self.ordered = sorted(suggesters, key=lambda s: rank.get(s.name, len(rank)))
         self.budget = budget
 
     async def first(
-        self, question: str, ask: Callable[[Suggester], Awaitable[Any]],
+        self,
+        question: str,
+        ask: Callable[[Suggester], Awaitable[Any]],
         check: Callable[[Any], T | None],
-    ) -> tuple[T, str] | None:  # fmt: skip
+    ) -> tuple[T, str] | None:
         """The first checked answer and who gave it, or None when nobody had one."""
         for suggester in self.ordered:
             try:
                 raw = await asyncio.wait_for(ask(suggester), self.budget)
             except Exception as exc:
-                log.warning("ai.suggester_failed", suggester=suggester.name, question=question,
-                            error=f"{type(exc).__name__}: {exc}"[:200])  # fmt: skip
+                log.warning(
+                    "ai.suggester_failed",
+                    suggester=suggester.name,
+                    question=question,
+                    error=f"{type(exc).__name__}: {exc}"[:200],
+                )
                 continue
             answer = check(raw) if raw is not None else None
             if answer is not None:

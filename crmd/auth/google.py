@@ -112,9 +112,11 @@ def verify_id_token(
     allow-list. Returns who signed in, or raises GoogleLoginError saying what failed."""
     try:
         claims: dict[str, Any] = google.auth.jwt.decode(  # type: ignore[no-untyped-call]
-            token, certs=dict(certs), audience=list(client_ids),
+            token,
+            certs=dict(certs),
+            audience=list(client_ids),
             clock_skew_in_seconds=clock_skew,
-        )  # fmt: skip
+        )
     except RecursionError:  # JSON nested thousands deep in the token
         raise GoogleLoginError("ID token is malformed") from None
     except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:

@@ -5,28 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-import structlog
 from aiohttp import web
 
-from crmd.auth.google import (
-    GoogleLoginError,
-    GoogleLoginForbidden,
-    GoogleUnavailable,
-    exchange_code,
-    key_id,
-    verify_id_token,
-)
-from crmd.auth.middleware import current_user, public
-from crmd.auth.tokens import issue_token
-from crmd.auth.users import User, upsert_dev_user, upsert_user
+from crmd.auth.requests import current_user, public
+from crmd.auth.users import User
 from crmd.config import is_loopback
 from crmd.emails import InvalidEmail
-from crmd.errors import BadRequest, Forbidden, NotFound, Unauthorized, Unavailable, Unprocessable
+from crmd.errors import Forbidden, Unprocessable
 from crmd.http.bodies import json_body
-from crmd.http.keys import RUNTIME
-from crmd.runtime.context import Runtime
+from crmd.http.keys import SIGN_IN
+from crmd.http.responses import json_response
 
-log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
 
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
@@ -43,10 +32,19 @@ class DevLogin(msgspec.Struct):
 
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-PROXY_HEADERS = frozenset({
-    "forwarded", "via", "x-real-ip", "x-client-ip", "true-client-ip", "cf-connecting-ip",
-    "fastly-client-ip", "x-cluster-client-ip", "x-original-forwarded-for",
-})  # fmt: skip
+PROXY_HEADERS = frozenset(
+    {
+        "forwarded",
+        "via",
+        "x-real-ip",
+        "x-client-ip",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "fastly-client-ip",
+        "x-cluster-client-ip",
+        "x-original-forwarded-for",
+    }
+)
 
 
 def through_a_proxy(request: web.Request) -> bool:
@@ -72,95 +70,40 @@ def from_this_machine(request: web.Request) -> bool:
     return is_loopback(request.remote or "") and host.strip("[]").lower() in LOCAL_HOSTS
 
 
-def signed_in(runtime: Runtime, user: User) -> web.Response:
-    token = issue_token(
-        user.id, user.email, runtime.jwt_secret, runtime.config.auth.jwt_ttl_seconds
-    )
-    return web.json_response({"token": token, "user": user.public(), "message": "success"})
-
-
-async def google_sign_in(runtime: Runtime, login: GoogleLogin) -> web.Response:
-    auth = runtime.config.auth
-    if not auth.google_login:
-        raise NotFound("Google sign-in is not enabled on this server", code="login_disabled")
-    if bool(login.credential) == bool(login.code):
-        raise BadRequest("send exactly one of 'credential' (an ID token) or 'code'")
-    try:
-        id_token = login.credential
-        if id_token is None:
-            if not auth.google_client_secret:
-                raise NotFound(
-                    "the authorization-code flow needs auth.google_client_secret",
-                    code="login_disabled",
-                )
-            assert login.code is not None
-            id_token = await exchange_code(
-                runtime.http,
-                auth.google_token_url,
-                login.code,
-                auth.google_client_ids[0],
-                auth.google_client_secret,
-            )
-        certs = await runtime.google_certs.get(key_id(id_token))
-        identity = verify_id_token(
-            id_token,
-            certs,
-            auth.google_client_ids,
-            auth.clock_skew_seconds,
-            auth.allowed_domains,
-            auth.allowed_emails,
-        )
-    except GoogleLoginForbidden as exc:
-        log.warning("auth.login_forbidden", reason=str(exc))
-        raise Forbidden(str(exc)) from None
-    except GoogleLoginError as exc:
-        log.warning("auth.login_rejected", reason=str(exc))
-        raise Unauthorized(str(exc)) from None
-    except GoogleUnavailable as exc:
-        log.error("auth.google_unavailable", error=str(exc))
-        raise Unavailable("Google sign-in is unavailable; try again shortly") from None
-    user = await upsert_user(
-        runtime.db, identity.sub, identity.email, identity.name, identity.picture, identity.hd
-    )
-    log.info("auth.signed_in", user_id=user.id, method="google")
-    return signed_in(runtime, user)
+def signed_in(request: web.Request, user: User) -> web.Response:
+    token = request.app[SIGN_IN].token(user)
+    return json_response({"token": token, "user": user.public(), "message": "success"})
 
 
 @routes.post("/api/v1/user/oauth")
 @public
 async def oauth(request: web.Request) -> web.Response:
-    return await google_sign_in(request.app[RUNTIME], await json_body(request, GoogleLogin))
+    return await sign_in_with_google(request, await json_body(request, GoogleLogin))
 
 
-@routes.get("/api/v1/user/oauth")
-@public
-async def oauth_query(request: web.Request) -> web.Response:
-    """The original frontend sends the popup's code as a query parameter."""
-    try:
-        login = msgspec.convert(dict(request.query), GoogleLogin)
-    except msgspec.ValidationError as exc:
-        raise BadRequest(str(exc)) from None
-    return await google_sign_in(request.app[RUNTIME], login)
+async def sign_in_with_google(request: web.Request, login: GoogleLogin) -> web.Response:
+    user = await request.app[SIGN_IN].google(login.credential, login.code)
+    return signed_in(request, user)
 
 
 @routes.post("/api/v1/user/dev-login")
 @public
 async def dev_login(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
-    if not runtime.config.auth.dev_login:
-        raise NotFound("dev login is not enabled on this server", code="login_disabled")
+    sign_in = request.app[SIGN_IN]
+    if not sign_in.config.dev_login:
+        raise Forbidden("dev login is not enabled on this server", code="dev_login_disabled")
     if not from_this_machine(request):
         raise Forbidden("dev login is only for callers on this machine")
     body = await json_body(request, DevLogin)
     try:
-        user = await upsert_dev_user(runtime.db, body.email)
+        user = await sign_in.dev(body.email)
     except InvalidEmail as exc:
-        raise Unprocessable(f"email {exc}", details={"field": "$.email"},
-                            code="invalid_body") from None  # fmt: skip
-    log.info("auth.signed_in", user_id=user.id, method="dev")
-    return signed_in(runtime, user)
+        raise Unprocessable(
+            f"email {exc}", details={"field": "$.email"}, code="invalid_body"
+        ) from None
+    return signed_in(request, user)
 
 
 @routes.get("/api/v1/user/me")
 async def me(request: web.Request) -> web.Response:
-    return web.json_response({"user": current_user(request).public()})
+    return json_response({"user": current_user(request).public()})

@@ -3,35 +3,45 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 from bson import ObjectId
+from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
 
 from crmd.campaigns import jobs
 from crmd.campaigns.dispatch import mark_sent_if_done, plan, send_chunk
-from crmd.campaigns.vendors import RateLimiter
-from crmd.runtime.context import Runtime
+from crmd.campaigns.lifecycle import Action
+from crmd.campaigns.transitions import move
+from crmd.campaigns.vendors import RateLimiter, Vendors
+from crmd.config import StreamsConfig
 from crmd.store.tenant import TenantStore
 from crmd.streams import GROUP, consumer_name
 from crmd.streams.actor import StreamActor
 from crmd.streams.worker import Entry, StreamWorker
+from crmd.telemetry.metrics import Metrics
 
 
-def dispatch_actor(runtime: Runtime) -> StreamActor:
+def dispatch_actor(
+    db: AsyncDatabase[dict[str, Any]],
+    redis: Redis,
+    stream: str,
+    vendors: Vendors,
+    settings: StreamsConfig,
+    metrics: Metrics,
+) -> StreamActor:
     limiters: dict[str, RateLimiter] = {}
 
     async def handle(entries: Sequence[Entry]) -> None:
         for entry in entries:
             job = jobs.decode(entry.fields[jobs.FIELD])
-            store = TenantStore(runtime.db, job.user)
+            store = TenantStore(db, job.user)
             if job.kind == "plan":
-                await plan(
-                    store, runtime.redis, runtime.streams.dispatch, job.campaign, runtime.vendors
-                )
+                await plan(store, redis, stream, job.campaign, vendors)
             else:
-                await send_chunk(store, runtime.vendors, limiters, job)
-                if await jobs.finished(runtime.redis, runtime.streams.dispatch, job):
+                await send_chunk(store, vendors, limiters, job)
+                if await jobs.finished(redis, stream, job):
                     await mark_sent_if_done(store, job.campaign)
 
     async def give_up(entry: Entry, reason: str) -> None:
@@ -39,17 +49,25 @@ def dispatch_actor(runtime: Runtime) -> StreamActor:
             job = jobs.decode(entry.fields[jobs.FIELD])
         except (KeyError, msgspec.DecodeError):
             return
-        await TenantStore(runtime.db, job.user)["campaigns"].update_one(
-            {"_id": ObjectId(job.campaign), "status": {"$nin": ["cancelled", "completed"]}},
-            {"$set": {"status": "error", "reason": f"{job.kind} failed: {reason}"[:1000],
-                      "updatedAt": datetime.now(UTC)}},
-        )  # fmt: skip
+        campaigns = TenantStore(db, job.user)["campaigns"]
+        await move(
+            campaigns,
+            ObjectId(job.campaign),
+            Action.FAIL,
+            reason=f"{job.kind} failed: {reason}"[:1000],
+        )
 
     # One entry at a time: a chunk takes seconds to send, and entries waiting in a
     # consumer's hand would look idle to the others, which would take them over.
-    settings = msgspec.structs.replace(runtime.config.streams, batch_size=1)
+    one_at_a_time = msgspec.structs.replace(settings, batch_size=1)
     worker = StreamWorker(
-        runtime.redis, runtime.streams.dispatch, GROUP, consumer_name(runtime.config.streams),
-        handle, settings, runtime.metrics, on_dead=give_up,
-    )  # fmt: skip
+        redis,
+        stream,
+        GROUP,
+        consumer_name(settings),
+        handle,
+        one_at_a_time,
+        metrics,
+        on_dead=give_up,
+    )
     return StreamActor("dispatch", worker)

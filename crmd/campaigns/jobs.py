@@ -64,7 +64,9 @@ def chunk_size(rate: float) -> int:
     return max(1, min(SEND_CHUNK, int(rate * CHUNK_SECONDS)))
 
 
-def send_jobs(campaign: str, user: str, ids: list[str], size: int = SEND_CHUNK
-              ) -> list[DispatchJob]:  # fmt: skip
-    return [DispatchJob("send", campaign, user, ids[i : i + size])
-            for i in range(0, len(ids), size)]  # fmt: skip
+def send_jobs(
+    campaign: str, user: str, ids: list[str], size: int = SEND_CHUNK
+) -> list[DispatchJob]:
+    return [
+        DispatchJob("send", campaign, user, ids[i : i + size]) for i in range(0, len(ids), size)
+    ]

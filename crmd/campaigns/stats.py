@@ -7,6 +7,8 @@ from typing import Any
 
 from bson import ObjectId
 
+from crmd.campaigns.lifecycle import Action
+from crmd.campaigns.transitions import move
 from crmd.store.tenant import TenantStore
 
 GROUPS = {
@@ -15,6 +17,7 @@ GROUPS = {
     "delivered": ("DELIVERED", "OPENED", "CLICKED"),
     "failed": ("FAILED", "BOUNCED"),
     "unknown": ("UNKNOWN",),
+    "cancelled": ("CANCELLED",),
 }
 
 
@@ -23,23 +26,23 @@ def summarise(by_status: dict[str, int]) -> dict[str, int]:
 
 
 async def count_by_status(store: TenantStore, campaign_id: str) -> dict[str, int]:
-    cursor = await store["communication_log"].aggregate([
-        {"$match": {"campaignId": campaign_id}},
-        {"$group": {"_id": "$status", "n": {"$sum": 1}}},
-    ])  # fmt: skip
+    cursor = await store["communication_log"].aggregate(
+        [
+            {"$match": {"campaignId": campaign_id}},
+            {"$group": {"_id": "$status", "n": {"$sum": 1}}},
+        ]
+    )
     return {doc["_id"]: doc["n"] async for doc in cursor}
 
 
 async def refresh(store: TenantStore, campaign_id: str) -> dict[str, int]:
-    """Recount and store the stats; a sent campaign with nothing pending is completed."""
+    """Recount and store the stats; a sent campaign with nothing pending is completed.
+    Only the actors and the actions call this: a read never writes."""
     stats = summarise(await count_by_status(store, campaign_id))
     campaigns = store["campaigns"]
     await campaigns.update_one({"_id": ObjectId(campaign_id)}, {"$set": {"stats": stats}})
     if stats["pending"] == 0:
-        await campaigns.update_one(
-            {"_id": ObjectId(campaign_id), "status": "sent"},
-            {"$set": {"status": "completed", "completedAt": datetime.now(UTC)}},
-        )
+        await move(campaigns, ObjectId(campaign_id), Action.COMPLETE, completedAt=datetime.now(UTC))
     return stats
 
 

@@ -45,8 +45,9 @@ def parse_template(text: str) -> list[Part]:
     if not text.strip():
         raise TemplateError("the message is empty", 1)
     if len(text) > MAX_TEMPLATE:
-        raise TemplateError(f"the message is longer than {MAX_TEMPLATE} characters",
-                            MAX_TEMPLATE + 1)  # fmt: skip
+        raise TemplateError(
+            f"the message is longer than {MAX_TEMPLATE} characters", MAX_TEMPLATE + 1
+        )
     parts: list[Part] = []
     literal: list[str] = []
     i = 0
@@ -57,8 +58,9 @@ def parse_template(text: str) -> list[Part]:
             i += 2
             continue
         if char == "}":
-            raise TemplateError(f"unmatched '}}' at column {i + 1} (write '}}}}' for a "
-                                "literal brace)", i + 1)  # fmt: skip
+            raise TemplateError(
+                f"unmatched '}}' at column {i + 1} (write '}}}}' for a literal brace)", i + 1
+            )
         if char != "{":
             literal.append(char)
             i += 1
@@ -87,8 +89,11 @@ def _placeholder(inside: str, column: int) -> Placeholder:
             column,
         )
     if len(default) > MAX_DEFAULT or "{" in default:
-        raise TemplateError(f"the default of {{{field}}} at column {column} is not plain "
-                            f"text of at most {MAX_DEFAULT} characters", column)  # fmt: skip
+        raise TemplateError(
+            f"the default of {{{field}}} at column {column} is not plain "
+            f"text of at most {MAX_DEFAULT} characters",
+            column,
+        )
     return Placeholder(field, default)
 
 

@@ -47,8 +47,9 @@ async def guarded_send(
         results = list(await asyncio.wait_for(vendor.send(messages), budget))
     except Exception as exc:
         reason = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
-        log.error("vendor.send_failed", vendor=vendor.name, messages=len(messages),
-                  error=reason[:500])  # fmt: skip
+        log.error(
+            "vendor.send_failed", vendor=vendor.name, messages=len(messages), error=reason[:500]
+        )
         return [Retry(m.message_id, 5.0, reason[:200]) for m in messages]
     answered = {r.message_id for r in results}
     missing = [m for m in messages if m.message_id not in answered]

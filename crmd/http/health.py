@@ -4,26 +4,66 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from aiohttp import web
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
 
-from crmd.http.keys import RUNTIME
-from crmd.runtime.context import Runtime
+from crmd.http.keys import HEALTH
+from crmd.http.responses import json_response
+from crmd.runtime.supervisor import Supervisor
 from crmd.streams import GROUP
 from crmd.streams.worker import stream_stats
-from crmd.telemetry.metrics import CONTENT_TYPE_LATEST
+from crmd.telemetry.metrics import CONTENT_TYPE_LATEST, Metrics
 
 CHECK_TIMEOUT = 2.0
 routes = web.RouteTableDef()
 
 
-@routes.get("/healthz")
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+class Health:
+    """What the health routes look at: the connections, the streams, the actors."""
+
+    def __init__(
+        self,
+        mongo: AsyncMongoClient[dict[str, Any]],
+        redis: Redis,
+        streams: Sequence[str],
+        metrics: Metrics,
+    ) -> None:
+        self.mongo = mongo
+        self.redis = redis
+        self.streams = list(streams)
+        self.metrics = metrics
+        self.supervisors: list[Supervisor] = []
+        """Those running this process's actors (one of which may serve this very API)."""
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        checks = await asyncio.gather(
+            _check("mongodb", self.mongo.admin.command("ping")),
+            _check("redis", self.redis.ping()),
+        )
+        dependencies = dict(checks)
+        actors = {name: state for s in self.supervisors for name, state in s.report().items()}
+        down = [name for name, state in dependencies.items() if state["status"] != "ok"]
+        down += [f"actor:{name}" for name, state in actors.items() if state["status"] != "ok"]
+        return not down, {"dependencies": dependencies, "actors": actors, "down": down}
+
+    async def refresh_metrics(self) -> None:
+        for supervisor in self.supervisors:
+            supervisor.refresh_metrics()
+        for stream in self.streams:
+            stats = await stream_stats(self.redis, stream)
+            self.metrics.stream_length.labels(stream).set(stats["length"])
+            for group, numbers in stats["groups"].items():
+                self.metrics.stream_pending.labels(stream, group).set(numbers["pending"])
+                self.metrics.stream_lag.labels(stream, group).set(numbers["lag"])
+            if GROUP not in stats["groups"]:
+                self.metrics.stream_pending.labels(stream, GROUP).set(0)
 
 
-async def _check(name: str, probe: Any) -> tuple[str, dict[str, str]]:
+async def _check(name: str, probe: Awaitable[Any]) -> tuple[str, dict[str, str]]:
     try:
         await asyncio.wait_for(probe, CHECK_TIMEOUT)
     except Exception as exc:
@@ -31,44 +71,24 @@ async def _check(name: str, probe: Any) -> tuple[str, dict[str, str]]:
     return name, {"status": "ok"}
 
 
-async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
-    checks = await asyncio.gather(
-        _check("mongodb", runtime.mongo.admin.command("ping")),
-        _check("redis", runtime.redis.ping()),
-    )
-    dependencies = dict(checks)
-    actors = runtime.supervisor.report() if runtime.supervisor else {}
-    down = [name for name, state in dependencies.items() if state["status"] != "ok"]
-    down += [f"actor:{name}" for name, state in actors.items() if state["status"] != "ok"]
-    return not down, {"dependencies": dependencies, "actors": actors, "down": down}
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
 
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    ready, report = await readiness(request.app[RUNTIME])
-    return web.json_response(
+    ready, report = await request.app[HEALTH].readiness()
+    return json_response(
         {"status": "ok" if ready else "unavailable", **report}, status=200 if ready else 503
     )
 
 
-async def refresh_stream_metrics(runtime: Runtime) -> None:
-    for stream in runtime.streams.all():
-        stats = await stream_stats(runtime.redis, stream)
-        runtime.metrics.stream_length.labels(stream).set(stats["length"])
-        for group, numbers in stats["groups"].items():
-            runtime.metrics.stream_pending.labels(stream, group).set(numbers["pending"])
-            runtime.metrics.stream_lag.labels(stream, group).set(numbers["lag"])
-        if GROUP not in stats["groups"]:
-            runtime.metrics.stream_pending.labels(stream, GROUP).set(0)
-
-
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
-    if runtime.supervisor:
-        runtime.supervisor.refresh_metrics()
+    health = request.app[HEALTH]
     # Redis being down shows in /readyz; serve the figures we have.
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(refresh_stream_metrics(runtime), CHECK_TIMEOUT)
-    body = runtime.metrics.render()
+        await asyncio.wait_for(health.refresh_metrics(), CHECK_TIMEOUT)
+    body = health.metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

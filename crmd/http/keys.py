@@ -1,7 +1,33 @@
-"""Typed application keys: the app's state lives here, never in module globals."""
+"""Everything a request may need, as typed application keys, declared in this one place.
+
+The composition root (``crmd.app``) sets each key once; a handler takes what it uses
+(``request.app[CAMPAIGNS]``) and nothing else. Types are imported for the checker only,
+so this module imports no domain at run time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from crmd.runtime.context import Runtime
+if TYPE_CHECKING:
+    from pymongo.asynchronous.database import AsyncDatabase
 
-RUNTIME = web.AppKey("runtime", Runtime)
+    from crmd.ai.service import Suggesters
+    from crmd.auth.signin import SignIn
+    from crmd.campaigns.service import Campaigns
+    from crmd.http.health import Health
+    from crmd.ingest.upload import Imports
+    from crmd.receipts.intake import ReceiptIntake
+    from crmd.telemetry.metrics import Metrics
+
+DATABASE: web.AppKey[AsyncDatabase[dict[str, Any]]] = web.AppKey("database")
+"""For tenant stores only: a handler reaches data through ``tenant_store(request)``."""
+SIGN_IN: web.AppKey[SignIn] = web.AppKey("sign_in")
+IMPORTS: web.AppKey[Imports] = web.AppKey("imports")
+CAMPAIGNS: web.AppKey[Campaigns] = web.AppKey("campaigns")
+RECEIPTS: web.AppKey[ReceiptIntake] = web.AppKey("receipts")
+SUGGESTERS: web.AppKey[Suggesters] = web.AppKey("suggesters")
+HEALTH: web.AppKey[Health] = web.AppKey("health")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")

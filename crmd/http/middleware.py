@@ -13,7 +13,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from crmd.errors import CrmdError
-from crmd.http.keys import RUNTIME
+from crmd.http.keys import METRICS
+from crmd.http.responses import json_response
 from crmd.services.connect import DEPENDENCY_ERRORS
 from crmd.telemetry.logs import describe_error
 
@@ -36,10 +37,8 @@ _STATUS_CODES = {
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> web.Response:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if details is not None:
-        error["details"] = details
-    return web.json_response({"error": error}, status=status)
+    body = {"error": {"code": code, "message": message, "details": details}}
+    return json_response(body, status=status)
 
 
 @web.middleware
@@ -68,7 +67,7 @@ async def metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
     finally:
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
-        registry = request.app[RUNTIME].metrics
+        registry = request.app[METRICS]
         registry.requests.labels(request.method, route, str(status)).inc()
         registry.latency.labels(request.method, route).observe(time.perf_counter() - started)
 
@@ -82,7 +81,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except CrmdError as exc:
-        response = web.json_response(exc.body(), status=exc.status)
+        response = json_response(exc.body(), status=exc.status)
         if exc.status == 503:
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response

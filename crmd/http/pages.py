@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from crmd.errors import BadRequest
+from crmd.errors import BadRequest, Unprocessable
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -34,6 +35,24 @@ def _int(request: web.Request, name: str, default: int, low: int, high: int) -> 
         ) from None
     if not low <= value <= high:
         raise BadRequest(f"{name} must be between {low} and {high}", details={"field": name})
+    return value
+
+
+def choice(
+    request: web.Request, name: str, allowed: Sequence[str], upper: bool = False
+) -> str | None:
+    """An enumerated query parameter: absent (None), one of ``allowed``, or 422 naming
+    the values it may take."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    value = raw.upper() if upper else raw
+    if value not in allowed:
+        raise Unprocessable(
+            f"{name} must be one of {', '.join(allowed)}, not {raw[:40]!r}",
+            code="invalid_parameter",
+            details={"field": name, "allowed": list(allowed)},
+        )
     return value
 
 

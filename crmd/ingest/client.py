@@ -52,9 +52,14 @@ async def _file_chunks(path: Path, progress: Progress) -> AsyncIterator[bytes]:
 
 
 async def upload_file(
-    base_url: str, token: str, kind: str, path: Path, mapping: str | None, out: TextIO,
+    base_url: str,
+    token: str,
+    kind: str,
+    path: Path,
+    mapping: str | None,
+    out: TextIO,
     timeout: float = 3600,
-) -> int:  # fmt: skip
+) -> int:
     """Returns the exit code: 0 when every valid row is persisted."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "text/csv"}
     params = {"filename": path.name, **({"mapping": mapping} if mapping else {})}
@@ -63,15 +68,19 @@ async def upload_file(
         base_url=base_url.rstrip("/") + "/", timeout=aiohttp.ClientTimeout(total=timeout)
     ) as session:
         async with session.post(
-            f"api/v1/upload/{kind}", data=_file_chunks(path, sending), headers=headers,
+            f"api/v1/upload/{kind}",
+            data=_file_chunks(path, sending),
+            headers=headers,
             params=params,
-        ) as response:  # fmt: skip
+        ) as response:
             answer: dict[str, Any] = await response.json(content_type=None)
         if response.status != 202:
             error = answer.get("error", {})
             where = error.get("details") or ""
-            out.write(f"\nrefused ({response.status} {error.get('code')}): "
-                      f"{error.get('message')} {where}\n")  # fmt: skip
+            out.write(
+                f"\nrefused ({response.status} {error.get('code')}): "
+                f"{error.get('message')} {where}\n"
+            )
             return 1
         sending.finish("sent")
         rows = answer["rows"]
@@ -79,22 +88,27 @@ async def upload_file(
         job = await _follow(session, answer["uploadId"], headers, processing)
     processing.finish(f"{job['rows']['persisted']:,} rows")
     counts = job["rows"]
-    out.write(f"upload {answer['uploadId']}: {job['status']}. {counts['received']:,} rows "
-              f"received, {counts['valid']:,} valid, {counts['rejected']:,} rejected, "
-              f"{counts['persisted']:,} persisted.\n")  # fmt: skip
+    out.write(
+        f"upload {answer['uploadId']}: {job['status']}. {counts['received']:,} rows "
+        f"received, {counts['valid']:,} valid, {counts['rejected']:,} rejected, "
+        f"{counts['persisted']:,} persisted.\n"
+    )
     for error in job.get("errors", [])[:SHOWN_ERRORS]:
         out.write(f"  line {error['line']}, {error['column'] or 'row'}: {error['message']}\n")
     if counts["rejected"] > SHOWN_ERRORS:
-        out.write(f"  ... every rejected row: {base_url.rstrip('/')}/api/v1/uploads/"
-                  f"{answer['uploadId']}/errors.csv\n")  # fmt: skip
+        out.write(
+            f"  ... every rejected row: {base_url.rstrip('/')}/api/v1/uploads/"
+            f"{answer['uploadId']}/errors.csv\n"
+        )
     if job["status"] == "failed":
         out.write(f"failed: {job.get('reason', '')}\n")
         return 1
     return 0
 
 
-async def _follow(session: aiohttp.ClientSession, upload_id: str, headers: dict[str, str],
-                  progress: Progress) -> dict[str, Any]:  # fmt: skip
+async def _follow(
+    session: aiohttp.ClientSession, upload_id: str, headers: dict[str, str], progress: Progress
+) -> dict[str, Any]:
     started = time.monotonic()
     while True:
         async with session.get(f"api/v1/uploads/{upload_id}", headers=headers) as response:

@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import msgspec
 
+from crmd.errors import CrmdError
 
-class FileProblem(Exception):
-    """The file as a whole is refused; nothing from it is queued."""
+
+class FileProblem(CrmdError):
+    """The file as a whole is refused; nothing from it is queued. Its details say where:
+    ``{"line", "column"}`` when known."""
 
     def __init__(
-        self, status: int, code: str, message: str, *, line: int | None = None,
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        line: int | None = None,
         column: int | None = None,
-    ) -> None:  # fmt: skip
-        super().__init__(message)
+    ) -> None:
+        where = {k: v for k, v in (("line", line), ("column", column)) if v is not None}
+        super().__init__(message, details=where or None, code=code)
         self.status = status
-        self.code = code
-        self.message = message
         self.line = line
         self.column = column
-
-    def details(self) -> dict[str, int]:
-        where = {"line": self.line, "column": self.column}
-        return {k: v for k, v in where.items() if v is not None}
 
 
 class RowError(msgspec.Struct, frozen=True):

@@ -76,10 +76,11 @@ def match_columns(
             )
         if key in seen:
             raise FileProblem(
-                422, "duplicate_header",
+                422,
+                "duplicate_header",
                 f"header {header!r} (column {index + 1}) repeats column {seen[key] + 1}",
                 column=index + 1,
-            )  # fmt: skip
+            )
         seen[key] = index
     fields: dict[str, int] = {}
     for field, column in (mapping or {}).items():

@@ -65,9 +65,12 @@ def decoded_lines(
             pending, bom_checked = pending.removeprefix(BOM), True
         if b"\n" not in chunk:
             if max_line_bytes is not None and len(pending) > max_line_bytes:
-                raise FileProblem(422, "line_too_long",
-                                  f"line {line + 1} is longer than {max_line_bytes} bytes",
-                                  line=line + 1)  # fmt: skip
+                raise FileProblem(
+                    422,
+                    "line_too_long",
+                    f"line {line + 1} is longer than {max_line_bytes} bytes",
+                    line=line + 1,
+                )
             continue
         parts = pending.split(b"\n")
         pending = parts.pop()

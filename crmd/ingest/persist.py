@@ -71,20 +71,28 @@ async def write_versioned(
     version. Returns the ids that already existed."""
     now = datetime.now(UTC)
     docs = [
-        {"_id": _id, **fields, "_v": version, "uploadId": upload, "createdAt": now,
-         "updatedAt": now}
+        {
+            "_id": _id,
+            **fields,
+            "_v": version,
+            "uploadId": upload,
+            "createdAt": now,
+            "updatedAt": now,
+        }
         for _id, version, fields in records
-    ]  # fmt: skip
+    ]
     if not docs:
         return set()
     existing = [records[i] for i in await insert_new(collection.insert_many(docs))]
     if not existing:
         return set()
     updates = [
-        ({"_id": _id, "_v": {"$lt": version}},
-         {"$set": {**fields, "_v": version, "uploadId": upload, "updatedAt": now}})
+        (
+            {"_id": _id, "_v": {"$lt": version}},
+            {"$set": {**fields, "_v": version, "uploadId": upload, "updatedAt": now}},
+        )
         for _id, version, fields in existing
-    ]  # fmt: skip
+    ]
     await collection.bulk_update(updates)
     return {_id for _id, _, _ in existing}
 
@@ -100,18 +108,20 @@ async def persist_chunk(db: AsyncDatabase[Doc], chunk: IngestChunk) -> None:
             store, {r.customer_external_id for r in rows}, {r.email for r in rows}
         )
         records = [
-            (record_id(chunk.user, "customer", r.key), chunk.version(r.line),
-             {**record_fields(r), **orders.stats(r.customer_external_id, r.email)})
+            (
+                record_id(chunk.user, "customer", r.key),
+                chunk.version(r.line),
+                {**record_fields(r), **orders.stats(r.customer_external_id, r.email)},
+            )
             for r in rows
-        ]  # fmt: skip
+        ]
         await write_versioned(store["customers"], records, chunk.upload)
     if chunk.orders:
         rows = latest_by_key(chunk.orders, order_key)
         records = [
-            (record_id(chunk.user, "order", order_key(r)), chunk.version(r.line),
-             record_fields(r))
+            (record_id(chunk.user, "order", order_key(r)), chunk.version(r.line), record_fields(r))
             for r in rows
-        ]  # fmt: skip
+        ]
         await write_versioned(store["orders"], records, chunk.upload)
         await refresh_order_stats(
             store, {r.customer_external_id for r in rows}, {r.customerEmail for r in rows}
@@ -145,14 +155,17 @@ class OrderIndex:
                 self.by_email[order["customerEmail"]].append(order)
 
     @classmethod
-    async def load(cls, store: TenantStore, external_ids: set[str], emails: set[str]
-                   ) -> OrderIndex:  # fmt: skip
-        return cls(await _find_by_any(
-            store["orders"],
-            {"customer_external_id": sorted(i for i in external_ids if i),
-             "customerEmail": sorted(e for e in emails if e)},
-            {"customer_external_id": 1, "customerEmail": 1, "amount": 1, "orderDate": 1},
-        ))  # fmt: skip
+    async def load(cls, store: TenantStore, external_ids: set[str], emails: set[str]) -> OrderIndex:
+        return cls(
+            await _find_by_any(
+                store["orders"],
+                {
+                    "customer_external_id": sorted(i for i in external_ids if i),
+                    "customerEmail": sorted(e for e in emails if e),
+                },
+                {"customer_external_id": 1, "customerEmail": 1, "amount": 1, "orderDate": 1},
+            )
+        )
 
     def stats(self, external_id: str, email: str) -> Doc:
         mine = {o["_id"]: o for o in self.by_id.get(external_id, [])} if external_id else {}
@@ -160,24 +173,26 @@ class OrderIndex:
         return order_stats(list(mine.values()))
 
 
-async def refresh_order_stats(store: TenantStore, external_ids: set[str], emails: set[str]
-                              ) -> None:  # fmt: skip
+async def refresh_order_stats(store: TenantStore, external_ids: set[str], emails: set[str]) -> None:
     """After orders are written: recompute orderCount, orderTotal and lastOrderAt of every
     customer they name, from the orders themselves (nothing is counted incrementally, so
     the stats are right whichever file came first and after any re-upload). Only
     customers whose stats changed are written."""
     customers = await _find_by_any(
         store["customers"],
-        {"customer_external_id": sorted(i for i in external_ids if i),
-         "email": sorted(e for e in emails if e)},
+        {
+            "customer_external_id": sorted(i for i in external_ids if i),
+            "email": sorted(e for e in emails if e),
+        },
         {"customer_external_id": 1, "email": 1, **dict.fromkeys(STATS, 1)},
-    )  # fmt: skip
+    )
     if not customers:
         return
     orders = await OrderIndex.load(
-        store, {c.get("customer_external_id") or "" for c in customers},
+        store,
+        {c.get("customer_external_id") or "" for c in customers},
         {c["email"] for c in customers},
-    )  # fmt: skip
+    )
     updates = []
     for customer in customers:
         stats = orders.stats(customer.get("customer_external_id") or "", customer["email"])
@@ -220,8 +235,7 @@ async def record_progress(store: TenantStore, chunk: IngestChunk) -> None:
     now = datetime.now(UTC)
     # "receiving": the rows were published but the receiver has not said so yet.
     active = {"_id": upload_id, "status": {"$in": ["receiving", "queued", "processing"]}}
-    marker = {"_id": f"{chunk.upload}:{chunk.seq}", "uploadId": chunk.upload,
-              "rows": chunk.size}  # fmt: skip
+    marker = {"_id": f"{chunk.upload}:{chunk.seq}", "uploadId": chunk.upload, "rows": chunk.size}
     update: Doc = {"$set": {"status": "processing", "updatedAt": now}}
     if not await insert_new(store["upload_chunks"].insert_many([marker])):
         update["$inc"] = {"rows.persisted": chunk.size}
@@ -231,16 +245,18 @@ async def record_progress(store: TenantStore, chunk: IngestChunk) -> None:
     counted = await uploads.update_one(active, update)
     if counted.modified_count:
         await uploads.update_one(
-            {"_id": upload_id, "status": "processing",
-             "$expr": {"$gte": ["$rows.persisted", "$rows.valid"]}},
+            {
+                "_id": upload_id,
+                "status": "processing",
+                "$expr": {"$gte": ["$rows.persisted", "$rows.valid"]},
+            },
             {"$set": {"status": "done", "finishedAt": now}},
-        )  # fmt: skip
+        )
 
 
 async def mark_failed(db: AsyncDatabase[Doc], chunk: IngestChunk, reason: str) -> None:
     store = TenantStore(db, chunk.user, majority=True)
     await store["uploads"].update_one(
         {"_id": ObjectId(chunk.upload)},
-        {"$set": {"status": "failed", "reason": reason[:1000],
-                  "finishedAt": datetime.now(UTC)}},
-    )  # fmt: skip
+        {"$set": {"status": "failed", "reason": reason[:1000], "finishedAt": datetime.now(UTC)}},
+    )

@@ -42,8 +42,7 @@ def marker_key(stream: str, upload_id: str) -> str:
     return f"{stream}:published:{upload_id}"
 
 
-async def publish_all(redis: Redis, stream: str, upload_id: str,
-                      payloads: Iterator[bytes]) -> int:  # fmt: skip
+async def publish_all(redis: Redis, stream: str, upload_id: str, payloads: Iterator[bytes]) -> int:
     """Every payload as one stream entry, in one transaction; returns how many."""
     pool = redis.connection_pool
     connection = await pool.get_connection()  # type: ignore[no-untyped-call]
@@ -84,8 +83,9 @@ async def heartbeat(store: TenantStore, upload_id: ObjectId) -> None:
         )
 
 
-async def recover_interrupted(db: AsyncDatabase[dict[str, Any]], redis: Redis, stream: str,
-                              now: datetime) -> int:  # fmt: skip
+async def recover_interrupted(
+    db: AsyncDatabase[dict[str, Any]], redis: Redis, stream: str, now: datetime
+) -> int:
     """Finish the uploads whose receiver died: queued when their rows were published,
     failed (with a reason that says nothing was imported) when they were not. Returns
     how many were finished."""
@@ -95,13 +95,16 @@ async def recover_interrupted(db: AsyncDatabase[dict[str, Any]], redis: Redis, s
         uploads = TenantStore(db, upload["userId"])["uploads"]
         published = await redis.exists(marker_key(stream, str(upload["_id"])))
         change: dict[str, Any] = (
-            {"status": "queued", "updatedAt": now} if published
+            {"status": "queued", "updatedAt": now}
+            if published
             else {"status": "failed", "reason": INTERRUPTED, "finishedAt": now, "updatedAt": now}
-        )  # fmt: skip
-        moved = await uploads.update_one({"_id": upload["_id"], "status": "receiving"},
-                                         {"$set": change})  # fmt: skip
+        )
+        moved = await uploads.update_one(
+            {"_id": upload["_id"], "status": "receiving"}, {"$set": change}
+        )
         if moved.modified_count:
             finished += 1
-            log.warning("upload.interrupted", upload_id=str(upload["_id"]),
-                        published=bool(published))  # fmt: skip
+            log.warning(
+                "upload.interrupted", upload_id=str(upload["_id"]), published=bool(published)
+            )
     return finished

@@ -9,13 +9,11 @@ from typing import Any
 from aiohttp import web
 from pymongo import DESCENDING
 
-from crmd.auth.middleware import tenant_store
-from crmd.http.keys import RUNTIME
+from crmd.auth.requests import tenant_store
+from crmd.http.keys import IMPORTS
 from crmd.http.pages import next_cursor, page_filter, read_page
 from crmd.http.responses import json_response
 from crmd.http.spreadsheet import csv_line
-from crmd.ingest.parse import Limits
-from crmd.ingest.upload import receive_upload
 from crmd.segments.query import rule_filter
 
 routes = web.RouteTableDef()
@@ -24,33 +22,28 @@ NEWEST = [("createdAt", DESCENDING), ("_id", DESCENDING)]
 HIDDEN = {"userId": 0, "_v": 0}
 
 
-def limits_of(request: web.Request) -> Limits:
-    ingest = request.app[RUNTIME].config.ingest
-    return Limits(
-        max_bytes=ingest.max_file_bytes, max_rows=ingest.max_rows,
-        max_columns=ingest.max_columns, max_field_bytes=ingest.max_field_bytes,
-        chunk_rows=ingest.chunk_rows,
-    )  # fmt: skip
-
-
 @routes.post(f"/api/v1/upload/{KINDS}")
-@routes.post(f"/api/v1/uploads/{KINDS}")  # the original frontend's spelling
 async def upload(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
-    status, answer = await receive_upload(
-        request, request.match_info["kind"], tenant_store(request), runtime.redis,
-        runtime.streams.ingest, limits_of(request), runtime.config.ingest.spool_dir,
-    )  # fmt: skip
+    imports = request.app[IMPORTS]
+    status, answer = await imports.receive(
+        request, request.match_info["kind"], tenant_store(request)
+    )
     return json_response(answer, status=status)
 
 
 def upload_view(doc: dict[str, Any]) -> dict[str, Any]:
     view = {
-        "id": str(doc["_id"]), "uploadId": str(doc["_id"]), "kind": doc["kind"],
-        "fileName": doc["fileName"], "status": doc["status"], "rows": doc["rows"],
-        "errors": doc.get("errors", []), "createdAt": doc["createdAt"],
-        "finishedAt": doc.get("finishedAt"), "timings": doc.get("timings", {}),
-    }  # fmt: skip
+        "id": str(doc["_id"]),
+        "uploadId": str(doc["_id"]),
+        "kind": doc["kind"],
+        "fileName": doc["fileName"],
+        "status": doc["status"],
+        "rows": doc["rows"],
+        "errors": doc.get("errors", []),
+        "createdAt": doc["createdAt"],
+        "finishedAt": doc.get("finishedAt"),
+        "timings": doc.get("timings", {}),
+    }
     if doc.get("reason"):
         view["reason"] = doc["reason"]
     return view
@@ -60,8 +53,7 @@ def upload_view(doc: dict[str, Any]) -> dict[str, Any]:
 async def list_uploads(request: web.Request) -> web.Response:
     page = read_page(request)
     uploads = tenant_store(request)["uploads"]
-    cursor = uploads.find({}, projection=HIDDEN, sort=NEWEST, skip=page.offset,
-                          limit=page.limit)  # fmt: skip
+    cursor = uploads.find({}, projection=HIDDEN, sort=NEWEST, skip=page.offset, limit=page.limit)
     items = [upload_view(doc) async for doc in cursor]
     return json_response({"items": items, "total": await uploads.count_documents()})
 
@@ -80,10 +72,12 @@ async def get_upload(request: web.Request) -> web.Response:
 async def upload_errors_csv(request: web.Request) -> web.StreamResponse:
     """Every rejected row: its line, column, code and message, then the row as it was."""
     doc = await _upload(request)
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/csv; charset=utf-8",
-        "Content-Disposition": f'attachment; filename="upload-{doc["_id"]}-errors.csv"',
-    })  # fmt: skip
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="upload-{doc["_id"]}-errors.csv"',
+        }
+    )
     await response.prepare(request)
     lines = [csv_line(["line", "column", "code", "message", "row"])]
     size = 0
@@ -118,16 +112,21 @@ async def _list(request: web.Request, collection: str) -> web.Response:
     matching = rule_filter(rule) if rule else {}  # one moment for the page and the total
     where = {"$and": [matching, page_filter(page)]} if rule else page_filter(page)
     cursor = records.find(
-        where, projection=HIDDEN, sort=NEWEST,
-        skip=page.offset if page.after is None else 0, limit=page.limit,
-    )  # fmt: skip
+        where,
+        projection=HIDDEN,
+        sort=NEWEST,
+        skip=page.offset if page.after is None else 0,
+        limit=page.limit,
+    )
     docs = [doc async for doc in cursor]
     cursor_out = next_cursor(docs, page)
-    return json_response({
-        "items": [record_view(d) for d in docs],
-        "total": await records.count_documents(matching),
-        "cursor": cursor_out,
-    })  # fmt: skip
+    return json_response(
+        {
+            "items": [record_view(d) for d in docs],
+            "total": await records.count_documents(matching),
+            "cursor": cursor_out,
+        }
+    )
 
 
 @routes.get("/api/v1/customers")

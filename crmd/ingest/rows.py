@@ -123,8 +123,9 @@ def parse_date(value: str, field: str) -> datetime:
         ) from None
     at = to_utc(parsed)
     if at is None:
-        raise Invalid(field, "date_out_of_range",
-                      f"{field} must lie between {DATE_RANGE}, not {text[:40]!r}")  # fmt: skip
+        raise Invalid(
+            field, "date_out_of_range", f"{field} must lie between {DATE_RANGE}, not {text[:40]!r}"
+        )
     return at
 
 

@@ -19,7 +19,7 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from bson import ObjectId
 from redis.asyncio import Redis
 
-from crmd.errors import BadRequest, Conflict, CrmdError
+from crmd.errors import BadRequest, Conflict, UnsupportedMediaType
 from crmd.ingest.errors import FileProblem
 from crmd.ingest.headers import parse_mapping
 from crmd.ingest.parse import Limits, Summary, parse_upload
@@ -39,23 +39,16 @@ CSV_TYPES = frozenset({"text/csv", "application/csv", "text/plain", "application
 _END = object()
 
 
-class UnsupportedMediaType(CrmdError):
-    status, code = 415, "unsupported_media_type"
-
-
-class RefusedFile(CrmdError):
-    """A FileProblem as the API reports it: status, code, message, line and column."""
-
-    def __init__(self, problem: FileProblem) -> None:
-        super().__init__(problem.message, details=problem.details() or None, code=problem.code)
-        self.status = problem.status
-
-
 class UploadBody:
     """The file's bytes, whichever way they came, and what came with them."""
 
-    def __init__(self, file_name: str, mapping: str | None, data: AsyncIterator[bytes],
-                 rest: MultipartReader | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        file_name: str,
+        mapping: str | None,
+        data: AsyncIterator[bytes],
+        rest: MultipartReader | None = None,
+    ) -> None:
         self.file_name = file_name
         self.mapping = mapping
         self.data = data
@@ -191,10 +184,32 @@ async def store_rejected(store: TenantStore, upload_id: ObjectId, spool: Spool) 
         await store["upload_errors"].insert_many(batch)
 
 
+class Imports:
+    """Receiving uploads: what it needs, handed over once by the composition root."""
+
+    def __init__(self, redis: Redis, stream: str, limits: Limits, spool_dir: str | None) -> None:
+        self.redis = redis
+        self.stream = stream
+        self.limits = limits
+        self.spool_dir = spool_dir or None
+
+    async def receive(
+        self, request: web.Request, kind: str, store: TenantStore
+    ) -> tuple[int, dict[str, Any]]:
+        return await receive_upload(
+            request, kind, store, self.redis, self.stream, self.limits, self.spool_dir
+        )
+
+
 async def receive_upload(
-    request: web.Request, kind: str, store: TenantStore, redis: Redis, stream: str,
-    limits: Limits, spool_dir: str | None,
-) -> tuple[int, dict[str, Any]]:  # fmt: skip
+    request: web.Request,
+    kind: str,
+    store: TenantStore,
+    redis: Redis,
+    stream: str,
+    limits: Limits,
+    spool_dir: str | None,
+) -> tuple[int, dict[str, Any]]:
     """The whole reception; returns the status and the answer (202, or the earlier
     answer again for a repeated Idempotency-Key).
 
@@ -207,10 +222,7 @@ async def receive_upload(
     if key is not None and (earlier := await replay(store, key)) is not None:
         return earlier
     body = await open_body(request)
-    try:
-        mapping = parse_mapping(body.mapping)
-    except FileProblem as problem:
-        raise RefusedFile(problem) from None
+    mapping = parse_mapping(body.mapping)
     upload_id = ObjectId()
     accepted = datetime.now(UTC)
     spool = Spool(
@@ -221,31 +233,49 @@ async def receive_upload(
             summary = await parse_streaming(body.data, kind, mapping, limits, spool)
         except FileProblem as problem:
             log.info("upload.refused", kind=kind, code=problem.code, line=problem.line)
-            raise RefusedFile(problem) from None
+            raise
         await body.ensure_nothing_else()
-        rows = {"received": summary.received, "valid": summary.valid,
-                "rejected": summary.rejected, "persisted": 0}  # fmt: skip
+        rows = {
+            "received": summary.received,
+            "valid": summary.valid,
+            "rejected": summary.rejected,
+            "persisted": 0,
+        }
         doc = {
-            "_id": upload_id, "kind": kind, "fileName": body.file_name, "status": "receiving",
-            "rows": rows, "errors": [msgspec.structs.asdict(e) for e in summary.errors],
-            "chunks": summary.chunks, "createdAt": accepted, "updatedAt": accepted,
-            "heartbeatAt": accepted, "finishedAt": None,
+            "_id": upload_id,
+            "kind": kind,
+            "fileName": body.file_name,
+            "status": "receiving",
+            "rows": rows,
+            "errors": [msgspec.structs.asdict(e) for e in summary.errors],
+            "chunks": summary.chunks,
+            "createdAt": accepted,
+            "updatedAt": accepted,
+            "heartbeatAt": accepted,
+            "finishedAt": None,
             "timings": {"parseSeconds": round(time.monotonic() - started, 3)},
             **({"idempotencyKey": key} if key else {}),
-        }  # fmt: skip
+        }
         if await insert_new(store["uploads"].insert_many([doc])):
             # The same key, a moment earlier, from a retry that overtook this request.
             return await replay(store, key) or (202, answer(str(upload_id), "failed", rows))
         status = await accept(store, redis, stream, upload_id, spool, summary.valid)
     finally:
         await asyncio.to_thread(spool.close)
-    log.info("upload.accepted", upload_id=str(upload_id), kind=kind, rows=summary.received,
-             valid=summary.valid, rejected=summary.rejected)  # fmt: skip
+    log.info(
+        "upload.accepted",
+        upload_id=str(upload_id),
+        kind=kind,
+        rows=summary.received,
+        valid=summary.valid,
+        rejected=summary.rejected,
+    )
     return 202, answer(str(upload_id), status, rows)
 
 
-async def accept(store: TenantStore, redis: Redis, stream: str, upload_id: ObjectId,
-                 spool: Spool, valid: int) -> str:  # fmt: skip
+async def accept(
+    store: TenantStore, redis: Redis, stream: str, upload_id: ObjectId, spool: Spool, valid: int
+) -> str:
     """Store the rejected rows, publish the valid ones, and say so: the job leaves
     ``receiving`` as ``queued`` (``done`` with no valid row), or as ``failed`` with the
     reason when Redis refused the rows, and then nothing of them was published."""
@@ -259,9 +289,14 @@ async def accept(store: TenantStore, redis: Redis, stream: str, upload_id: Objec
     except Exception as exc:
         await uploads.update_one(
             {"_id": upload_id, "status": "receiving"},
-            {"$set": {"status": "failed", "finishedAt": datetime.now(UTC),
-                      "reason": f"could not queue: {describe_error(exc)}"}},
-        )  # fmt: skip
+            {
+                "$set": {
+                    "status": "failed",
+                    "finishedAt": datetime.now(UTC),
+                    "reason": f"could not queue: {describe_error(exc)}",
+                }
+            },
+        )
         raise
     finally:
         beating.cancel()

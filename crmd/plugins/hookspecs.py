@@ -9,11 +9,28 @@ hooks below. Register it in your package's metadata under the entry-point group
         my_plugin = my_package.plugin
 
 and install the package next to crmd: ``crmd plugins`` then lists it with the hooks it
-implements. Your settings come from ``[plugins.my_plugin]`` in ``crmd.toml`` (the
-entry-point name is the table name); ``enabled = false`` there turns the plugin off.
+implements. A function whose name is not one of these hooks stops crmd at start, with
+a line naming your plugin and the name, so a typo never goes unnoticed.
 
-Everything a hook needs arrives as an argument. Import only ``from crmd import hookimpl``
-and the types named in a hook's signature.
+Every hook is called once at start-up with one argument, ``context``: a
+``crmd.plugins.context.PluginContext`` made for your plugin alone. It carries
+
+- ``context.settings(YourStruct)``: your ``[plugins.<name>]`` table (the entry-point name
+  is the table name), from ``crmd.toml`` and from ``CRMD_PLUGINS__<NAME>__<KEY>``
+  variables alike, decoded by your own ``msgspec.Struct``. A bad value stops crmd (and
+  ``crmd check-config``) with a line naming ``plugins.<name>.<key>``. ``enabled = false``
+  in the table turns your plugin off before any hook is called.
+- ``context.http``: an aiohttp session for your calls (set a timeout on each);
+- ``context.log``: a logger that names your plugin on every line;
+- ``context.public_url`` and ``context.receipt_url``: where crmd is reached, and where
+  your vendor's receipts go;
+- ``context.secret`` and ``context.sign(body, id, timestamp)``: a signing secret of your
+  plugin's own, derived from crmd's (which you never see), for callbacks both ends of
+  which you control.
+
+Registration hooks return objects; the objects carry the async methods crmd calls
+later. Import only ``from crmd import hookimpl`` and the types named below. A hook that
+raises stops start-up with a line naming your plugin.
 """
 
 from __future__ import annotations
@@ -23,46 +40,43 @@ from typing import TYPE_CHECKING
 from crmd.plugins.markers import hookspec
 
 if TYPE_CHECKING:
+    from crmd.plugins.context import PluginContext
     from crmd.plugins.suggester import Suggester
     from crmd.plugins.vendor import Vendor
     from crmd.runtime.actor import Actor
-    from crmd.runtime.context import Runtime
 
 
 @hookspec
-def crmd_actors(runtime: Runtime) -> list[Actor]:  # type: ignore[empty-body]
+def crmd_actors(context: PluginContext) -> list[Actor]:  # type: ignore[empty-body]
     """Return long-lived actors for crmd's supervisor to run beside its own.
 
-    Called once at start-up, after MongoDB and Redis are connected. ``runtime`` holds the
-    configuration (``runtime.plugin_settings("<your name>")``), the database
-    (``runtime.db``), Redis (``runtime.redis``) and the metrics registry.
-
     Subclass ``crmd.runtime.actor.Actor`` and implement ``async run()``: set
-    ``self.health = Health.OK`` once ready, work until ``self.stopping`` is set, then
-    finish the work in hand and return. A crash is logged and the actor is run again
-    after a back-off; the restart shows in ``/readyz`` and ``/metrics``. Actor names must
-    be unique: prefix them with your plugin's name. Return ``[]`` for none.
+    ``self.health = Health.OK`` once ready, call ``self.progressed()`` as you work (an
+    actor that makes no progress for its ``deadline`` is reported unhealthy and stops the
+    systemd watchdog), work until ``self.stopping`` is set, then finish the work in hand
+    and return. A crash is logged and the actor is run again after a back-off; the
+    restart shows in ``/readyz`` and ``/metrics``. Actor names must be unique: prefix
+    them with your plugin's name. Return ``[]`` for none.
     """
 
 
 @hookspec
-def crmd_vendors(runtime: Runtime) -> list[Vendor]:  # type: ignore[empty-body]
+def crmd_vendors(context: PluginContext) -> list[Vendor]:  # type: ignore[empty-body]
     """Return the vendors this plugin provides (usually one), each an object following
     ``crmd.plugins.vendor.Vendor``: a ``name``, ``rate_limit()``, ``async send()``,
     ``verify_receipt()``, ``parse_receipts()``, ``async check()`` and ``async close()``.
 
-    Called once at start-up. Your settings are ``runtime.plugin_settings("<name>")``
-    (the ``[plugins.<name>]`` table); ``runtime.http`` is an aiohttp session you may use
-    for the vendor's API (set a timeout on every call). Campaigns pick a vendor by name;
-    the first vendor loaded is the default. Receipts posted to
-    ``/api/v1/deliveryReceipt/<name>`` are handed to your ``verify_receipt`` and then
-    ``parse_receipts``; crmd looks the message up in its own records, so a receipt can
-    never reach another tenant's data. Return ``[]`` when your settings say you are off.
+    Campaigns pick a vendor by name; the first vendor loaded is the default. Receipts
+    posted to ``context.receipt_url`` (``/api/v1/deliveryReceipt/<name>``) are handed to
+    your ``verify_receipt`` and then ``parse_receipts``, each with a time limit; anything
+    they raise refuses the callback with a 4xx that names your plugin. crmd looks the
+    message up in its own records, so a receipt can never reach another tenant's data.
+    Return ``[]`` when your settings say you are off.
     """
 
 
 @hookspec
-def crmd_suggesters(runtime: Runtime) -> list[Suggester]:  # type: ignore[empty-body]
+def crmd_suggesters(context: PluginContext) -> list[Suggester]:  # type: ignore[empty-body]
     """Return the AI suggesters this plugin provides, each an object following
     ``crmd.plugins.suggester.Suggester``: a ``name`` and four async methods,
     ``suggest_messages(objective, intent, audience, n)``,

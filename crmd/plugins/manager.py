@@ -1,29 +1,90 @@
-"""Loading plugins: built-in and third-party alike, from the entry-point group ``crmd``."""
+"""Loading plugins: built-in and third-party alike, from the entry-point group ``crmd``,
+and asking them for what they offer, each with a context of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, TypeVar
 
 import pluggy
 
 from crmd.plugins import hookspecs
+from crmd.plugins.context import PluginContext, PluginSettingsError
 from crmd.plugins.markers import PROJECT
 
+T = TypeVar("T")
 
-def make_plugin_manager(
-    settings: Mapping[str, Mapping[str, Any]], *, entry_points: bool = True
+
+class PluginError(Exception):
+    """A plugin cannot be loaded or used; ``str(err)`` is one line that names it."""
+
+
+def get_plugin_manager(
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    load_entrypoints: bool = True,
+    blocked: Collection[str] = (),
+    plugins: Mapping[str, object] | None = None,
 ) -> pluggy.PluginManager:
-    """A manager with crmd's hooks and every installed plugin not turned off by
-    ``enabled = false`` in its ``[plugins.<name>]`` table."""
+    """A fresh manager with crmd's hooks and every installed plugin that is not turned
+    off (``enabled = false`` in its table, or named in ``blocked``); ``plugins`` adds
+    objects by name, as tests do. Ends with ``check_pending``: a plugin that implements
+    a hook crmd does not have (a misspelt name) stops start-up, named."""
     manager = pluggy.PluginManager(PROJECT)
     manager.add_hookspecs(hookspecs)
-    for name, table in settings.items():
+    for name, table in (settings or {}).items():
         if table.get("enabled", True) is False:
             manager.set_blocked(name)
-    if entry_points:
-        manager.load_setuptools_entrypoints(PROJECT)
+    for name in blocked:
+        manager.set_blocked(name)
+    if load_entrypoints:
+        try:
+            manager.load_setuptools_entrypoints(PROJECT)
+        except Exception as exc:
+            detail = " ".join(str(exc).split())  # one line, as pluggy's spans several
+            raise PluginError(f"a plugin failed to load: {detail}"[:500]) from None
+    for name, plugin in (plugins or {}).items():
+        manager.register(plugin, name=name)
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(_unknown_hook(manager, exc)) from None
     return manager
+
+
+def _unknown_hook(manager: pluggy.PluginManager, exc: pluggy.PluginValidationError) -> str:
+    name = manager.get_name(exc.plugin) or repr(exc.plugin)
+    known = ", ".join(sorted(n for n in dir(hookspecs) if n.startswith(f"{PROJECT}_")))
+    unknown = sorted(
+        hook
+        for hook, caller in vars(manager.hook).items()
+        if not caller.has_spec() and any(i.plugin is exc.plugin for i in caller.get_hookimpls())
+    )
+    return (
+        f"plugin {name!r} implements unknown hook(s) {', '.join(unknown)}; crmd's hooks are {known}"
+    )
+
+
+def collect(
+    manager: pluggy.PluginManager, hook: str, context_for: Callable[[str], PluginContext]
+) -> list[Any]:
+    """Every object the plugins return from the registration hook ``hook``, each plugin
+    called with its own context; a plugin that raises, or whose settings are wrong,
+    stops start-up with a line that names it."""
+    found: list[Any] = []
+    for impl in reversed(getattr(manager.hook, hook).get_hookimpls()):  # registration order
+        try:
+            offered = impl.function(context=context_for(impl.plugin_name))
+        except PluginSettingsError as exc:
+            raise PluginError(str(exc)) from None
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {impl.plugin_name!r} failed in {hook}: {type(exc).__name__}: {exc}"[:500]
+            ) from None
+        if not isinstance(offered, list | tuple):
+            raise PluginError(f"plugin {impl.plugin_name!r}: {hook} must return a list")
+        found.extend(offered)
+    return found
 
 
 def describe(manager: pluggy.PluginManager) -> list[tuple[str, list[str]]]:

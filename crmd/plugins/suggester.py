@@ -16,8 +16,9 @@ from typing import Any, Protocol, runtime_checkable
 class Suggester(Protocol):
     name: str
 
-    async def suggest_messages(self, objective: str, intent: str, audience: str,
-                               n: int) -> Sequence[str] | None:  # fmt: skip
+    async def suggest_messages(
+        self, objective: str, intent: str, audience: str, n: int
+    ) -> Sequence[str] | None:
         """Up to ``n`` message templates for the objective, using crmd's placeholders
         (``{first_name|there}``, ``{name}``, ``{spend}``...). ``audience`` is the rule of
         the audience, or empty."""
@@ -25,8 +26,9 @@ class Suggester(Protocol):
     async def rule_from_text(self, text: str, fields: Sequence[str]) -> str | None:
         """A rule in crmd's rule language for an audience described in words."""
 
-    async def summarize_campaign(self, campaign: dict[str, Any], stats: dict[str, int],
-                                 breakdown: dict[str, Any]) -> str | None:  # fmt: skip
+    async def summarize_campaign(
+        self, campaign: dict[str, Any], stats: dict[str, int], breakdown: dict[str, Any]
+    ) -> str | None:
         """A short plain-language summary of how the campaign went."""
 
     async def tag_segment(self, rule: str, stats: dict[str, Any]) -> Sequence[str] | None:

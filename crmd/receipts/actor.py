@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
+from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
+from crmd.config import StreamsConfig
 from crmd.receipts import batch
 from crmd.receipts.apply import apply_receipts, recount_stats
-from crmd.runtime.context import Runtime
 from crmd.streams import GROUP, consumer_name
 from crmd.streams.actor import StreamActor
 from crmd.streams.worker import Entry, StreamWorker
+from crmd.telemetry.metrics import Metrics
 
 APPLY_EVENTS = 5_000
 READ_ENTRIES = 100
@@ -52,28 +55,34 @@ async def mark(redis: Redis, key: str, campaigns: set[tuple[str, str]]) -> None:
             await pipe.execute()
 
 
-async def recount_marked(runtime: Runtime, key: str) -> int:
+async def recount_marked(db: AsyncDatabase[dict[str, Any]], redis: Redis, key: str) -> int:
     """Recount every marked campaign; returns how many."""
-    marks = await runtime.redis.hgetall(key)
+    marks = await redis.hgetall(key)
     if not marks:
         return 0
     pairs = set()
     for member in marks:
         user, campaign = (member.decode() if isinstance(member, bytes) else member).split(":", 1)
         pairs.add((user, campaign))
-    await recount_stats(runtime.db, pairs)
+    await recount_stats(db, pairs)
     versions = [part for m, version in marks.items() for part in (m, version)]
-    await runtime.redis.eval(_CLEAR, 1, key, *versions)
+    await redis.eval(_CLEAR, 1, key, *versions)
     return len(marks)
 
 
-def receipts_actor(runtime: Runtime) -> StreamActor:
-    key = recount_key(runtime.streams.receipts)
+def receipts_actor(
+    db: AsyncDatabase[dict[str, Any]],
+    redis: Redis,
+    stream: str,
+    settings: StreamsConfig,
+    metrics: Metrics,
+) -> StreamActor:
+    key = recount_key(stream)
     oldest_unrecounted: float | None = None
 
     async def recount() -> None:
         nonlocal oldest_unrecounted
-        await recount_marked(runtime, key)
+        await recount_marked(db, redis, key)
         oldest_unrecounted = None
 
     async def handle(entries: Sequence[Entry]) -> None:
@@ -85,22 +94,26 @@ def receipts_actor(runtime: Runtime) -> StreamActor:
             group.append(batch.decode(entry.fields[batch.FIELD]))
             events += len(group[-1].events)
             if events >= APPLY_EVENTS:
-                touched |= await apply_receipts(runtime.db, runtime.metrics, group, recount=False)
+                touched |= await apply_receipts(db, metrics, group, recount=False)
                 group, events = [], 0
         if group:
-            touched |= await apply_receipts(runtime.db, runtime.metrics, group, recount=False)
-        await mark(runtime.redis, key, touched)
+            touched |= await apply_receipts(db, metrics, group, recount=False)
+        await mark(redis, key, touched)
         if touched and oldest_unrecounted is None:
             oldest_unrecounted = time.monotonic()
         if oldest_unrecounted and time.monotonic() - oldest_unrecounted > MAX_STALE_SECONDS:
             await recount()
 
     # A callback may carry up to 10,000 receipts: fewer entries to a read than elsewhere.
-    settings = msgspec.structs.replace(
-        runtime.config.streams, batch_size=min(runtime.config.streams.batch_size, READ_ENTRIES)
-    )
+    fewer = msgspec.structs.replace(settings, batch_size=min(settings.batch_size, READ_ENTRIES))
     worker = StreamWorker(
-        runtime.redis, runtime.streams.receipts, GROUP, consumer_name(runtime.config.streams),
-        handle, settings, runtime.metrics, on_caught_up=recount,
-    )  # fmt: skip
+        redis,
+        stream,
+        GROUP,
+        consumer_name(settings),
+        handle,
+        fewer,
+        metrics,
+        on_caught_up=recount,
+    )
     return StreamActor("receipts", worker)

@@ -22,7 +22,7 @@ from crmd.campaigns import stats
 from crmd.campaigns.dispatch import message_id, parse_send_key
 from crmd.plugins.vendor import ReceiptEvent
 from crmd.receipts.batch import ReceiptBatch
-from crmd.receipts.status import RANK
+from crmd.receipts.status import RANK, as_updates
 from crmd.store.reads import find_in, in_batches
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_new
@@ -30,12 +30,21 @@ from crmd.telemetry.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 Doc = dict[str, Any]
-LOG_FIELDS = {"userId": 1, "campaignId": 1, "customerId": 1, "vendor": 1,
-              "vendorMessageId": 1, "round": 1, "rank": 1, "times": 1}  # fmt: skip
+LOG_FIELDS = {
+    "userId": 1,
+    "campaignId": 1,
+    "customerId": 1,
+    "vendor": 1,
+    "vendorMessageId": 1,
+    "round": 1,
+    "rank": 1,
+    "times": 1,
+}
 
 
-async def find_logs(db: AsyncDatabase[Doc], events: Sequence[tuple[str, ReceiptEvent]]
-                    ) -> dict[tuple[str, str], Doc]:  # fmt: skip
+async def find_logs(
+    db: AsyncDatabase[Doc], events: Sequence[tuple[str, ReceiptEvent]]
+) -> dict[tuple[str, str], Doc]:
     """Each event's log, keyed by (vendor, event id). These lookups are by ids crmd
     issued, across tenants on purpose: the log found decides the tenant."""
     logs = db.communication_log
@@ -62,25 +71,22 @@ async def find_logs(db: AsyncDatabase[Doc], events: Sequence[tuple[str, ReceiptE
         if doc is None and event.vendor_message_id:
             doc = by_vendor_id.get((vendor, event.vendor_message_id))
         if doc is None and event.campaign_id and event.customer_id:
-            doc = await logs.find_one({"_id": message_id(event.campaign_id, event.customer_id),
-                                       "campaignId": event.campaign_id,
-                                       "customerId": event.customer_id}, LOG_FIELDS)  # fmt: skip
+            doc = await logs.find_one(
+                {
+                    "_id": message_id(event.campaign_id, event.customer_id),
+                    "campaignId": event.campaign_id,
+                    "customerId": event.customer_id,
+                },
+                LOG_FIELDS,
+            )
         if doc is not None and doc.get("vendor") in (vendor, None):
             found[(vendor, event.event_id)] = doc
     return found
 
 
 def log_updates(event: ReceiptEvent, now: datetime) -> list[tuple[Doc, Doc]]:
-    """The receipt as two updates that are right whatever the log holds: the status
-    rises by rank, and the status's first-seen time only falls."""
-    rank = RANK[event.status]
-    changes: Doc = {"status": event.status, "rank": rank, "updatedAt": now}
-    if event.reason:
-        changes["reason"] = event.reason[:500]
-    return [
-        ({"rank": {"$lt": rank}}, {"$set": changes}),
-        ({}, {"$min": {f"times.{event.status}": _aware(event.at)}}),
-    ]
+    """The receipt as the two updates precedence says (``status.as_updates``)."""
+    return as_updates(event.status, event.at, now, event.reason)
 
 
 def first_update(event: ReceiptEvent, now: datetime, log: Doc) -> tuple[Doc, Doc] | None:
@@ -101,9 +107,9 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-async def apply_receipts(db: AsyncDatabase[Doc], metrics: Metrics,
-                         batches: Sequence[ReceiptBatch], recount: bool = True
-                         ) -> set[tuple[str, str]]:  # fmt: skip
+async def apply_receipts(
+    db: AsyncDatabase[Doc], metrics: Metrics, batches: Sequence[ReceiptBatch], recount: bool = True
+) -> set[tuple[str, str]]:
     """Apply the receipts; returns the (user, campaign) pairs they touched, whose stats
     are recounted here unless ``recount`` is false (the actor then recounts them once
     it has caught up with the stream)."""
@@ -121,31 +127,47 @@ async def apply_receipts(db: AsyncDatabase[Doc], metrics: Metrics,
     unknown = []
     for vendor, event in events:
         doc = logs.get((vendor, event.event_id))
-        record = {"_id": f"{vendor}:{event.event_id}", "vendor": vendor,
-                  "status": event.status, "at": event.at, "receivedAt": now}  # fmt: skip
+        record = {
+            "_id": f"{vendor}:{event.event_id}",
+            "vendor": vendor,
+            "status": event.status,
+            "at": event.at,
+            "receivedAt": now,
+        }
         if doc is None:
-            unknown.append({**record, "userId": None, "unknown": True,
-                            "messageId": event.message_id,
-                            "vendorMessageId": event.vendor_message_id,
-                            "campaignId": event.campaign_id,
-                            "customerId": event.customer_id,
-                            "reason": event.reason})  # fmt: skip
+            unknown.append(
+                {
+                    **record,
+                    "userId": None,
+                    "unknown": True,
+                    "messageId": event.message_id,
+                    "vendorMessageId": event.vendor_message_id,
+                    "campaignId": event.campaign_id,
+                    "customerId": event.customer_id,
+                    "reason": event.reason,
+                }
+            )
             continue
         first = first_update(event, now, doc)
         if first is not None:
             per_user[doc["userId"]].append(({"_id": doc["_id"], **first[0]}, first[1]))
             if first[0]:
                 rises[doc["userId"]].append((event, doc))
-        records[doc["userId"]].append({**record, "logId": doc["_id"],
-                                       "campaignId": doc["campaignId"]})  # fmt: skip
+        records[doc["userId"]].append(
+            {**record, "logId": doc["_id"], "campaignId": doc["campaignId"]}
+        )
         campaigns.add((doc["userId"], doc["campaignId"]))
     for user, updates in per_user.items():
         mine = TenantStore(db, user, majority=True)["communication_log"]
         result = await mine.bulk_update(updates)
         if result.matched_count < len(updates):  # a rise lost a race: redo them exactly
-            await mine.bulk_update([({"_id": doc["_id"], **where}, update)
-                                    for event, doc in rises[user]
-                                    for where, update in log_updates(event, now)])  # fmt: skip
+            await mine.bulk_update(
+                [
+                    ({"_id": doc["_id"], **where}, update)
+                    for event, doc in rises[user]
+                    for where, update in log_updates(event, now)
+                ]
+            )
     for user, docs in records.items():
         await insert_new(TenantStore(db, user)["receipt_events"].insert_many(docs))
     if unknown:
@@ -179,13 +201,21 @@ async def rematch_unknown(db: AsyncDatabase[Doc], metrics: Metrics, now: datetim
     if not docs:
         return 0
     events = [
-        (d["vendor"], ReceiptEvent(
-            status=d["status"], at=d["at"], event_id=d["_id"].split(":", 1)[1],
-            message_id=d.get("messageId", ""), vendor_message_id=d.get("vendorMessageId", ""),
-            campaign_id=d.get("campaignId", ""), customer_id=d.get("customerId", ""),
-            reason=d.get("reason", "")))
+        (
+            d["vendor"],
+            ReceiptEvent(
+                status=d["status"],
+                at=d["at"],
+                event_id=d["_id"].split(":", 1)[1],
+                message_id=d.get("messageId", ""),
+                vendor_message_id=d.get("vendorMessageId", ""),
+                campaign_id=d.get("campaignId", ""),
+                customer_id=d.get("customerId", ""),
+                reason=d.get("reason", ""),
+            ),
+        )
         for d in docs
-    ]  # fmt: skip
+    ]
     found = await find_logs(db, events)
     matched = [(v, e) for v, e in events if (v, e.event_id) in found]
     if not matched:

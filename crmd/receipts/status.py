@@ -10,7 +10,8 @@ earliest timestamp reported for it), which is just as order-independent.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
@@ -23,10 +24,11 @@ RANK = {
     "FAILED": 5,
     "BOUNCED": 6,
 }
-STATUSES = tuple(RANK)
-FINAL = frozenset({"FAILED", "BOUNCED"})
 UNKNOWN = "UNKNOWN"
 """Given to messages still PENDING when a campaign's receipt window closes."""
+CANCELLED = "CANCELLED"
+"""Given to messages never handed to the vendor when their campaign is cancelled."""
+# Both keep the rank of PENDING: a receipt that comes after all still lands.
 
 
 class Outcome(msgspec.Struct):
@@ -48,3 +50,21 @@ def fold(receipts: Iterable[tuple[str, datetime]], start: Outcome | None = None)
     for status, at in receipts:
         outcome = merge(outcome, status, at)
     return outcome
+
+
+def as_updates(
+    status: str, at: datetime, now: datetime, reason: str = ""
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``merge`` as MongoDB updates of a stored message (``status``, ``rank`` and the
+    first-seen ``times``), right whatever the message holds and in whatever order they
+    come: the status rises only to a higher rank, and a status's first-seen time only
+    falls. The same table as ``merge``, so the two cannot disagree."""
+    rank = RANK[status]
+    changes: dict[str, Any] = {"status": status, "rank": rank, "updatedAt": now}
+    if reason:
+        changes["reason"] = reason[:500]
+    seen = at if at.tzinfo else at.replace(tzinfo=UTC)
+    return [
+        ({"rank": {"$lt": rank}}, {"$set": changes}),
+        ({}, {"$min": {f"times.{status}": seen}}),
+    ]

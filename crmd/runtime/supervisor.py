@@ -4,6 +4,7 @@ back-off, and stops them in reverse order of start within a deadline."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,6 +56,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         while not actor.stopping.is_set():
             actor.health, actor.detail = Health.STARTING, ""
+            actor.progressed()
             started = loop.time()
             try:
                 log.info("actor.started", restarts=actor.restarts)
@@ -82,20 +84,27 @@ class Supervisor:
 
     def refresh_metrics(self) -> None:
         for actor in self.actors:
-            self.metrics.actor_up.labels(actor.name).set(1 if actor.health is Health.OK else 0)
+            up = actor.current_health() is Health.OK
+            self.metrics.actor_up.labels(actor.name).set(1 if up else 0)
 
     def healthy(self) -> bool:
-        return all(actor.health is Health.OK for actor in self.actors)
+        """Every actor is up and none is stuck past its deadline."""
+        return all(actor.current_health() is Health.OK for actor in self.actors)
 
     def report(self) -> dict[str, dict[str, Any]]:
-        return {
-            actor.name: {
-                "status": str(actor.health),
+        now = time.monotonic()
+        report = {}
+        for actor in self.actors:
+            health = actor.current_health(now)
+            detail = actor.detail
+            if health is Health.STALLED:
+                detail = f"no progress for {now - actor.last_progress:.0f} s"
+            report[actor.name] = {
+                "status": str(health),
                 "restarts": actor.restarts,
-                **({"detail": actor.detail} if actor.detail else {}),
+                **({"detail": detail} if detail else {}),
             }
-            for actor in self.actors
-        }
+        return report
 
     async def wait_healthy(self, timeout: float, poll: float = 0.05) -> bool:
         loop = asyncio.get_running_loop()

@@ -17,10 +17,6 @@ class Notifier:
         self.address = "\0" + address[1:] if address.startswith("@") else address
         self.watchdog_interval = _watchdog_interval(environ)
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self.address)
-
     def notify(self, *assignments: str) -> bool:
         if not self.address:
             return False

@@ -16,8 +16,12 @@ _RANGE_OPS = {">": "$gt", ">=": "$gte", "<": "$lt", "<=": "$lte"}
 def text_pattern(op: str, value: str) -> str:
     """The regular expression for a text comparison; the value is always escaped."""
     escaped = re.escape(value)
-    return {"=": f"^{escaped}$", "contains": escaped, "startswith": f"^{escaped}",
-            "endswith": f"{escaped}$"}[op]  # fmt: skip
+    return {
+        "=": f"^{escaped}$",
+        "contains": escaped,
+        "startswith": f"^{escaped}",
+        "endswith": f"{escaped}$",
+    }[op]
 
 
 def instant(value: DateValue | Relative, now: datetime) -> datetime:

@@ -12,8 +12,12 @@ from crmd.segments.ast import And, Compare, DateValue, Exists, InList, Node, Not
 from crmd.segments.compile import day_of, instant, text_pattern
 
 _MISSING = object()
-_ORDER = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b,
-          "<=": lambda a, b: a <= b}  # fmt: skip
+_ORDER = {
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+}
 
 
 def lookup(doc: dict[str, Any], field: str) -> Any:
@@ -58,8 +62,9 @@ def _holds(node: Compare, actual: Any, now: datetime) -> bool:
         if day is None:
             return bool(_ORDER[op](moment, instant(value, now)))
         start, end = day
-        return {">": moment >= end, ">=": moment >= start, "<": moment < start,
-                "<=": moment < end}[op]  # fmt: skip
+        return {">": moment >= end, ">=": moment >= start, "<": moment < start, "<=": moment < end}[
+            op
+        ]
     if isinstance(value, bool):
         return isinstance(actual, bool) and actual is value
     if isinstance(actual, bool) or not isinstance(actual, int | float):

@@ -7,7 +7,7 @@ error names the problem and its 1-based column.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import cast
 
 import msgspec
@@ -42,8 +42,9 @@ MAX_LIST = 200
 RELATIVE_UNITS = {"d": 1, "w": 7, "m": 30, "y": 365}
 CURRENCY_WORDS = frozenset({"inr", "rs", "rs.", "usd", "eur", "gbp", "rupees", "dollars"})
 CURRENCY_SIGNS = frozenset("₹$€£")
-KEYWORDS = frozenset({"and", "or", "not", "exists", "in", "contains", "startswith",
-                      "endswith", "true", "false"})  # fmt: skip
+KEYWORDS = frozenset(
+    {"and", "or", "not", "exists", "in", "contains", "startswith", "endswith", "true", "false"}
+)
 TEXT_OPS = frozenset({"contains", "startswith", "endswith"})
 ORDER_OPS = frozenset({">", ">=", "<", "<="})
 
@@ -128,28 +129,36 @@ def _number_like(rule: str, start: int, tokens: list[Token]) -> int:
             ) from None
         utc = to_utc(at)
         if utc is None:
-            raise RuleError(f"'{text}' at column {start + 1} lies outside the dates crmd "
-                            f"supports ({DATE_RANGE})", start + 1)  # fmt: skip
+            raise RuleError(
+                f"'{text}' at column {start + 1} lies outside the dates crmd "
+                f"supports ({DATE_RANGE})",
+                start + 1,
+            )
         value = DateValue(at=utc, whole_day=len(text) == 10)
         tokens.append(Token("date", text, start + 1, match.end(), value))
         return match.end()
     if match := _RELATIVE.match(rule, start):
         days = int(match.group(1)) * RELATIVE_UNITS[match.group(2)]
         if days > MAX_AGE_DAYS:
-            raise RuleError(f"the age '{match.group()}' at column {start + 1} is more than "
-                            f"{MAX_AGE_DAYS:,} days (1000y)", start + 1)  # fmt: skip
+            raise RuleError(
+                f"the age '{match.group()}' at column {start + 1} is more than "
+                f"{MAX_AGE_DAYS:,} days (1000y)",
+                start + 1,
+            )
         tokens.append(Token("relative", match.group(), start + 1, match.end(), Relative(days)))
         return match.end()
     match = _NUMBER.match(rule, start)
     assert match is not None
     if match.end() < len(rule) and (rule[match.end()].isalpha() or rule[match.end()] == "_"):
-        raise RuleError(f"unexpected '{rule[match.end()]}' at column {match.end() + 1}",
-                        match.end() + 1)  # fmt: skip
+        raise RuleError(
+            f"unexpected '{rule[match.end()]}' at column {match.end() + 1}", match.end() + 1
+        )
     text = match.group()
     number = float(text.replace("_", ""))
     if not number_in_range(number):
-        raise RuleError(f"the number at column {start + 1} is larger than {MAX_NUMBER:,}",
-                        start + 1)  # fmt: skip
+        raise RuleError(
+            f"the number at column {start + 1} is larger than {MAX_NUMBER:,}", start + 1
+        )
     tokens.append(Token("number", text, start + 1, match.end(), number))
     return match.end()
 
@@ -178,10 +187,13 @@ class Parser:
     def unexpected(self, expected: str) -> RuleError:
         token = self.token
         if token.kind == "end":
-            return RuleError(f"unexpected end of rule at column {token.column}: expected "
-                             f"{expected}", token.column)  # fmt: skip
-        return RuleError(f"unexpected '{token.text}' at column {token.column}: expected "
-                         f"{expected}", token.column)  # fmt: skip
+            return RuleError(
+                f"unexpected end of rule at column {token.column}: expected {expected}",
+                token.column,
+            )
+        return RuleError(
+            f"unexpected '{token.text}' at column {token.column}: expected {expected}", token.column
+        )
 
     def parse(self) -> Node:
         if self.token.kind == "end":
@@ -240,8 +252,11 @@ class Parser:
             raise self.unexpected("a field name")
         kind = field_type(token.text)
         if kind is None:
-            raise RuleError(f"unknown field '{token.text}' at column {token.column}; fields "
-                            f"are: {known_fields()}", token.column)  # fmt: skip
+            raise RuleError(
+                f"unknown field '{token.text}' at column {token.column}; fields "
+                f"are: {known_fields()}",
+                token.column,
+            )
         self.advance()
         return canonical_name(token.text), kind
 
@@ -250,14 +265,12 @@ class Parser:
         if self.is_word("in"):
             return self.in_list(name, kind)
         op_token = self.token
-        if op_token.kind == "symbol" and op_token.text in {">", ">=", "<", "<=", "=", "==",
-                                                           "!="}:  # fmt: skip
+        if op_token.kind == "symbol" and op_token.text in {">", ">=", "<", "<=", "=", "==", "!="}:
             op = "=" if op_token.text == "==" else op_token.text
         elif self.is_word(*TEXT_OPS):
             op = op_token.text.lower()
         else:
-            raise self.unexpected("a comparison (> >= < <= = != contains startswith "
-                                  "endswith in)")  # fmt: skip
+            raise self.unexpected("a comparison (> >= < <= = != contains startswith endswith in)")
         self.advance()
         value_token = self.token
         value = self.value(allow_thousands=True)
@@ -306,19 +319,23 @@ class Parser:
         spaces continue the number."""
         text, end = first.text, first.end
         while (
-            self.is_symbol(",") and self.token.column == end + 1
+            self.is_symbol(",")
+            and self.token.column == end + 1
             and self.tokens[self.at + 1].kind == "number"
             and self.tokens[self.at + 1].column == end + 2
             and re.fullmatch(r"\d{3}(?:\.\d+)?", self.tokens[self.at + 1].text)
-            and "." not in text and "_" not in text and len(text.split(",")[0]) <= 3
-        ):  # fmt: skip
+            and "." not in text
+            and "_" not in text
+            and len(text.split(",")[0]) <= 3
+        ):
             self.advance()
             group = self.advance()
             text, end = f"{text},{group.text}", group.end
         number = float(text.replace(",", "").replace("_", ""))
         if not number_in_range(number):
-            raise RuleError(f"the number at column {first.column} is larger than "
-                            f"{MAX_NUMBER:,}", first.column)  # fmt: skip
+            raise RuleError(
+                f"the number at column {first.column} is larger than {MAX_NUMBER:,}", first.column
+            )
         return number
 
 
@@ -326,13 +343,20 @@ def _typed(name: str, kind: str, op: str, value: object, token: Token) -> Node:
     """Check the value against the field's type and build the comparison."""
     column = token.column
     if kind == ATTRIBUTE:
-        kind = (DATE if isinstance(value, DateValue | Relative) else
-                "bool" if isinstance(value, bool) else
-                NUMBER if isinstance(value, float) else STRING)  # fmt: skip
+        kind = (
+            DATE
+            if isinstance(value, DateValue | Relative)
+            else "bool"
+            if isinstance(value, bool)
+            else NUMBER
+            if isinstance(value, float)
+            else STRING
+        )
     if kind == NUMBER:
         if isinstance(value, bool) or not isinstance(value, float):
-            raise RuleError(f"{name} is a number: compare it with a number (column {column})",
-                            column)  # fmt: skip
+            raise RuleError(
+                f"{name} is a number: compare it with a number (column {column})", column
+            )
         if op in TEXT_OPS:
             raise RuleError(f"{op} works on text, and {name} is a number", column)
         if name == INACTIVE_DAYS:
@@ -340,22 +364,29 @@ def _typed(name: str, kind: str, op: str, value: object, token: Token) -> Node:
         return Compare(name, op, value)
     if kind == DATE:
         if not isinstance(value, DateValue | Relative):
-            raise RuleError(f"{name} is a date: compare it with a date like 2024-05-01 or an "
-                            f"age like 90d (column {column})", column)  # fmt: skip
+            raise RuleError(
+                f"{name} is a date: compare it with a date like 2024-05-01 or an "
+                f"age like 90d (column {column})",
+                column,
+            )
         if op in TEXT_OPS:
             raise RuleError(f"{op} works on text, and {name} is a date", column)
         return Compare(name, op, value)
     if kind == "bool":
         if op not in ("=", "!="):
-            raise RuleError(f"true and false can only be compared with = or != (column "
-                            f"{column})", column)  # fmt: skip
+            raise RuleError(
+                f"true and false can only be compared with = or != (column {column})", column
+            )
         return Compare(name, op, value)  # type: ignore[arg-type]
     if not isinstance(value, str):
-        raise RuleError(f"{name} is text: compare it with a quoted string (column {column})",
-                        column)  # fmt: skip
+        raise RuleError(
+            f"{name} is text: compare it with a quoted string (column {column})", column
+        )
     if op in ORDER_OPS:
-        raise RuleError(f"{name} is text: use =, !=, contains, startswith, endswith or in "
-                        f"(column {column})", column)  # fmt: skip
+        raise RuleError(
+            f"{name} is text: use =, !=, contains, startswith, endswith or in (column {column})",
+            column,
+        )
     return Compare(name, op, value)
 
 
@@ -365,15 +396,13 @@ _FLIPPED = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "=": "=", "!=": "!="}
 def _inactive_days(op: str, value: float, column: int) -> Node:
     """``inactive_days > 90`` is ``lastActive < 90d``: more days inactive is earlier."""
     if value != int(value) or not 0 <= value <= MAX_AGE_DAYS:
-        raise RuleError(f"inactive_days takes a whole number of days up to {MAX_AGE_DAYS:,} "
-                        f"(column {column})", column)  # fmt: skip
+        raise RuleError(
+            f"inactive_days takes a whole number of days up to {MAX_AGE_DAYS:,} (column {column})",
+            column,
+        )
     return Compare("lastActive", _FLIPPED[op], Relative(int(value)))
 
 
 def parse_rule(rule: str) -> Node:
     """The rule's tree, or RuleError with a message and a 1-based column."""
     return Parser(rule).parse()
-
-
-def resolve_relative(value: Relative, now: datetime) -> datetime:
-    return now - timedelta(days=value.days)

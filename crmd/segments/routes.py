@@ -1,119 +1,134 @@
-"""Segments: saved rules with their live audience, and previews of a rule."""
+"""Segments: saved rules with their audience size as last counted, and previews.
+
+A list of segments is one query: each segment keeps its size with the moment it was
+counted (``countedAt``), written when it is saved and refreshed in the background by
+the clock. ``GET /segments/{id}?refresh=true`` counts it now, for that answer."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
 from bson import ObjectId
-from pymongo import DESCENDING
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
 
-from crmd.auth.middleware import tenant_store
+from crmd.auth.requests import tenant_store
 from crmd.errors import BadRequest
 from crmd.http.bodies import json_body
-from crmd.http.pages import read_page
+from crmd.http.pages import choice, read_page
 from crmd.http.responses import json_response
 from crmd.segments.parse import RuleError
-from crmd.segments.query import InvalidRule, rule_filter
-from crmd.store.tenant import ScopedCollection
+from crmd.segments.query import InvalidRule, rule_filter, rule_now
+from crmd.store.tenant import ScopedCollection, TenantStore
 
 routes = web.RouteTableDef()
 SAMPLE = 10
 MAX_IDS = 1000
+STALE_AFTER = timedelta(minutes=5)
+REFRESH_BATCH = 20
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 RuleText = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 
 
-class OriginalRule(msgspec.Struct):
-    rule: RuleText
-    name: Name | None = None
-
-
 class SegmentBody(msgspec.Struct):
-    """``{"name", "rule"}``, or the original frontend's ``{"segment_rule": {"rule"}}``."""
-
     name: Name | None = None
     rule: RuleText | None = None
-    segment_rule: OriginalRule | None = None
-
-    def resolved(self) -> tuple[str | None, str | None]:
-        if self.segment_rule is not None:
-            return self.name or self.segment_rule.name, self.segment_rule.rule
-        return self.name, self.rule
 
 
 class PreviewBody(msgspec.Struct):
     rule: RuleText
 
 
-async def segment_view(customers: ScopedCollection, doc: dict[str, Any]) -> dict[str, Any]:
-    size = await customers.count_documents(rule_filter(doc["rule"]))
-    return {"id": str(doc["_id"]), "name": doc["name"], "rule": doc["rule"],
-            "audienceSize": size, "createdAt": doc["createdAt"],
-            "updatedAt": doc.get("updatedAt", doc["createdAt"])}  # fmt: skip
+def segment_view(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(doc["_id"]),
+        "name": doc["name"],
+        "rule": doc["rule"],
+        "audienceSize": doc.get("audienceSize"),
+        "countedAt": doc.get("countedAt"),
+        "createdAt": doc["createdAt"],
+        "updatedAt": doc.get("updatedAt", doc["createdAt"]),
+    }
 
 
-@routes.post("/api/v1/segment")
+async def count(customers: ScopedCollection, rule: str) -> tuple[int, datetime]:
+    now = rule_now()
+    return await customers.count_documents(rule_filter(rule, now)), now
+
+
+async def save_segment(store: TenantStore, name: str | None, rule: str) -> dict[str, Any]:
+    """A new segment, counted (an invalid rule is refused before anything is written)."""
+    size, counted = await count(store["customers"], rule)
+    now = datetime.now(UTC)
+    doc = {
+        "_id": ObjectId(),
+        "name": name or f"Segment {now:%Y-%m-%d %H:%M}",
+        "rule": rule,
+        "audienceSize": size,
+        "countedAt": counted,
+        "createdAt": now,
+        "updatedAt": now,
+    }
+    await store["segments"].insert_one(doc)
+    return doc
+
+
 @routes.post("/api/v1/segments")
 async def create_segment(request: web.Request) -> web.Response:
-    name, rule = (await json_body(request, SegmentBody)).resolved()
-    if rule is None:
+    body = await json_body(request, SegmentBody)
+    if body.rule is None:
         raise InvalidRule(RuleError("a segment needs a rule", 1))
-    rule_filter(rule)  # refuse an invalid rule before anything is written
-    store = tenant_store(request)
-    now = datetime.now(UTC)
-    doc = {"_id": ObjectId(),
-           "name": name or f"Segment {now:%Y-%m-%d %H:%M}", "rule": rule,
-           "createdAt": now, "updatedAt": now}  # fmt: skip
-    await store["segments"].insert_one(doc)
-    return json_response(await segment_view(store["customers"], doc), status=201)
+    doc = await save_segment(tenant_store(request), body.name, body.rule)
+    return json_response(segment_view(doc), status=201)
 
 
-@routes.get("/api/v1/segment")
 @routes.get("/api/v1/segments")
 async def list_segments(request: web.Request) -> web.Response:
     page = read_page(request)
-    store = tenant_store(request)
-    cursor = store["segments"].find({}, sort=[("createdAt", DESCENDING), ("_id", DESCENDING)],
-                                    skip=page.offset, limit=page.limit)  # fmt: skip
-    items = [await segment_view(store["customers"], doc) async for doc in cursor]
-    return json_response({"items": items, "total": await store["segments"].count_documents()})
+    segments = tenant_store(request)["segments"]
+    cursor = segments.find(
+        {},
+        sort=[("createdAt", DESCENDING), ("_id", DESCENDING)],
+        skip=page.offset,
+        limit=page.limit,
+    )
+    items = [segment_view(doc) async for doc in cursor]
+    return json_response({"items": items, "total": await segments.count_documents()})
 
 
-async def _segment(request: web.Request) -> dict[str, Any]:
-    return await tenant_store(request)["segments"].get(request.match_info["id"], "segment")
-
-
-@routes.get("/api/v1/segment/{id}")
 @routes.get("/api/v1/segments/{id}")
 async def get_segment(request: web.Request) -> web.Response:
-    doc = await _segment(request)
-    return json_response(await segment_view(tenant_store(request)["customers"], doc))
+    store = tenant_store(request)
+    doc = await store["segments"].get(request.match_info["id"], "segment")
+    if choice(request, "refresh", ("true", "false")) == "true":
+        doc["audienceSize"], doc["countedAt"] = await count(store["customers"], doc["rule"])
+    return json_response(segment_view(doc))
 
 
-@routes.put("/api/v1/segment/{id}")
 @routes.put("/api/v1/segments/{id}")
 async def update_segment(request: web.Request) -> web.Response:
-    name, rule = (await json_body(request, SegmentBody)).resolved()
-    if name is None and rule is None:
+    body = await json_body(request, SegmentBody)
+    if body.name is None and body.rule is None:
         raise BadRequest("send a new name, a new rule, or both")
-    if rule is not None:
-        rule_filter(rule)
-    doc = await _segment(request)
-    changes: dict[str, Any] = {k: v for k, v in (("name", name), ("rule", rule)) if v}
-    changes["updatedAt"] = datetime.now(UTC)
     store = tenant_store(request)
+    doc = await store["segments"].get(request.match_info["id"], "segment")
+    changes: dict[str, Any] = {k: v for k, v in (("name", body.name), ("rule", body.rule)) if v}
+    changes["audienceSize"], changes["countedAt"] = await count(
+        store["customers"], body.rule or doc["rule"]
+    )
+    changes["updatedAt"] = datetime.now(UTC)
     await store["segments"].update_one({"_id": doc["_id"]}, {"$set": changes})
-    return json_response(await segment_view(store["customers"], {**doc, **changes}))
+    return json_response(segment_view({**doc, **changes}))
 
 
-@routes.delete("/api/v1/segment/{id}")
 @routes.delete("/api/v1/segments/{id}")
 async def delete_segment(request: web.Request) -> web.Response:
-    doc = await _segment(request)
-    await tenant_store(request)["segments"].delete_one({"_id": doc["_id"]})
+    store = tenant_store(request)
+    doc = await store["segments"].get(request.match_info["id"], "segment")
+    await store["segments"].delete_one({"_id": doc["_id"]})
     return web.Response(status=204)
 
 
@@ -127,16 +142,17 @@ def customer_sample(doc: dict[str, Any]) -> dict[str, Any]:
 async def preview(customers: ScopedCollection, query: dict[str, Any]) -> dict[str, Any]:
     """The size and a sample in one pass over the matches: SecantusDB finds every match
     even for a ``limit``, so a count and then a sample took twice a count."""
-    cursor = await customers.aggregate([
-        {"$match": query},
-        {"$facet": {"size": [{"$count": "n"}], "sample": [{"$limit": SAMPLE}]}},
-    ])  # fmt: skip
+    cursor = await customers.aggregate(
+        [
+            {"$match": query},
+            {"$facet": {"size": [{"$count": "n"}], "sample": [{"$limit": SAMPLE}]}},
+        ]
+    )
     found = (await cursor.to_list())[0]
     size = found["size"][0]["n"] if found["size"] else 0
     return {"audienceSize": size, "sample": [customer_sample(d) for d in found["sample"]]}
 
 
-@routes.post("/api/v1/segment/preview")
 @routes.post("/api/v1/segments/preview")
 async def preview_segment(request: web.Request) -> web.Response:
     body = await json_body(request, PreviewBody)
@@ -144,20 +160,30 @@ async def preview_segment(request: web.Request) -> web.Response:
     return json_response(await preview(customers, rule_filter(body.rule)))
 
 
-@routes.get("/api/v1/audience/preview")
-async def audience_preview(request: web.Request) -> web.Response:
-    """``?rule=`` or, as the original frontend sends it, a JSON body ``{"rule"}``. The
-    answer carries both shapes: the preview's and the original's ``audienceDetails``."""
-    rule = request.query.get("rule")
-    if rule is None:
-        if not request.can_read_body:
-            raise BadRequest("send the rule as ?rule=... or as a JSON body {\"rule\": ...}",
-                             details={"field": "rule"})  # fmt: skip
-        rule = (await json_body(request, PreviewBody)).rule
-    customers = tenant_store(request)["customers"]
-    query = rule_filter(rule)  # one moment for the size, the sample and the ids
-    answer = await preview(customers, query)
-    ids = [d["_id"] async for d in customers.find(query, projection={"_id": 1},
-                                                  limit=MAX_IDS)]  # fmt: skip
-    answer["audienceDetails"] = {"audienceSize": answer["audienceSize"], "audienceIds": ids}
-    return json_response(answer)
+async def audience_ids(customers: ScopedCollection, query: dict[str, Any]) -> list[Any]:
+    """At most MAX_IDS ids of the customers the query matches."""
+    return [d["_id"] async for d in customers.find(query, projection={"_id": 1}, limit=MAX_IDS)]
+
+
+async def refresh_stale_counts(db: AsyncDatabase[dict[str, Any]], now: datetime) -> int:
+    """Count again the segments counted longest ago (a few per call: the clock calls it
+    every few seconds); returns how many."""
+    refreshed = 0
+    stale = {"countedAt": {"$lt": now - STALE_AFTER}}
+    oldest = db.segments.find(
+        stale,
+        projection={"userId": 1, "rule": 1},
+        sort=[("countedAt", ASCENDING)],
+        limit=REFRESH_BATCH,
+    )
+    async for segment in oldest:
+        store = TenantStore(db, segment["userId"])
+        try:
+            size, counted = await count(store["customers"], segment["rule"])
+        except InvalidRule:  # a rule that no longer parses (the language changed)
+            size, counted = None, now
+        await store["segments"].update_one(
+            {"_id": segment["_id"]}, {"$set": {"audienceSize": size, "countedAt": counted}}
+        )
+        refreshed += 1
+    return refreshed

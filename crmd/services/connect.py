@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import pymongo.errors
 import redis.exceptions
 import structlog
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from redis.asyncio import Redis
 
 from crmd.config import redact_url
@@ -58,14 +58,20 @@ async def retry_until(
             delay = min(delay * 2, 5.0)
 
 
-async def connect_mongo(url: str, timeout: float) -> MongoClient:
+async def connect_mongo(
+    url: str, timeout: float, listeners: Sequence[monitoring.CommandListener] = ()
+) -> MongoClient:
     # maxIdleTimeMS: a connection idle for a minute is opened afresh rather than trusted;
     # SecantusDB closes idle ones, and pymongo does not retry every command on a closed
     # connection (a drop after fifteen idle minutes failed with AutoReconnect).
     client: MongoClient = AsyncMongoClient(
-        url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True,
+        url,
+        serverSelectionTimeoutMS=3000,
+        connectTimeoutMS=3000,
+        tz_aware=True,
         maxIdleTimeMS=60_000,
-    )  # fmt: skip
+        event_listeners=list(listeners),
+    )
 
     async def ping() -> MongoClient:
         await client.admin.command("ping")

@@ -60,9 +60,12 @@ def data_dir_lock(data_dir: Path) -> Iterator[None]:
 
 @contextlib.asynccontextmanager
 async def embedded_services(
-    mongodb_url: str, redis_url: str, data_dir: Path, timeout: float,
+    mongodb_url: str,
+    redis_url: str,
+    data_dir: Path,
+    timeout: float,
     lost: asyncio.Event | None = None,
-) -> AsyncIterator[Urls]:  # fmt: skip
+) -> AsyncIterator[Urls]:
     """Start whichever of the two URLs is ``embedded`` and yield the real URLs; stop what
     was started on exit, also when start-up fails half way. While they run, a server
     that dies is started again; ``lost`` is set if one cannot be."""

@@ -47,8 +47,14 @@ class ServerProcess:
     """One child server: its command line, its log file and its process. Started again
     with the same command line (the same port, the same data) when it dies."""
 
-    def __init__(self, name: str, argv: list[str], url: str, log_path: Path,
-                 provision: Provision | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        url: str,
+        log_path: Path,
+        provision: Provision | None = None,
+    ) -> None:
         self.name = name
         self.argv = argv
         self.url = url
@@ -190,8 +196,10 @@ def secantus_process(data_dir: Path | None, log_dir: Path) -> ServerProcess:
     password = read_or_create_secret(data_dir.parent / f"{data_dir.name}-password")
     argv += ["--storage-path", str(data_dir)]
     bare_url = f"mongodb://{LOOPBACK}:{port}/?directConnection=true"
-    url = (f"mongodb://{MONGO_USER}:{password}@{LOOPBACK}:{port}/"
-           "?directConnection=true&authSource=admin")  # fmt: skip
+    url = (
+        f"mongodb://{MONGO_USER}:{password}@{LOOPBACK}:{port}/"
+        "?directConnection=true&authSource=admin"
+    )
 
     async def create_user(server: ServerProcess, timeout: float) -> None:
         """SecantusDB makes its first user only while it runs without ``--auth``: run it
@@ -228,9 +236,11 @@ async def _create_user(url: str, password: str) -> None:
 
 
 async def wait_until_answering(
-    server: ServerProcess, ping: Callable[[str], Awaitable[None]], timeout: float,
+    server: ServerProcess,
+    ping: Callable[[str], Awaitable[None]],
+    timeout: float,
     url: str | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """Poll ``ping(url)`` until it succeeds; fail early when the process dies, naming
     the last lines of its log, or when it refuses the password (NoUser)."""
     loop = asyncio.get_running_loop()

@@ -28,19 +28,25 @@ async def bring_back(server: ServerProcess, timeout: float) -> bool:
         try:
             await start_and_wait(server, timeout)
         except EmbeddedError as exc:
-            log.error("embedded.restart_failed", server=server.name, attempt=attempt,
-                      error=str(exc)[:500])  # fmt: skip
+            log.error(
+                "embedded.restart_failed", server=server.name, attempt=attempt, error=str(exc)[:500]
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_DELAY)
             continue
-        log.warning("embedded.restarted", server=server.name, attempt=attempt,
-                    pid=server.process.pid if server.process else None)  # fmt: skip
+        log.warning(
+            "embedded.restarted",
+            server=server.name,
+            attempt=attempt,
+            pid=server.process.pid if server.process else None,
+        )
         return True
     return False
 
 
-async def watch_servers(servers: Sequence[ServerProcess], timeout: float,
-                        lost: asyncio.Event) -> None:  # fmt: skip
+async def watch_servers(
+    servers: Sequence[ServerProcess], timeout: float, lost: asyncio.Event
+) -> None:
     """Until cancelled: restart whichever server died; set ``lost`` and return when one
     cannot be brought back."""
     while True:
@@ -48,8 +54,9 @@ async def watch_servers(servers: Sequence[ServerProcess], timeout: float,
         for server in servers:
             if server.running:
                 continue
-            log.error("embedded.died", server=server.name, code=server.exit_code,
-                      log=server.log_tail())  # fmt: skip
+            log.error(
+                "embedded.died", server=server.name, code=server.exit_code, log=server.log_tail()
+            )
             server.stop()  # closes its log file; the process is already gone
             if not await bring_back(server, timeout):
                 log.critical("embedded.lost", server=server.name, attempts=MAX_ATTEMPTS)

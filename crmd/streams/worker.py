@@ -83,6 +83,13 @@ async def ensure_group(redis: Redis, stream: str, group: str) -> None:
             raise
 
 
+def handler_deadline(settings: StreamsConfig) -> float:
+    """Seconds a handler may take over a batch: ``handler_timeout_ms``, or by default a
+    little under ``claim_idle_ms``, after which another consumer may take the batch."""
+    millis = settings.handler_timeout_ms or settings.claim_idle_ms * 0.8
+    return millis / 1000
+
+
 def dead_letter_stream(stream: str) -> str:
     return f"{stream}:dead"
 
@@ -99,6 +106,7 @@ class StreamWorker:
         metrics: Metrics | None = None,
         on_dead: DeadLetterHook | None = None,
         on_caught_up: Callable[[], Awaitable[None]] | None = None,
+        progressed: Callable[[], None] | None = None,
     ) -> None:
         self.redis = redis
         self.stream = stream
@@ -111,6 +119,9 @@ class StreamWorker:
         self.on_caught_up = on_caught_up
         """Called after each read that found less than a full batch: the stream has
         been worked through for now (a place for work that is only worth doing once)."""
+        self.progressed = progressed or (lambda: None)
+        """Called each time the loop turns, so that a stuck worker can be told apart."""
+        self.deadline = handler_deadline(settings)
         self.dead_letters = dead_letter_stream(stream)
         self._next_claim = 0.0
         self._next_trim = 0.0
@@ -128,6 +139,7 @@ class StreamWorker:
             on_ready()
         own_pending: str | None = "0"
         while not stop.is_set():
+            self.progressed()
             if own_pending is not None:
                 own_pending = await self.drain_own_pending(own_pending)
                 continue
@@ -201,7 +213,14 @@ class StreamWorker:
         if not live:
             return
         try:
-            await self.handler(live)
+            async with asyncio.timeout(self.deadline):
+                await self.handler(live)
+        except TimeoutError:
+            # Past the deadline the entries would look idle to other consumers, which
+            # would take them while this one still works on them: give them up now.
+            self.log.error("stream.handler_timeout", entries=len(live), seconds=self.deadline)
+            self._count("timed_out", len(live))
+            return  # left pending: redelivered after claim_idle_ms
         except DEPENDENCY_ERRORS:
             raise  # not the entries' fault: the actor restarts and they are redone
         except Exception as exc:

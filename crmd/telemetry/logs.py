@@ -39,8 +39,10 @@ def describe_error(exc: BaseException, limit: int = 500) -> str:
     if isinstance(details, dict) and isinstance(details.get("writeErrors"), list):
         errors = details["writeErrors"]
         first = errors[0] if errors else {}
-        text = (f"{type(exc).__name__}: {len(errors)} write error(s); first: code "
-                f"{first.get('code')}: {first.get('errmsg', '')}")  # fmt: skip
+        text = (
+            f"{type(exc).__name__}: {len(errors)} write error(s); first: code "
+            f"{first.get('code')}: {first.get('errmsg', '')}"
+        )
     else:
         text = f"{type(exc).__name__}: {exc}"
     return text[:limit]

@@ -56,5 +56,18 @@ class Metrics:
             registry=r,
         )
 
+        self.mongo_commands = Counter(
+            "crmd_mongo_commands",
+            "Commands sent to MongoDB, by command name",
+            ["command"],
+            registry=r,
+        )
+        self.mongo_documents = Counter(
+            "crmd_mongo_documents",
+            "Documents in MongoDB write commands, by collection and operation",
+            ["collection", "op"],
+            registry=r,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

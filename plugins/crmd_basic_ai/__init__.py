@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from crmd import hookimpl
+from crmd.plugins.context import PluginContext
 from crmd.segments.ast import And, Compare, InList, Node, Not, Or, Relative
 from crmd.segments.parse import RuleError, parse_rule
 from crmd_basic_ai.phrases import rule_from_sentence
@@ -48,11 +51,22 @@ TEMPLATES: dict[str, list[str]] = {
         "Hi {first_name|there}, good things are waiting for you. See you soon!",
     ],
 }
-ALIASES = {"winback": "win-back", "win back": "win-back", "reactivation": "win-back",
-           "vip": "high value", "high-value": "high value", "loyalty": "high value",
-           "launch": "new arrival", "new-arrival": "new arrival", "new arrivals": "new arrival",
-           "festive": "festive offer", "sale": "festive offer", "festival": "festive offer",
-           "cart": "reminder", "abandoned cart": "reminder"}  # fmt: skip
+ALIASES = {
+    "winback": "win-back",
+    "win back": "win-back",
+    "reactivation": "win-back",
+    "vip": "high value",
+    "high-value": "high value",
+    "loyalty": "high value",
+    "launch": "new arrival",
+    "new-arrival": "new arrival",
+    "new arrivals": "new arrival",
+    "festive": "festive offer",
+    "sale": "festive offer",
+    "festival": "festive offer",
+    "cart": "reminder",
+    "abandoned cart": "reminder",
+}
 
 
 def intent_key(intent: str, objective: str) -> str:
@@ -94,8 +108,12 @@ def tags_for(rule: str, audience: int | None) -> list[str]:
             tags.append("Win-back")
         elif c.field in ("lastActive", "lastOrderAt") and op in (">", ">="):
             tags.append("Recently active")
-        elif c.field in ("spend", "orderTotal") and op in (">", ">=") and isinstance(
-            value, float) and value >= 10_000:  # fmt: skip
+        elif (
+            c.field in ("spend", "orderTotal")
+            and op in (">", ">=")
+            and isinstance(value, float)
+            and value >= 10_000
+        ):
             tags.append("High value")
         elif c.field == "spend" and op in ("<", "<="):
             tags.append("Low spend")
@@ -113,32 +131,41 @@ def tags_for(rule: str, audience: int | None) -> list[str]:
 
 
 def summary_for(stats: dict[str, int], breakdown: dict[str, Any]) -> str:
-    reached = stats.get("sent", 0) + stats.get("delivered", 0)
-    failed = stats.get("failed", 0)
-    total = reached + failed + stats.get("pending", 0) + stats.get("unknown", 0)
+    """In the stats' own words: SENT is "sent" (handed over), not "delivered"."""
+    counts = {name: stats.get(name, 0) for name in ("sent", "delivered", "failed")}
+    for extra in ("pending", "unknown", "cancelled"):
+        if stats.get(extra):
+            counts[extra] = stats[extra]
+    total = sum(counts.values())
+    reached = counts["sent"] + counts["delivered"]
     share = reached / total * 100 if total else 0.0
-    text = f"Reached {total:,} customers: {reached:,} delivered ({share:.1f}%), {failed:,} failed."
+    parts = ", ".join(f"{n:,} {name}" for name, n in counts.items())
+    text = f"{total:,} recipients: {parts} ({share:.1f}% sent or delivered)."
     bands = [b for b in breakdown.get("bands", []) if b.get("total")]
     if len(bands) >= 2:
         best = max(bands, key=lambda b: b["rate"])
         worst = min(bands, key=lambda b: b["rate"])
-        text += (f" Best: spend {best['band']} ({best['rate'] * 100:.1f}% delivered);"
-                 f" worst: spend {worst['band']} ({worst['rate'] * 100:.1f}%).")  # fmt: skip
+        text += (
+            f" Best: spend {best['band']} ({best['rate'] * 100:.1f}% sent or delivered);"
+            f" worst: spend {worst['band']} ({worst['rate'] * 100:.1f}%)."
+        )
     return text
 
 
 class BasicSuggester:
     name = NAME
 
-    async def suggest_messages(self, objective: str, intent: str, audience: str,
-                               n: int) -> Sequence[str]:  # fmt: skip
+    async def suggest_messages(
+        self, objective: str, intent: str, audience: str, n: int
+    ) -> Sequence[str]:
         return TEMPLATES[intent_key(intent, objective)][: max(1, n)]
 
     async def rule_from_text(self, text: str, fields: Sequence[str]) -> str | None:
         return rule_from_sentence(text)
 
-    async def summarize_campaign(self, campaign: dict[str, Any], stats: dict[str, int],
-                                 breakdown: dict[str, Any]) -> str:  # fmt: skip
+    async def summarize_campaign(
+        self, campaign: dict[str, Any], stats: dict[str, int], breakdown: dict[str, Any]
+    ) -> str:
         return summary_for(stats, breakdown)
 
     async def tag_segment(self, rule: str, stats: dict[str, Any]) -> Sequence[str]:
@@ -146,5 +173,10 @@ class BasicSuggester:
 
 
 @hookimpl
-def crmd_suggesters(runtime: Any) -> list[BasicSuggester]:
+def crmd_suggesters(context: PluginContext) -> list[BasicSuggester]:
+    context.settings(Settings)  # it has none: an unknown key is a mistake to report
     return [BasicSuggester()]
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True):
+    """``[plugins.basic_ai]`` takes no settings but ``enabled``."""

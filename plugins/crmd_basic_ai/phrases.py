@@ -6,20 +6,57 @@ from __future__ import annotations
 
 import re
 
-NUMBER = (r"(?:(?:rs\.?|inr|₹|\$|usd|rupees?)\s*)?(?P<num>\d[\d,]*(?:\.\d+)?|a|an|one|two|"
-          r"three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s*(?P<suffix>k|l|lakhs?|"
-          r"lacs?|m|mn|million|cr|crores?)?(?:\s*(?:rs\.?|inr|rupees?|dollars?))?")  # fmt: skip
+NUMBER = (
+    r"(?:(?:rs\.?|inr|₹|\$|usd|rupees?)\s*)?(?P<num>\d[\d,]*(?:\.\d+)?|a|an|one|two|"
+    r"three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s*(?P<suffix>k|l|lakhs?|"
+    r"lacs?|m|mn|million|cr|crores?)?(?:\s*(?:rs\.?|inr|rupees?|dollars?))?"
+)
 UNIT = r"\s*(?P<unit>days?|weeks?|months?|years?)"
-WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
-         "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}  # fmt: skip
-SUFFIXES = {"k": 1e3, "l": 1e5, "lakh": 1e5, "lakhs": 1e5, "lac": 1e5, "lacs": 1e5,
-            "m": 1e6, "mn": 1e6, "million": 1e6, "cr": 1e7, "crore": 1e7,
-            "crores": 1e7}  # fmt: skip
+WORDS = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+}
+SUFFIXES = {
+    "k": 1e3,
+    "l": 1e5,
+    "lakh": 1e5,
+    "lakhs": 1e5,
+    "lac": 1e5,
+    "lacs": 1e5,
+    "m": 1e6,
+    "mn": 1e6,
+    "million": 1e6,
+    "cr": 1e7,
+    "crore": 1e7,
+    "crores": 1e7,
+}
 DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
 MORE = r"(?P<op>more than|over|above|greater than|at least|fewer than|less than|under|below|at most|exactly)"  # noqa: E501
-OPS = {"more than": ">", "over": ">", "above": ">", "greater than": ">", "at least": ">=",
-       "fewer than": "<", "less than": "<", "under": "<", "below": "<", "at most": "<=",
-       "exactly": "="}  # fmt: skip
+OPS = {
+    "more than": ">",
+    "over": ">",
+    "above": ">",
+    "greater than": ">",
+    "at least": ">=",
+    "fewer than": "<",
+    "less than": "<",
+    "under": "<",
+    "below": "<",
+    "at most": "<=",
+    "exactly": "=",
+}
 
 PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (
@@ -63,9 +100,12 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 ]
 CITY = r"[A-Z][a-zA-Z]+(?:\s[A-Z][a-zA-Z]+)?"
 LOCATION = re.compile(
-    r"\b(?:in|from|living in|based in|located in|at)\s+(?P<cities>" + CITY +
-    r"(?:\s*(?:,|\bor\b|\band\b)\s*" + CITY + r")*)"
-)  # fmt: skip
+    r"\b(?:in|from|living in|based in|located in|at)\s+(?P<cities>"
+    + CITY
+    + r"(?:\s*(?:,|\bor\b|\band\b)\s*"
+    + CITY
+    + r")*)"
+)
 NOT_CITIES = frozenset({"I", "The", "Last", "Past", "Customers", "People", "Users", "All"})
 
 
@@ -109,8 +149,11 @@ def rule_from_sentence(text: str) -> str | None:
             taken.append(span)
             found.append((match.start(), clause(kind, match)))
     for match in LOCATION.finditer(text):
-        cities = [c.strip() for c in re.split(r"\s*(?:,|\bor\b|\band\b)\s*",
-                                               match.group("cities")) if c.strip()]  # fmt: skip
+        cities = [
+            c.strip()
+            for c in re.split(r"\s*(?:,|\bor\b|\band\b)\s*", match.group("cities"))
+            if c.strip()
+        ]
         cities = [c for c in cities if c.split()[0] not in NOT_CITIES]
         if not cities:
             continue

@@ -12,7 +12,8 @@ Settings, in ``[plugins.dummy_vendor]``:
     rate = 1000              # messages per second it accepts
     receipts = true          # false: a no-op vendor that accepts and never calls back
     callback_url = ""        # default: this crmd's /api/v1/deliveryReceipt/dummy_vendor
-    secret = ""              # signing secret; default: derived from crmd's token secret
+    secret = ""              # signing secret ($env:NAME or $file:/path); default: the
+                             # plugin's own, derived from crmd's secret
     url = ""                 # HTTP mode: the address of a `crmd dummy-vendor` server
     callback_retry_seconds = 3600    # how long a refused callback is retried
     callback_retry_delay = 0.5       # the first retry's wait, doubled each time
@@ -27,20 +28,19 @@ answers and calls back exactly as the in-process simulation does: real traffic t
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import random
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import aiohttp
 import msgspec
 import structlog
 
 from crmd import hookimpl
+from crmd.plugins.context import PluginContext
 from crmd.plugins.vendor import (
     Accepted,
     CheckResult,
@@ -79,27 +79,54 @@ class SendRequest(msgspec.Struct):
     messages: list[OutgoingMessage]
 
 
+Share = Annotated[float, msgspec.Meta(ge=0, le=1)]
+Seconds = Annotated[float, msgspec.Meta(ge=0, le=86_400)]
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``[plugins.dummy_vendor]``; see the module's docstring."""
+
+    failure_rate: Share = 0.1
+    delay_min: Seconds = 1.0
+    delay_max: Seconds = 3.0
+    duplicate_rate: Share = 0.0
+    seed: int | None = None
+    rate: Annotated[float, msgspec.Meta(gt=0, le=1_000_000)] = 1000
+    receipts: bool = True
+    callback_url: str = ""
+    secret: str = ""
+    url: str = ""
+    callback_retry_seconds: Seconds = 3600
+    callback_retry_delay: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 0.5
+    callback_retry_max_delay: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 60
+
+    def __post_init__(self) -> None:
+        if self.delay_max < self.delay_min:
+            raise ValueError("delay_max: must not be less than delay_min")
+
+
 class DummyVendor:
     name = NAME
 
-    def __init__(self, settings: Mapping[str, Any], http: aiohttp.ClientSession,
-                 secret: str, callback_url: str) -> None:  # fmt: skip
+    def __init__(
+        self, settings: Settings, http: aiohttp.ClientSession, secret: str, callback_url: str
+    ) -> None:
         self.http = http
-        self.secret = str(settings.get("secret") or secret)
-        self.callback_url = str(settings.get("callback_url") or callback_url)
-        self.failure_rate = float(settings.get("failure_rate", 0.1))
-        self.delay = (float(settings.get("delay_min", 1.0)), float(settings.get("delay_max", 3.0)))
-        self.duplicate_rate = float(settings.get("duplicate_rate", 0.0))
-        self.rate = float(settings.get("rate", 1000))
-        self.rng = random.Random(settings.get("seed"))  # noqa: S311 - simulated outcomes
+        self.secret = settings.secret or secret
+        self.callback_url = settings.callback_url or callback_url
+        self.failure_rate = settings.failure_rate
+        self.delay = (settings.delay_min, settings.delay_max)
+        self.duplicate_rate = settings.duplicate_rate
+        self.rate = settings.rate
+        self.rng = random.Random(settings.seed)  # noqa: S311 - simulated outcomes
         self.accepted: dict[str, str] = {}
         """Our message id → its vendor id: the same message is never delivered twice."""
         self.tasks: set[asyncio.Task[None]] = set()
-        self.url = str(settings.get("url") or "")
-        self.receipts = bool(settings.get("receipts", True))
-        self.retry_for = float(settings.get("callback_retry_seconds", 3600))
-        self.retry_delay = float(settings.get("callback_retry_delay", 0.5))
-        self.retry_max_delay = float(settings.get("callback_retry_max_delay", 60))
+        self.url = settings.url
+        self.receipts = settings.receipts
+        self.retry_for = settings.callback_retry_seconds
+        self.retry_delay = settings.callback_retry_delay
+        self.retry_max_delay = settings.callback_retry_max_delay
 
     def rate_limit(self) -> float:
         return self.rate
@@ -125,8 +152,7 @@ class DummyVendor:
             response.raise_for_status()
             return list(_decode_results(await response.read()))
 
-    def simulate(self, messages: Sequence[OutgoingMessage], callback_url: str
-                 ) -> list[SendResult]:  # fmt: skip
+    def simulate(self, messages: Sequence[OutgoingMessage], callback_url: str) -> list[SendResult]:
         """What a real vendor does: accept, answer, and call back later."""
         if not self.receipts:  # no-op: a stable id per message, nothing remembered
             return [Accepted(m.message_id, f"dv_{m.message_id}") for m in messages]
@@ -146,11 +172,16 @@ class DummyVendor:
                 del self.accepted[next(iter(self.accepted))]
             results.append(Accepted(message.message_id, vendor_id))
             failed = self.rng.random() < self.failure_rate
-            receipts.append(Receipt(
-                status="FAILED" if failed else "SENT", timestamp=now,
-                event_id=f"evt_{uuid.uuid4().hex}", message_id=message.message_id,
-                vendor_message_id=vendor_id, reason="recipient unreachable" if failed else "",
-            ))  # fmt: skip
+            receipts.append(
+                Receipt(
+                    status="FAILED" if failed else "SENT",
+                    timestamp=now,
+                    event_id=f"evt_{uuid.uuid4().hex}",
+                    message_id=message.message_id,
+                    vendor_message_id=vendor_id,
+                    reason="recipient unreachable" if failed else "",
+                )
+            )
         if receipts:
             self._later(receipts, callback_url)
         return results
@@ -177,8 +208,7 @@ class DummyVendor:
         give_up = loop.time() + self.retry_for
         attempt = 0
         while True:
-            headers = signed_headers(self.secret, f"msg_{uuid.uuid4().hex}", int(time.time()),
-                                     body)  # fmt: skip
+            headers = signed_headers(self.secret, f"msg_{uuid.uuid4().hex}", int(time.time()), body)
             headers["Content-Type"] = "application/json"
             wait = min(self.retry_max_delay, self.retry_delay * 2**attempt)
             try:
@@ -196,11 +226,19 @@ class DummyVendor:
                 problem = f"{type(exc).__name__}: {exc}"
             attempt += 1
             if loop.time() + wait > give_up:
-                log.error("dummy_vendor.callback_given_up", attempts=attempt, error=problem,
-                          receipts=len(receipts))  # fmt: skip
+                log.error(
+                    "dummy_vendor.callback_given_up",
+                    attempts=attempt,
+                    error=problem,
+                    receipts=len(receipts),
+                )
                 return
-            log.warning("dummy_vendor.callback_failed", attempt=attempt, error=problem,
-                        retry_in=round(wait, 2))  # fmt: skip
+            log.warning(
+                "dummy_vendor.callback_failed",
+                attempt=attempt,
+                error=problem,
+                retry_in=round(wait, 2),
+            )
             await asyncio.sleep(wait)
 
     def verify_receipt(self, headers: Mapping[str, str], body: bytes) -> None:
@@ -216,11 +254,18 @@ class DummyVendor:
             raise ValueError(f"unreadable receipt: {exc}") from None
         receipts = decoded if isinstance(decoded, list) else [decoded]
         return [
-            ReceiptEvent(status=r.status.upper(), at=r.timestamp, event_id=r.event_id,
-                         message_id=r.message_id, vendor_message_id=r.vendor_message_id,
-                         campaign_id=r.campaign_id, customer_id=r.customer_id, reason=r.reason)
+            ReceiptEvent(
+                status=r.status.upper(),
+                at=r.timestamp,
+                event_id=r.event_id,
+                message_id=r.message_id,
+                vendor_message_id=r.vendor_message_id,
+                campaign_id=r.campaign_id,
+                customer_id=r.customer_id,
+                reason=r.reason,
+            )
             for r in receipts
-        ]  # fmt: skip
+        ]
 
     async def check(self) -> CheckResult:
         return CheckResult(ok=bool(self.secret), detail=f"callbacks to {self.callback_url}")
@@ -240,17 +285,12 @@ def _retry_after(header: str | None) -> float:
         return 0.0
 
 
-def default_secret(jwt_secret: str) -> str:
-    """Both ends live in this process: derive the shared secret from crmd's own."""
-    return hmac.new(jwt_secret.encode(), b"crmd_dummy_vendor", hashlib.sha256).hexdigest()
-
-
 @hookimpl
-def crmd_vendors(runtime: Any) -> list[DummyVendor]:
-    server = runtime.config.server
-    url = f"http://{server.host}:{server.port}/api/v1/deliveryReceipt/{NAME}"
-    return [DummyVendor(runtime.plugin_settings(NAME), runtime.http,
-                        default_secret(runtime.jwt_secret), url)]  # fmt: skip
+def crmd_vendors(context: PluginContext) -> list[DummyVendor]:
+    # Both ends live in crmd (or in `crmd dummy-vendor`, which derives the same secret):
+    # the plugin's own secret signs and verifies the receipts.
+    settings = context.settings(Settings)
+    return [DummyVendor(settings, context.http, context.secret, context.receipt_url)]
 
 
 def gateway_app(vendor: DummyVendor) -> Any:

@@ -10,13 +10,14 @@ checks rules and messages before using them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import aiohttp
 import msgspec
 import structlog
 
 from crmd import hookimpl
+from crmd.plugins.context import PluginContext
 
 NAME = "gemini"
 DEFAULT_BASE = "https://generativelanguage.googleapis.com"
@@ -39,26 +40,39 @@ class TagsAnswer(msgspec.Struct):
     tags: list[str]
 
 
+class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``[plugins.gemini]``; ``api_key`` also from ``GEMINI_API_KEY``."""
+
+    api_key: str = ""
+    model: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "gemini-2.5-flash"
+    timeout: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
+    base_url: Annotated[str, msgspec.Meta(pattern=r"^https?://")] = DEFAULT_BASE
+
+
 class GeminiSuggester:
     name = NAME
 
-    def __init__(self, settings: dict[str, Any], http: aiohttp.ClientSession) -> None:
-        self.key = str(settings["api_key"])
-        self.model = str(settings.get("model", "gemini-2.5-flash"))
-        self.timeout = float(settings.get("timeout", 10))
-        self.base = str(settings.get("base_url", DEFAULT_BASE)).rstrip("/")
+    def __init__(self, settings: Settings, http: aiohttp.ClientSession) -> None:
+        self.key = settings.api_key
+        self.model = settings.model
+        self.timeout = settings.timeout
+        self.base = settings.base_url.rstrip("/")
         self.http = http
 
     async def ask(self, prompt: str, shape: type[Any]) -> Any:
         """Gemini's JSON answer decoded as ``shape``, or None for any failure."""
         url = f"{self.base}/v1beta/models/{self.model}:generateContent"
-        body = {"contents": [{"role": "user", "parts": [{"text": prompt}]}],
-                "generationConfig": {"responseMimeType": "application/json",
-                                     "temperature": 0.4}}  # fmt: skip
+        body = {
+            "contents": [{"role": "user", "parts": [{"text": prompt}]}],
+            "generationConfig": {"responseMimeType": "application/json", "temperature": 0.4},
+        }
         try:
-            async with self.http.post(url, json=body, headers={"x-goog-api-key": self.key},
-                                      timeout=aiohttp.ClientTimeout(total=self.timeout)
-                                      ) as response:  # fmt: skip
+            async with self.http.post(
+                url,
+                json=body,
+                headers={"x-goog-api-key": self.key},
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+            ) as response:
                 if response.status != 200:
                     log.warning("gemini.http_error", status=response.status)
                     return None
@@ -67,13 +81,20 @@ class GeminiSuggester:
             return msgspec.json.decode(text, type=shape)
         except TimeoutError:
             log.warning("gemini.timeout", timeout=self.timeout)
-        except (aiohttp.ClientError, KeyError, IndexError, TypeError, ValueError,
-                msgspec.DecodeError) as exc:  # fmt: skip
+        except (
+            aiohttp.ClientError,
+            KeyError,
+            IndexError,
+            TypeError,
+            ValueError,
+            msgspec.DecodeError,
+        ) as exc:
             log.warning("gemini.bad_answer", error=f"{type(exc).__name__}: {exc}"[:200])
         return None
 
-    async def suggest_messages(self, objective: str, intent: str, audience: str,
-                               n: int) -> Sequence[str] | None:  # fmt: skip
+    async def suggest_messages(
+        self, objective: str, intent: str, audience: str, n: int
+    ) -> Sequence[str] | None:
         answer = await self.ask(
             f"Write {n} short SMS marketing messages (at most 160 characters each) for this "
             f"objective: {objective!r}, intent: {intent!r}, audience rule: {audience!r}. "
@@ -93,8 +114,9 @@ class GeminiSuggester:
         )
         return answer.rule if answer else None
 
-    async def summarize_campaign(self, campaign: dict[str, Any], stats: dict[str, int],
-                                 breakdown: dict[str, Any]) -> str | None:  # fmt: skip
+    async def summarize_campaign(
+        self, campaign: dict[str, Any], stats: dict[str, int], breakdown: dict[str, Any]
+    ) -> str | None:
         answer = await self.ask(
             f"Summarise in two plain sentences how this campaign went. Name: "
             f"{campaign.get('name')!r}; stats: {stats}; by spend band: {breakdown}. "
@@ -113,8 +135,8 @@ class GeminiSuggester:
 
 
 @hookimpl
-def crmd_suggesters(runtime: Any) -> list[GeminiSuggester]:
-    settings = runtime.plugin_settings(NAME)
-    if not settings.get("api_key"):
+def crmd_suggesters(context: PluginContext) -> list[GeminiSuggester]:
+    settings = context.settings(Settings)
+    if not settings.api_key:
         return []
-    return [GeminiSuggester(settings, runtime.http)]
+    return [GeminiSuggester(settings, context.http)]

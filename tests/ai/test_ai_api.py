@@ -12,22 +12,16 @@ import pytest
 from aiohttp import web
 from crmd_basic_ai import TEMPLATES
 
+from crmd.app import Crmd
 from crmd.campaigns.template import parse_template, render
-from crmd.plugins.manager import make_plugin_manager
-from crmd.runtime.context import Runtime
+from crmd.config import Config
+from crmd.services.embedded import Urls
+from tests.conftest import make_test_config
 from tests.ingest.conftest import upload, wait_done
 
 CUSTOMERS = "name,email,spend,lastActive\n" + "".join(
     f"N{i},n{i}@x.io,{i * 1000},{'2020-01-01' if i % 2 else '2099-01-01'}\n" for i in range(12)
 )
-
-
-def use_plugins(runtime: Runtime, gemini: dict[str, Any] | None = None) -> None:
-    if gemini is not None:
-        runtime.config.plugins["gemini"] = gemini
-    runtime.plugins = make_plugin_manager(runtime.config.plugins)
-    runtime.load_suggesters()
-    runtime.load_vendors()
 
 
 class Gemini:
@@ -58,20 +52,40 @@ async def slow(_: dict[str, Any]) -> web.Response:
 
 
 @pytest.fixture
-async def gemini(aiohttp_server: Any, runtime: Runtime) -> Gemini:
+async def gemini_server(aiohttp_server: Any) -> tuple[Gemini, str]:
     stand_in = Gemini()
     app = web.Application()
     app.router.add_post("/v1beta/models/{model}:generateContent", stand_in.handle)
     server = await aiohttp_server(app)
-    use_plugins(runtime, {"api_key": "test-key", "model": "gemini-test", "timeout": 1,
-                          "base_url": str(server.make_url(""))})  # fmt: skip
-    return stand_in
+    return stand_in, str(server.make_url(""))
+
+
+@pytest.fixture
+def config(
+    services: Urls, port: int, vendor_settings: dict[str, Any], request: pytest.FixtureRequest
+) -> Config:
+    """With the ``gemini`` fixture, crmd is built with a Gemini key and the stand-in's
+    address; without it, with no key (the basic plugin answers alone)."""
+    plugins: dict[str, Any] = {"dummy_vendor": vendor_settings}
+    if "gemini" in request.fixturenames:
+        _, url = request.getfixturevalue("gemini_server")
+        plugins["gemini"] = {
+            "api_key": "test-key",
+            "model": "gemini-test",
+            "timeout": 1,
+            "base_url": url,
+        }
+    return make_test_config(services, server={"port": port}, plugins=plugins)
+
+
+@pytest.fixture
+def gemini(gemini_server: tuple[Gemini, str]) -> Gemini:
+    return gemini_server[0]
 
 
 async def test_without_a_key_every_endpoint_answers_from_the_basic_plugin(
-    client: Any, auth: Any, runtime: Runtime, ingesting: Any
+    client: Any, auth: Any, system: Crmd, ingesting: Any
 ):
-    use_plugins(runtime)
     answer_ = await (await upload(client, auth, "customers", CUSTOMERS)).json()
     await wait_done(client, auth, answer_["uploadId"])
     messages = await (
@@ -115,7 +129,8 @@ async def test_without_a_key_every_endpoint_answers_from_the_basic_plugin(
         await client.get(f"/api/v1/campaigns/{draft['id']}/summary", headers=auth)
     ).json()
     assert summary == {
-        "summary": "Reached 0 customers: 0 delivered (0.0%), 0 failed.",
+        "summary": "11 recipients: 0 sent, 0 delivered, 0 failed, 11 pending "
+        "(0.0% sent or delivered).",
         "source": "basic_ai",
     }
     for request in (
@@ -130,15 +145,14 @@ async def test_without_a_key_every_endpoint_answers_from_the_basic_plugin(
         assert body == {"success": True, "message": TEMPLATES["festive offer"][0]}
 
 
-async def test_sentences_nobody_understands_are_422(client: Any, auth: Any, runtime: Runtime):
-    use_plugins(runtime)
+async def test_sentences_nobody_understands_are_422(client: Any, auth: Any, system: Crmd):
     response = await client.post("/api/v1/ai/rule", headers=auth, json={"text": "make it pop"})
     assert response.status == 422
     assert (await response.json())["error"]["code"] == "not_understood"
 
 
 async def test_gemini_answers_when_it_answers_well(
-    client: Any, auth: Any, runtime: Runtime, gemini: Gemini
+    client: Any, auth: Any, system: Crmd, gemini: Gemini
 ):
     gemini.script = [
         answer({"variants": ["Hi {first_name|there}, new stock is in!"]}),
@@ -169,8 +183,9 @@ async def test_gemini_answers_when_it_answers_well(
             json={"name": "d", "message": "Hi", "rule": "spend > 1", "draft": True},
         )
     ).json()
-    summary = await (await client.get(f"/api/v1/campaigns/{draft['id']}/summary",
-                                      headers=auth)).json()  # fmt: skip
+    summary = await (
+        await client.get(f"/api/v1/campaigns/{draft['id']}/summary", headers=auth)
+    ).json()
     assert summary == {"summary": "It went well.", "source": "gemini"}
     path, headers, body = gemini.requests[0]
     assert path == "/v1beta/models/gemini-test:generateContent"
@@ -191,7 +206,7 @@ async def test_gemini_answers_when_it_answers_well(
     ],
 )
 async def test_bad_gemini_answers_fall_back_to_the_basic_plugin(
-    client: Any, auth: Any, runtime: Runtime, gemini: Gemini, failure: Any
+    client: Any, auth: Any, system: Crmd, gemini: Gemini, failure: Any
 ):
     gemini.script = [failure]
     rule = await (
@@ -202,7 +217,7 @@ async def test_bad_gemini_answers_fall_back_to_the_basic_plugin(
 
 
 async def test_messages_with_unknown_placeholders_are_discarded(
-    client: Any, auth: Any, runtime: Runtime, gemini: Gemini
+    client: Any, auth: Any, system: Crmd, gemini: Gemini
 ):
     gemini.script = [answer({"variants": ["Hi {firstname}!", "Dear {customer_name}"]})]
     messages = await (

@@ -18,9 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from crmd.app import Crmd, open_crmd
 from crmd.config import Config
-from crmd.http.app import make_app
-from crmd.runtime.context import Runtime
 
 CLIENT_ID = "test-client.apps.googleusercontent.com"
 CLIENT_SECRET = "test-client-secret"
@@ -125,7 +124,7 @@ def google_config(config: Config, google: Google) -> Config:
 
 
 @pytest.fixture
-async def google_client(aiohttp_client: Any, runtime: Runtime, google_config: Config) -> Any:
-    runtime.config = google_config
-    runtime.google_certs.url = google_config.auth.google_certs_url
-    return await aiohttp_client(make_app(runtime))
+async def google_client(aiohttp_client: Any, system: Crmd, google_config: Config) -> Any:
+    """crmd with Google sign-in on, on the same data as ``system``."""
+    async with open_crmd(google_config) as crmd:
+        yield await aiohttp_client(crmd.app)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import jwt
+import msgspec
 import pytest
 
+from crmd.app import Crmd, open_crmd
 from crmd.auth.tokens import issue_token
-from crmd.runtime.context import Runtime
+from crmd.services.embedded import Urls
+from tests.conftest import crmd_with
 
 ME = "/api/v1/user/me"
 
@@ -32,37 +36,34 @@ async def test_bearer_and_x_access_token_both_work(client: Any):
         assert (await response.json())["user"]["email"] == "dev@example.com"
 
 
-async def test_dev_login_answers_like_login_and_is_stable(client: Any, runtime: Runtime):
+async def test_dev_login_answers_like_login_and_is_stable(client: Any, system: Crmd):
     first = await dev_login(client, "Dev@Example.com")
     second = await dev_login(client, "dev@example.com")
     assert first["message"] == "success"
     assert first["user"] == second["user"]
     assert set(first["user"]) == {"id", "email", "name", "picture"}
-    assert await runtime.db.users.count_documents({}) == 1
+    assert await system.db.users.count_documents({}) == 1
 
 
 @pytest.mark.parametrize("email", ["", "no-at-sign", "a@b", "x" * 250 + "@example.com"])
-async def test_dev_login_refuses_bad_emails_with_422(client: Any, email: str, runtime: Runtime):
+async def test_dev_login_refuses_bad_emails_with_422(client: Any, email: str, system: Crmd):
     response = await client.post("/api/v1/user/dev-login", json={"email": email})
     assert response.status == 422
     assert (await response.json())["error"]["details"] == {"field": "$.email"}
-    assert await runtime.db.users.count_documents({}) == 0
+    assert await system.db.users.count_documents({}) == 0
 
 
-async def test_dev_login_off_is_404(aiohttp_client: Any, runtime: Runtime):
-    import msgspec
-
-    from crmd.http.app import make_app
-
-    auth = msgspec.structs.replace(runtime.config.auth, dev_login=False)
-    runtime.config = msgspec.structs.replace(runtime.config, auth=auth)
-    client = await aiohttp_client(make_app(runtime))
-    response = await client.post("/api/v1/user/dev-login", json={"email": "a@b.co"})
-    assert response.status == 404
+async def test_dev_login_off_is_403_saying_so(aiohttp_client: Any, services: Urls):
+    async with crmd_with(services, auth={"dev_login": False}) as crmd:
+        client = await aiohttp_client(crmd.app)
+        response = await client.post("/api/v1/user/dev-login", json={"email": "a@b.co"})
+        assert response.status == 403
+        assert (await response.json())["error"]["code"] == "dev_login_disabled"
+        assert await crmd.db.users.count_documents({}) == 0
 
 
-def bad_tokens(runtime: Runtime, user_id: str) -> dict[str, str]:
-    secret = runtime.jwt_secret
+def bad_tokens(system: Crmd, user_id: str) -> dict[str, str]:
+    secret = system.jwt_secret
     return {
         "malformed": "Bearer not-a-token",
         "expired": "Bearer " + issue_token(user_id, "a@b.c", secret, 60, now=1_000_000),
@@ -72,20 +73,20 @@ def bad_tokens(runtime: Runtime, user_id: str) -> dict[str, str]:
     }
 
 
-async def test_missing_or_bad_tokens_are_401(client: Any, runtime: Runtime):
+async def test_missing_or_bad_tokens_are_401(client: Any, system: Crmd):
     user_id = (await dev_login(client))["user"]["id"]
     response = await client.get(ME)
     assert response.status == 401
     assert (await response.json())["error"]["code"] == "unauthorized"
-    for case, header in bad_tokens(runtime, user_id).items():
+    for case, header in bad_tokens(system, user_id).items():
         response = await client.get(ME, headers={"Authorization": header})
         assert response.status == 401, case
         assert (await response.json())["error"]["code"] == "unauthorized", case
 
 
-async def test_a_token_for_a_deleted_user_is_401(client: Any, runtime: Runtime):
+async def test_a_token_for_a_deleted_user_is_401(client: Any, system: Crmd):
     body = await dev_login(client)
-    await runtime.db.users.delete_many({})
+    await system.db.users.delete_many({})
     response = await client.get(ME, headers={"Authorization": f"Bearer {body['token']}"})
     assert response.status == 401
     assert "no longer exists" in (await response.json())["error"]["message"]
@@ -110,38 +111,44 @@ async def test_unknown_api_paths_need_a_token_too(client: Any):
     ],
 )
 async def test_dev_login_refuses_proxied_or_foreign_host_callers(
-    client: Any, headers: dict[str, str], runtime: Runtime
+    client: Any, headers: dict[str, str], system: Crmd
 ):
     response = await client.post(
         "/api/v1/user/dev-login", json={"email": "a@b.co"}, headers=headers
     )
     assert response.status == 403
-    assert await runtime.db.users.count_documents({}) == 0
+    assert await system.db.users.count_documents({}) == 0
 
 
-async def test_turning_dev_login_off_revokes_dev_tokens(client: Any, runtime: Runtime):
-    import msgspec
-
-    body = await dev_login(client)
-    auth = msgspec.structs.replace(runtime.config.auth, dev_login=False)
-    runtime.config = msgspec.structs.replace(runtime.config, auth=auth)
-    response = await client.get(ME, headers={"Authorization": f"Bearer {body['token']}"})
-    assert response.status == 401
-
-
-async def test_allow_list_is_enforced_on_every_request(client: Any, runtime: Runtime):
-    import msgspec
-
-    body = await dev_login(client, "someone@example.com")
-    auth = msgspec.structs.replace(runtime.config.auth, allowed_emails=["boss@example.com"])
-    runtime.config = msgspec.structs.replace(runtime.config, auth=auth)
-    response = await client.get(ME, headers={"Authorization": f"Bearer {body['token']}"})
-    assert response.status == 403
+@contextlib.asynccontextmanager
+async def restarted_with(aiohttp_client: Any, system: Crmd, **auth: Any) -> Any:
+    """A client of crmd started again on the same data with other auth settings."""
+    config = msgspec.structs.replace(
+        system.config, auth=msgspec.structs.replace(system.config.auth, **auth)
+    )
+    async with open_crmd(config) as crmd:
+        yield await aiohttp_client(crmd.app)
 
 
-async def test_dev_login_refuses_http_1_0_which_nginx_proxy_pass_speaks(
-    client: Any, runtime: Runtime
+async def test_turning_dev_login_off_revokes_dev_tokens(
+    client: Any, system: Crmd, aiohttp_client: Any
 ):
+    body = await dev_login(client)
+    async with restarted_with(aiohttp_client, system, dev_login=False) as later:
+        response = await later.get(ME, headers={"Authorization": f"Bearer {body['token']}"})
+        assert response.status == 401
+
+
+async def test_allow_list_is_enforced_on_every_request(
+    client: Any, system: Crmd, aiohttp_client: Any
+):
+    body = await dev_login(client, "someone@example.com")
+    async with restarted_with(aiohttp_client, system, allowed_emails=["b@example.com"]) as later:
+        response = await later.get(ME, headers={"Authorization": f"Bearer {body['token']}"})
+        assert response.status == 403
+
+
+async def test_dev_login_refuses_http_1_0_which_nginx_proxy_pass_speaks(client: Any, system: Crmd):
     body = b'{"email": "a@b.co"}'
     reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
     writer.write(
@@ -152,10 +159,10 @@ async def test_dev_login_refuses_http_1_0_which_nginx_proxy_pass_speaks(
     status_line = await reader.readline()
     writer.close()
     assert b" 403 " in status_line
-    assert await runtime.db.users.count_documents({}) == 0
+    assert await system.db.users.count_documents({}) == 0
 
 
-async def test_dev_login_emails_have_one_spelling(client: Any, runtime: Runtime):
+async def test_dev_login_emails_have_one_spelling(client: Any, system: Crmd):
     plain = await dev_login(client, "ops@example.com")
     for same in ("ops@example.com\n", "  OPS@Example.com ", "\uff4fps@example.com"):
         assert (await dev_login(client, same))["user"]["id"] == plain["user"]["id"], same
@@ -168,4 +175,4 @@ async def test_dev_login_emails_have_one_spelling(client: Any, runtime: Runtime)
         response = await client.post("/api/v1/user/dev-login", json={"email": hidden})
         assert response.status == 422, hidden
         assert (await response.json())["error"]["details"] == {"field": "$.email"}
-    assert await runtime.db.users.count_documents({}) == 1
+    assert await system.db.users.count_documents({}) == 1

@@ -9,19 +9,18 @@ import jwt
 import msgspec
 import pytest
 
-from crmd.http.app import make_app
-from crmd.runtime.context import Runtime
+from crmd.app import Crmd, open_crmd
 from tests.auth.conftest import CLIENT_ID, Google, make_key
 
 LOGIN = "/api/v1/user/oauth"
 
 
-async def users(runtime: Runtime) -> int:
-    return await runtime.db.users.count_documents({})
+async def users(system: Crmd) -> int:
+    return await system.db.users.count_documents({})
 
 
 async def test_valid_id_token_signs_in_and_upserts_the_user(
-    google_client: Any, google: Google, runtime: Runtime
+    google_client: Any, google: Google, system: Crmd
 ):
     response = await google_client.post(LOGIN, json={"credential": google.id_token()})
     assert response.status == 200
@@ -38,8 +37,8 @@ async def test_valid_id_token_signs_in_and_upserts_the_user(
     again = await google_client.post(LOGIN, json={"credential": google.id_token(name="Ada L.")})
     assert (await again.json())["user"]["id"] == body["user"]["id"]
     assert (await again.json())["user"]["name"] == "Ada L."
-    assert await users(runtime) == 1
-    assert await runtime.db.users.find_one({"sub": "1100000000000001"}) is not None
+    assert await users(system) == 1
+    assert await system.db.users.find_one({"sub": "1100000000000001"}) is not None
 
 
 def _none_alg_token(google: Google) -> str:
@@ -61,12 +60,12 @@ REJECTIONS = {
 
 @pytest.mark.parametrize("case", sorted(REJECTIONS))
 async def test_rejected_id_tokens_are_401_and_write_nothing(
-    case: str, google_client: Any, google: Google, runtime: Runtime
+    case: str, google_client: Any, google: Google, system: Crmd
 ):
     response = await google_client.post(LOGIN, json={"credential": REJECTIONS[case](google)})
     assert response.status == 401, await response.text()
     assert (await response.json())["error"]["code"] == "unauthorized"
-    assert await users(runtime) == 0
+    assert await users(system) == 0
 
 
 async def test_expiry_allows_the_configured_clock_skew(google_client: Any, google: Google):
@@ -76,17 +75,20 @@ async def test_expiry_allows_the_configured_clock_skew(google_client: Any, googl
 
 
 async def test_allow_list_refuses_other_accounts_with_403(
-    aiohttp_client: Any, runtime: Runtime, google_config, google: Google
+    aiohttp_client: Any, system: Crmd, google_config, google: Google
 ):
     auth = msgspec.structs.replace(
         google_config.auth, allowed_domains=["corp.example"], allowed_emails=["boss@example.com"]
     )
-    runtime.config = msgspec.structs.replace(google_config, auth=auth)
-    runtime.google_certs.url = auth.google_certs_url
-    client = await aiohttp_client(make_app(runtime))
+    async with open_crmd(msgspec.structs.replace(google_config, auth=auth)) as crmd:
+        client = await aiohttp_client(crmd.app)
+        await refuses_others(client, system, google)
+
+
+async def refuses_others(client: Any, system: Crmd, google: Google) -> None:
     refused = await client.post(LOGIN, json={"credential": google.id_token()})
     assert refused.status == 403
-    assert await users(runtime) == 0
+    assert await users(system) == 0
     by_domain = await client.post(LOGIN, json={"credential": google.id_token(hd="corp.example")})
     assert by_domain.status == 200
     by_email = await client.post(
@@ -96,7 +98,7 @@ async def test_allow_list_refuses_other_accounts_with_403(
 
 
 async def test_popup_code_is_exchanged_at_the_token_endpoint(
-    google_client: Any, google: Google, runtime: Runtime
+    google_client: Any, google: Google, system: Crmd
 ):
     google.codes["4/good-code"] = google.id_token()
     response = await google_client.post(LOGIN, json={"code": "4/good-code"})
@@ -107,14 +109,14 @@ async def test_popup_code_is_exchanged_at_the_token_endpoint(
     google.codes["4/second"] = google.id_token()
     query = await google_client.get(LOGIN, params={"code": "4/second"})
     assert query.status == 200
-    assert await users(runtime) == 1
+    assert await users(system) == 1
 
 
-async def test_a_bad_code_is_401_and_writes_nothing(google_client: Any, runtime: Runtime):
+async def test_a_bad_code_is_401_and_writes_nothing(google_client: Any, system: Crmd):
     response = await google_client.post(LOGIN, json={"code": "4/forged"})
     assert response.status == 401
     assert "invalid_grant" in (await response.json())["error"]["message"]
-    assert await users(runtime) == 0
+    assert await users(system) == 0
 
 
 async def test_certificates_are_cached_as_cache_control_allows(google_client: Any, google: Google):
@@ -124,11 +126,11 @@ async def test_certificates_are_cached_as_cache_control_allows(google_client: An
     assert google.cert_fetches == 1
 
 
-async def test_google_down_is_503_not_401(google_client: Any, google: Google, runtime: Runtime):
+async def test_google_down_is_503_not_401(google_client: Any, google: Google, system: Crmd):
     google.certs_status = 500
     response = await google_client.post(LOGIN, json={"credential": google.id_token()})
     assert response.status == 503
-    assert await users(runtime) == 0
+    assert await users(system) == 0
 
 
 @pytest.mark.parametrize(
@@ -140,7 +142,7 @@ async def test_malformed_login_bodies(google_client: Any, body: dict, status: in
     assert response.status == status
 
 
-async def test_google_login_off_is_404(client: Any, google: Google):
+async def test_google_login_off_is_403_saying_so(client: Any, google: Google):
     response = await client.post(LOGIN, json={"credential": google.id_token()})
-    assert response.status == 404
-    assert (await response.json())["error"]["code"] == "login_disabled"
+    assert response.status == 403
+    assert (await response.json())["error"]["code"] == "google_login_disabled"

@@ -20,33 +20,37 @@ import os
 import sys
 import uuid
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from bson import ObjectId
+from pymongo import AsyncMongoClient
 
 import crmd.campaigns.dispatch as dispatch
 import crmd.receipts.apply as apply
-from crmd.campaigns.actor import dispatch_actor
-from crmd.campaigns.vendors import Vendors
+from crmd import hookimpl
+from crmd.plugins.context import PluginContext
 from crmd.plugins.vendor import Accepted, CheckResult, OutgoingMessage, ReceiptEvent
-from crmd.receipts.actor import receipts_actor, recount_key
-from crmd.runtime.context import Runtime
-from tests.actor_process import die_at, process_runtime, run_until
+from crmd.receipts.actor import recount_key
+from crmd.streams.actor import StreamActor
+from tests.actor_process import die_at, process_crmd, run_until
 
 
 class RecordingVendor:
+    """Hands nothing to anyone: records in the test's database what it was handed, by
+    which process."""
+
     name = "dummy_vendor"
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, mongo_url: str, database: str) -> None:
+        self.mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+        self.db = self.mongo[database]
 
     def rate_limit(self) -> float:
         return float(os.environ.get("VENDOR_RATE", "20"))
 
     async def send(self, messages: Sequence[OutgoingMessage]) -> list[Accepted]:
         by = os.environ.get("CONSUMER", "")
-        await self.runtime.db.handed.insert_many(
-            [{"messageId": m.message_id, "by": by} for m in messages]
-        )
+        await self.db.handed.insert_many([{"messageId": m.message_id, "by": by} for m in messages])
         return [Accepted(m.message_id, f"rv_{uuid.uuid4().hex}") for m in messages]
 
     def verify_receipt(self, headers: Mapping[str, str], body: bytes) -> None: ...
@@ -57,33 +61,46 @@ class RecordingVendor:
     async def check(self) -> CheckResult:
         return CheckResult(True)
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        await self.mongo.close()
+
+
+class Recorder:
+    """The plugin that offers the recording vendor."""
+
+    def __init__(self, mongo_url: str, database: str) -> None:
+        self.args = (mongo_url, database)
+
+    @hookimpl
+    def crmd_vendors(self, context: PluginContext) -> list[RecordingVendor]:
+        return [RecordingVendor(*self.args)]
 
 
 async def main(argv: list[str]) -> None:
     kind, mongo_url, database, redis_url, prefix, campaign = argv[:6]
     kill_at = int(argv[6]) if len(argv) > 6 else 0
     consumer = os.environ.get("CONSUMER") or f"{kind}-under-test"
-    async with process_runtime(mongo_url, database, redis_url, prefix, consumer) as runtime:
-        runtime.vendors = Vendors([RecordingVendor(runtime)])
+    recorder = Recorder(mongo_url, database)
+    async with process_crmd(
+        mongo_url, database, redis_url, prefix, consumer, plugins={"recorder": recorder}
+    ) as system:
         if kind == "dispatch":
             if kill_at:
                 die_at(dispatch, "_record", kill_at)
-            actor = dispatch_actor(runtime)
-        else:
-            if kill_at:
-                die_at(apply.stats, "refresh", kill_at, before=True)
-            actor = receipts_actor(runtime)
+        elif kill_at:
+            die_at(apply.stats, "refresh", kill_at, before=True)
+        actor = system.actors[kind]
+        assert isinstance(actor, StreamActor)
 
         async def done() -> bool:
             if kind == "dispatch":
-                doc = await runtime.db.campaigns.find_one({"_id": ObjectId(campaign)})
+                doc = await system.db.campaigns.find_one({"_id": ObjectId(campaign)})
                 return bool(doc and doc["status"] in ("sent", "completed"))
-            stream = runtime.streams.receipts
-            [group] = await runtime.redis.xinfo_groups(stream)
-            newest = await runtime.redis.xrevrange(stream, count=1)
+            stream = system.streams.receipts
+            [group] = await system.redis.xinfo_groups(stream)
+            newest = await system.redis.xrevrange(stream, count=1)
             caught_up = not newest or group["last-delivered-id"] == newest[0][0]
-            recounted = not await runtime.redis.hlen(recount_key(stream))
+            recounted = not await system.redis.hlen(recount_key(stream))
             return bool(group["pending"] == 0 and caught_up and recounted)
 
         await run_until(actor.worker, done)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgspec
 import pytest
 
+from crmd.app import Crmd
 from crmd.campaigns.clock import close_receipt_windows, start_due_campaigns
-from crmd.runtime.context import Runtime
 from tests.campaigns.test_delivery_loop import load, wait_status
 
 
@@ -18,7 +17,7 @@ def vendor_settings() -> dict[str, Any]:
     return {"delay_min": 3600, "delay_max": 3600}  # no receipts will come
 
 
-async def test_a_scheduled_campaign_waits_for_its_time(client: Any, auth: Any, delivering: Runtime):
+async def test_a_scheduled_campaign_waits_for_its_time(client: Any, auth: Any, delivering: Crmd):
     await load(client, auth)
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     made = await (
@@ -29,14 +28,16 @@ async def test_a_scheduled_campaign_waits_for_its_time(client: Any, auth: Any, d
         )
     ).json()
     assert made["status"] == "scheduled"
-    assert await start_due_campaigns(delivering, datetime.now(UTC)) == 0
-    assert await start_due_campaigns(delivering, datetime.now(UTC) + timedelta(hours=2)) == 1
-    assert await start_due_campaigns(delivering, datetime.now(UTC) + timedelta(hours=2)) == 0
+    db, redis, stream = delivering.db, delivering.redis, delivering.streams.dispatch
+    assert await start_due_campaigns(db, redis, stream, datetime.now(UTC)) == 0
+    later = datetime.now(UTC) + timedelta(hours=2)
+    assert await start_due_campaigns(db, redis, stream, later) == 1
+    assert await start_due_campaigns(db, redis, stream, later) == 0
     await wait_status(client, auth, made["id"], "sent")
 
 
 async def test_a_closed_receipt_window_completes_the_campaign(
-    client: Any, auth: Any, delivering: Runtime
+    client: Any, auth: Any, delivering: Crmd
 ):
     await load(client, auth)
     made = await (
@@ -47,11 +48,16 @@ async def test_a_closed_receipt_window_completes_the_campaign(
         )
     ).json()
     await wait_status(client, auth, made["id"], "sent")
-    campaigns = msgspec.structs.replace(delivering.config.campaigns, receipt_window_seconds=60)
-    delivering.config = msgspec.structs.replace(delivering.config, campaigns=campaigns)
-    assert await close_receipt_windows(delivering, datetime.now(UTC)) == 0
-    assert await close_receipt_windows(delivering, datetime.now(UTC) + timedelta(minutes=2)) == 1
+    db = delivering.db
+    assert await close_receipt_windows(db, 60, datetime.now(UTC)) == 0
+    assert await close_receipt_windows(db, 60, datetime.now(UTC) + timedelta(minutes=2)) == 1
     done = await (await client.get(f"/api/v1/campaigns/{made['id']}", headers=auth)).json()
     assert done["status"] == "completed"
-    assert done["stats"] == {"pending": 0, "sent": 0, "delivered": 0, "failed": 0,
-                             "unknown": 100}  # fmt: skip
+    assert done["stats"] == {
+        "pending": 0,
+        "sent": 0,
+        "delivered": 0,
+        "failed": 0,
+        "unknown": 100,
+        "cancelled": 0,
+    }

@@ -13,12 +13,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from crmd_dummy_vendor import default_secret
-
+from crmd.app import Crmd
 from crmd.config import Config
-from crmd.plugins.manager import make_plugin_manager
+from crmd.plugins.context import plugin_secret
 from crmd.receipts.signature import signed_headers
-from crmd.runtime.context import Runtime
 from tests.campaigns.test_delivery_loop import load
 from tests.ingest.conftest import upload, wait_done
 
@@ -26,9 +24,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def actor(config: Config, kind: str, campaign: str, *kill_at: str) -> list[str]:
-    return [sys.executable, "-m", "tests.campaigns.crash_actor", kind, config.mongodb.url,
-            config.mongodb.database, config.redis.url, config.redis.stream_prefix, campaign,
-            *kill_at]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "tests.campaigns.crash_actor",
+        kind,
+        config.mongodb.url,
+        config.mongodb.database,
+        config.redis.url,
+        config.redis.stream_prefix,
+        campaign,
+        *kill_at,
+    ]
 
 
 async def run(argv: list[str]) -> int:
@@ -37,10 +44,8 @@ async def run(argv: list[str]) -> int:
 
 
 async def test_dispatch_killed_mid_campaign_resumes_without_sending_twice(
-    client: Any, auth: Any, runtime: Runtime, config: Config, ingesting: Any
+    client: Any, auth: Any, system: Crmd, config: Config, ingesting: Any
 ):
-    runtime.plugins = make_plugin_manager({})
-    runtime.load_vendors()
     await load(client, auth)
     made = await client.post(
         "/api/v1/campaigns",
@@ -50,24 +55,22 @@ async def test_dispatch_killed_mid_campaign_resumes_without_sending_twice(
     campaign = (await made.json())["id"]
 
     assert await run(actor(config, "dispatch", campaign, "3")) == -9  # after 3 batches of 20
-    handed = [d["messageId"] async for d in runtime.db.handed.find({})]
+    handed = [d["messageId"] async for d in system.db.handed.find({})]
     assert len(handed) == 60
     assert await run(actor(config, "dispatch", campaign)) == 0
 
-    handed = [d["messageId"] async for d in runtime.db.handed.find({})]
-    logs = [d async for d in runtime.db.communication_log.find({"campaignId": campaign})]
+    handed = [d["messageId"] async for d in system.db.handed.find({})]
+    logs = [d async for d in system.db.communication_log.find({"campaignId": campaign})]
     assert len(handed) == len(set(handed)) == len(logs) == 100  # each exactly once
     assert {d["_id"] for d in logs} == set(handed)
     assert all(d["vendorMessageId"] for d in logs)
-    assert (await runtime.db.campaigns.find_one({}))["status"] == "sent"
+    assert (await system.db.campaigns.find_one({}))["status"] == "sent"
 
 
 async def test_receipts_killed_mid_batch_end_with_exact_stats(
-    client: Any, auth: Any, runtime: Runtime, config: Config, ingesting: Any
+    client: Any, auth: Any, system: Crmd, config: Config, ingesting: Any
 ):
-    runtime.config.plugins["dummy_vendor"] = {"delay_min": 3600, "delay_max": 3600}
-    runtime.plugins = make_plugin_manager(runtime.config.plugins)
-    runtime.load_vendors()
+    system.config.plugins["dummy_vendor"] = {"delay_min": 3600, "delay_max": 3600}
     await load(client, auth)
     made = await client.post(
         "/api/v1/campaigns",
@@ -76,8 +79,8 @@ async def test_receipts_killed_mid_batch_end_with_exact_stats(
     )
     campaign = (await made.json())["id"]
     assert await run(actor(config, "dispatch", campaign)) == 0
-    logs = [d async for d in runtime.db.communication_log.find({"campaignId": campaign})]
-    secret = default_secret(runtime.jwt_secret)
+    logs = [d async for d in system.db.communication_log.find({"campaignId": campaign})]
+    secret = plugin_secret(system.jwt_secret, "dummy_vendor")
     statuses = ["DELIVERED", "FAILED", "SENT", "CLICKED"]
     for n, log in enumerate(logs):
         body = json.dumps(
@@ -97,24 +100,29 @@ async def test_receipts_killed_mid_batch_end_with_exact_stats(
             ]
         )
         headers = signed_headers(secret, f"m{uuid.uuid4().hex}", int(time.time()), body.encode())
-        response = await client.post("/api/v1/deliveryReceipt/dummy_vendor", data=body,
-                                     headers=headers)  # fmt: skip
+        response = await client.post(
+            "/api/v1/deliveryReceipt/dummy_vendor", data=body, headers=headers
+        )
         assert response.status == 202
 
     assert await run(actor(config, "receipts", campaign, "1")) == -9
     assert await run(actor(config, "receipts", campaign)) == 0
 
     body = await (await client.get(f"/api/v1/campaigns/{campaign}", headers=auth)).json()
-    assert body["stats"] == {"pending": 0, "sent": 25, "delivered": 50, "failed": 25,
-                             "unknown": 0}  # fmt: skip
+    assert body["stats"] == {
+        "pending": 0,
+        "sent": 25,
+        "delivered": 50,
+        "failed": 25,
+        "unknown": 0,
+        "cancelled": 0,
+    }
     assert body["status"] == "completed"
 
 
 async def test_two_processes_split_one_campaign(
-    client: Any, auth: Any, runtime: Runtime, config: Config, ingesting: Any
+    client: Any, auth: Any, system: Crmd, config: Config, ingesting: Any
 ):
-    runtime.plugins = make_plugin_manager({})
-    runtime.load_vendors()
     rows = "customer_external_id,name,email,spend\n" + "".join(
         f"T{i},N{i},t{i}@x.io,{i}\n" for i in range(2000)
     )
@@ -135,7 +143,7 @@ async def test_two_processes_split_one_campaign(
     workers = [one("host-a"), one("host-b")]
     codes = await asyncio.gather(*(asyncio.to_thread(w.wait, 120) for w in workers))
     assert codes == [0, 0]
-    handed = [d async for d in runtime.db.handed.find({})]
+    handed = [d async for d in system.db.handed.find({})]
     ids = [d["messageId"] for d in handed]
     assert len(ids) == len(set(ids)) == 2000
     shares = {name: sum(1 for d in handed if d["by"] == name) for name in ("host-a", "host-b")}

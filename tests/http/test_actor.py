@@ -10,24 +10,23 @@ from aiohttp import web
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
+from crmd.app import Crmd
 from crmd.http.actor import HttpActor
-from crmd.http.app import make_app
-from crmd.runtime.context import Runtime
 from crmd.runtime.supervisor import Supervisor
 from crmd.services.servers import free_port
 
 log = structlog.get_logger(__name__)
 
 
-async def test_request_log_lines_name_the_actor_and_the_request(runtime: Runtime):
+async def test_request_log_lines_name_the_actor_and_the_request(system: Crmd):
     async def hello(request: web.Request) -> web.Response:
         log.info("test.hello")
         return web.Response(text="hi")
 
-    app = make_app(runtime)
+    app = system.app
     app.router.add_get("/hello", hello)
     port = free_port()
-    supervisor = Supervisor([HttpActor(app, "127.0.0.1", port, 2)], runtime.metrics)
+    supervisor = Supervisor([HttpActor(app, "127.0.0.1", port, 2)], system.metrics)
     with capture_logs(processors=[merge_contextvars]) as logs:
         supervisor.start()
         assert await supervisor.wait_healthy(5)
@@ -40,7 +39,7 @@ async def test_request_log_lines_name_the_actor_and_the_request(runtime: Runtime
     assert line["actor"] == "http" and line["request_id"] == "r-1"
 
 
-async def test_stop_lets_a_request_in_flight_finish_and_refuses_new_ones(runtime: Runtime):
+async def test_stop_lets_a_request_in_flight_finish_and_refuses_new_ones(system: Crmd):
     entered = asyncio.Event()
 
     async def slow(request: web.Request) -> web.Response:
@@ -48,10 +47,10 @@ async def test_stop_lets_a_request_in_flight_finish_and_refuses_new_ones(runtime
         await asyncio.sleep(0.5)
         return web.Response(text="done")
 
-    app = make_app(runtime)
+    app = system.app
     app.router.add_get("/slow", slow)
     port = free_port()
-    supervisor = Supervisor([HttpActor(app, "127.0.0.1", port, 5)], runtime.metrics)
+    supervisor = Supervisor([HttpActor(app, "127.0.0.1", port, 5)], system.metrics)
     supervisor.start()
     assert await supervisor.wait_healthy(5)
     async with aiohttp.ClientSession() as session:

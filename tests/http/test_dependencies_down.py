@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crmd_dummy_vendor import default_secret
 from structlog.testing import capture_logs
 
+from crmd.app import Crmd
 from crmd.config import Config
+from crmd.plugins.context import plugin_secret
 from crmd.receipts.signature import signed_headers
-from crmd.runtime.context import Runtime
 from crmd.services.embedded import Urls
 from crmd.services.servers import ServerProcess, redis_process, secantus_process, start_and_wait
 from tests.campaigns.test_delivery_loop import load, start_campaign, wait_status
@@ -38,10 +38,15 @@ def own_servers(tmp_path: Path) -> Iterator[dict[str, ServerProcess]]:
 
 
 @pytest.fixture
-def config(own_servers: dict[str, ServerProcess]) -> Config:
+def config(
+    own_servers: dict[str, ServerProcess], port: int, vendor_settings: dict[str, Any]
+) -> Config:
     urls = Urls(mongodb=own_servers["mongodb"].url, redis=own_servers["redis"].url)
     return make_test_config(
-        urls, supervisor={"restart_initial_delay": 0.1, "restart_max_delay": 0.5}
+        urls,
+        server={"port": port},
+        plugins={"dummy_vendor": vendor_settings},
+        supervisor={"restart_initial_delay": 0.1, "restart_max_delay": 0.5},
     )
 
 
@@ -71,11 +76,13 @@ def kill(server: ServerProcess) -> None:
 
 
 async def test_redis_down_is_503_with_retry_after(
-    client: Any, auth: Any, delivering: Runtime, own_servers: dict[str, ServerProcess]
+    client: Any, auth: Any, delivering: Crmd, own_servers: dict[str, ServerProcess]
 ):
     kill(own_servers["redis"])
     body = b'[{"status": "SENT", "timestamp": "2026-01-01T00:00:00Z", "eventId": "e1"}]'
-    signed = signed_headers(default_secret(delivering.jwt_secret), "m1", int(time.time()), body)
+    signed = signed_headers(
+        plugin_secret(delivering.jwt_secret, "dummy_vendor"), "m1", int(time.time()), body
+    )
     receipt = await client.post("/api/v1/deliveryReceipt/dummy_vendor", data=body, headers=signed)
     assert receipt.status == 503  # the vendor will try again: nothing is lost
     assert receipt.headers["Retry-After"] == "5"
@@ -117,7 +124,7 @@ def vendor_settings() -> dict[str, Any]:
 
 
 async def test_receipts_refused_while_redis_is_down_arrive_after_it_returns(
-    client: Any, auth: Any, delivering: Runtime, own_servers: dict[str, ServerProcess]
+    client: Any, auth: Any, delivering: Crmd, own_servers: dict[str, ServerProcess]
 ):
     await load(client, auth)
     campaign = await start_campaign(

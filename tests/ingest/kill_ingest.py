@@ -15,22 +15,23 @@ import sys
 from bson import ObjectId
 
 import crmd.ingest.persist as persist
-from crmd.ingest.actor import ingest_actor
-from tests.actor_process import die_at, process_runtime, run_until
+from crmd.streams.actor import StreamActor
+from tests.actor_process import die_at, process_crmd, run_until
 
 
 async def main(argv: list[str]) -> None:
     mongo_url, database, redis_url, prefix, upload_id = argv[:5]
     if len(argv) > 5:
         die_at(persist, "record_progress", int(argv[5]), before=True)
-    async with process_runtime(mongo_url, database, redis_url, prefix,
-                               "ingest-under-test") as runtime:  # fmt: skip
+    async with process_crmd(mongo_url, database, redis_url, prefix, "ingest-under-test") as system:
 
         async def done() -> bool:
-            upload = await runtime.db.uploads.find_one({"_id": ObjectId(upload_id)})
+            upload = await system.db.uploads.find_one({"_id": ObjectId(upload_id)})
             return bool(upload and upload["status"] == "done")
 
-        await run_until(ingest_actor(runtime).worker, done)
+        actor = system.actors["ingest"]
+        assert isinstance(actor, StreamActor)
+        await run_until(actor.worker, done)
 
 
 if __name__ == "__main__":

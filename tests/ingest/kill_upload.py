@@ -21,8 +21,7 @@ from typing import Any
 from aiohttp import web
 
 import crmd.ingest.upload as upload
-from crmd.http.app import make_app
-from tests.actor_process import process_runtime
+from tests.actor_process import process_crmd
 
 
 def die_while_publishing(original: Any, when: str) -> Any:
@@ -44,7 +43,7 @@ def die_while_publishing(original: Any, when: str) -> Any:
 async def main(argv: list[str]) -> None:
     mongo_url, database, redis_url, prefix, port, when = argv
     upload.publish_all = die_while_publishing(upload.publish_all, when)
-    async with process_runtime(
+    async with process_crmd(
         mongo_url,
         database,
         redis_url,
@@ -52,8 +51,8 @@ async def main(argv: list[str]) -> None:
         "uploads",
         ingest__chunk_rows=10,
         auth__dev_login=True,
-    ) as runtime:
-        runner = web.AppRunner(make_app(runtime))
+    ) as system:
+        runner = web.AppRunner(system.app)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", int(port)).start()
         print("listening", flush=True)

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crmd.app import Crmd
 from crmd.campaigns.template import parse_template, render
 from crmd.ingest.errors import RowError
 from crmd.ingest.headers import match_columns
 from crmd.ingest.persist import record_fields
 from crmd.ingest.rows import attr_value, validate
-from crmd.runtime.context import Runtime
 from tests.ingest.conftest import upload, wait_done
 
 CUSTOMER_HEADER = ["name", "email", "spend", "visits", "lastActive", "tier"]
@@ -128,9 +128,7 @@ def test_every_accepted_row_can_be_stored_and_rendered(values: tuple[str, ...]):
 
 
 @pytest.mark.usefixtures("ingesting")
-async def test_a_row_counted_valid_in_the_202_is_a_row_stored(
-    client: Any, auth: Any, runtime: Runtime
-):
+async def test_a_row_counted_valid_in_the_202_is_a_row_stored(client: Any, auth: Any, system: Crmd):
     text = (
         "name,email,spend,visits,lastActive,code\n"
         "Good,good@x.io,10,1,2024-01-01,00123\n"
@@ -152,6 +150,6 @@ async def test_a_row_counted_valid_in_the_202_is_a_row_stored(
         (5, "lastActive"),
         (6, "lastActive"),
     ]
-    assert await runtime.db.customers.count_documents({}) == 2
-    kept = await runtime.db.customers.find_one({"email": "ok@x.io"})
+    assert await system.db.customers.count_documents({}) == 2
+    kept = await system.db.customers.find_one({"email": "ok@x.io"})
     assert kept["attrs"]["code"] == FOUR_HUNDRED_DIGITS

@@ -45,8 +45,9 @@ def test_killed_twice_during_a_large_import_it_is_ready_in_seconds_and_loses_not
     services: Urls, tmp_path: Path
 ):
     database, prefix = f"t_{uuid.uuid4().hex[:12]}", f"t{uuid.uuid4().hex[:12]}"
-    daemon = Daemon(services.mongodb, services.redis, free_port(), database, prefix,
-                    tmp_path / "crmd.log")  # fmt: skip
+    daemon = Daemon(
+        services.mongodb, services.redis, free_port(), database, prefix, tmp_path / "crmd.log"
+    )
     mongo: MongoClient[dict[str, Any]] = MongoClient(services.mongodb)
     try:
         daemon.start()

@@ -8,15 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from crmd.app import Crmd
 from crmd.config import Config
-from crmd.runtime.context import Runtime
 from tests.ingest.conftest import upload
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 async def test_sigkill_mid_chunk_then_restart_persists_every_row_once(
-    client: Any, auth: Any, runtime: Runtime, config: Config
+    client: Any, auth: Any, system: Crmd, config: Config
 ):
     rows = "customer_external_id,name,email,spend\n" + "".join(
         f"K{i},Name {i},n{i}@x.io,{i}\n" for i in range(1200)
@@ -27,28 +27,35 @@ async def test_sigkill_mid_chunk_then_restart_persists_every_row_once(
     await (await upload(client, auth, "orders", orders)).json()  # orders first, no actor yet
     answer = await (await upload(client, auth, "customers", rows)).json()
     assert answer["rows"]["valid"] == 1200  # three chunks of 500, 500, 200
-    argv = [sys.executable, "-m", "tests.ingest.kill_ingest", config.mongodb.url,
-            config.mongodb.database, config.redis.url, config.redis.stream_prefix,
-            answer["uploadId"]]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "tests.ingest.kill_ingest",
+        config.mongodb.url,
+        config.mongodb.database,
+        config.redis.url,
+        config.redis.stream_prefix,
+        answer["uploadId"],
+    ]
 
     # Chunk 1 is the orders; dying inside the 3rd chunk: customers' first chunk done,
     # the second written but not counted or acked.
     killed = await asyncio.to_thread(subprocess.run, [*argv, "3"], timeout=120, cwd=REPO)
     assert killed.returncode == -9
-    job = await runtime.db.uploads.find_one({"rows.valid": 1200})
+    job = await system.db.uploads.find_one({"rows.valid": 1200})
     assert job["rows"]["persisted"] == 500 and job["status"] == "processing"
-    assert await runtime.db.customers.count_documents({}) == 1000
+    assert await system.db.customers.count_documents({}) == 1000
 
     restarted = await asyncio.to_thread(subprocess.run, argv, timeout=120, cwd=REPO)
     assert restarted.returncode == 0
-    job = await runtime.db.uploads.find_one({"rows.valid": 1200})
+    job = await system.db.uploads.find_one({"rows.valid": 1200})
     assert job["status"] == "done" and job["rows"]["persisted"] == 1200
-    assert await runtime.db.customers.count_documents({}) == 1200
-    assert await runtime.redis.xpending(runtime.streams.ingest, "crmd") == {
+    assert await system.db.customers.count_documents({}) == 1200
+    assert await system.redis.xpending(system.streams.ingest, "crmd") == {
         "pending": 0,
         "min": None,
         "max": None,
         "consumers": [],
     }
-    k7 = await runtime.db.customers.find_one({"customer_external_id": "K7"})
+    k7 = await system.db.customers.find_one({"customer_external_id": "K7"})
     assert (k7["orderCount"], k7["orderTotal"]) == (2, 20)

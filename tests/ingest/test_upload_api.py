@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from crmd.runtime.context import Runtime
+from crmd.app import Crmd
 from tests.ingest.conftest import CUSTOMERS, ORDERS, upload, wait_done
 
 pytestmark = pytest.mark.usefixtures("ingesting")
@@ -55,7 +55,7 @@ async def test_errors_csv_lists_every_rejected_row(client: Any, auth: Any):
     assert rows[1][4] == "C2,Ravi,not-an-email,2024-05-01,Pune,,100,1"
 
 
-async def test_reupload_changes_nothing(client: Any, auth: Any, runtime: Runtime):
+async def test_reupload_changes_nothing(client: Any, auth: Any, system: Crmd):
     first = await (await upload(client, auth, "customers", CUSTOMERS)).json()
     await wait_done(client, auth, first["uploadId"])
     before = await customers_by_id(client, auth)
@@ -66,7 +66,7 @@ async def test_reupload_changes_nothing(client: Any, auth: Any, runtime: Runtime
     stable = ("name", "email", "spend", "visits", "lastActive", "createdAt", "id")
     for key in before:
         assert {f: after[key][f] for f in stable} == {f: before[key][f] for f in stable}
-    assert await runtime.db.customers.count_documents({}) == 2
+    assert await system.db.customers.count_documents({}) == 2
 
 
 async def test_orders_before_customers_still_add_up(client: Any, auth: Any):
@@ -127,7 +127,7 @@ async def test_pagination_with_cursor(client: Any, auth: Any):
 
 
 async def test_racing_uploads_on_the_same_keys_end_as_the_later_one(
-    client: Any, auth: Any, runtime: Runtime
+    client: Any, auth: Any, system: Crmd
 ):
     def file(tag: str) -> str:
         return "customer_external_id,name,email,spend\n" + "".join(
@@ -140,13 +140,13 @@ async def test_racing_uploads_on_the_same_keys_end_as_the_later_one(
     ids = [(await a.json())["uploadId"] for a in answers]
     jobs = [await wait_done(client, auth, i, timeout=60) for i in ids]
     assert all(j["rows"]["persisted"] == 1100 for j in jobs)
-    docs = {d["_id"]: d async for d in runtime.db.uploads.find({})}
+    docs = {d["_id"]: d async for d in system.db.uploads.find({})}
     later = max(docs.values(), key=lambda d: (d["createdAt"], d["_id"]))
-    names = [c["name"] async for c in runtime.db.customers.find({}, {"name": 1})]
+    names = [c["name"] async for c in system.db.customers.find({}, {"name": 1})]
     assert len(names) == 1100
     winners = {n.rstrip("0123456789") for n in names}
     assert len(winners) == 1  # every key from the same upload
-    assert str(later["_id"]) in {c["uploadId"] async for c in runtime.db.customers.find({})}
+    assert str(later["_id"]) in {c["uploadId"] async for c in system.db.customers.find({})}
 
 
 async def test_another_crms_export_format_loads_end_to_end(client: Any, auth: Any):

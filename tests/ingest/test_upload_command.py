@@ -9,27 +9,39 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from crmd.http.app import make_app
-from crmd.runtime.context import Runtime
 from tests.ingest.conftest import CUSTOMERS
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 async def test_upload_command_shows_progress_and_ends_with_counts_and_errors(
-    aiohttp_server: Any, runtime: Runtime, auth: dict[str, str], ingesting: Any,
+    client: Any,
+    auth: dict[str, str],
+    ingesting: Any,
     tmp_path: Path,
-):  # fmt: skip
-    server = await aiohttp_server(make_app(runtime))
+):
     path = tmp_path / "customers.csv"
     path.write_text(CUSTOMERS)
     env = {**os.environ, "CRMD_TOKEN": auth["Authorization"].split()[1]}
     result = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "crmd", "--config", str(REPO / "crmd.toml"), "upload",
-         "customers", str(path), "--url", str(server.make_url("/"))],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "crmd",
+            "--config",
+            str(REPO / "crmd.toml"),
+            "upload",
+            "customers",
+            str(path),
+            "--url",
+            str(client.make_url("/")),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     assert "upload: 100% sent" in lines
@@ -41,18 +53,28 @@ async def test_upload_command_shows_progress_and_ends_with_counts_and_errors(
     assert "  line 3, email: email 'not-an-email' is not an email address" in lines
 
 
-async def test_upload_command_reports_a_refusal(
-    aiohttp_server: Any, runtime: Runtime, auth: dict[str, str], tmp_path: Path
-):
-    server = await aiohttp_server(make_app(runtime))
+async def test_upload_command_reports_a_refusal(client: Any, auth: dict[str, str], tmp_path: Path):
     path = tmp_path / "bad.csv"
     path.write_text("name,name\n")
     result = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "crmd", "--config", str(REPO / "crmd.toml"), "upload",
-         "customers", str(path), "--url", str(server.make_url("/")),
-         "--token", auth["Authorization"].split()[1]],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "crmd",
+            "--config",
+            str(REPO / "crmd.toml"),
+            "upload",
+            "customers",
+            str(path),
+            "--url",
+            str(client.make_url("/")),
+            "--token",
+            auth["Authorization"].split()[1],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert "refused (422 duplicate_header)" in result.stderr

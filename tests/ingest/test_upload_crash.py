@@ -15,11 +15,11 @@ import aiohttp
 import pytest
 from bson import ObjectId
 
+from crmd.app import Crmd
 from crmd.auth.tokens import issue_token
 from crmd.auth.users import upsert_dev_user
 from crmd.config import Config
 from crmd.ingest.publish import INTERRUPTED, recover_interrupted
-from crmd.runtime.context import Runtime
 from crmd.services.servers import free_port
 from tests.actor_process import SECRET
 from tests.ingest.conftest import wait_done
@@ -31,7 +31,7 @@ FILE = "customer_external_id,name,email\n" + "".join(
 )
 
 
-async def upload_to_dying_crmd(config: Config, runtime: Runtime, when: str) -> dict[str, Any]:
+async def upload_to_dying_crmd(config: Config, system: Crmd, when: str) -> dict[str, Any]:
     """Upload FILE to a crmd that dies at ``when``; returns the job it left behind."""
     port = free_port()
     argv = [
@@ -48,8 +48,10 @@ async def upload_to_dying_crmd(config: Config, runtime: Runtime, when: str) -> d
     process = await asyncio.create_subprocess_exec(*argv, cwd=REPO, stdout=subprocess.PIPE)
     try:
         assert process.stdout is not None
-        assert await asyncio.wait_for(process.stdout.readline(), 60) == b"listening\n"
-        user = await upsert_dev_user(runtime.db, "ops@example.com")
+        async with asyncio.timeout(60):
+            while (line := await process.stdout.readline()) != b"listening\n":
+                assert line, "the process ended before it listened"
+        user = await upsert_dev_user(system.db, "ops@example.com")
         token = issue_token(user.id, user.email, SECRET, 3600)
         async with aiohttp.ClientSession() as http:
             with pytest.raises(aiohttp.ClientError):  # the answer never comes
@@ -63,47 +65,45 @@ async def upload_to_dying_crmd(config: Config, runtime: Runtime, when: str) -> d
         if process.returncode is None:
             process.kill()
             await process.wait()
-    [job] = [d async for d in runtime.db.uploads.find({})]
+    [job] = [d async for d in system.db.uploads.find({})]
     assert job["rows"]["valid"] == ROWS
     return job
 
 
 async def test_killed_before_the_rows_were_published_nothing_is_imported(
-    config: Config, runtime: Runtime, client: Any, auth: Any
+    config: Config, system: Crmd, client: Any, auth: Any
 ):
-    job = await upload_to_dying_crmd(config, runtime, "publishing")
+    job = await upload_to_dying_crmd(config, system, "publishing")
     assert job["status"] == "receiving"
-    assert await runtime.redis.xlen(runtime.streams.ingest) == 0  # Redis dropped them all
+    assert await system.redis.xlen(system.streams.ingest) == 0  # Redis dropped them all
     assert (
-        await recover_interrupted(
-            runtime.db, runtime.redis, runtime.streams.ingest, datetime.now(UTC)
-        )
+        await recover_interrupted(system.db, system.redis, system.streams.ingest, datetime.now(UTC))
         == 0
     )
     later = datetime.now(UTC) + timedelta(minutes=2)
-    assert await recover_interrupted(runtime.db, runtime.redis, runtime.streams.ingest, later) == 1
-    found = await runtime.db.uploads.find_one({"_id": job["_id"]})
+    assert await recover_interrupted(system.db, system.redis, system.streams.ingest, later) == 1
+    found = await system.db.uploads.find_one({"_id": job["_id"]})
     assert (found["status"], found["reason"]) == ("failed", INTERRUPTED)
-    assert await runtime.db.customers.count_documents({}) == 0
+    assert await system.db.customers.count_documents({}) == 0
 
 
 @pytest.mark.usefixtures("ingesting")
 async def test_killed_after_the_rows_were_published_the_whole_file_is_imported(
-    config: Config, runtime: Runtime, client: Any, auth: Any
+    config: Config, system: Crmd, client: Any, auth: Any
 ):
-    job = await upload_to_dying_crmd(config, runtime, "published")
+    job = await upload_to_dying_crmd(config, system, "published")
     # The ingest actor may already have taken the job on, or it waits for the clock.
     assert job["status"] in ("receiving", "processing", "done")
     later = datetime.now(UTC) + timedelta(minutes=2)
-    await recover_interrupted(runtime.db, runtime.redis, runtime.streams.ingest, later)
+    await recover_interrupted(system.db, system.redis, system.streams.ingest, later)
     upload_id = str(job["_id"])
     # The job belongs to the uploader: they find it in their list, with its true state.
     user = job["userId"]
-    token = issue_token(user, "ops@example.com", runtime.jwt_secret, 3600)
+    token = issue_token(user, "ops@example.com", system.jwt_secret, 3600)
     mine = {"Authorization": f"Bearer {token}"}
     listed = await (await client.get("/api/v1/uploads", headers=mine)).json()
     assert [u["id"] for u in listed["items"]] == [upload_id]
     done = await wait_done(client, mine, upload_id, timeout=120)
     assert done["status"] == "done" and done["rows"]["persisted"] == ROWS
-    assert await runtime.db.customers.count_documents({}) == ROWS
+    assert await system.db.customers.count_documents({}) == ROWS
     assert ObjectId(upload_id) == job["_id"]

@@ -8,14 +8,13 @@ import aiohttp
 import msgspec
 import pytest
 
-from crmd.http.app import make_app
-from crmd.runtime.context import Runtime
+from crmd.app import Crmd, open_crmd
 from tests.ingest.conftest import upload
 
 
-async def nothing_queued(runtime: Runtime) -> bool:
-    streams = await runtime.redis.xlen(runtime.streams.ingest)
-    return streams == 0 and await runtime.db.uploads.count_documents({}) == 0
+async def nothing_queued(system: Crmd) -> bool:
+    streams = await system.redis.xlen(system.streams.ingest)
+    return streams == 0 and await system.db.uploads.count_documents({}) == 0
 
 
 @pytest.mark.parametrize(
@@ -29,23 +28,23 @@ async def nothing_queued(runtime: Runtime) -> bool:
     ],
 )
 async def test_whole_file_refusals(
-    client: Any, auth: Any, runtime: Runtime, text: Any, status: int, code: str, details: Any
+    client: Any, auth: Any, system: Crmd, text: Any, status: int, code: str, details: Any
 ):
     response = await upload(client, auth, "customers", text)
     assert response.status == status
     error = (await response.json())["error"]
     assert error["code"] == code
     assert error.get("details") == details
-    assert await nothing_queued(runtime)
+    assert await nothing_queued(system)
 
 
-async def test_wrong_content_type_is_415(client: Any, auth: Any, runtime: Runtime):
+async def test_wrong_content_type_is_415(client: Any, auth: Any, system: Crmd):
     response = await client.post("/api/v1/upload/customers", json={"rows": []}, headers=auth)
     assert response.status == 415
-    assert await nothing_queued(runtime)
+    assert await nothing_queued(system)
 
 
-async def test_form_without_a_file_is_400(client: Any, auth: Any, runtime: Runtime):
+async def test_form_without_a_file_is_400(client: Any, auth: Any, system: Crmd):
     form = aiohttp.FormData(default_to_multipart=True)
     form.add_field("note", "hello")
     response = await client.post("/api/v1/upload/customers", data=form, headers=auth)
@@ -53,17 +52,17 @@ async def test_form_without_a_file_is_400(client: Any, auth: Any, runtime: Runti
     assert (await response.json())["error"]["code"] == "unexpected_part"
 
 
-async def test_a_second_file_is_400_and_queues_nothing(client: Any, auth: Any, runtime: Runtime):
+async def test_a_second_file_is_400_and_queues_nothing(client: Any, auth: Any, system: Crmd):
     form = aiohttp.FormData()
     form.add_field("file", b"name,email\nA,a@x.io\n", filename="a.csv")
     form.add_field("file", b"name,email\nB,b@x.io\n", filename="b.csv")
     response = await client.post("/api/v1/upload/customers", data=form, headers=auth)
     assert response.status == 400
     assert (await response.json())["error"]["code"] == "unexpected_part"
-    assert await nothing_queued(runtime)
+    assert await nothing_queued(system)
 
 
-async def test_bad_mapping_is_refused(client: Any, auth: Any, runtime: Runtime):
+async def test_bad_mapping_is_refused(client: Any, auth: Any, system: Crmd):
     response = await upload(client, auth, "customers", "a,b\n1,2\n", mapping="{not json")
     assert response.status == 400
     response = await upload(
@@ -71,15 +70,16 @@ async def test_bad_mapping_is_refused(client: Any, auth: Any, runtime: Runtime):
     )
     assert response.status == 422
     assert (await response.json())["error"]["code"] == "bad_mapping"
-    assert await nothing_queued(runtime)
+    assert await nothing_queued(system)
 
 
-async def test_limits_are_configurable_and_enforced(
-    aiohttp_client: Any, runtime: Runtime, auth: Any
-):
-    ingest = msgspec.structs.replace(runtime.config.ingest, max_file_bytes=2048, max_rows=3)
-    runtime.config = msgspec.structs.replace(runtime.config, ingest=ingest)
-    client = await aiohttp_client(make_app(runtime))
+async def test_limits_are_configurable_and_enforced(aiohttp_client: Any, system: Crmd, auth: Any):
+    ingest = msgspec.structs.replace(system.config.ingest, max_file_bytes=2048, max_rows=3)
+    async with open_crmd(msgspec.structs.replace(system.config, ingest=ingest)) as crmd:
+        await limits_hold(await aiohttp_client(crmd.app), auth, system)
+
+
+async def limits_hold(client: Any, auth: Any, system: Crmd) -> None:
     big = "name,email\n" + "".join(f"Person {i},p{i}@example.com\n" for i in range(200))
     response = await upload(client, auth, "customers", big)
     assert response.status == 413
@@ -92,13 +92,13 @@ async def test_limits_are_configurable_and_enforced(
         "message": "more than 3 rows",
         "details": {"line": 5},
     }
-    assert await nothing_queued(runtime)
+    assert await nothing_queued(system)
 
 
-async def test_upload_needs_a_token(client: Any, runtime: Runtime):
+async def test_upload_needs_a_token(client: Any, system: Crmd):
     response = await upload(client, {}, "customers", "name,email\nA,a@x.io\n")
     assert response.status == 401
-    assert await nothing_queued(runtime)
+    assert await nothing_queued(system)
 
 
 async def test_unknown_upload_is_404(client: Any, auth: Any):
@@ -109,7 +109,7 @@ async def test_unknown_upload_is_404(client: Any, auth: Any):
 
 
 async def test_a_row_of_millions_of_fields_is_refused_stores_nothing_and_logs_no_row(
-    client: Any, auth: Any, runtime: Runtime, capsys: pytest.CaptureFixture[str]
+    client: Any, auth: Any, system: Crmd, capsys: pytest.CaptureFixture[str]
 ):
     secret = "Jane Secretrow,jane@secret.example"
     text = f"name,email\n{secret}\n{secret}" + "," * 3_000_000 + "\n"
@@ -117,8 +117,8 @@ async def test_a_row_of_millions_of_fields_is_refused_stores_nothing_and_logs_no
     assert response.status == 422
     error = (await response.json())["error"]
     assert error["code"] == "too_many_fields" and error["details"] == {"line": 3}
-    assert await nothing_queued(runtime)
-    assert await runtime.db.upload_errors.count_documents({}) == 0
+    assert await nothing_queued(system)
+    assert await system.db.upload_errors.count_documents({}) == 0
     logged = capsys.readouterr()
     assert "secret.example" not in logged.out + logged.err
     assert max((len(line) for line in (logged.out + logged.err).splitlines()), default=0) < 10_000
@@ -140,7 +140,7 @@ async def test_deeply_nested_json_in_an_ignored_field_is_400(client: Any, auth: 
 
 
 async def test_multipart_without_its_closing_boundary_is_400_and_queues_nothing(
-    client: Any, auth: Any, runtime: Runtime
+    client: Any, auth: Any, system: Crmd
 ):
     body = (
         b"--XYZ\r\n"
@@ -155,4 +155,4 @@ async def test_multipart_without_its_closing_boundary_is_400_and_queues_nothing(
     )
     assert response.status == 400
     assert (await response.json())["error"]["code"] in ("bad_multipart", "unexpected_part")
-    assert await nothing_queued(runtime)
+    assert await nothing_queued(system)

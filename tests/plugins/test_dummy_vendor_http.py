@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from crmd_dummy_vendor import DummyVendor, gateway_app
+from crmd_dummy_vendor import DummyVendor, Settings, gateway_app
 
 from crmd.plugins.vendor import Accepted, OutgoingMessage
 from crmd.services.servers import free_port
@@ -35,11 +35,13 @@ async def test_http_mode_round_trip(aiohttp_server: Any):
     callback.router.add_post("/cb", receipt)
     crmd_side = await aiohttp_server(callback)
     async with aiohttp.ClientSession() as http:
-        server_vendor = DummyVendor({"delay_min": 0, "delay_max": 0.05, "seed": 1,
-                                     "failure_rate": 0}, http, SECRET, "")  # fmt: skip
+        server_vendor = DummyVendor(
+            Settings(delay_min=0, delay_max=0.05, seed=1, failure_rate=0), http, SECRET, ""
+        )
         gateway = await aiohttp_server(gateway_app(server_vendor))
-        plugin = DummyVendor({"url": str(gateway.make_url("/"))}, http, SECRET,
-                             str(crmd_side.make_url("/cb")))  # fmt: skip
+        plugin = DummyVendor(
+            Settings(url=str(gateway.make_url("/"))), http, SECRET, str(crmd_side.make_url("/cb"))
+        )
         messages = [OutgoingMessage(f"m{i}", f"u{i}@x.io", "", "hi") for i in range(3)]
         results = await plugin.send(messages)
         assert [type(r) for r in results] == [Accepted] * 3
@@ -59,10 +61,20 @@ def test_crmd_dummy_vendor_command_serves_and_stops(tmp_path: Path):
     port = free_port()
     env = {**os.environ, "CRMD_EMBEDDED__DATA_DIR": str(tmp_path)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "crmd", "--config", str(REPO / "crmd.toml"), "dummy-vendor",
-         "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "crmd",
+            "--config",
+            str(REPO / "crmd.toml"),
+            "dummy-vendor",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         assert proc.stdout is not None
         while b"listening" not in (line := proc.stdout.readline()):

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import aiohttp
-from crmd_dummy_vendor import DummyVendor
+from crmd_dummy_vendor import DummyVendor, Settings
 
 from crmd.plugins.vendor import Accepted, OutgoingMessage
 
 
 async def test_noop_mode_accepts_everything_remembers_nothing_and_never_calls_back():
     async with aiohttp.ClientSession() as http:
-        vendor = DummyVendor({"receipts": False, "failure_rate": 1.0}, http, "s" * 40,
-                             "http://127.0.0.1:9/unreachable")  # fmt: skip
+        vendor = DummyVendor(
+            Settings(receipts=False, failure_rate=1.0),
+            http,
+            "s" * 40,
+            "http://127.0.0.1:9/unreachable",
+        )
         messages = [OutgoingMessage(f"m{i}", "", "", "hi") for i in range(50)]
         first = await vendor.send(messages)
         again = await vendor.send(messages)

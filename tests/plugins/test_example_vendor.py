@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from crmd.plugins.manager import describe, make_plugin_manager
+from crmd.plugins.manager import describe
 from crmd.plugins.vendor import Accepted, Failed, OutgoingMessage, Retry
-from crmd.runtime.context import Runtime
+from crmd.services.embedded import Urls
+from tests.conftest import crmd_with
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,11 +27,21 @@ REPO = Path(__file__).resolve().parents[2]
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-         "--no-build-isolation", "--target", str(target),
-         str(REPO / "plugins" / "crmd_example_vendor")],
-        check=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(REPO / "plugins" / "crmd_example_vendor"),
+        ],
+        check=True,
+        timeout=300,
+    )
     return target
 
 
@@ -38,13 +49,16 @@ def test_crmd_plugins_lists_it_once_installed(installed: Path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), *sys.path])}
     result = subprocess.run(
         [sys.executable, "-m", "crmd", "--config", str(REPO / "crmd.toml"), "plugins"],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "example_vendor: crmd_vendors" in result.stdout.splitlines(), result.stderr
 
 
 async def test_it_sends_and_reads_receipts_through_a_real_gateway(
-    installed: Path, runtime: Runtime, aiohttp_server: Any, monkeypatch: pytest.MonkeyPatch
+    installed: Path, services: Urls, aiohttp_server: Any, monkeypatch: pytest.MonkeyPatch
 ):
     received: list[dict[str, Any]] = []
 
@@ -72,14 +86,13 @@ async def test_it_sends_and_reads_receipts_through_a_real_gateway(
     app.router.add_post("/send", send)
     gateway = await aiohttp_server(app)
     monkeypatch.syspath_prepend(str(installed))
-    runtime.config.plugins["example_vendor"] = {
-        "url": str(gateway.make_url("/send")),
-        "api_key": "k-123",
-        "receipt_secret": "s3",
-    }
-    runtime.plugins = make_plugin_manager(runtime.config.plugins)
-    assert "example_vendor" in dict(describe(runtime.plugins))
-    vendor = runtime.load_vendors().get("example_vendor")
+    settings = {"url": str(gateway.make_url("/send")), "api_key": "k-123", "receipt_secret": "s3"}
+    async with crmd_with(services, plugins={"example_vendor": settings}) as crmd:
+        assert "example_vendor" in dict(describe(crmd.plugins))
+        await uses_it(crmd.vendors.get("example_vendor"))
+
+
+async def uses_it(vendor: Any) -> None:
     messages = [OutgoingMessage("m1", "", "+9100", "hi"), OutgoingMessage("m2", "", "", "hi")]
     first = await vendor.send(messages)
     assert all(isinstance(r, Retry) and r.after_seconds == 2 for r in first)

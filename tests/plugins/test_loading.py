@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from crmd.plugins.manager import describe, make_plugin_manager
-from crmd.runtime.context import Runtime
-from crmd.runtime.daemon import build_actors
+from crmd.app import ACTORS
+from crmd.plugins.manager import describe, get_plugin_manager
+from crmd.services.embedded import Urls
+from tests.conftest import crmd_with
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = """
@@ -27,8 +28,8 @@ class Poller(Actor):
 
 
 @hookimpl
-def crmd_actors(runtime):
-    every = runtime.plugin_settings("acme_poller").get("every", 60)
+def crmd_actors(context):
+    every = context.table.get("every", 60)
     return [Poller(f"acme_poller:{every}")]
 """
 
@@ -46,19 +47,18 @@ def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_installed_plugin_is_loaded_with_its_hooks(installed: Path):
-    manager = make_plugin_manager({})
+    manager = get_plugin_manager({})
     assert ("acme_poller", ["crmd_actors"]) in describe(manager)
 
 
 def test_enabled_false_turns_a_plugin_off(installed: Path):
-    manager = make_plugin_manager({"acme_poller": {"enabled": False}})
+    manager = get_plugin_manager({"acme_poller": {"enabled": False}})
     assert "acme_poller" not in dict(describe(manager))
 
 
-def test_plugin_actors_run_under_the_supervisor_before_http(installed: Path, runtime: Runtime):
-    runtime.config.plugins["acme_poller"] = {"every": 5}
-    runtime.plugins = make_plugin_manager(runtime.config.plugins)
-    names = [actor.name for actor in build_actors(runtime)]
+async def test_plugin_actors_run_under_the_supervisor_before_http(installed: Path, services: Urls):
+    async with crmd_with(services, plugins={"acme_poller": {"every": 5}}) as crmd:
+        names = crmd.run_order(ACTORS)
     assert names == ["ingest", "dispatch", "receipts", "clock", "acme_poller:5", "http"]
 
 

@@ -9,10 +9,10 @@ import uuid
 from typing import Any
 
 import pytest
-from crmd_dummy_vendor import default_secret
 
+from crmd.app import Crmd
+from crmd.plugins.context import plugin_secret
 from crmd.receipts.signature import signed_headers
-from crmd.runtime.context import Runtime
 from tests.campaigns.test_delivery_loop import load, wait_status
 
 URL = "/api/v1/deliveryReceipt/dummy_vendor"
@@ -25,7 +25,7 @@ def vendor_settings() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def sent(client: Any, auth: Any, delivering: Runtime) -> dict[str, Any]:
+async def sent(client: Any, auth: Any, delivering: Crmd) -> dict[str, Any]:
     await load(client, auth)
     made = await client.post(
         "/api/v1/campaigns",
@@ -37,12 +37,20 @@ async def sent(client: Any, auth: Any, delivering: Runtime) -> dict[str, Any]:
     return {"campaign": campaign, "logs": logs}
 
 
-def post(client: Any, runtime: Runtime, receipts: Any, *, event: str | None = None,
-         stamp: int | None = None, body: bytes | None = None, secret: str | None = None,
-         headers: dict[str, str] | None = None) -> Any:  # fmt: skip
+def post(
+    client: Any,
+    system: Crmd,
+    receipts: Any,
+    *,
+    event: str | None = None,
+    stamp: int | None = None,
+    body: bytes | None = None,
+    secret: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Any:
     raw = body if body is not None else json.dumps(receipts).encode()
     signed = signed_headers(
-        secret or default_secret(runtime.jwt_secret),
+        secret or plugin_secret(system.jwt_secret, "dummy_vendor"),
         event or f"msg_{uuid.uuid4().hex}",
         stamp or int(time.time()),
         raw,
@@ -61,22 +69,20 @@ def receipt(log: dict[str, Any], status: str, event: str = "evt-1") -> dict[str,
     }
 
 
-async def settled(runtime: Runtime) -> None:
+async def settled(system: Crmd) -> None:
     """Until the receipts group has been handed the newest entry and acked them all."""
-    stream = runtime.streams.receipts
+    stream = system.streams.receipts
     async with asyncio.timeout(20):
         while True:
-            [group] = await runtime.redis.xinfo_groups(stream)
-            newest = await runtime.redis.xrevrange(stream, count=1)
+            [group] = await system.redis.xinfo_groups(stream)
+            newest = await system.redis.xrevrange(stream, count=1)
             caught_up = not newest or group["last-delivered-id"] == newest[0][0]
             if caught_up and group["pending"] == 0:
                 return
             await asyncio.sleep(0.05)
 
 
-async def test_the_same_receipt_fifty_times_is_one_change(
-    client: Any, delivering: Runtime, sent: Any
-):
+async def test_the_same_receipt_fifty_times_is_one_change(client: Any, delivering: Crmd, sent: Any):
     log = sent["logs"][0]
     for _ in range(50):
         response = await post(client, delivering, [receipt(log, "DELIVERED", "evt-same")])
@@ -93,7 +99,7 @@ async def test_the_same_receipt_fifty_times_is_one_change(
     assert body["error"]["code"] == "unauthorized"  # reads still need a token
 
 
-async def test_precedence_holds_over_http(client: Any, auth: Any, delivering: Runtime, sent: Any):
+async def test_precedence_holds_over_http(client: Any, auth: Any, delivering: Crmd, sent: Any):
     log = sent["logs"][1]
     for status, event in (("CLICKED", "e3"), ("SENT", "e1"), ("DELIVERED", "e2")):
         assert (await post(client, delivering, receipt(log, status, event))).status == 202
@@ -110,7 +116,7 @@ async def test_precedence_holds_over_http(client: Any, auth: Any, delivering: Ru
 
 @pytest.mark.parametrize("case", ["forged", "altered", "stale", "unsigned", "wrong secret"])
 async def test_bad_callbacks_are_401_and_change_nothing(
-    client: Any, delivering: Runtime, sent: Any, case: str
+    client: Any, delivering: Crmd, sent: Any, case: str
 ):
     log = sent["logs"][2]
     good = json.dumps([receipt(log, "DELIVERED")]).encode()
@@ -119,7 +125,9 @@ async def test_bad_callbacks_are_401_and_change_nothing(
             client, delivering, None, body=good, headers={"webhook-signature": "v1,Zm9yZ2Vk"}
         )
     elif case == "altered":
-        signed = signed_headers(default_secret(delivering.jwt_secret), "m", int(time.time()), good)
+        signed = signed_headers(
+            plugin_secret(delivering.jwt_secret, "dummy_vendor"), "m", int(time.time()), good
+        )
         response = await client.post(
             URL, data=good.replace(b"DELIVERED", b"FAILED"), headers=signed
         )
@@ -136,9 +144,7 @@ async def test_bad_callbacks_are_401_and_change_nothing(
     assert stored["status"] == "PENDING"
 
 
-async def test_unknown_messages_are_recorded_and_counted(
-    client: Any, delivering: Runtime, sent: Any
-):
+async def test_unknown_messages_are_recorded_and_counted(client: Any, delivering: Crmd, sent: Any):
     ghost = {
         "messageId": "f" * 24,
         "status": "DELIVERED",
@@ -153,7 +159,7 @@ async def test_unknown_messages_are_recorded_and_counted(
     assert 'crmd_receipts_total{outcome="unknown",vendor="any"} 1.0' in text
 
 
-async def test_the_original_receipt_body_is_accepted(client: Any, delivering: Runtime, sent: Any):
+async def test_the_original_receipt_body_is_accepted(client: Any, delivering: Crmd, sent: Any):
     log = sent["logs"][3]
     original = {
         "campaignId": log["campaignId"],
@@ -169,7 +175,7 @@ async def test_the_original_receipt_body_is_accepted(client: Any, delivering: Ru
     ] == "FAILED"
 
 
-async def test_oversized_and_unreadable_bodies(client: Any, delivering: Runtime, sent: Any):
+async def test_oversized_and_unreadable_bodies(client: Any, delivering: Crmd, sent: Any):
     huge = b"[" + b" " * (2 * 1024 * 1024) + b"]"
     assert (await post(client, delivering, None, body=huge)).status == 413
     assert (await post(client, delivering, None, body=b"{not json")).status == 422
@@ -181,7 +187,7 @@ async def test_oversized_and_unreadable_bodies(client: Any, delivering: Runtime,
 
 
 async def test_a_receipt_that_beats_the_send_record_is_matched_later(
-    client: Any, delivering: Runtime, sent: Any
+    client: Any, delivering: Crmd, sent: Any
 ):
     from datetime import UTC, datetime
 
@@ -208,9 +214,7 @@ async def test_a_receipt_that_beats_the_send_record_is_matched_later(
     assert recorded["logId"] == log["_id"] and "unknown" not in recorded
 
 
-async def test_receipts_without_an_event_id_are_refused(
-    client: Any, delivering: Runtime, sent: Any
-):
+async def test_receipts_without_an_event_id_are_refused(client: Any, delivering: Crmd, sent: Any):
     log = sent["logs"][3]
     for event in ("", "   ", "x" * 201):
         response = await post(
@@ -224,7 +228,7 @@ async def test_receipts_without_an_event_id_are_refused(
 
 
 async def test_the_same_event_twice_in_one_callback_is_counted_a_duplicate(
-    client: Any, delivering: Runtime, sent: Any
+    client: Any, delivering: Crmd, sent: Any
 ):
     log = sent["logs"][4]
     response = await post(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 from structlog.testing import capture_logs
@@ -73,15 +74,49 @@ async def test_crashed_actor_is_restarted_logged_and_counted():
     assert [e["reason"] for e in crashes] == ["RuntimeError: boom 1", "RuntimeError: boom 2"]
 
 
+async def until(condition: Callable[[], bool], timeout: float = 5) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
 async def test_returning_without_a_stop_request_counts_as_a_crash():
     metrics = Metrics()
     actor = ReturnsEarly("quitter")
     supervisor = Supervisor([actor], metrics, initial_delay=0.01, max_delay=0.02)
     supervisor.start()
-    await asyncio.sleep(0.2)
+    await until(lambda: actor.restarts >= 2)
     await supervisor.stop(5)
-    assert actor.restarts >= 2
     assert restarts(metrics, "quitter") == actor.restarts
+
+
+class Stuck(Actor):
+    """Ready, then its loop stops turning: it never calls progressed() again."""
+
+    def __init__(self) -> None:
+        super().__init__("stuck", deadline=0.2)
+        self.release = asyncio.Event()
+
+    async def run(self) -> None:
+        self.health = Health.OK
+        await self.release.wait()
+        self.progressed()
+        await self.stopping.wait()
+
+
+async def test_an_actor_past_its_deadline_is_stalled_and_unhealthy_until_it_moves_again():
+    actor = Stuck()
+    supervisor = Supervisor([actor], Metrics())
+    supervisor.start()
+    assert await supervisor.wait_healthy(5)
+    await until(lambda: not supervisor.healthy())
+    report = supervisor.report()["stuck"]
+    assert report["status"] == "stalled"
+    assert report["detail"].startswith("no progress for ")
+    actor.release.set()
+    await until(supervisor.healthy)
+    assert supervisor.report()["stuck"]["status"] == "ok"
+    await supervisor.stop(5)
 
 
 async def test_actors_stop_in_reverse_order_of_start():

@@ -26,11 +26,27 @@ from tests.segments.render import render
 NOW = datetime(2025, 6, 15, 12, 30, 15, 123000, tzinfo=UTC)  # BSON keeps milliseconds
 USER = "property-test-user"
 NUMBERS = [0.0, 1.0, 2.0, 3.0, 5.0, 99.5, 100.0, 100.5, 10000.0, 10000.5]
-TEXTS = ["Delhi", "delhi", "DELHI", "New Delhi", "Pune", "pune ", "Mumbai", "a.b", "x(y)",
-         "ç", "", "Del"]  # fmt: skip
+TEXTS = [
+    "Delhi",
+    "delhi",
+    "DELHI",
+    "New Delhi",
+    "Pune",
+    "pune ",
+    "Mumbai",
+    "a.b",
+    "x(y)",
+    "ç",
+    "",
+    "Del",
+]
 AGES = [0.5, 1, 6.9, 7, 7.1, 30, 89.99, 90, 90.01, 180, 400]
-DAYS = [datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 1, 23, 59, tzinfo=UTC),
-        datetime(2024, 5, 2, tzinfo=UTC), datetime(2024, 4, 30, 12, tzinfo=UTC)]  # fmt: skip
+DAYS = [
+    datetime(2024, 5, 1, tzinfo=UTC),
+    datetime(2024, 5, 1, 23, 59, tzinfo=UTC),
+    datetime(2024, 5, 2, tzinfo=UTC),
+    datetime(2024, 4, 30, 12, tzinfo=UTC),
+]
 MOMENTS = [NOW - timedelta(days=a) for a in AGES] + DAYS
 ATTR_VALUES: list[Any] = ["gold", "Gold", "silver", 5.0, 7.5, True, False, DAYS[0], "5"]
 
@@ -40,15 +56,22 @@ def customer(rng: random.Random, n: int) -> dict[str, Any]:
         return rng.choice(pool) if rng.random() > missing else None
 
     doc: dict[str, Any] = {"_id": f"c{n}", "userId": USER}
-    for field, pool in (("spend", NUMBERS), ("visits", NUMBERS), ("orderCount", NUMBERS),
-                        ("orderTotal", NUMBERS), ("lastActive", MOMENTS),
-                        ("lastOrderAt", MOMENTS), ("name", TEXTS), ("location", TEXTS),
-                        ("email", TEXTS), ("phone", TEXTS)):  # fmt: skip
+    for field, pool in (
+        ("spend", NUMBERS),
+        ("visits", NUMBERS),
+        ("orderCount", NUMBERS),
+        ("orderTotal", NUMBERS),
+        ("lastActive", MOMENTS),
+        ("lastOrderAt", MOMENTS),
+        ("name", TEXTS),
+        ("location", TEXTS),
+        ("email", TEXTS),
+        ("phone", TEXTS),
+    ):
         value = maybe(pool)
         if value is not None:
             doc[field] = value
-    doc["attrs"] = {k: v for k in ("tier", "points") if (v := maybe(ATTR_VALUES, 0.4))
-                    is not None}  # fmt: skip
+    doc["attrs"] = {k: v for k in ("tier", "points") if (v := maybe(ATTR_VALUES, 0.4)) is not None}
     return doc
 
 
@@ -107,9 +130,13 @@ def comparisons(draw: st.DrawFn) -> Node:
     if kind == "exists":
         return Exists(draw(st.sampled_from([field, *TEXT_FIELDS, "spend"])))
     value = draw(st.one_of(texts, numbers, st.booleans(), dates))
-    ops = (["=", "!="] if isinstance(value, bool) else
-           ["=", "!=", "contains"] if isinstance(value, str) else
-           [">", ">=", "<", "<=", "=", "!="])  # fmt: skip
+    ops = (
+        ["=", "!="]
+        if isinstance(value, bool)
+        else ["=", "!=", "contains"]
+        if isinstance(value, str)
+        else [">", ">=", "<", "<=", "=", "!="]
+    )
     return Compare(field, draw(st.sampled_from(ops)), value)
 
 
@@ -124,8 +151,11 @@ rules = st.recursive(
 )
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-          HealthCheck.function_scoped_fixture])  # fmt: skip
+@settings(
+    max_examples=500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(rule=rules)
 def test_mongodb_and_python_agree(rule: Node, population: Any):
     collection, docs = population

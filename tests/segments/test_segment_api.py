@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from crmd.runtime.context import Runtime
+from crmd.app import Crmd
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import parse_rule
 from crmd.segments.query import rule_now
@@ -48,25 +48,26 @@ EXAMPLES = [
 
 
 @pytest.fixture
-async def loaded(client: Any, auth: Any, runtime: Runtime) -> list[dict[str, Any]]:
+async def loaded(client: Any, auth: Any, system: Crmd) -> list[dict[str, Any]]:
     from datetime import timedelta
 
     now = rule_now()
-    text = CUSTOMERS.format(recent=(now - timedelta(days=2)).date().isoformat(),
-                            old=(now - timedelta(days=200)).date().isoformat(),
-                            mid=(now - timedelta(days=30)).date().isoformat())  # fmt: skip
+    text = CUSTOMERS.format(
+        recent=(now - timedelta(days=2)).date().isoformat(),
+        old=(now - timedelta(days=200)).date().isoformat(),
+        mid=(now - timedelta(days=30)).date().isoformat(),
+    )
     answer = await (await upload(client, auth, "customers", text)).json()
     job = await wait_done(client, auth, answer["uploadId"])
     assert job["rows"]["persisted"] == 6
-    return [d async for d in runtime.db.customers.find({})]
+    return [d async for d in system.db.customers.find({})]
 
 
 @pytest.mark.parametrize("rule", EXAMPLES)
 async def test_every_example_matches_the_python_evaluation(
     client: Any, auth: Any, loaded: Any, rule: str
 ):
-    response = await client.get("/api/v1/audience/preview", params={"rule": rule},
-                                headers=auth)  # fmt: skip
+    response = await client.get("/api/v1/audience/preview", params={"rule": rule}, headers=auth)
     assert response.status == 200
     body = await response.json()
     expected = {d["_id"] for d in loaded if evaluate(parse_rule(rule), d, rule_now())}
@@ -81,7 +82,15 @@ async def test_segment_lifecycle(client: Any, auth: Any, loaded: Any):
     )
     assert created.status == 201
     segment = await created.json()
-    assert set(segment) == {"id", "name", "rule", "audienceSize", "createdAt", "updatedAt"}
+    assert set(segment) == {
+        "id",
+        "name",
+        "rule",
+        "audienceSize",
+        "countedAt",
+        "createdAt",
+        "updatedAt",
+    }
     assert (segment["name"], segment["audienceSize"]) == ("Big spenders", 2)
     original = await client.post(
         "/api/v1/segment", headers=auth, json={"segment_rule": {"rule": "visits > 2"}}
@@ -98,7 +107,7 @@ async def test_segment_lifecycle(client: Any, auth: Any, loaded: Any):
     assert (await client.get(url, headers=auth)).status == 404
 
 
-async def test_invalid_rules_are_422_with_a_column(client: Any, auth: Any, runtime: Runtime):
+async def test_invalid_rules_are_422_with_a_column(client: Any, auth: Any, system: Crmd):
     for method, path, body in (
         ("POST", "/api/v1/segment", {"name": "x", "rule": "spend >> 5"}),
         ("POST", "/api/v1/segment/preview", {"rule": "spend >> 5"}),
@@ -111,7 +120,7 @@ async def test_invalid_rules_are_422_with_a_column(client: Any, auth: Any, runti
         assert error["message"].startswith("unexpected '>' at column 8")
     listed = await client.get("/api/v1/customers", params={"rule": "spnd > 1"}, headers=auth)
     assert listed.status == 422
-    assert await runtime.db.segments.count_documents({}) == 0
+    assert await system.db.segments.count_documents({}) == 0
 
 
 OVERFLOWING = [
@@ -125,7 +134,7 @@ OVERFLOWING = [
 
 @pytest.mark.parametrize(("rule", "column"), OVERFLOWING)
 async def test_rules_whose_dates_or_numbers_overflow_are_422_everywhere(
-    client: Any, auth: Any, runtime: Runtime, rule: str, column: int
+    client: Any, auth: Any, system: Crmd, rule: str, column: int
 ):
     requests = [
         ("POST", "/api/v1/segment/preview", {"json": {"rule": rule}}),
@@ -141,8 +150,8 @@ async def test_rules_whose_dates_or_numbers_overflow_are_422_everywhere(
         assert response.status == 422, (path, await response.text())
         error = (await response.json())["error"]
         assert (error["code"], error["column"]) == ("invalid_rule", column), path
-    assert await runtime.db.segments.count_documents({}) == 0
-    assert await runtime.db.campaigns.count_documents({}) == 0
+    assert await system.db.segments.count_documents({}) == 0
+    assert await system.db.campaigns.count_documents({}) == 0
 
 
 async def test_previews_in_every_shape(client: Any, auth: Any, loaded: Any):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from crmd.runtime.context import Runtime
+from crmd.app import Crmd
 from crmd.store.reads import IN_BATCH, find_in
 from crmd.store.tenant import TenantStore
 
 
-async def test_every_key_is_found_once_across_batches_and_the_filter_holds(runtime: Runtime):
+async def test_every_key_is_found_once_across_batches_and_the_filter_holds(system: Crmd):
     n = IN_BATCH * 3 + 5
-    mine, theirs = TenantStore(runtime.db, "u1"), TenantStore(runtime.db, "u2")
+    mine, theirs = TenantStore(system.db, "u1"), TenantStore(system.db, "u2")
     await mine["segments"].insert_many([{"_id": f"k{i}", "odd": i % 2} for i in range(n)])
     await theirs["segments"].insert_many([{"_id": f"t{i}", "odd": 1} for i in range(5)])
     keys = [f"k{i}" for i in range(n)] + ["k1", "k3", "t1", "missing"]  # repeats, others'

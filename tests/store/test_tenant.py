@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 from bson import ObjectId
 
+from crmd.app import Crmd
 from crmd.errors import NotFound
-from crmd.runtime.context import Runtime
 from crmd.store.tenant import TenancyError, TenantStore, object_id
 
 ALICE, BOB = str(ObjectId()), str(ObjectId())
 
 
 @pytest.fixture
-async def stores(runtime: Runtime) -> tuple[TenantStore, TenantStore]:
-    alice, bob = TenantStore(runtime.db, ALICE), TenantStore(runtime.db, BOB)
+async def stores(system: Crmd) -> tuple[TenantStore, TenantStore]:
+    alice, bob = TenantStore(system.db, ALICE), TenantStore(system.db, BOB)
     await alice["customers"].insert_many([{"email": f"a{i}@x.io", "spend": i} for i in range(3)])
     await bob["customers"].insert_many([{"email": "b@x.io", "spend": 100}])
     return alice, bob
@@ -28,7 +28,7 @@ async def test_reads_and_counts_see_only_the_users_own_documents(stores):
     assert await alice["customers"].find_one({"email": "b@x.io"}) is None
 
 
-async def test_writes_cannot_reach_another_users_documents(stores, runtime: Runtime):
+async def test_writes_cannot_reach_another_users_documents(stores, system: Crmd):
     alice, bob = stores
     bobs = await bob["customers"].find_one({})
     assert (
@@ -36,21 +36,21 @@ async def test_writes_cannot_reach_another_users_documents(stores, runtime: Runt
     ).matched_count == 0
     assert (await alice["customers"].delete_many({"_id": bobs["_id"]})).deleted_count == 0
     assert (await alice["customers"].delete_many()).deleted_count == 3
-    assert await runtime.db.customers.count_documents({}) == 1
+    assert await system.db.customers.count_documents({}) == 1
     assert (await bob["customers"].find_one({}))["spend"] == 100
 
 
-async def test_inserted_documents_carry_the_owner(stores, runtime: Runtime):
-    owners = await runtime.db.customers.distinct("userId", {"email": {"$regex": "^a"}})
+async def test_inserted_documents_carry_the_owner(stores, system: Crmd):
+    owners = await system.db.customers.distinct("userId", {"email": {"$regex": "^a"}})
     assert owners == [ALICE]
 
 
-async def test_upserts_land_in_the_owners_data(runtime: Runtime):
-    alice = TenantStore(runtime.db, ALICE)
+async def test_upserts_land_in_the_owners_data(system: Crmd):
+    alice = TenantStore(system.db, ALICE)
     await alice["segments"].update_one(
         {"name": "vip"}, {"$set": {"rule": "spend > 1"}}, upsert=True
     )
-    assert (await runtime.db.segments.find_one({"name": "vip"}))["userId"] == ALICE
+    assert (await system.db.segments.find_one({"name": "vip"}))["userId"] == ALICE
 
 
 async def test_aggregations_are_scoped_and_cannot_join_out(stores):
@@ -83,11 +83,11 @@ async def test_naming_another_tenant_is_refused(stores):
             await alice["customers"].update_many({}, update)
 
 
-def test_only_tenant_collections_are_served(runtime: Runtime):
+def test_only_tenant_collections_are_served(system: Crmd):
     with pytest.raises(TenancyError):
-        TenantStore(runtime.db, ALICE)["users"]
+        TenantStore(system.db, ALICE)["users"]
     with pytest.raises(TenancyError):
-        TenantStore(runtime.db, "")
+        TenantStore(system.db, "")
 
 
 def test_malformed_ids_are_not_found():

@@ -21,7 +21,8 @@ HERE = Path(__file__).parent
 
 
 def settings(config: Config, **changes: Any) -> StreamsConfig:
-    return msgspec.structs.replace(config.streams, **changes)
+    """Short enough to watch a reclaim happen (the handlers here take milliseconds)."""
+    return msgspec.structs.replace(config.streams, **{"claim_idle_ms": 300, **changes})
 
 
 async def add(redis: Any, stream: str, count: int, start: int = 0) -> list[str]:
@@ -239,3 +240,37 @@ async def test_sigkill_after_commit_before_ack_applies_every_entry_exactly_once(
         ]
     )
     assert sorted([doc["_id"] async for doc in twice]) == list(range(10, 20))
+
+
+async def test_a_handler_past_its_deadline_is_cancelled_and_its_entry_redelivered(
+    config: Config, redis: Any
+):
+    stream = f"{config.redis.stream_prefix}:slow"
+    [entry_id] = await add(redis, stream, 1)
+    calls: list[str] = []
+    cancelled = asyncio.Event()
+
+    async def hangs_the_first_time(entries: Sequence[Entry]) -> None:
+        calls.append(entries[0].id)
+        if len(calls) == 1:
+            try:
+                await asyncio.Event().wait()  # never set: only the deadline ends this
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+    worker = StreamWorker(
+        redis,
+        stream,
+        GROUP,
+        "c1",
+        hangs_the_first_time,
+        settings(config, handler_timeout_ms=200, claim_idle_ms=400, claim_interval_ms=50),
+    )
+
+    async def done() -> bool:
+        return len(calls) == 2 and await pending(redis, stream) == 0
+
+    await run_until(worker, done)
+    assert cancelled.is_set()
+    assert calls == [entry_id, entry_id]  # the same entry, taken again after its idle time

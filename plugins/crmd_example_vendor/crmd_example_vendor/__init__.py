@@ -11,11 +11,13 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated
 
 import aiohttp
+import msgspec
 
 from crmd import hookimpl
+from crmd.plugins.context import PluginContext
 from crmd.plugins.vendor import (
     Accepted,
     CheckResult,
@@ -29,14 +31,24 @@ from crmd.plugins.vendor import (
 NAME = "example_vendor"
 
 
+class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``[plugins.example_vendor]``: decoded by crmd from the file and the environment
+    alike; a bad value stops crmd with a line naming the key."""
+
+    url: str = ""
+    api_key: str = ""
+    receipt_secret: str = ""
+    rate: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+
+
 class GatewayVendor:
     name = NAME
 
-    def __init__(self, settings: Mapping[str, Any], http: aiohttp.ClientSession) -> None:
-        self.url = str(settings.get("url", ""))
-        self.api_key = str(settings.get("api_key", ""))
-        self.secret = str(settings.get("receipt_secret", "")).encode()
-        self.rate = float(settings.get("rate", 10))
+    def __init__(self, settings: Settings, http: aiohttp.ClientSession) -> None:
+        self.url = settings.url
+        self.api_key = settings.api_key
+        self.secret = settings.receipt_secret.encode()
+        self.rate = settings.rate
         self.http = http
 
     def rate_limit(self) -> float:
@@ -100,8 +112,8 @@ class GatewayVendor:
 
 
 @hookimpl
-def crmd_vendors(runtime: Any) -> list[GatewayVendor]:
-    settings = runtime.plugin_settings(NAME)
-    if not settings.get("url"):
+def crmd_vendors(context: PluginContext) -> list[GatewayVendor]:
+    settings = context.settings(Settings)
+    if not settings.url:
         return []  # not configured: offer nothing
-    return [GatewayVendor(settings, runtime.http)]
+    return [GatewayVendor(settings, context.http)]

@@ -1,0 +1,211 @@
+"""What an operator can do to campaigns: create, send, pause, resume, cancel, retry the
+failed, test. Each status change is a lifecycle move; the handlers only parse and answer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from bson import ObjectId
+from redis.asyncio import Redis
+
+from crmd.campaigns import jobs, stats
+from crmd.campaigns.dispatch import cancel_unsent, mark_sent_if_done
+from crmd.campaigns.lifecycle import Action, Status, initial_status, resume_action, send_action
+from crmd.campaigns.template import TemplateError, parse_template, render
+from crmd.campaigns.transitions import move_or_refuse
+from crmd.campaigns.vendors import Vendors, guarded_send
+from crmd.errors import CrmdError, Unprocessable
+from crmd.plugins.vendor import Accepted, OutgoingMessage
+from crmd.segments.query import rule_filter, rule_now
+from crmd.store.limits import DATE_RANGE, to_utc
+from crmd.store.tenant import TenantStore, object_id
+
+Doc = dict[str, Any]
+Text = Annotated[str, msgspec.Meta(max_length=200)]
+
+
+class InvalidTemplate(CrmdError):
+    status, code = 422, "invalid_template"
+
+    def __init__(self, error: TemplateError) -> None:
+        super().__init__(error.message, details={"field": "message", "column": error.column})
+
+
+class CampaignBody(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    message: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+    intent: Text = ""
+    rule: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+    segmentId: str | None = None
+    vendor: Text | None = None
+    scheduledAt: datetime | None = None
+    draft: bool = False
+    """Save without sending; ``POST /campaigns/{id}/send`` sends it later."""
+
+
+class Campaigns:
+    def __init__(self, redis: Redis, stream: str, vendors: Vendors) -> None:
+        self.redis = redis
+        self.stream = stream
+        self.vendors = vendors
+
+    async def create(self, store: TenantStore, body: CampaignBody) -> Doc:
+        try:
+            parse_template(body.message)
+        except TemplateError as exc:
+            raise InvalidTemplate(exc) from None
+        rule = body.rule
+        if body.segmentId:
+            rule = (await store["segments"].get(body.segmentId, "segment"))["rule"]
+        if not rule:
+            raise Unprocessable(
+                "a campaign needs a rule or a segmentId",
+                code="missing_audience",
+                details={"field": "rule"},
+            )
+        now = rule_now()
+        audience = await store["customers"].count_documents(rule_filter(rule, now))
+        vendor = self.vendors.get(body.vendor).name
+        scheduled_at = None
+        if body.scheduledAt is not None:  # a time without a zone is UTC
+            scheduled_at = to_utc(body.scheduledAt)
+            if scheduled_at is None:
+                raise Unprocessable(
+                    f"scheduledAt must lie between {DATE_RANGE}",
+                    code="invalid_body",
+                    details={"field": "$.scheduledAt"},
+                )
+        status = initial_status(body.draft, scheduled_at, datetime.now(UTC))
+        doc = {
+            "_id": ObjectId(),
+            "name": body.name,
+            "message": body.message,
+            "intent": body.intent,
+            "rule": rule,
+            "segmentId": body.segmentId,
+            "vendor": vendor,
+            "ruleNow": now,
+            "status": status.value,
+            "audienceSize": audience,
+            "stats": {**dict.fromkeys(stats.GROUPS, 0), "pending": audience},
+            "scheduledAt": scheduled_at,
+            "createdAt": now,
+            "updatedAt": now,
+            "sentAt": None,
+            "completedAt": None,
+        }
+        await store["campaigns"].insert_one(doc)
+        if status is Status.QUEUED:
+            await self._plan(store, doc["_id"])  # type: ignore[arg-type]
+        return doc
+
+    async def send(self, store: TenantStore, campaign_id: str) -> Doc:
+        """A draft goes out: now, or at its scheduledAt."""
+        doc = await store["campaigns"].get(campaign_id, "campaign")
+        at = doc.get("scheduledAt")
+        action = send_action(to_utc(at) if at else None, datetime.now(UTC))
+        moved = await move_or_refuse(store["campaigns"], doc["_id"], action)
+        if action is Action.SEND:
+            await self._plan(store, doc["_id"])
+        return moved
+
+    async def pause(self, store: TenantStore, campaign_id: str) -> Doc:
+        return await move_or_refuse(store["campaigns"], object_id(campaign_id), Action.PAUSE)
+
+    async def resume(self, store: TenantStore, campaign_id: str) -> Doc:
+        """Paused before it was planned: plan it now. After: queue what is still unsent."""
+        doc = await store["campaigns"].get(campaign_id, "campaign")
+        action = resume_action(planned=doc.get("plannedAt") is not None)
+        moved = await move_or_refuse(store["campaigns"], doc["_id"], action)
+        if action is Action.RESUME:
+            await self._requeue_unsent(store, str(doc["_id"]))
+        else:
+            await self._plan(store, doc["_id"])
+        return moved
+
+    async def cancel(self, store: TenantStore, campaign_id: str) -> Doc:
+        """Planning and sending stop between batches, and every message not yet handed
+        to the vendor becomes CANCELLED."""
+        moved = await move_or_refuse(store["campaigns"], object_id(campaign_id), Action.CANCEL)
+        await cancel_unsent(store, str(moved["_id"]))
+        return await store["campaigns"].get(campaign_id, "campaign")
+
+    async def retry_failed(self, store: TenantStore, campaign_id: str) -> tuple[Doc, int, int]:
+        """Send again to FAILED recipients only; returns the campaign, how many were
+        reset and how many queued."""
+        campaign = str(object_id(campaign_id))
+        moved = await move_or_refuse(
+            store["campaigns"], object_id(campaign_id), Action.RETRY_FAILED
+        )
+        now = datetime.now(UTC)
+        reset_fields = {
+            "$set": {
+                "status": "PENDING",
+                "rank": 0,
+                "vendorMessageId": None,
+                "attempts": 0,
+                "gaveUp": False,
+                "updatedAt": now,
+            },
+            "$unset": {"reason": "", "times": ""},
+        }
+        logs = store["communication_log"]
+        # Refused by the vendor: a new round, so a new message id. Given up on after
+        # retries: the vendor may have taken it, so the same id again (it dedupes on it).
+        refused = await logs.update_many(
+            {"campaignId": campaign, "status": "FAILED", "gaveUp": {"$ne": True}},
+            {**reset_fields, "$inc": {"round": 1}},
+        )
+        gave_up = await logs.update_many(
+            {"campaignId": campaign, "status": "FAILED", "gaveUp": True}, reset_fields
+        )
+        queued = await self._requeue_unsent(store, campaign)
+        moved["stats"] = await stats.refresh(store, campaign)
+        return moved, refused.modified_count + gave_up.modified_count, queued
+
+    async def test_send(self, store: TenantStore, campaign_id: str, email: str) -> Doc:
+        """One rendered message to one address; no log, no stats. An address that is not
+        a customer's gets the placeholders' defaults."""
+        doc = await store["campaigns"].get(campaign_id, "campaign")
+        customer = await store["customers"].find_one({"email": email.lower()}) or {"email": email}
+        text = render(parse_template(doc["message"]), customer)
+        vendor = self.vendors.get(doc["vendor"])
+        message = OutgoingMessage(f"test-{ObjectId()}", email, customer.get("phone", ""), text)
+        [result] = await guarded_send(vendor, [message])
+        return {
+            "message": text,
+            "vendor": vendor.name,
+            "accepted": isinstance(result, Accepted),
+            "vendorMessageId": getattr(result, "vendor_message_id", None),
+            "reason": getattr(result, "reason", None),
+        }
+
+    async def _plan(self, store: TenantStore, campaign_id: ObjectId) -> None:
+        job = jobs.DispatchJob("plan", str(campaign_id), store.user_id)
+        await jobs.publish(self.redis, self.stream, [job])
+
+    async def _requeue_unsent(self, store: TenantStore, campaign: str) -> int:
+        """Queue send jobs for every unsent message, streaming the ids chunk by chunk;
+        with nothing unsent, the campaign is marked sent rather than left waiting."""
+        queued = 0
+        chunk: list[str] = []
+        unsent = {"campaignId": campaign, "status": "PENDING", "vendorMessageId": None}
+        cursor = store["communication_log"].find(
+            unsent, projection={"_id": 1}, batch_size=jobs.SEND_CHUNK
+        )
+        async for doc in cursor:
+            chunk.append(doc["_id"])
+            if len(chunk) == jobs.SEND_CHUNK:
+                await self._send_jobs(store, campaign, chunk)
+                queued += len(chunk)
+                chunk = []
+        await self._send_jobs(store, campaign, chunk)
+        queued += len(chunk)
+        if not queued:
+            await mark_sent_if_done(store, campaign)
+        return queued
+
+    async def _send_jobs(self, store: TenantStore, campaign: str, ids: list[str]) -> None:
+        await jobs.publish(self.redis, self.stream, jobs.send_jobs(campaign, store.user_id, ids))

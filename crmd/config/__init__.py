@@ -1,0 +1,51 @@
+"""crmd's configuration: the settings' schema, their loading, and their redaction.
+
+``load_config`` reads the file and the environment into one tree of Structs
+(``crmd.config.schema``); ``crmd.config.load`` is the only module that reads the
+environment.
+"""
+
+from crmd.config.load import client_token, load_config, parse_duration
+from crmd.config.redact import redact_url, redact_value
+from crmd.config.schema import (
+    EMBEDDED,
+    AiConfig,
+    AuthConfig,
+    CampaignsConfig,
+    Config,
+    ConfigError,
+    EmbeddedConfig,
+    IngestConfig,
+    LoadedConfig,
+    LoggingConfig,
+    MongoConfig,
+    RedisConfig,
+    ServerConfig,
+    StreamsConfig,
+    SupervisorConfig,
+    is_loopback,
+)
+
+__all__ = [
+    "EMBEDDED",
+    "AiConfig",
+    "AuthConfig",
+    "CampaignsConfig",
+    "Config",
+    "ConfigError",
+    "EmbeddedConfig",
+    "IngestConfig",
+    "LoadedConfig",
+    "LoggingConfig",
+    "MongoConfig",
+    "RedisConfig",
+    "ServerConfig",
+    "StreamsConfig",
+    "SupervisorConfig",
+    "client_token",
+    "is_loopback",
+    "load_config",
+    "parse_duration",
+    "redact_url",
+    "redact_value",
+]

@@ -1,0 +1,209 @@
+"""crmd's settings: one tree of msgspec Structs, each section with its defaults and
+limits, and the rules that span sections (``cross_checks``)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta, Struct
+
+DEFAULT_PATHS = (Path("crmd.toml"), Path("/etc/crmd/crmd.toml"))
+EMBEDDED = "embedded"
+
+Port = Annotated[int, Meta(ge=1, le=65535)]
+Seconds = Annotated[float, Meta(gt=0, le=3600)]
+Millis = Annotated[int, Meta(ge=1, le=3_600_000)]
+LEVELS = ("debug", "info", "warning", "error")
+FORMATS = ("auto", "json", "console")
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong. ``str(err)`` is the one line an operator sees."""
+
+
+class _Section(Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    shutdown_timeout: Seconds = 20.0
+    """How long a drain may take on SIGTERM before the remaining work is cancelled."""
+    public_url: Annotated[str, Meta(pattern=r"^(https?://[^\s/]+(/[^\s]*)?)?$")] = ""
+    """Where crmd is reached from outside (receipt callbacks, links); empty means
+    ``http://<host>:<port>``."""
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return (self.public_url or f"http://{host}:{self.port}").rstrip("/")
+
+
+class MongoConfig(_Section):
+    url: str = EMBEDDED
+    database: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,63}$")] = "crmd"
+    connect_timeout: Seconds = 60.0
+    """How long start-up keeps retrying an unreachable server before giving up."""
+
+
+class RedisConfig(_Section):
+    url: str = EMBEDDED
+    stream_prefix: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "crmd"
+    connect_timeout: Seconds = 60.0
+    socket_timeout: Seconds = 10.0
+    """Must exceed the streams' BLOCK time, or a blocking read looks like a dead server."""
+
+
+class EmbeddedConfig(_Section):
+    data_dir: str = ".crmd"
+    start_timeout: Seconds = 60.0
+
+
+class AuthConfig(_Section):
+    google_login: bool = True
+    """Sign-in with Google; needs at least one client id."""
+    google_client_ids: list[str] = msgspec.field(default_factory=list)
+    google_client_secret: str = ""
+    """Only for the authorization-code (popup) flow."""
+    google_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
+    google_token_url: str = "https://oauth2.googleapis.com/token"
+    allowed_domains: list[str] = msgspec.field(default_factory=list)
+    """Google Workspace domains (the ``hd`` claim) allowed to sign in; empty: any."""
+    allowed_emails: list[str] = msgspec.field(default_factory=list)
+    """Addresses allowed to sign in (besides allowed_domains); empty: any."""
+    clock_skew_seconds: Annotated[int, Meta(ge=0, le=300)] = 60
+    jwt_secret: str = ""
+    """At least 32 bytes. Empty: generated once into the embedded data dir."""
+    jwt_ttl_seconds: Annotated[int, Meta(ge=60, le=31_536_000)] = 86_400
+    dev_login: bool = False
+    """Sign-in by email alone, for local use; only on a loopback address."""
+
+
+class LoggingConfig(_Section):
+    level: str = "info"
+    format: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.level = self.level.lower()
+        self.format = self.format.lower()
+        if self.level not in LEVELS:
+            raise ValueError(f"level: must be one of {', '.join(LEVELS)}")
+        if self.format not in FORMATS:
+            raise ValueError(f"format: must be one of {', '.join(FORMATS)}")
+
+
+class StreamsConfig(_Section):
+    batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 500
+    block_ms: Millis = 2_000
+    claim_idle_ms: Millis = 60_000
+    claim_interval_ms: Millis = 15_000
+    max_deliveries: Annotated[int, Meta(ge=1, le=1_000)] = 5
+    trim_interval_ms: Millis = 60_000
+    handler_timeout_ms: Annotated[int, Meta(ge=0, le=3_600_000)] = 0
+    """How long a batch's handling may take before it is given up and redelivered;
+    0 means a little under claim_idle_ms (80%). Must be less than claim_idle_ms."""
+    consumer_name: str = ""
+    """Unique per process; empty means the host name. Set it when several crmd
+    processes share one host, so that each drains only its own pending entries."""
+
+
+class IngestConfig(_Section):
+    max_file_bytes: Annotated[int, Meta(ge=1024)] = 100 * 1024 * 1024
+    max_rows: Annotated[int, Meta(ge=1)] = 1_000_000
+    max_columns: Annotated[int, Meta(ge=2, le=10_000)] = 100
+    max_field_bytes: Annotated[int, Meta(ge=64, le=16 * 1024 * 1024)] = 64 * 1024
+    chunk_rows: Annotated[int, Meta(ge=1, le=10_000)] = 500
+    spool_dir: str = ""
+    """Where an upload's parsed rows wait until the whole file has passed; empty means
+    the system's temporary directory."""
+
+
+class CampaignsConfig(_Section):
+    receipt_window_seconds: Annotated[int, Meta(ge=1)] = 86_400
+    """After a campaign is sent, how long receipts are waited for before the messages
+    still PENDING become UNKNOWN and the campaign is completed."""
+    clock_interval_seconds: Seconds = 5.0
+
+
+class AiConfig(_Section):
+    order: list[str] = msgspec.field(default_factory=lambda: ["gemini", "basic_ai"])
+    """Suggesters asked first to last; the first good answer wins."""
+    timeout: Seconds = 10.0
+
+
+class SupervisorConfig(_Section):
+    restart_initial_delay: Seconds = 0.5
+    restart_max_delay: Seconds = 30.0
+
+
+class Config(_Section):
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    mongodb: MongoConfig = msgspec.field(default_factory=MongoConfig)
+    redis: RedisConfig = msgspec.field(default_factory=RedisConfig)
+    embedded: EmbeddedConfig = msgspec.field(default_factory=EmbeddedConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    streams: StreamsConfig = msgspec.field(default_factory=StreamsConfig)
+    supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
+    ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
+    campaigns: CampaignsConfig = msgspec.field(default_factory=CampaignsConfig)
+    ai: AiConfig = msgspec.field(default_factory=AiConfig)
+    plugins: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    """Each plugin's own table, ``[plugins.<name>]``, passed to it untouched."""
+
+
+def cross_checks(config: Config) -> list[tuple[tuple[str, ...], str]]:
+    """Rules that span keys or sections: (the key to blame, the problem)."""
+    problems: list[tuple[tuple[str, ...], str]] = []
+    auth = config.auth
+    if auth.google_login and not auth.google_client_ids:
+        problems.append(
+            (
+                ("auth", "google_client_ids"),
+                "Google login is on (auth.google_login) but no client id is set; "
+                "set one, or google_login = false",
+            )
+        )
+    if auth.jwt_secret and len(auth.jwt_secret.encode()) < 32:
+        problems.append((("auth", "jwt_secret"), "must be at least 32 bytes"))
+    if auth.dev_login and not is_loopback(config.server.host):
+        problems.append(
+            (("server", "host"), "dev login (auth.dev_login) is only allowed on a loopback address")
+        )
+    streams = config.streams
+    if streams.handler_timeout_ms and streams.handler_timeout_ms >= streams.claim_idle_ms:
+        problems.append(
+            (
+                ("streams", "handler_timeout_ms"),
+                f"must be less than streams.claim_idle_ms ({streams.claim_idle_ms} ms), or "
+                "another consumer takes a batch that is still being handled",
+            )
+        )
+    if config.redis.socket_timeout * 1000 <= config.streams.block_ms:
+        problems.append(
+            (
+                ("redis", "socket_timeout"),
+                f"must exceed streams.block_ms ({config.streams.block_ms} ms), "
+                "or a blocking read looks like a dead server",
+            )
+        )
+    return problems
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class LoadedConfig(Struct, frozen=True):
+    config: Config
+    path: Path | None
+    """The file it came from, or None when only defaults and the environment were used."""
