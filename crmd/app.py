@@ -268,9 +268,9 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
         campaign_routes.routes,
         receipt_routes.routes,
         ai_routes.routes,
-        compat.routes,
     ):
         app.add_routes(table)
+    compat.add_aliases(app)  # the original clients' paths, onto the routes above
     return app
 
 

@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     upload = commands.add_parser("upload", help="send a CSV file to a running crmd")
     upload.add_argument("kind", choices=["customers", "orders"])
     upload.add_argument("file", type=Path)
-    upload.add_argument("--url", help="crmd's address (default: from the config)")
+    upload.add_argument(
+        "--url", help="crmd's address (default: $CRMD_URL, else from the config's [server])"
+    )
     upload.add_argument("--token", help="API token (default: $CRMD_TOKEN)")
     upload.add_argument("--mapping", help='JSON, e.g. \'{"spend": "Total Spent"}\'')
     return parser
@@ -131,7 +133,7 @@ def _print_token(loaded: LoadedConfig, email: str) -> int:
 
 
 def _upload(loaded: LoadedConfig, args: argparse.Namespace) -> int:
-    from crmd.config import client_token
+    from crmd.config import client_token, client_url
     from crmd.ingest.client import upload_file
 
     token = args.token or client_token(os.environ)
@@ -144,7 +146,7 @@ def _upload(loaded: LoadedConfig, args: argparse.Namespace) -> int:
         print(f"crmd: no such file: {args.file}", file=sys.stderr)
         return 1
     server = loaded.config.server
-    url = args.url or f"http://{server.host}:{server.port}"
+    url = args.url or client_url(os.environ) or f"http://{server.host}:{server.port}"
     try:
         return asyncio.run(upload_file(url, token, args.kind, args.file, args.mapping, sys.stderr))
     except (OSError, aiohttp.ClientError) as exc:

@@ -5,7 +5,7 @@
 environment.
 """
 
-from crmd.config.load import client_token, load_config, parse_duration
+from crmd.config.load import client_token, client_url, load_config, parse_duration
 from crmd.config.redact import redact_url, redact_value
 from crmd.config.schema import (
     EMBEDDED,
@@ -43,6 +43,7 @@ __all__ = [
     "StreamsConfig",
     "SupervisorConfig",
     "client_token",
+    "client_url",
     "is_loopback",
     "load_config",
     "parse_duration",

@@ -27,6 +27,12 @@ def client_token(environ: Mapping[str, str]) -> str | None:
     return environ.get("CRMD_TOKEN") or None
 
 
+def client_url(environ: Mapping[str, str]) -> str | None:
+    """crmd's address for command-line clients when --url is not given (``CRMD_URL``,
+    e.g. after ``make run PORT=9000``)."""
+    return environ.get("CRMD_URL") or None
+
+
 # --- loading -----------------------------------------------------------------------------
 
 

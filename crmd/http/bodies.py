@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -11,12 +11,20 @@ from crmd.errors import BadRequest, Unprocessable
 
 T = TypeVar("T")
 NESTED_TOO_DEEP = "body is not valid JSON: it nests arrays or objects too deeply"
+REPLACED_BODY = web.RequestKey("replaced_body", bytes)
+"""A body to read instead of the request's: the compatibility layer puts an original
+client's body here, rewritten into crmd's shape."""
+
+
+async def raw_body(request: web.Request) -> bytes:
+    replaced = request.get(REPLACED_BODY)
+    return replaced if replaced is not None else await request.read()
 
 
 async def json_body(request: web.Request, schema: type[T]) -> T:
     """``schema`` from the JSON body: 400 when it is not JSON, 422 naming the field
     (``$.email``) when it does not fit."""
-    raw = await request.read()
+    raw = await raw_body(request)
     if not raw.strip():
         raise BadRequest("expected a JSON body", code="bad_json")
     try:
@@ -30,3 +38,8 @@ async def json_body(request: web.Request, schema: type[T]) -> T:
         raise BadRequest(f"body is not valid JSON: {exc}", code="bad_json") from None
     except RecursionError:  # even in a field crmd would ignore
         raise BadRequest(NESTED_TOO_DEEP, code="bad_json") from None
+
+
+async def read_json(request: web.Request) -> Any:
+    """The body as plain JSON values (no schema); 400 when it is not JSON."""
+    return await json_body(request, Any)

@@ -2,38 +2,32 @@
 
 The original backend's paths (``/compaigns``, ``/compaign``, ``/segment``,
 ``/uploads/...``, ``/api/receipt``...), its body shapes (``{"compaignDetails": ...}``,
-``{"segment_rule": ...}``) and its token header (``x-access-token``) are accepted here
-and handed to crmd's own handlers; crmd's documented routes and shapes never change for
-them. Every route here is marked as an alias of the route it maps to.
+``{"segment_rule": ...}``) and its token header (``x-access-token``) are accepted here.
+Each original route is an alias of one of crmd's own: the same handler, with the body
+rewritten into crmd's shape on the way in and, where the original clients read another
+shape, the answer reshaped on the way out. It works on requests and JSON alone, so it
+imports no domain, and crmd's documented routes and shapes never change for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+import functools
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, NamedTuple
 
 import msgspec
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
-from crmd.ai.routes import MessagesBody, variants
-from crmd.auth import routes as auth_routes
-from crmd.auth.requests import public, tenant_store
-from crmd.campaigns import routes as campaign_routes
-from crmd.campaigns.service import CampaignBody
 from crmd.errors import BadRequest
-from crmd.http.bodies import json_body
-from crmd.http.keys import CAMPAIGNS
+from crmd.http.bodies import REPLACED_BODY, read_json
 from crmd.http.responses import json_response
-from crmd.ingest import routes as ingest_routes
-from crmd.receipts import routes as receipt_routes
-from crmd.segments import routes as segment_routes
-from crmd.segments.parse import RuleError
-from crmd.segments.query import InvalidRule, rule_filter
 
 ORIGINAL_TOKEN_HEADER = "x-access-token"
-routes = web.RouteTableDef()
-ALIASES: dict[tuple[str, str], str] = {}
-"""(method, original path) → the path of crmd's route it stands for."""
+
+Json = Any
+BodyRewrite = Callable[[web.Request], Awaitable[bytes | None]]
+"""The body crmd's handler should read instead of the request's (None: the same)."""
 
 
 def request_token(request: web.Request) -> str | None:
@@ -47,165 +41,145 @@ def request_token(request: web.Request) -> str | None:
     return legacy or None
 
 
-HandlerT = TypeVar("HandlerT", bound=Callable[..., Awaitable[web.StreamResponse]])
+class Alias(NamedTuple):
+    method: str
+    path: str
+    """The original's path (an aiohttp pattern)."""
+    of: tuple[str, str]
+    """The method and canonical path of crmd's route it stands for."""
+    body: BodyRewrite | None = None
+    answer: Callable[[Json], Json] | None = None
+    """Reshapes a successful JSON answer for the original clients."""
 
 
-def alias(method: str, path: str, of: str) -> Callable[[HandlerT], HandlerT]:
-    """Register the decorated handler at the original ``path``, as an alias of ``of``."""
-
-    def register(handler: HandlerT) -> HandlerT:
-        ALIASES[(method, path)] = of
-        routes.route(method, path)(handler)
-        return handler
-
-    return register
+# -- rewriting bodies ----------------------------------------------------------------------
 
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-RuleText = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+def _encoded(value: Json) -> bytes:
+    return msgspec.json.encode(value)
 
 
-class OriginalRule(msgspec.Struct):
-    rule: RuleText
-    name: Name | None = None
+async def _segment_body(request: web.Request) -> bytes | None:
+    """``{"segment_rule": {"rule", "name"?}}`` is ``{"name", "rule"}``."""
+    body = await read_json(request)
+    if isinstance(body, dict) and isinstance(body.get("segment_rule"), dict):
+        inner = body["segment_rule"]
+        return _encoded({"name": body.get("name") or inner.get("name"), "rule": inner.get("rule")})
+    return None
 
 
-class OriginalSegment(msgspec.Struct):
-    """``{"name", "rule"}``, or the original frontend's ``{"segment_rule": {"rule"}}``."""
-
-    name: Name | None = None
-    rule: RuleText | None = None
-    segment_rule: OriginalRule | None = None
-
-
-class OriginalCampaign(msgspec.Struct):
-    compaignDetails: CampaignBody
+async def _campaign_details(request: web.Request) -> bytes | None:
+    """``{"compaignDetails": {...}}`` is the campaign itself."""
+    body = await read_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("compaignDetails"), dict):
+        raise BadRequest('send {"compaignDetails": {...}}', details={"field": "$.compaignDetails"})
+    return _encoded(body["compaignDetails"])
 
 
-class OriginalGenerate(msgspec.Struct):
-    name: Annotated[str, msgspec.Meta(max_length=500)] = ""
-    rule: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+def _from_query_or_body(
+    *fields: str, rename: Mapping[str, str] | None = None, extra: Mapping[str, Json] | None = None
+) -> BodyRewrite:
+    """The original sent these fields in the query string (or as a JSON body on a GET):
+    crmd's route takes them as a JSON body, some under other names."""
+
+    async def rewrite(request: web.Request) -> bytes | None:
+        given: dict[str, Json] = {k: v for k, v in request.query.items() if k in fields}
+        if not given and request.can_read_body:
+            body = await read_json(request)
+            if isinstance(body, dict):
+                given = {k: v for k, v in body.items() if k in fields}
+        names = rename or {}
+        return _encoded({**(extra or {}), **{names.get(k, k): v for k, v in given.items()}})
+
+    return rewrite
 
 
-def _segment_body(body: OriginalSegment) -> tuple[str | None, str | None]:
-    if body.segment_rule is not None:
-        return body.name or body.segment_rule.name, body.segment_rule.rule
-    return body.name, body.rule
+# -- reshaping answers ---------------------------------------------------------------------
 
 
-# -- segments: the original's singular path and body ----------------------------------
+def _audience_details(answer: Json) -> Json:
+    return {
+        **answer,
+        "audienceDetails": {
+            "audienceSize": answer["audienceSize"],
+            "audienceIds": answer.get("audienceIds", []),
+        },
+    }
 
 
-@alias("POST", "/api/v1/segment", of="/api/v1/segments")
-async def create_segment(request: web.Request) -> web.StreamResponse:
-    name, rule = _segment_body(await json_body(request, OriginalSegment))
-    if rule is None:
-        raise InvalidRule(RuleError("a segment needs a rule", 1))
-    doc = await segment_routes.save_segment(tenant_store(request), name, rule)
-    return json_response(segment_routes.segment_view(doc), status=201)
+def _generated_message(answer: Json) -> Json:
+    return {"success": True, "message": answer["variants"][0]}
 
 
-@alias("GET", "/api/v1/segment", of="/api/v1/segments")
-async def list_segments(request: web.Request) -> web.StreamResponse:
-    return await segment_routes.list_segments(request)
+V1 = "/api/v1"
+ALIASES: tuple[Alias, ...] = (
+    Alias("POST", f"{V1}/segment", ("POST", f"{V1}/segments"), _segment_body),
+    Alias("GET", f"{V1}/segment", ("GET", f"{V1}/segments")),
+    Alias("GET", f"{V1}/segment/{{id}}", ("GET", f"{V1}/segments/{{id}}")),
+    Alias("PUT", f"{V1}/segment/{{id}}", ("PUT", f"{V1}/segments/{{id}}"), _segment_body),
+    Alias("DELETE", f"{V1}/segment/{{id}}", ("DELETE", f"{V1}/segments/{{id}}")),
+    Alias("POST", f"{V1}/segment/preview", ("POST", f"{V1}/segments/preview")),
+    Alias(
+        "GET",
+        f"{V1}/audience/preview",
+        ("POST", f"{V1}/segments/preview"),
+        _from_query_or_body("rule", extra={"ids": True}),
+        _audience_details,
+    ),
+    Alias("POST", f"{V1}/compaigns", ("POST", f"{V1}/campaigns")),
+    Alias("POST", f"{V1}/compaign", ("POST", f"{V1}/campaigns"), _campaign_details),
+    Alias("GET", f"{V1}/compaigns/getCompaign", ("GET", f"{V1}/campaigns")),
+    Alias("POST", f"{V1}/uploads/{{kind:customers|orders}}", ("POST", f"{V1}/upload/{{kind}}")),
+    Alias("POST", "/api/receipt", ("POST", f"{V1}/deliveryReceipt")),
+    Alias(
+        "GET",
+        f"{V1}/user/oauth",
+        ("POST", f"{V1}/user/oauth"),
+        _from_query_or_body("code", "credential"),
+    ),
+    Alias(
+        "GET",
+        f"{V1}/generateMessage",
+        ("POST", f"{V1}/ai/messages"),
+        _from_query_or_body("name", "rule", rename={"name": "objective"}, extra={"n": 1}),
+        _generated_message,
+    ),
+)
 
 
-@alias("GET", "/api/v1/segment/{id}", of="/api/v1/segments/{id}")
-async def get_segment(request: web.Request) -> web.StreamResponse:
-    return await segment_routes.get_segment(request)
+def alias_handler(alias: Alias, handler: Handler) -> Handler:
+    """crmd's ``handler`` behind the original's path: the body rewritten on the way in,
+    a successful answer reshaped on the way out. Marks on the handler (``@public``)
+    carry over."""
+
+    @functools.wraps(handler)
+    async def original(request: web.Request) -> web.StreamResponse:
+        if alias.body is not None:
+            replaced = await alias.body(request)
+            if replaced is not None:
+                request[REPLACED_BODY] = replaced
+        response = await handler(request)
+        if alias.answer is None or not isinstance(response, web.Response):
+            return response
+        if not 200 <= response.status < 300 or not isinstance(response.body, bytes):
+            return response
+        return json_response(alias.answer(msgspec.json.decode(response.body)), response.status)
+
+    return original
 
 
-@alias("PUT", "/api/v1/segment/{id}", of="/api/v1/segments/{id}")
-async def update_segment(request: web.Request) -> web.StreamResponse:
-    return await segment_routes.update_segment(request)
-
-
-@alias("DELETE", "/api/v1/segment/{id}", of="/api/v1/segments/{id}")
-async def delete_segment(request: web.Request) -> web.StreamResponse:
-    return await segment_routes.delete_segment(request)
-
-
-@alias("POST", "/api/v1/segment/preview", of="/api/v1/segments/preview")
-async def preview_segment(request: web.Request) -> web.StreamResponse:
-    return await segment_routes.preview_segment(request)
-
-
-@alias("GET", "/api/v1/audience/preview", of="/api/v1/segments/preview")
-async def audience_preview(request: web.Request) -> web.StreamResponse:
-    """``?rule=`` or, as the original frontend sends it, a JSON body ``{"rule"}``. The
-    answer carries both shapes: the preview's and the original's ``audienceDetails``."""
-    rule = request.query.get("rule")
-    if rule is None:
-        if not request.can_read_body:
-            raise BadRequest(
-                'send the rule as ?rule=... or as a JSON body {"rule": ...}',
-                details={"field": "rule"},
-            )
-        rule = (await json_body(request, segment_routes.PreviewBody)).rule
-    customers = tenant_store(request)["customers"]
-    query = rule_filter(rule)  # one moment for the size, the sample and the ids
-    answer = await segment_routes.preview(customers, query)
-    ids = await segment_routes.audience_ids(customers, query)
-    answer["audienceDetails"] = {"audienceSize": answer["audienceSize"], "audienceIds": ids}
-    return json_response(answer)
-
-
-# -- campaigns ---------------------------------------------------------------------------
-
-
-@alias("POST", "/api/v1/compaigns", of="/api/v1/campaigns")
-async def create_campaign(request: web.Request) -> web.StreamResponse:
-    return await campaign_routes.create_campaign(request)
-
-
-@alias("POST", "/api/v1/compaign", of="/api/v1/campaigns")
-async def create_original_campaign(request: web.Request) -> web.StreamResponse:
-    """The original frontend's body: ``{"compaignDetails": {...}}``."""
-    body = (await json_body(request, OriginalCampaign)).compaignDetails
-    doc = await request.app[CAMPAIGNS].create(tenant_store(request), body)
-    return json_response(campaign_routes.campaign_view(doc), status=201)
-
-
-@alias("GET", "/api/v1/compaigns/getCompaign", of="/api/v1/campaigns")
-async def list_campaigns(request: web.Request) -> web.StreamResponse:
-    return await campaign_routes.list_campaigns(request)
-
-
-# -- uploads, receipts, sign-in, messages ------------------------------------------------
-
-
-@alias("POST", "/api/v1/uploads/{kind:customers|orders}", of="/api/v1/upload/{kind}")
-async def upload(request: web.Request) -> web.StreamResponse:
-    return await ingest_routes.upload(request)
-
-
-@alias("POST", "/api/receipt", of="/api/v1/deliveryReceipt")
-@public
-async def receipt(request: web.Request) -> web.StreamResponse:
-    return await receipt_routes.default_receipt(request)
-
-
-@alias("GET", "/api/v1/user/oauth", of="/api/v1/user/oauth")
-@public
-async def oauth_query(request: web.Request) -> web.StreamResponse:
-    """The original frontend sends the popup's code as a query parameter."""
-    try:
-        login = msgspec.convert(dict(request.query), auth_routes.GoogleLogin)
-    except msgspec.ValidationError as exc:
-        raise BadRequest(str(exc)) from None
-    return await auth_routes.sign_in_with_google(request, login)
-
-
-@alias("GET", "/api/v1/generateMessage", of="/api/v1/ai/messages")
-async def generate_message(request: web.Request) -> web.StreamResponse:
-    """The original frontend: ``{name, rule}`` in the query or in a JSON body."""
-    if request.query:
-        try:
-            original = msgspec.convert(dict(request.query), OriginalGenerate)
-        except msgspec.ValidationError as exc:
-            raise BadRequest(str(exc)) from None
-    else:
-        original = await json_body(request, OriginalGenerate)
-    body = MessagesBody(objective=original.name, rule=original.rule, n=1)
-    found, _ = await variants(request, body)
-    return json_response({"success": True, "message": found[0]})
+def add_aliases(app: web.Application) -> dict[tuple[str, str], tuple[str, str]]:
+    """Register every original route on ``app``, whose own routes are already there;
+    returns which (method, path) is an alias of which (for the API's description)."""
+    handlers = {
+        (route.method, route.resource.canonical): route.handler
+        for route in app.router.routes()
+        if route.resource is not None
+    }
+    table = {}
+    for alias in ALIASES:
+        handler = handlers[alias.of]
+        app.router.add_route(alias.method, alias.path, alias_handler(alias, handler))
+        canonical = alias.path.replace("{kind:customers|orders}", "{kind}")
+        table[(alias.method, canonical)] = alias.of
+    return table

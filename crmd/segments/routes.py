@@ -40,6 +40,8 @@ class SegmentBody(msgspec.Struct):
 
 class PreviewBody(msgspec.Struct):
     rule: RuleText
+    ids: bool = False
+    """Also answer ``audienceIds``: the ids of at most 1,000 of the customers."""
 
 
 def segment_view(doc: dict[str, Any]) -> dict[str, Any]:
@@ -157,7 +159,11 @@ async def preview(customers: ScopedCollection, query: dict[str, Any]) -> dict[st
 async def preview_segment(request: web.Request) -> web.Response:
     body = await json_body(request, PreviewBody)
     customers = tenant_store(request)["customers"]
-    return json_response(await preview(customers, rule_filter(body.rule)))
+    query = rule_filter(body.rule)  # one moment for the size, the sample and the ids
+    answer = await preview(customers, query)
+    if body.ids:
+        answer["audienceIds"] = await audience_ids(customers, query)
+    return json_response(answer)
 
 
 async def audience_ids(customers: ScopedCollection, query: dict[str, Any]) -> list[Any]:

@@ -134,7 +134,9 @@ async def test_receipts_refused_while_redis_is_down_arrive_after_it_returns(
         await wait_status(client, auth, campaign["id"], "sent")
         redis = own_servers["redis"]
         kill(redis)  # every receipt is still on its way
-        await asyncio.sleep(4)
+        async with asyncio.timeout(30):  # until crmd has refused one with 503
+            while not any(e.get("error") == "HTTP 503" for e in logs):
+                await asyncio.sleep(0.05)
         redis.stop()
         await start_and_wait(redis, 30)  # the same port, the same data
         done = await wait_status(client, auth, campaign["id"], "completed", timeout=90)

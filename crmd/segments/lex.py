@@ -1,0 +1,138 @@
+"""Rule text to tokens: a hand-written lexer. Values become typed constants (numbers,
+dates, ages, strings); every error names the problem and its 1-based column."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import msgspec
+
+from crmd.segments.ast import DateValue, Relative
+from crmd.store.limits import DATE_RANGE, MAX_AGE_DAYS, MAX_NUMBER, number_in_range, to_utc
+
+MAX_LENGTH = 2000
+MAX_DEPTH = 32
+MAX_LIST = 200
+RELATIVE_UNITS = {"d": 1, "w": 7, "m": 30, "y": 365}
+CURRENCY_WORDS = frozenset({"inr", "rs", "rs.", "usd", "eur", "gbp", "rupees", "dollars"})
+CURRENCY_SIGNS = frozenset("₹$€£")
+KEYWORDS = frozenset(
+    {"and", "or", "not", "exists", "in", "contains", "startswith", "endswith", "true", "false"}
+)
+TEXT_OPS = frozenset({"contains", "startswith", "endswith"})
+ORDER_OPS = frozenset({">", ">=", "<", "<="})
+
+_DATE = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+)
+_RELATIVE = re.compile(r"(\d{1,6})([dwmy])(?![A-Za-z0-9_])")
+_NUMBER = re.compile(r"\d+(?:_\d+)*(?:\.\d+)?")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*\.?")
+_SYMBOLS = ("&&", "||", ">=", "<=", "==", "!=", ">", "<", "=", "!", "(", ")", ",")
+
+
+class RuleError(Exception):
+    def __init__(self, message: str, column: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.column = column
+
+
+class Token(msgspec.Struct, frozen=True):
+    kind: str
+    """symbol, word, number, string, date, relative, end"""
+    text: str
+    column: int
+    end: int
+    value: object = None
+
+
+def tokenize(rule: str) -> list[Token]:
+    if len(rule) > MAX_LENGTH:
+        raise RuleError(f"rule is longer than {MAX_LENGTH} characters", MAX_LENGTH + 1)
+    tokens: list[Token] = []
+    i = 0
+    while i < len(rule):
+        char = rule[i]
+        if char.isspace():
+            i += 1
+            continue
+        symbol = next((s for s in _SYMBOLS if rule.startswith(s, i)), None)
+        if symbol:
+            tokens.append(Token("symbol", symbol, i + 1, i + len(symbol)))
+            i += len(symbol)
+        elif char in "\"'":
+            i = _string(rule, i, tokens)
+        elif char in CURRENCY_SIGNS:
+            i += 1  # a currency sign before a number is decoration
+        elif char.isdigit():
+            i = _number_like(rule, i, tokens)
+        elif match := _WORD.match(rule, i):
+            tokens.append(Token("word", match.group(), i + 1, match.end()))
+            i = match.end()
+        else:
+            raise RuleError(f"unexpected '{char}' at column {i + 1}", i + 1)
+    tokens.append(Token("end", "", len(rule) + 1, len(rule) + 1))
+    return tokens
+
+
+def _string(rule: str, start: int, tokens: list[Token]) -> int:
+    quote, i, chars = rule[start], start + 1, []
+    while i < len(rule):
+        char = rule[i]
+        if char == "\\" and i + 1 < len(rule):
+            chars.append(rule[i + 1])
+            i += 2
+            continue
+        if char == quote:
+            tokens.append(Token("string", rule[start : i + 1], start + 1, i + 1, "".join(chars)))
+            return i + 1
+        chars.append(char)
+        i += 1
+    raise RuleError(f"unterminated string starting at column {start + 1}", start + 1)
+
+
+def _number_like(rule: str, start: int, tokens: list[Token]) -> int:
+    if match := _DATE.match(rule, start):
+        text = match.group()
+        try:
+            at = datetime.fromisoformat(text.replace(" ", "T"))
+        except ValueError:
+            raise RuleError(
+                f"'{text}' at column {start + 1} is not a real date", start + 1
+            ) from None
+        utc = to_utc(at)
+        if utc is None:
+            raise RuleError(
+                f"'{text}' at column {start + 1} lies outside the dates crmd "
+                f"supports ({DATE_RANGE})",
+                start + 1,
+            )
+        value = DateValue(at=utc, whole_day=len(text) == 10)
+        tokens.append(Token("date", text, start + 1, match.end(), value))
+        return match.end()
+    if match := _RELATIVE.match(rule, start):
+        days = int(match.group(1)) * RELATIVE_UNITS[match.group(2)]
+        if days > MAX_AGE_DAYS:
+            raise RuleError(
+                f"the age '{match.group()}' at column {start + 1} is more than "
+                f"{MAX_AGE_DAYS:,} days (1000y)",
+                start + 1,
+            )
+        tokens.append(Token("relative", match.group(), start + 1, match.end(), Relative(days)))
+        return match.end()
+    match = _NUMBER.match(rule, start)
+    assert match is not None
+    if match.end() < len(rule) and (rule[match.end()].isalpha() or rule[match.end()] == "_"):
+        raise RuleError(
+            f"unexpected '{rule[match.end()]}' at column {match.end() + 1}", match.end() + 1
+        )
+    text = match.group()
+    number = float(text.replace("_", ""))
+    if not number_in_range(number):
+        raise RuleError(
+            f"the number at column {start + 1} is larger than {MAX_NUMBER:,}", start + 1
+        )
+    tokens.append(Token("number", text, start + 1, match.end(), number))
+    return match.end()
