@@ -17,14 +17,9 @@ from typing import Any
 
 import aiohttp
 
+from crmd.services.children import ServerProcess, free_port
 from crmd.services.embedded import Urls
-from crmd.services.servers import (
-    ServerProcess,
-    free_port,
-    redis_process,
-    secantus_process,
-    start_and_wait,
-)
+from crmd.services.servers import redis_process, secantus_process, start_and_wait
 
 RECEIPT_SECRET = "bench-" + "r" * 40
 

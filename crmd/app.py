@@ -68,9 +68,9 @@ from crmd.runtime.clock import ClockActor
 from crmd.runtime.daemon import StartupError, ensure_can_listen, run_daemon
 from crmd.runtime.supervisor import Supervisor
 from crmd.segments import routes as segment_routes
+from crmd.services.children import EmbeddedError
 from crmd.services.connect import MongoClient, connect_mongo, connect_redis
 from crmd.services.embedded import embedded_services
-from crmd.services.servers import EmbeddedError
 from crmd.store.indexes import ensure_indexes
 from crmd.streams import GROUP, StreamNames
 from crmd.streams.worker import ensure_group
@@ -256,7 +256,9 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
     app[METRICS] = crmd.metrics
     app[HEALTH] = crmd.health
     app[SIGN_IN] = SignIn(crmd.db, crmd.jwt_secret, config.auth, http)
-    app[IMPORTS] = Imports(crmd.redis, crmd.streams.ingest, limits, ingest.spool_dir)
+    app[IMPORTS] = Imports(
+        crmd.redis, crmd.streams.ingest, limits, ingest.spool_dir, ingest.uploads_at_once
+    )
     app[CAMPAIGNS] = Campaigns(crmd.redis, crmd.streams.dispatch, crmd.vendors)
     app[RECEIPTS] = ReceiptIntake(crmd.vendors, crmd.redis, crmd.streams.receipts, crmd.metrics)
     app[SUGGESTERS] = crmd.suggesters

@@ -120,7 +120,7 @@ def _print_token(loaded: LoadedConfig, email: str) -> int:
     from crmd.auth.command import TokenCommandError, token_for_email
     from crmd.auth.secret import SecretError
     from crmd.errors import Unavailable
-    from crmd.services.servers import EmbeddedError
+    from crmd.services.children import EmbeddedError
     from crmd.telemetry.logs import configure_logging
 
     configure_logging(loaded.config.logging, stream=sys.stderr)  # stdout is the token

@@ -19,15 +19,10 @@ from aiohttp.test_utils import TestClient
 from crmd.app import Crmd, open_crmd
 from crmd.config import Config, load_config
 from crmd.runtime.supervisor import Supervisor
+from crmd.services.children import ServerProcess, free_port
 from crmd.services.connect import MongoClient, connect_mongo, connect_redis
 from crmd.services.embedded import Urls
-from crmd.services.servers import (
-    ServerProcess,
-    free_port,
-    redis_process,
-    secantus_process,
-    start_and_wait,
-)
+from crmd.services.servers import redis_process, secantus_process, start_and_wait
 
 REPO = Path(__file__).resolve().parent.parent
 

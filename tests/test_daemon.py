@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from crmd.services.servers import free_port
+from crmd.services.children import free_port
 from tests.commands import crmd_token
 
 REPO = Path(__file__).resolve().parent.parent

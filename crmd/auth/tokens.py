@@ -64,7 +64,7 @@ def verify_token(token: str, secret: str, leeway: int = 0) -> Claims:
         raise TokenError("token signed with an algorithm crmd does not accept") from None
     except jwt.InvalidSignatureError:
         raise TokenError("token signature does not verify") from None
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, UnicodeError):  # UnicodeError: bytes that are no text
         raise TokenError("malformed token") from None
     try:
         return msgspec.convert(payload, Claims)

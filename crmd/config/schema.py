@@ -120,6 +120,8 @@ class IngestConfig(_Section):
     spool_dir: str = ""
     """Where an upload's parsed rows wait until the whole file has passed; empty means
     the system's temporary directory."""
+    uploads_at_once: Annotated[int, Meta(ge=1, le=64)] = 2
+    """Files parsed at the same time by one process; more wait their turn."""
 
 
 class CampaignsConfig(_Section):

@@ -11,6 +11,7 @@ import msgspec
 from aiohttp import web
 
 from crmd.errors import BadRequest, Unprocessable
+from crmd.store.limits import to_utc
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -72,7 +73,10 @@ def read_page(request: web.Request, keyset: bool = True) -> Page:
             raise BadRequest(
                 "cursor is not one this server gave out", details={"field": "cursor"}
             ) from None
-        after = raw
+        created = to_utc(raw[0])
+        if created is None:
+            raise BadRequest("cursor is not one this server gave out", details={"field": "cursor"})
+        after = (created, raw[1])
     return Page(limit=limit, offset=offset, after=after)
 
 

@@ -83,6 +83,40 @@ def decoded_lines(
         yield _decode(pending, line + 1)
 
 
+class Records:
+    """The lines csv reads, with a bound on each record: a record's lines are counted
+    until the reader asks ``record_done``, so that a record spread over many lines (a
+    quoted field may hold newlines) cannot grow past ``longest`` bytes in memory."""
+
+    def __init__(self, lines: Iterator[str], longest: int) -> None:
+        self.lines = lines
+        self.longest = longest
+        self.size = 0
+        self.first_line = 1
+        self.line = 0
+
+    def __iter__(self) -> Records:
+        return self
+
+    def __next__(self) -> str:
+        text = next(self.lines)
+        self.line += 1
+        self.size += len(text)
+        if self.size > self.longest:
+            raise FileProblem(
+                422,
+                "record_too_long",
+                f"the record starting on line {self.first_line} is longer than "
+                f"{self.longest} bytes",
+                line=self.first_line,
+            )
+        return text
+
+    def record_done(self) -> None:
+        self.size = 0
+        self.first_line = self.line + 1
+
+
 def _decode(raw: bytes, line: int) -> str:
     try:
         return raw.decode("utf-8")
@@ -108,12 +142,15 @@ def parse_upload(
     # No record can be longer than every field at its limit: a longer line is refused
     # before it fills memory.
     longest = limits.max_columns * (limits.max_field_bytes + 3)
-    reader = csv.reader(decoded_lines(chunks, limits.max_bytes, longest), strict=True)
+    records = Records(decoded_lines(chunks, limits.max_bytes, longest), longest)
+    reader = csv.reader(records, strict=True)
     summary = Summary()
     try:
         header = next(reader, None)
+        records.record_done()
         while header is not None and not any(h.strip() for h in header):
             header = next(reader, None)  # blank lines before the header
+            records.record_done()
         if header is None:
             raise FileProblem(422, "empty_file", "the file has no header row")
         if len(header) > limits.max_columns:
@@ -127,6 +164,7 @@ def parse_upload(
         batch: list[CustomerRow | OrderRow] = []
         end = reader.line_num
         for values in reader:
+            records.record_done()
             start, end = end + 1, reader.line_num
             if not values or (len(values) == 1 and not values[0].strip()):
                 continue  # blank line

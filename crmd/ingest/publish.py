@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from crmd.ingest import chunks
-from crmd.store.tenant import TenantStore
+from crmd.store.tenant import ScopedCollection, TenantStore
 
 log = structlog.get_logger(__name__)
 
@@ -38,16 +38,33 @@ INTERRUPTED = (
 )
 
 
+class Abandoned(Exception):
+    """The upload was given up for dead (its heartbeat stopped) before it was published:
+    nothing of it is, or will be, published."""
+
+
 def marker_key(stream: str, upload_id: str) -> str:
     return f"{stream}:published:{upload_id}"
 
 
+def fence_key(stream: str, upload_id: str) -> str:
+    return f"{stream}:abandoned:{upload_id}"
+
+
 async def publish_all(redis: Redis, stream: str, upload_id: str, payloads: Iterator[bytes]) -> int:
-    """Every payload as one stream entry, in one transaction; returns how many."""
+    """Every payload as one stream entry, in one transaction; returns how many. The
+    transaction WATCHes the upload's fence: once the clock has given the upload up, the
+    publication fails (Abandoned) rather than import a file the job says it did not."""
     pool = redis.connection_pool
     connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+    fence = fence_key(stream, upload_id)
     published = 0
     try:
+        await connection.send_command("WATCH", fence)
+        await connection.read_response()
+        await connection.send_command("GET", fence)
+        if await connection.read_response() is not None:
+            raise Abandoned(f"upload {upload_id} was given up before it was published")
         await connection.send_command("MULTI")
         await connection.read_response()
         while batch := await asyncio.to_thread(lambda: list(islice(payloads, PUBLISH_BATCH))):
@@ -68,19 +85,60 @@ async def publish_all(redis: Redis, stream: str, upload_id: str, payloads: Itera
         raise
     finally:
         await pool.release(connection)
-    if results is None or any(isinstance(r, ResponseError) for r in results):
+    if results is None:  # the fence moved under the WATCH
+        raise Abandoned(f"upload {upload_id} was given up while it was being published")
+    if any(isinstance(r, ResponseError) for r in results):
         raise ResponseError(f"the upload's transaction was refused: {results!r:.200}")
     return published
 
 
+async def published(redis: Redis, stream: str, upload_id: str) -> bool:
+    """Whether the upload's rows were published, settled for good: the fence goes up
+    first, so a publication still in flight can no longer succeed after the answer."""
+    await redis.set(fence_key(stream, upload_id), 1, ex=MARKER_TTL)
+    return bool(await redis.exists(marker_key(stream, upload_id)))
+
+
 async def heartbeat(store: TenantStore, upload_id: ObjectId) -> None:
-    """Keep saying that this upload's receiver is alive, until cancelled."""
+    """Keep saying that this upload's receiver is alive, until cancelled; a beat that
+    fails (the database busy or restarting) is tried again at the next one."""
     while True:
         await asyncio.sleep(HEARTBEAT_SECONDS)
-        await store["uploads"].update_one(
-            {"_id": upload_id, "status": "receiving"},
-            {"$set": {"heartbeatAt": datetime.now(UTC)}},
+        try:
+            await store["uploads"].update_one(
+                {"_id": upload_id, "status": "receiving"},
+                {"$set": {"heartbeatAt": datetime.now(UTC)}},
+            )
+        except Exception as exc:
+            log.warning("upload.heartbeat_failed", upload_id=str(upload_id), error=str(exc)[:200])
+
+
+async def finish_interrupted(
+    uploads: ScopedCollection, redis: Redis, stream: str, upload_id: ObjectId, now: datetime
+) -> bool:
+    """Settle one upload whose receiver is dead: queued if its rows were published,
+    failed otherwise (its Idempotency-Key freed, so that a retry imports the file).
+    True when this call moved it."""
+    if await published(redis, stream, str(upload_id)):
+        change: dict[str, Any] = {"$set": {"status": "queued", "updatedAt": now}}
+    else:
+        change = {
+            "$set": {
+                "status": "failed",
+                "reason": INTERRUPTED,
+                "finishedAt": now,
+                "updatedAt": now,
+            },
+            "$unset": {"idempotencyKey": ""},
+        }
+    moved = await uploads.update_one({"_id": upload_id, "status": "receiving"}, change)
+    if moved.modified_count:
+        log.warning(
+            "upload.interrupted",
+            upload_id=str(upload_id),
+            published=change["$set"]["status"] == "queued",
         )
+    return bool(moved.modified_count)
 
 
 async def recover_interrupted(
@@ -93,18 +151,5 @@ async def recover_interrupted(
     stale = {"status": "receiving", "heartbeatAt": {"$lt": now - STALE_AFTER}}
     async for upload in db.uploads.find(stale, projection={"userId": 1}):
         uploads = TenantStore(db, upload["userId"])["uploads"]
-        published = await redis.exists(marker_key(stream, str(upload["_id"])))
-        change: dict[str, Any] = (
-            {"status": "queued", "updatedAt": now}
-            if published
-            else {"status": "failed", "reason": INTERRUPTED, "finishedAt": now, "updatedAt": now}
-        )
-        moved = await uploads.update_one(
-            {"_id": upload["_id"], "status": "receiving"}, {"$set": change}
-        )
-        if moved.modified_count:
-            finished += 1
-            log.warning(
-                "upload.interrupted", upload_id=str(upload["_id"]), published=bool(published)
-            )
+        finished += await finish_interrupted(uploads, redis, stream, upload["_id"], now)
     return finished

@@ -1,29 +1,34 @@
-"""Receiving an upload: the request body streamed into the parser's thread, the parsed
-file spooled, then, only if the whole file passed, the upload job recorded and its chunks
-published to the ingest stream."""
+"""Receiving an upload: the body parsed (``crmd.ingest.body``) and spooled, then, only if
+the whole file passed, the upload job recorded, its rejected rows stored and its chunks
+published to the ingest stream, all of them or none."""
 
 from __future__ import annotations
 
 import asyncio
-import queue
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
 import msgspec
 import structlog
-from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp import web
 from bson import ObjectId
 from redis.asyncio import Redis
 
-from crmd.errors import BadRequest, Conflict, UnsupportedMediaType
+from crmd.errors import BadRequest, Conflict, Unavailable, Unprocessable
+from crmd.ingest.body import open_body, parse_streaming
 from crmd.ingest.errors import FileProblem
 from crmd.ingest.headers import parse_mapping
-from crmd.ingest.parse import Limits, Summary, parse_upload
-from crmd.ingest.publish import heartbeat, publish_all
+from crmd.ingest.parse import Limits
+from crmd.ingest.publish import (
+    STALE_AFTER,
+    Abandoned,
+    finish_interrupted,
+    heartbeat,
+    publish_all,
+)
 from crmd.ingest.spool import Spool
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_new
@@ -31,143 +36,7 @@ from crmd.telemetry.logs import describe_error
 
 log = structlog.get_logger(__name__)
 
-READ_SIZE = 256 * 1024
-QUEUE_DEPTH = 16
 ERROR_BATCH = 1000
-MAX_FORM_FIELD = 64 * 1024
-CSV_TYPES = frozenset({"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel"})
-_END = object()
-
-
-class UploadBody:
-    """The file's bytes, whichever way they came, and what came with them."""
-
-    def __init__(
-        self,
-        file_name: str,
-        mapping: str | None,
-        data: AsyncIterator[bytes],
-        rest: MultipartReader | None = None,
-    ) -> None:
-        self.file_name = file_name
-        self.mapping = mapping
-        self.data = data
-        self.rest = rest
-
-    async def ensure_nothing_else(self) -> None:
-        """After the file: a multipart body may hold nothing more, and must end with its
-        closing boundary (without it, the file may have been cut short)."""
-        if self.rest is None:
-            return
-        try:
-            following = await self.rest.next()
-        except ValueError:  # aiohttp: "Reading after EOF"
-            raise broken_form() from None
-        if following is not None:
-            raise BadRequest(
-                "the form may hold one 'file' part (after an optional "
-                "'mapping' field) and nothing else",
-                code="unexpected_part",
-            )
-
-
-async def open_body(request: web.Request) -> UploadBody:
-    """``multipart/form-data`` with one ``file`` part, or a raw CSV body."""
-    mapping = request.query.get("mapping")
-    if request.content_type == "multipart/form-data":
-        form = await request.multipart()
-        while True:
-            try:
-                part = await form.next()
-            except ValueError:
-                raise broken_form() from None
-            if part is None:
-                raise BadRequest("the form has no 'file' part", code="missing_file")
-            if isinstance(part, MultipartReader):
-                raise BadRequest("nested multipart bodies are not accepted", code="unexpected_part")
-            if part.name == "mapping" and part.filename is None:
-                mapping = (await _read_field(part)).decode("utf-8", "replace")
-                continue
-            if part.name != "file":
-                raise BadRequest(
-                    f"unexpected form part {part.name!r}: send 'file' (and "
-                    "optionally 'mapping' before it)",
-                    code="unexpected_part",
-                )
-            return UploadBody(part.filename or "upload.csv", mapping, _part_chunks(part), form)
-    if request.content_type in CSV_TYPES:
-        name = request.query.get("filename", "upload.csv")[:255]
-        return UploadBody(name, mapping, request.content.iter_chunked(READ_SIZE))
-    raise UnsupportedMediaType(
-        f"send multipart/form-data with a 'file' part, or a text/csv body "
-        f"(got {request.content_type or 'no content type'})"
-    )
-
-
-async def _read_field(part: BodyPartReader) -> bytes:
-    data = b""
-    while chunk := await part.read_chunk(8192):
-        data += chunk
-        if len(data) > MAX_FORM_FIELD:
-            raise BadRequest(f"form field {part.name!r} is too long", code="field_too_long")
-    return data
-
-
-async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    try:
-        while chunk := await part.read_chunk(READ_SIZE):
-            yield chunk
-    except ValueError:
-        raise broken_form() from None
-
-
-def broken_form() -> BadRequest:
-    return BadRequest(
-        "the multipart body ended before its closing boundary: the file may be cut short",
-        code="bad_multipart",
-    )
-
-
-async def parse_streaming(
-    data: AsyncIterator[bytes], kind: str, mapping: dict[str, str], limits: Limits, spool: Spool
-) -> Summary:
-    """Feed the body, as it arrives, to the parser running in a worker thread: the event
-    loop only moves bytes, and a bounded queue keeps memory flat."""
-    feed: queue.Queue[object] = queue.Queue(maxsize=QUEUE_DEPTH)
-
-    def pieces() -> Iterator[bytes]:
-        while (item := feed.get()) is not _END:
-            if isinstance(item, BaseException):
-                raise item
-            yield item  # type: ignore[misc]
-
-    loop = asyncio.get_running_loop()
-    parsing: asyncio.Future[Summary] = loop.run_in_executor(
-        None, parse_upload, pieces(), kind, mapping, limits, spool
-    )
-    try:
-        async for piece in data:
-            if not await _put(feed, piece, parsing):
-                break  # the parser stopped early: it has the answer
-        else:
-            await _put(feed, _END, parsing)
-    except BaseException as exc:
-        await _put(feed, exc if isinstance(exc, Exception) else ConnectionError(), parsing)
-        await asyncio.gather(parsing, return_exceptions=True)
-        raise
-    return await parsing
-
-
-async def _put(feed: queue.Queue[object], item: object, parsing: asyncio.Future[Any]) -> bool:
-    """Queue ``item`` without blocking the loop; False when the parser has finished."""
-    while True:
-        if parsing.done():
-            return False
-        try:
-            feed.put_nowait(item)
-            return True
-        except queue.Full:
-            await asyncio.sleep(0.002)
 
 
 async def store_rejected(store: TenantStore, upload_id: ObjectId, spool: Spool) -> None:
@@ -185,20 +54,26 @@ async def store_rejected(store: TenantStore, upload_id: ObjectId, spool: Spool) 
 
 
 class Imports:
-    """Receiving uploads: what it needs, handed over once by the composition root."""
+    """Receiving uploads: what it needs, handed over once by the composition root. At
+    most ``at_once`` files are parsed at a time by this process (each costs a core and
+    up to a record's worth of memory); the others wait their turn."""
 
-    def __init__(self, redis: Redis, stream: str, limits: Limits, spool_dir: str | None) -> None:
+    def __init__(
+        self, redis: Redis, stream: str, limits: Limits, spool_dir: str | None, at_once: int
+    ) -> None:
         self.redis = redis
         self.stream = stream
         self.limits = limits
         self.spool_dir = spool_dir or None
+        self.turns = asyncio.Semaphore(at_once)
 
     async def receive(
         self, request: web.Request, kind: str, store: TenantStore
     ) -> tuple[int, dict[str, Any]]:
-        return await receive_upload(
-            request, kind, store, self.redis, self.stream, self.limits, self.spool_dir
-        )
+        async with self.turns:
+            return await receive_upload(
+                request, kind, store, self.redis, self.stream, self.limits, self.spool_dir
+            )
 
 
 async def receive_upload(
@@ -219,7 +94,7 @@ async def receive_upload(
     and finishes it: failed if nothing was published, queued if everything was."""
     started = time.monotonic()
     key = idempotency_key(request)
-    if key is not None and (earlier := await replay(store, key)) is not None:
+    if key is not None and (earlier := await replay(store, redis, stream, key, kind)) is not None:
         return earlier
     body = await open_body(request)
     mapping = parse_mapping(body.mapping)
@@ -241,6 +116,7 @@ async def receive_upload(
             "rejected": summary.rejected,
             "persisted": 0,
         }
+        recorded = datetime.now(UTC)  # the heartbeat starts now, not when the body began
         doc = {
             "_id": upload_id,
             "kind": kind,
@@ -250,15 +126,16 @@ async def receive_upload(
             "errors": [msgspec.structs.asdict(e) for e in summary.errors],
             "chunks": summary.chunks,
             "createdAt": accepted,
-            "updatedAt": accepted,
-            "heartbeatAt": accepted,
+            "updatedAt": recorded,
+            "heartbeatAt": recorded,
             "finishedAt": None,
             "timings": {"parseSeconds": round(time.monotonic() - started, 3)},
             **({"idempotencyKey": key} if key else {}),
         }
         if await insert_new(store["uploads"].insert_many([doc])):
             # The same key, a moment earlier, from a retry that overtook this request.
-            return await replay(store, key) or (202, answer(str(upload_id), "failed", rows))
+            earlier = await replay(store, redis, stream, key, kind)
+            return earlier or (202, answer(str(upload_id), "failed", rows))
         status = await accept(store, redis, stream, upload_id, spool, summary.valid)
     finally:
         await asyncio.to_thread(spool.close)
@@ -278,7 +155,8 @@ async def accept(
 ) -> str:
     """Store the rejected rows, publish the valid ones, and say so: the job leaves
     ``receiving`` as ``queued`` (``done`` with no valid row), or as ``failed`` with the
-    reason when Redis refused the rows, and then nothing of them was published."""
+    reason when Redis refused the rows, and then nothing of them was published (and the
+    job's Idempotency-Key is freed, so that a retry with it imports the file)."""
     uploads = store["uploads"]
     started = time.monotonic()
     beating = asyncio.create_task(heartbeat(store, upload_id))
@@ -286,6 +164,11 @@ async def accept(
         await store_rejected(store, upload_id, spool)
         if valid:
             await publish_all(redis, stream, str(upload_id), spool.payloads())
+    except Abandoned:
+        raise Unavailable(
+            "this upload took too long to be accepted and was given up: nothing from it was "
+            "imported; upload it again"
+        ) from None
     except Exception as exc:
         await uploads.update_one(
             {"_id": upload_id, "status": "receiving"},
@@ -294,7 +177,8 @@ async def accept(
                     "status": "failed",
                     "finishedAt": datetime.now(UTC),
                     "reason": f"could not queue: {describe_error(exc)}",
-                }
+                },
+                "$unset": {"idempotencyKey": ""},
             },
         )
         raise
@@ -336,13 +220,27 @@ def idempotency_key(request: web.Request) -> str | None:
     return raw
 
 
-async def replay(store: TenantStore, key: str | None) -> tuple[int, dict[str, Any]] | None:
-    """The answer already given for ``key``, as it stands now; 409 while the first
-    request with it is still being received."""
-    earlier = await store["uploads"].find_one({"idempotencyKey": key})
+async def replay(
+    store: TenantStore, redis: Redis, stream: str, key: str | None, kind: str
+) -> tuple[int, dict[str, Any]] | None:
+    """The answer already given for ``key``, as it stands now; None when the key is
+    free. A key names one upload of one kind; 409 while that upload is still being
+    received (a receiver that stopped beating is settled first)."""
+    uploads = store["uploads"]
+    earlier = await uploads.find_one({"idempotencyKey": key})
     if earlier is None:
         return None
+    if earlier["kind"] != kind:
+        raise Unprocessable(
+            f"this Idempotency-Key was used for an upload of {earlier['kind']}",
+            code="idempotency_key_reused",
+            details={"field": "Idempotency-Key", "uploadId": str(earlier["_id"])},
+        )
     if earlier["status"] == "receiving":
+        now = datetime.now(UTC)
+        if earlier["heartbeatAt"].replace(tzinfo=UTC) < now - STALE_AFTER:
+            await finish_interrupted(uploads, redis, stream, earlier["_id"], now)
+            return await replay(store, redis, stream, key, kind)
         raise Conflict(
             "an upload with this Idempotency-Key is still being received; ask again shortly",
             code="upload_in_progress",

@@ -9,14 +9,17 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import msgspec
 import structlog
 from redis.asyncio import Redis
 
 from crmd.campaigns.vendors import Vendors
-from crmd.errors import NotFound, Unauthorized, Unprocessable
+from crmd.errors import BadRequest, NotFound, Unauthorized, Unprocessable
+from crmd.http.bodies import NESTED_TOO_DEEP
 from crmd.plugins.vendor import ReceiptEvent, Vendor
 from crmd.receipts import batch
 from crmd.receipts.status import RANK
+from crmd.store.limits import DATE_RANGE, to_utc
 from crmd.telemetry.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -61,6 +64,8 @@ class ReceiptIntake:
                 vendor, "parse_receipts", vendor.parse_receipts, headers, body
             )
             events = list(parsed)
+        except RecursionError:
+            raise BadRequest(NESTED_TOO_DEEP, code="bad_json") from None
         except ValueError as exc:
             raise Unprocessable(f"{vendor.name}: {exc}"[:500], code="invalid_receipt") from None
         except Exception as exc:  # a vendor's bug: the sender hears it, the log names it
@@ -100,6 +105,12 @@ def checked(events: list[ReceiptEvent]) -> list[ReceiptEvent]:
                 code="invalid_receipt",
                 details={"index": index, "field": "eventId"},
             )
+        if to_utc(event.at) is None:
+            raise Unprocessable(
+                f"receipt {index} has a timestamp outside the dates crmd supports ({DATE_RANGE})",
+                code="invalid_receipt",
+                details={"index": index, "field": "timestamp"},
+            )
         if event.status not in RANK or event.status == "PENDING":
             raise Unprocessable(
                 f"receipt {index} has the unknown status {event.status!r}; statuses are {STATUSES}",
@@ -108,5 +119,6 @@ def checked(events: list[ReceiptEvent]) -> list[ReceiptEvent]:
             )
     first: dict[str, ReceiptEvent] = {}
     for event in events:
-        first.setdefault(event.event_id, event)
+        at = to_utc(event.at)
+        first.setdefault(event.event_id, msgspec.structs.replace(event, at=at))
     return list(first.values())

@@ -16,7 +16,7 @@ import contextlib
 import os
 import signal
 import socket
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
@@ -62,7 +62,12 @@ async def run_daemon(
     try:
         async with contextlib.AsyncExitStack() as stack:
             supervisor = await open_crmd(stack, lost)
-            if not await supervisor.wait_healthy(READY_TIMEOUT):
+            healthy = asyncio.ensure_future(supervisor.wait_healthy(READY_TIMEOUT))
+            await _first(healthy, lost.wait())
+            if lost.is_set():
+                log.critical("crmd.dependency_lost", action="giving up start-up")
+                raise StartupError("a server crmd owns died during start-up and would not restart")
+            if not healthy.result():
                 raise StartupError(
                     f"actors not healthy after {READY_TIMEOUT:.0f}s: {supervisor.report()}"
                 )
@@ -95,14 +100,16 @@ async def run_daemon(
     return exit_code
 
 
-async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
-    """Wait until the first of ``waits`` finishes; cancel the others."""
+async def _first(*waits: Awaitable[Any]) -> None:
+    """Wait until the first of ``waits`` finishes; cancel the others (a finished task
+    keeps its result)."""
     tasks = [asyncio.ensure_future(w) for w in waits]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in tasks:
-            task.cancel()
+            if not task.done():
+                task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
 

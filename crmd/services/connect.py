@@ -70,6 +70,9 @@ async def connect_mongo(
         connectTimeoutMS=3000,
         tz_aware=True,
         maxIdleTimeMS=60_000,
+        # A database that has not answered in a minute is treated as down (503), not
+        # waited on for ever.
+        socketTimeoutMS=60_000,
         event_listeners=list(listeners),
     )
 

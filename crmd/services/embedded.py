@@ -14,13 +14,8 @@ from pathlib import Path
 
 import msgspec
 
-from crmd.services.servers import (
-    EmbeddedError,
-    open_private,
-    redis_process,
-    secantus_process,
-    start_and_wait,
-)
+from crmd.services.children import EmbeddedError, open_private
+from crmd.services.servers import redis_process, secantus_process, start_and_wait
 from crmd.services.watch import watch_servers
 
 URLS_FILE = "urls.json"

@@ -1,140 +1,33 @@
-"""The embedded servers as child processes: a local Redis and a local SecantusDB.
-
-Both run bound to loopback on free ports. They are started in their own session (so a
-Ctrl-C at the terminal reaches crmd, which drains first, and not them), with a
-parent-death signal (so they go when crmd goes, even on SIGKILL) and a umask that keeps
-their files crmd's user's alone. With a data dir, each asks for a password kept there.
+"""The embedded servers: a local Redis and a local SecantusDB, bound to loopback (or, for
+Redis with a data dir, a private Unix socket), each asking for a password kept in the
+data dir; and starting one and waiting until it answers, signed in.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import importlib.util
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import IO, Any
 
 import structlog
 
-from crmd.config import redact_url
+from crmd.services.children import (
+    EmbeddedError,
+    NoUser,
+    ServerProcess,
+    free_port,
+    open_private,
+)
 from crmd.services.secretfile import read_or_create_secret
 
 log = structlog.get_logger(__name__)
 
 LOOPBACK = "127.0.0.1"
-_PR_SET_PDEATHSIG = 1
-
-
-class EmbeddedError(Exception):
-    """An embedded server could not be found, started or reached."""
-
-
-class NoUser(EmbeddedError):
-    """The server asks for a password and knows no user for it: provision one."""
-
-
-Provision = Callable[["ServerProcess", float], Awaitable[None]]
-
-
-class ServerProcess:
-    """One child server: its command line, its log file and its process. Started again
-    with the same command line (the same port, the same data) when it dies."""
-
-    def __init__(
-        self,
-        name: str,
-        argv: list[str],
-        url: str,
-        log_path: Path,
-        provision: Provision | None = None,
-    ) -> None:
-        self.name = name
-        self.argv = argv
-        self.url = url
-        self.log_path = log_path
-        self.provision = provision
-        """Makes the user the URL signs in as, the first time (see start_and_wait)."""
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log_file: IO[bytes] | None = None
-
-    def start(self, argv: list[str] | None = None) -> None:
-        self._log_file = open_private(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            argv or self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            umask=0o077,  # its data files are readable by crmd's user only
-            # Spawned from the event loop's thread: the death signal is tied to the
-            # thread that forks, and this one lives as long as crmd does.
-            preexec_fn=_die_with_parent(),
-        )
-        log.info(
-            "embedded.started", server=self.name, pid=self.process.pid, url=redact_url(self.url)
-        )
-
-    @property
-    def exit_code(self) -> int | None:
-        return self.process.poll() if self.process is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM, then SIGKILL if it is still there after ``timeout`` seconds."""
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("embedded.kill", server=self.name, pid=process.pid)
-                process.kill()
-                process.wait()
-            log.info("embedded.stopped", server=self.name, code=process.returncode)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-
-    def log_tail(self, lines: int = 5) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return " | ".join(line.strip() for line in text.splitlines()[-lines:] if line.strip())
-
-
-def open_private(path: Path, mode: str) -> IO[Any]:
-    """Open (creating it 0600 if new) a file only crmd's user may read."""
-    flags = os.O_CREAT | os.O_APPEND | (os.O_RDWR if "+" in mode else os.O_WRONLY)
-    return os.fdopen(os.open(path, flags, 0o600), mode)
-
-
-def _die_with_parent() -> Callable[[], None]:
-    """The child's first act: ask for SIGTERM when crmd dies, even by SIGKILL. prctl is
-    looked up here, in crmd, so that the child between fork and exec only calls it."""
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-    def arm() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-    return arm
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def redis_server_binary() -> str:
@@ -152,25 +45,48 @@ def redis_server_binary() -> str:
     )
 
 
+SUN_PATH_MAX = 100
+"""A Unix socket's path must fit in sockaddr_un (108 bytes on Linux)."""
+
+
 def redis_process(data_dir: Path | None, log_dir: Path) -> ServerProcess:
-    """A Redis on a free loopback port; with ``data_dir`` it persists there (AOF) and
-    asks for the password kept beside it, so other local users cannot read the data."""
-    port = free_port()
-    argv = [redis_server_binary(), "--bind", LOOPBACK, "--port", str(port)]
-    argv += ["--daemonize", "no", "--protected-mode", "yes", "--save", ""]
-    url = f"redis://{LOOPBACK}:{port}/0"
+    """A Redis of crmd's own. Without ``data_dir`` (tests) it listens on a free loopback
+    port and keeps nothing. With it, it persists there (AOF, fsynced before it answers),
+    asks for the password kept beside it, and listens on a Unix socket in a directory
+    only crmd's user may enter: no other local user can reach it, or take its place
+    while it restarts. Its settings (the password among them) are in a 0600 file, never
+    on its command line, which every user can read in /proc."""
+    binary = redis_server_binary()
     if data_dir is None:
-        argv += ["--appendonly", "no", "--dir", str(log_dir)]
-    else:
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        password = read_or_create_secret(data_dir / "password")
+        port = free_port()
+        argv = [binary, "--bind", LOOPBACK, "--port", str(port), "--daemonize", "no"]
+        argv += ["--protected-mode", "yes", "--save", "", "--appendonly", "no"]
+        argv += ["--dir", str(log_dir)]
+        return ServerProcess("redis", argv, f"redis://{LOOPBACK}:{port}/0", log_dir / "redis.log")
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    password = read_or_create_secret(data_dir / "password")
+    socket_path = data_dir / "redis.sock"
+    if len(str(socket_path)) > SUN_PATH_MAX:  # a deep data dir: a private dir of its own
+        socket_path = Path(tempfile.mkdtemp(prefix="crmd-redis-")) / "redis.sock"
+    settings = {
+        "port": "0",
+        "unixsocket": str(socket_path),
+        "unixsocketperm": "700",
+        "daemonize": "no",
+        "save": '""',
+        "dir": str(data_dir),
+        "appendonly": "yes",
         # fsync before answering: an entry Redis acknowledged (an upload's rows, a
         # receipt) survives Redis being killed. Redis batches the fsyncs of one loop turn.
-        argv += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(data_dir)]
-        # On the command line, not a config file: visible in /proc only to this user.
-        argv += ["--requirepass", password]
-        url = f"redis://:{password}@{LOOPBACK}:{port}/0"
-    return ServerProcess("redis", argv, url, log_dir / "redis.log")
+        "appendfsync": "always",
+        "requirepass": password,
+    }
+    conf = data_dir / "redis.conf"
+    with open_private(conf, "w") as handle:
+        handle.truncate(0)
+        handle.write("".join(f"{key} {value}\n" for key, value in settings.items()))
+    url = f"unix://:{password}@{socket_path}?db=0"
+    return ServerProcess("redis", [binary, str(conf)], url, log_dir / "redis.log")
 
 
 MONGO_USER = "crmd"
@@ -193,6 +109,7 @@ def secantus_process(data_dir: Path | None, log_dir: Path) -> ServerProcess:
         url = f"mongodb://{LOOPBACK}:{port}/?directConnection=true"
         return ServerProcess("secantusdb", [*argv, "--storage-path", ":memory:"], url, log_path)
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fresh = not any(data_dir.iterdir())
     password = read_or_create_secret(data_dir.parent / f"{data_dir.name}-password")
     argv += ["--storage-path", str(data_dir)]
     bare_url = f"mongodb://{LOOPBACK}:{port}/?directConnection=true"
@@ -208,7 +125,7 @@ def secantus_process(data_dir: Path | None, log_dir: Path) -> ServerProcess:
         server.start(argv)
         try:
             await wait_until_answering(server, ping_mongo, timeout, url=bare_url)
-            await _create_user(bare_url, password)
+            await _create_user(bare_url, password, fresh)
             log.warning("embedded.user_created", server=server.name, user=MONGO_USER)
         finally:
             server.stop()
@@ -216,21 +133,37 @@ def secantus_process(data_dir: Path | None, log_dir: Path) -> ServerProcess:
     return ServerProcess("secantusdb", [*argv, "--auth"], url, log_path, provision=create_user)
 
 
-async def _create_user(url: str, password: str) -> None:
+async def _create_user(url: str, password: str, fresh: bool) -> None:
+    """crmd's user, and no other: another local user could have reached the database
+    in the moment it ran without a password, so any other user is dropped, and a store
+    that was empty must still hold no database of anyone's."""
     from pymongo import AsyncMongoClient
     from pymongo.errors import OperationFailure
 
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(url)
     try:
-        await client.admin.command(
-            "createUser", MONGO_USER, pwd=password, roles=[{"role": "root", "db": "admin"}]
-        )
-    except OperationFailure as exc:
-        raise EmbeddedError(
-            f"the embedded database already has a '{MONGO_USER}' user, with a password other "
-            "than the one in the data dir: restore the password file, or start from an "
-            f"empty data dir ({exc.code})"
-        ) from None
+        try:
+            await client.admin.command(
+                "createUser", MONGO_USER, pwd=password, roles=[{"role": "root", "db": "admin"}]
+            )
+        except OperationFailure as exc:
+            raise EmbeddedError(
+                f"the embedded database already has a '{MONGO_USER}' user, with a password "
+                "other than the one in the data dir: restore the password file, or start "
+                f"from an empty data dir ({exc.code})"
+            ) from None
+        async for user in client.admin["system.users"].find({}, {"user": 1, "db": 1}):
+            if (user["user"], user["db"]) != (MONGO_USER, "admin"):
+                await client[str(user["db"])].command("dropUser", user["user"])
+                log.error("embedded.stranger_user_dropped", user=user["user"], db=user["db"])
+        if fresh:
+            names = set(await client.list_database_names()) - {"admin", "config", "local"}
+            if names:
+                raise EmbeddedError(
+                    f"while the new database had no password yet, someone created "
+                    f"{', '.join(sorted(names))}: refusing to use it; remove the data dir "
+                    "and start again"
+                )
     finally:
         await client.close()
 

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import structlog
 
-from crmd.services.servers import EmbeddedError, ServerProcess, start_and_wait
+from crmd.services.children import EmbeddedError, ServerProcess
+from crmd.services.servers import start_and_wait
 
 log = structlog.get_logger(__name__)
 

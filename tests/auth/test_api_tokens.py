@@ -108,6 +108,15 @@ async def test_unknown_api_paths_need_a_token_too(client: Any):
         {"X-Forwarded-Proto": "https"},
         {"True-Client-IP": "203.0.113.9"},
         {"CF-Connecting-IP": "203.0.113.9"},
+        {"Client-IP": "203.0.113.9"},
+        {"X-Forwarded": "for=203.0.113.9"},
+        {"Forwarded-For": "203.0.113.9"},
+        {"X-Envoy-External-Address": "203.0.113.9"},
+        {"X-ProxyUser-Ip": "203.0.113.9"},
+        {"X-Original-Host": "crm.example.com"},
+        {"X-Host": "crm.example.com"},
+        {"X-Azure-ClientIP": "203.0.113.9"},
+        {"CloudFront-Viewer-Address": "203.0.113.9:443"},
     ],
 )
 async def test_dev_login_refuses_proxied_or_foreign_host_callers(
@@ -171,6 +180,14 @@ async def test_dev_login_emails_have_one_spelling(client: Any, system: Crmd):
         "ops@example.com\x00",
         "o\u202eps@example.com",
         "ops@exa\nmple.com",
+        "ops@example.com\u3164",
+        "ops@example.com\uffa0",
+        "ops@example.com\u115f",
+        "ops@example.com\u034f",
+        "ops@example.com\ufe0f",
+        "ops@example.com\u180b",
+        "ops@example.com\u17b4",
+        "o\u2800ps@example.com",
     ):
         response = await client.post("/api/v1/user/dev-login", json={"email": hidden})
         assert response.status == 422, hidden

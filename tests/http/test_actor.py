@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from crmd.app import Crmd
 from crmd.http.actor import HttpActor
 from crmd.runtime.supervisor import Supervisor
-from crmd.services.servers import free_port
+from crmd.services.children import free_port
 
 log = structlog.get_logger(__name__)
 

@@ -16,8 +16,9 @@ from crmd.app import Crmd
 from crmd.config import Config
 from crmd.plugins.context import plugin_secret
 from crmd.receipts.signature import signed_headers
+from crmd.services.children import ServerProcess
 from crmd.services.embedded import Urls
-from crmd.services.servers import ServerProcess, redis_process, secantus_process, start_and_wait
+from crmd.services.servers import redis_process, secantus_process, start_and_wait
 from tests.campaigns.test_delivery_loop import load, start_campaign, wait_status
 from tests.conftest import make_test_config
 

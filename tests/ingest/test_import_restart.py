@@ -10,8 +10,8 @@ from typing import Any
 
 from pymongo import MongoClient
 
+from crmd.services.children import free_port
 from crmd.services.embedded import Urls
-from crmd.services.servers import free_port
 from tests.commands import Daemon
 
 ROWS = 200_000

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,15 @@ from crmd.app import Crmd
 from crmd.auth.tokens import issue_token
 from crmd.auth.users import upsert_dev_user
 from crmd.config import Config
-from crmd.ingest.publish import INTERRUPTED, recover_interrupted
-from crmd.services.servers import free_port
+from crmd.ingest import chunks
+from crmd.ingest.publish import (
+    INTERRUPTED,
+    Abandoned,
+    publish_all,
+    published,
+    recover_interrupted,
+)
+from crmd.services.children import free_port
 from tests.actor_process import SECRET
 from tests.ingest.conftest import wait_done
 
@@ -107,3 +115,76 @@ async def test_killed_after_the_rows_were_published_the_whole_file_is_imported(
     assert done["status"] == "done" and done["rows"]["persisted"] == ROWS
     assert await system.db.customers.count_documents({}) == ROWS
     assert ObjectId(upload_id) == job["_id"]
+
+
+async def test_a_publication_in_flight_fails_once_the_upload_is_given_up(system: Crmd):
+    """The clock's answer is final: once it has settled an upload as not published, a
+    transaction still on its way cannot import it."""
+    redis, stream = system.redis, system.streams.ingest
+    loop = asyncio.get_running_loop()
+    settled: list[bool] = []
+
+    def payloads() -> Iterator[bytes]:
+        for n in range(250):
+            if n == 150:  # the clock settles the upload half way through
+                settled.append(
+                    asyncio.run_coroutine_threadsafe(published(redis, stream, "u1"), loop).result()
+                )
+            yield chunks.encode(chunks.IngestChunk("u1", "user", "customers", n, 0))
+
+    with pytest.raises(Abandoned):
+        await publish_all(redis, stream, "u1", payloads())
+    assert settled == [False]
+    assert await redis.xlen(stream) == 0
+    # And a publication that starts after the upload was given up never begins.
+    with pytest.raises(Abandoned):
+        await publish_all(redis, stream, "u1", iter([b"x"]))
+    assert await redis.xlen(stream) == 0
+
+
+@pytest.mark.usefixtures("ingesting")
+async def test_the_heartbeat_starts_when_the_job_is_recorded_not_when_the_body_began(
+    client: Any, auth: Any, system: Crmd
+):
+    async def slowly() -> AsyncIterator[bytes]:
+        yield b"name,email\n"
+        for n in range(10):
+            await asyncio.sleep(0.15)
+            yield f"N{n},n{n}@x.io\n".encode()
+
+    response = await client.post(
+        "/api/v1/upload/customers", data=slowly(), headers={**auth, "Content-Type": "text/csv"}
+    )
+    assert response.status == 202
+    job = await system.db.uploads.find_one({})
+    assert (job["heartbeatAt"] - job["createdAt"]).total_seconds() >= 1.0
+
+
+async def post_with_key(client: Any, auth: Any, kind: str, text: str, key: str) -> Any:
+    return await client.post(
+        f"/api/v1/upload/{kind}",
+        data=text.encode(),
+        headers={**auth, "Content-Type": "text/csv", "Idempotency-Key": key},
+    )
+
+
+@pytest.mark.usefixtures("ingesting")
+async def test_an_idempotency_key_replays_an_accepted_upload_and_frees_a_failed_one(
+    client: Any, auth: Any, system: Crmd
+):
+    first = await post_with_key(client, auth, "customers", FILE, "k-1")
+    again = await post_with_key(client, auth, "customers", FILE, "k-1")
+    assert first.status == again.status == 202
+    assert (await first.json())["uploadId"] == (await again.json())["uploadId"]
+    assert await system.db.uploads.count_documents({}) == 1
+    # The key names one upload of one kind: the same key for orders is a mistake.
+    reused = await post_with_key(client, auth, "orders", "amount,orderDate\n1,2024-01-01\n", "k-1")
+    assert reused.status == 422
+    assert (await reused.json())["error"]["code"] == "idempotency_key_reused"
+    # A job that failed before it was accepted frees its key: the retry imports.
+    await system.db.uploads.update_many(
+        {}, {"$set": {"status": "failed"}, "$unset": {"idempotencyKey": ""}}
+    )
+    retried = await post_with_key(client, auth, "customers", FILE, "k-1")
+    assert retried.status == 202
+    assert (await retried.json())["uploadId"] != (await first.json())["uploadId"]

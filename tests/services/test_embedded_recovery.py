@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from crmd.services.servers import free_port
+from crmd.services.children import free_port
 from tests.commands import call
 from tests.test_daemon import REPO, alive, children_of, get, serve
 
@@ -56,6 +56,16 @@ def wait_ready(port: int, timeout: float = 60) -> None:
     raise AssertionError(f"not ready within {timeout} s")
 
 
+def wait_started(tmp_path: Path, port: int) -> None:
+    """Until crmd itself has said it is ready (not only its /readyz), so that what the
+    test does next happens to a serving daemon."""
+    wait_ready(port)
+    deadline = time.monotonic() + 30
+    while not any(e["event"] == "crmd.ready" for e in events(tmp_path)):
+        assert time.monotonic() < deadline, "crmd.ready never logged"
+        time.sleep(0.05)
+
+
 def api(
     port: int,
     path: str,
@@ -90,9 +100,9 @@ def test_a_killed_embedded_server_is_started_again_and_nothing_is_lost(tmp_path:
     port = free_port()
     proc = start(tmp_path, port)
     try:
-        wait_ready(port)
-        status, login = api(port, "/api/v1/user/dev-login", body=b'{"email": "ops@x.io"}')
-        assert status == 200, login
+        wait_started(tmp_path, port)
+        login = api(port, "/api/v1/user/dev-login", body=b'{"email": "ops@x.io"}')[1]
+        assert "token" in login, login
         token = login["token"]
         import_customers(port, token, 0, 100)
 
@@ -122,7 +132,7 @@ def test_an_embedded_server_that_cannot_come_back_makes_crmd_exit_non_zero(tmp_p
     port = free_port()
     proc = start(tmp_path, port)
     try:
-        wait_ready(port)
+        wait_started(tmp_path, port)
         redis = child(proc.pid, "redis")
         # Its data is ruined under it: it will not start again on it.
         (tmp_path / "data" / "redis" / "appendonly.aof").write_text("not an append-only file\n")
@@ -135,3 +145,28 @@ def test_an_embedded_server_that_cannot_come_back_makes_crmd_exit_non_zero(tmp_p
     seen = [e["event"] for e in events(tmp_path)]
     assert "embedded.lost" in seen and "crmd.dependency_lost" in seen
     assert not [pid for pid in children_of(proc.pid) if alive(pid)]
+
+
+def test_started_again_at_once_after_a_kill_it_waits_for_the_servers_left_behind(
+    tmp_path: Path,
+):
+    """Killed outright, crmd leaves its servers to the kernel's SIGTERM: the database
+    needs a moment to let go of its files. The next crmd waits for them, then starts."""
+    port = free_port()
+    proc = start(tmp_path, port)
+    try:
+        wait_started(tmp_path, port)
+        login = api(port, "/api/v1/user/dev-login", body=b'{"email": "ops@x.io"}')[1]
+        import_customers(port, login["token"], 0, 20)
+        proc.kill()
+        proc.wait(30)
+        proc = start(tmp_path, port)  # at once: the old servers may still be closing
+        wait_ready(port)
+        login = api(port, "/api/v1/user/dev-login", body=b'{"email": "ops@x.io"}')[1]
+        assert api(port, "/api/v1/customers?limit=1", login["token"])[1]["total"] == 20
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
