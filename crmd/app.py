@@ -40,6 +40,7 @@ from crmd.config import Config, redact_url
 from crmd.errors import Unavailable
 from crmd.http import compat, health
 from crmd.http.actor import HttpActor
+from crmd.http.cors import Cors
 from crmd.http.health import Health
 from crmd.http.keys import (
     CAMPAIGNS,
@@ -241,9 +242,19 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
     # stays under 10 ms, with the same parse speed (measured).
     sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
     config = crmd.config
+    cross_origin = Cors(config.server.cors_origins)
     app = web.Application(
-        middlewares=[request_context, metrics, errors, authenticate], client_max_size=MAX_BODY
+        middlewares=[
+            request_context,
+            cross_origin.middleware(),
+            metrics,
+            errors,
+            compat.original_shapes,
+            authenticate,
+        ],
+        client_max_size=MAX_BODY,
     )
+    app.on_response_prepare.append(cross_origin.on_response_prepare)
     ingest = config.ingest
     limits = Limits(
         max_bytes=ingest.max_file_bytes,

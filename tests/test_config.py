@@ -37,12 +37,14 @@ def test_environment_overrides_the_file(tmp_path: Path):
         "CRMD_AUTH__GOOGLE_CLIENT_IDS": "a.apps, b.apps",
         "CRMD_AUTH__DEV_LOGIN": "false",
         "CRMD_PLUGINS__DUMMY_VENDOR__SEED": "7",
+        "CRMD_SERVER__CORS_ORIGINS": "http://localhost:5173, https://crm.example.com",
     }
     config = load_config(path, env).config
     assert config.server.port == 9000
     assert config.auth.google_client_ids == ["a.apps", "b.apps"]
     assert config.auth.dev_login is False
     assert config.plugins == {"dummy_vendor": {"seed": "7"}}
+    assert config.server.cors_origins == ["http://localhost:5173", "https://crm.example.com"]
 
 
 def test_original_projects_variables_are_honoured(tmp_path: Path):
@@ -91,6 +93,17 @@ def test_crmd_variables_win_over_the_original_ones():
             "environment variable JWT_TIMEOUT: auth.jwt_ttl_seconds = 'forever'",
         ),
         ("[redis]\nsocket_timeout = 1\n", {}, "redis.socket_timeout = 1: must exceed"),
+        (
+            "",
+            {"CRMD_SERVER__CORS_ORIGINS": "*"},
+            "CRMD_SERVER__CORS_ORIGINS: server.cors_origins = ['*']: '*' is not an origin",
+        ),
+        (
+            "[server]\ncors_origins = ['http://a.example/app']\n",
+            {},
+            "crmd.toml: server.cors_origins = ['http://a.example/app']: "
+            "'http://a.example/app' is not an origin: write scheme://host[:port]",
+        ),
         ("[server\n", {}, "crmd.toml: not valid TOML"),
         (
             "[auth]\ngoogle_login = true\n",

@@ -1,4 +1,4 @@
-"""Every /api/v1 route needs a valid crmd token, except those marked ``@public``."""
+"""Every /api/ route needs a valid crmd token, except those marked ``@public``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from crmd.errors import Unauthorized
 from crmd.http.compat import request_token
 from crmd.http.keys import SIGN_IN
 
-API_PREFIX = "/api/v1/"
+API_PREFIX = "/api/"
 
 
 @web.middleware

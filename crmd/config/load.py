@@ -168,6 +168,7 @@ def _env_value(key: tuple[str, ...], raw: str) -> Any:
         ("auth", "google_client_ids"),
         ("auth", "allowed_domains"),
         ("auth", "allowed_emails"),
+        ("server", "cors_origins"),
     }:
         return [item.strip() for item in raw.split(",") if item.strip()]
     return raw

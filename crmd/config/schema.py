@@ -4,6 +4,7 @@ limits, and the rules that span sections (``cross_checks``)."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +25,11 @@ class ConfigError(Exception):
     """A setting is missing or wrong. ``str(err)`` is the one line an operator sees."""
 
 
+ORIGIN = re.compile(
+    r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
+
+
 class _Section(Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
@@ -36,6 +42,10 @@ class ServerConfig(_Section):
     public_url: Annotated[str, Meta(pattern=r"^(https?://[^\s/]+(/[^\s]*)?)?$")] = ""
     """Where crmd is reached from outside (receipt callbacks, links); empty means
     ``http://<host>:<port>``."""
+
+    cors_origins: list[str] = msgspec.field(default_factory=list)
+    """Exact origins (``https://app.example.com``, no path, no wildcard) whose browser
+    pages may call the API; empty: none."""
 
     @property
     def base_url(self) -> str:
@@ -176,6 +186,15 @@ def cross_checks(config: Config) -> list[tuple[tuple[str, ...], str]]:
         problems.append(
             (("server", "host"), "dev login (auth.dev_login) is only allowed on a loopback address")
         )
+    for origin in config.server.cors_origins:
+        if not ORIGIN.fullmatch(origin):
+            problems.append(
+                (
+                    ("server", "cors_origins"),
+                    f"{origin!r} is not an origin: write scheme://host[:port] as the browser "
+                    "sends it, with no path and no wildcard",
+                )
+            )
     streams = config.streams
     if streams.handler_timeout_ms and streams.handler_timeout_ms >= streams.claim_idle_ms:
         problems.append(

@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from crmd.errors import BadRequest, Unprocessable
 
@@ -43,3 +44,16 @@ async def json_body(request: web.Request, schema: type[T]) -> T:
 async def read_json(request: web.Request) -> Any:
     """The body as plain JSON values (no schema); 400 when it is not JSON."""
     return await json_body(request, Any)
+
+
+BROKEN_FORM = (ValueError, HttpProcessingError, AssertionError)
+"""What aiohttp's multipart reader raises for a body that is not a well-formed form
+(no boundary, a boundary too long, a part header without a colon, no closing boundary)."""
+
+
+def broken_form() -> BadRequest:
+    return BadRequest(
+        "the multipart body is not a well-formed form (a missing or overlong boundary, a "
+        "broken part header, or no closing boundary: the file may be cut short)",
+        code="bad_multipart",
+    )

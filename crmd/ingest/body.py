@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from crmd.errors import BadRequest, UnsupportedMediaType
+from crmd.http.bodies import BROKEN_FORM, broken_form
 from crmd.ingest.parse import Limits, Summary, parse_upload
 from crmd.ingest.spool import Spool
 
@@ -21,9 +21,6 @@ QUEUE_DEPTH = 16
 MAX_FORM_FIELD = 64 * 1024
 CSV_TYPES = frozenset({"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel"})
 _END = object()
-BROKEN_FORM = (ValueError, HttpProcessingError, AssertionError)
-"""What aiohttp's multipart reader raises for a body that is not a well-formed form
-(no boundary, a boundary too long, a part header without a colon, no closing boundary)."""
 
 
 class UploadBody:
@@ -109,14 +106,6 @@ async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
             yield chunk
     except BROKEN_FORM:
         raise broken_form() from None
-
-
-def broken_form() -> BadRequest:
-    return BadRequest(
-        "the multipart body is not a well-formed form (a missing or overlong boundary, a "
-        "broken part header, or no closing boundary: the file may be cut short)",
-        code="bad_multipart",
-    )
 
 
 async def parse_streaming(
