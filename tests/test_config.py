@@ -99,6 +99,11 @@ def test_crmd_variables_win_over_the_original_ones():
             "CRMD_SERVER__CORS_ORIGINS: server.cors_origins = ['*']: '*' is not an origin",
         ),
         (
+            "",
+            {"CRMD_SERVER__CORS_ORIGINS": "http://a.example:99999"},
+            "'http://a.example:99999' is not an origin",
+        ),
+        (
             "[server]\ncors_origins = ['http://a.example/app']\n",
             {},
             "crmd.toml: server.cors_origins = ['http://a.example/app']: "

@@ -14,7 +14,7 @@ from crmd.campaigns.lifecycle import operator_actions
 from crmd.campaigns.service import CampaignBody
 from crmd.http.bodies import json_body
 from crmd.http.keys import CAMPAIGNS
-from crmd.http.pages import choice, read_page
+from crmd.http.pages import choice, offset_cursor, read_page
 from crmd.http.responses import json_response
 
 routes = web.RouteTableDef()
@@ -70,18 +70,19 @@ async def create_campaign(request: web.Request) -> web.Response:
 @routes.get("/api/v1/campaigns")
 async def list_campaigns(request: web.Request) -> web.Response:
     page = read_page(request, keyset=False)
+    offset = offset_cursor(request, page.offset)
     campaigns = tenant_store(request)["campaigns"]
     cursor = campaigns.find(
         {},
         sort=[("createdAt", DESCENDING), ("_id", DESCENDING)],
-        skip=page.offset,
+        skip=offset,
         limit=page.limit,
     )
     items = [campaign_view(doc) async for doc in cursor]
     total = await campaigns.count_documents()
-    more = page.offset + len(items) < total
+    more = offset + len(items) < total
     return json_response(
-        {"items": items, "total": total, "cursor": str(page.offset + len(items)) if more else None}
+        {"items": items, "total": total, "cursor": str(offset + len(items)) if more else None}
     )
 
 

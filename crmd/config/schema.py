@@ -187,7 +187,9 @@ def cross_checks(config: Config) -> list[tuple[tuple[str, ...], str]]:
             (("server", "host"), "dev login (auth.dev_login) is only allowed on a loopback address")
         )
     for origin in config.server.cors_origins:
-        if not ORIGIN.fullmatch(origin):
+        found = ORIGIN.fullmatch(origin)
+        port = found and (found[1] or found[2])
+        if not found or (port and not 1 <= int(port[1:]) <= 65535):
             problems.append(
                 (
                     ("server", "cors_origins"),

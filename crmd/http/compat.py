@@ -12,16 +12,17 @@ imports no domain, and crmd's documented routes and shapes never change for it.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
 
 import msgspec
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from crmd.errors import BadRequest
-from crmd.http.bodies import BROKEN_FORM, REPLACED_BODY, broken_form, read_json
+from crmd.errors import BadRequest, CrmdError, Unprocessable
+from crmd.http import original_shapes as shapes
+from crmd.http.bodies import REPLACED_BODY, read_json
+from crmd.http.forms import read_form
 from crmd.http.responses import json_response
 
 ORIGINAL_TOKEN_HEADER = "x-access-token"
@@ -51,6 +52,8 @@ class Alias(NamedTuple):
     body: BodyRewrite | None = None
     answer: Callable[[Json], Json] | None = None
     """Reshapes a successful JSON answer for the original clients."""
+    fields: Mapping[str, str] | None = None
+    """An error naming crmd's field (``$.segmentId``) names the original's instead."""
 
 
 # -- rewriting bodies ----------------------------------------------------------------------
@@ -69,63 +72,70 @@ async def _segment_body(request: web.Request) -> bytes | None:
     return None
 
 
+DETAILS = "compaignDetails"
+CAMPAIGN_FIELDS = {
+    "name": "name",
+    "message": "message",
+    "intent": "intent",
+    "rule": "rule",
+    "ruleId": "segmentId",
+    "segmentId": "segmentId",
+    "vendor": "vendor",
+    "scheduledAt": "scheduledAt",
+}
+"""The original's campaign fields, and crmd's name for each."""
+CAMPAIGN_ERRORS = {
+    **{f"$.{crmd}": f"$.{DETAILS}.{original}" for original, crmd in CAMPAIGN_FIELDS.items()},
+    "$.segmentId": f"$.{DETAILS}.ruleId",
+    "rule": f"$.{DETAILS}.ruleId",
+}
+"""An error about crmd's field names the field the original client sent."""
+
+
 async def _campaign_details(request: web.Request) -> bytes | None:
-    """``{"compaignDetails": {...}}`` (JSON, or multipart fields named
-    ``compaignDetails[name]``... as axios sends an object) is the campaign itself, its
-    ``ruleId`` a segment, its ``status: "draft"`` a draft."""
+    """``{"compaignDetails": {...}}`` (JSON, or form fields named ``compaignDetails[name]``
+    as axios sends an object) is the campaign itself, its ``ruleId`` a segment. Its
+    ``status`` may only be ``"draft"`` (the original never sent on create; crmd sends
+    unless told to keep a draft): any other value is refused rather than guessed."""
     if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        body = await _form_fields(request)
+        body = await read_form(request, nested=True)
     else:
         body = await read_json(request)
-    if not isinstance(body, dict) or not isinstance(body.get("compaignDetails"), dict):
-        raise BadRequest('send {"compaignDetails": {...}}', details={"field": "$.compaignDetails"})
-    details = dict(body["compaignDetails"])
-    if "ruleId" in details:
-        details.setdefault("segmentId", details.pop("ruleId"))
-    if details.pop("status", None) == "draft":
-        details["draft"] = True
-    return _encoded({k: v for k, v in details.items() if k in CAMPAIGN_FIELDS})
-
-
-CAMPAIGN_FIELDS = frozenset(
-    {"name", "message", "intent", "rule", "segmentId", "vendor", "scheduledAt", "draft"}
-)
-MAX_FIELDS = 32
-MAX_FIELD_BYTES = 16 * 1024
-
-
-async def _form_fields(request: web.Request) -> dict[str, Any]:
-    """A multipart form's text fields as nested values: ``a[b]`` is ``{"a": {"b": ...}}``."""
-    fields: dict[str, Any] = {}
-    if request.content_type == "application/x-www-form-urlencoded":
-        posted = await request.post()
-        for name, value in list(posted.items())[:MAX_FIELDS]:
-            _nest(fields, name, str(value))
-        return fields
-    try:
-        form = await request.multipart()
-        count = 0
-        while (part := await form.next()) is not None:
-            if not isinstance(part, BodyPartReader) or part.filename is not None:
-                raise BadRequest("the form may hold text fields only", code="unexpected_part")
-            count += 1
-            value = await part.read(decode=False)
-            if count > MAX_FIELDS or len(value) > MAX_FIELD_BYTES:
-                raise BadRequest("the form is too large", code="form_too_large")
-            _nest(fields, part.name or "", value.decode("utf-8", "replace"))
-    except BROKEN_FORM:
-        raise broken_form() from None
-    return fields
-
-
-def _nest(fields: dict[str, Any], name: str, value: str) -> None:
-    outer, _, inner = name.partition("[")
-    if inner:
-        nested = fields.setdefault(outer, {})
-        if isinstance(nested, dict):
-            nested[inner.rstrip("]")] = value
-    else:
-        fields[name] = value
+    if not isinstance(body, dict) or not isinstance(body.get(DETAILS), dict):
+        raise BadRequest(f'send {{"{DETAILS}": {{...}}}}', details={"field": f"$.{DETAILS}"})
+    details = body[DETAILS]
+    for key in details:
+        if key not in CAMPAIGN_FIELDS and key != "status":
+            raise Unprocessable(
+                f"{DETAILS} has no field {key[:40]!r}; it takes "
+                f"{', '.join([*CAMPAIGN_FIELDS, 'status'])}",
+                code="invalid_body",
+                details={"field": f"$.{DETAILS}.{key[:40]}"},
+            )
+    if "ruleId" in details and "segmentId" in details:
+        raise Unprocessable(
+            "send ruleId or segmentId, not both",
+            code="invalid_body",
+            details={"field": f"$.{DETAILS}.ruleId"},
+        )
+    for required in ("name", "message"):
+        if required not in details:
+            raise Unprocessable(
+                f"a campaign needs a {required}",
+                code="invalid_body",
+                details={"field": f"$.{DETAILS}.{required}"},
+            )
+    campaign = {CAMPAIGN_FIELDS[k]: v for k, v in details.items() if k != "status"}
+    if "status" in details:
+        if details["status"] != "draft":
+            raise Unprocessable(
+                f'status may only be "draft" (save it without sending), not '
+                f"{str(details['status'])[:40]!r}; leave it out to send the campaign",
+                code="invalid_body",
+                details={"field": f"$.{DETAILS}.status"},
+            )
+        campaign["draft"] = True
+    return _encoded(campaign)
 
 
 def _from_query_or_body(
@@ -138,90 +148,18 @@ def _from_query_or_body(
         given: dict[str, Json] = {k: v for k, v in request.query.items() if k in fields}
         if not given and request.can_read_body:
             body = await read_json(request)
-            if isinstance(body, dict):
-                given = {k: v for k, v in body.items() if k in fields}
+            if not isinstance(body, dict):
+                raise BadRequest(f"send a JSON object with {', '.join(fields)}")
+            given = {k: v for k, v in body.items() if k in fields}
+        if not given:
+            raise BadRequest(
+                f"send {', '.join(fields)} in the query string or as a JSON object",
+                details={"field": f"$.{fields[0]}"},
+            )
         names = rename or {}
         return _encoded({**(extra or {}), **{names.get(k, k): v for k, v in given.items()}})
 
     return rewrite
-
-
-# -- reshaping answers ---------------------------------------------------------------------
-
-
-def _audience_details(answer: Json) -> Json:
-    return {
-        **answer,
-        "audienceDetails": {
-            "audienceSize": answer["audienceSize"],
-            "audienceIds": answer.get("audienceIds", []),
-        },
-    }
-
-
-def _generated_message(answer: Json) -> Json:
-    return {"success": True, "message": answer["variants"][0]}
-
-
-def _original_id(item: Json) -> Json:
-    return {**item, "_id": item["id"]}
-
-
-def _listed(answer: Json) -> Json:
-    """A list as the original backend gave it: ``success`` and ``data[]`` with ``_id``."""
-    return {**answer, "success": True, "data": [_original_id(i) for i in answer["items"]]}
-
-
-_COMPARISON = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|!=|==|=|>|<)\s*(.+?)\s*$")
-
-
-_LOGIC = re.compile(r"\s(AND|OR)\s", re.IGNORECASE)
-
-
-def _conditions(rule: str) -> Json:
-    """The original's ``logicType`` and ``conditions[]`` of a rule, when the rule is one
-    AND (or one OR) chain of comparisons, as the original segment form writes them;
-    an empty list otherwise (the campaign form maps over it to describe the rule)."""
-    for logic in ("AND", "OR"):
-        parts = re.split(rf"\s+{logic}\s+", rule, flags=re.IGNORECASE)
-        matches = [_COMPARISON.match(part) for part in parts]
-        if all(matches) and not any(_LOGIC.search(part) for part in parts):
-            conditions = [
-                {"field": m[1], "op": m[2], "value": m[3]} for m in matches if m is not None
-            ]
-            return {"logicType": logic, "conditions": conditions}
-    return {"logicType": "AND", "conditions": []}
-
-
-def _listed_segments(answer: Json) -> Json:
-    listed = _listed(answer)
-    listed["data"] = [{**s, **_conditions(str(s.get("rule", "")))} for s in listed["data"]]
-    return listed
-
-
-def _created(answer: Json) -> Json:
-    return {**answer, "success": True, "message": "created", "data": _original_id(answer)}
-
-
-def _saved_campaign(answer: Json) -> Json:
-    saved = _original_id(answer)
-    return {**answer, "success": True, "savedCompaign": saved, "data": saved}
-
-
-def _totals(answer: Json) -> Json:
-    return {
-        **answer,
-        "success": True,
-        "totalCustomers": answer["customers"],
-        "totalOrders": answer["orders"],
-        "totalCampaigns": answer["campaigns"],
-    }
-
-
-def _uploaded(answer: Json) -> Json:
-    rows = answer["rows"]
-    said = f"{rows['valid']} of {rows['received']} rows accepted ({rows['rejected']} rejected)"
-    return {**answer, "message": said}
 
 
 V1 = "/api/v1"
@@ -238,12 +176,18 @@ ALIASES: tuple[Alias, ...] = (
         f"{V1}/audience/preview",
         ("POST", f"{V1}/segments/preview"),
         _from_query_or_body("rule", extra={"ids": True}),
-        _audience_details,
+        shapes.audience_details,
     ),
     # The original frontend's segment page posts to `${baseURL}/api/v1/segment`.
     Alias("POST", f"{V1}/api/v1/segment", ("POST", f"{V1}/segments"), _segment_body),
     Alias("POST", f"{V1}/compaigns", ("POST", f"{V1}/campaigns")),
-    Alias("POST", f"{V1}/compaign", ("POST", f"{V1}/campaigns"), _campaign_details),
+    Alias(
+        "POST",
+        f"{V1}/compaign",
+        ("POST", f"{V1}/campaigns"),
+        _campaign_details,
+        fields=CAMPAIGN_ERRORS,
+    ),
     Alias("GET", f"{V1}/compaigns/getCompaign", ("GET", f"{V1}/campaigns")),
     Alias("GET", f"{V1}/compaign/getCompaigns", ("GET", f"{V1}/campaigns")),
     Alias("POST", f"{V1}/uploads/{{kind:customers|orders}}", ("POST", f"{V1}/upload/{{kind}}")),
@@ -259,38 +203,39 @@ ALIASES: tuple[Alias, ...] = (
         "/api/generateMessage",
         ("POST", f"{V1}/ai/messages"),
         _message_request,
-        _generated_message,
+        shapes.generated_message,
+        fields={"$.objective": "$.name"},
     ),
     Alias(
         "GET",
         f"{V1}/generateMessage",
         ("POST", f"{V1}/ai/messages"),
         _message_request,
-        _generated_message,
+        shapes.generated_message,
+        fields={"$.objective": "$.name"},
     ),
 )
 
 
 SHAPES: dict[tuple[str, str], Callable[[Json], Json]] = {
-    ("GET", f"{V1}/customers"): _listed,
-    ("GET", f"{V1}/orders"): _listed,
-    ("GET", f"{V1}/segments"): _listed_segments,
-    ("GET", f"{V1}/segment"): _listed_segments,
-    ("GET", f"{V1}/compaign/getCompaigns"): _listed,
-    ("GET", f"{V1}/compaigns/getCompaign"): _listed,
-    ("POST", f"{V1}/segments"): _created,
-    ("POST", f"{V1}/segment"): _created,
-    ("POST", f"{V1}/api/v1/segment"): _created,
-    ("POST", f"{V1}/compaign"): _saved_campaign,
-    ("GET", f"{V1}/dashboard-summary"): _totals,
-    ("POST", f"{V1}/uploads/{{kind}}"): _uploaded,
+    ("GET", f"{V1}/customers"): shapes.listed,
+    ("GET", f"{V1}/orders"): shapes.listed,
+    ("GET", f"{V1}/segments"): shapes.listed_segments,
+    ("GET", f"{V1}/segment"): shapes.listed_segments,
+    ("GET", f"{V1}/compaign/getCompaigns"): shapes.listed,
+    ("GET", f"{V1}/compaigns/getCompaign"): shapes.listed,
+    ("POST", f"{V1}/segments"): shapes.created,
+    ("POST", f"{V1}/segment"): shapes.created,
+    ("POST", f"{V1}/api/v1/segment"): shapes.created,
+    ("POST", f"{V1}/compaign"): shapes.saved_campaign,
+    ("POST", f"{V1}/campaigns"): shapes.saved_campaign,
+    ("GET", f"{V1}/campaigns"): shapes.listed,
+    ("GET", f"{V1}/dashboard-summary"): shapes.totals,
+    ("POST", f"{V1}/uploads/{{kind}}"): shapes.uploaded,
 }
-"""Answers reshaped for the original clients: on the original's own paths always, on
-crmd's paths when the caller signed in as the original frontend does (with
-``x-access-token``, not ``Authorization``). The original fields are added; crmd's stay."""
-ORIGINAL_PATHS = frozenset(
-    (a.method, a.path.replace("{kind:customers|orders}", "{kind}")) for a in ALIASES
-)
+"""Answers reshaped for the original clients, who sign in as the original backend
+wanted (``x-access-token``, not ``Authorization``), on its paths and on crmd's. The
+original fields are added; crmd's stay, and a crmd client sees none of them."""
 
 
 def original_client(request: web.Request) -> bool:
@@ -305,7 +250,7 @@ async def original_shapes(request: web.Request, handler: Handler) -> web.StreamR
     resource = request.match_info.route.resource
     key = (request.method, resource.canonical if resource is not None else "")
     shape = SHAPES.get(key)
-    if shape is None or not (key in ORIGINAL_PATHS or original_client(request)):
+    if shape is None or not original_client(request):
         return response
     return _reshaped(response, shape)
 
@@ -334,7 +279,14 @@ def alias_handler(alias: Alias, handler: Handler) -> Handler:
             replaced = await alias.body(request)
             if replaced is not None:
                 request[REPLACED_BODY] = replaced
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        except CrmdError as exc:
+            if alias.fields and isinstance(exc.details, dict):
+                field = exc.details.get("field")
+                if isinstance(field, str) and field in alias.fields:
+                    exc.details = {**exc.details, "field": alias.fields[field]}
+            raise
         if alias.answer is None or not isinstance(response, web.Response):
             return response
         if not 200 <= response.status < 300 or not isinstance(response.body, bytes):

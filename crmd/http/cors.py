@@ -20,7 +20,8 @@ MAX_AGE_SECONDS = 600
 
 class Cors:
     def __init__(self, origins: Collection[str]) -> None:
-        self.allowed = frozenset(origin.lower() for origin in origins)
+        self.allowed = {origin.lower(): origin for origin in origins}
+        """Browsers send origins in lower case; the answer names the configured one."""
 
     def middleware(self) -> Middleware:
         """Answers the preflight of an allowed origin, before authentication."""
@@ -50,8 +51,8 @@ class Cors:
         if not self.allowed:
             return
         response.headers.add("Vary", "Origin")  # the answer differs by origin, for caches
-        origin = request.headers.get("Origin")
-        if origin is None or origin.lower() not in self.allowed:
+        origin = self.allowed.get(request.headers.get("Origin", "").lower())
+        if origin is None:
             return
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS

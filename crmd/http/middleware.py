@@ -11,6 +11,7 @@ import redis.exceptions
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestPayloadError
 
 from crmd.errors import CrmdError
 from crmd.http.keys import METRICS
@@ -96,6 +97,14 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise
         code = _STATUS_CODES.get(exc.status, "http_error")
         return error_response(exc.status, code, exc.reason)
+    except RequestPayloadError as exc:  # a body that cannot be decoded (bad gzip...)
+        response = error_response(
+            400,
+            "bad_body",
+            f"the request body could not be read: {' '.join(str(exc).split())[:200]}",
+        )
+        response.force_close()  # the rest of it cannot be read either
+        return response
     except Exception:
         log.exception("http.unhandled", method=request.method, path=request.path)
         return error_response(500, "internal_error", "internal error; see the server log")

@@ -80,6 +80,16 @@ def read_page(request: web.Request, keyset: bool = True) -> Page:
     return Page(limit=limit, offset=offset, after=after)
 
 
+def offset_cursor(request: web.Request, offset: int) -> int:
+    """A list whose ``cursor`` is the offset of its next page: that, else ``offset``."""
+    cursor = request.query.get("cursor")
+    if not cursor:
+        return offset
+    if not cursor.isdigit() or int(cursor) > 10_000_000:
+        raise BadRequest("cursor is not one this server gave out", details={"field": "cursor"})
+    return int(cursor)
+
+
 def page_filter(page: Page) -> dict[str, Any]:
     """Items strictly older than the cursor, in (createdAt desc, _id desc) order."""
     if page.after is None:

@@ -84,3 +84,35 @@ async def test_a_receipt_body_nested_too_deeply_is_400(client: Any, delivering: 
     response = await client.post("/api/v1/deliveryReceipt/dummy_vendor", data=body, headers=headers)
     assert response.status == 400
     assert (await response.json())["error"]["code"] == "bad_json"
+
+
+async def test_a_body_that_cannot_be_decoded_is_400_not_500(client: Any, auth: Any):
+    answer = await client.post(
+        "/api/v1/segments",
+        data=b"this is not gzip",
+        headers={**auth, "Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert answer.status == 400
+    error = (await answer.json())["error"]
+    assert error["code"] == "bad_body" and "content-encoding" in error["message"].lower()
+
+
+async def test_following_the_campaign_list_cursor_reaches_every_campaign(client: Any, auth: Any):
+    for n in range(3):
+        made = await client.post(
+            "/api/v1/campaigns",
+            json={"name": f"c{n}", "message": "Hi", "rule": "spend > 1", "draft": True},
+            headers=auth,
+        )
+        assert made.status == 201
+    seen, cursor = [], None
+    for _ in range(5):
+        query = f"?limit=2&cursor={cursor}" if cursor else "?limit=2"
+        page = await (await client.get(f"/api/v1/campaigns{query}", headers=auth)).json()
+        seen += [c["name"] for c in page["items"]]
+        cursor = page["cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == ["c0", "c1", "c2"]
+    bad = await client.get("/api/v1/campaigns?cursor=x", headers=auth)
+    assert bad.status == 400 and (await bad.json())["error"]["details"]["field"] == "cursor"
