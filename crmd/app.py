@@ -73,6 +73,7 @@ from crmd.services.children import EmbeddedError
 from crmd.services.connect import MongoClient, connect_mongo, connect_redis
 from crmd.services.embedded import embedded_services
 from crmd.store.indexes import ensure_indexes
+from crmd.store.numbering import number_unnumbered, recount_stale
 from crmd.streams import GROUP, StreamNames
 from crmd.streams.worker import ensure_group
 from crmd.telemetry.metrics import Metrics
@@ -191,6 +192,7 @@ async def open_crmd(
         db = mongo[config.mongodb.database]
         streams = StreamNames.for_prefix(config.redis.stream_prefix)
         await ensure_indexes(db)
+        await number_unnumbered(db)
         for stream in streams.all():
             await ensure_group(redis, stream, GROUP)
         try:
@@ -307,12 +309,16 @@ def build_actors(crmd: Crmd, plugin_actors: list[Actor]) -> dict[str, Actor]:
     async def segment_counts(now: Any) -> object:
         return await segment_routes.refresh_stale_counts(db, now)
 
+    async def tallies(now: Any) -> object:
+        return await recount_stale(db, now)
+
     tasks = [
         ("start_due_campaigns", start_due),
         ("rematch_receipts", rematch),
         ("close_receipt_windows", close_windows),
         ("interrupted_uploads", interrupted_uploads),
         ("segment_counts", segment_counts),
+        ("tallies", tallies),
     ]
     server = config.server
     actors: list[Actor] = [

@@ -16,7 +16,6 @@ from crmd.http.keys import SUGGESTERS
 from crmd.http.responses import json_response
 from crmd.segments.fields import known_fields
 from crmd.segments.query import rule_filter
-from crmd.store.reads import find_in
 from crmd.store.tenant import TenantStore
 
 routes = web.RouteTableDef()
@@ -93,7 +92,7 @@ async def spend_bands(store: TenantStore, campaign_id: str) -> dict[str, Any]:
         ids = [d["customerId"] for d in batch]
         spend = {
             c["_id"]: c.get("spend", 0)
-            async for c in find_in(store["customers"], "_id", ids, None, {"spend": 1})
+            for c in await store["customers"].by_ids(ids, projection={"spend": 1})
         }
         for log in batch:
             value = spend.get(log["customerId"], 0) or 0

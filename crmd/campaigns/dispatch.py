@@ -28,7 +28,7 @@ from crmd.campaigns.vendors import RateLimiter, Vendors, guarded_send
 from crmd.plugins.vendor import Accepted, Failed, OutgoingMessage, Retry
 from crmd.receipts.status import CANCELLED
 from crmd.segments.query import rule_filter
-from crmd.store.reads import find_in
+from crmd.store.numbering import add_to_tally
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_new
 
@@ -89,11 +89,13 @@ async def plan(
     query = rule_filter(campaign["rule"], campaign["ruleNow"].replace(tzinfo=UTC))
     now = datetime.now(UTC)
     batch: list[dict[str, Any]] = []
+    seq = 0
     async for customer in store["customers"].find(
         query, projection=CUSTOMER_FIELDS, batch_size=PLAN_BATCH
     ):
+        seq += 1
         try:
-            batch.append(_log(campaign, customer, parts, now))
+            batch.append(_log(campaign, customer, parts, now, seq))
         except Exception as exc:  # a bug, but one that names whom it concerns
             raise PlanningError(
                 f"customer {customer.get('_id')}: {type(exc).__name__}: {exc}"[:500]
@@ -147,12 +149,13 @@ async def cancel_unsent(store: TenantStore, campaign_id: str) -> int:
 
 
 def _log(
-    campaign: dict[str, Any], customer: dict[str, Any], parts: Any, now: datetime
+    campaign: dict[str, Any], customer: dict[str, Any], parts: Any, now: datetime, seq: int
 ) -> dict[str, Any]:
     campaign_id = str(campaign["_id"])
     return {
         "_id": message_id(campaign_id, customer["_id"]),
         "campaignId": campaign_id,
+        "seq": seq,  # the recipient's place in the campaign: log pages are ranges of it
         "customerId": customer["_id"],
         "recipient": customer.get("email", ""),
         "phone": customer.get("phone", ""),
@@ -177,7 +180,8 @@ async def _write_logs(
 ) -> None:
     if not batch:
         return
-    await insert_new(store["communication_log"].insert_many(batch))  # planned before a crash
+    planned_before = await insert_new(store["communication_log"].insert_many(batch))  # a crash
+    await add_to_tally(store.db, store.user_id, "messages", len(batch) - len(planned_before))
     ids = [d["_id"] for d in batch]
     await jobs.publish(redis, stream, jobs.send_jobs(campaign_id, store.user_id, ids, chunk))
 
@@ -195,16 +199,11 @@ async def send_chunk(
     vendor = vendors.get(campaign["vendor"])
     limiter = limiters.setdefault(vendor.name, RateLimiter(vendor.rate_limit()))
     logs = store["communication_log"]
-    todo = [
-        d
-        async for d in find_in(
-            logs,
-            "_id",
-            job.ids,
-            {"status": "PENDING", "vendorMessageId": None},
-            {"recipient": 1, "phone": 1, "message": 1, "attempts": 1, "round": 1},
-        )
-    ]
+    todo = await logs.by_ids(
+        job.ids,
+        {"status": "PENDING", "vendorMessageId": None},
+        {"recipient": 1, "phone": 1, "message": 1, "attempts": 1, "round": 1},
+    )
     while todo:
         retry: list[dict[str, Any]] = []
         wait = 0.0

@@ -20,6 +20,7 @@ from crmd.errors import CrmdError, Unprocessable
 from crmd.plugins.vendor import Accepted, OutgoingMessage
 from crmd.segments.query import rule_filter, rule_now
 from crmd.store.limits import DATE_RANGE, to_utc
+from crmd.store.numbering import add_to_tally, reserve
 from crmd.store.tenant import TenantStore, object_id
 
 Doc = dict[str, Any]
@@ -80,6 +81,7 @@ class Campaigns:
         status = initial_status(body.draft, scheduled_at, datetime.now(UTC))
         doc = {
             "_id": ObjectId(),
+            "n": await reserve(store.db, store.user_id, "campaigns", 1),
             "name": body.name,
             "message": body.message,
             "intent": body.intent,
@@ -97,6 +99,7 @@ class Campaigns:
             "completedAt": None,
         }
         await store["campaigns"].insert_one(doc)
+        await add_to_tally(store.db, store.user_id, "campaigns", 1)
         if status is Status.QUEUED:
             await self._plan(store, doc["_id"])  # type: ignore[arg-type]
         return doc

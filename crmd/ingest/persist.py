@@ -2,9 +2,9 @@
 winning.
 
 Each record's ``_id`` is derived from its owner and its key, so writing the same chunk
-twice finds the same documents. The common case is a new record, so a chunk is first
-inserted unordered (SecantusDB inserts about ten times faster than it upserts); only the
-rows whose ``_id`` already existed are then updated, and only where the stored version
+twice finds the same documents. The new records are inserted unordered (SecantusDB
+inserts about ten times faster than it upserts), numbered in the order they arrived; the
+rows whose ``_id`` already existed are updated, and only where the stored version
 (``_v``: upload time + line) is older than the row's, so a late redelivery of an old
 chunk never overwrites newer data.
 """
@@ -24,6 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from crmd.ingest.chunks import IngestChunk
 from crmd.ingest.rows import CustomerRow, OrderRow, attr_value
+from crmd.store.numbering import add_to_tally, reserve
 from crmd.store.reads import find_in
 from crmd.store.tenant import ScopedCollection, TenantStore
 from crmd.store.writes import insert_new
@@ -65,25 +66,36 @@ def record_fields(row: CustomerRow | OrderRow) -> Doc:
 
 
 async def write_versioned(
-    collection: ScopedCollection, records: Sequence[tuple[str, str, Doc]], upload: str
+    store: TenantStore, kind: str, records: Sequence[tuple[str, str, Doc]], upload: str
 ) -> set[str]:
     """Insert (id, version, fields) records; update the ones that existed with an older
-    version. Returns the ids that already existed."""
+    version. Returns the ids that already existed.
+
+    The ones that exist are looked up first (by ``_id``: cheap), so that only new
+    records take a number (``n``, the order they arrived in) and join the tally."""
+    if not records:
+        return set()
+    collection = store[kind]
     now = datetime.now(UTC)
+    stored = await collection.by_ids([r[0] for r in records], projection={"_id": 1})
+    known = {d["_id"] for d in stored}
+    new = [r for r in records if r[0] not in known]
+    first = await reserve(store.db, store.user_id, kind, len(new))
     docs = [
         {
             "_id": _id,
             **fields,
             "_v": version,
+            "n": first + i,
             "uploadId": upload,
             "createdAt": now,
             "updatedAt": now,
         }
-        for _id, version, fields in records
+        for i, (_id, version, fields) in enumerate(new)
     ]
-    if not docs:
-        return set()
-    existing = [records[i] for i in await insert_new(collection.insert_many(docs))]
+    raced = [new[i] for i in await insert_new(collection.insert_many(docs))] if docs else []
+    await add_to_tally(store.db, store.user_id, kind, len(docs) - len(raced))
+    existing = [r for r in records if r[0] in known] + raced
     if not existing:
         return set()
     updates = [
@@ -115,14 +127,14 @@ async def persist_chunk(db: AsyncDatabase[Doc], chunk: IngestChunk) -> None:
             )
             for r in rows
         ]
-        await write_versioned(store["customers"], records, chunk.upload)
+        await write_versioned(store, "customers", records, chunk.upload)
     if chunk.orders:
         rows = latest_by_key(chunk.orders, order_key)
         records = [
             (record_id(chunk.user, "order", order_key(r)), chunk.version(r.line), record_fields(r))
             for r in rows
         ]
-        await write_versioned(store["orders"], records, chunk.upload)
+        await write_versioned(store, "orders", records, chunk.upload)
         await refresh_order_stats(
             store, {r.customer_external_id for r in rows}, {r.customerEmail for r in rows}
         )

@@ -22,6 +22,7 @@ from crmd.http.pages import choice, read_page
 from crmd.http.responses import json_response
 from crmd.segments.parse import RuleError
 from crmd.segments.query import InvalidRule, rule_filter, rule_now
+from crmd.store.numbering import reserve
 from crmd.store.tenant import ScopedCollection, TenantStore
 
 routes = web.RouteTableDef()
@@ -67,6 +68,7 @@ async def save_segment(store: TenantStore, name: str | None, rule: str) -> dict[
     now = datetime.now(UTC)
     doc = {
         "_id": ObjectId(),
+        "n": await reserve(store.db, store.user_id, "segments", 1),
         "name": name or f"Segment {now:%Y-%m-%d %H:%M}",
         "rule": rule,
         "audienceSize": size,

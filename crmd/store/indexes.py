@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 log = structlog.get_logger(__name__)
@@ -20,11 +20,9 @@ INDEXES: IndexSpec = {
         IndexModel([("sub", ASCENDING)], unique=True, name="sub_unique"),
         IndexModel([("email", ASCENDING)], name="email"),
     ),
+    # Pages are ranges of n, the order records arrived in (crmd.store.numbering).
     "customers": (
-        IndexModel(
-            [("userId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
-            name="user_newest",
-        ),
+        IndexModel([("userId", ASCENDING), ("n", ASCENDING)], name="user_n"),
         IndexModel(
             [("userId", ASCENDING), ("customer_external_id", ASCENDING)], name="user_external_id"
         ),
@@ -34,9 +32,7 @@ INDEXES: IndexSpec = {
         IndexModel([("userId", ASCENDING), ("lastActive", ASCENDING)], name="user_last_active"),
         IndexModel([("userId", ASCENDING), ("visits", ASCENDING)], name="user_visits"),
     ),
-    "campaigns": (
-        IndexModel([("userId", ASCENDING), ("createdAt", DESCENDING)], name="user_newest"),
-    ),
+    "campaigns": (IndexModel([("userId", ASCENDING), ("n", ASCENDING)], name="user_n"),),
     # A log's _id is a hash of (campaign, customer), so it is unique per recipient without
     # an index of its own (each index costs SecantusDB a write on every update).
     "communication_log": (
@@ -45,18 +41,17 @@ INDEXES: IndexSpec = {
             name="user_campaign_status",
         ),
         IndexModel([("vendor", ASCENDING), ("vendorMessageId", ASCENDING)], name="vendor_message"),
+        IndexModel(
+            [("userId", ASCENDING), ("campaignId", ASCENDING), ("seq", ASCENDING)],
+            name="user_campaign_seq",
+        ),
     ),
     "receipt_events": (
         IndexModel([("userId", ASCENDING), ("campaignId", ASCENDING)], name="user_campaign"),
     ),
-    "segments": (
-        IndexModel([("userId", ASCENDING), ("createdAt", DESCENDING)], name="user_newest"),
-    ),
+    "segments": (IndexModel([("userId", ASCENDING), ("n", ASCENDING)], name="user_n"),),
     "orders": (
-        IndexModel(
-            [("userId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
-            name="user_newest",
-        ),
+        IndexModel([("userId", ASCENDING), ("n", ASCENDING)], name="user_n"),
         IndexModel(
             [("userId", ASCENDING), ("customer_external_id", ASCENDING)],
             name="user_customer_external_id",
@@ -66,7 +61,7 @@ INDEXES: IndexSpec = {
         ),
     ),
     "uploads": (
-        IndexModel([("userId", ASCENDING), ("createdAt", DESCENDING)], name="user_newest"),
+        IndexModel([("userId", ASCENDING), ("n", ASCENDING)], name="user_n"),
         # A retried upload request finds its first attempt's job by its key.
         IndexModel(
             [("userId", ASCENDING), ("idempotencyKey", ASCENDING)],
@@ -80,6 +75,7 @@ INDEXES: IndexSpec = {
     "upload_chunks": (
         IndexModel([("userId", ASCENDING), ("uploadId", ASCENDING)], name="user_upload"),
     ),
+    "counters": (IndexModel([("kind", ASCENDING), ("countedAt", ASCENDING)], name="tallies"),),
     "upload_errors": (
         IndexModel(
             [("userId", ASCENDING), ("uploadId", ASCENDING), ("line", ASCENDING)],

@@ -23,6 +23,7 @@ from pymongo.results import (
 )
 
 from crmd.errors import NotFound
+from crmd.store.reads import in_batches
 
 Doc = dict[str, Any]
 TENANT_KEY = "userId"
@@ -129,6 +130,32 @@ class ScopedCollection:
         if doc is None:
             raise NotFound(f"{what} {id_text!r} not found")
         return doc
+
+    async def by_ids(
+        self,
+        ids: Iterable[Any],
+        where: Mapping[str, Any] | None = None,
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[Doc]:
+        """The user's documents among ``ids`` (that match the equalities in ``where``).
+
+        Asked by ``_id`` alone, and each answer then checked to be this user's: given
+        ``{userId, _id: {$in}}`` SecantusDB walks a userId-led index and tests every
+        document the user has against the list (500 ids among 100,000 customers took
+        86 s; by ``_id`` alone, 13 ms)."""
+        if projection and any(not v for v in projection.values()):
+            raise TenancyError("by_ids takes an inclusive projection")
+        wanted = (
+            {**projection, TENANT_KEY: 1, **dict.fromkeys(where or {}, 1)} if projection else None
+        )
+        found = []
+        for keys in in_batches(ids):
+            async for doc in self.collection.find({"_id": {"$in": keys}}, projection=wanted):
+                if doc.get(TENANT_KEY) != self.user_id:
+                    continue
+                if all(doc.get(k) == v for k, v in (where or {}).items()):
+                    found.append(doc)
+        return found
 
     async def find_one(self, filter: Mapping[str, Any] | None = None, **kwargs: Any) -> Doc | None:
         return await self.collection.find_one(self.scope(filter), **kwargs)

@@ -1,0 +1,146 @@
+"""Each user's records numbered in the order they arrived, and their tallies.
+
+SecantusDB reads every document a filter matches even when only a page is asked for,
+and does not walk a compound index to sort: the newest 50 of 100,000 customers cost
+five seconds. A page is instead a range of ``n``, a number each record takes when it is
+first stored (1, 2, 3... per user and kind): ``n`` in [lo, hi) reads those documents
+and no others. Numbers are reserved a block at a time from a counter; a block a crash
+leaves unused is a gap, which a page steps over (``crmd.store.windows``).
+
+The tallies (customers, orders, campaigns, messages) are kept beside the counters so
+that the dashboard reads one document instead of counting collections: each write
+that adds records adds them to the tally, and the clock recounts each tally once a day,
+which repairs a count that a crash between the two missed (or a recount raced).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from pymongo import ReturnDocument, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+
+log = structlog.get_logger(__name__)
+
+Doc = dict[str, Any]
+COUNTERS = "counters"
+"""Not a tenant collection: its documents are keyed ``<user>:<kind>``."""
+NUMBERED = ("customers", "orders", "campaigns", "segments", "uploads")
+TALLIED = ("customers", "orders", "campaigns", "messages")
+RECOUNT_AFTER = timedelta(hours=24)
+RECOUNT_BATCH = 5
+
+
+def _key(user: str, kind: str) -> str:
+    return f"{user}:{kind}"
+
+
+async def reserve(db: AsyncDatabase[Doc], user: str, kind: str, count: int) -> int:
+    """The first of ``count`` new numbers for ``user``'s ``kind`` (they run on from it)."""
+    if count <= 0:
+        return 0
+    doc = await db[COUNTERS].find_one_and_update(
+        {"_id": _key(user, kind)},
+        {"$inc": {"next": count}, "$setOnInsert": {"user": user, "kind": kind}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+    )
+    assert doc is not None  # upserted
+    first: int = doc["next"] - count + 1
+    return first
+
+
+async def highest(db: AsyncDatabase[Doc], user: str, kind: str) -> int:
+    """The last number given out for ``user``'s ``kind`` (0: none yet)."""
+    doc = await db[COUNTERS].find_one({"_id": _key(user, kind)}, projection={"next": 1})
+    return int(doc["next"]) if doc else 0
+
+
+async def add_to_tally(db: AsyncDatabase[Doc], user: str, kind: str, count: int) -> None:
+    if count:
+        await db[COUNTERS].update_one(
+            {"_id": _key(user, "tally")},
+            {
+                "$inc": {kind: count},
+                # A new user's tallies start at nothing, known; users from before
+                # tallies were kept were counted when crmd first numbered records.
+                "$setOnInsert": {"user": user, "kind": "tally", "countedAt": datetime.now(UTC)},
+            },
+            upsert=True,
+        )
+
+
+async def tally(db: AsyncDatabase[Doc], user: str) -> Doc:
+    """The user's tallies; counted now when there are none yet (a user from before
+    tallies were kept)."""
+    doc = await db[COUNTERS].find_one({"_id": _key(user, "tally")})
+    if doc is None or "countedAt" not in doc:
+        return await recount(db, user)
+    return {kind: int(doc.get(kind, 0)) for kind in TALLIED} | {"countedAt": doc["countedAt"]}
+
+
+async def recount(db: AsyncDatabase[Doc], user: str) -> Doc:
+    """Count the user's records exactly and store the tallies."""
+    counted: Doc = {}
+    for kind in TALLIED:
+        collection = "communication_log" if kind == "messages" else kind
+        counted[kind] = await db[collection].count_documents({"userId": user})
+    counted["countedAt"] = datetime.now(UTC)
+    await db[COUNTERS].update_one(
+        {"_id": _key(user, "tally")},
+        {"$set": {**counted, "user": user, "kind": "tally"}},
+        upsert=True,
+    )
+    return counted
+
+
+async def recount_stale(db: AsyncDatabase[Doc], now: datetime) -> int:
+    """Recount the tallies counted longest ago (a few per call; the clock calls it
+    every few seconds). Returns how many were recounted."""
+    stale = db[COUNTERS].find(
+        {"kind": "tally", "countedAt": {"$lt": now - RECOUNT_AFTER}},
+        projection={"user": 1},
+        limit=RECOUNT_BATCH,
+    )
+    users = [doc["user"] async for doc in stale]
+    for user in users:
+        await recount(db, user)
+    return len(users)
+
+
+async def number_unnumbered(db: AsyncDatabase[Doc]) -> int:
+    """Give an ``n`` to every record stored before records were numbered, and count the
+    tallies of their users: once, at the first start of a crmd that numbers them (a
+    marker says it is done). Returns how many were numbered."""
+    marker = {"_id": "migration:numbered"}
+    if await db[COUNTERS].find_one(marker) is not None:
+        return 0
+    numbered = 0
+    users: set[str] = set()
+    for kind in NUMBERED:
+        per_user: dict[str, list[Any]] = {}
+        async for doc in db[kind].find(
+            {"n": {"$exists": False}}, projection={"userId": 1, "createdAt": 1}
+        ):
+            per_user.setdefault(doc["userId"], []).append((doc.get("createdAt"), doc["_id"]))
+        users.update(per_user)
+        for user, docs in per_user.items():
+            docs.sort(key=lambda d: (d[0] is None, d[0] or datetime.min, str(d[1])))
+            first = await reserve(db, user, kind, len(docs))
+            updates = [
+                UpdateOne({"_id": _id}, {"$set": {"n": number}})
+                for number, (_, _id) in enumerate(docs, start=first)
+            ]
+            for start in range(0, len(updates), 500):
+                await db[kind].bulk_write(updates[start : start + 500], ordered=False)
+            numbered += len(docs)
+    for user in users:
+        await recount(db, user)
+    await db[COUNTERS].update_one(
+        marker, {"$set": {"at": datetime.now(UTC), "numbered": numbered}}, upsert=True
+    )
+    if numbered:
+        log.info("store.numbered", records=numbered)
+    return numbered
