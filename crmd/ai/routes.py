@@ -7,14 +7,13 @@ from typing import Annotated, Any
 import msgspec
 from aiohttp import web
 
-from crmd.ai.service import valid_messages, valid_rule, valid_summary, valid_tags
+from crmd.ai.service import Suggesters, valid_summary, valid_tags
 from crmd.auth.requests import tenant_store
 from crmd.campaigns import stats
 from crmd.errors import Unprocessable
 from crmd.http.bodies import json_body
 from crmd.http.keys import SUGGESTERS
 from crmd.http.responses import json_response
-from crmd.segments.fields import known_fields
 from crmd.segments.query import rule_filter
 from crmd.store.tenant import TenantStore
 
@@ -45,14 +44,7 @@ class TagsBody(msgspec.Struct):
 async def variants(request: web.Request, body: MessagesBody) -> tuple[list[str], str]:
     if body.rule:
         rule_filter(body.rule)  # 422 for a bad rule, before any plugin sees it
-    answer = await request.app[SUGGESTERS].first(
-        "messages",
-        lambda s: s.suggest_messages(body.objective, body.intent, body.rule, body.n),
-        valid_messages,
-    )
-    if answer is None:
-        raise Unprocessable("no suggester could write messages for this", code="not_understood")
-    return answer
+    return await request.app[SUGGESTERS].messages(body.objective, body.intent, body.rule, body.n)
 
 
 @routes.post("/api/v1/ai/messages")
@@ -64,17 +56,7 @@ async def suggest_messages(request: web.Request) -> web.Response:
 @routes.post("/api/v1/ai/rule")
 async def rule_from_text(request: web.Request) -> web.Response:
     body = await json_body(request, RuleBody)
-    fields = [f.strip() for f in known_fields().split(",")]
-    answer = await request.app[SUGGESTERS].first(
-        "rule", lambda s: s.rule_from_text(body.text, fields), valid_rule
-    )
-    if answer is None:
-        raise Unprocessable(
-            f"no suggester understood {body.text!r}; try words like 'spent "
-            "over 5000', 'inactive for 3 months', 'in Delhi'",
-            code="not_understood",
-        )
-    rule, source = answer
+    rule, source = await request.app[SUGGESTERS].rule(body.text)
     size = await tenant_store(request)["customers"].count_documents(rule_filter(rule))
     return json_response({"rule": rule, "audienceSize": size, "source": source})
 
@@ -124,6 +106,14 @@ async def spend_bands(store: TenantStore, campaign_id: str) -> dict[str, Any]:
 async def summarize(request: web.Request) -> web.Response:
     store = tenant_store(request)
     campaign = await store["campaigns"].get(request.match_info["id"], "campaign")
+    summary, source = await campaign_summary(store, request.app[SUGGESTERS], campaign)
+    return json_response({"summary": summary, "source": source})
+
+
+async def campaign_summary(
+    store: TenantStore, suggesters: Suggesters, campaign: dict[str, Any]
+) -> tuple[str, str]:
+    """How the campaign went, in words, and who wrote them; 422 when nobody could."""
     counted = {k: campaign.get("stats", {}).get(k, 0) for k in stats.GROUPS}
     breakdown = await spend_bands(store, str(campaign["_id"]))
     view = {
@@ -132,13 +122,12 @@ async def summarize(request: web.Request) -> web.Response:
         "audienceSize": campaign["audienceSize"],
         "status": campaign["status"],
     }
-    answer = await request.app[SUGGESTERS].first(
+    answer = await suggesters.first(
         "summary", lambda s: s.summarize_campaign(view, counted, breakdown), valid_summary
     )
     if answer is None:
         raise Unprocessable("no suggester could summarise this campaign", code="not_understood")
-    summary, source = answer
-    return json_response({"summary": summary, "source": source})
+    return answer
 
 
 @routes.post("/api/v1/ai/tags")

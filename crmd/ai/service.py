@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import structlog
 
 from crmd.campaigns.template import TemplateError, parse_template
+from crmd.errors import Unprocessable
 from crmd.plugins.suggester import Suggester
+from crmd.segments.fields import known_fields
 from crmd.segments.parse import RuleError, parse_rule
 
 log = structlog.get_logger(__name__)
@@ -25,6 +28,8 @@ class Suggesters:
         rank = {name: i for i, name in enumerate(order)}
         self.ordered = sorted(suggesters, key=lambda s: rank.get(s.name, len(rank)))
         self.budget = budget
+        self.last: dict[str, tuple[bool, str, float]] = {}
+        """Each suggester's last answer in this process: (answered, what, when)."""
 
     async def first(
         self,
@@ -37,6 +42,8 @@ class Suggesters:
             try:
                 raw = await asyncio.wait_for(ask(suggester), self.budget)
             except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"[:200]
+                self.last[suggester.name] = (False, f"{question}: {error}", time.time())
                 log.warning(
                     "ai.suggester_failed",
                     suggester=suggester.name,
@@ -45,11 +52,40 @@ class Suggesters:
                 )
                 continue
             answer = check(raw) if raw is not None else None
+            said = "answered" if answer is not None else "had no answer"
+            self.last[suggester.name] = (True, f"{question}: {said}", time.time())
             if answer is not None:
                 return answer, suggester.name
             if raw is not None:
                 log.info("ai.answer_discarded", suggester=suggester.name, question=question)
         return None
+
+    async def messages(
+        self, objective: str, intent: str, rule: str, n: int
+    ) -> tuple[list[str], str]:
+        """Message templates for the objective and audience, and who wrote them; 422
+        when no suggester could."""
+        answer = await self.first(
+            "messages",
+            lambda s: s.suggest_messages(objective, intent, rule, n),
+            valid_messages,
+        )
+        if answer is None:
+            raise Unprocessable("no suggester could write messages for this", code="not_understood")
+        return answer
+
+    async def rule(self, text: str) -> tuple[str, str]:
+        """A rule for an audience described in words, and who wrote it; 422 when no
+        suggester understood."""
+        fields = [f.strip() for f in known_fields().split(",")]
+        answer = await self.first("rule", lambda s: s.rule_from_text(text, fields), valid_rule)
+        if answer is None:
+            raise Unprocessable(
+                f"no suggester understood {text[:100]!r}; try words like 'spent over 5000', "
+                "'inactive for 3 months', 'in Delhi'",
+                code="not_understood",
+            )
+        return answer
 
 
 def valid_messages(raw: Any) -> list[str] | None:

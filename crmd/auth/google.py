@@ -159,14 +159,16 @@ async def exchange_code(
     code: str,
     client_id: str,
     client_secret: str,
+    redirect_uri: str = "postmessage",
 ) -> str:
-    """Trade a popup-flow authorization code for an ID token (redirect_uri
-    ``postmessage``, as Google Identity Services' code client uses)."""
+    """Trade an authorization code for an ID token: a popup's (redirect_uri
+    ``postmessage``, as Google Identity Services' code client uses), or the console's
+    redirect flow's (its callback address)."""
     form = {
         "code": code,
         "client_id": client_id,
         "client_secret": client_secret,
-        "redirect_uri": "postmessage",
+        "redirect_uri": redirect_uri,
         "grant_type": "authorization_code",
     }
     try:

@@ -60,8 +60,10 @@ class SignIn:
             raise Forbidden(f"{user.email} is no longer allowed to use this server")
         return user
 
-    async def google(self, credential: str | None, code: str | None) -> User:
-        """The user a Google ID token (or a popup's code) signs in."""
+    async def google(
+        self, credential: str | None, code: str | None, redirect_uri: str = "postmessage"
+    ) -> User:
+        """The user a Google ID token (or an authorization code) signs in."""
         config = self.config
         if not config.google_login:
             raise Forbidden(
@@ -70,7 +72,7 @@ class SignIn:
         if bool(credential) == bool(code):
             raise BadRequest("send exactly one of 'credential' (an ID token) or 'code'")
         try:
-            id_token = credential or await self._exchange(code or "")
+            id_token = credential or await self._exchange(code or "", redirect_uri)
             certs = await self.google_certs.get(key_id(id_token))
             identity = verify_id_token(
                 id_token,
@@ -95,7 +97,13 @@ class SignIn:
         log.info("auth.signed_in", user_id=user.id, method="google")
         return user
 
-    async def _exchange(self, code: str) -> str:
+    @property
+    def redirect_flow(self) -> bool:
+        """Whether the console can send people to Google and take them back: Google
+        sign-in with a client secret (the code is traded on the server)."""
+        return self.config.google_login and bool(self.config.google_client_secret)
+
+    async def _exchange(self, code: str, redirect_uri: str) -> str:
         if not self.config.google_client_secret:
             raise Forbidden(
                 "the authorization-code flow needs auth.google_client_secret",
@@ -107,6 +115,7 @@ class SignIn:
             code,
             self.config.google_client_ids[0],
             self.config.google_client_secret,
+            redirect_uri,
         )
 
     async def dev(self, email: str) -> User:

@@ -113,6 +113,7 @@ async def plan(
         Action.PLANNED,
         audienceSize=size,
         plannedAt=now,
+        lastSeq=seq,
         **{"stats.pending": size},
     )
     if planned is None:

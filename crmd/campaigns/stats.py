@@ -40,10 +40,33 @@ async def refresh(store: TenantStore, campaign_id: str) -> dict[str, int]:
     Only the actors and the actions call this: a read never writes."""
     stats = summarise(await count_by_status(store, campaign_id))
     campaigns = store["campaigns"]
-    await campaigns.update_one({"_id": ObjectId(campaign_id)}, {"$set": {"stats": stats}})
+    now = datetime.now(UTC)
+    started = await campaigns.find_one(
+        {"_id": ObjectId(campaign_id)}, projection={"plannedAt": 1, "createdAt": 1}
+    )
+    point: dict[str, Any] = {"stats": stats}
+    if started is not None:
+        since = started.get("plannedAt") or started["createdAt"]
+        point[f"timeline.{timeline_key(since, now)}"] = timeline_point(stats)
+    await campaigns.update_one({"_id": ObjectId(campaign_id)}, {"$set": point})
     if stats["pending"] == 0:
         await move(campaigns, ObjectId(campaign_id), Action.COMPLETE, completedAt=datetime.now(UTC))
     return stats
+
+
+def timeline_key(since: datetime, now: datetime) -> int:
+    """The second, counted from when the campaign started, that a snapshot of its stats
+    stands for: 5-second steps in its first ten minutes, a minute's until two hours,
+    ten minutes' after. A campaign keeps a few hundred points, however long it runs."""
+    elapsed = max(0, int((now - since.replace(tzinfo=since.tzinfo or UTC)).total_seconds()))
+    step = 5 if elapsed < 600 else 60 if elapsed < 7200 else 600
+    return elapsed // step * step
+
+
+def timeline_point(stats: dict[str, int]) -> list[int]:
+    """[handed over, delivered, failed] so far."""
+    handed = sum(stats.get(k, 0) for k in ("sent", "delivered", "failed", "unknown"))
+    return [handed, stats.get("delivered", 0), stats.get("failed", 0)]
 
 
 def delivery_rate(stats: dict[str, Any], audience: int) -> float:

@@ -81,6 +81,8 @@ class AuthConfig(_Section):
     """Only for the authorization-code (popup) flow."""
     google_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     google_token_url: str = "https://oauth2.googleapis.com/token"
+    google_auth_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    """Where the console sends people to sign in with Google (needs the client secret)."""
     allowed_domains: list[str] = msgspec.field(default_factory=list)
     """Google Workspace domains (the ``hd`` claim) allowed to sign in; empty: any."""
     allowed_emails: list[str] = msgspec.field(default_factory=list)

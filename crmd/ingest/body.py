@@ -32,11 +32,14 @@ class UploadBody:
         mapping: str | None,
         data: AsyncIterator[bytes],
         rest: MultipartReader | None = None,
+        fields: dict[str, str] | None = None,
     ) -> None:
         self.file_name = file_name
         self.mapping = mapping
         self.data = data
         self.rest = rest
+        self.fields = fields or {}
+        """The form's other fields before the file (those ``open_body`` was told of)."""
 
     async def ensure_nothing_else(self) -> None:
         """After the file: a multipart body may hold nothing more, and must end with its
@@ -55,9 +58,11 @@ class UploadBody:
             )
 
 
-async def open_body(request: web.Request) -> UploadBody:
-    """``multipart/form-data`` with one ``file`` part, or a raw CSV body."""
+async def open_body(request: web.Request, fields: tuple[str, ...] = ()) -> UploadBody:
+    """``multipart/form-data`` with one ``file`` part (after an optional ``mapping``
+    and the named ``fields``), or a raw CSV body."""
     mapping = request.query.get("mapping")
+    before: dict[str, str] = {}
     if request.content_type == "multipart/form-data":
         try:
             form = await request.multipart()
@@ -75,13 +80,19 @@ async def open_body(request: web.Request) -> UploadBody:
             if part.name == "mapping" and part.filename is None:
                 mapping = (await _read_field(part)).decode("utf-8", "replace")
                 continue
+            if part.name in fields and part.filename is None and part.name not in before:
+                before[part.name] = (await _read_field(part)).decode("utf-8", "replace")
+                continue
             if part.name != "file":
+                expected = ", ".join(f"'{f}'" for f in ("mapping", *fields))
                 raise BadRequest(
                     f"unexpected form part {part.name!r}: send 'file' (and "
-                    "optionally 'mapping' before it)",
+                    f"optionally {expected} before it)",
                     code="unexpected_part",
                 )
-            return UploadBody(part.filename or "upload.csv", mapping, _part_chunks(part), form)
+            return UploadBody(
+                part.filename or "upload.csv", mapping, _part_chunks(part), form, before
+            )
     if request.content_type in CSV_TYPES:
         name = request.query.get("filename", "upload.csv")[:255]
         return UploadBody(name, mapping, request.content.iter_chunked(READ_SIZE))

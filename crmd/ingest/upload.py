@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
@@ -69,22 +70,32 @@ class Imports:
         self.turns = asyncio.Semaphore(at_once)
 
     async def receive(
-        self, request: web.Request, kind: str, store: TenantStore
+        self,
+        request: web.Request,
+        kind: str | None,
+        store: TenantStore,
+        form: FormCheck | None = None,
     ) -> tuple[int, dict[str, Any]]:
+        """``kind`` None: the form says it (``form`` reads and checks its fields)."""
         async with self.turns:
             return await receive_upload(
-                request, kind, store, self.redis, self.stream, self.limits, self.spool_dir
+                request, kind, store, self.redis, self.stream, self.limits, self.spool_dir, form
             )
+
+
+FormCheck = tuple[tuple[str, ...], Callable[[dict[str, str]], str]]
+"""The form fields that come before the file, and what checks them and says the kind."""
 
 
 async def receive_upload(
     request: web.Request,
-    kind: str,
+    kind: str | None,
     store: TenantStore,
     redis: Redis,
     stream: str,
     limits: Limits,
     spool_dir: str | None,
+    form: FormCheck | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """The whole reception; returns the status and the answer (202, or the earlier
     answer again for a repeated Idempotency-Key).
@@ -95,9 +106,17 @@ async def receive_upload(
     and finishes it: failed if nothing was published, queued if everything was."""
     started = time.monotonic()
     key = idempotency_key(request)
-    if key is not None and (earlier := await replay(store, redis, stream, key, kind)) is not None:
+    if (
+        key is not None
+        and kind is not None
+        and (earlier := await replay(store, redis, stream, key, kind)) is not None
+    ):
         return earlier
-    body = await open_body(request)
+    body = await open_body(request, form[0] if form else ())
+    if form is not None:
+        kind = form[1](body.fields)
+    if kind is None:
+        raise BadRequest("say whether the file holds customers or orders", code="missing_kind")
     mapping = parse_mapping(body.mapping)
     upload_id = ObjectId()
     accepted = datetime.now(UTC)

@@ -42,7 +42,10 @@ def evaluate(node: Node, doc: dict[str, Any], now: datetime) -> bool:
         return any(evaluate(Compare(node.field, "=", v), doc, now) for v in node.values)
     if node.op == "!=":
         return not evaluate(Compare(node.field, "=", node.value), doc, now)
-    return _holds(node, lookup(doc, node.field), now)
+    actual = lookup(doc, node.field)
+    if isinstance(actual, list):  # as MongoDB: an array matches when one element does
+        return any(_holds(node, item, now) for item in actual)
+    return _holds(node, actual, now)
 
 
 def _holds(node: Compare, actual: Any, now: datetime) -> bool:

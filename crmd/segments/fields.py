@@ -24,25 +24,59 @@ INACTIVE_DAYS = "inactive_days"
 """Readable form: ``inactive_days > 90`` means ``lastActive < 90d``."""
 
 _ATTRIBUTE_NAME = re.compile(r"^attrs\.[A-Za-z0-9_]{1,64}$")
-_BY_LOWER = {name.lower(): name for name in FIELDS}
+
+
+ORDER_FIELDS: dict[str, str] = {
+    "amount": NUMBER,
+    "orderDate": DATE,
+    "items": STRING,
+    "order_external_id": STRING,
+    "customer_external_id": STRING,
+    "customerEmail": STRING,
+}
+"""What a rule over orders may name (the console's order filter)."""
+
+
+class FieldSet:
+    """The fields one kind of record offers a rule."""
+
+    def __init__(self, types: dict[str, str], customers: bool) -> None:
+        self.types = types
+        self.customers = customers
+        """Customers also have ``inactive_days`` and custom attributes."""
+        self.by_lower = {name.lower(): name for name in types}
+
+    def type_of(self, name: str) -> str | None:
+        """The field's type, or None when there is no such field. Names match ignoring
+        case (``lastactive``); custom attributes keep theirs."""
+        if self.customers and name.lower() == INACTIVE_DAYS:
+            return NUMBER
+        if self.customers and _ATTRIBUTE_NAME.match(name):
+            return ATTRIBUTE
+        canonical = self.by_lower.get(name.lower())
+        return self.types[canonical] if canonical else None
+
+    def canonical(self, name: str) -> str:
+        if self.customers and name.lower() == INACTIVE_DAYS:
+            return INACTIVE_DAYS
+        return self.by_lower.get(name.lower(), name)
+
+    def listing(self) -> str:
+        extras = [INACTIVE_DAYS, "attrs.<name>"] if self.customers else []
+        return ", ".join([*self.types, *extras])
+
+
+CUSTOMERS = FieldSet(FIELDS, customers=True)
+ORDERS = FieldSet(ORDER_FIELDS, customers=False)
 
 
 def field_type(name: str) -> str | None:
-    """The field's type, or None when there is no such field. Names match ignoring case
-    (``lastactive``); custom attributes keep theirs."""
-    if name.lower() == INACTIVE_DAYS:
-        return NUMBER
-    if _ATTRIBUTE_NAME.match(name):
-        return ATTRIBUTE
-    canonical = _BY_LOWER.get(name.lower())
-    return FIELDS[canonical] if canonical else None
+    return CUSTOMERS.type_of(name)
 
 
 def canonical_name(name: str) -> str:
-    if name.lower() == INACTIVE_DAYS:
-        return INACTIVE_DAYS
-    return _BY_LOWER.get(name.lower(), name)
+    return CUSTOMERS.canonical(name)
 
 
 def known_fields() -> str:
-    return ", ".join([*FIELDS, INACTIVE_DAYS, "attrs.<name>"])
+    return CUSTOMERS.listing()

@@ -23,13 +23,12 @@ from crmd.segments.ast import (
 )
 from crmd.segments.fields import (
     ATTRIBUTE,
+    CUSTOMERS,
     DATE,
     INACTIVE_DAYS,
     NUMBER,
     STRING,
-    canonical_name,
-    field_type,
-    known_fields,
+    FieldSet,
 )
 from crmd.segments.lex import (
     CURRENCY_WORDS,
@@ -48,7 +47,8 @@ __all__ = ["RuleError", "parse_rule"]
 
 
 class Parser:
-    def __init__(self, rule: str) -> None:
+    def __init__(self, rule: str, fields: FieldSet = CUSTOMERS) -> None:
+        self.fields = fields
         self.tokens = tokenize(rule)
         self.at = 0
         self.depth = 0
@@ -134,15 +134,15 @@ class Parser:
         token = self.token
         if token.kind != "word" or token.text.lower() in KEYWORDS:
             raise self.unexpected("a field name")
-        kind = field_type(token.text)
+        kind = self.fields.type_of(token.text)
         if kind is None:
             raise RuleError(
                 f"unknown field '{token.text}' at column {token.column}; fields "
-                f"are: {known_fields()}",
+                f"are: {self.fields.listing()}",
                 token.column,
             )
         self.advance()
-        return canonical_name(token.text), kind
+        return self.fields.canonical(token.text), kind
 
     def comparison(self) -> Node:
         name, kind = self.field()
@@ -287,6 +287,6 @@ def _inactive_days(op: str, value: float, column: int) -> Node:
     return Compare("lastActive", _FLIPPED[op], Relative(int(value)))
 
 
-def parse_rule(rule: str) -> Node:
+def parse_rule(rule: str, fields: FieldSet = CUSTOMERS) -> Node:
     """The rule's tree, or RuleError with a message and a 1-based column."""
-    return Parser(rule).parse()
+    return Parser(rule, fields).parse()
