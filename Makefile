@@ -28,8 +28,20 @@ lint: $(VENV)/.test-deps
 	$(BIN)/ruff format --check crmd plugins tests bench
 	$(BIN)/mypy crmd plugins/crmd_dummy_vendor plugins/crmd_basic_ai plugins/crmd_gemini plugins/crmd_example_vendor/crmd_example_vendor bench
 
-test: lint
-	$(BIN)/pytest
+# The console's browser tests drive Debian's Chromium (never `playwright install`).
+CHROMIUM ?= /usr/bin/chromium
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "crmd: installing Chromium for the console's browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "crmd: the browser tests need Chromium at $(CHROMIUM): run 'sudo apt-get install chromium'" \
+			"(or set CHROMIUM=/path/to/chromium)"; exit 1; \
+	fi
+
+test: lint $(CHROMIUM)
+	CRMD_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/pytest
 
 # The benchmark: about 20 minutes; writes bench/results.json. BENCH_ARGS=--quick for a
 # ten times smaller smoke run. CRMD_MONGODB__URL / CRMD_REDIS__URL measure other servers.

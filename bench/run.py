@@ -48,7 +48,8 @@ RAW_INGEST_SAMPLE = 100_000
 """The ingestion limit is timed on 100k of crmd's documents, not all 1M (the whole copy
 would add a quarter of an hour): 50k written into an empty collection, as crmd's first
 rows were, and 50k into the full one, as its last rows were."""
-PHASES = ("previews", "dispatch", "receipts", "ingestion")
+PHASES = ("previews", "dispatch", "receipts", "console", "ingestion")
+CONSOLE_LIMIT_MS = 100
 
 
 class Sizes(msgspec.Struct, frozen=True):
@@ -162,6 +163,7 @@ class Bench:
         self.work = work
         self.figures: list[Figure] = []
         self.notes: dict[str, Any] = {}
+        self.audience_upload = ""
 
     async def upload(self, api: Api, path: Path) -> tuple[str, float]:
         """POST the file as a raw text/csv body; (upload id, seconds until the 202)."""
@@ -297,6 +299,57 @@ class Bench:
             )
         )
 
+    async def console(self, api: Api, campaign: str) -> None:
+        """Every console page of the user with the 100k customers and the 100k-recipient
+        campaign, timed by crmd itself (its Server-Timing header: the server's time,
+        not the network's)."""
+        customer = (await api.call("GET", "/api/v1/customers?limit=1"))["items"][0]["id"]
+        pages = [
+            "/",
+            "/customers",
+            "/customers?rule=spend > 40000 AND visits > 3",
+            f"/customers/{customer}",
+            "/orders",
+            "/imports",
+            f"/imports/{self.audience_upload}",
+            "/segments",
+            "/campaigns",
+            "/campaigns/new",
+            f"/campaigns/{campaign}",
+            f"/campaigns/{campaign}?status=FAILED",
+            "/plugins",
+            "/system",
+        ]
+        cookie = {"Cookie": f"crmd_session={api.headers['Authorization'].split()[1]}"}
+        repeats = 5 if self.sizes.audience >= 10_000 else 2
+        medians: dict[str, float] = {}
+        worst: list[float] = []
+        for page in pages:
+            times = []
+            for _ in range(repeats):
+                async with api.http.get(api.base + page, headers=cookie) as answer:
+                    await answer.read()
+                    if answer.status != 200:
+                        raise RuntimeError(f"console {page}: {answer.status}")
+                    timing = answer.headers["Server-Timing"]
+                    times.append(float(timing.split("dur=")[1]))
+            medians[page] = round(statistics.median(times), 1)
+            worst.append(max(times))
+        slowest = max(medians, key=lambda page: medians[page])
+        say(f"console: slowest page {slowest} at {medians[slowest]} ms (median)")
+        self.figures.append(
+            Figure(
+                f"console pages at {self.sizes.audience:,} customers: slowest median / max ms",
+                medians[slowest],
+                CONSOLE_LIMIT_MS,
+                "ms",
+                None,
+                f"< {CONSOLE_LIMIT_MS}",
+                medians[slowest] < CONSOLE_LIMIT_MS,
+                {"p99_ms": round(max(worst), 1), "slowest": slowest, "pages": medians},
+            )
+        )
+
     async def audience(self, api: Api) -> str:
         """The campaign user's customers (uploaded through crmd, not timed); their id."""
         n = self.sizes.audience
@@ -305,6 +358,7 @@ class Bench:
         say(f"audience: uploading {n:,} customers for the previews and the campaign")
         started = perf_counter()
         upload_id, _ = await self.upload(api, path)
+        self.audience_upload = upload_id
         await self.until_persisted(api, upload_id, n)
         self.notes["audience_upload_rows_per_s"] = round(n / (perf_counter() - started), 1)
         me = await api.call("GET", "/api/v1/user/me")
@@ -668,14 +722,16 @@ async def measure(
         ):
             # The 1M-row import last, so the previews count over the 100k customers of
             # their user, not next to a million of another's.
-            if phases & {"previews", "dispatch", "receipts"}:
+            if phases & {"previews", "dispatch", "receipts", "console"}:
                 user = await bench.audience(sender)
             if "previews" in phases:
                 await bench.previews(sender, user)
-            if phases & {"dispatch", "receipts"}:
+            if phases & {"dispatch", "receipts", "console"}:
                 campaign = await bench.dispatch(sender)
             if "receipts" in phases:
                 await bench.receipts(sender, campaign)
+            if "console" in phases:
+                await bench.console(sender, campaign)
             if "ingestion" in phases:
                 await bench.ingestion(importer)
         bench.memory()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import sys
 from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ from crmd.campaigns.actor import dispatch_actor
 from crmd.campaigns.service import Campaigns
 from crmd.campaigns.vendors import Vendors
 from crmd.config import Config, redact_url
+from crmd.console import setup_console
+from crmd.console.web import ConsoleSettings
+from crmd.console.web import console as console_pages
 from crmd.errors import Unavailable
 from crmd.http import compat, health
 from crmd.http.actor import HttpActor
@@ -253,6 +257,7 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
             errors,
             compat.original_shapes,
             authenticate,
+            console_pages,
         ],
         client_max_size=MAX_BODY,
     )
@@ -286,6 +291,15 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
     ):
         app.add_routes(table)
     compat.add_aliases(app)  # the original clients' paths, onto the routes above
+    setup_console(
+        app,
+        ConsoleSettings(
+            csrf_key=hmac.new(crmd.jwt_secret.encode(), b"console-csrf", "sha256").digest(),
+            secure_cookies=config.server.base_url.startswith("https://"),
+            session_seconds=config.auth.jwt_ttl_seconds,
+            public_url=config.server.base_url,
+        ),
+    )
     return app
 
 

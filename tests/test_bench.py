@@ -52,6 +52,10 @@ def test_the_quick_benchmark_measures_every_figure(services: Urls, tmp_path: Pat
     assert 0 < latency["crmd"] <= latency["detail"]["p99_ms"]
     memory = [f for n, f in figures.items() if n.strip().startswith(("crmd peak", "campaign"))]
     assert len(memory) == 4 and all(20 < f["crmd"] < 4000 for f in memory)
+    console = next(f for n, f in figures.items() if n.startswith("console pages"))
+    pages = console["detail"]["pages"]
+    assert len(pages) == 14 and all(ms > 0 for ms in pages.values())
+    assert console["crmd"] == max(pages.values()) and console["limit"] == 100
     machine = result["machine"]
     assert machine["cores"] == os.cpu_count()
     assert machine["redis"] and machine["database"] and machine["python"]

@@ -1,0 +1,194 @@
+"""One campaign: its figures live while it runs, the deliveries chart, the AI summary,
+the actions its lifecycle allows now, a test send, and the per-recipient log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from crmd.ai.routes import campaign_summary
+from crmd.auth.requests import tenant_store
+from crmd.campaigns.routes import LOG_STATUSES, campaign_view
+from crmd.console.chart import as_chart
+from crmd.console.live import follow
+from crmd.console.web import FILTERED_SCAN, form, query_number, render, see_other
+from crmd.errors import BadRequest, CrmdError
+from crmd.http.keys import CAMPAIGNS, SUGGESTERS
+from crmd.store.windows import newest
+
+routes = web.RouteTableDef()
+FIGURES = (
+    ("pending", "Pending"),
+    ("sent", "Sent"),
+    ("delivered", "Delivered"),
+    ("failed", "Failed"),
+    ("cancelled", "Cancelled"),
+    ("unknown", "Unknown"),
+)
+ACTIONS = {
+    "send": "Send now",
+    "pause": "Pause",
+    "resume": "Resume",
+    "cancel": "Cancel",
+    "retry_failed": "Retry failed",
+}
+SETTLED = ("completed", "cancelled", "error", "draft", "scheduled")
+LOG_PAGE = 50
+
+
+RECEIPTS_AWAITED = timedelta(minutes=10)
+
+
+def _live(campaign: dict[str, Any]) -> bool:
+    """Worth following: it is moving, or it finished lately and sent messages still
+    await their receipts."""
+    status = campaign["status"]
+    if status not in SETTLED:
+        return True
+    completed = campaign.get("completedAt")
+    return (
+        status == "completed"
+        and campaign["stats"]["sent"] > 0
+        and completed is not None
+        and datetime.now(UTC) - completed.replace(tzinfo=UTC) < RECEIPTS_AWAITED
+    )
+
+
+def _actions(campaign: dict[str, Any]) -> list[tuple[str, str]]:
+    """The buttons the lifecycle allows now (no `Retry failed` with nothing failed)."""
+    allowed = [a for a in campaign["actions"] if a in ACTIONS]
+    if campaign["stats"]["failed"] == 0:
+        allowed = [a for a in allowed if a != "retry_failed"]
+    return [(a.replace("_", "-"), ACTIONS[a]) for a in allowed]
+
+
+@routes.get("/campaigns/{id}")
+async def campaign(request: web.Request) -> web.Response:
+    store = tenant_store(request)
+    doc = await store["campaigns"].get(request.match_info["id"], "campaign")
+    view = campaign_view(doc)
+    status = request.query.get("status", "").upper()[:20]
+    if status and status not in LOG_STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(LOG_STATUSES)}")
+    after = query_number(request, "after")
+    top = int(doc.get("lastSeq") or doc["audienceSize"] or 0)
+    log = await newest(
+        store["communication_log"],
+        top,
+        before=after,
+        limit=LOG_PAGE,
+        where={"campaignId": str(doc["_id"])},
+        keep=(lambda d: d["status"] == status) if status else None,
+        max_scan=FILTERED_SCAN,
+        number="seq",
+        projection={
+            "seq": 1,
+            "customerId": 1,
+            "recipient": 1,
+            "message": 1,
+            "status": 1,
+            "vendorMessageId": 1,
+            "reason": 1,
+            "updatedAt": 1,
+        },
+    )
+    said = f"{len(log.items)} recipients"
+    if status:
+        said = f"{len(log.items)} {status.lower()}, among {log.scanned:,} recipients looked at"
+    return render(
+        request,
+        "campaign.html",
+        {
+            "title": doc["name"],
+            "c": view,
+            "live": _live(view),
+            "refresh": 3 if view["status"] not in (*SETTLED, "paused") else None,  # without script
+            "figures": FIGURES,
+            "chart": as_chart(doc),
+            "actions": _actions(view),
+            "summary": doc.get("summary"),
+            "log": log.items,
+            "log_status": status,
+            "log_statuses": LOG_STATUSES,
+            "log_page": {"first": after is None, "next": log.next_before, "said": said},
+        },
+        section="Campaigns",
+    )
+
+
+@routes.get("/campaigns/{id}/events")
+async def campaign_events(request: web.Request) -> web.StreamResponse:
+    campaigns = tenant_store(request)["campaigns"]
+    doc = await campaigns.get(request.match_info["id"], "campaign")
+
+    async def figures() -> tuple[dict[str, Any], bool]:
+        now = await campaigns.find_one({"_id": doc["_id"]})
+        assert now is not None
+        view = campaign_view(now)
+        data = {"figures": view["stats"], "status": view["status"], "chart": str(as_chart(now))}
+        return data, not _live(view)
+
+    return await follow(request, figures)
+
+
+@routes.post("/campaigns/{id}/{action:send|pause|resume|cancel|retry-failed}")
+async def act(request: web.Request) -> web.StreamResponse:
+    await form(request)
+    campaign_id = request.match_info["id"]
+    action = request.match_info["action"]
+    service = request.app[CAMPAIGNS]
+    store = tenant_store(request)
+    done = {
+        "send": "Sending",
+        "pause": "Paused",
+        "resume": "Resumed",
+        "cancel": "Cancelled",
+        "retry-failed": "Retrying the failed messages",
+    }
+    try:
+        if action == "retry-failed":
+            await service.retry_failed(store, campaign_id)
+        else:
+            await getattr(service, action)(store, campaign_id)
+    except CrmdError as exc:
+        if exc.status == 404:
+            raise
+        return see_other(f"/campaigns/{quote(campaign_id)}", exc.message, problem=True)
+    return see_other(f"/campaigns/{quote(campaign_id)}", f"{done[action]}.")
+
+
+@routes.post("/campaigns/{id}/test")
+async def test_send(request: web.Request) -> web.StreamResponse:
+    fields = await form(request)
+    email = fields.get("email", "").strip()
+    campaign_id = quote(request.match_info["id"])
+    if not 3 <= len(email) <= 254 or "@" not in email:
+        return see_other(
+            f"/campaigns/{campaign_id}", "Give an email address to send the test to.", problem=True
+        )
+    answer = await request.app[CAMPAIGNS].test_send(
+        tenant_store(request), request.match_info["id"], email
+    )
+    if answer["accepted"]:
+        said = f"Test sent to {email} through {answer['vendor']}: {answer['message']}"
+    else:
+        said = f"{answer['vendor']} refused the test to {email}: {answer['reason']}"
+    return see_other(f"/campaigns/{campaign_id}", said, problem=not answer["accepted"])
+
+
+@routes.post("/campaigns/{id}/summary")
+async def summarise(request: web.Request) -> web.StreamResponse:
+    await form(request)
+    store = tenant_store(request)
+    doc = await store["campaigns"].get(request.match_info["id"], "campaign")
+    where = f"/campaigns/{doc['_id']}"
+    try:
+        text, source = await campaign_summary(store, request.app[SUGGESTERS], doc)
+    except CrmdError as exc:
+        return see_other(where, exc.message, problem=True)
+    summary = {"summary": text, "source": source, "at": datetime.now(UTC)}
+    await store["campaigns"].update_one({"_id": doc["_id"]}, {"$set": {"summary": summary}})
+    return see_other(where)

@@ -1,0 +1,254 @@
+"""Campaigns: the list, and the new-campaign form with its preview for real customers,
+its suggested messages, and its three ways out (send now, save as draft, schedule)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from crmd.auth.requests import current_user, tenant_store
+from crmd.campaigns.routes import campaign_view
+from crmd.campaigns.service import CampaignBody, InvalidTemplate
+from crmd.campaigns.template import PLACEHOLDERS, TemplateError, parse_template, render
+from crmd.console.web import form, query_number, scripted, see_other, unfinished
+from crmd.console.web import render as render_page
+from crmd.errors import BadRequest, CrmdError, Unprocessable
+from crmd.http.bodies import json_body
+from crmd.http.keys import CAMPAIGNS, SUGGESTERS
+from crmd.http.responses import json_response
+from crmd.segments.evaluate import evaluate
+from crmd.segments.parse import RuleError, parse_rule
+from crmd.segments.query import InvalidRule, rule_now
+from crmd.store.numbering import highest
+from crmd.store.tenant import TenantStore
+from crmd.store.windows import newest
+
+routes = web.RouteTableDef()
+PREVIEWS = 3
+FORM_FIELDS = ("name", "segment", "rule", "message", "intent", "vendor", "at")
+LIMITS = {"name": 200, "segment": 64, "rule": 2000, "message": 1000, "intent": 200, "vendor": 200}
+
+
+class PreviewBody(msgspec.Struct):
+    message: str = ""
+    segment: str = ""
+    rule: str = ""
+
+
+class SuggestBody(msgspec.Struct):
+    objective: str = ""
+    intent: str = ""
+    segment: str = ""
+    rule: str = ""
+
+
+@routes.get("/campaigns")
+async def campaigns(request: web.Request) -> web.Response:
+    store = tenant_store(request)
+    before = query_number(request, "before")
+    window = await newest(
+        store["campaigns"],
+        await highest(store.db, current_user(request).id, "campaigns"),
+        before=before,
+        limit=50,
+    )
+    return render_page(
+        request,
+        "campaigns.html",
+        {
+            "items": [campaign_view(c) for c in window.items],
+            "page": {"first": before is None, "next": window.next_before, "said": ""},
+        },
+        section="Campaigns",
+    )
+
+
+async def _form_page(request: web.Request, values: dict[str, str], **extra: Any) -> web.Response:
+    store = tenant_store(request)
+    segments = await newest(
+        store["segments"],
+        await highest(store.db, current_user(request).id, "segments"),
+        limit=200,
+        projection={"name": 1, "audienceSize": 1, "n": 1},
+    )
+    context = {
+        "title": "New campaign",
+        "form": {key: values.get(key, "") for key in FORM_FIELDS},
+        "segments": segments.items,
+        "placeholders": [*PLACEHOLDERS, "first_name|there"],
+        "vendors": list(request.app[CAMPAIGNS].vendors.by_name),
+        "previews": [],
+        "suggestions": [],
+        "error": None,
+        "rule_error": None,
+        "template_error": None,
+        **extra,
+    }
+    return render_page(
+        request,
+        "campaign_new.html",
+        context,
+        section="Campaigns",
+        status=extra.get("status", 200),
+    )
+
+
+@routes.get("/campaigns/new")
+async def new_campaign(request: web.Request) -> web.Response:
+    return await _form_page(request, {"segment": request.query.get("segment", "")[:64]})
+
+
+async def audience_rule(store: TenantStore, segment: str, rule: str) -> str:
+    """The rule of the chosen segment, else the rule written; 422 when neither."""
+    if segment:
+        return str((await store["segments"].get(segment, "segment"))["rule"])
+    if not rule.strip():
+        raise Unprocessable(
+            "choose a segment or write a rule", code="missing_audience", details={"field": "rule"}
+        )
+    return rule
+
+
+async def previews(store: TenantStore, user: str, message: str, rule: str) -> list[dict[str, str]]:
+    """The message as the newest few customers of the audience will read it (found by
+    reading a bounded stretch of customers, not by a query over all of them)."""
+    parts = parse_template(message)
+    node = parse_rule(rule)
+    now = rule_now()
+    found = await newest(
+        store["customers"],
+        await highest(store.db, user, "customers"),
+        limit=PREVIEWS,
+        keep=lambda doc: evaluate(node, doc, now),
+    )
+    return [
+        {"name": c.get("name", ""), "email": c.get("email", ""), "text": render(parts, c)}
+        for c in found.items
+    ]
+
+
+def _at(text: str) -> datetime:
+    """The form's "Send at" (a browser's datetime-local, taken as UTC)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise Unprocessable(
+            "give the date and time to send at, as YYYY-MM-DDTHH:MM",
+            code="invalid_body",
+            details={"field": "at"},
+        ) from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment <= datetime.now(UTC):
+        raise Unprocessable(
+            "choose a time in the future to schedule", code="invalid_body", details={"field": "at"}
+        )
+    return moment
+
+
+@routes.post("/campaigns")
+async def create(request: web.Request) -> web.StreamResponse:
+    """Every button of the form posts here (the script handles preview and suggest in
+    place, but they work without it)."""
+    fields = await form(request)
+    values = {key: fields.get(key, "").strip() for key in FORM_FIELDS}
+    for key, limit in LIMITS.items():
+        if len(values[key]) > limit:
+            raise BadRequest(f"{key} is longer than {limit} characters", details={"field": key})
+    action = fields.get("action", "send")
+    store = tenant_store(request)
+    user = current_user(request).id
+    try:
+        rule = await audience_rule(store, values["segment"], values["rule"])
+        if action == "preview":
+            shown = await previews(store, user, values["message"], rule)
+            return await _form_page(request, values, previews=shown)
+        if action == "suggest":
+            found, _ = await request.app[SUGGESTERS].messages(
+                values["name"], values["intent"], rule, 3
+            )
+            return await _form_page(request, values, suggestions=found)
+        if action not in ("send", "draft", "schedule"):
+            raise BadRequest("unknown action")
+        body = CampaignBody(
+            name=values["name"],
+            message=values["message"],
+            intent=values["intent"],
+            rule=None if values["segment"] else rule,
+            segmentId=values["segment"] or None,
+            vendor=values["vendor"] or None,
+            scheduledAt=_at(values["at"]) if action == "schedule" else None,
+            draft=action == "draft",
+        )
+        _check(body)
+        doc = await request.app[CAMPAIGNS].create(store, body)
+    except (InvalidRule, RuleError) as exc:
+        rule_error: dict[str, Any] = {"message": exc.message, "column": exc.column}
+        return await _form_page(request, values, rule_error=rule_error, status=422)
+    except (InvalidTemplate, TemplateError) as exc:
+        column = exc.column if isinstance(exc, TemplateError) else exc.details["column"]
+        template_error: dict[str, Any] = {
+            "message": exc.message,
+            "column": column,
+            "id": "template-error",
+        }
+        return await _form_page(request, values, template_error=template_error, status=422)
+    except CrmdError as exc:
+        return await _form_page(request, values, error={"message": exc.message}, status=exc.status)
+    said = {"send": "is being sent", "draft": "is saved as a draft", "schedule": "is scheduled"}
+    return see_other(f"/campaigns/{doc['_id']}", f"{doc['name']} {said[action]}.")
+
+
+def _check(body: CampaignBody) -> None:
+    """The same limits as the API's body (name and message required, lengths)."""
+    try:
+        msgspec.convert(msgspec.to_builtins(body), CampaignBody)
+    except msgspec.ValidationError as exc:
+        message, _, path = str(exc).partition(" - at `")
+        field = path.rstrip("`").removeprefix("$.") or "form"
+        raise Unprocessable(f"{field}: {message}", details={"field": field}) from None
+
+
+@routes.post("/campaigns/preview")
+@scripted
+async def preview_as_you_type(request: web.Request) -> web.Response:
+    body = await json_body(request, PreviewBody)
+    if len(body.message) > LIMITS["message"] or len(body.rule) > LIMITS["rule"]:
+        raise BadRequest("the message or the rule is too long")
+    store = tenant_store(request)
+    if not body.message.strip():
+        return json_response({"previews": []})
+    try:
+        rule = await audience_rule(store, body.segment[:64], body.rule)
+        shown = await previews(store, current_user(request).id, body.message, rule)
+    except (TemplateError, RuleError) as exc:  # still being typed: an answer, not a failure
+        field = "message" if isinstance(exc, TemplateError) else "rule"
+        return json_response(unfinished(exc.message, exc.column) | {"field": field})
+    except Unprocessable as exc:
+        return json_response(unfinished(exc.message))
+    return json_response({"previews": shown})
+
+
+@routes.post("/campaigns/suggest")
+@scripted
+async def suggest_messages(request: web.Request) -> web.Response:
+    body = await json_body(request, SuggestBody)
+    if any(len(v) > LIMITS["rule"] for v in (body.objective, body.intent, body.rule)):
+        raise BadRequest("a field is too long")
+    store = tenant_store(request)
+    rule = ""
+    if body.segment or body.rule.strip():
+        rule = await audience_rule(store, body.segment[:64], body.rule)
+        try:
+            parse_rule(rule)
+        except RuleError as exc:
+            raise InvalidRule(exc) from None
+    try:
+        found, source = await request.app[SUGGESTERS].messages(
+            body.objective[:500], body.intent[:500], rule, 3
+        )
+    except Unprocessable as exc:
+        return json_response(unfinished(exc.message))
+    return json_response({"variants": found, "source": source})

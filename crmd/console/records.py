@@ -1,0 +1,152 @@
+"""Customers and orders: pages of the newest, a rule to filter them, and one customer
+with their orders and the messages sent to them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import aclosing
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from crmd.auth.requests import current_user, tenant_store
+from crmd.campaigns.dispatch import message_id
+from crmd.console.web import FILTERED_SCAN, query_number, query_text, render
+from crmd.errors import NotFound
+from crmd.ingest.persist import record_id
+from crmd.segments.evaluate import evaluate
+from crmd.segments.fields import CUSTOMERS, ORDERS, FieldSet
+from crmd.segments.parse import RuleError, parse_rule
+from crmd.segments.query import rule_now
+from crmd.store.numbering import highest
+from crmd.store.reads import find_in
+from crmd.store.windows import Window, newest
+
+routes = web.RouteTableDef()
+PAGE = 50
+HIDDEN = ("userId", "_v", "uploadId")
+ORDERS_SHOWN = 200
+"""A customer's page shows at most this many of their orders."""
+MESSAGES_FROM = 100
+"""A customer's page looks for messages in this many of the newest campaigns."""
+
+
+def rule_keep(
+    rule: str, fields: FieldSet
+) -> tuple[Callable[[dict[str, Any]], bool] | None, dict[str, Any] | None]:
+    """The rule as a test of one record, or the error to show (message, column)."""
+    if not rule:
+        return None, None
+    try:
+        node = parse_rule(rule, fields)
+    except RuleError as exc:
+        return None, {"message": exc.message, "column": exc.column, "id": "rule-error"}
+    now = rule_now()
+    return (lambda doc: evaluate(node, doc, now)), None
+
+
+def page_said(window: Window, what: str, filtered: bool) -> str:
+    if filtered:
+        return f"{len(window.items)} matching, among {window.scanned:,} {what} looked at"
+    return f"{len(window.items)} {what}" if window.items else ""
+
+
+async def _listing(request: web.Request, kind: str, fields: FieldSet) -> dict[str, Any]:
+    store = tenant_store(request)
+    rule = query_text(request, "rule", 2000).strip()
+    before = query_number(request, "before")
+    keep, error = rule_keep(rule, fields)
+    window = Window()
+    if error is None:
+        top = await highest(store.db, current_user(request).id, kind)
+        window = await newest(
+            store[kind], top, before=before, limit=PAGE, keep=keep, max_scan=FILTERED_SCAN
+        )
+    for doc in window.items:
+        for hidden in HIDDEN:
+            doc.pop(hidden, None)
+    base = f"/{kind}?rule={quote(rule)}" if rule else f"/{kind}"
+    return {
+        "items": window.items,
+        "rule": rule,
+        "error": error,
+        "base": base,
+        "page": {
+            "first": before is None,
+            "next": window.next_before,
+            "said": page_said(window, kind, bool(rule)),
+        },
+    }
+
+
+@routes.get("/customers")
+async def customers(request: web.Request) -> web.Response:
+    listing = await _listing(request, "customers", CUSTOMERS)
+    return render(
+        request,
+        "customers.html",
+        listing,
+        section="Customers",
+        status=422 if listing["error"] else 200,
+    )
+
+
+@routes.get("/orders")
+async def orders(request: web.Request) -> web.Response:
+    listing = await _listing(request, "orders", ORDERS)
+    user = current_user(request).id
+    for order in listing["items"]:
+        if order.get("customer_external_id"):
+            order["customer"] = record_id(user, "customer", f"x:{order['customer_external_id']}")
+        elif order.get("customerEmail"):
+            order["customer"] = record_id(user, "customer", f"e:{order['customerEmail']}")
+    return render(
+        request, "orders.html", listing, section="Orders", status=422 if listing["error"] else 200
+    )
+
+
+@routes.get("/customers/{id}")
+async def customer(request: web.Request) -> web.Response:
+    store = tenant_store(request)
+    found = await store["customers"].by_ids([request.match_info["id"][:64]])
+    if not found:
+        raise NotFound("no such customer")
+    person = found[0]
+    orders: dict[Any, dict[str, Any]] = {}
+    keys = {
+        "customer_external_id": person.get("customer_external_id"),
+        "customerEmail": person.get("email"),
+    }
+    for field, value in keys.items():
+        if value:
+            async with aclosing(find_in(store["orders"], field, [value])) as matching:
+                async for order in matching:
+                    orders[order["_id"]] = order
+                    if len(orders) >= ORDERS_SHOWN:
+                        break
+    user = current_user(request).id
+    recent = await newest(
+        store["campaigns"],
+        await highest(store.db, user, "campaigns"),
+        limit=MESSAGES_FROM,
+        projection={"name": 1, "n": 1},
+    )
+    names = {str(c["_id"]): c["name"] for c in recent.items}
+    logs = await store["communication_log"].by_ids(
+        [message_id(campaign, person["_id"]) for campaign in names],
+        projection={"campaignId": 1, "message": 1, "status": 1, "updatedAt": 1},
+    )
+    messages = [{**m, "campaignName": names.get(m["campaignId"], "")} for m in logs]
+    messages.sort(key=lambda m: m["updatedAt"], reverse=True)
+    return render(
+        request,
+        "customer.html",
+        {
+            "title": person.get("name") or person.get("email"),
+            "c": person,
+            "orders": sorted(orders.values(), key=lambda o: str(o.get("orderDate")), reverse=True),
+            "messages": messages,
+        },
+        section="Customers",
+    )

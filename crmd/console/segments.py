@@ -1,0 +1,135 @@
+"""Segments: a rule box that counts its audience as you type (or with ``Count``), a rule
+suggested from words, and the saved segments with their sizes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from crmd.auth.requests import current_user, tenant_store
+from crmd.console.web import form, render, scripted, see_other, unfinished
+from crmd.errors import BadRequest, CrmdError, Unprocessable
+from crmd.http.bodies import json_body
+from crmd.http.keys import SUGGESTERS
+from crmd.http.responses import json_response
+from crmd.segments.fields import known_fields
+from crmd.segments.parse import RuleError
+from crmd.segments.query import InvalidRule, rule_filter
+from crmd.segments.routes import RuleText, preview, save_segment
+from crmd.store.numbering import highest
+from crmd.store.windows import newest
+
+routes = web.RouteTableDef()
+SAMPLE_SHOWN = 5
+MAX_NAME = 200
+MAX_RULE = 2000
+MAX_WORDS = 500
+
+
+class CountBody(msgspec.Struct):
+    rule: RuleText
+
+
+class SuggestBody(msgspec.Struct):
+    text: str
+
+
+async def count(request: web.Request, rule: str) -> dict[str, Any]:
+    """The audience of ``rule`` now, and a few of its customers."""
+    found = await preview(tenant_store(request)["customers"], rule_filter(rule))
+    return {
+        "audienceSize": found["audienceSize"],
+        "sample": [
+            {"name": c.get("name", ""), "email": c.get("email", "")}
+            for c in found["sample"][:SAMPLE_SHOWN]
+        ],
+    }
+
+
+async def _page(request: web.Request, **extra: Any) -> web.Response:
+    store = tenant_store(request)
+    window = await newest(
+        store["segments"], await highest(store.db, current_user(request).id, "segments"), limit=100
+    )
+    context = {
+        "items": window.items,
+        "fields": known_fields(),
+        "rule": "",
+        "name": "",
+        "words": "",
+        "counted": None,
+        "error": None,
+        "suggested": None,
+        **extra,
+    }
+    return render(
+        request, "segments.html", context, section="Segments", status=extra.get("status", 200)
+    )
+
+
+@routes.get("/segments")
+async def segments(request: web.Request) -> web.Response:
+    return await _page(request)
+
+
+@routes.post("/segments")
+async def segment_form(request: web.Request) -> web.StreamResponse:
+    """Without JavaScript the form's buttons all post here: count, suggest, or save."""
+    fields = await form(request)
+    action = fields.get("action", "save")
+    rule = fields.get("rule", "").strip()
+    name = fields.get("name", "").strip()
+    words = fields.get("words", "").strip()
+    if len(rule) > MAX_RULE or len(name) > MAX_NAME or len(words) > MAX_WORDS:
+        raise BadRequest("a field is longer than the form allows")
+    kept = {"rule": rule, "name": name, "words": words}
+    try:
+        if action == "suggest":
+            if not words:
+                raise BadRequest("describe the audience in words first")
+            rule, source = await request.app[SUGGESTERS].rule(words)
+            counted = await count(request, rule)
+            return await _page(
+                request, **(kept | {"rule": rule}), suggested=source, counted=counted
+            )
+        if not rule:
+            raise InvalidRule(RuleError("write a rule first", 1))
+        if action == "count":
+            return await _page(request, **kept, counted=await count(request, rule))
+        doc = await save_segment(tenant_store(request), name or None, rule)
+    except InvalidRule as exc:
+        error = {"message": exc.message, "column": exc.column, "id": "rule-error"}
+        return await _page(request, **kept, error=error, status=422)
+    except CrmdError as exc:
+        return await _page(request, **kept, error={"message": exc.message}, status=exc.status)
+    return see_other("/segments", f"Saved {doc['name']}: {doc['audienceSize']:,} customers.")
+
+
+@routes.post("/segments/count")
+@scripted
+async def count_as_you_type(request: web.Request) -> web.Response:
+    """A rule being typed is often not a rule yet: that is an answer (200, saying
+    what is wrong and where), not a failed request."""
+    body = await json_body(request, CountBody)
+    try:
+        return json_response(await count(request, body.rule))
+    except InvalidRule as exc:
+        return json_response(unfinished(exc.message, exc.column))
+
+
+@routes.post("/segments/suggest")
+@scripted
+async def suggest_rule(request: web.Request) -> web.Response:
+    body = await json_body(request, SuggestBody)
+    text = body.text.strip()
+    if not text or len(text) > MAX_WORDS:
+        raise BadRequest(
+            f"describe the audience in 1 to {MAX_WORDS} characters", details={"field": "text"}
+        )
+    try:
+        rule, source = await request.app[SUGGESTERS].rule(text)
+    except Unprocessable as exc:
+        return json_response(unfinished(exc.message))
+    return json_response({"rule": rule, "source": source})
