@@ -11,8 +11,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
 from crmd.campaigns import jobs
-from crmd.campaigns.dispatch import mark_sent_if_done, plan, send_chunk
+from crmd.campaigns.dispatch import mark_sent_if_done, send_chunk
 from crmd.campaigns.lifecycle import Action
+from crmd.campaigns.planning import plan
 from crmd.campaigns.transitions import move
 from crmd.campaigns.vendors import RateLimiter, Vendors
 from crmd.config import StreamsConfig
@@ -38,7 +39,7 @@ def dispatch_actor(
             job = jobs.decode(entry.fields[jobs.FIELD])
             store = TenantStore(db, job.user)
             if job.kind == "plan":
-                await plan(store, redis, stream, job.campaign, vendors)
+                await plan(store, redis, stream, job, vendors)
             else:
                 await send_chunk(store, vendors, limiters, job)
                 if await jobs.finished(redis, stream, job):

@@ -1,11 +1,9 @@
-"""The dispatch actor's work: plan a campaign's audience into communication_log, then
-hand each chunk of messages to the vendor within its rate limit.
+"""The dispatch actor's sending: hand each chunk of a campaign's messages (planned by
+``crmd.campaigns.planning``) to the vendor within its rate limit.
 
-Both steps are safe to repeat after a crash. Planning inserts one log per recipient with
-an id derived from (campaign, customer), so a second pass adds nothing. Sending skips
-every message that already has the vendor's id or a final status, and hands the vendor
-crmd's own message id, which vendors treat as an idempotency key: no recipient is sent
-twice.
+Safe to repeat after a crash: sending skips every message that already has the vendor's
+id or a final status, and hands the vendor crmd's own message id, which vendors treat as
+an idempotency key, so no recipient is sent twice.
 """
 
 from __future__ import annotations
@@ -22,34 +20,16 @@ from bson import ObjectId
 
 from crmd.campaigns import jobs, stats
 from crmd.campaigns.lifecycle import SENDING_STATES, Action, Status
-from crmd.campaigns.template import parse_template, render
 from crmd.campaigns.transitions import move
 from crmd.campaigns.vendors import RateLimiter, Vendors, guarded_send
 from crmd.plugins.vendor import Accepted, Failed, OutgoingMessage, Retry
 from crmd.receipts.status import CANCELLED
-from crmd.segments.query import rule_filter
-from crmd.store.numbering import add_to_tally
 from crmd.store.tenant import TenantStore
-from crmd.store.writes import insert_new
 
 log = structlog.get_logger(__name__)
-PLAN_BATCH = 1000
 VENDOR_BATCH = 100
 MAX_ATTEMPTS = 5
 MAX_RETRY_WAIT = 30.0
-CUSTOMER_FIELDS = {
-    "name": 1,
-    "email": 1,
-    "phone": 1,
-    "location": 1,
-    "spend": 1,
-    "visits": 1,
-    "attrs": 1,
-}
-
-
-class PlanningError(Exception):
-    """A recipient's message could not be prepared; the message names the customer."""
 
 
 def message_id(campaign: str, customer: str) -> str:
@@ -73,67 +53,6 @@ def parse_send_key(key: str) -> tuple[str, int]:
     return (match.group("log"), int(match.group("round"))) if match else (key, 0)
 
 
-async def plan(
-    store: TenantStore, redis: Any, stream: str, campaign_id: str, vendors: Vendors | None = None
-) -> None:
-    """Write one PENDING log per recipient (with its rendered message) and queue the
-    send jobs; the audience is fixed here. A cancel or a pause stops it between batches
-    (a cancel also marks what was written CANCELLED)."""
-    campaigns = store["campaigns"]
-    campaign = await move(campaigns, ObjectId(campaign_id), Action.PLAN)
-    if campaign is None:
-        return  # not queued any more: cancelled, paused, or planned by another process
-    parts = parse_template(campaign["message"])
-    rate = vendors.get(campaign["vendor"]).rate_limit() if vendors else 1000.0
-    chunk = jobs.chunk_size(rate)
-    query = rule_filter(campaign["rule"], campaign["ruleNow"].replace(tzinfo=UTC))
-    now = datetime.now(UTC)
-    batch: list[dict[str, Any]] = []
-    seq = 0
-    async for customer in store["customers"].find(
-        query, projection=CUSTOMER_FIELDS, batch_size=PLAN_BATCH
-    ):
-        seq += 1
-        try:
-            batch.append(_log(campaign, customer, parts, now, seq))
-        except Exception as exc:  # a bug, but one that names whom it concerns
-            raise PlanningError(
-                f"customer {customer.get('_id')}: {type(exc).__name__}: {exc}"[:500]
-            ) from exc
-        if len(batch) >= PLAN_BATCH:
-            await _write_logs(store, redis, stream, campaign_id, batch, chunk)
-            batch = []
-            if not await _still_planning(store, campaign["_id"]):
-                return
-    await _write_logs(store, redis, stream, campaign_id, batch, chunk)
-    size = await store["communication_log"].count_documents({"campaignId": campaign_id})
-    planned = await move(
-        campaigns,
-        campaign["_id"],
-        Action.PLANNED,
-        audienceSize=size,
-        plannedAt=now,
-        lastSeq=seq,
-        **{"stats.pending": size},
-    )
-    if planned is None:
-        await _still_planning(store, campaign["_id"])  # a cancel: sweep what was written
-        return
-    log.info("campaign.planned", campaign_id=campaign_id, audience=size)
-    # Other processes may have sent every chunk while this one was still planning.
-    await mark_sent_if_done(store, campaign_id)
-
-
-async def _still_planning(store: TenantStore, campaign_id: ObjectId) -> bool:
-    """False once the campaign was paused or cancelled; a cancelled one has its
-    unsent messages marked CANCELLED here (after the last of them was written)."""
-    doc = await store["campaigns"].find_one({"_id": campaign_id}, projection={"status": 1})
-    status = doc["status"] if doc else Status.CANCELLED
-    if status == Status.CANCELLED:
-        await cancel_unsent(store, str(campaign_id))
-    return status == Status.PLANNING
-
-
 async def cancel_unsent(store: TenantStore, campaign_id: str) -> int:
     """Every message of a cancelled campaign that the vendor was not handed becomes
     CANCELLED, and the stats say so. Safe to repeat: the route, the planner and the
@@ -147,44 +66,6 @@ async def cancel_unsent(store: TenantStore, campaign_id: str) -> int:
     if swept.modified_count:
         await stats.refresh(store, campaign_id)
     return swept.modified_count
-
-
-def _log(
-    campaign: dict[str, Any], customer: dict[str, Any], parts: Any, now: datetime, seq: int
-) -> dict[str, Any]:
-    campaign_id = str(campaign["_id"])
-    return {
-        "_id": message_id(campaign_id, customer["_id"]),
-        "campaignId": campaign_id,
-        "seq": seq,  # the recipient's place in the campaign: log pages are ranges of it
-        "customerId": customer["_id"],
-        "recipient": customer.get("email", ""),
-        "phone": customer.get("phone", ""),
-        "message": render(parts, customer),
-        "vendor": campaign["vendor"],
-        "status": "PENDING",
-        "rank": 0,
-        "attempts": 0,
-        "vendorMessageId": None,
-        "createdAt": now,
-        "updatedAt": now,
-    }
-
-
-async def _write_logs(
-    store: TenantStore,
-    redis: Any,
-    stream: str,
-    campaign_id: str,
-    batch: list[dict[str, Any]],
-    chunk: int,
-) -> None:
-    if not batch:
-        return
-    planned_before = await insert_new(store["communication_log"].insert_many(batch))  # a crash
-    await add_to_tally(store.db, store.user_id, "messages", len(batch) - len(planned_before))
-    ids = [d["_id"] for d in batch]
-    await jobs.publish(redis, stream, jobs.send_jobs(campaign_id, store.user_id, ids, chunk))
 
 
 async def send_chunk(

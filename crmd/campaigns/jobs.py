@@ -18,6 +18,8 @@ class DispatchJob(msgspec.Struct, array_like=True, omit_defaults=True):
     user: str
     ids: list[str] = []
     """For send: the communication_log ids (our message ids) of this chunk."""
+    start: int = 0
+    """For plan: the first customer number of the stretch to plan (0: where planning is)."""
 
 
 encode = msgspec.msgpack.Encoder().encode

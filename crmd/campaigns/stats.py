@@ -45,8 +45,8 @@ async def refresh(store: TenantStore, campaign_id: str) -> dict[str, int]:
         {"_id": ObjectId(campaign_id)}, projection={"plannedAt": 1, "createdAt": 1}
     )
     point: dict[str, Any] = {"stats": stats}
-    if started is not None:
-        since = started.get("plannedAt") or started["createdAt"]
+    since = started and (started.get("plannedAt") or started.get("createdAt"))
+    if since:
         point[f"timeline.{timeline_key(since, now)}"] = timeline_point(stats)
     await campaigns.update_one({"_id": ObjectId(campaign_id)}, {"$set": point})
     if stats["pending"] == 0:

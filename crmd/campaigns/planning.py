@@ -1,0 +1,199 @@
+"""Planning a campaign: one PENDING log per recipient, and the send jobs for them, a
+stretch of customers at a time.
+
+The audience is the customers numbered up to the highest number when planning began
+(``planTop``; ``crmd.store.numbering``) that match the rule at the campaign's
+``ruleNow``. Each plan job reads one stretch of ``PLAN_STRETCH`` customer numbers
+(a range the database answers from its index), tests the rule in Python (the reference
+evaluator) and writes their logs; then it queues the job for the next stretch, and
+only then records the stretch as done (``planNext``). A job never runs long, whatever
+the audience, so none outlives its deadline.
+
+Safe to repeat anywhere: a log's id is derived from (campaign, customer), so writing a
+stretch again adds nothing; a job whose stretch is already recorded does nothing; a
+crash between queueing the next job and recording the stretch redoes the stretch and
+queues the next job twice, and the second copy finds its stretch recorded and stops.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from bson import ObjectId
+from redis.asyncio import Redis
+
+from crmd.campaigns import jobs
+from crmd.campaigns.dispatch import cancel_unsent, mark_sent_if_done, message_id
+from crmd.campaigns.lifecycle import Action, Status
+from crmd.campaigns.template import parse_template, render
+from crmd.campaigns.transitions import move
+from crmd.campaigns.vendors import Vendors
+from crmd.segments.evaluate import evaluate
+from crmd.segments.parse import parse_rule
+from crmd.store.numbering import add_to_tally, highest
+from crmd.store.tenant import TenantStore
+from crmd.store.writes import insert_new
+
+log = structlog.get_logger(__name__)
+PLAN_STRETCH = 5000
+"""Customer numbers one plan job reads: about a second of the embedded database's time."""
+PLAN_BATCH = 1000
+
+
+class PlanningError(Exception):
+    """A recipient's message could not be prepared; the message names the customer."""
+
+
+async def plan(
+    store: TenantStore,
+    redis: Redis,
+    stream: str,
+    job: jobs.DispatchJob,
+    vendors: Vendors | None = None,
+) -> None:
+    """Plan the stretch of customers from ``job.start`` (0: wherever planning is now)."""
+    campaigns = store["campaigns"]
+    campaign = await move(campaigns, ObjectId(job.campaign), Action.PLAN)
+    if campaign is None:
+        return  # not queued any more: cancelled, paused, or planned already
+    if campaign.get("planTop") is None:
+        top = await highest(store.db, store.user_id, "customers")
+        await campaigns.update_one(
+            {"_id": campaign["_id"], "planTop": None},
+            {"$set": {"planTop": top, "planNext": 1, "planSeq": 0}},
+        )
+        campaign = await campaigns.find_one({"_id": campaign["_id"]})
+        assert campaign is not None
+    start = job.start or campaign["planNext"]
+    if start != campaign["planNext"]:
+        return  # a copy of a job whose stretch is done (after a crash)
+    top, seq = campaign["planTop"], campaign["planSeq"]
+    end = min(start + PLAN_STRETCH, top + 1)
+    seq = await _plan_stretch(store, redis, stream, campaign, start, end, seq, vendors)
+    if seq is None:
+        return  # paused or cancelled in the middle
+    if end <= top:
+        # Queued before it is recorded: a crash in between repeats this stretch (which
+        # adds nothing) rather than leave the campaign with no job to go on.
+        await jobs.publish(
+            redis, stream, [jobs.DispatchJob("plan", job.campaign, store.user_id, start=end)]
+        )
+    await campaigns.update_one(
+        {"_id": campaign["_id"], "planNext": start},
+        {"$set": {"planNext": end, "planSeq": seq}},
+    )
+    if end > top:
+        await _planned(store, campaign, seq)
+
+
+async def _plan_stretch(
+    store: TenantStore,
+    redis: Redis,
+    stream: str,
+    campaign: dict[str, Any],
+    start: int,
+    end: int,
+    seq: int,
+    vendors: Vendors | None,
+) -> int | None:
+    """Logs for the customers numbered [start, end) that the rule takes; the last seq
+    given, or None when the campaign stopped being planned."""
+    node = parse_rule(campaign["rule"])
+    now = campaign["ruleNow"].replace(tzinfo=UTC)
+    parts = parse_template(campaign["message"])
+    rate = vendors.get(campaign["vendor"]).rate_limit() if vendors else 1000.0
+    chunk = jobs.chunk_size(rate)
+    found = [
+        doc
+        async for doc in store["customers"].find(
+            {"n": {"$gte": start, "$lt": end}}, batch_size=PLAN_BATCH
+        )
+    ]
+    found.sort(key=lambda doc: doc["n"])
+    written = datetime.now(UTC)
+    batch: list[dict[str, Any]] = []
+    for customer in found:
+        if not evaluate(node, customer, now):
+            continue
+        seq += 1
+        try:
+            batch.append(_log(campaign, customer, parts, written, seq))
+        except Exception as exc:  # a bug, but one that names whom it concerns
+            raise PlanningError(
+                f"customer {customer.get('_id')}: {type(exc).__name__}: {exc}"[:500]
+            ) from exc
+        if len(batch) >= PLAN_BATCH:
+            await _write_logs(store, redis, stream, str(campaign["_id"]), batch, chunk)
+            batch = []
+    await _write_logs(store, redis, stream, str(campaign["_id"]), batch, chunk)
+    return seq if await _still_planning(store, campaign["_id"]) else None
+
+
+async def _planned(store: TenantStore, campaign: dict[str, Any], seq: int) -> None:
+    campaign_id = str(campaign["_id"])
+    size = await store["communication_log"].count_documents({"campaignId": campaign_id})
+    planned = await move(
+        store["campaigns"],
+        campaign["_id"],
+        Action.PLANNED,
+        audienceSize=size,
+        plannedAt=datetime.now(UTC),
+        lastSeq=seq,
+        **{"stats.pending": size},
+    )
+    if planned is None:
+        await _still_planning(store, campaign["_id"])  # a cancel: sweep what was written
+        return
+    log.info("campaign.planned", campaign_id=campaign_id, audience=size)
+    # Other processes may have sent every chunk while this one was still planning.
+    await mark_sent_if_done(store, campaign_id)
+
+
+async def _still_planning(store: TenantStore, campaign_id: ObjectId) -> bool:
+    """False once the campaign was paused or cancelled; a cancelled one has its
+    unsent messages marked CANCELLED here (after the last of them was written)."""
+    doc = await store["campaigns"].find_one({"_id": campaign_id}, projection={"status": 1})
+    status = doc["status"] if doc else Status.CANCELLED
+    if status == Status.CANCELLED:
+        await cancel_unsent(store, str(campaign_id))
+    return status == Status.PLANNING
+
+
+def _log(
+    campaign: dict[str, Any], customer: dict[str, Any], parts: Any, now: datetime, seq: int
+) -> dict[str, Any]:
+    campaign_id = str(campaign["_id"])
+    return {
+        "_id": message_id(campaign_id, customer["_id"]),
+        "campaignId": campaign_id,
+        "seq": seq,  # the recipient's place in the campaign: log pages are ranges of it
+        "customerId": customer["_id"],
+        "recipient": customer.get("email", ""),
+        "phone": customer.get("phone", ""),
+        "message": render(parts, customer),
+        "vendor": campaign["vendor"],
+        "status": "PENDING",
+        "rank": 0,
+        "attempts": 0,
+        "vendorMessageId": None,
+        "createdAt": now,
+        "updatedAt": now,
+    }
+
+
+async def _write_logs(
+    store: TenantStore,
+    redis: Redis,
+    stream: str,
+    campaign_id: str,
+    batch: list[dict[str, Any]],
+    chunk: int,
+) -> None:
+    if not batch:
+        return
+    planned_before = await insert_new(store["communication_log"].insert_many(batch))  # a crash
+    await add_to_tally(store.db, store.user_id, "messages", len(batch) - len(planned_before))
+    ids = [d["_id"] for d in batch]
+    await jobs.publish(redis, stream, jobs.send_jobs(campaign_id, store.user_id, ids, chunk))

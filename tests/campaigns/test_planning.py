@@ -1,0 +1,108 @@
+"""Planning in stretches, each job short whatever the audience: the plan jobs are run
+by hand from the real stream, each twice and a stale copy after the rest (as a crash and
+a redelivery would), and the audience ends exactly the customers the rule takes, each
+logged once with its own place, and the campaign goes on to sending once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from crmd.app import Crmd
+from crmd.campaigns import jobs, planning
+from crmd.store.tenant import TenantStore
+from tests.ingest.conftest import upload, wait_done
+
+CUSTOMERS = 53
+
+
+async def plan_jobs(system: Crmd, seen: set[bytes]) -> list[jobs.DispatchJob]:
+    """The plan jobs in the dispatch stream not handled yet."""
+    stream = f"{system.config.redis.stream_prefix}:dispatch"
+    found = []
+    for entry_id, fields in await system.redis.xrange(stream):
+        job = jobs.decode(fields[jobs.FIELD])
+        if job.kind == "plan" and entry_id not in seen:
+            seen.add(entry_id)
+            found.append(job)
+    return found
+
+
+async def test_a_plan_repeated_and_out_of_order_logs_each_recipient_once(
+    client: Any, auth: Any, ingesting: Any, system: Crmd, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(planning, "PLAN_STRETCH", 7)
+    text = "customer_external_id,name,email,spend\n" + "".join(
+        f"C{i},Person {i},p{i}@example.com,{i}\n" for i in range(1, CUSTOMERS + 1)
+    )
+    await wait_done(
+        client, auth, (await (await upload(client, auth, "customers", text)).json())["uploadId"]
+    )
+    created = await client.post(
+        "/api/v1/campaigns",
+        json={"name": "Stretches", "rule": "spend > 10 AND spend <= 50", "message": "Hi {name}"},
+        headers=auth,
+    )
+    assert created.status == 201, await created.text()
+    campaign = await created.json()
+    assert campaign["audienceSize"] == 40  # counted by the query when created
+    user = (await (await client.get("/api/v1/user/me", headers=auth)).json())["user"]["id"]
+    store = TenantStore(system.db, user)
+    stream = f"{system.config.redis.stream_prefix}:dispatch"
+    seen: set[bytes] = set()
+    ran: list[jobs.DispatchJob] = []
+    while batch := await plan_jobs(system, seen):
+        for job in batch:
+            for _ in range(2):  # redelivered after a crash before its ack
+                await planning.plan(store, system.redis, stream, job)
+            ran.append(job)
+    for job in ran[:3]:  # stale copies, late
+        await planning.plan(store, system.redis, stream, job)
+
+    # 53 customers in stretches of 7: eight plan jobs, one per stretch.
+    assert sorted({j.start for j in ran}) == [0, 8, 15, 22, 29, 36, 43, 50]
+    logs = [d async for d in system.db.communication_log.find({"campaignId": campaign["id"]})]
+    assert sorted(d["message"] for d in logs) == sorted(f"Hi Person {i}" for i in range(11, 51))
+    assert sorted(d["seq"] for d in logs) == list(range(1, 41))
+    doc = await system.db.campaigns.find_one({"name": "Stretches"})
+    assert doc is not None
+    assert doc["status"] in ("sending", "sent")
+    assert (doc["audienceSize"], doc["lastSeq"], doc["stats"]["pending"]) == (40, 40, 40)
+    assert (doc["planNext"], doc["planTop"]) == (CUSTOMERS + 1, CUSTOMERS)
+    sends = [jobs.decode(fields[jobs.FIELD]) for _, fields in await system.redis.xrange(stream)]
+    sent_ids = {i for j in sends if j.kind == "send" for i in j.ids}
+    assert sent_ids == {d["_id"] for d in logs}
+
+
+async def test_customers_added_while_planning_are_not_in_the_audience(
+    client: Any, auth: Any, ingesting: Any, system: Crmd, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(planning, "PLAN_STRETCH", 5)
+    first = "customer_external_id,name,email\n" + "".join(
+        f"A{i},A {i},a{i}@example.com\n" for i in range(1, 13)
+    )
+    await wait_done(
+        client, auth, (await (await upload(client, auth, "customers", first)).json())["uploadId"]
+    )
+    created = await client.post(
+        "/api/v1/campaigns",
+        json={"name": "Fixed", "rule": "name != ''", "message": "Hi"},
+        headers=auth,
+    )
+    campaign = await created.json()
+    user = (await (await client.get("/api/v1/user/me", headers=auth)).json())["user"]["id"]
+    store = TenantStore(system.db, user)
+    stream = f"{system.config.redis.stream_prefix}:dispatch"
+    seen: set[bytes] = set()
+    (job,) = await plan_jobs(system, seen)
+    await planning.plan(store, system.redis, stream, job)  # the first stretch: the top is fixed
+    later = "customer_external_id,name,email\nB1,B 1,b1@example.com\nB2,B 2,b2@example.com\n"
+    await wait_done(
+        client, auth, (await (await upload(client, auth, "customers", later)).json())["uploadId"]
+    )
+    while batch := await plan_jobs(system, seen):
+        for job in batch:
+            await planning.plan(store, system.redis, stream, job)
+    logs = await system.db.communication_log.count_documents({"campaignId": campaign["id"]})
+    assert logs == 12
