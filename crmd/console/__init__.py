@@ -14,11 +14,12 @@ from typing import Any
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from aiohttp.web import RouteDef
 
 from crmd.console import campaign_page, campaigns, dashboard, imports, records, segments, signin
 from crmd.console.chart import delivery_bar
 from crmd.console.live import CLOSING, closing_on_shutdown
-from crmd.console.web import CONSOLE, ConsoleSettings, security_headers
+from crmd.console.web import CONSOLE, ConsoleSettings, console_route, security_headers
 from crmd.store.limits import to_utc
 
 STATIC = Path(__file__).parent / "static"
@@ -80,4 +81,7 @@ def setup_console(app: web.Application, settings: ConsoleSettings) -> None:
     app.router.add_static("/static/", STATIC, name="static")
     app.on_response_prepare.append(security_headers)
     for table in ROUTES:
+        for route in table:
+            if isinstance(route, RouteDef):
+                console_route(route.handler)
         app.add_routes(table)

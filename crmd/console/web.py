@@ -63,6 +63,7 @@ PRE = web.RequestKey("pre_session", str)
 FILTERED_SCAN = 500
 """The most records a filtered page reads (a rule, a status): about 60 ms of the embedded
 database's time. A page with few matches says how far it looked and offers `Older`."""
+CONSOLE_ROUTE = "__crmd_console_route__"
 OPEN = "__crmd_console_open__"
 SCRIPTED = "__crmd_console_scripted__"
 SELF_CHECKED = "__crmd_console_self_checked__"
@@ -101,8 +102,22 @@ def checks_own_csrf(handler: Page) -> Page:
     return handler
 
 
+def console_route(handler: Page) -> None:
+    """Mark a handler as one of the console's (``setup_console`` marks them all)."""
+    setattr(handler, CONSOLE_ROUTE, True)
+
+
 def is_console(request: web.Request) -> bool:
-    return not request.path.startswith(API_PATHS)
+    """A console page, a static file, or an address nothing answers asked by a browser
+    (the console's 404 page); not the API, nor a route a plugin or another part added."""
+    if request.path.startswith(API_PATHS):
+        return False
+    if request.path.startswith(STATIC_PREFIX):
+        return True
+    match = request.match_info
+    if match.http_exception is not None:  # nothing here: a page for a browser, else JSON
+        return "text/html" in request.headers.get("Accept", "")
+    return bool(getattr(match.handler, CONSOLE_ROUTE, False))
 
 
 def csrf_token(request: web.Request) -> str:
@@ -180,7 +195,11 @@ async def _console_request(request: web.Request, handler: Handler) -> web.Stream
             token = None  # expired, or the user is gone: as if signed out
     if PRE_SESSION in request.cookies:
         request[PRE] = request.cookies[PRE_SESSION]
-    is_open = getattr(handler_fn, OPEN, False) or request.path.startswith(STATIC_PREFIX)
+    is_open = (
+        getattr(handler_fn, OPEN, False)
+        or request.path.startswith(STATIC_PREFIX)
+        or request.match_info.http_exception is not None  # nothing here: 404 to anyone
+    )
     if USER not in request and not is_open:
         if request.method == "GET" and not wants_json(request):
             target = quote(request.path_qs, safe="/?=&")
