@@ -11,10 +11,10 @@ from pymongo import DESCENDING
 
 from crmd.auth.requests import tenant_store
 from crmd.http.keys import IMPORTS
-from crmd.http.pages import next_cursor, page_filter, read_page
+from crmd.http.pages import read_page
 from crmd.http.responses import json_response
 from crmd.http.spreadsheet import csv_line
-from crmd.segments.query import rule_filter
+from crmd.ingest.listing import list_records
 
 routes = web.RouteTableDef()
 KINDS = "{kind:customers|orders}"
@@ -100,40 +100,11 @@ async def upload_errors_csv(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def record_view(doc: dict[str, Any]) -> dict[str, Any]:
-    doc["id"] = doc.pop("_id")
-    return doc
-
-
-async def _list(request: web.Request, collection: str) -> web.Response:
-    page = read_page(request)
-    records = tenant_store(request)[collection]
-    rule = request.query.get("rule") if collection == "customers" else None
-    matching = rule_filter(rule) if rule else {}  # one moment for the page and the total
-    where = {"$and": [matching, page_filter(page)]} if rule else page_filter(page)
-    cursor = records.find(
-        where,
-        projection=HIDDEN,
-        sort=NEWEST,
-        skip=page.offset if page.after is None else 0,
-        limit=page.limit,
-    )
-    docs = [doc async for doc in cursor]
-    cursor_out = next_cursor(docs, page)
-    return json_response(
-        {
-            "items": [record_view(d) for d in docs],
-            "total": await records.count_documents(matching),
-            "cursor": cursor_out,
-        }
-    )
-
-
 @routes.get("/api/v1/customers")
 async def list_customers(request: web.Request) -> web.Response:
-    return await _list(request, "customers")
+    return await list_records(request, "customers")
 
 
 @routes.get("/api/v1/orders")
 async def list_orders(request: web.Request) -> web.Response:
-    return await _list(request, "orders")
+    return await list_records(request, "orders")

@@ -1,0 +1,85 @@
+"""``GET /customers`` and ``GET /orders``: a page costs a page.
+
+Records are numbered as they arrive (``crmd.store.numbering``), so a page is a range of
+numbers under the cursor (``crmd.store.windows``), never a sort of the whole collection.
+``total`` is the user's tally, kept as records arrive; with a ``rule`` it is counted on
+the first page (or on any page with ``total=exact``) and carried in the cursor. A rule is
+tested in Python (the reference evaluator) on each range read, so a filtered page reads
+at most ``FILTERED_SCAN`` records: it may hold fewer than ``limit`` items, and its cursor
+goes on from where it stopped; a list is read whole by following ``cursor`` until null.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from crmd.auth.requests import current_user, tenant_store
+from crmd.errors import BadRequest
+from crmd.http.pages import read_page
+from crmd.http.responses import json_response
+from crmd.segments.evaluate import evaluate
+from crmd.segments.parse import parse_rule
+from crmd.segments.query import rule_filter, rule_now
+from crmd.store.numbering import highest, tally
+from crmd.store.windows import MAX_SCAN, newest
+
+HIDDEN = {"userId": 0, "_v": 0}
+FILTERED_SCAN = MAX_SCAN
+_CURSOR = re.compile(r"^([0-9]{1,15})(?:\.([0-9]{1,15}))?$")
+
+
+def _cursor(request: web.Request) -> tuple[int | None, int | None]:
+    """(the number the page starts under, the total carried) from ``cursor``."""
+    raw = request.query.get("cursor")
+    if not raw:
+        return None, None
+    found = _CURSOR.fullmatch(raw)
+    if found is None:
+        raise BadRequest("cursor is not one this server gave out", details={"field": "cursor"})
+    return int(found[1]), int(found[2]) if found[2] else None
+
+
+async def list_records(request: web.Request, collection: str) -> web.Response:
+    page = read_page(request, keyset=False)
+    store = tenant_store(request)
+    user = current_user(request).id
+    before, carried = _cursor(request)
+    rule = request.query.get("rule") if collection == "customers" else None
+    keep = None
+    if rule:
+        matching = rule_filter(rule)  # 422 with the column for a bad rule
+        node, now = parse_rule(rule), rule_now()
+        keep = lambda doc: evaluate(node, doc, now)  # noqa: E731
+    skip = page.offset if before is None else 0
+    top = await highest(store.db, user, collection)
+    budget = max(MAX_SCAN, skip + page.limit)
+    if rule:  # an offset counts matches: as far as it takes; a cursor's page: bounded
+        budget = top + 1 if skip else FILTERED_SCAN
+    window = await newest(
+        store[collection],
+        top,
+        before=before,
+        limit=skip + page.limit,
+        keep=keep,
+        projection=HIDDEN,
+        max_scan=budget,
+    )
+    if rule and (carried is None or request.query.get("total") == "exact"):
+        total = await store[collection].count_documents(matching)
+    elif rule:
+        total = carried or 0
+    else:
+        total = (await tally(store.db, user))[collection]
+    items = [_view(doc) for doc in window.items[skip:]]
+    following = window.next_before
+    cursor = None if following is None else f"{following}.{total}" if rule else str(following)
+    return json_response({"items": items, "total": total, "cursor": cursor})
+
+
+def _view(doc: dict[str, Any]) -> dict[str, Any]:
+    doc["id"] = doc.pop("_id")
+    doc.pop("n", None)
+    return doc
