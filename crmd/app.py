@@ -35,6 +35,7 @@ from crmd.auth.signin import SignIn
 from crmd.campaigns import clock as campaign_clock
 from crmd.campaigns import routes as campaign_routes
 from crmd.campaigns.actor import dispatch_actor
+from crmd.campaigns.planning import place_old_logs
 from crmd.campaigns.service import Campaigns
 from crmd.campaigns.vendors import Vendors
 from crmd.config import Config, redact_url
@@ -197,6 +198,7 @@ async def open_crmd(
         streams = StreamNames.for_prefix(config.redis.stream_prefix)
         await ensure_indexes(db)
         await number_unnumbered(db)
+        await place_old_logs(db)
         for stream in streams.all():
             await ensure_group(redis, stream, GROUP)
         try:

@@ -22,6 +22,8 @@ from typing import Any
 
 import structlog
 from bson import ObjectId
+from pymongo import UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
 from crmd.campaigns import jobs
@@ -32,7 +34,7 @@ from crmd.campaigns.transitions import move
 from crmd.campaigns.vendors import Vendors
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import parse_rule
-from crmd.store.numbering import add_to_tally, highest
+from crmd.store.numbering import COUNTERS, add_to_tally, highest
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_new
 
@@ -197,3 +199,35 @@ async def _write_logs(
     await add_to_tally(store.db, store.user_id, "messages", len(batch) - len(planned_before))
     ids = [d["_id"] for d in batch]
     await jobs.publish(redis, stream, jobs.send_jobs(campaign_id, store.user_id, ids, chunk))
+
+
+async def place_old_logs(db: AsyncDatabase[dict[str, Any]]) -> int:
+    """Give a place (``seq``) to the logs of campaigns planned before logs had one, so
+    their pages are ranges like any other's: once, at the first start of a crmd that
+    pages by place (a marker says it is done). Returns how many logs were placed."""
+    marker = {"_id": "migration:log-places"}
+    if await db[COUNTERS].find_one(marker) is not None:
+        return 0
+    placed = 0
+    async for campaign in db.campaigns.find({"lastSeq": {"$exists": False}}, projection={"_id": 1}):
+        campaign_id = str(campaign["_id"])
+        ids = [
+            doc["_id"]
+            async for doc in db.communication_log.find(
+                {"campaignId": campaign_id}, projection={"_id": 1}
+            )
+        ]
+        ids.sort()
+        updates = [UpdateOne({"_id": i}, {"$set": {"seq": n}}) for n, i in enumerate(ids, 1)]
+        for start in range(0, len(updates), 500):
+            await db.communication_log.bulk_write(updates[start : start + 500], ordered=False)
+        await db.campaigns.update_one(
+            {"_id": campaign["_id"]}, {"$set": {"lastSeq": len(ids), "planSeq": len(ids)}}
+        )
+        placed += len(ids)
+    await db[COUNTERS].update_one(
+        marker, {"$set": {"at": datetime.now(UTC), "placed": placed}}, upsert=True
+    )
+    if placed:
+        log.info("campaigns.logs_placed", logs=placed)
+    return placed

@@ -74,3 +74,41 @@ async def newest(
     elif hi > 1:
         window.next_before = hi
     return window
+
+
+async def oldest(
+    collection: ScopedCollection,
+    top: int,
+    *,
+    after: int = 0,
+    limit: int = 50,
+    where: Mapping[str, Any] | None = None,
+    keep: Callable[[Doc], bool] | None = None,
+    projection: Mapping[str, Any] | None = None,
+    number: str = "n",
+    max_scan: int = MAX_SCAN,
+) -> Window:
+    """``newest`` the other way: up to ``limit`` records numbered above ``after`` (and
+    at most ``top``), oldest first; ``next_before`` is then the number to go on after."""
+    lo = max(after + 1, 1)
+    window = Window()
+    span = max(limit * 2, 64) if keep is None else max(limit * 4, 256)
+    taken: list[Doc] = []
+    ranges = 0
+    while lo <= top and len(taken) < limit and window.scanned < max_scan and ranges < MAX_RANGES:
+        ranges += 1
+        hi = min(lo + span, top + 1)
+        query = {**(where or {}), number: {"$gte": lo, "$lt": hi}}
+        found = [doc async for doc in collection.find(query, projection=projection)]
+        window.scanned += len(found)
+        found.sort(key=lambda d: d.get(number, 0))
+        taken += [d for d in found if keep is None or keep(d)]
+        lo = hi
+        budget = max(max_scan - window.scanned, 1)
+        span = min(span * 4 if not found else span * 2, budget)
+    window.items = taken[:limit]
+    if len(taken) > limit:
+        window.next_before = window.items[-1][number]
+    elif lo <= top:
+        window.next_before = lo - 1
+    return window

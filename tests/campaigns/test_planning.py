@@ -5,12 +5,15 @@ logged once with its own place, and the campaign goes on to sending once."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from bson import ObjectId
 
 from crmd.app import Crmd
 from crmd.campaigns import jobs, planning
+from crmd.campaigns.planning import place_old_logs
 from crmd.store.tenant import TenantStore
 from tests.ingest.conftest import upload, wait_done
 
@@ -106,3 +109,21 @@ async def test_customers_added_while_planning_are_not_in_the_audience(
             await planning.plan(store, system.redis, stream, job)
     logs = await system.db.communication_log.count_documents({"campaignId": campaign["id"]})
     assert logs == 12
+
+
+async def test_logs_planned_before_places_get_them_once(system: Crmd):
+    campaign = ObjectId()
+    await system.db.campaigns.insert_one(
+        {"_id": campaign, "userId": "u", "name": "old", "plannedAt": datetime.now(UTC)}
+    )
+    ids = [f"{i:024x}" for i in (5, 3, 9, 1)]
+    await system.db.communication_log.insert_many(
+        [{"_id": i, "userId": "u", "campaignId": str(campaign)} for i in ids]
+    )
+    await system.db.counters.delete_one({"_id": "migration:log-places"})
+    assert await place_old_logs(system.db) == 4
+    placed = {d["_id"]: d["seq"] async for d in system.db.communication_log.find({})}
+    assert placed == {i: n for n, i in enumerate(sorted(ids), 1)}
+    doc = await system.db.campaigns.find_one({"_id": campaign})
+    assert doc is not None and doc["lastSeq"] == 4
+    assert await place_old_logs(system.db) == 0  # once
