@@ -216,3 +216,17 @@ def test_systemd_unit_has_the_hardening_and_notify_settings():
             REPO / "config" / "crmd.embedded.toml", environ={}
         ).config.server.shutdown_timeout
     )
+
+
+def test_a_relative_data_dir_of_a_file_found_by_a_relative_path_is_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Redis changes into its dir before it binds its socket: a relative path there
+    broke `make run` (crmd.toml found as ./crmd.toml)."""
+    (tmp_path / "crmd.toml").write_text(
+        '[embedded]\ndata_dir = ".crmd"\n[auth]\ngoogle_login = false\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    config = load_config(Path("crmd.toml"), environ={}).config
+    assert Path(config.embedded.data_dir).is_absolute()
+    assert Path(config.embedded.data_dir) == tmp_path.resolve() / ".crmd"

@@ -14,6 +14,7 @@ from crmd.errors import Unprocessable
 from crmd.http.bodies import json_body
 from crmd.http.keys import SUGGESTERS
 from crmd.http.responses import json_response
+from crmd.segments.audience import audience
 from crmd.segments.query import rule_filter
 from crmd.store.tenant import TenantStore
 
@@ -57,7 +58,7 @@ async def suggest_messages(request: web.Request) -> web.Response:
 async def rule_from_text(request: web.Request) -> web.Response:
     body = await json_body(request, RuleBody)
     rule, source = await request.app[SUGGESTERS].rule(body.text)
-    size = await tenant_store(request)["customers"].count_documents(rule_filter(rule))
+    size = (await audience(tenant_store(request)["customers"], rule))[0]
     return json_response({"rule": rule, "audienceSize": size, "source": source})
 
 
@@ -133,7 +134,7 @@ async def campaign_summary(
 @routes.post("/api/v1/ai/tags")
 async def tag_segment(request: web.Request) -> web.Response:
     body = await json_body(request, TagsBody)
-    size = await tenant_store(request)["customers"].count_documents(rule_filter(body.rule))
+    size = (await audience(tenant_store(request)["customers"], body.rule))[0]
     answer = await request.app[SUGGESTERS].first(
         "tags", lambda s: s.tag_segment(body.rule, {"audienceSize": size}), valid_tags
     )

@@ -26,7 +26,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
-from crmd.campaigns import jobs
+from crmd.campaigns import jobs, stats
 from crmd.campaigns.dispatch import cancel_unsent, mark_sent_if_done, message_id
 from crmd.campaigns.lifecycle import Action, Status
 from crmd.campaigns.template import parse_template, render
@@ -143,12 +143,12 @@ async def _planned(store: TenantStore, campaign: dict[str, Any], seq: int) -> No
         audienceSize=size,
         plannedAt=datetime.now(UTC),
         lastSeq=seq,
-        **{"stats.pending": size},
     )
     if planned is None:
         await _still_planning(store, campaign["_id"])  # a cancel: sweep what was written
         return
     log.info("campaign.planned", campaign_id=campaign_id, audience=size)
+    await stats.refresh(store, campaign_id)  # some may be sent already: counted, not assumed
     # Other processes may have sent every chunk while this one was still planning.
     await mark_sent_if_done(store, campaign_id)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import msgspec
@@ -148,7 +149,7 @@ def _log_cursor(request: web.Request) -> tuple[int, int | None]:
     if not raw:
         return 0, None
     seq, _, total = raw.partition(".")
-    if not seq.isdigit() or len(seq) > 15 or (total and (not total.isdigit() or len(total) > 15)):
+    if not re.fullmatch(r"[0-9]{1,15}", seq) or (total and not re.fullmatch(r"[0-9]{1,15}", total)):
         raise BadRequest("cursor is not one this server gave out", details={"field": "cursor"})
     return int(seq), int(total) if total else None
 

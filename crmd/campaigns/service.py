@@ -16,9 +16,11 @@ from crmd.campaigns.lifecycle import Action, Status, initial_status, resume_acti
 from crmd.campaigns.template import TemplateError, parse_template, render
 from crmd.campaigns.transitions import move_or_refuse
 from crmd.campaigns.vendors import Vendors, guarded_send
+from crmd.emails import InvalidEmail, normalise_email
 from crmd.errors import CrmdError, Unprocessable
 from crmd.plugins.vendor import Accepted, OutgoingMessage
-from crmd.segments.query import rule_filter, rule_now
+from crmd.segments.audience import audience as audience_of
+from crmd.segments.query import rule_now
 from crmd.store.limits import DATE_RANGE, to_utc
 from crmd.store.numbering import add_to_tally, reserve
 from crmd.store.tenant import TenantStore, object_id
@@ -67,7 +69,7 @@ class Campaigns:
                 details={"field": "rule"},
             )
         now = rule_now()
-        audience = await store["customers"].count_documents(rule_filter(rule, now))
+        audience = (await audience_of(store["customers"], rule, now))[0]
         vendor = self.vendors.get(body.vendor).name
         scheduled_at = None
         if body.scheduledAt is not None:  # a time without a zone is UTC
@@ -172,7 +174,11 @@ class Campaigns:
         """One rendered message to one address; no log, no stats. An address that is not
         a customer's gets the placeholders' defaults."""
         doc = await store["campaigns"].get(campaign_id, "campaign")
-        customer = await store["customers"].find_one({"email": email.lower()}) or {"email": email}
+        try:
+            email = normalise_email(email)
+        except InvalidEmail as exc:
+            raise Unprocessable(f"email {exc}", details={"field": "email"}) from None
+        customer = await store["customers"].find_one({"email": email}) or {"email": email}
         text = render(parse_template(doc["message"]), customer)
         vendor = self.vendors.get(doc["vendor"])
         message = OutgoingMessage(f"test-{ObjectId()}", email, customer.get("phone", ""), text)

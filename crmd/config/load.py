@@ -149,7 +149,7 @@ def _resolve_data_dir(tree: dict[str, Any], base: Path) -> None:
     """A relative data_dir in a file is relative to that file, not to the working dir."""
     section = tree.get("embedded")
     if isinstance(section, dict) and isinstance(section.get("data_dir"), str):
-        section["data_dir"] = str(base / Path(section["data_dir"]).expanduser())
+        section["data_dir"] = str((base / Path(section["data_dir"]).expanduser()).resolve())
 
 
 def _set(tree: dict[str, Any], key: tuple[str, ...], value: Any) -> None:

@@ -15,6 +15,7 @@ from crmd.campaigns.routes import LOG_STATUSES, campaign_view
 from crmd.console.chart import as_chart
 from crmd.console.live import follow
 from crmd.console.web import FILTERED_SCAN, form, query_number, render, see_other
+from crmd.emails import InvalidEmail, normalise_email
 from crmd.errors import BadRequest, CrmdError
 from crmd.http.keys import CAMPAIGNS, SUGGESTERS
 from crmd.store.windows import newest
@@ -163,9 +164,12 @@ async def act(request: web.Request) -> web.StreamResponse:
 @routes.post("/campaigns/{id}/test")
 async def test_send(request: web.Request) -> web.StreamResponse:
     fields = await form(request)
-    email = fields.get("email", "").strip()
     campaign_id = quote(request.match_info["id"])
-    if not 3 <= len(email) <= 254 or "@" not in email:
+    try:
+        email = normalise_email(fields.get("email", "")[:320])
+    except InvalidEmail:
+        email = ""
+    if not email:
         return see_other(
             f"/campaigns/{campaign_id}", "Give an email address to send the test to.", problem=True
         )

@@ -10,7 +10,7 @@ from typing import Any
 from markupsafe import Markup
 
 GOOD, SENT, BAD, PENDING, OTHER = "#1e7a4a", "#2456c7", "#b3261e", "#d5dae3", "#9a6200"
-WIDTH, HEIGHT, PAD = 640, 220, 36
+WIDTH, HEIGHT, PAD = 640, 220, 56
 SVG = "http://www.w3.org/2000/svg"
 
 

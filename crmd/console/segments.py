@@ -16,7 +16,7 @@ from crmd.http.keys import SUGGESTERS
 from crmd.http.responses import json_response
 from crmd.segments.fields import known_fields
 from crmd.segments.parse import RuleError
-from crmd.segments.query import InvalidRule, rule_filter
+from crmd.segments.query import InvalidRule
 from crmd.segments.routes import RuleText, preview, save_segment
 from crmd.store.numbering import highest
 from crmd.store.windows import newest
@@ -38,7 +38,7 @@ class SuggestBody(msgspec.Struct):
 
 async def count(request: web.Request, rule: str) -> dict[str, Any]:
     """The audience of ``rule`` now, and a few of its customers."""
-    found = await preview(tenant_store(request)["customers"], rule_filter(rule))
+    found = await preview(tenant_store(request)["customers"], rule)
     return {
         "audienceSize": found["audienceSize"],
         "sample": [
@@ -79,6 +79,8 @@ async def segment_form(request: web.Request) -> web.StreamResponse:
     """Without JavaScript the form's buttons all post here: count, suggest, or save."""
     fields = await form(request)
     action = fields.get("action", "save")
+    if action not in ("save", "count", "suggest"):
+        raise BadRequest("unknown action", details={"field": "action"})
     rule = fields.get("rule", "").strip()
     name = fields.get("name", "").strip()
     words = fields.get("words", "").strip()

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp_jinja2
 import structlog
@@ -34,6 +35,7 @@ log = structlog.get_logger(__name__)
 
 SESSION = "crmd_session"
 PRE_SESSION = "crmd_pre"
+FLASH = "crmd_flash"
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "X-CSRF-Token"
 API_PATHS = ("/api/", "/healthz", "/readyz", "/metrics")
@@ -63,6 +65,8 @@ PRE = web.RequestKey("pre_session", str)
 FILTERED_SCAN = 500
 """The most records a filtered page reads (a rule, a status): about 60 ms of the embedded
 database's time. A page with few matches says how far it looked and offers `Older`."""
+_LOCAL_PATH = re.compile(r"/[A-Za-z0-9/_.~%?=&+-]{0,500}")
+"""A path of this console (no scheme, no host, no backslash, no control character)."""
 CONSOLE_ROUTE = "__crmd_console_route__"
 OPEN = "__crmd_console_open__"
 SCRIPTED = "__crmd_console_scripted__"
@@ -159,7 +163,7 @@ def wants_json(request: web.Request) -> bool:
 
 def safe_next(target: str | None) -> str:
     """A path on this console to go to after sign-in; anything else is the dashboard."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if not target or not _LOCAL_PATH.fullmatch(target) or target.startswith("//"):
         return "/"
     return target
 
@@ -269,11 +273,12 @@ def render(
         "section": section,
         "csrf": csrf_token(request),
         "title": context.get("title") or section or "crmd",
-        "notice": request.query.get("notice", "")[:200],
-        "problem": request.query.get("problem", "")[:200],
+        **_flash(request),
         **context,
     }
     response = aiohttp_jinja2.render_template(template, request, full, status=status)
+    if FLASH in request.cookies:
+        response.del_cookie(FLASH, path="/")
     if PRE in request and PRE_SESSION not in request.cookies:
         settings = request.app[CONSOLE]
         response.set_cookie(
@@ -289,11 +294,23 @@ def render(
 
 def see_other(location: str, notice: str | None = None, *, problem: bool = False) -> web.Response:
     """Redirect after a POST, with a line for the next page to say (as a problem when
-    what was asked for was refused)."""
+    what was asked for was refused). The line rides in a short-lived cookie, not in the
+    address: a link cannot make the console say what it did not."""
+    response = web.Response(status=303, headers={"Location": location})
     if notice:
-        key = "problem" if problem else "notice"
-        location += ("&" if "?" in location else "?") + f"{key}=" + quote(notice[:200])
-    return web.Response(status=303, headers={"Location": location})
+        said = ("!" if problem else ".") + notice[:200]
+        response.set_cookie(FLASH, quote(said), max_age=60, httponly=True, samesite="Lax", path="/")
+    return response
+
+
+def _flash(request: web.Request) -> dict[str, str]:
+    said = unquote(request.cookies.get(FLASH, ""))[:201]
+    if not said:
+        return {"notice": "", "problem": ""}
+    return {
+        "notice": said[1:] if said[0] != "!" else "",
+        "problem": said[1:] if said[0] == "!" else "",
+    }
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -335,6 +352,6 @@ def query_number(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name)
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 15:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 15:
         raise BadRequest(f"{name} must be a whole number", details={"field": name})
     return int(raw)

@@ -85,7 +85,7 @@ def offset_cursor(request: web.Request, offset: int) -> int:
     cursor = request.query.get("cursor")
     if not cursor:
         return offset
-    if not cursor.isdigit() or int(cursor) > 10_000_000:
+    if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > 10_000_000:
         raise BadRequest("cursor is not one this server gave out", details={"field": "cursor"})
     return int(cursor)
 

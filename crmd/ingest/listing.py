@@ -20,6 +20,7 @@ from crmd.auth.requests import current_user, tenant_store
 from crmd.errors import BadRequest
 from crmd.http.pages import read_page
 from crmd.http.responses import json_response
+from crmd.segments.audience import audience
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import parse_rule
 from crmd.segments.query import rule_filter, rule_now
@@ -50,7 +51,7 @@ async def list_records(request: web.Request, collection: str) -> web.Response:
     rule = request.query.get("rule") if collection == "customers" else None
     keep = None
     if rule:
-        matching = rule_filter(rule)  # 422 with the column for a bad rule
+        rule_filter(rule)  # 422 with the column for a bad rule
         node, now = parse_rule(rule), rule_now()
         keep = lambda doc: evaluate(node, doc, now)  # noqa: E731
     skip = page.offset if before is None else 0
@@ -68,7 +69,7 @@ async def list_records(request: web.Request, collection: str) -> web.Response:
         max_scan=budget,
     )
     if rule and (carried is None or request.query.get("total") == "exact"):
-        total = await store[collection].count_documents(matching)
+        total = (await audience(store[collection], rule))[0]
     elif rule:
         total = carried or 0
     else:

@@ -20,8 +20,9 @@ from crmd.errors import BadRequest
 from crmd.http.bodies import json_body
 from crmd.http.pages import choice, read_page
 from crmd.http.responses import json_response
+from crmd.segments.audience import audience
 from crmd.segments.parse import RuleError
-from crmd.segments.query import InvalidRule, rule_filter, rule_now
+from crmd.segments.query import InvalidRule, rule_now
 from crmd.store.numbering import reserve
 from crmd.store.tenant import ScopedCollection, TenantStore
 
@@ -59,7 +60,7 @@ def segment_view(doc: dict[str, Any]) -> dict[str, Any]:
 
 async def count(customers: ScopedCollection, rule: str) -> tuple[int, datetime]:
     now = rule_now()
-    return await customers.count_documents(rule_filter(rule, now)), now
+    return (await audience(customers, rule, now))[0], now
 
 
 async def save_segment(store: TenantStore, name: str | None, rule: str) -> dict[str, Any]:
@@ -143,34 +144,23 @@ def customer_sample(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-async def preview(customers: ScopedCollection, query: dict[str, Any]) -> dict[str, Any]:
-    """The size and a sample in one pass over the matches: SecantusDB finds every match
-    even for a ``limit``, so a count and then a sample took twice a count."""
-    cursor = await customers.aggregate(
-        [
-            {"$match": query},
-            {"$facet": {"size": [{"$count": "n"}], "sample": [{"$limit": SAMPLE}]}},
-        ]
-    )
-    found = (await cursor.to_list())[0]
-    size = found["size"][0]["n"] if found["size"] else 0
-    return {"audienceSize": size, "sample": [customer_sample(d) for d in found["sample"]]}
+async def preview(customers: ScopedCollection, rule: str, ids: int = 0) -> dict[str, Any]:
+    """The size and a sample (and ids) in one pass over the matches."""
+    size, sample, found = await audience(customers, rule, sample=SAMPLE, ids=ids)
+    answer: dict[str, Any] = {
+        "audienceSize": size,
+        "sample": [customer_sample(d) for d in sample],
+    }
+    if ids:
+        answer["audienceIds"] = found
+    return answer
 
 
 @routes.post("/api/v1/segments/preview")
 async def preview_segment(request: web.Request) -> web.Response:
     body = await json_body(request, PreviewBody)
     customers = tenant_store(request)["customers"]
-    query = rule_filter(body.rule)  # one moment for the size, the sample and the ids
-    answer = await preview(customers, query)
-    if body.ids:
-        answer["audienceIds"] = await audience_ids(customers, query)
-    return json_response(answer)
-
-
-async def audience_ids(customers: ScopedCollection, query: dict[str, Any]) -> list[Any]:
-    """At most MAX_IDS ids of the customers the query matches."""
-    return [d["_id"] async for d in customers.find(query, projection={"_id": 1}, limit=MAX_IDS)]
+    return json_response(await preview(customers, body.rule, MAX_IDS if body.ids else 0))
 
 
 async def refresh_stale_counts(db: AsyncDatabase[dict[str, Any]], now: datetime) -> int:

@@ -196,3 +196,43 @@ async def test_a_customer_named_like_markup_shows_as_text(client: Any, ingesting
     html = await (await client.get("/customers")).text()
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "<img src=x" not in html
+
+
+async def test_addresses_and_fields_that_try_to_trick_the_console_are_refused(
+    client: Any, system: Any
+):
+    for target in ("/\t/evil.example", "/\n/evil.example", "/%09/x\r\nSet-Cookie: a=b"):
+        client.session.cookie_jar.clear()
+        token = csrf_of(await (await client.get("/sign-in")).text())
+        answer = await client.post(
+            "/sign-in",
+            data={"csrf": token, "email": "ops@example.com", "next": target},
+            allow_redirects=False,
+        )
+        assert answer.status == 303 and answer.headers["Location"] == "/", repr(target)
+    token = await signed_in(client)
+    for path in ("/customers?before=²", "/imports?before=٣", "/campaigns?before=¹"):
+        assert (await client.get(path)).status == 400, path
+    for path in ("/api/v1/campaigns?cursor=²", "/api/v1/customers?cursor=²"):
+        assert (await client.get(path, headers={"Accept": "application/json"})).status in (
+            400,
+            401,
+        )
+    # What a page says comes from crmd, not from the address.
+    assert (
+        "Your account is locked"
+        not in await (
+            await client.get("/?notice=Your account is locked&problem=Your account is locked")
+        ).text()
+    )
+    answer = await client.post(
+        "/segments",
+        data={"csrf": token, "action": "bogus", "name": "x", "rule": "spend > 1"},
+        allow_redirects=False,
+    )
+    assert answer.status == 400 and await system.db.segments.count_documents({}) == 0
+    answer = await client.post(
+        "/segments", data={"csrf": token, "name": "Kept", "rule": "spend > 1"}
+    )
+    assert "Saved Kept" in await answer.text()  # said once, after the redirect
+    assert "Saved Kept" not in await (await client.get("/segments")).text()

@@ -269,14 +269,6 @@
     window.addEventListener("pagehide", () => source.close());
   }
 
-  // A notice is said once: reloading the page (a live page does) must not say it again.
-  const here = new URL(window.location.href);
-  if (here.searchParams.has("notice") || here.searchParams.has("problem")) {
-    here.searchParams.delete("notice");
-    here.searchParams.delete("problem");
-    window.history.replaceState(null, "", here.pathname + here.search + here.hash);
-  }
-
   document.querySelectorAll("form[data-count-url]").forEach(ruleBox);
   document.querySelectorAll("button[data-suggest-rule]").forEach(suggestRule);
   document.querySelectorAll("button[data-suggest-messages]").forEach(suggestMessages);
