@@ -28,7 +28,7 @@ lint: $(VENV)/.test-deps
 	$(BIN)/ruff format --check crmd plugins tests bench
 	$(BIN)/mypy crmd plugins/crmd_dummy_vendor plugins/crmd_basic_ai plugins/crmd_gemini plugins/crmd_example_vendor/crmd_example_vendor bench
 
-# The console's browser tests drive Debian's Chromium (never `playwright install`).
+# The console's browser tests drive Debian's Chromium (Playwright is pointed at it; it downloads no browser of its own).
 CHROMIUM ?= /usr/bin/chromium
 
 $(CHROMIUM):
