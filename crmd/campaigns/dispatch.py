@@ -1,9 +1,12 @@
 """The dispatch actor's sending: hand each chunk of a campaign's messages (planned by
-``crmd.campaigns.planning``) to the vendor within its rate limit.
+``crmd.campaigns.planning``) to the vendor within its rate limit, and record each
+recipient once: the log is written when the vendor has taken the message (with the
+vendor's id) or refused it for good.
 
-Safe to repeat after a crash: sending skips every message that already has the vendor's
-id or a final status, and hands the vendor crmd's own message id, which vendors treat as
-an idempotency key, so no recipient is sent twice.
+Safe to repeat after a crash: sending skips every recipient that already has a log (or,
+for messages sent again by retry-failed, the vendor's id or a final status), and hands
+the vendor crmd's own message id, which vendors treat as an idempotency key, so a
+message handed over twice is the same message.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ import asyncio
 import hashlib
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from bson import ObjectId
 
-from crmd.campaigns import jobs, stats
+from crmd.campaigns import chunks, jobs, stats
 from crmd.campaigns.lifecycle import SENDING_STATES, Action, Status
 from crmd.campaigns.transitions import move
 from crmd.campaigns.vendors import RateLimiter, Vendors, guarded_send
@@ -27,23 +31,33 @@ from crmd.receipts.status import CANCELLED
 from crmd.store.tenant import TenantStore
 
 log = structlog.get_logger(__name__)
+Doc = dict[str, Any]
 VENDOR_BATCH = 100
 MAX_ATTEMPTS = 5
 MAX_RETRY_WAIT = 30.0
 
 
 def message_id(campaign: str, customer: str) -> str:
+    """A recipient's message id: the campaign's id, so a receipt that names the message
+    names its campaign, and a hash of the customer's."""
+    digest = hashlib.sha256(f"{campaign}\x00{customer}".encode()).hexdigest()
+    return f"{campaign}.{digest[:16]}"
+
+
+def legacy_message_id(campaign: str, customer: str) -> str:
+    """The message id of campaigns planned before ids named their campaign."""
     return hashlib.sha256(f"{campaign}\x00{customer}".encode()).hexdigest()[:24]
 
 
-def send_key(log: dict[str, Any]) -> str:
+def send_key(log: Doc) -> str:
     """The message id the vendor sees: the log's id, plus the retry round after a
     retry-failed (vendors dedupe by this id, so a new round needs a new one)."""
     round_ = log.get("round", 0)
     return log["_id"] if not round_ else f"{log['_id']}:r{round_}"
 
 
-_ROUND = re.compile(r"^(?P<log>[0-9a-f]{24}):r(?P<round>[0-9]{1,6})$")
+_ROUND = re.compile(r"^(?P<log>[0-9a-f]{24}(?:\.[0-9a-f]{16})?):r(?P<round>[0-9]{1,6})$")
+_CAMPAIGN = re.compile(r"^(?P<campaign>[0-9a-f]{24})\.[0-9a-f]{16}$")
 
 
 def parse_send_key(key: str) -> tuple[str, int]:
@@ -53,19 +67,122 @@ def parse_send_key(key: str) -> tuple[str, int]:
     return (match.group("log"), int(match.group("round"))) if match else (key, 0)
 
 
+def campaign_of(log_id: str) -> str | None:
+    """The campaign a log id names (None for a legacy id, or anything else)."""
+    match = _CAMPAIGN.match(log_id)
+    return match.group("campaign") if match else None
+
+
 async def cancel_unsent(store: TenantStore, campaign_id: str) -> int:
     """Every message of a cancelled campaign that the vendor was not handed becomes
     CANCELLED, and the stats say so. Safe to repeat: the route, the planner and the
     sender all call it, so whichever writes last also sweeps last."""
-    swept = await store["communication_log"].update_many(
+    now = datetime.now(UTC)
+    swept = await chunks.cancel_unsent(store, campaign_id, now)
+    # Messages queued again by retry-failed (and campaigns planned before chunks).
+    legacy = await store["communication_log"].update_many(
         {"campaignId": campaign_id, "status": "PENDING", "vendorMessageId": None},
         # The rank stays 0: should the vendor have taken one after all (a batch in
         # flight as the cancel came), its receipt still lands.
-        {"$set": {"status": CANCELLED, "updatedAt": datetime.now(UTC)}},
+        {"$set": {"status": CANCELLED, "updatedAt": now}},
     )
-    if swept.modified_count:
+    swept += legacy.modified_count
+    if swept:
         await stats.refresh(store, campaign_id)
-    return swept.modified_count
+    return swept
+
+
+@dataclass
+class Handoff:
+    """One send job's messages on their way to the vendor. ``fresh`` messages come from
+    a chunk and have no log yet; the others are logs sent again."""
+
+    store: TenantStore
+    campaign: Doc
+    fresh: bool
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    inserts: list[Doc] = field(default_factory=list)
+    updates: list[tuple[Doc, Doc]] = field(default_factory=list)
+
+    def accepted(self, doc: Doc, vendor_id: str, attempts: int) -> None:
+        if self.fresh:
+            handed = {"vendorMessageId": vendor_id, "handedAt": self.now}
+            self.inserts.append(self._log(doc, "PENDING", attempts) | handed)
+            return
+        # PENDING again if a cancel swept it while the batch was with the vendor: the
+        # vendor has it, and its receipt is awaited.
+        self.updates.append(
+            (
+                {"_id": doc["_id"], "vendorMessageId": None},
+                {"$set": self._handed(vendor_id, attempts)},
+            )
+        )
+
+    def failed(self, doc: Doc, reason: str, attempts: int, gave_up: bool) -> None:
+        # gaveUp: the vendor may have taken it after all; a retry keeps its id.
+        failure = {
+            "reason": reason,
+            "attempts": attempts,
+            "updatedAt": self.now,
+            "times": {"FAILED": self.now},
+            "gaveUp": gave_up,
+        }
+        if self.fresh:
+            self.inserts.append(self._log(doc, "FAILED", attempts) | failure | {"rank": 5})
+            return
+        failure.pop("times")
+        self.updates.append(
+            (
+                {"_id": doc["_id"], "rank": {"$lt": 5}},
+                {"$set": {"status": "FAILED", "rank": 5, "times.FAILED": self.now, **failure}},
+            )
+        )
+
+    def retried(self, doc: Doc, attempts: int) -> None:
+        if not self.fresh:  # a chunk's count lives in memory: a crash starts it again
+            self.updates.append(
+                ({"_id": doc["_id"]}, {"$set": {"attempts": attempts, "updatedAt": self.now}})
+            )
+
+    async def write(self) -> None:
+        there = await chunks.insert_logs(self.store, self.inserts)
+        # Logged already: by this chunk before a crash (nothing to add), or CANCELLED by
+        # a cancel that came while the batch was with the vendor (now it is handed).
+        for doc in there:
+            if doc["status"] == "PENDING":
+                self.updates.append(
+                    (
+                        {"_id": doc["_id"], "vendorMessageId": None},
+                        {"$set": self._handed(doc["vendorMessageId"], doc["attempts"])},
+                    )
+                )
+        if self.updates:
+            await self.store["communication_log"].bulk_update(self.updates)
+        self.inserts, self.updates = [], []
+        self.now = datetime.now(UTC)
+
+    def _handed(self, vendor_id: str, attempts: int) -> Doc:
+        return {
+            "status": "PENDING",
+            "vendorMessageId": vendor_id,
+            "attempts": attempts,
+            "handedAt": self.now,
+            "updatedAt": self.now,
+        }
+
+    def _log(self, entry: Doc, status: str, attempts: int) -> Doc:
+        return {
+            **{k: entry[k] for k in chunks.ENTRY_FIELDS},
+            "campaignId": str(self.campaign["_id"]),
+            "vendor": self.campaign["vendor"],
+            "status": status,
+            "rank": 0,
+            "round": 0,
+            "attempts": attempts,
+            "vendorMessageId": None,
+            "createdAt": self.now,
+            "updatedAt": self.now,
+        }
 
 
 async def send_chunk(
@@ -80,14 +197,20 @@ async def send_chunk(
         return  # paused or cancelled: resume re-queues what is unsent
     vendor = vendors.get(campaign["vendor"])
     limiter = limiters.setdefault(vendor.name, RateLimiter(vendor.rate_limit()))
-    logs = store["communication_log"]
-    todo = await logs.by_ids(
-        job.ids,
-        {"status": "PENDING", "vendorMessageId": None},
-        {"recipient": 1, "phone": 1, "message": 1, "attempts": 1, "round": 1},
-    )
+    if job.chunk:
+        chunk = await chunks.read(store, job.chunk)
+        if chunk is None:
+            return  # done already: a copy of the job, after a crash
+        todo = [{**e, "attempts": 0} for e in await chunks.unsent(store, chunk)]
+    else:
+        todo = await store["communication_log"].by_ids(
+            job.ids,
+            {"status": "PENDING", "vendorMessageId": None},
+            {"recipient": 1, "phone": 1, "message": 1, "attempts": 1, "round": 1},
+        )
+    handoff = Handoff(store, campaign, fresh=bool(job.chunk))
     while todo:
-        retry: list[dict[str, Any]] = []
+        retry: list[Doc] = []
         wait = 0.0
         size = limiter.batch_size(VENDOR_BATCH)
         for start in range(0, len(todo), size):
@@ -103,12 +226,14 @@ async def send_chunk(
             ]
             results = await guarded_send(vendor, messages)
             by_id = {send_key(d): d for d in batch}
-            again, wait_for = await _record(store, by_id, results)
+            again, wait_for = await _record(handoff, by_id, results)
             retry += again
             wait = max(wait, wait_for)
         todo = retry
         if todo:
             await asyncio.sleep(min(wait, MAX_RETRY_WAIT))
+    if job.chunk:
+        await chunks.mark_done(store, job.chunk)
 
 
 async def _still_sending(store: TenantStore, campaign_id: ObjectId) -> bool:
@@ -119,11 +244,11 @@ async def _still_sending(store: TenantStore, campaign_id: ObjectId) -> bool:
 
 
 async def _record(
-    store: TenantStore, by_id: dict[str, dict[str, Any]], results: Sequence[Any]
-) -> tuple[list[dict[str, Any]], float]:
-    now = datetime.now(UTC)
-    updates = []
-    retry: list[dict[str, Any]] = []
+    handoff: Handoff, by_id: dict[str, Doc], results: Sequence[Any]
+) -> tuple[list[Doc], float]:
+    """Write what the vendor answered for one batch; returns the messages to try again
+    and how long to wait first."""
+    retry: list[Doc] = []
     wait = 0.0
     for result in results:
         doc = by_id.get(result.message_id)
@@ -131,59 +256,27 @@ async def _record(
             continue
         attempts = doc.get("attempts", 0) + 1
         if isinstance(result, Accepted):
-            # PENDING again if a cancel swept it while the batch was with the vendor:
-            # the vendor has it, and its receipt is awaited.
-            updates.append(
-                (
-                    {"_id": doc["_id"], "vendorMessageId": None},
-                    {
-                        "$set": {
-                            "status": "PENDING",
-                            "vendorMessageId": result.vendor_message_id,
-                            "attempts": attempts,
-                            "handedAt": now,
-                            "updatedAt": now,
-                        }
-                    },
-                )
-            )
+            handoff.accepted(doc, result.vendor_message_id, attempts)
         elif isinstance(result, Failed) or attempts >= MAX_ATTEMPTS:
             reason = (
                 result.reason
                 if isinstance(result, Failed)
                 else (f"gave up after {attempts} attempts: {result.reason}")
             )
-            # gaveUp: the vendor may have taken it after all; a retry keeps its id.
-            updates.append(
-                (
-                    {"_id": doc["_id"], "rank": {"$lt": 5}},
-                    {
-                        "$set": {
-                            "status": "FAILED",
-                            "rank": 5,
-                            "reason": reason,
-                            "attempts": attempts,
-                            "updatedAt": now,
-                            "times.FAILED": now,
-                            "gaveUp": not isinstance(result, Failed),
-                        }
-                    },
-                )
-            )
+            handoff.failed(doc, reason, attempts, gave_up=not isinstance(result, Failed))
         elif isinstance(result, Retry):
-            updates.append(
-                ({"_id": doc["_id"]}, {"$set": {"attempts": attempts, "updatedAt": now}})
-            )
+            handoff.retried(doc, attempts)
             retry.append({**doc, "attempts": attempts})
             wait = max(wait, result.after_seconds * 2 ** (attempts - 1))
-    if updates:
-        await store["communication_log"].bulk_update(updates)
+    await handoff.write()
     return retry, wait
 
 
 async def mark_sent_if_done(store: TenantStore, campaign_id: str) -> None:
     """``sent`` once every recipient is with the vendor (or failed for good), and at once
     ``completed`` when no receipt is awaited (an empty audience, every message failed)."""
+    if await store["send_chunks"].count_documents({"campaignId": campaign_id, "done": False}):
+        return
     logs = store["communication_log"]
     unsent = await logs.count_documents(
         {"campaignId": campaign_id, "status": "PENDING", "vendorMessageId": None}

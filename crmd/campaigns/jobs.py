@@ -17,9 +17,12 @@ class DispatchJob(msgspec.Struct, array_like=True, omit_defaults=True):
     campaign: str
     user: str
     ids: list[str] = []
-    """For send: the communication_log ids (our message ids) of this chunk."""
+    """For send: the communication_log ids (our message ids) to send again (a retry of
+    failed messages, or a campaign planned before plans were kept per chunk)."""
     start: int = 0
     """For plan: the first customer number of the stretch to plan (0: where planning is)."""
+    chunk: str = ""
+    """For send: the planned chunk (``send_chunks``) whose recipients to hand over."""
 
 
 encode = msgspec.msgpack.Encoder().encode
@@ -64,6 +67,10 @@ time after which another process would take the chunk over."""
 
 def chunk_size(rate: float) -> int:
     return max(1, min(SEND_CHUNK, int(rate * CHUNK_SECONDS)))
+
+
+def chunk_jobs(campaign: str, user: str, chunks: list[str]) -> list[DispatchJob]:
+    return [DispatchJob("send", campaign, user, chunk=chunk) for chunk in chunks]
 
 
 def send_jobs(

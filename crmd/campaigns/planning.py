@@ -1,18 +1,20 @@
-"""Planning a campaign: one PENDING log per recipient, and the send jobs for them, a
-stretch of customers at a time.
+"""Planning a campaign: its recipients and their messages, kept a chunk at a time
+(``crmd.campaigns.chunks``), and the send jobs for them, a stretch of customers at a
+time.
 
 The audience is the customers numbered up to the highest number when planning began
 (``planTop``; ``crmd.store.numbering``) that match the rule at the campaign's
 ``ruleNow``. Each plan job reads one stretch of ``PLAN_STRETCH`` customer numbers
 (a range the database answers from its index), tests the rule in Python (the reference
-evaluator) and writes their logs; then it queues the job for the next stretch, and
+evaluator) and writes their chunks; then it queues the job for the next stretch, and
 only then records the stretch as done (``planNext``). A job never runs long, whatever
 the audience, so none outlives its deadline.
 
-Safe to repeat anywhere: a log's id is derived from (campaign, customer), so writing a
-stretch again adds nothing; a job whose stretch is already recorded does nothing; a
-crash between queueing the next job and recording the stretch redoes the stretch and
-queues the next job twice, and the second copy finds its stretch recorded and stops.
+Safe to repeat anywhere: a chunk's id is its campaign and its first place, and a log's
+is derived from (campaign, customer), so planning a stretch again adds nothing; a job
+whose stretch is already recorded does nothing; a crash between queueing the next job
+and recording the stretch redoes the stretch and queues the next job twice, and the
+second copy finds its stretch recorded and stops.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
-from crmd.campaigns import jobs, stats
+from crmd.campaigns import chunks, jobs, stats
 from crmd.campaigns.dispatch import cancel_unsent, mark_sent_if_done, message_id
 from crmd.campaigns.lifecycle import Action, Status
 from crmd.campaigns.template import parse_template, render
@@ -34,9 +36,8 @@ from crmd.campaigns.transitions import move
 from crmd.campaigns.vendors import Vendors
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import parse_rule
-from crmd.store.numbering import COUNTERS, add_to_tally, highest
+from crmd.store.numbering import COUNTERS, highest
 from crmd.store.tenant import TenantStore
-from crmd.store.writes import insert_new
 
 log = structlog.get_logger(__name__)
 PLAN_STRETCH = 5000
@@ -121,21 +122,21 @@ async def _plan_stretch(
             continue
         seq += 1
         try:
-            batch.append(_log(campaign, customer, parts, written, seq))
+            batch.append(_entry(campaign, customer, parts, seq))
         except Exception as exc:  # a bug, but one that names whom it concerns
             raise PlanningError(
                 f"customer {customer.get('_id')}: {type(exc).__name__}: {exc}"[:500]
             ) from exc
         if len(batch) >= PLAN_BATCH:
-            await _write_logs(store, redis, stream, str(campaign["_id"]), batch, chunk)
+            await _write_chunks(store, redis, stream, campaign, batch, chunk, written)
             batch = []
-    await _write_logs(store, redis, stream, str(campaign["_id"]), batch, chunk)
+    await _write_chunks(store, redis, stream, campaign, batch, chunk, written)
     return seq if await _still_planning(store, campaign["_id"]) else None
 
 
 async def _planned(store: TenantStore, campaign: dict[str, Any], seq: int) -> None:
     campaign_id = str(campaign["_id"])
-    size = await store["communication_log"].count_documents({"campaignId": campaign_id})
+    size = seq  # every recipient has a place, from 1
     planned = await move(
         store["campaigns"],
         campaign["_id"],
@@ -163,42 +164,33 @@ async def _still_planning(store: TenantStore, campaign_id: ObjectId) -> bool:
     return status == Status.PLANNING
 
 
-def _log(
-    campaign: dict[str, Any], customer: dict[str, Any], parts: Any, now: datetime, seq: int
+def _entry(
+    campaign: dict[str, Any], customer: dict[str, Any], parts: Any, seq: int
 ) -> dict[str, Any]:
-    campaign_id = str(campaign["_id"])
     return {
-        "_id": message_id(campaign_id, customer["_id"]),
-        "campaignId": campaign_id,
+        "_id": message_id(str(campaign["_id"]), customer["_id"]),
         "seq": seq,  # the recipient's place in the campaign: log pages are ranges of it
         "customerId": customer["_id"],
         "recipient": customer.get("email", ""),
         "phone": customer.get("phone", ""),
         "message": render(parts, customer),
-        "vendor": campaign["vendor"],
-        "status": "PENDING",
-        "rank": 0,
-        "attempts": 0,
-        "vendorMessageId": None,
-        "createdAt": now,
-        "updatedAt": now,
     }
 
 
-async def _write_logs(
+async def _write_chunks(
     store: TenantStore,
     redis: Redis,
     stream: str,
-    campaign_id: str,
+    campaign: dict[str, Any],
     batch: list[dict[str, Any]],
-    chunk: int,
+    size: int,
+    now: datetime,
 ) -> None:
     if not batch:
         return
-    planned_before = await insert_new(store["communication_log"].insert_many(batch))  # a crash
-    await add_to_tally(store.db, store.user_id, "messages", len(batch) - len(planned_before))
-    ids = [d["_id"] for d in batch]
-    await jobs.publish(redis, stream, jobs.send_jobs(campaign_id, store.user_id, ids, chunk))
+    campaign_id = str(campaign["_id"])
+    ids = await chunks.write(store, campaign_id, campaign["vendor"], batch, size, now)
+    await jobs.publish(redis, stream, jobs.chunk_jobs(campaign_id, store.user_id, ids))
 
 
 async def place_old_logs(db: AsyncDatabase[dict[str, Any]]) -> int:

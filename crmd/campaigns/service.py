@@ -10,7 +10,7 @@ import msgspec
 from bson import ObjectId
 from redis.asyncio import Redis
 
-from crmd.campaigns import jobs, stats
+from crmd.campaigns import chunks, jobs, stats
 from crmd.campaigns.dispatch import cancel_unsent, mark_sent_if_done
 from crmd.campaigns.lifecycle import Action, Status, initial_status, resume_action, send_action
 from crmd.campaigns.template import TemplateError, parse_template, render
@@ -196,9 +196,15 @@ class Campaigns:
         await jobs.publish(self.redis, self.stream, [job])
 
     async def _requeue_unsent(self, store: TenantStore, campaign: str) -> int:
-        """Queue send jobs for every unsent message, streaming the ids chunk by chunk;
-        with nothing unsent, the campaign is marked sent rather than left waiting."""
-        queued = 0
+        """Queue send jobs for every unsent message: the plan's open chunks, and the
+        logs set to be sent again, streamed chunk by chunk. With nothing unsent, the
+        campaign is marked sent rather than left waiting. Returns how many messages
+        were queued (a chunk counts whole: some of it may be handed over already)."""
+        open_chunks = await chunks.open_chunks(store, campaign)
+        await jobs.publish(
+            self.redis, self.stream, jobs.chunk_jobs(campaign, store.user_id, open_chunks)
+        )
+        queued = await chunks.recipients(store, open_chunks)
         chunk: list[str] = []
         unsent = {"campaignId": campaign, "status": "PENDING", "vendorMessageId": None}
         cursor = store["communication_log"].find(

@@ -1,4 +1,8 @@
-"""A campaign's stats, counted from its logs (so they are exact by construction)."""
+"""A campaign's stats, counted from its logs (so they are exact by construction).
+
+A recipient gets a log when the vendor is handed the message (``crmd.campaigns.chunks``),
+so those planned and not yet handed over are the places given (``planSeq``, then
+``lastSeq``) less the logs written: they count as pending too."""
 
 from __future__ import annotations
 
@@ -38,12 +42,17 @@ async def count_by_status(store: TenantStore, campaign_id: str) -> dict[str, int
 async def refresh(store: TenantStore, campaign_id: str) -> dict[str, int]:
     """Recount and store the stats; a sent campaign with nothing pending is completed.
     Only the actors and the actions call this: a read never writes."""
-    stats = summarise(await count_by_status(store, campaign_id))
+    by_status = await count_by_status(store, campaign_id)
+    stats = summarise(by_status)
     campaigns = store["campaigns"]
     now = datetime.now(UTC)
     started = await campaigns.find_one(
-        {"_id": ObjectId(campaign_id)}, projection={"plannedAt": 1, "createdAt": 1}
+        {"_id": ObjectId(campaign_id)},
+        projection={"plannedAt": 1, "createdAt": 1, "lastSeq": 1, "planSeq": 1},
     )
+    if started:
+        planned = int(started.get("lastSeq") or started.get("planSeq") or 0)
+        stats["pending"] += max(0, planned - sum(by_status.values()))
     point: dict[str, Any] = {"stats": stats}
     since = started and (started.get("plannedAt") or started.get("createdAt"))
     if since:

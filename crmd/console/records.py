@@ -11,7 +11,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from crmd.auth.requests import current_user, tenant_store
-from crmd.campaigns.dispatch import message_id
+from crmd.campaigns.dispatch import legacy_message_id, message_id
 from crmd.console.web import FILTERED_SCAN, query_number, query_text, render
 from crmd.errors import NotFound
 from crmd.ingest.persist import record_id
@@ -134,7 +134,11 @@ async def customer(request: web.Request) -> web.Response:
     )
     names = {str(c["_id"]): c["name"] for c in recent.items}
     logs = await store["communication_log"].by_ids(
-        [message_id(campaign, person["_id"]) for campaign in names],
+        [
+            make(campaign, person["_id"])
+            for campaign in names
+            for make in (message_id, legacy_message_id)
+        ],
         projection={"campaignId": 1, "message": 1, "status": 1, "updatedAt": 1},
     )
     messages = [{**m, "campaignName": names.get(m["campaignId"], "")} for m in logs]

@@ -1,11 +1,17 @@
-"""The receipts actor's work: a batch of receipt events into communication_log with one
-bulk update per tenant, then the affected campaigns' stats recounted.
+"""The receipts actor's work: a batch of receipt events into communication_log, then
+the affected campaigns' stats recounted.
 
 A receipt names a message by crmd's id, the vendor's id, or (the original project's
-way) campaign and customer. The tenant and the campaign come from crmd's own log of
-that message, never from the payload. Applying is idempotent (the status rank only
-rises; first-seen times only fall), so duplicates, reordering and redelivery after a
-crash all end in the same state.
+way) campaign and customer. Named by crmd's id, as vendors that echo it do, a receipt
+costs one conditional update and nothing else: the id names the campaign
+(``dispatch.message_id``), the update matches only that vendor's log of that round, and
+it does in one statement what precedence says (``status.as_pipeline``). When some
+receipt of a batch matches nothing (a message crmd has not logged yet, a stale round,
+another vendor's id) or names its message another way, the batch takes the way that
+reads each log first: the tenant and the campaign then come from crmd's own log of that
+message, never from the payload. Applying is idempotent (the status rank only rises;
+first-seen times only fall), so duplicates, reordering, redelivery after a crash and
+the second way after the first all end in the same state.
 """
 
 from __future__ import annotations
@@ -16,13 +22,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from bson import ObjectId
+from pymongo import UpdateOne, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
 
 from crmd.campaigns import stats
-from crmd.campaigns.dispatch import message_id, parse_send_key
+from crmd.campaigns.dispatch import campaign_of, legacy_message_id, message_id, parse_send_key
 from crmd.plugins.vendor import ReceiptEvent
 from crmd.receipts.batch import ReceiptBatch
-from crmd.receipts.status import RANK, as_updates
+from crmd.receipts.status import RANK, as_pipeline, as_updates
 from crmd.store.reads import find_in, in_batches
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_new
@@ -71,14 +79,17 @@ async def find_logs(
         if doc is None and event.vendor_message_id:
             doc = by_vendor_id.get((vendor, event.vendor_message_id))
         if doc is None and event.campaign_id and event.customer_id:
-            doc = await logs.find_one(
-                {
-                    "_id": message_id(event.campaign_id, event.customer_id),
-                    "campaignId": event.campaign_id,
-                    "customerId": event.customer_id,
-                },
-                LOG_FIELDS,
-            )
+            for make in (message_id, legacy_message_id):
+                doc = await logs.find_one(
+                    {
+                        "_id": make(event.campaign_id, event.customer_id),
+                        "campaignId": event.campaign_id,
+                        "customerId": event.customer_id,
+                    },
+                    LOG_FIELDS,
+                )
+                if doc is not None:
+                    break
         if doc is not None and doc.get("vendor") in (vendor, None):
             found[(vendor, event.event_id)] = doc
     return found
@@ -118,26 +129,69 @@ async def apply_receipts(
         for event in received.events:
             unique.setdefault((received.vendor, event.event_id), (received.vendor, event))
     events = list(unique.values())
+    campaigns = await _apply_by_our_id(db, events)
+    if campaigns is None:
+        campaigns = await _apply_after_reading(db, metrics, events)
+    if recount:
+        await recount_stats(db, campaigns)
+    return campaigns
+
+
+async def _apply_by_our_id(
+    db: AsyncDatabase[Doc], events: Sequence[tuple[str, ReceiptEvent]]
+) -> set[tuple[str, str]] | None:
+    """One conditional update per receipt, when every receipt names its message by
+    crmd's id and every update finds its log; None (after applying what matched, which
+    the reading way then finds applied) when not."""
+    now = datetime.now(UTC)
+    updates = []
+    named: set[str] = set()
+    for vendor, event in events:
+        log_id, round_ = parse_send_key(event.message_id)
+        campaign = campaign_of(log_id) if event.message_id else None
+        if campaign is None:
+            return None
+        named.add(campaign)
+        where = {
+            "_id": log_id,
+            "vendor": {"$in": [vendor, None]},
+            "round": round_ if round_ else {"$in": [0, None]},
+        }
+        updates.append(UpdateOne(where, as_pipeline(event.status, event.at, now, event.reason)))
+    if not updates:
+        return set()
+    # Across tenants on purpose, as the reading way's lookups: the log decides.
+    logs = db.communication_log.with_options(write_concern=WriteConcern("majority"))
+    result = await logs.bulk_write(updates, ordered=False)
+    if result.matched_count < len(updates):
+        return None
+    owners = db.campaigns.find(
+        {"_id": {"$in": [ObjectId(c) for c in sorted(named)]}}, projection={"userId": 1}
+    )
+    return {(d["userId"], str(d["_id"])) async for d in owners}
+
+
+async def _apply_after_reading(
+    db: AsyncDatabase[Doc], metrics: Metrics, events: Sequence[tuple[str, ReceiptEvent]]
+) -> set[tuple[str, str]]:
+    """Each receipt's log read first: the update it needs then decided from it, and a
+    receipt whose message is not found kept for a later try (``rematch_unknown``)."""
     logs = await find_logs(db, events)
     now = datetime.now(UTC)
     per_user: dict[str, list[tuple[Doc, Doc]]] = defaultdict(list)
     rises: dict[str, list[tuple[ReceiptEvent, Doc]]] = defaultdict(list)
-    records: dict[str, list[Doc]] = defaultdict(list)
     campaigns: set[tuple[str, str]] = set()
     unknown = []
     for vendor, event in events:
         doc = logs.get((vendor, event.event_id))
-        record = {
-            "_id": f"{vendor}:{event.event_id}",
-            "vendor": vendor,
-            "status": event.status,
-            "at": event.at,
-            "receivedAt": now,
-        }
         if doc is None:
             unknown.append(
                 {
-                    **record,
+                    "_id": f"{vendor}:{event.event_id}",
+                    "vendor": vendor,
+                    "status": event.status,
+                    "at": event.at,
+                    "receivedAt": now,
                     "userId": None,
                     "unknown": True,
                     "messageId": event.message_id,
@@ -153,9 +207,6 @@ async def apply_receipts(
             per_user[doc["userId"]].append(({"_id": doc["_id"], **first[0]}, first[1]))
             if first[0]:
                 rises[doc["userId"]].append((event, doc))
-        records[doc["userId"]].append(
-            {**record, "logId": doc["_id"], "campaignId": doc["campaignId"]}
-        )
         campaigns.add((doc["userId"], doc["campaignId"]))
     for user, updates in per_user.items():
         mine = TenantStore(db, user, majority=True)["communication_log"]
@@ -168,14 +219,10 @@ async def apply_receipts(
                     for where, update in log_updates(event, now)
                 ]
             )
-    for user, docs in records.items():
-        await insert_new(TenantStore(db, user)["receipt_events"].insert_many(docs))
     if unknown:
         metrics.receipts.labels("any", "unknown").inc(len(unknown))
         log.warning("receipt.unknown_message", count=len(unknown))
         await insert_new(db.receipt_events.insert_many(unknown, ordered=False))
-    if recount:
-        await recount_stats(db, campaigns)
     return campaigns
 
 

@@ -68,3 +68,21 @@ def as_updates(
         ({"rank": {"$lt": rank}}, {"$set": changes}),
         ({}, {"$min": {f"times.{status}": seen}}),
     ]
+
+
+def as_pipeline(status: str, at: datetime, now: datetime, reason: str = "") -> list[dict[str, Any]]:
+    """``as_updates`` in one statement (an update pipeline): the status, rank, reason and
+    time of change only when the rank rises, the first-seen time whenever it is earlier.
+    Every expression reads the message as it was before this update."""
+    rank = RANK[status]
+    rises = {"$lt": [{"$ifNull": ["$rank", 0]}, rank]}
+    seen = at if at.tzinfo else at.replace(tzinfo=UTC)
+    changes: dict[str, Any] = {
+        "status": {"$cond": [rises, status, "$status"]},
+        "rank": {"$cond": [rises, rank, "$rank"]},
+        "updatedAt": {"$cond": [rises, now, "$updatedAt"]},
+        f"times.{status}": {"$min": [{"$ifNull": [f"$times.{status}", seen]}, seen]},
+    }
+    if reason:
+        changes["reason"] = {"$cond": [rises, reason[:500], "$reason"]}
+    return [{"$set": changes}]

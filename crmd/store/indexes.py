@@ -46,6 +46,13 @@ INDEXES: IndexSpec = {
             name="user_campaign_seq",
         ),
     ),
+    # A campaign's plan, a chunk of recipients a document (crmd.campaigns.chunks).
+    "send_chunks": (
+        IndexModel(
+            [("userId", ASCENDING), ("campaignId", ASCENDING), ("done", ASCENDING)],
+            name="user_campaign_done",
+        ),
+    ),
     "receipt_events": (
         IndexModel([("userId", ASCENDING), ("campaignId", ASCENDING)], name="user_campaign"),
     ),

@@ -36,6 +36,7 @@ TENANT_COLLECTIONS = frozenset(
         "segments",
         "campaigns",
         "communication_log",
+        "send_chunks",
         "receipt_events",
         "upload_errors",
         "upload_chunks",

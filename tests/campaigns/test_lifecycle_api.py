@@ -10,18 +10,9 @@ import pytest
 
 from crmd.app import Crmd
 from tests.campaigns.test_delivery_loop import load, start_campaign, wait_status
+from tests.counted import written
 
 RULE = "spend > 10000 AND visits < 3"
-
-
-def written(system: Crmd) -> float:
-    """Documents crmd has written to MongoDB so far, from its own command counter."""
-    return sum(
-        sample.value
-        for metric in system.metrics.mongo_documents.collect()
-        for sample in metric.samples
-        if sample.name.endswith("_total")
-    )
 
 
 async def statuses(system: Crmd, campaign: str) -> dict[str, int]:

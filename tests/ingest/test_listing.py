@@ -7,18 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from crmd.app import Crmd
+from tests.counted import commands
 from tests.ingest.conftest import upload, wait_done
 
 ROWS = 130
-
-
-def counted_commands(system: Crmd) -> dict[str, float]:
-    return {
-        s.labels["command"]: s.value
-        for m in system.metrics.mongo_commands.collect()
-        for s in m.samples
-        if s.name.endswith("_total")
-    }
 
 
 async def load(client: Any, auth: Any) -> None:
@@ -48,9 +40,9 @@ async def test_pages_follow_the_cursor_to_the_end_with_no_count(
 ):
     await load(client, auth)
     await client.get("/api/v1/customers", params={"limit": "1"}, headers=auth)  # the tally
-    before = counted_commands(system)
+    before = commands(system)
     pages = await every_page(client, auth, {"limit": "50"})
-    after = counted_commands(system)
+    after = commands(system)
     assert [len(p["items"]) for p in pages] == [50, 50, 30]
     assert all(p["total"] == ROWS for p in pages)
     names = [c["name"] for p in pages for c in p["items"]]

@@ -7,25 +7,31 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from bson import ObjectId
 
 import crmd.receipts.actor as actor
 from crmd.app import Crmd
+from crmd.campaigns.dispatch import legacy_message_id, message_id
 from crmd.plugins.vendor import ReceiptEvent
 from crmd.receipts.apply import apply_receipts
 from crmd.receipts.batch import ReceiptBatch
 from crmd.receipts.status import RANK, fold
 from crmd.store.tenant import TenantStore
+from tests.counted import commands
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 USER = "u1"
 
 
-async def campaign_with_logs(system: Crmd, n: int) -> tuple[str, list[str]]:
+async def campaign_with_logs(system: Crmd, n: int, named: bool = True) -> tuple[str, list[str]]:
+    """A sent campaign's logs, with ids that name the campaign (``named``) or the
+    legacy ids of campaigns from before they did."""
     store = TenantStore(system.db, USER)
     campaign = ObjectId()
     await store["campaigns"].insert_one({"_id": campaign, "status": "sent", "stats": {}})
-    ids = [f"{i:024x}" for i in range(n)]
+    make = message_id if named else legacy_message_id
+    ids = [make(str(campaign), f"c{i}") for i in range(n)]
     await store["communication_log"].insert_many(
         [
             {
@@ -53,8 +59,9 @@ async def stored(system: Crmd, log: str) -> dict[str, Any]:
     return doc
 
 
-async def test_a_batch_that_races_itself_ends_as_any_order_would(system: Crmd):
-    campaign, [a, b] = await campaign_with_logs(system, 2)
+@pytest.mark.parametrize("named", [True, False])
+async def test_a_batch_that_races_itself_ends_as_any_order_would(system: Crmd, named: bool):
+    campaign, [a, b] = await campaign_with_logs(system, 2, named)
     events = [
         event(a, "CLICKED", "e1", 3),
         event(a, "SENT", "e2", 1),
@@ -76,8 +83,9 @@ async def test_a_batch_that_races_itself_ends_as_any_order_would(system: Crmd):
     assert doc["stats"]["sent"] == 1 and doc["stats"]["delivered"] == 1
 
 
-async def test_later_batches_only_move_first_seen_times_back(system: Crmd):
-    campaign, [a] = await campaign_with_logs(system, 1)
+@pytest.mark.parametrize("named", [True, False])
+async def test_later_batches_only_move_first_seen_times_back(system: Crmd, named: bool):
+    campaign, [a] = await campaign_with_logs(system, 1, named)
     await apply_receipts(
         system.db, system.metrics, [ReceiptBatch("v", [event(a, "DELIVERED", "e1", 10)])]
     )
@@ -102,6 +110,33 @@ async def test_later_batches_only_move_first_seen_times_back(system: Crmd):
     assert touched == {(USER, campaign)}
     doc = await system.db.campaigns.find_one({"_id": ObjectId(campaign)})
     assert doc["stats"]["delivered"] == 1  # recounted by the second batch, not the third
+
+
+async def test_receipts_naming_crmds_ids_cost_one_update_each_and_no_read(system: Crmd):
+    campaign, ids = await campaign_with_logs(system, 50)
+    before = commands(system)
+    events = [event(log, "DELIVERED", f"e{n}", n) for n, log in enumerate(ids)]
+    touched = await apply_receipts(
+        system.db, system.metrics, [ReceiptBatch("v", events)], recount=False
+    )
+    after = commands(system)
+    spent = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    # One update command of 50 statements; one read, of the campaign's owner.
+    assert spent == {"update": 1, "find": 1}
+    assert touched == {(USER, campaign)}
+    assert await system.db.communication_log.count_documents({"status": "DELIVERED"}) == 50
+    assert await system.db.receipt_events.count_documents({}) == 0
+
+
+async def test_a_receipt_for_another_vendors_message_changes_nothing(system: Crmd):
+    _, [a] = await campaign_with_logs(system, 1)
+    touched = await apply_receipts(
+        system.db, system.metrics, [ReceiptBatch("other", [event(a, "DELIVERED", "e1")])]
+    )
+    assert touched == set()
+    assert (await stored(system, a))["status"] == "PENDING"
+    unknown = await system.db.receipt_events.find_one({"_id": "other:e1"})
+    assert unknown is not None and unknown["unknown"] is True
 
 
 async def test_a_campaign_marked_again_during_its_recount_stays_marked(

@@ -1,0 +1,153 @@
+"""A campaign's plan, kept a chunk of recipients at a time (``send_chunks``).
+
+Planning writes one document per chunk: each recipient's message id, place and rendered
+message. Sending reads the chunk and writes each recipient's log once, when the vendor
+has taken the message (with the vendor's id) or refused it for good: one write per
+message. A recipient with no log yet has not been handed over; a chunk is ``done``
+once every recipient in it has a log, and its recipients are then dropped from it (the
+logs hold them).
+
+Safe to repeat anywhere: a chunk's id is its campaign and its first place, so planning
+a stretch again writes nothing new; a log's id is the message id, so a chunk sent again
+after a crash skips whoever already has one, and hands the rest over with the same ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from crmd.store.numbering import add_to_tally
+from crmd.store.tenant import TenantStore
+from crmd.store.writes import insert_new
+
+Doc = dict[str, Any]
+CHUNK_BYTES = 4_000_000
+"""At most this many bytes of messages in one chunk (a document holds at most 16 MB)."""
+ENTRY_FIELDS = ("_id", "seq", "customerId", "recipient", "phone", "message")
+
+
+def chunk_id(campaign_id: str, first_seq: int) -> str:
+    return f"{campaign_id}:{first_seq}"
+
+
+def cut(entries: list[Doc], size: int) -> Iterable[list[Doc]]:
+    """The entries in chunks of at most ``size`` recipients and CHUNK_BYTES of text."""
+    chunk: list[Doc] = []
+    text = 0
+    for entry in entries:
+        if chunk and (len(chunk) >= size or text + len(entry["message"]) > CHUNK_BYTES):
+            yield chunk
+            chunk, text = [], 0
+        chunk.append(entry)
+        text += len(entry["message"])
+    if chunk:
+        yield chunk
+
+
+async def write(
+    store: TenantStore,
+    campaign_id: str,
+    vendor: str,
+    entries: list[Doc],
+    size: int,
+    now: datetime,
+) -> list[str]:
+    """Store the entries as chunks; returns every chunk's id (those written before
+    too: the caller queues them again, and sending skips what is handed over)."""
+    docs = [
+        {
+            "_id": chunk_id(campaign_id, chunk[0]["seq"]),
+            "campaignId": campaign_id,
+            "vendor": vendor,
+            "seq": chunk[0]["seq"],
+            "size": len(chunk),
+            "entries": chunk,
+            "done": False,
+            "createdAt": now,
+        }
+        for chunk in cut(entries, size)
+    ]
+    if docs:
+        await insert_new(store["send_chunks"].insert_many(docs))
+    return [d["_id"] for d in docs]
+
+
+async def read(store: TenantStore, chunk: str) -> Doc | None:
+    """The chunk, unless it is done (or gone)."""
+    doc = await store["send_chunks"].find_one({"_id": chunk})
+    return None if doc is None or doc.get("done") else doc
+
+
+async def unsent(store: TenantStore, doc: Doc) -> list[Doc]:
+    """The chunk's recipients that have no log yet."""
+    entries: list[Doc] = doc["entries"]
+    have = await store["communication_log"].by_ids(
+        [e["_id"] for e in entries], projection={"_id": 1}
+    )
+    logged = {d["_id"] for d in have}
+    return [e for e in entries if e["_id"] not in logged]
+
+
+async def mark_done(store: TenantStore, chunk: str) -> None:
+    await store["send_chunks"].update_one(
+        {"_id": chunk}, {"$set": {"done": True}, "$unset": {"entries": ""}}
+    )
+
+
+async def open_chunks(store: TenantStore, campaign_id: str) -> list[str]:
+    """The campaign's chunks not done, in plan order."""
+    cursor = store["send_chunks"].find(
+        {"campaignId": campaign_id, "done": False}, projection={"_id": 1, "seq": 1}
+    )
+    found = [(d["seq"], d["_id"]) async for d in cursor]
+    return [i for _, i in sorted(found)]
+
+
+async def recipients(store: TenantStore, ids: list[str]) -> int:
+    """How many recipients the chunks were planned with."""
+    found = await store["send_chunks"].by_ids(ids, projection={"size": 1})
+    return sum(int(d["size"]) for d in found)
+
+
+async def insert_logs(store: TenantStore, docs: list[Doc]) -> list[Doc]:
+    """Insert new logs and count them in the user's tally; returns the documents whose
+    log existed already (a chunk sent again, a cancel that came first)."""
+    if not docs:
+        return []
+    logs = store["communication_log"]
+    there = await insert_new(logs.insert_many(docs))
+    await add_to_tally(store.db, store.user_id, "messages", len(docs) - len(there))
+    return [docs[i] for i in there]
+
+
+async def cancel_unsent(store: TenantStore, campaign_id: str, now: datetime) -> int:
+    """Every recipient of the campaign's open chunks who has no log gets a CANCELLED
+    one, and the chunk is done. Returns how many were cancelled."""
+    cancelled = 0
+    for chunk in await open_chunks(store, campaign_id):
+        doc = await read(store, chunk)
+        if doc is None:
+            continue
+        todo = await unsent(store, doc)
+        logs = [
+            {
+                **{k: e[k] for k in ENTRY_FIELDS},
+                "campaignId": campaign_id,
+                "vendor": doc["vendor"],
+                "status": "CANCELLED",
+                # The rank stays 0: should the vendor have taken one after all (a batch
+                # in flight as the cancel came), its receipt still lands.
+                "rank": 0,
+                "round": 0,
+                "attempts": 0,
+                "vendorMessageId": None,
+                "createdAt": now,
+                "updatedAt": now,
+            }
+            for e in todo
+        ]
+        cancelled += len(logs) - len(await insert_logs(store, logs))
+        await mark_done(store, chunk)
+    return cancelled

@@ -1,0 +1,25 @@
+"""What crmd has asked of MongoDB so far, from its own command counter (``/metrics``)."""
+
+from __future__ import annotations
+
+from crmd.app import Crmd
+
+
+def commands(system: Crmd) -> dict[str, float]:
+    """Commands sent, by name."""
+    return {
+        sample.labels["command"]: sample.value
+        for metric in system.metrics.mongo_commands.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    }
+
+
+def written(system: Crmd) -> float:
+    """Documents in insert, update and delete statements."""
+    return sum(
+        sample.value
+        for metric in system.metrics.mongo_documents.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
