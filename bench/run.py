@@ -23,6 +23,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
@@ -35,7 +36,15 @@ from redis.asyncio import Redis
 
 import crmd
 from bench.data import EVERYONE, RULES, csv_reader_seconds, write_customers
-from bench.server import RECEIPT_SECRET, Api, MemorySampler, crmd_process, database_servers
+from bench.server import (
+    RECEIPT_SECRET,
+    Api,
+    MemorySampler,
+    Spent,
+    crmd_process,
+    database_servers,
+    spending,
+)
 from bench.server import signed_in as signed_in_api
 from crmd.receipts.signature import signed_headers
 from crmd.segments.query import rule_filter
@@ -165,6 +174,10 @@ class Bench:
         self.notes: dict[str, Any] = {}
         self.audience_upload = ""
 
+    def spending(self, api: Api) -> AbstractAsyncContextManager[Spent]:
+        """What crmd writes and spends in CPU during the block."""
+        return spending(api.http, self.base, self.sampler.pid)
+
     async def upload(self, api: Api, path: Path) -> tuple[str, float]:
         """POST the file as a raw text/csv body; (upload id, seconds until the 202)."""
         started = perf_counter()
@@ -217,7 +230,8 @@ class Bench:
         latencies: list[float] = []
         with self.sampler.phase("upload"):
             started = perf_counter()
-            upload_id, accept_seconds = await self.upload(api, path)
+            async with self.spending(api) as accepting:
+                upload_id, accept_seconds = await self.upload(api, path)
             say(f"  202 after {accept_seconds:.2f} s; persisting")
             probing = asyncio.Event()
 
@@ -229,7 +243,8 @@ class Bench:
                     await asyncio.sleep(0.2)
 
             prober = asyncio.create_task(probe())
-            await self.until_persisted(api, upload_id, rows)
+            async with self.spending(api) as persisting:
+                await self.until_persisted(api, upload_id, rows)
             end_to_end = perf_counter() - started
             probing.set()
             await prober
@@ -264,6 +279,7 @@ class Bench:
                 limit_is="csv.reader iterating the file",
                 seconds=round(accept_seconds, 2),
                 file_mb=round(size / MB, 1),
+                **accepting.per(rows),
             )
         )
         self.figures.append(
@@ -280,6 +296,8 @@ class Bench:
                 raw_seconds=round(raw_seconds, 1),
                 limit_empty_rows_per_s=round(first / first_seconds, 1),
                 limit_full_rows_per_s=round(last / last_seconds, 1),
+                # after the 202 (the probe's reads included, a few hundred requests)
+                **persisting.per(rows),
             )
         )
         self.figures.append(
@@ -412,29 +430,30 @@ class Bench:
     async def dispatch(self, api: Api) -> str:
         n = self.sizes.audience
         campaigns = self.db.campaigns
+
+        async def sent() -> bool:
+            doc = await campaigns.find_one({"_id": campaign}, {"status": 1, "reason": 1})
+            if doc["status"] in ("error", "cancelled"):
+                raise RuntimeError(f"campaign {doc['status']}: {doc.get('reason')}")
+            return bool(doc["status"] in ("sent", "completed"))
+
         with self.sampler.phase("campaign"):
-            started = perf_counter()
-            created = await api.call(
-                "POST",
-                "/api/v1/campaigns",
-                expect=201,
-                json={
-                    "name": "bench",
-                    "message": "Hi {first_name|there}, {spend} well spent!",
-                    "rule": EVERYONE,
-                    "vendor": "dummy_vendor",
-                },
-            )
-            campaign = ObjectId(created["id"])
-
-            async def sent() -> bool:
-                doc = await campaigns.find_one({"_id": campaign}, {"status": 1, "reason": 1})
-                if doc["status"] in ("error", "cancelled"):
-                    raise RuntimeError(f"campaign {doc['status']}: {doc.get('reason')}")
-                return bool(doc["status"] in ("sent", "completed"))
-
-            await wait_for("the campaign to be sent", sent, timeout=3600)
-            seconds = perf_counter() - started
+            async with self.spending(api) as spent:
+                started = perf_counter()
+                created = await api.call(
+                    "POST",
+                    "/api/v1/campaigns",
+                    expect=201,
+                    json={
+                        "name": "bench",
+                        "message": "Hi {first_name|there}, {spend} well spent!",
+                        "rule": EVERYONE,
+                        "vendor": "dummy_vendor",
+                    },
+                )
+                campaign = ObjectId(created["id"])
+                await wait_for("the campaign to be sent", sent, timeout=3600)
+                seconds = perf_counter() - started
         say(f"dispatch: {n:,} messages sent in {seconds:.1f} s; copying the logs raw")
         raw = await scratch(self.db, "bench_raw_logs", "communication_log")
         copied, raw_seconds = await copy_timed(
@@ -451,6 +470,7 @@ class Bench:
                 limit_is="insert_many of the same log documents, 1,000 a batch",
                 seconds=round(seconds, 1),
                 raw_seconds=round(raw_seconds, 1),
+                **spent.per(n),
             )
         )
         return str(campaign)
@@ -466,9 +486,10 @@ class Bench:
         raw_seconds = await self.raw_updates(ids)
         with self.sampler.phase("receipts"):
             batched = [ids[i : i + 1000] for i in range(0, n, 1000)]
-            accepted, exact = await self.post_receipts(
-                api, campaign, batched, "SENT", "sent", concurrency=4
-            )
+            async with self.spending(api) as spent:
+                accepted, exact = await self.post_receipts(
+                    api, campaign, batched, "SENT", "sent", concurrency=4
+                )
             self.figures.append(
                 rate_figure(
                     f"receipts, {n:,} in posts of 1,000: accepted",
@@ -488,12 +509,14 @@ class Bench:
                     0.7,
                     unit="receipts/s",
                     seconds=round(exact, 1),
+                    **spent.per(n),
                 )
             )
             m = len(singles)
-            accepted, exact = await self.post_receipts(
-                api, campaign, [[i] for i in singles], "DELIVERED", "delivered", concurrency=16
-            )
+            async with self.spending(api) as spent:
+                accepted, exact = await self.post_receipts(
+                    api, campaign, [[i] for i in singles], "DELIVERED", "delivered", concurrency=16
+                )
             self.figures.append(
                 rate_figure(
                     f"receipts, {m:,} one per post: accepted",
@@ -512,6 +535,7 @@ class Bench:
                     0.7,
                     unit="receipts/s",
                     seconds=round(exact, 1),
+                    **spent.per(m),
                 )
             )
 
@@ -655,11 +679,14 @@ def _cpu_model() -> str:
 
 
 def rows_of(figures: list[Figure]) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = [("figure", "crmd", "limit", "unit", "ratio", "target", "")]
+    rows: list[tuple[str, ...]] = [
+        ("figure", "crmd", "limit", "unit", "ratio", "target", "", "writes/item", "CPU µs/item")
+    ]
     for f in figures:
         crmd_text = f"{f.crmd:,.1f}"
         if f.unit == "ms":
             crmd_text = f"{f.crmd:,.1f} / {f.detail['p99_ms']:,.1f}"
+        writes, cpu = f.detail.get("writes_per_item"), f.detail.get("cpu_us_per_item")
         rows.append(
             (
                 f.name,
@@ -669,6 +696,8 @@ def rows_of(figures: list[Figure]) -> list[tuple[str, ...]]:
                 "" if f.ratio is None else f"{f.ratio:.2f}",
                 f.target,
                 {True: "met", False: "BELOW", None: ""}[f.met],
+                "" if writes is None else f"{writes:.2f}",
+                "" if cpu is None else f"{cpu:,.0f}",
             )
         )
     return rows
@@ -692,7 +721,7 @@ def markdown(result: dict[str, Any]) -> str:
     """The table as the README shows it, with the machine it came from."""
     rows = rows_of([msgspec.convert(f, Figure) for f in result["figures"]])
     lines = [f"| {' | '.join(c.strip().replace('|', '/') for c in row)} |" for row in rows]
-    lines.insert(1, "|---" + "|---:" * (len(rows[0]) - 2) + "|---|")
+    lines.insert(1, "|---" + "|---:" * 5 + "|---|---:|---:|")
     m = result["machine"]
     lines.append(
         f"\n{m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python "

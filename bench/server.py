@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 
 from crmd.services.children import ServerProcess, free_port
 from crmd.services.embedded import Urls
@@ -129,6 +130,50 @@ class MemorySampler:
         finally:
             self._open.discard(name)
             self.peaks[name] = max(self.peaks[name], self.rss())
+
+
+class Spent(msgspec.Struct):
+    """What crmd spent on a stretch of work: the documents it wrote to MongoDB (by its
+    own ``crmd_mongo_documents_total``) and its process's CPU seconds."""
+
+    documents: float = 0.0
+    cpu: float = 0.0
+
+    def per(self, items: int) -> dict[str, Any]:
+        """The figure's detail: writes and CPU microseconds per item."""
+        return {
+            "writes_per_item": round(self.documents / items, 3),
+            "cpu_us_per_item": round(self.cpu * 1e6 / items, 1),
+        }
+
+
+async def spent_so_far(http: aiohttp.ClientSession, base: str, pid: int) -> Spent:
+    async with http.get(f"{base}/metrics") as response:
+        text = await response.text()
+    documents = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("crmd_mongo_documents_total{")
+    )
+    return Spent(documents, cpu_seconds(pid))
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's user and system CPU time so far (its threads' included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@asynccontextmanager
+async def spending(http: aiohttp.ClientSession, base: str, pid: int) -> AsyncIterator[Spent]:
+    """The Spent of the block, filled in when it ends."""
+    before = await spent_so_far(http, base, pid)
+    spent = Spent()
+    yield spent
+    after = await spent_so_far(http, base, pid)
+    spent.documents = after.documents - before.documents
+    spent.cpu = after.cpu - before.cpu
 
 
 @contextmanager

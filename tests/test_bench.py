@@ -48,6 +48,13 @@ def test_the_quick_benchmark_measures_every_figure(services: Urls, tmp_path: Pat
         assert figure["met"] in (True, False)
     reconciled = [f for n, f in figures.items() if "reconciled" in n]
     assert len(reconciled) == 2 and all(f["crmd"] > 0 for f in reconciled)
+    # What each item cost crmd: database writes (its own counter) and process CPU.
+    costed = [figures[RATIOS[1]], *reconciled, figures[RATIOS[4]], figures[RATIOS[5]]]
+    for figure in costed:
+        assert figure["detail"]["cpu_us_per_item"] > 0, figure
+    assert 1 <= figures[RATIOS[1]]["detail"]["writes_per_item"] <= 1.05
+    assert all(1 <= f["detail"]["writes_per_item"] <= 1.1 for f in reconciled)
+    assert 1 <= figures[RATIOS[5]]["detail"]["writes_per_item"] <= 1.05
     latency = figures["GET /api/v1/campaigns while the upload is processed, p50 / p99 ms"]
     assert 0 < latency["crmd"] <= latency["detail"]["p99_ms"]
     memory = [f for n, f in figures.items() if n.strip().startswith(("crmd peak", "campaign"))]
