@@ -111,15 +111,14 @@ async def recipients(store: TenantStore, ids: list[str]) -> int:
     return sum(int(d["size"]) for d in found)
 
 
-async def insert_logs(store: TenantStore, docs: list[Doc]) -> list[Doc]:
-    """Insert new logs and count them in the user's tally; returns the documents whose
-    log existed already (a chunk sent again, a cancel that came first)."""
+async def insert_logs(store: TenantStore, docs: list[Doc]) -> tuple[int, list[Doc]]:
+    """Insert new logs; returns how many were new (for the user's tally, which the
+    caller adds to) and the documents whose log existed already (a chunk sent again, a
+    cancel that came first)."""
     if not docs:
-        return []
-    logs = store["communication_log"]
-    there = await insert_new(logs.insert_many(docs))
-    await add_to_tally(store.db, store.user_id, "messages", len(docs) - len(there))
-    return [docs[i] for i in there]
+        return 0, []
+    there = await insert_new(store["communication_log"].insert_many(docs))
+    return len(docs) - len(there), [docs[i] for i in there]
 
 
 async def cancel_unsent(store: TenantStore, campaign_id: str, now: datetime) -> int:
@@ -148,6 +147,8 @@ async def cancel_unsent(store: TenantStore, campaign_id: str, now: datetime) -> 
             }
             for e in todo
         ]
-        cancelled += len(logs) - len(await insert_logs(store, logs))
+        new, _ = await insert_logs(store, logs)
+        await add_to_tally(store.db, store.user_id, "messages", new)
         await mark_done(store, chunk)
+        cancelled += new
     return cancelled

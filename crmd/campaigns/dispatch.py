@@ -26,8 +26,9 @@ from crmd.campaigns import chunks, jobs, stats
 from crmd.campaigns.lifecycle import SENDING_STATES, Action, Status
 from crmd.campaigns.transitions import move
 from crmd.campaigns.vendors import RateLimiter, Vendors, guarded_send
-from crmd.plugins.vendor import Accepted, Failed, OutgoingMessage, Retry
+from crmd.plugins.vendor import Accepted, Failed, OutgoingMessage, Retry, Vendor
 from crmd.receipts.status import CANCELLED
+from crmd.store.numbering import add_to_tally
 from crmd.store.tenant import TenantStore
 
 log = structlog.get_logger(__name__)
@@ -103,6 +104,9 @@ class Handoff:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     inserts: list[Doc] = field(default_factory=list)
     updates: list[tuple[Doc, Doc]] = field(default_factory=list)
+    logged: int = 0
+    """Logs this handoff wrote, for the user's tally (added once, at the end: a crash
+    before leaves it short until the clock recounts it)."""
 
     def accepted(self, doc: Doc, vendor_id: str, attempts: int) -> None:
         if self.fresh:
@@ -144,8 +148,13 @@ class Handoff:
                 ({"_id": doc["_id"]}, {"$set": {"attempts": attempts, "updatedAt": self.now}})
             )
 
+    async def count(self) -> None:
+        await add_to_tally(self.store.db, self.store.user_id, "messages", self.logged)
+        self.logged = 0
+
     async def write(self) -> None:
-        there = await chunks.insert_logs(self.store, self.inserts)
+        new, there = await chunks.insert_logs(self.store, self.inserts)
+        self.logged += new
         # Logged already: by this chunk before a crash (nothing to add), or CANCELLED by
         # a cancel that came while the batch was with the vendor (now it is handed).
         for doc in there:
@@ -209,13 +218,31 @@ async def send_chunk(
             {"recipient": 1, "phone": 1, "message": 1, "attempts": 1, "round": 1},
         )
     handoff = Handoff(store, campaign, fresh=bool(job.chunk))
+    try:
+        finished = await _hand_over(store, campaign, vendor, limiter, handoff, todo)
+    finally:
+        await handoff.count()
+    if finished and job.chunk:
+        await chunks.mark_done(store, job.chunk)
+
+
+async def _hand_over(
+    store: TenantStore,
+    campaign: Doc,
+    vendor: Vendor,
+    limiter: RateLimiter,
+    handoff: Handoff,
+    todo: list[Doc],
+) -> bool:
+    """Hand ``todo`` over in batches, retrying what the vendor asks to; False when the
+    campaign was paused or cancelled on the way."""
     while todo:
         retry: list[Doc] = []
         wait = 0.0
         size = limiter.batch_size(VENDOR_BATCH)
         for start in range(0, len(todo), size):
             if not await _still_sending(store, campaign["_id"]):
-                return  # paused or cancelled mid-chunk: resume re-queues the rest
+                return False  # resume re-queues the rest
             batch = todo[start : start + size]
             await limiter.take(len(batch))
             messages = [
@@ -232,8 +259,7 @@ async def send_chunk(
         todo = retry
         if todo:
             await asyncio.sleep(min(wait, MAX_RETRY_WAIT))
-    if job.chunk:
-        await chunks.mark_done(store, job.chunk)
+    return True
 
 
 async def _still_sending(store: TenantStore, campaign_id: ObjectId) -> bool:
@@ -272,18 +298,32 @@ async def _record(
     return retry, wait
 
 
+RESENT = {"$set": {"resent": True}}
+"""Marks a campaign some of whose logs were set to be sent again (retry-failed): those
+wait as logs, PENDING with no vendor id, where a chunked campaign's never do."""
+
+
 async def mark_sent_if_done(store: TenantStore, campaign_id: str) -> None:
     """``sent`` once every recipient is with the vendor (or failed for good), and at once
-    ``completed`` when no receipt is awaited (an empty audience, every message failed)."""
+    ``completed`` when no receipt is awaited (an empty audience, every message failed).
+    Cheap until it is true: the planned campaign's open chunks are counted first, and
+    the logs (all its PENDING ones read) only when some wait there to be sent."""
+    campaigns = store["campaigns"]
+    doc = await campaigns.find_one(
+        {"_id": ObjectId(campaign_id)},
+        projection={"status": 1, "plannedAt": 1, "chunked": 1, "resent": 1},
+    )
+    if doc is None or doc["status"] not in SENDING_STATES or doc.get("plannedAt") is None:
+        return  # not planned yet: planning checks once it is done
     if await store["send_chunks"].count_documents({"campaignId": campaign_id, "done": False}):
         return
     logs = store["communication_log"]
-    unsent = await logs.count_documents(
-        {"campaignId": campaign_id, "status": "PENDING", "vendorMessageId": None}
-    )
-    if unsent:
-        return
-    campaigns = store["campaigns"]
+    if not doc.get("chunked") or doc.get("resent"):
+        unsent = await logs.count_documents(
+            {"campaignId": campaign_id, "status": "PENDING", "vendorMessageId": None}
+        )
+        if unsent:
+            return
     now = datetime.now(UTC)
     sent = await move(campaigns, ObjectId(campaign_id), Action.HANDED_OVER, sentAt=now)
     if sent is None:

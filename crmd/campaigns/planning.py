@@ -65,7 +65,8 @@ async def plan(
         top = await highest(store.db, store.user_id, "customers")
         await campaigns.update_one(
             {"_id": campaign["_id"], "planTop": None},
-            {"$set": {"planTop": top, "planNext": 1, "planSeq": 0}},
+            # chunked: its recipients wait in send_chunks, not as logs (dispatch.resent)
+            {"$set": {"planTop": top, "planNext": 1, "planSeq": 0, "chunked": True}},
         )
         campaign = await campaigns.find_one({"_id": campaign["_id"]})
         assert campaign is not None

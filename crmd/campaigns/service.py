@@ -11,7 +11,7 @@ from bson import ObjectId
 from redis.asyncio import Redis
 
 from crmd.campaigns import chunks, jobs, stats
-from crmd.campaigns.dispatch import cancel_unsent, mark_sent_if_done
+from crmd.campaigns.dispatch import RESENT, cancel_unsent, mark_sent_if_done
 from crmd.campaigns.lifecycle import Action, Status, initial_status, resume_action, send_action
 from crmd.campaigns.template import TemplateError, parse_template, render
 from crmd.campaigns.transitions import move_or_refuse
@@ -157,6 +157,8 @@ class Campaigns:
             "$unset": {"reason": "", "times": ""},
         }
         logs = store["communication_log"]
+        # Before the logs: whoever checks whether the campaign is sent counts them.
+        await store["campaigns"].update_one({"_id": object_id(campaign_id)}, RESENT)
         # Refused by the vendor: a new round, so a new message id. Given up on after
         # retries: the vendor may have taken it, so the same id again (it dedupes on it).
         refused = await logs.update_many(
