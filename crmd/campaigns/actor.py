@@ -11,7 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
 from crmd.campaigns import jobs
-from crmd.campaigns.dispatch import mark_sent_if_done, send_chunk
+from crmd.campaigns.dispatch import cancel_unsent, mark_sent_if_done, send_chunk
 from crmd.campaigns.lifecycle import Action
 from crmd.campaigns.planning import plan
 from crmd.campaigns.transitions import move
@@ -40,6 +40,8 @@ def dispatch_actor(
             store = TenantStore(db, job.user)
             if job.kind == "plan":
                 await plan(store, redis, stream, job, vendors)
+            elif job.kind == "cancel":
+                await cancel_unsent(store, job.campaign)
             else:
                 await send_chunk(store, vendors, limiters, job)
                 if await jobs.finished(redis, stream, job):

@@ -13,7 +13,7 @@ SEND_CHUNK = 500
 
 class DispatchJob(msgspec.Struct, array_like=True, omit_defaults=True):
     kind: str
-    """plan or send"""
+    """plan, send, or cancel (mark what was not handed over CANCELLED)"""
     campaign: str
     user: str
     ids: list[str] = []

@@ -11,7 +11,7 @@ from bson import ObjectId
 from redis.asyncio import Redis
 
 from crmd.campaigns import chunks, jobs, stats
-from crmd.campaigns.dispatch import RESENT, cancel_unsent, mark_sent_if_done
+from crmd.campaigns.dispatch import RESENT, mark_sent_if_done
 from crmd.campaigns.lifecycle import Action, Status, initial_status, resume_action, send_action
 from crmd.campaigns.template import TemplateError, parse_template, render
 from crmd.campaigns.transitions import move_or_refuse
@@ -132,10 +132,12 @@ class Campaigns:
 
     async def cancel(self, store: TenantStore, campaign_id: str) -> Doc:
         """Planning and sending stop between batches, and every message not yet handed
-        to the vendor becomes CANCELLED."""
+        to the vendor becomes CANCELLED: written by the dispatch actor, a chunk at a
+        time (a large audience's would keep this request waiting for minutes)."""
         moved = await move_or_refuse(store["campaigns"], object_id(campaign_id), Action.CANCEL)
-        await cancel_unsent(store, str(moved["_id"]))
-        return await store["campaigns"].get(campaign_id, "campaign")
+        job = jobs.DispatchJob("cancel", str(moved["_id"]), store.user_id)
+        await jobs.publish(self.redis, self.stream, [job])
+        return moved
 
     async def retry_failed(self, store: TenantStore, campaign_id: str) -> tuple[Doc, int, int]:
         """Send again to FAILED recipients only; returns the campaign, how many were

@@ -14,7 +14,7 @@ from crmd.services.children import free_port
 from crmd.services.embedded import Urls
 from tests.commands import Daemon
 
-ROWS = 200_000
+ROWS = 60_000
 READY_WITHIN = 10.0
 
 
