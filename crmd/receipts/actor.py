@@ -85,20 +85,30 @@ def receipts_actor(
         await recount_marked(db, redis, key)
         oldest_unrecounted = None
 
+    async def apply(entries: list[Entry], group: list[batch.ReceiptBatch]) -> bool:
+        """Apply a group, mark its campaigns, and ack its entries at once: a read may
+        hold a million receipts (100 callbacks of 10,000), far more than one handler's
+        deadline allows, and what is acked here is not redone after a timeout."""
+        touched = await apply_receipts(db, metrics, group, recount=False)
+        await mark(redis, key, touched)
+        await redis.xack(stream, GROUP, *(e.id for e in entries))
+        return bool(touched)
+
     async def handle(entries: Sequence[Entry]) -> None:
         nonlocal oldest_unrecounted
-        touched: set[tuple[str, str]] = set()
+        touched = False
+        held: list[Entry] = []
         group: list[batch.ReceiptBatch] = []
         events = 0
         for entry in entries:  # applied APPLY_EVENTS at a time: memory stays flat
+            held.append(entry)
             group.append(batch.decode(entry.fields[batch.FIELD]))
             events += len(group[-1].events)
             if events >= APPLY_EVENTS:
-                touched |= await apply_receipts(db, metrics, group, recount=False)
-                group, events = [], 0
+                touched |= await apply(held, group)
+                held, group, events = [], [], 0
         if group:
-            touched |= await apply_receipts(db, metrics, group, recount=False)
-        await mark(redis, key, touched)
+            touched |= await apply(held, group)
         if touched and oldest_unrecounted is None:
             oldest_unrecounted = time.monotonic()
         if oldest_unrecounted and time.monotonic() - oldest_unrecounted > MAX_STALE_SECONDS:

@@ -3,10 +3,12 @@ the exact two-step form when a batch races itself, and recounts that are never l
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from bson import ObjectId
 
@@ -14,6 +16,7 @@ import crmd.receipts.actor as actor
 from crmd.app import Crmd
 from crmd.campaigns.dispatch import legacy_message_id, message_id
 from crmd.plugins.vendor import ReceiptEvent
+from crmd.receipts import batch
 from crmd.receipts.apply import apply_receipts
 from crmd.receipts.batch import ReceiptBatch
 from crmd.receipts.status import RANK, fold
@@ -181,3 +184,39 @@ async def test_the_database_ends_where_the_pure_precedence_does_in_every_order(s
         assert (doc["status"], doc["rank"]) == (expected.status, RANK[expected.status]), order
         seen = {k: v.replace(tzinfo=UTC) for k, v in doc["times"].items()}
         assert seen == expected.first_seen, order
+
+
+async def test_a_read_that_takes_longer_than_the_deadline_still_gets_through(
+    system: Crmd, monkeypatch: Any
+):
+    """Callbacks of up to 10,000 receipts, a hundred to a read: more than one handler's
+    deadline. What is applied is acked group by group, so each try gets further."""
+    campaign, ids = await campaign_with_logs(system, 40)
+    stream = system.streams.receipts
+    for start in range(0, 40, 10):  # four callbacks of ten
+        events = [event(log, "SENT", f"e-{log}") for log in ids[start : start + 10]]
+        await system.redis.xadd(stream, {batch.FIELD: batch.encode(ReceiptBatch("v", events))})
+    apply = actor.apply_receipts
+
+    async def slow(*args: Any, **kwargs: Any) -> set[tuple[str, str]]:
+        await asyncio.sleep(0.2)  # four groups: 0.8 s a read, the deadline 0.5 s
+        return await apply(*args, **kwargs)
+
+    monkeypatch.setattr(actor, "apply_receipts", slow)
+    monkeypatch.setattr(actor, "APPLY_EVENTS", 10)
+    settings = msgspec.structs.replace(
+        system.config.streams, handler_timeout_ms=500, claim_idle_ms=600
+    )
+    receipts = actor.receipts_actor(system.db, system.redis, stream, settings, system.metrics)
+    running = asyncio.create_task(receipts.run())
+    try:
+        async with asyncio.timeout(20):
+            while await system.db.communication_log.count_documents({"status": "SENT"}) < 40:
+                await asyncio.sleep(0.1)
+            while (await system.redis.xpending(stream, "crmd"))["pending"]:
+                await asyncio.sleep(0.1)
+    finally:
+        receipts.stopping.set()
+        await running
+    doc = await system.db.campaigns.find_one({"_id": ObjectId(campaign)})
+    assert doc["stats"]["sent"] == 40
