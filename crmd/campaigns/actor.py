@@ -43,7 +43,7 @@ def dispatch_actor(
             elif job.kind == "cancel":
                 await cancel_unsent(store, job.campaign)
             else:
-                await send_chunk(store, vendors, limiters, job)
+                await send_chunk(store, vendors, limiters, job, entry.deliveries)
                 if await jobs.finished(redis, stream, job):
                     await mark_sent_if_done(store, job.campaign)
 

@@ -113,14 +113,7 @@ class Handoff:
             handed = {"vendorMessageId": vendor_id, "handedAt": self.now}
             self.inserts.append(self._log(doc, "PENDING", attempts) | handed)
             return
-        # PENDING again if a cancel swept it while the batch was with the vendor: the
-        # vendor has it, and its receipt is awaited.
-        self.updates.append(
-            (
-                {"_id": doc["_id"], "vendorMessageId": None},
-                {"$set": self._handed(vendor_id, attempts)},
-            )
-        )
+        self.updates.append(_handed_over(doc["_id"], self._handed(vendor_id, attempts)))
 
     def failed(self, doc: Doc, reason: str, attempts: int, gave_up: bool) -> None:
         # gaveUp: the vendor may have taken it after all; a retry keeps its id.
@@ -159,12 +152,8 @@ class Handoff:
         # a cancel that came while the batch was with the vendor (now it is handed).
         for doc in there:
             if doc["status"] == "PENDING":
-                self.updates.append(
-                    (
-                        {"_id": doc["_id"], "vendorMessageId": None},
-                        {"$set": self._handed(doc["vendorMessageId"], doc["attempts"])},
-                    )
-                )
+                handed = self._handed(doc["vendorMessageId"], doc["attempts"])
+                self.updates.append(_handed_over(doc["_id"], handed))
         if self.updates:
             await self.store["communication_log"].bulk_update(self.updates)
         self.inserts, self.updates = [], []
@@ -194,11 +183,26 @@ class Handoff:
         }
 
 
+def _handed_over(log_id: str, handed: Doc) -> tuple[Doc, Doc]:
+    """The update that records a handover on a log that exists already: PENDING again if
+    a cancel swept it while the batch was with the vendor (the vendor has it, and its
+    receipt is awaited). Only a rank-0 log without the vendor's id: one that failed for
+    good or got a receipt since (another consumer's) keeps what it knows."""
+    return ({"_id": log_id, "vendorMessageId": None, "rank": 0}, {"$set": handed})
+
+
 async def send_chunk(
-    store: TenantStore, vendors: Vendors, limiters: dict[str, RateLimiter], job: jobs.DispatchJob
+    store: TenantStore,
+    vendors: Vendors,
+    limiters: dict[str, RateLimiter],
+    job: jobs.DispatchJob,
+    deliveries: int = 1,
 ) -> None:
     """Hand one chunk to the vendor: unsent messages only, in batches within its rate,
-    retrying what the vendor asks to retry up to MAX_ATTEMPTS."""
+    retrying what the vendor asks to retry up to MAX_ATTEMPTS. A chunk's attempts are
+    counted in memory, and each earlier delivery of its job counts as one (a chunk whose
+    retries outlast the handler's deadline would otherwise start again from none, for
+    ever)."""
     campaign = await store["campaigns"].find_one({"_id": ObjectId(job.campaign)})
     if campaign is None or campaign["status"] not in SENDING_STATES:
         if campaign is not None and campaign["status"] == Status.CANCELLED:
@@ -210,7 +214,8 @@ async def send_chunk(
         chunk = await chunks.read(store, job.chunk)
         if chunk is None:
             return  # done already: a copy of the job, after a crash
-        todo = [{**e, "attempts": 0} for e in await chunks.unsent(store, chunk)]
+        tried = min(deliveries - 1, MAX_ATTEMPTS - 1)
+        todo = [{**e, "attempts": tried} for e in await chunks.unsent(store, chunk)]
     else:
         todo = await store["communication_log"].by_ids(
             job.ids,

@@ -127,6 +127,9 @@ class Campaigns:
         if action is Action.RESUME:
             await self._requeue_unsent(store, str(doc["_id"]))
         else:
+            # The chunks planned before the pause had their jobs dropped while paused;
+            # planning goes on from where it stopped.
+            await self._queue_open_chunks(store, str(doc["_id"]))
             await self._plan(store, doc["_id"])
         return moved
 
@@ -204,11 +207,7 @@ class Campaigns:
         logs set to be sent again, streamed chunk by chunk. With nothing unsent, the
         campaign is marked sent rather than left waiting. Returns how many messages
         were queued (a chunk counts whole: some of it may be handed over already)."""
-        open_chunks = await chunks.open_chunks(store, campaign)
-        await jobs.publish(
-            self.redis, self.stream, jobs.chunk_jobs(campaign, store.user_id, open_chunks)
-        )
-        queued = await chunks.recipients(store, open_chunks)
+        queued = await self._queue_open_chunks(store, campaign)
         chunk: list[str] = []
         unsent = {"campaignId": campaign, "status": "PENDING", "vendorMessageId": None}
         cursor = store["communication_log"].find(
@@ -225,6 +224,15 @@ class Campaigns:
         if not queued:
             await mark_sent_if_done(store, campaign)
         return queued
+
+    async def _queue_open_chunks(self, store: TenantStore, campaign: str) -> int:
+        """Queue a send job for each of the plan's open chunks; returns how many
+        recipients they were planned with."""
+        open_chunks = await chunks.open_chunks(store, campaign)
+        await jobs.publish(
+            self.redis, self.stream, jobs.chunk_jobs(campaign, store.user_id, open_chunks)
+        )
+        return await chunks.recipients(store, open_chunks)
 
     async def _send_jobs(self, store: TenantStore, campaign: str, ids: list[str]) -> None:
         await jobs.publish(self.redis, self.stream, jobs.send_jobs(campaign, store.user_id, ids))

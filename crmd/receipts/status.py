@@ -77,12 +77,13 @@ def as_pipeline(status: str, at: datetime, now: datetime, reason: str = "") -> l
     rank = RANK[status]
     rises = {"$lt": [{"$ifNull": ["$rank", 0]}, rank]}
     seen = at if at.tzinfo else at.replace(tzinfo=UTC)
+    # Values from a receipt are $literal: a "$..." string would be read as a field path.
     changes: dict[str, Any] = {
-        "status": {"$cond": [rises, status, "$status"]},
+        "status": {"$cond": [rises, {"$literal": status}, "$status"]},
         "rank": {"$cond": [rises, rank, "$rank"]},
         "updatedAt": {"$cond": [rises, now, "$updatedAt"]},
         f"times.{status}": {"$min": [{"$ifNull": [f"$times.{status}", seen]}, seen]},
     }
     if reason:
-        changes["reason"] = {"$cond": [rises, reason[:500], "$reason"]}
+        changes["reason"] = {"$cond": [rises, {"$literal": reason[:500]}, "$reason"]}
     return [{"$set": changes}]

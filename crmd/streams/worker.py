@@ -125,6 +125,9 @@ class StreamWorker:
         self.dead_letters = dead_letter_stream(stream)
         self._next_claim = 0.0
         self._next_trim = 0.0
+        self._redrain = False
+        """Set when a handler ran past its deadline: the entries it left are this
+        consumer's own, taken up again at once rather than after claim_idle_ms."""
         self.log = log.bind(stream=stream, group=group, consumer=consumer)
 
     async def run(self, stop: asyncio.Event, on_ready: Callable[[], None] | None = None) -> None:
@@ -140,6 +143,8 @@ class StreamWorker:
         own_pending: str | None = "0"
         while not stop.is_set():
             self.progressed()
+            if self._redrain:
+                own_pending, self._redrain = "0", False
             if own_pending is not None:
                 own_pending = await self.drain_own_pending(own_pending)
                 continue
@@ -220,7 +225,12 @@ class StreamWorker:
             # would take them while this one still works on them: give them up now.
             self.log.error("stream.handler_timeout", entries=len(live), seconds=self.deadline)
             self._count("timed_out", len(live))
-            return  # left pending: redelivered after claim_idle_ms
+            # Left pending, and taken up again by this consumer at once (the handler
+            # was cancelled, so nothing works on them now): whatever the handler acked
+            # on the way is not redone, so a batch too large for one deadline is
+            # worked through over several.
+            self._redrain = True
+            return
         except DEPENDENCY_ERRORS:
             raise  # not the entries' fault: the actor restarts and they are redone
         except Exception as exc:

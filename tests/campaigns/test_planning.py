@@ -112,6 +112,39 @@ async def test_customers_added_while_planning_are_not_in_the_audience(
     assert len(await planned(system, campaign["id"])) == 12
 
 
+async def test_chunks_planned_before_a_pause_are_queued_again_on_resume(
+    client: Any, auth: Any, ingesting: Any, system: Crmd, monkeypatch: pytest.MonkeyPatch
+):
+    """Paused while planning, the chunk jobs already queued are taken and dropped; the
+    resume queues the plan's open chunks again, and planning goes on where it was."""
+    monkeypatch.setattr(planning, "PLAN_STRETCH", 10)
+    text = "customer_external_id,name,email,spend\n" + "".join(
+        f"P{i},Person {i},p{i}@example.com,{i}\n" for i in range(1, 31)
+    )
+    await wait_done(
+        client, auth, (await (await upload(client, auth, "customers", text)).json())["uploadId"]
+    )
+    made = await client.post(
+        "/api/v1/campaigns", headers=auth, json={"name": "P", "rule": "spend > 0", "message": "Hi"}
+    )
+    campaign = (await made.json())["id"]
+    user = (await (await client.get("/api/v1/user/me", headers=auth)).json())["user"]["id"]
+    store = TenantStore(system.db, user)
+    stream = f"{system.config.redis.stream_prefix}:dispatch"
+    seen: set[bytes] = set()
+    (first,) = await plan_jobs(system, seen)
+    await planning.plan(store, system.redis, stream, first)  # the first stretch
+    paused = await client.post(f"/api/v1/campaigns/{campaign}/pause", headers=auth)
+    assert (await paused.json())["status"] == "paused"
+    await system.redis.delete(stream)  # taken and dropped while paused
+    resumed = await client.post(f"/api/v1/campaigns/{campaign}/resume", headers=auth)
+    assert resumed.status == 200
+    queued = [jobs.decode(f[jobs.FIELD]) for _, f in await system.redis.xrange(stream)]
+    open_chunks = {c["_id"] async for c in system.db.send_chunks.find({"done": False})}
+    assert open_chunks and {j.chunk for j in queued if j.kind == "send"} == open_chunks
+    assert [j.kind for j in queued].count("plan") == 1
+
+
 async def planned(system: Crmd, campaign: str) -> list[dict[str, Any]]:
     """Every recipient in the campaign's plan, as its chunks hold them."""
     chunks = system.db.send_chunks.find({"campaignId": campaign})

@@ -220,3 +220,18 @@ async def test_a_read_that_takes_longer_than_the_deadline_still_gets_through(
         await running
     doc = await system.db.campaigns.find_one({"_id": ObjectId(campaign)})
     assert doc["stats"]["sent"] == 40
+
+
+@pytest.mark.parametrize("reason", ["$userId", "$$ROOT", "$$NOPE", "$campaignId.x"])
+async def test_a_reason_is_stored_as_the_vendor_wrote_it(system: Crmd, reason: str):
+    """A receipt's text goes into an update pipeline as a value, never as a field path
+    or a variable (which would copy another field in, or fail the whole batch)."""
+    _, [a, b] = await campaign_with_logs(system, 2)
+    events = [
+        ReceiptEvent("FAILED", T0, "e1", message_id=a, reason=reason),
+        ReceiptEvent("SENT", T0, "e2", message_id=b),
+    ]
+    await apply_receipts(system.db, system.metrics, [ReceiptBatch("v", events)], recount=False)
+    failed = await stored(system, a)
+    assert (failed["status"], failed["reason"]) == ("FAILED", reason)
+    assert (await stored(system, b))["status"] == "SENT"

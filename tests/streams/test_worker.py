@@ -273,4 +273,4 @@ async def test_a_handler_past_its_deadline_is_cancelled_and_its_entry_redelivere
 
     await run_until(worker, done)
     assert cancelled.is_set()
-    assert calls == [entry_id, entry_id]  # the same entry, taken again after its idle time
+    assert calls == [entry_id, entry_id]  # the same entry, taken up again at once
