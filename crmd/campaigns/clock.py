@@ -16,6 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
 from crmd.campaigns import jobs, stats
+from crmd.campaigns.dispatch import cancel_unsent
 from crmd.campaigns.lifecycle import Action, Status
 from crmd.campaigns.transitions import move
 from crmd.receipts.status import UNKNOWN
@@ -57,6 +58,9 @@ async def close_receipt_windows(
             store = TenantStore(db, campaign["userId"])
             await _unknown_when_late(store, str(campaign["_id"]), now)
             if query is cancelled:
+                # Swept when it was cancelled, unless crmd died before the sweep was
+                # queued: then here, at the latest.
+                await cancel_unsent(store, str(campaign["_id"]))
                 await store["campaigns"].update_one(
                     {"_id": campaign["_id"]}, {"$set": {"receiptsClosedAt": now}}
                 )

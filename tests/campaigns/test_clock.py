@@ -6,9 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from bson import ObjectId
 
 from crmd.app import Crmd
+from crmd.campaigns import jobs, planning
 from crmd.campaigns.clock import close_receipt_windows, start_due_campaigns
+from crmd.store.tenant import TenantStore
 from tests.campaigns.test_delivery_loop import load, wait_status
 
 
@@ -61,3 +64,31 @@ async def test_a_closed_receipt_window_completes_the_campaign(
         "unknown": 100,
         "cancelled": 0,
     }
+
+
+async def test_a_cancel_whose_sweep_was_lost_is_swept_when_its_window_closes(
+    client: Any, auth: Any, ingesting: Any, system: Crmd
+):
+    """crmd died between cancelling and queueing the sweep: the clock sweeps it."""
+    await load(client, auth)
+    made = await (
+        await client.post(
+            "/api/v1/campaigns",
+            headers=auth,
+            json={"name": "x", "message": "Hi", "rule": "spend > 10000 AND visits < 3"},
+        )
+    ).json()
+    stream = system.streams.dispatch
+    [(_, fields)] = await system.redis.xrange(stream)
+    job = jobs.decode(fields[jobs.FIELD])
+    await planning.plan(TenantStore(system.db, job.user), system.redis, stream, job)
+    assert await system.db.send_chunks.count_documents({"done": False})  # planned, unsent
+    await system.db.campaigns.update_one(
+        {"_id": ObjectId(made["id"])}, {"$set": {"status": "cancelled"}}
+    )
+    later = datetime.now(UTC) + timedelta(minutes=2)
+    assert await close_receipt_windows(system.db, 60, later) == 1
+    assert await system.db.communication_log.count_documents({"status": "CANCELLED"}) == 100
+    assert await system.db.send_chunks.count_documents({"done": False}) == 0
+    body = await (await client.get(f"/api/v1/campaigns/{made['id']}", headers=auth)).json()
+    assert (body["stats"]["pending"], body["stats"]["cancelled"]) == (0, 100)
