@@ -111,6 +111,24 @@ async def recipients(store: TenantStore, ids: list[str]) -> int:
     return sum(int(d["size"]) for d in found)
 
 
+def new_log(
+    entry: Doc, campaign_id: str, vendor: str, status: str, attempts: int, now: datetime
+) -> Doc:
+    """A recipient's log as it is first written, from its entry in a chunk."""
+    return {
+        **{k: entry[k] for k in ENTRY_FIELDS},
+        "campaignId": campaign_id,
+        "vendor": vendor,
+        "status": status,
+        "rank": 0,
+        "round": 0,
+        "attempts": attempts,
+        "vendorMessageId": None,
+        "createdAt": now,
+        "updatedAt": now,
+    }
+
+
 async def insert_logs(store: TenantStore, docs: list[Doc]) -> tuple[int, list[Doc]]:
     """Insert new logs; returns how many were new (for the user's tally, which the
     caller adds to) and the documents whose log existed already (a chunk sent again, a
@@ -130,23 +148,9 @@ async def cancel_unsent(store: TenantStore, campaign_id: str, now: datetime) -> 
         if doc is None:
             continue
         todo = await unsent(store, doc)
-        logs = [
-            {
-                **{k: e[k] for k in ENTRY_FIELDS},
-                "campaignId": campaign_id,
-                "vendor": doc["vendor"],
-                "status": "CANCELLED",
-                # The rank stays 0: should the vendor have taken one after all (a batch
-                # in flight as the cancel came), its receipt still lands.
-                "rank": 0,
-                "round": 0,
-                "attempts": 0,
-                "vendorMessageId": None,
-                "createdAt": now,
-                "updatedAt": now,
-            }
-            for e in todo
-        ]
+        # The rank stays 0: should the vendor have taken one after all (a batch in
+        # flight as the cancel came), its receipt still lands.
+        logs = [new_log(e, campaign_id, doc["vendor"], "CANCELLED", 0, now) for e in todo]
         new, _ = await insert_logs(store, logs)
         await add_to_tally(store.db, store.user_id, "messages", new)
         await mark_done(store, chunk)

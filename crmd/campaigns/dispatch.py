@@ -169,18 +169,8 @@ class Handoff:
         }
 
     def _log(self, entry: Doc, status: str, attempts: int) -> Doc:
-        return {
-            **{k: entry[k] for k in chunks.ENTRY_FIELDS},
-            "campaignId": str(self.campaign["_id"]),
-            "vendor": self.campaign["vendor"],
-            "status": status,
-            "rank": 0,
-            "round": 0,
-            "attempts": attempts,
-            "vendorMessageId": None,
-            "createdAt": self.now,
-            "updatedAt": self.now,
-        }
+        campaign_id, vendor = str(self.campaign["_id"]), self.campaign["vendor"]
+        return chunks.new_log(entry, campaign_id, vendor, status, attempts, self.now)
 
 
 def _handed_over(log_id: str, handed: Doc) -> tuple[Doc, Doc]:

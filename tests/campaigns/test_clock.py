@@ -12,7 +12,7 @@ from crmd.app import Crmd
 from crmd.campaigns import jobs, planning
 from crmd.campaigns.clock import close_receipt_windows, start_due_campaigns
 from crmd.store.tenant import TenantStore
-from tests.campaigns.test_delivery_loop import load, wait_status
+from tests.campaigns.test_delivery_loop import load, start_campaign, wait_status
 
 
 @pytest.fixture
@@ -43,13 +43,7 @@ async def test_a_closed_receipt_window_completes_the_campaign(
     client: Any, auth: Any, delivering: Crmd
 ):
     await load(client, auth)
-    made = await (
-        await client.post(
-            "/api/v1/campaigns",
-            headers=auth,
-            json={"name": "w", "message": "Hi", "rule": "spend > 10000 AND visits < 3"},
-        )
-    ).json()
+    made = await start_campaign(client, auth, "w", "Hi", "spend > 10000 AND visits < 3")
     await wait_status(client, auth, made["id"], "sent")
     db = delivering.db
     assert await close_receipt_windows(db, 60, datetime.now(UTC)) == 0
@@ -71,13 +65,7 @@ async def test_a_cancel_whose_sweep_was_lost_is_swept_when_its_window_closes(
 ):
     """crmd died between cancelling and queueing the sweep: the clock sweeps it."""
     await load(client, auth)
-    made = await (
-        await client.post(
-            "/api/v1/campaigns",
-            headers=auth,
-            json={"name": "x", "message": "Hi", "rule": "spend > 10000 AND visits < 3"},
-        )
-    ).json()
+    made = await start_campaign(client, auth, "x", "Hi", "spend > 10000 AND visits < 3")
     stream = system.streams.dispatch
     [(_, fields)] = await system.redis.xrange(stream)
     job = jobs.decode(fields[jobs.FIELD])

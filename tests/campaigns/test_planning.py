@@ -15,6 +15,7 @@ from crmd.app import Crmd
 from crmd.campaigns import jobs, planning
 from crmd.campaigns.planning import place_old_logs
 from crmd.store.tenant import TenantStore
+from tests.campaigns.test_delivery_loop import start_campaign
 from tests.ingest.conftest import upload, wait_done
 
 CUSTOMERS = 53
@@ -22,7 +23,7 @@ CUSTOMERS = 53
 
 async def plan_jobs(system: Crmd, seen: set[bytes]) -> list[jobs.DispatchJob]:
     """The plan jobs in the dispatch stream not handled yet."""
-    stream = f"{system.config.redis.stream_prefix}:dispatch"
+    stream = system.streams.dispatch
     found = []
     for entry_id, fields in await system.redis.xrange(stream):
         job = jobs.decode(fields[jobs.FIELD])
@@ -32,6 +33,17 @@ async def plan_jobs(system: Crmd, seen: set[bytes]) -> list[jobs.DispatchJob]:
     return found
 
 
+async def imported(client: Any, auth: Any, text: str) -> None:
+    answer = await (await upload(client, auth, "customers", text)).json()
+    await wait_done(client, auth, answer["uploadId"])
+
+
+async def planner(client: Any, auth: Any, system: Crmd) -> tuple[TenantStore, str]:
+    """The signed-in user's store and the dispatch stream, to run plan jobs by hand."""
+    user = (await (await client.get("/api/v1/user/me", headers=auth)).json())["user"]["id"]
+    return TenantStore(system.db, user), system.streams.dispatch
+
+
 async def test_a_plan_repeated_and_out_of_order_logs_each_recipient_once(
     client: Any, auth: Any, ingesting: Any, system: Crmd, monkeypatch: pytest.MonkeyPatch
 ):
@@ -39,20 +51,12 @@ async def test_a_plan_repeated_and_out_of_order_logs_each_recipient_once(
     text = "customer_external_id,name,email,spend\n" + "".join(
         f"C{i},Person {i},p{i}@example.com,{i}\n" for i in range(1, CUSTOMERS + 1)
     )
-    await wait_done(
-        client, auth, (await (await upload(client, auth, "customers", text)).json())["uploadId"]
+    await imported(client, auth, text)
+    campaign = await start_campaign(
+        client, auth, "Stretches", "Hi {name}", "spend > 10 AND spend <= 50"
     )
-    created = await client.post(
-        "/api/v1/campaigns",
-        json={"name": "Stretches", "rule": "spend > 10 AND spend <= 50", "message": "Hi {name}"},
-        headers=auth,
-    )
-    assert created.status == 201, await created.text()
-    campaign = await created.json()
     assert campaign["audienceSize"] == 40  # counted by the query when created
-    user = (await (await client.get("/api/v1/user/me", headers=auth)).json())["user"]["id"]
-    store = TenantStore(system.db, user)
-    stream = f"{system.config.redis.stream_prefix}:dispatch"
+    store, stream = await planner(client, auth, system)
     seen: set[bytes] = set()
     ran: list[jobs.DispatchJob] = []
     while batch := await plan_jobs(system, seen):
@@ -87,25 +91,14 @@ async def test_customers_added_while_planning_are_not_in_the_audience(
     first = "customer_external_id,name,email\n" + "".join(
         f"A{i},A {i},a{i}@example.com\n" for i in range(1, 13)
     )
-    await wait_done(
-        client, auth, (await (await upload(client, auth, "customers", first)).json())["uploadId"]
-    )
-    created = await client.post(
-        "/api/v1/campaigns",
-        json={"name": "Fixed", "rule": "name != ''", "message": "Hi"},
-        headers=auth,
-    )
-    campaign = await created.json()
-    user = (await (await client.get("/api/v1/user/me", headers=auth)).json())["user"]["id"]
-    store = TenantStore(system.db, user)
-    stream = f"{system.config.redis.stream_prefix}:dispatch"
+    await imported(client, auth, first)
+    campaign = await start_campaign(client, auth, "Fixed", "Hi", "name != ''")
+    store, stream = await planner(client, auth, system)
     seen: set[bytes] = set()
     (job,) = await plan_jobs(system, seen)
     await planning.plan(store, system.redis, stream, job)  # the first stretch: the top is fixed
     later = "customer_external_id,name,email\nB1,B 1,b1@example.com\nB2,B 2,b2@example.com\n"
-    await wait_done(
-        client, auth, (await (await upload(client, auth, "customers", later)).json())["uploadId"]
-    )
+    await imported(client, auth, later)
     while batch := await plan_jobs(system, seen):
         for job in batch:
             await planning.plan(store, system.redis, stream, job)
@@ -121,16 +114,9 @@ async def test_chunks_planned_before_a_pause_are_queued_again_on_resume(
     text = "customer_external_id,name,email,spend\n" + "".join(
         f"P{i},Person {i},p{i}@example.com,{i}\n" for i in range(1, 31)
     )
-    await wait_done(
-        client, auth, (await (await upload(client, auth, "customers", text)).json())["uploadId"]
-    )
-    made = await client.post(
-        "/api/v1/campaigns", headers=auth, json={"name": "P", "rule": "spend > 0", "message": "Hi"}
-    )
-    campaign = (await made.json())["id"]
-    user = (await (await client.get("/api/v1/user/me", headers=auth)).json())["user"]["id"]
-    store = TenantStore(system.db, user)
-    stream = f"{system.config.redis.stream_prefix}:dispatch"
+    await imported(client, auth, text)
+    campaign = (await start_campaign(client, auth, "P", "Hi", "spend > 0"))["id"]
+    store, stream = await planner(client, auth, system)
     seen: set[bytes] = set()
     (first,) = await plan_jobs(system, seen)
     await planning.plan(store, system.redis, stream, first)  # the first stretch
