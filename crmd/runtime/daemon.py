@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import signal
 import socket
@@ -73,10 +72,6 @@ async def run_daemon(
                     f"actors not healthy after {READY_TIMEOUT:.0f}s: {supervisor.report()}"
                 )
             ready = True
-            # What start-up built lives as long as the process: out of the collector's
-            # sight, so that a full collection does not walk it again and again (during
-            # a large import that was a fifth of the parse's time, measured).
-            gc.freeze()
             notifier.notify("READY=1", f"STATUS=serving on {url}")
             log.info("crmd.ready", url=url, actors=[a.name for a in supervisor.actors])
             watchdog = asyncio.create_task(_watchdog(notifier, supervisor))
