@@ -15,6 +15,7 @@ import msgspec
 
 from crmd.ingest.errors import FileProblem, RowError
 from crmd.ingest.headers import match_columns
+from crmd.ingest.lane import CustomerLane
 from crmd.ingest.rows import CustomerRow, OrderRow, validate
 
 BOM = b"\xef\xbb\xbf"
@@ -46,14 +47,14 @@ class Summary(msgspec.Struct):
     """The first ``errors_kept`` row errors; the sink has all of them."""
 
 
-def decoded_lines(
+def decoded_blocks(
     chunks: Iterable[bytes], max_bytes: int, max_line_bytes: int | None = None
 ) -> Iterator[str]:
-    """UTF-8 lines with their endings, BOM removed. A newline byte never occurs inside a
-    multi-byte UTF-8 sequence, so splitting the bytes on it first is safe, and an
-    invalid byte is reported with its line."""
+    """Runs of whole UTF-8 lines, BOM removed. A
+    newline byte never occurs inside a multi-byte UTF-8 sequence, so cutting the bytes
+    after one first is safe, and an invalid byte is reported with its line."""
     pending = b""
-    line = 0
+    lines = 0
     total = 0
     bom_checked = False
     for chunk in chunks:
@@ -68,63 +69,78 @@ def decoded_lines(
                 raise FileProblem(
                     422,
                     "line_too_long",
-                    f"line {line + 1} is longer than {max_line_bytes} bytes",
-                    line=line + 1,
+                    f"line {lines + 1} is longer than {max_line_bytes} bytes",
+                    line=lines + 1,
                 )
             continue
-        parts = pending.split(b"\n")
-        pending = parts.pop()
-        for raw in parts:
-            line += 1
-            yield _decode(raw + b"\n", line)
+        cut = pending.rfind(b"\n") + 1
+        whole, pending = pending[:cut], pending[cut:]
+        yield _decode(whole, lines)
+        lines += whole.count(b"\n")
     if not bom_checked:
         pending = pending.removeprefix(BOM)
     if pending:
-        yield _decode(pending, line + 1)
+        yield _decode(pending, lines)
+
+
+# What makes a line other than one record: a quote (a field may hold newlines), or a
+# line break that str.splitlines sees and csv does not, or the reverse (a lone \r).
+_NOT_PLAIN = ('"', "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
+
+
+def _plain(text: str) -> bool:
+    if any(c in text for c in _NOT_PLAIN):
+        return False
+    return "\r" not in text or text.count("\r") == text.count("\r\n")
 
 
 class Records:
-    """The lines csv reads, with a bound on each record: a record's lines are counted
-    until the reader asks ``record_done``, so that a record spread over many lines (a
+    """The lines csv reads, with a bound on each record. In a block with no quote each
+    line is a record (and the line is bounded); elsewhere a record's lines are counted
+    until the reader calls ``record_done``, so that a record spread over many lines (a
     quoted field may hold newlines) cannot grow past ``longest`` bytes in memory."""
 
-    def __init__(self, lines: Iterator[str], longest: int) -> None:
-        self.lines = lines
+    def __init__(self, blocks: Iterator[str], longest: int) -> None:
+        self.blocks = blocks
         self.longest = longest
         self.size = 0
         self.first_line = 1
-        self.line = 0
 
-    def __iter__(self) -> Records:
-        return self
+    def __iter__(self) -> Iterator[str]:
+        for text in self.blocks:
+            if _plain(text):
+                yield from text.splitlines(keepends=True)
+                continue
+            lines = [piece + "\n" for piece in text.split("\n")]
+            lines[-1] = lines[-1][:-1]  # after the last newline: empty, or the file's end
+            for line in lines:
+                self.size += len(line)
+                if self.size > self.longest:
+                    raise FileProblem(
+                        422,
+                        "record_too_long",
+                        f"the record starting on line {self.first_line} is longer than "
+                        f"{self.longest} bytes",
+                        line=self.first_line,
+                    )
+                if line:
+                    yield line
 
-    def __next__(self) -> str:
-        text = next(self.lines)
-        self.line += 1
-        self.size += len(text)
-        if self.size > self.longest:
-            raise FileProblem(
-                422,
-                "record_too_long",
-                f"the record starting on line {self.first_line} is longer than "
-                f"{self.longest} bytes",
-                line=self.first_line,
-            )
-        return text
-
-    def record_done(self) -> None:
+    def record_done(self, lines_read: int) -> None:
         self.size = 0
-        self.first_line = self.line + 1
+        self.first_line = lines_read + 1
 
 
-def _decode(raw: bytes, line: int) -> str:
+def _decode(raw: bytes, lines_before: int) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
+        line = lines_before + raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         raise FileProblem(
             422,
             "invalid_utf8",
-            f"line {line} is not valid UTF-8 (byte {exc.start + 1})",
+            f"line {line} is not valid UTF-8 (byte {column})",
             line=line,
         ) from None
 
@@ -142,15 +158,15 @@ def parse_upload(
     # No record can be longer than every field at its limit: a longer line is refused
     # before it fills memory.
     longest = limits.max_columns * (limits.max_field_bytes + 3)
-    records = Records(decoded_lines(chunks, limits.max_bytes, longest), longest)
-    reader = csv.reader(records, strict=True)
+    records = Records(decoded_blocks(chunks, limits.max_bytes, longest), longest)
+    reader = csv.reader(iter(records), strict=True)
     summary = Summary()
     try:
         header = next(reader, None)
-        records.record_done()
+        records.record_done(reader.line_num)
         while header is not None and not any(h.strip() for h in header):
             header = next(reader, None)  # blank lines before the header
-            records.record_done()
+            records.record_done(reader.line_num)
         if header is None:
             raise FileProblem(422, "empty_file", "the file has no header row")
         if len(header) > limits.max_columns:
@@ -161,10 +177,42 @@ def parse_upload(
                 line=1,
             )
         columns = match_columns(header, kind, mapping)
+        lane = CustomerLane(columns) if kind == "customers" else None
         batch: list[CustomerRow | OrderRow] = []
+
+        def precise(values: list[str], line: int) -> CustomerRow | OrderRow | None:
+            result = validate(values, line, kind, columns)
+            if not isinstance(result, RowError):
+                return result
+            summary.rejected += 1
+            if len(summary.errors) < limits.errors_kept:
+                summary.errors.append(result)
+            sink.reject(result, values)
+            return None
+
+        run: list[list[str]] = []  # rows for the lane, not yet typed
+        run_lines: list[int] = []
+
+        def drain() -> None:
+            """The lane's rows into the batch, before any later row: a chunk keeps the
+            file's order (inside a chunk, the later row for a key wins)."""
+            nonlocal run, run_lines
+            if lane is not None and run:
+                batch.extend(lane.rows(run, run_lines, precise))  # type: ignore[arg-type]
+                run, run_lines = [], []
+
+        def ship() -> None:
+            nonlocal batch
+            drain()
+            if batch:
+                summary.valid += len(batch)
+                sink.chunk(batch)  # type: ignore[arg-type]
+                summary.chunks += 1
+                batch = []
+
         end = reader.line_num
         for values in reader:
-            records.record_done()
+            records.record_done(reader.line_num)
             start, end = end + 1, reader.line_num
             if not values or (len(values) == 1 and not values[0].strip()):
                 continue  # blank line
@@ -183,22 +231,20 @@ def parse_upload(
                 raise FileProblem(
                     413, "too_many_rows", f"more than {limits.max_rows} rows", line=start
                 )
-            result = validate(values, start, kind, columns)
-            if isinstance(result, RowError):
-                summary.rejected += 1
-                if len(summary.errors) < limits.errors_kept:
-                    summary.errors.append(result)
-                sink.reject(result, values)
-                continue
-            summary.valid += 1
-            batch.append(result)
-            if len(batch) >= limits.chunk_rows:
-                sink.chunk(batch)  # type: ignore[arg-type]
-                summary.chunks += 1
-                batch = []
-        if batch:
-            sink.chunk(batch)  # type: ignore[arg-type]
-            summary.chunks += 1
+            if lane is not None:
+                if len(values) == lane.width and lane.open:
+                    run.append(values)
+                    run_lines.append(start)
+                    if len(batch) + len(run) >= limits.chunk_rows:
+                        ship()
+                    continue
+                drain()
+            row = precise(values, start)
+            if row is not None:
+                batch.append(row)
+                if len(batch) >= limits.chunk_rows:
+                    ship()
+        ship()
     except csv.Error as exc:
         line = reader.line_num
         message = str(exc)
