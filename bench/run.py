@@ -36,6 +36,7 @@ from redis.asyncio import Redis
 
 import crmd
 from bench.data import EVERYONE, RULES, csv_reader_seconds, write_customers
+from bench.scaling import measure_scaling
 from bench.server import (
     RECEIPT_SECRET,
     Api,
@@ -44,6 +45,7 @@ from bench.server import (
     crmd_process,
     database_servers,
     spending,
+    upload_csv,
 )
 from bench.server import signed_in as signed_in_api
 from crmd.receipts.signature import signed_headers
@@ -57,7 +59,7 @@ RAW_INGEST_SAMPLE = 100_000
 """The ingestion limit is timed on 100k of crmd's documents, not all 1M (the whole copy
 would add a quarter of an hour): 50k written into an empty collection, as crmd's first
 rows were, and 50k into the full one, as its last rows were."""
-PHASES = ("previews", "dispatch", "receipts", "console", "ingestion")
+PHASES = ("previews", "dispatch", "receipts", "console", "ingestion", "scaling")
 CONSOLE_LIMIT_MS = 100
 
 
@@ -66,11 +68,17 @@ class Sizes(msgspec.Struct, frozen=True):
     audience: int = 100_000
     single_receipts: int = 10_000
     preview_repeats: int = 1
+    scaling_rows: int = 20_000
 
     def quick(self) -> Sizes:
         """A hundred times smaller: a smoke test of this code (under a minute), not a
         measurement."""
-        return Sizes(self.upload_rows // 100, self.audience // 100, self.single_receipts // 100)
+        return Sizes(
+            self.upload_rows // 100,
+            self.audience // 100,
+            self.single_receipts // 100,
+            scaling_rows=self.scaling_rows // 100,
+        )
 
 
 class Figure(msgspec.Struct):
@@ -179,17 +187,7 @@ class Bench:
         return spending(api.http, self.base, self.sampler.pid)
 
     async def upload(self, api: Api, path: Path) -> tuple[str, float]:
-        """POST the file as a raw text/csv body; (upload id, seconds until the 202)."""
-        started = perf_counter()
-        with path.open("rb") as body:
-            answer = await api.call(
-                "POST",
-                f"/api/v1/upload/customers?filename={path.name}",
-                expect=202,
-                data=body,
-                headers={"Content-Type": "text/csv"},
-            )
-        return answer["uploadId"], perf_counter() - started
+        return await upload_csv(api, path)
 
     async def until_persisted(self, api: Api, upload_id: str, rows: int) -> None:
         last_said = time.monotonic()
@@ -684,6 +682,31 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
+def scaling_figures(results: list[dict[str, Any]]) -> list[Figure]:
+    """Each worker count's speed against one worker's: the ratio is the speed-up."""
+    figures = []
+    for key, what, unit in (
+        ("rows_per_s", "ingestion (POST until persisted)", "rows/s"),
+        ("messages_per_s", "dispatch, no-op vendor (POST until sent)", "messages/s"),
+    ):
+        one = results[0][key]
+        for result in results:
+            workers = result["workers"]
+            figures.append(
+                Figure(
+                    f"scaling: {what}, {workers} worker process{'es' if workers > 1 else ''}",
+                    round(result[key], 1),
+                    round(one, 1),
+                    unit,
+                    round(result[key] / one, 3),
+                    "speed-up",
+                    None,
+                    {"workers": workers},
+                )
+            )
+    return figures
+
+
 def rows_of(figures: list[Figure]) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = [
         ("figure", "crmd", "limit", "unit", "ratio", "target", "", "writes/item", "CPU µs/item")
@@ -822,6 +845,10 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 finally:
                     sampler.stop()
+            if "scaling" in phases:
+                say(f"scaling: {sizes.scaling_rows:,} rows and messages, 1 to 3 workers")
+                scaled = measure_scaling(work, urls, database, sizes.scaling_rows)
+                measured["figures"] += [msgspec.to_builtins(f) for f in scaling_figures(scaled)]
     result = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "mode": "quick" if args.quick else "full",

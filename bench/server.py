@@ -194,19 +194,24 @@ def crmd_process(
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        asyncio.run(_wait_ready(process, base, work / "crmd.log"))
+        asyncio.run(wait_ready(process, base, work / "crmd.log"))
         yield process, base
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
 
 
-async def _wait_ready(process: subprocess.Popen[bytes], base: str, log: Path) -> None:
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, and SIGKILL after 30 s."""
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def wait_ready(process: subprocess.Popen[bytes], base: str, log: Path) -> None:
     deadline = time.monotonic() + 60
     said = f"crmd did not start; its log is {log}"
     async with aiohttp.ClientSession() as http:
@@ -240,6 +245,20 @@ class Api:
             if response.status != expect:
                 raise RuntimeError(f"{method} {path}: {response.status} {body[:500]!r}")
             return await response.json() if body else None
+
+
+async def upload_csv(api: Api, path: Path) -> tuple[str, float]:
+    """POST the file as a raw text/csv body; (upload id, seconds until the 202)."""
+    started = time.perf_counter()
+    with path.open("rb") as body:
+        answer = await api.call(
+            "POST",
+            f"/api/v1/upload/customers?filename={path.name}",
+            expect=202,
+            data=body,
+            headers={"Content-Type": "text/csv"},
+        )
+    return answer["uploadId"], time.perf_counter() - started
 
 
 @asynccontextmanager

@@ -63,6 +63,13 @@ def test_the_quick_benchmark_measures_every_figure(services: Urls, tmp_path: Pat
     pages = console["detail"]["pages"]
     assert len(pages) == 14 and all(ms > 0 for ms in pages.values())
     assert console["crmd"] == max(pages.values()) and console["limit"] == 100
+    scaling = [f for n, f in figures.items() if n.startswith("scaling: ")]
+    assert sorted(f["detail"]["workers"] for f in scaling) == [1, 1, 2, 2, 3, 3]
+    for figure in scaling:
+        assert figure["crmd"] > 0 and figure["limit"] > 0, figure
+        assert abs(figure["ratio"] - figure["crmd"] / figure["limit"]) < 0.01, figure
+        if figure["detail"]["workers"] == 1:
+            assert figure["ratio"] == 1.0
     machine = result["machine"]
     assert machine["cores"] == os.cpu_count()
     assert machine["redis"] and machine["database"] and machine["python"]
