@@ -27,15 +27,14 @@ from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
+from crmd.actors import ACTORS, HEALTH_ONLY, build_actors, roles
 from crmd.ai import routes as ai_routes
 from crmd.ai.service import Suggesters
 from crmd.auth import routes as auth_routes
 from crmd.auth.middleware import authenticate
 from crmd.auth.secret import SecretError, resolve_jwt_secret
 from crmd.auth.signin import SignIn
-from crmd.campaigns import clock as campaign_clock
 from crmd.campaigns import routes as campaign_routes
-from crmd.campaigns.actor import dispatch_actor
 from crmd.campaigns.planning import place_old_logs
 from crmd.campaigns.service import Campaigns
 from crmd.campaigns.vendors import Vendors
@@ -45,12 +44,12 @@ from crmd.console.web import ConsoleSettings
 from crmd.console.web import console as console_pages
 from crmd.errors import Unavailable
 from crmd.http import compat, health
-from crmd.http.actor import HttpActor
 from crmd.http.cors import Cors
 from crmd.http.health import Health
 from crmd.http.keys import (
     CAMPAIGNS,
     DATABASE,
+    DEAD_LETTERS,
     HEALTH,
     IMPORTS,
     METRICS,
@@ -60,18 +59,13 @@ from crmd.http.keys import (
 )
 from crmd.http.middleware import errors, metrics, request_context
 from crmd.ingest import routes as ingest_routes
-from crmd.ingest.actor import ingest_actor
 from crmd.ingest.parse import Limits
-from crmd.ingest.publish import recover_interrupted
 from crmd.ingest.upload import Imports
 from crmd.plugins.context import PluginContext, plugin_secret
 from crmd.plugins.manager import PluginError, collect, get_plugin_manager
 from crmd.receipts import routes as receipt_routes
-from crmd.receipts.actor import receipts_actor
-from crmd.receipts.apply import rematch_unknown
 from crmd.receipts.intake import ReceiptIntake
 from crmd.runtime.actor import Actor
-from crmd.runtime.clock import ClockActor
 from crmd.runtime.daemon import StartupError, ensure_can_listen, run_daemon
 from crmd.runtime.supervisor import Supervisor
 from crmd.segments import routes as segment_routes
@@ -79,16 +73,15 @@ from crmd.services.children import EmbeddedError
 from crmd.services.connect import MongoClient, connect_mongo, connect_redis
 from crmd.services.embedded import embedded_services
 from crmd.store.indexes import ensure_indexes
-from crmd.store.numbering import number_unnumbered, recount_stale
-from crmd.streams import GROUP, StreamNames
+from crmd.store.numbering import number_unnumbered
+from crmd.streams import GROUP, StreamNames, rename_old_keys
+from crmd.streams import routes as stream_routes
+from crmd.streams.dead import DeadLetters
 from crmd.streams.worker import ensure_group
 from crmd.telemetry.metrics import Metrics
 from crmd.telemetry.mongo import CommandCounter
 
 log = structlog.get_logger(__name__)
-
-ACTORS = ("ingest", "dispatch", "receipts", "clock", "http")
-"""Every actor crmd runs, in the order they start (http last, so it stops first)."""
 
 MAX_BODY = 1024**2
 """Bodies larger than this are refused with 413, except where a route streams its own."""
@@ -139,9 +132,8 @@ class Crmd:
             raise ValueError(f"no actor(s) {', '.join(sorted(unknown))}; actors: {ACTORS}")
         order = [name for name in ACTORS if name in names and name != "http"]
         if set(names) >= set(ACTORS):
-            order += [name for name in self.actors if name not in ACTORS]
-        if "http" in names:
-            order.append("http")
+            order += [name for name in self.actors if name not in (*ACTORS, HEALTH_ONLY)]
+        order += [name for name in ("http", HEALTH_ONLY) if name in names]
         return order
 
     async def stop(self) -> bool:
@@ -197,6 +189,7 @@ async def open_crmd(
         stack.push_async_callback(http.close)
         db = mongo[config.mongodb.database]
         streams = StreamNames.for_prefix(config.redis.stream_prefix)
+        await rename_old_keys(redis, config.redis.stream_prefix)
         await ensure_indexes(db)
         await number_unnumbered(db)
         await place_old_logs(db)
@@ -288,6 +281,7 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
     app[CAMPAIGNS] = Campaigns(crmd.redis, crmd.streams.dispatch, crmd.vendors)
     app[RECEIPTS] = ReceiptIntake(crmd.vendors, crmd.redis, crmd.streams.receipts, crmd.metrics)
     app[SUGGESTERS] = crmd.suggesters
+    app[DEAD_LETTERS] = DeadLetters(crmd.redis, crmd.streams)
     for table in (
         health.routes,
         auth_routes.routes,
@@ -295,6 +289,7 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
         segment_routes.routes,
         campaign_routes.routes,
         receipt_routes.routes,
+        stream_routes.routes,
         ai_routes.routes,
     ):
         app.add_routes(table)
@@ -311,58 +306,13 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
     return app
 
 
-def build_actors(crmd: Crmd, plugin_actors: list[Actor]) -> dict[str, Actor]:
-    config, db, redis, streams = crmd.config, crmd.db, crmd.redis, crmd.streams
-    settings, metrics = config.streams, crmd.metrics
-
-    async def start_due(now: Any) -> object:
-        return await campaign_clock.start_due_campaigns(db, redis, streams.dispatch, now)
-
-    async def rematch(now: Any) -> object:
-        return await rematch_unknown(db, metrics, now)
-
-    async def close_windows(now: Any) -> object:
-        window = config.campaigns.receipt_window_seconds
-        return await campaign_clock.close_receipt_windows(db, window, now)
-
-    async def interrupted_uploads(now: Any) -> object:
-        return await recover_interrupted(db, redis, streams.ingest, now)
-
-    async def segment_counts(now: Any) -> object:
-        return await segment_routes.refresh_stale_counts(db, now)
-
-    async def tallies(now: Any) -> object:
-        return await recount_stale(db, now)
-
-    tasks = [
-        ("start_due_campaigns", start_due),
-        ("rematch_receipts", rematch),
-        ("close_receipt_windows", close_windows),
-        ("interrupted_uploads", interrupted_uploads),
-        ("segment_counts", segment_counts),
-        ("tallies", tallies),
-    ]
-    server = config.server
-    actors: list[Actor] = [
-        ingest_actor(db, redis, streams.ingest, settings, metrics),
-        dispatch_actor(db, redis, streams.dispatch, crmd.vendors, settings, metrics),
-        receipts_actor(db, redis, streams.receipts, settings, metrics),
-        ClockActor(config.campaigns.clock_interval_seconds, tasks),
-        # Half the stop budget at most for requests in flight, so that the stream actors
-        # always have time to finish and ack their batch.
-        HttpActor(crmd.app, server.host, server.port, server.shutdown_timeout / 2),
-        *plugin_actors,
-    ]
-    return {actor.name: actor for actor in actors}
-
-
 async def serve(config: Config, environ: Mapping[str, str]) -> int:
     """``crmd serve``: run until SIGTERM or SIGINT; the process's exit code."""
 
     async def start(stack: contextlib.AsyncExitStack, lost: asyncio.Event) -> Supervisor:
         ensure_can_listen(config.server.host, config.server.port)
         crmd = await stack.enter_async_context(open_crmd(config, lost=lost))
-        return crmd.start(ACTORS)
+        return crmd.start(roles(config.supervisor.actors))
 
     log_url = f"http://{config.server.host}:{config.server.port}"
     return await run_daemon(start, environ, log_url, config.server.shutdown_timeout)

@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (overrides [server] host)")
     serve.add_argument("--port", type=int, help="listen port (overrides [server] port)")
     serve.add_argument("--data-dir", help="embedded data dir (overrides [embedded] data_dir)")
+    serve.add_argument(
+        "--actors",
+        help="what this process runs, comma-separated: http,ingest,dispatch,receipts,clock "
+        "(overrides [supervisor] actors; default all)",
+    )
     commands.add_parser("check-config", help="validate the configuration and exit")
     commands.add_parser("plugins", help="list loaded plugins and the hooks each implements")
     commands.add_parser("version", help="print crmd's version")
@@ -44,6 +49,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     upload.add_argument("--token", help="API token (default: $CRMD_TOKEN)")
     upload.add_argument("--mapping", help='JSON, e.g. \'{"spend": "Total Spent"}\'')
+    dead = commands.add_parser(
+        "dead-letters", help="list, show, replay or drop the entries the stream actors gave up on"
+    ).add_subparsers(dest="action", required=True)
+    for action, about in (
+        ("list", "the newest dead letters, one a line"),
+        ("show", "everything about the given dead letters"),
+        ("replay", "put dead letters back onto their stream, to be consumed again"),
+        ("drop", "delete dead letters"),
+    ):
+        each = dead.add_parser(action, help=about)
+        if action != "list":  # one word each, so that ids may follow the options
+            each.add_argument("ids", nargs="*", help="dead-letter ids, as `list` prints them")
+        each.add_argument("--stream", choices=["ingest", "dispatch", "receipts"])
+        if action != "show":
+            each.add_argument("--all", action="store_true", help="every one (of --stream)")
+        if action == "list":
+            each.add_argument("--limit", type=int, default=50, help="at most N (default 50)")
+            each.add_argument("--oldest-first", action="store_true")
     return parser
 
 
@@ -53,6 +76,9 @@ def _overrides(args: argparse.Namespace) -> dict[tuple[str, ...], Any]:
         overrides[("server", "host")] = args.host
     if getattr(args, "port", None) is not None:
         overrides[("server", "port")] = args.port
+    if getattr(args, "actors", None) is not None:
+        names = [name.strip() for name in args.actors.split(",")]
+        overrides[("supervisor", "actors")] = [name for name in names if name]
     if getattr(args, "data_dir", None):
         overrides[("embedded", "data_dir")] = str(Path(args.data_dir).resolve())
     return overrides
@@ -80,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _print_plugins(loaded)
     if command == "token":
         return _print_token(loaded, args.email)
+    if command == "dead-letters":
+        return _dead_letters(loaded, args)
     if command == "upload":
         return _upload(loaded, args)
     if command == "dummy-vendor":
@@ -130,6 +158,32 @@ def _print_token(loaded: LoadedConfig, email: str) -> int:
         print(f"crmd: cannot make a token: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _dead_letters(loaded: LoadedConfig, args: argparse.Namespace) -> int:
+    from crmd.errors import Unavailable
+    from crmd.services.children import EmbeddedError
+    from crmd.streams.command import Request, UsageError, run
+    from crmd.streams.dead import DeadLetterError
+    from crmd.telemetry.logs import configure_logging
+
+    configure_logging(loaded.config.logging, stream=sys.stderr)  # stdout is the answer
+    request = Request(
+        args.action,
+        getattr(args, "ids", []),
+        args.stream,
+        getattr(args, "all", False),
+        getattr(args, "limit", 50),
+        getattr(args, "oldest_first", False),
+    )
+    try:
+        return asyncio.run(run(loaded.config, request))
+    except UsageError as exc:
+        print(f"crmd: dead-letters: {exc}", file=sys.stderr)
+        return 2
+    except (DeadLetterError, EmbeddedError, Unavailable) as exc:
+        print(f"crmd: dead-letters: {exc}", file=sys.stderr)
+        return 1
 
 
 def _upload(loaded: LoadedConfig, args: argparse.Namespace) -> int:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -48,6 +50,30 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Urls]:
     finally:
         for server in started:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def example_vendor_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example third-party vendor, pip-installed into a folder of its own, as a
+    user would install it (put the folder on the path to load it)."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(Path(__file__).resolve().parent.parent / "plugins" / "crmd_example_vendor"),
+        ],
+        check=True,
+        timeout=300,
+    )
+    return target
 
 
 def make_test_config(services: Urls, **sections: dict[str, Any]) -> Config:
@@ -120,7 +146,12 @@ async def mongo(config: Config) -> AsyncIterator[MongoClient]:
 async def redis(config: Config) -> AsyncIterator[Any]:
     client = await connect_redis(config.redis.url, config.redis.socket_timeout, timeout=10)
     yield client
-    keys = [key async for key in client.scan_iter(match=f"{config.redis.stream_prefix}*")]
+    prefix = config.redis.stream_prefix
+    keys = [
+        key
+        for match in (f"{prefix}*", f"{{{prefix}*")
+        async for key in client.scan_iter(match=match)
+    ]
     if keys:
         await client.delete(*keys)
     await client.aclose()

@@ -111,6 +111,18 @@ def test_crmd_variables_win_over_the_original_ones():
         ),
         ("[server\n", {}, "crmd.toml: not valid TOML"),
         (
+            "",
+            {"CRMD_SUPERVISOR__ACTORS": "http,mailer"},
+            "CRMD_SUPERVISOR__ACTORS: supervisor.actors = ['http', 'mailer']: 'mailer': name "
+            "one or more of http, ingest, dispatch, receipts, clock",
+        ),
+        (
+            "[campaigns]\nclock_interval_seconds = 40\n",
+            {},
+            "crmd.toml: campaigns.clock_lease_seconds: must exceed "
+            "campaigns.clock_interval_seconds",
+        ),
+        (
             "[auth]\ngoogle_login = true\n",
             {},
             "crmd.toml: auth.google_client_ids: Google login is on",
@@ -187,18 +199,22 @@ def test_example_configs_are_valid(name: str):
     assert config.server.host == "127.0.0.1"
 
 
-def test_systemd_unit_has_the_hardening_and_notify_settings():
-    lines = (REPO / "config" / "crmd.service").read_text().splitlines()
+def unit_settings(name: str) -> dict[str, list[str]]:
     settings: dict[str, list[str]] = {}
-    for line in lines:
+    for line in (REPO / "config" / name).read_text().splitlines():
         if "=" in line and not line.lstrip().startswith("#"):
             key, _, value = line.partition("=")
             settings.setdefault(key.strip(), []).append(value.strip())
+    return settings
+
+
+@pytest.mark.parametrize("unit", ["crmd.service", "crmd@.service"])
+def test_systemd_unit_has_the_hardening_and_notify_settings(unit: str):
+    settings = unit_settings(unit)
     expected = {
         "Type": "notify",
         "Restart": "on-failure",
         "DynamicUser": "yes",
-        "StateDirectory": "crmd",
         "ProtectSystem": "strict",
         "NoNewPrivileges": "yes",
         "PrivateTmp": "yes",
@@ -216,6 +232,14 @@ def test_systemd_unit_has_the_hardening_and_notify_settings():
             REPO / "config" / "crmd.embedded.toml", environ={}
         ).config.server.shutdown_timeout
     )
+
+
+def test_the_template_unit_gives_each_instance_its_name_role_and_state():
+    settings = unit_settings("crmd@.service")
+    assert "CRMD_STREAMS__CONSUMER_NAME=%H-%i" in settings["Environment"]
+    assert settings["EnvironmentFile"] == ["-/etc/crmd/crmd.env", "/etc/crmd/%i.env"]
+    assert settings["StateDirectory"] == ["crmd/%i"]
+    assert unit_settings("crmd.service")["StateDirectory"] == ["crmd"]
 
 
 def test_a_relative_data_dir_of_a_file_found_by_a_relative_path_is_absolute(

@@ -12,6 +12,9 @@ import pytest
 from bson import ObjectId
 
 from crmd.app import Crmd
+from crmd.campaigns import jobs
+from crmd.http.keys import DEAD_LETTERS
+from crmd.streams.worker import dead_letter_stream
 from tests.ingest.conftest import CUSTOMERS, ORDERS, upload, wait_done
 
 Headers = dict[str, str]
@@ -168,6 +171,20 @@ async def ai_reads_only_the_users_own_data(
         ).status == 200
 
 
+async def dead_letters_stay_with_their_owner(
+    client: Any, alice: Headers, bob: Headers, alice_user: Any, bob_user: Any
+) -> None:
+    """A dispatch job of Alice's that died is listed for her, never for Bob."""
+    dead_letters = client.app[DEAD_LETTERS]
+    job = jobs.encode(jobs.DispatchJob("send", str(ObjectId()), alice_user["id"]))
+    stream = dead_letter_stream(dead_letters.streams.dispatch)
+    await dead_letters.redis.xadd(stream, {jobs.FIELD: job, b"_dead_error": b"E: x"})
+    mine = await (await client.get("/api/v1/dead-letters", headers=alice)).json()
+    theirs = await (await client.get("/api/v1/dead-letters", headers=bob)).json()
+    assert [item["kind"] for item in mine["items"]] == ["dispatch job"]
+    assert theirs == {"items": [], "complete": True}
+
+
 ISOLATION: dict[tuple[str, str], Check] = {
     ("POST", "/api/v1/ai/messages"): ai_reads_only_the_users_own_data,
     ("POST", "/api/v1/ai/rule"): ai_reads_only_the_users_own_data,
@@ -190,6 +207,7 @@ ISOLATION: dict[tuple[str, str], Check] = {
     ("POST", "/api/v1/campaigns/{id}/retry-failed"): campaigns_stay_with_their_owner,
     ("POST", "/api/v1/campaigns/{id}/test"): campaigns_stay_with_their_owner,
     ("GET", "/api/v1/dashboard-summary"): campaigns_stay_with_their_owner,
+    ("GET", "/api/v1/dead-letters"): dead_letters_stay_with_their_owner,
     ("POST", "/api/v1/segment"): segments_stay_with_their_owner,
     ("POST", "/api/v1/api/v1/segment"): segments_stay_with_their_owner,
     ("POST", "/api/v1/segments"): segments_stay_with_their_owner,

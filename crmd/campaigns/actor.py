@@ -15,7 +15,7 @@ from crmd.campaigns.dispatch import cancel_unsent, mark_sent_if_done, send_chunk
 from crmd.campaigns.lifecycle import Action
 from crmd.campaigns.planning import plan
 from crmd.campaigns.transitions import move
-from crmd.campaigns.vendors import RateLimiter, Vendors
+from crmd.campaigns.vendors import RateLimits, Vendors
 from crmd.config import StreamsConfig
 from crmd.store.tenant import TenantStore
 from crmd.streams import GROUP, consumer_name
@@ -31,8 +31,8 @@ def dispatch_actor(
     vendors: Vendors,
     settings: StreamsConfig,
     metrics: Metrics,
+    limits: RateLimits,
 ) -> StreamActor:
-    limiters: dict[str, RateLimiter] = {}
 
     async def handle(entries: Sequence[Entry]) -> None:
         for entry in entries:
@@ -43,7 +43,7 @@ def dispatch_actor(
             elif job.kind == "cancel":
                 await cancel_unsent(store, job.campaign)
             else:
-                await send_chunk(store, vendors, limiters, job, entry.deliveries)
+                await send_chunk(store, vendors, limits, job, entry.deliveries)
                 if await jobs.finished(redis, stream, job):
                     await mark_sent_if_done(store, job.campaign)
 

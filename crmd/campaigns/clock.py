@@ -2,8 +2,10 @@
 
 A scheduled campaign whose time has come is queued for planning; a sent campaign whose
 receipt window has closed is completed, its still-PENDING messages marked UNKNOWN (a
-late receipt still lands: UNKNOWN ranks below every real status). Each change is a
-conditional update, so several crmd processes can run clocks at once.
+late receipt still lands: UNKNOWN ranks below every real status). A campaign left
+queued or planning with no plan job (crmd died between saving it and queueing the job)
+has its job queued again. Each change is a conditional update, so several crmd
+processes can run clocks at once.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
@@ -38,6 +41,59 @@ async def start_due_campaigns(
         await jobs.publish(redis, stream, [job])
         started += 1
     return started
+
+
+async def recover_stranded(
+    db: AsyncDatabase[dict[str, Any]],
+    redis: Redis,
+    stream: str,
+    older_than_seconds: int,
+    now: datetime,
+) -> int:
+    """Queue again the plan job of each campaign left queued or planning without one;
+    returns how many were queued.
+
+    A campaign is looked at once it has not moved (``updatedAt``: each plan job moves it
+    as it starts its stretch) for ``older_than_seconds``, and then at most once per that
+    bound (``strandCheckedAt``, set by a conditional update: of several clocks, one
+    looks). Its job is queued again only when none for it waits in the dispatch stream
+    or in a consumer's hands, and it starts at the stretch planning is at, so that a
+    copy of a job still alive after all finds its stretch done. Planning twice adds no
+    message (``crmd.campaigns.planning``)."""
+    bound = now - timedelta(seconds=older_than_seconds)
+    stranded = {
+        "status": {"$in": [Status.QUEUED.value, Status.PLANNING.value]},
+        "updatedAt": {"$lte": bound},
+        "$or": [{"strandCheckedAt": None}, {"strandCheckedAt": {"$lte": bound}}],
+    }
+    waiting: set[str] | None = None  # read from the stream once, when first needed
+    recovered = 0
+    async for found in db.campaigns.find(stranded, projection={"userId": 1}):
+        store = TenantStore(db, found["userId"])
+        campaign = await store["campaigns"].find_one_and_update(
+            {**stranded, "_id": found["_id"]},
+            {"$set": {"strandCheckedAt": now}},
+            projection={"status": 1, "planNext": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        if campaign is None:
+            continue  # another clock looks, or it moved on
+        if waiting is None:
+            waiting = await jobs.awaiting_plan(redis, stream)
+        campaign_id = str(campaign["_id"])
+        if campaign_id in waiting:
+            continue  # only waiting its turn behind other jobs
+        start = campaign.get("planNext") or 0
+        job = jobs.DispatchJob("plan", campaign_id, store.user_id, start=start)
+        await jobs.publish(redis, stream, [job])
+        recovered += 1
+        log.warning(
+            "campaign.plan_requeued",
+            campaign_id=campaign_id,
+            status=campaign["status"],
+            start=start,
+        )
+    return recovered
 
 
 async def close_receipt_windows(

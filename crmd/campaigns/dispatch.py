@@ -25,7 +25,7 @@ from bson import ObjectId
 from crmd.campaigns import chunks, jobs, stats
 from crmd.campaigns.lifecycle import SENDING_STATES, Action, Status
 from crmd.campaigns.transitions import move
-from crmd.campaigns.vendors import RateLimiter, Vendors, guarded_send
+from crmd.campaigns.vendors import RateLimiter, RateLimits, Vendors, guarded_send
 from crmd.plugins.vendor import Accepted, Failed, OutgoingMessage, Retry, Vendor
 from crmd.receipts.status import CANCELLED
 from crmd.store.numbering import add_to_tally
@@ -184,7 +184,7 @@ def _handed_over(log_id: str, handed: Doc) -> tuple[Doc, Doc]:
 async def send_chunk(
     store: TenantStore,
     vendors: Vendors,
-    limiters: dict[str, RateLimiter],
+    limits: RateLimits,
     job: jobs.DispatchJob,
     deliveries: int = 1,
 ) -> None:
@@ -199,7 +199,7 @@ async def send_chunk(
             await cancel_unsent(store, job.campaign)
         return  # paused or cancelled: resume re-queues what is unsent
     vendor = vendors.get(campaign["vendor"])
-    limiter = limiters.setdefault(vendor.name, RateLimiter(vendor.rate_limit()))
+    limiter = limits.of(vendor)
     if job.chunk:
         chunk = await chunks.read(store, job.chunk)
         if chunk is None:

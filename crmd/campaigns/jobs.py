@@ -7,6 +7,9 @@ from collections import Counter
 import msgspec
 from redis.asyncio import Redis
 
+from crmd.streams import GROUP
+from crmd.streams.backlog import unacknowledged
+
 FIELD = b"job"
 SEND_CHUNK = 500
 
@@ -58,6 +61,19 @@ async def finished(redis: Redis, stream: str, job: DispatchJob) -> bool:
     late."""
     left: int = await redis.decr(outstanding_key(stream, job.campaign))
     return left <= 0
+
+
+async def awaiting_plan(redis: Redis, stream: str) -> set[str]:
+    """The campaigns with a plan job still to do: queued, or in a consumer's hands."""
+    waiting = set()
+    async for _, fields in unacknowledged(redis, stream, GROUP):
+        try:
+            job = decode(fields[FIELD])
+        except (KeyError, msgspec.DecodeError):
+            continue  # not ours to judge: the worker dead-letters it
+        if job.kind == "plan":
+            waiting.add(job.campaign)
+    return waiting
 
 
 CHUNK_SECONDS = 20

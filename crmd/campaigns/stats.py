@@ -2,7 +2,11 @@
 
 A recipient gets a log when the vendor is handed the message (``crmd.campaigns.chunks``),
 so those planned and not yet handed over are the places given (``planSeq``, then
-``lastSeq``) less the logs written: they count as pending too."""
+``lastSeq``) less the logs written: they count as pending too.
+
+Recounts run at once in several places (the receipts actor, the dispatch actor, the
+clock), so each takes a ticket before it counts and stores its count only if no recount
+with a later ticket has stored one already: the stats never go back to an older count."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
+from pymongo import ReturnDocument
 
 from crmd.campaigns.lifecycle import Action
 from crmd.campaigns.transitions import move
@@ -42,11 +47,33 @@ async def count_by_status(store: TenantStore, campaign_id: str) -> dict[str, int
 async def refresh(store: TenantStore, campaign_id: str) -> dict[str, int]:
     """Recount and store the stats; a sent campaign with nothing pending is completed.
     Only the actors and the actions call this: a read never writes."""
+    ticket = await take_ticket(store, campaign_id)
+    stats, point = await recount(store, campaign_id)
+    await store_count(store, campaign_id, ticket, point)
+    if stats["pending"] == 0:
+        campaigns = store["campaigns"]
+        await move(campaigns, ObjectId(campaign_id), Action.COMPLETE, completedAt=datetime.now(UTC))
+    return stats
+
+
+async def take_ticket(store: TenantStore, campaign_id: str) -> int:
+    """The number of this recount, above every ticket taken before it (0: no campaign)."""
+    taken = await store["campaigns"].find_one_and_update(
+        {"_id": ObjectId(campaign_id)},
+        {"$inc": {"statsTicket": 1}},
+        projection={"statsTicket": 1},
+        return_document=ReturnDocument.AFTER,
+    )
+    return int(taken["statsTicket"]) if taken else 0
+
+
+async def recount(store: TenantStore, campaign_id: str) -> tuple[dict[str, int], dict[str, Any]]:
+    """The stats counted now, and the fields that store them (with the timeline's point)."""
     by_status = await count_by_status(store, campaign_id)
     stats = summarise(by_status)
-    campaigns = store["campaigns"]
     now = datetime.now(UTC)
-    started = await campaigns.find_one(
+    # Read after the logs were counted: places given meanwhile count as pending.
+    started = await store["campaigns"].find_one(
         {"_id": ObjectId(campaign_id)},
         projection={"plannedAt": 1, "createdAt": 1, "lastSeq": 1, "planSeq": 1},
     )
@@ -57,10 +84,21 @@ async def refresh(store: TenantStore, campaign_id: str) -> dict[str, int]:
     since = started and (started.get("plannedAt") or started.get("createdAt"))
     if since:
         point[f"timeline.{timeline_key(since, now)}"] = timeline_point(stats)
-    await campaigns.update_one({"_id": ObjectId(campaign_id)}, {"$set": point})
-    if stats["pending"] == 0:
-        await move(campaigns, ObjectId(campaign_id), Action.COMPLETE, completedAt=datetime.now(UTC))
-    return stats
+    return stats, point
+
+
+async def store_count(
+    store: TenantStore, campaign_id: str, ticket: int, point: dict[str, Any]
+) -> bool:
+    """Store a recount unless one with a later ticket has been stored; true if stored."""
+    newer_not_stored = {
+        "_id": ObjectId(campaign_id),
+        "$or": [{"statsVersion": {"$lt": ticket}}, {"statsVersion": {"$exists": False}}],
+    }
+    stored = await store["campaigns"].update_one(
+        newer_not_stored, {"$set": {**point, "statsVersion": ticket}}
+    )
+    return bool(stored.matched_count)
 
 
 def timeline_key(since: datetime, now: datetime) -> int:

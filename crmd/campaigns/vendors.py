@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 
 import structlog
+from redis.asyncio import Redis
 
 from crmd.errors import Unprocessable
 from crmd.plugins.vendor import OutgoingMessage, Retry, SendResult, Vendor
@@ -58,25 +58,62 @@ async def guarded_send(
     return results + [Retry(m.message_id, 5.0, "no answer from the vendor") for m in missing]
 
 
-class RateLimiter:
-    """At most ``rate`` messages a second from this process, on average. A batch larger
-    than a second's worth is let through after the wait it costs (the bucket goes into
-    debt), so large batches keep the rate too."""
+# GCRA as a reservation: the key holds the theoretical arrival time (TAT) of the next
+# message, in microseconds of the Redis server's clock (one clock for every process).
+# Taking n moves it n intervals on; the caller waits until the TAT, less the burst
+# allowance, has come. Reserving before waiting keeps the cluster's order fair and its
+# average exact: every process's sends are spaced on the same line.
+_TAKE = """
+local now_s = redis.call('TIME')
+local now = tonumber(now_s[1]) * 1000000 + tonumber(now_s[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local next_tat = tat + n * interval
+local wait = next_tat - burst - now
+if wait < 0 then wait = 0 end
+redis.call('SET', KEYS[1], tostring(next_tat), 'PX', math.floor((next_tat - now) / 1000) + 1000)
+return wait
+"""
 
-    def __init__(self, rate: float) -> None:
+
+class RateLimiter:
+    """At most ``rate`` messages a second on average, across every crmd process that
+    shares ``key`` in Redis, and never more than one second's worth (the burst) ahead
+    of that pace. A batch larger than a second's worth is let through after the wait it
+    costs, so large batches keep the rate too."""
+
+    def __init__(self, redis: Redis, key: str, rate: float) -> None:
+        self.redis = redis
+        self.key = key
         self.rate = max(rate, 1.0)  # a vendor answering 0 must not stall every tenant
-        self.capacity = max(1.0, self.rate)
-        self.tokens = self.capacity
-        self.stamp = time.monotonic()
+        self.interval_us = 1_000_000 / self.rate
+        self.burst_us = 1_000_000.0  # a second's worth
 
     def batch_size(self, largest: int) -> int:
         """A batch of about a second's worth, so sending is smooth at low rates."""
         return max(1, min(largest, int(self.rate)))
 
     async def take(self, n: int) -> None:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        self.tokens -= n
-        if self.tokens < 0:
-            await asyncio.sleep(-self.tokens / self.rate)
+        wait_us = await self.redis.eval(_TAKE, 1, self.key, self.interval_us, self.burst_us, n)
+        if wait_us > 0:
+            await asyncio.sleep(int(wait_us) / 1_000_000)
+
+
+class RateLimits:
+    """One limiter per vendor, shared by the cluster through Redis."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.limiters: dict[str, RateLimiter] = {}
+
+    def of(self, vendor: Vendor) -> RateLimiter:
+        limiter = self.limiters.get(vendor.name)
+        rate = vendor.rate_limit()
+        if limiter is None or limiter.rate != max(rate, 1.0):
+            key = f"{self.prefix}:rate:{vendor.name}"
+            limiter = self.limiters[vendor.name] = RateLimiter(self.redis, key, rate)
+        return limiter

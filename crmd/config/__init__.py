@@ -9,6 +9,7 @@ from crmd.config.load import client_token, client_url, load_config, parse_durati
 from crmd.config.redact import redact_url, redact_value
 from crmd.config.schema import (
     EMBEDDED,
+    ROLES,
     AiConfig,
     AuthConfig,
     CampaignsConfig,
@@ -28,6 +29,7 @@ from crmd.config.schema import (
 
 __all__ = [
     "EMBEDDED",
+    "ROLES",
     "AiConfig",
     "AuthConfig",
     "CampaignsConfig",

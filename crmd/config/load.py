@@ -169,6 +169,7 @@ def _env_value(key: tuple[str, ...], raw: str) -> Any:
         ("auth", "allowed_domains"),
         ("auth", "allowed_emails"),
         ("server", "cors_origins"),
+        ("supervisor", "actors"),
     }:
         return [item.strip() for item in raw.split(",") if item.strip()]
     return raw

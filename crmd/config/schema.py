@@ -116,8 +116,9 @@ class StreamsConfig(_Section):
     max_deliveries: Annotated[int, Meta(ge=1, le=1_000)] = 5
     trim_interval_ms: Millis = 60_000
     handler_timeout_ms: Annotated[int, Meta(ge=0, le=3_600_000)] = 0
-    """How long a batch's handling may take before it is given up and redelivered;
-    0 means a little under claim_idle_ms (80%). Must be less than claim_idle_ms."""
+    """How long a batch's handling may take before it is cancelled as stuck and taken up
+    again; 0 means ten minutes. While it is handled the batch is held (its claim renewed
+    every claim_idle_ms/3), so no other consumer takes work in progress."""
     consumer_name: str = ""
     """Unique per process; empty means the host name. Set it when several crmd
     processes share one host, so that each drains only its own pending entries."""
@@ -141,6 +142,12 @@ class CampaignsConfig(_Section):
     """After a campaign is sent, how long receipts are waited for before the messages
     still PENDING become UNKNOWN and the campaign is completed."""
     clock_interval_seconds: Seconds = 5.0
+    stranded_after_seconds: Annotated[int, Meta(ge=30)] = 600
+    """A campaign queued or planning that has not moved for this long, with no plan job
+    waiting, has its plan job queued again (crmd died before it queued the job)."""
+    clock_lease_seconds: Seconds = 30.0
+    """One process's clock ticks at a time, under a lease in Redis; when that process
+    dies another takes over within this time. Must exceed clock_interval_seconds."""
 
 
 class AiConfig(_Section):
@@ -149,9 +156,16 @@ class AiConfig(_Section):
     timeout: Seconds = 10.0
 
 
+ROLES = ("http", "ingest", "dispatch", "receipts", "clock")
+"""The actors a process can be asked to run: its roles in a cluster."""
+
+
 class SupervisorConfig(_Section):
     restart_initial_delay: Seconds = 0.5
     restart_max_delay: Seconds = 30.0
+    actors: list[str] = msgspec.field(default_factory=lambda: list(ROLES))
+    """What this process runs (``crmd serve --actors``): all of them by default. A
+    process without ``http`` still answers /healthz, /readyz and /metrics on its port."""
 
 
 class Config(_Section):
@@ -199,13 +213,23 @@ def cross_checks(config: Config) -> list[tuple[tuple[str, ...], str]]:
                     "sends it, with no path and no wildcard",
                 )
             )
-    streams = config.streams
-    if streams.handler_timeout_ms and streams.handler_timeout_ms >= streams.claim_idle_ms:
+    actors = config.supervisor.actors
+    unknown = [name for name in actors if name not in ROLES]
+    if unknown or not actors:
         problems.append(
             (
-                ("streams", "handler_timeout_ms"),
-                f"must be less than streams.claim_idle_ms ({streams.claim_idle_ms} ms), or "
-                "another consumer takes a batch that is still being handled",
+                ("supervisor", "actors"),
+                f"{', '.join(map(repr, unknown)) or 'an empty list'}: name one or more of "
+                f"{', '.join(ROLES)}",
+            )
+        )
+    campaigns = config.campaigns
+    if campaigns.clock_lease_seconds <= campaigns.clock_interval_seconds:
+        problems.append(
+            (
+                ("campaigns", "clock_lease_seconds"),
+                f"must exceed campaigns.clock_interval_seconds "
+                f"({campaigns.clock_interval_seconds} s), or the lease lapses between ticks",
             )
         )
     if config.redis.socket_timeout * 1000 <= config.streams.block_ms:

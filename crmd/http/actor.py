@@ -8,8 +8,15 @@ from crmd.runtime.actor import Actor, Health
 
 
 class HttpActor(Actor):
-    def __init__(self, app: web.Application, host: str, port: int, drain_timeout: float) -> None:
-        super().__init__("http")
+    def __init__(
+        self,
+        app: web.Application,
+        host: str,
+        port: int,
+        drain_timeout: float,
+        name: str = "http",
+    ) -> None:
+        super().__init__(name)
         self.app = app
         self.host = host
         self.port = port

@@ -11,7 +11,8 @@ from aiohttp import web
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from crmd.http.keys import HEALTH
+from crmd.http import middleware
+from crmd.http.keys import HEALTH, METRICS
 from crmd.http.responses import json_response
 from crmd.runtime.supervisor import Supervisor
 from crmd.streams import GROUP
@@ -92,3 +93,15 @@ async def metrics(request: web.Request) -> web.Response:
         await asyncio.wait_for(health.refresh_metrics(), CHECK_TIMEOUT)
     body = health.metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def health_app(metrics: Metrics, health: Health) -> web.Application:
+    """Only these routes: what a process without the API (a worker) still serves, so
+    that it can be watched and restarted like any other."""
+    app = web.Application(
+        middlewares=[middleware.request_context, middleware.metrics, middleware.errors]
+    )
+    app[METRICS] = metrics
+    app[HEALTH] = health
+    app.add_routes(routes)
+    return app

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from crmd.http.health import Health
     from crmd.ingest.upload import Imports
     from crmd.receipts.intake import ReceiptIntake
+    from crmd.streams.dead import DeadLetters
     from crmd.telemetry.metrics import Metrics
 
 DATABASE: web.AppKey[AsyncDatabase[dict[str, Any]]] = web.AppKey("database")
@@ -29,5 +30,6 @@ IMPORTS: web.AppKey[Imports] = web.AppKey("imports")
 CAMPAIGNS: web.AppKey[Campaigns] = web.AppKey("campaigns")
 RECEIPTS: web.AppKey[ReceiptIntake] = web.AppKey("receipts")
 SUGGESTERS: web.AppKey[Suggesters] = web.AppKey("suggesters")
+DEAD_LETTERS: web.AppKey[DeadLetters] = web.AppKey("dead_letters")
 HEALTH: web.AppKey[Health] = web.AppKey("health")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")

@@ -39,6 +39,12 @@ def _int(request: web.Request, name: str, default: int, low: int, high: int) -> 
     return value
 
 
+def whole_number(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """A whole-number query parameter from ``low`` to ``high``: ``default`` when absent,
+    else 400 naming it (``details.field``)."""
+    return _int(request, name, default, low, high)
+
+
 def choice(
     request: web.Request, name: str, allowed: Sequence[str], upper: bool = False
 ) -> str | None:

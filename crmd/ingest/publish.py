@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from crmd.ingest import chunks
+from crmd.services.connect import dedicated_connection
 from crmd.store.tenant import ScopedCollection, TenantStore
 
 log = structlog.get_logger(__name__)
@@ -55,36 +56,33 @@ async def publish_all(redis: Redis, stream: str, upload_id: str, payloads: Itera
     """Every payload as one stream entry, in one transaction; returns how many. The
     transaction WATCHes the upload's fence: once the clock has given the upload up, the
     publication fails (Abandoned) rather than import a file the job says it did not."""
-    pool = redis.connection_pool
-    connection = await pool.get_connection()  # type: ignore[no-untyped-call]
     fence = fence_key(stream, upload_id)
     published = 0
-    try:
-        await connection.send_command("WATCH", fence)
-        await connection.read_response()
-        await connection.send_command("GET", fence)
-        if await connection.read_response() is not None:
-            raise Abandoned(f"upload {upload_id} was given up before it was published")
-        await connection.send_command("MULTI")
-        await connection.read_response()
-        while batch := await asyncio.to_thread(lambda: list(islice(payloads, PUBLISH_BATCH))):
-            commands = [("XADD", stream, "*", chunks.FIELD, payload) for payload in batch]
-            await connection.send_packed_command(connection.pack_commands(commands))
-            for _ in batch:
-                await connection.read_response()  # QUEUED, or an error raised here
-            published += len(batch)
-        marker = marker_key(stream, upload_id)
-        await connection.send_command("SET", marker, published, "EX", MARKER_TTL)
-        await connection.read_response()
-        await connection.send_command("EXEC")
-        results: Any = await connection.read_response()
-    except BaseException:
-        # Dropping the connection makes Redis discard the transaction: nothing of it
-        # was published. (A DISCARD could not be trusted to arrive.)
-        await connection.disconnect()
-        raise
-    finally:
-        await pool.release(connection)
+    async with dedicated_connection(redis, stream) as connection:
+        try:
+            await connection.send_command("WATCH", fence)
+            await connection.read_response()
+            await connection.send_command("GET", fence)
+            if await connection.read_response() is not None:
+                raise Abandoned(f"upload {upload_id} was given up before it was published")
+            await connection.send_command("MULTI")
+            await connection.read_response()
+            while batch := await asyncio.to_thread(lambda: list(islice(payloads, PUBLISH_BATCH))):
+                commands = [("XADD", stream, "*", chunks.FIELD, payload) for payload in batch]
+                await connection.send_packed_command(connection.pack_commands(commands))
+                for _ in batch:
+                    await connection.read_response()  # QUEUED, or an error raised here
+                published += len(batch)
+            marker = marker_key(stream, upload_id)
+            await connection.send_command("SET", marker, published, "EX", MARKER_TTL)
+            await connection.read_response()
+            await connection.send_command("EXEC")
+            results: Any = await connection.read_response()
+        except BaseException:
+            # Dropping the connection makes Redis discard the transaction: nothing of
+            # it was published. (A DISCARD could not be trusted to arrive.)
+            await connection.disconnect()
+            raise
     if results is None:  # the fence moved under the WATCH
         raise Abandoned(f"upload {upload_id} was given up while it was being published")
     if any(isinstance(r, ResponseError) for r in results):

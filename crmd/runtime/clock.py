@@ -2,31 +2,87 @@
 
 It knows nothing of campaigns or uploads: every ``interval`` it runs the tasks it was
 given, in order, each with the same ``now``. The composition root hands it the tasks
-(scheduled campaigns, closing receipt windows, interrupted uploads...). Each task must
-be a conditional update, so that several crmd processes can run clocks at once.
+(scheduled campaigns, closing receipt windows, interrupted uploads...).
+
+Every crmd process may run a clock, but only one ticks at a time: the one holding the
+``lease``. The others stand by and take over within the lease's time when the holder
+dies. Before each task the holder renews the lease and passes its fencing token through
+``fence``, so a holder that stalled and lost the lease stops at its next task. Each
+task is a conditional update all the same, so even two ticks at once change nothing
+twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
+import structlog
+
 from crmd.runtime.actor import Actor, Health
+from crmd.runtime.lease import Lease
+
+log = structlog.get_logger(__name__)
 
 Task = Callable[[datetime], Awaitable[object]]
+Fence = Callable[[int, datetime], Awaitable[int]]
+"""Records a token; answers the newest recorded (a larger one: a newer holder exists)."""
 
 
 class ClockActor(Actor):
-    def __init__(self, interval: float, tasks: Sequence[tuple[str, Task]]) -> None:
+    def __init__(
+        self,
+        interval: float,
+        tasks: Sequence[tuple[str, Task]],
+        lease: Lease | None = None,
+        fence: Fence | None = None,
+    ) -> None:
         # A tick that takes much longer than its interval is stuck somewhere.
         super().__init__("clock", deadline=max(60.0, interval * 12))
         self.interval = interval
         self.tasks = list(tasks)
+        self.lease = lease
+        self.fence = fence
+        self.leading = False
+        """Whether this clock held the lease at its last tick (for /readyz and tests)."""
+        self.ticks = 0
 
     async def run(self) -> None:
         self.health = Health.OK
-        while not await self.sleep(self.interval):
-            now = datetime.now(UTC)
-            for _, task in self.tasks:
-                await task(now)
+        try:
+            while not await self.sleep(self.interval):
                 self.progressed()
+                await self.tick()
+        finally:
+            if self.lease is not None and self.leading:
+                with contextlib.suppress(Exception):
+                    await self.lease.release()
+
+    async def tick(self) -> bool:
+        """Run every task once, if this clock leads; False when it does not."""
+        now = datetime.now(UTC)
+        for _, task in self.tasks:
+            if not await self._may_run(now):
+                return False
+            await task(now)
+            self.progressed()
+        self.ticks += 1
+        return True
+
+    async def _may_run(self, now: datetime) -> bool:
+        if self.lease is None:
+            return True
+        token = await self.lease.hold()
+        leading = token is not None
+        if token is not None and self.fence is not None:
+            newest = await self.fence(token, now)
+            if newest > token:  # a newer holder exists: give way, and never lag behind it
+                leading = False
+                await self.lease.release()
+                await self.lease.advance(newest)
+        if leading != self.leading:
+            log.info("clock.leading" if leading else "clock.standing_by", token=token)
+            self.leading = leading
+            self.detail = "leading" if leading else "standing by"
+        return leading

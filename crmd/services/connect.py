@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import pymongo.errors
 import redis.exceptions
 import structlog
 from pymongo import AsyncMongoClient, monitoring
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.connection import Connection
 
 from crmd.config import redact_url
 from crmd.errors import Unavailable
@@ -87,10 +89,51 @@ async def connect_mongo(
         raise
 
 
-async def connect_redis(url: str, socket_timeout: float, timeout: float) -> Redis:
-    client = Redis.from_url(
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+"""``redis+cluster://node:6379`` (or ``rediss+cluster://``): a Redis Cluster, found from
+any one of its nodes."""
+
+
+def redis_client(url: str, socket_timeout: float) -> Redis:
+    """A client for the URL: one server, or a Redis Cluster. crmd's keys keep each
+    stream and everything kept about it in one hash slot, so the two are used alike (the
+    cluster client routes each command by its key)."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in CLUSTER_SCHEMES:
+        cluster = RedisCluster.from_url(
+            f"{CLUSTER_SCHEMES[scheme]}://{rest}",
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=3,
+        )
+        return cast(Redis, cluster)
+    return Redis.from_url(
         url, socket_timeout=socket_timeout, socket_connect_timeout=3, health_check_interval=30
     )
+
+
+@contextlib.asynccontextmanager
+async def dedicated_connection(redis: Redis, key: str) -> AsyncIterator[Connection]:
+    """A connection of its own, to the server holding ``key`` (on a cluster: its slot's
+    primary), for a conversation no other command may interleave with (a streamed
+    MULTI). The caller disconnects it when the conversation broke off half-way."""
+    if isinstance(redis, RedisCluster):
+        node = redis.get_node_from_key(key)
+        connection = node.acquire_connection()
+        try:
+            yield connection
+        finally:
+            node.release(connection)
+        return
+    pool = redis.connection_pool
+    connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        yield connection
+    finally:
+        await pool.release(connection)
+
+
+async def connect_redis(url: str, socket_timeout: float, timeout: float) -> Redis:
+    client = redis_client(url, socket_timeout)
 
     async def ping() -> Redis:
         await client.ping()

@@ -5,8 +5,12 @@ from __future__ import annotations
 import socket
 
 import msgspec
+import structlog
+from redis.asyncio import Redis
 
 from crmd.config import StreamsConfig
+
+log = structlog.get_logger(__name__)
 
 GROUP = "crmd"
 """Every crmd process joins the same consumer group per stream, so they share the work."""
@@ -18,6 +22,37 @@ def consumer_name(settings: StreamsConfig) -> str:
     return settings.consumer_name or socket.gethostname()
 
 
+def stream_name(prefix: str, name: str) -> str:
+    """``{crmd:ingest}``: the braces are a Redis Cluster hash tag. Every key crmd keeps
+    about a stream is named ``<stream>:...`` (its dead letters, counters, markers), so
+    all of them sit in the stream's hash slot, and the transactions that touch a stream
+    and its keys together work on a cluster."""
+    return f"{{{prefix}:{name}}}"
+
+
+async def rename_old_keys(redis: Redis, prefix: str) -> int:
+    """Move the keys of crmd before 0.17 (``crmd:ingest``, ``crmd:ingest:dead``...)
+    to the hash-tagged names, groups and pending entries with them; the number moved.
+    A key whose new name is taken already is left, and logged."""
+    moved = 0
+    for name in ("ingest", "dispatch", "receipts"):
+        old, new = f"{prefix}:{name}", stream_name(prefix, name)
+        pairs = [(old, new)]
+        async for key in redis.scan_iter(match=f"{old}:*", count=1000):
+            text = key.decode() if isinstance(key, bytes) else key
+            pairs.append((text, new + text[len(old) :]))
+        for source, target in pairs:
+            if not await redis.exists(source):
+                continue
+            if await redis.renamenx(source, target):
+                moved += 1
+            else:
+                log.warning("streams.old_key_left", key=source, taken=target)
+    if moved:
+        log.info("streams.keys_renamed", keys=moved)
+    return moved
+
+
 class StreamNames(msgspec.Struct, frozen=True):
     ingest: str
     dispatch: str
@@ -26,7 +61,9 @@ class StreamNames(msgspec.Struct, frozen=True):
     @classmethod
     def for_prefix(cls, prefix: str) -> StreamNames:
         return cls(
-            ingest=f"{prefix}:ingest", dispatch=f"{prefix}:dispatch", receipts=f"{prefix}:receipts"
+            ingest=stream_name(prefix, "ingest"),
+            dispatch=stream_name(prefix, "dispatch"),
+            receipts=stream_name(prefix, "receipts"),
         )
 
     def all(self) -> list[str]:

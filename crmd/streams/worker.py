@@ -83,11 +83,28 @@ async def ensure_group(redis: Redis, stream: str, group: str) -> None:
             raise
 
 
+DEFAULT_HANDLER_TIMEOUT_MS = 600_000
+
+# Reset the idle time of the entries this consumer still owns, and only those: an entry
+# another consumer has taken meanwhile (after a long stall here) stays theirs.
+_HOLD = """
+local held = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    held = held + 1
+  end
+end
+return held
+"""
+
+
 def handler_deadline(settings: StreamsConfig) -> float:
-    """Seconds a handler may take over a batch: ``handler_timeout_ms``, or by default a
-    little under ``claim_idle_ms``, after which another consumer may take the batch."""
-    millis = settings.handler_timeout_ms or settings.claim_idle_ms * 0.8
-    return millis / 1000
+    """Seconds a handler may take over a batch before it is cancelled and the batch
+    taken up again: ``handler_timeout_ms``, by default ten minutes. The batch is held
+    (its idle time renewed) all the while, so no other consumer takes it meanwhile."""
+    return (settings.handler_timeout_ms or DEFAULT_HANDLER_TIMEOUT_MS) / 1000
 
 
 def dead_letter_stream(stream: str) -> str:
@@ -217,12 +234,12 @@ class StreamWorker:
             await self._ack(gone, "gone")
         if not live:
             return
+        holding = asyncio.create_task(self._hold(live))
         try:
             async with asyncio.timeout(self.deadline):
                 await self.handler(live)
         except TimeoutError:
-            # Past the deadline the entries would look idle to other consumers, which
-            # would take them while this one still works on them: give them up now.
+            # A handler this late is stuck: give the batch up and start it again.
             self.log.error("stream.handler_timeout", entries=len(live), seconds=self.deadline)
             self._count("timed_out", len(live))
             # Left pending, and taken up again by this consumer at once (the handler
@@ -241,7 +258,22 @@ class StreamWorker:
             for entry in live:
                 await self.apply([entry])
             return
+        finally:
+            holding.cancel()
         await self._ack(live, "acked")
+
+    async def _hold(self, entries: Sequence[Entry]) -> None:
+        """While the handler works, renew the entries' claim well within
+        ``claim_idle_ms``: to the other consumers they never look abandoned. When this
+        process dies the renewals stop, and after the idle time another takes over."""
+        every = self.settings.claim_idle_ms / 3000
+        ids = [e.id for e in entries]
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.redis.eval(_HOLD, 1, self.stream, self.group, self.consumer, *ids)
+            except DEPENDENCY_ERRORS as exc:  # the handler will meet it too
+                self.log.warning("stream.hold_failed", error=_reason(exc))
 
     async def trim_if_due(self) -> None:
         now = time.monotonic()

@@ -20,17 +20,23 @@ def vendor_settings() -> dict[str, Any]:
     return {"delay_min": 3600, "delay_max": 3600}  # no receipts will come
 
 
-async def test_a_scheduled_campaign_waits_for_its_time(client: Any, auth: Any, delivering: Crmd):
-    await load(client, auth)
-    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    made = await (
+async def schedule(client: Any, auth: Any, after: timedelta) -> dict[str, Any]:
+    """A campaign to the loaded customers who spent over 10,000, due ``after`` from now."""
+    at = (datetime.now(UTC) + after).isoformat()
+    made: dict[str, Any] = await (
         await client.post(
             "/api/v1/campaigns",
             headers=auth,
-            json={"name": "s", "message": "Hi", "rule": "spend > 10000", "scheduledAt": later},
+            json={"name": "s", "message": "Hi", "rule": "spend > 10000", "scheduledAt": at},
         )
     ).json()
     assert made["status"] == "scheduled"
+    return made
+
+
+async def test_a_scheduled_campaign_waits_for_its_time(client: Any, auth: Any, delivering: Crmd):
+    await load(client, auth)
+    made = await schedule(client, auth, timedelta(hours=1))
     db, redis, stream = delivering.db, delivering.redis, delivering.streams.dispatch
     assert await start_due_campaigns(db, redis, stream, datetime.now(UTC)) == 0
     later = datetime.now(UTC) + timedelta(hours=2)

@@ -2,30 +2,62 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 import pytest
 
 from crmd.campaigns.vendors import RateLimiter
+from crmd.config import Config
+
+
+@pytest.fixture
+def key(config: Config) -> str:
+    """A key the test's redis fixture deletes afterwards."""
+    return f"{config.redis.stream_prefix}:rate:test"
 
 
 @pytest.mark.parametrize(("rate", "batch"), [(50, 10), (20, 100), (200, 7)])
-async def test_average_rate_is_kept(rate: float, batch: int):
-    limiter = RateLimiter(rate)
+async def test_average_rate_is_kept(redis: Any, key: str, rate: float, batch: int):
+    limiter = RateLimiter(redis, key, rate)
     started = time.monotonic()
     sent = 0
     while sent < rate * 1.5:
         await limiter.take(batch)
         sent += batch
     elapsed = time.monotonic() - started
-    # The first second's worth is free (a full bucket); the rest is paced.
-    assert (sent - rate) / rate * 0.95 <= elapsed <= (sent - rate) / rate + 0.5
+    # The first second's worth is free (the burst); the rest is paced.
+    assert (sent - rate - batch) / rate * 0.95 <= elapsed <= (sent - rate) / rate + 0.5
 
 
-def test_batches_are_about_a_second_long():
-    assert RateLimiter(20).batch_size(100) == 20
-    assert RateLimiter(1000).batch_size(100) == 100
-    assert RateLimiter(0.5).batch_size(100) == 1
+async def test_processes_sharing_a_vendor_share_its_rate(redis: Any, key: str):
+    """Three limiters on one key, as three crmd processes would hold: together they keep
+    the one rate, and no second holds more than the rate plus one burst."""
+    rate, batch = 40, 4
+    limiters = [RateLimiter(redis, key, rate) for _ in range(3)]
+    stamps: list[float] = []
+
+    async def sender(limiter: RateLimiter) -> None:
+        for _ in range(20):
+            await limiter.take(batch)
+            stamps.extend([time.monotonic()] * batch)
+
+    started = time.monotonic()
+    await asyncio.gather(*(sender(limiter) for limiter in limiters))
+    elapsed = time.monotonic() - started
+    sent = len(stamps)  # 240 messages: 6 s at 40/s, less the first second's burst
+    assert elapsed >= (sent - rate - batch) / rate * 0.95
+    assert elapsed <= (sent - rate) / rate + 0.6
+    stamps.sort()
+    busiest = max(sum(1 for t in stamps if s <= t < s + 1) for s in stamps)
+    assert busiest <= 2 * rate + batch
+
+
+def test_batches_are_about_a_second_long(redis: Any, key: str):
+    assert RateLimiter(redis, key, 20).batch_size(100) == 20
+    assert RateLimiter(redis, key, 1000).batch_size(100) == 100
+    assert RateLimiter(redis, key, 0.5).batch_size(100) == 1
 
 
 def test_send_chunks_take_about_twenty_seconds_at_the_vendors_rate():
@@ -36,8 +68,8 @@ def test_send_chunks_take_about_twenty_seconds_at_the_vendors_rate():
     assert chunk_size(0.01) == 1
 
 
-def test_a_zero_rate_cannot_stall_sending():
-    assert RateLimiter(0).rate == 1.0
+def test_a_zero_rate_cannot_stall_sending(redis: Any, key: str):
+    assert RateLimiter(redis, key, 0).rate == 1.0
 
 
 def test_odd_message_ids_never_raise():

@@ -23,26 +23,9 @@ from tests.conftest import crmd_with
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(REPO / "plugins" / "crmd_example_vendor"),
-        ],
-        check=True,
-        timeout=300,
-    )
-    return target
+@pytest.fixture
+def installed(example_vendor_site: Path) -> Path:
+    return example_vendor_site
 
 
 def test_crmd_plugins_lists_it_once_installed(installed: Path):

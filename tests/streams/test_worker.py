@@ -274,3 +274,67 @@ async def test_a_handler_past_its_deadline_is_cancelled_and_its_entry_redelivere
     await run_until(worker, done)
     assert cancelled.is_set()
     assert calls == [entry_id, entry_id]  # the same entry, taken up again at once
+
+
+async def test_work_in_progress_is_held_past_the_idle_time(config: Config, redis: Any):
+    """A batch handled for five times ``claim_idle_ms`` is renewed meanwhile: the other
+    consumer, reclaiming all the while, never takes it, and it is applied once."""
+    stream = f"{config.redis.stream_prefix}:held"
+    [entry_id] = await add(redis, stream, 1)
+    seen: dict[str, list[str]] = {"slow": [], "other": []}
+    finished = asyncio.Event()
+
+    async def slow(entries: Sequence[Entry]) -> None:
+        seen["slow"] += [e.id for e in entries]
+        await asyncio.sleep(1.5)
+        finished.set()
+
+    async def other(entries: Sequence[Entry]) -> None:
+        seen["other"] += [e.id for e in entries]
+
+    quick = settings(config, claim_idle_ms=300, claim_interval_ms=50)
+    holder = StreamWorker(redis, stream, GROUP, "slow", slow, quick)
+    taker = StreamWorker(redis, stream, GROUP, "other", other, quick)
+    stop = asyncio.Event()
+    first = asyncio.create_task(holder.run(stop))
+    while not seen["slow"]:
+        await asyncio.sleep(0.01)
+    second = asyncio.create_task(taker.run(stop))
+    await asyncio.wait_for(finished.wait(), 10)
+    await asyncio.sleep(0.1)
+    stop.set()
+    await asyncio.gather(first, second)
+    assert seen == {"slow": [entry_id], "other": []}
+    assert await pending(redis, stream) == 0
+
+
+async def test_a_dead_consumers_entries_are_taken_over_after_the_idle_time(
+    config: Config, redis: Any
+):
+    """Renewal stops with the process: the entry it held is idle again, and taken."""
+    stream = f"{config.redis.stream_prefix}:orphan"
+    [entry_id] = await add(redis, stream, 1)
+    started = asyncio.Event()
+
+    async def hangs(entries: Sequence[Entry]) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    taken: list[str] = []
+
+    async def takes(entries: Sequence[Entry]) -> None:
+        taken.extend(e.id for e in entries)
+
+    quick = settings(config, claim_idle_ms=300, claim_interval_ms=50)
+    dying = asyncio.create_task(
+        StreamWorker(redis, stream, GROUP, "dying", hangs, quick).run(asyncio.Event())
+    )
+    await asyncio.wait_for(started.wait(), 10)
+    dying.cancel()  # as if killed: no ack, and no more renewals
+    await asyncio.gather(dying, return_exceptions=True)
+    taker = StreamWorker(redis, stream, GROUP, "taker", takes, quick)
+
+    async def done() -> bool:
+        return taken == [entry_id] and await pending(redis, stream) == 0
+
+    await run_until(taker, done)

@@ -1,0 +1,109 @@
+"""The actors crmd runs, wired from its built parts: the stream workers, the clock and
+its tasks, and the web servers (the API, or only the health routes on a worker).
+
+``Crmd.start`` runs them by name; ``roles`` says which a process runs for the roles it
+was given (``crmd serve --actors``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any
+
+from crmd.campaigns import clock as campaign_clock
+from crmd.campaigns.actor import dispatch_actor
+from crmd.campaigns.vendors import RateLimits
+from crmd.http.actor import HttpActor
+from crmd.http.health import health_app
+from crmd.ingest.actor import ingest_actor
+from crmd.ingest.publish import recover_interrupted
+from crmd.receipts.actor import receipts_actor
+from crmd.receipts.apply import rematch_unknown
+from crmd.runtime.actor import Actor
+from crmd.runtime.clock import ClockActor, Task
+from crmd.runtime.lease import Lease, fence
+from crmd.segments import routes as segment_routes
+from crmd.store.numbering import recount_stale
+
+if TYPE_CHECKING:
+    from crmd.app import Crmd
+
+ACTORS = ("ingest", "dispatch", "receipts", "clock", "http")
+"""Every actor crmd runs, in the order they start (http last, so it stops first)."""
+HEALTH_ONLY = "health"
+"""The actor that serves only /healthz, /readyz and /metrics, run in place of http by a
+process without the API (a worker), so that it can still be watched."""
+
+
+def build_actors(crmd: Crmd, plugin_actors: list[Actor]) -> dict[str, Actor]:
+    config, db, redis, streams = crmd.config, crmd.db, crmd.redis, crmd.streams
+    settings, metrics = config.streams, crmd.metrics
+
+    async def start_due(now: Any) -> object:
+        return await campaign_clock.start_due_campaigns(db, redis, streams.dispatch, now)
+
+    async def stranded(now: Any) -> object:
+        bound = config.campaigns.stranded_after_seconds
+        return await campaign_clock.recover_stranded(db, redis, streams.dispatch, bound, now)
+
+    async def rematch(now: Any) -> object:
+        return await rematch_unknown(db, metrics, now)
+
+    async def close_windows(now: Any) -> object:
+        window = config.campaigns.receipt_window_seconds
+        return await campaign_clock.close_receipt_windows(db, window, now)
+
+    async def interrupted_uploads(now: Any) -> object:
+        return await recover_interrupted(db, redis, streams.ingest, now)
+
+    async def segment_counts(now: Any) -> object:
+        return await segment_routes.refresh_stale_counts(db, now)
+
+    async def tallies(now: Any) -> object:
+        return await recount_stale(db, now)
+
+    clock_name = f"{config.redis.stream_prefix}:clock"
+    tasks: list[tuple[str, Task]] = [
+        ("start_due_campaigns", start_due),
+        ("stranded_campaigns", stranded),
+        ("rematch_receipts", rematch),
+        ("close_receipt_windows", close_windows),
+        ("interrupted_uploads", interrupted_uploads),
+        ("segment_counts", segment_counts),
+        ("tallies", tallies),
+    ]
+    server = config.server
+    actors: list[Actor] = [
+        ingest_actor(db, redis, streams.ingest, settings, metrics),
+        dispatch_actor(
+            db,
+            redis,
+            streams.dispatch,
+            crmd.vendors,
+            settings,
+            metrics,
+            RateLimits(redis, config.redis.stream_prefix),
+        ),
+        receipts_actor(db, redis, streams.receipts, settings, metrics),
+        ClockActor(
+            config.campaigns.clock_interval_seconds,
+            tasks,
+            Lease(redis, clock_name, config.campaigns.clock_lease_seconds),
+            functools.partial(fence, db, clock_name),
+        ),
+        # Half the stop budget at most for requests in flight, so that the stream actors
+        # always have time to finish and ack their batch.
+        HttpActor(crmd.app, server.host, server.port, server.shutdown_timeout / 2),
+        HttpActor(
+            health_app(crmd.metrics, crmd.health), server.host, server.port, 1.0, name=HEALTH_ONLY
+        ),
+        *plugin_actors,
+    ]
+    return {actor.name: actor for actor in actors}
+
+
+def roles(actors: Collection[str]) -> list[str]:
+    """The actors a process runs for its configured roles: without the API, the health
+    routes still answer on its port."""
+    return [*actors] if "http" in actors else [*actors, HEALTH_ONLY]

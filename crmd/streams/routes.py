@@ -1,0 +1,68 @@
+"""Dead letters over HTTP: a tenant sees the entries of theirs that crmd gave up on.
+
+Read only: replaying or dropping is an operator's act (``crmd dead-letters``), since a
+dead letter is often a fault of crmd's or of its data, not of one tenant's request.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+from aiohttp import web
+
+from crmd.auth.requests import current_user
+from crmd.http.keys import DEAD_LETTERS
+from crmd.http.pages import choice, whole_number
+from crmd.http.responses import json_response
+from crmd.streams.dead import OWNED_KINDS, DeadLetter
+
+routes = web.RouteTableDef()
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+class DeadLetterView(msgspec.Struct, rename="camel"):
+    id: str
+    stream: str
+    """ingest or dispatch: receipts name no tenant, so no tenant sees theirs here."""
+    source_id: str
+    dead_at: datetime
+    deliveries: int
+    error: str
+    kind: str
+    summary: str
+
+
+class DeadLetterList(msgspec.Struct):
+    items: list[DeadLetterView]
+    complete: bool
+    """False when the newest dead letters were too many to look through all of them for
+    yours: older ones may exist beyond them."""
+
+
+def letter_view(letter: DeadLetter, kind: str) -> DeadLetterView:
+    payload = letter.payload
+    return DeadLetterView(
+        id=letter.id,
+        stream=kind,
+        source_id=letter.source_id,
+        dead_at=letter.dead_at,
+        deliveries=letter.deliveries,
+        error=letter.error,
+        kind=payload.kind,
+        summary=payload.summary,
+    )
+
+
+@routes.get("/api/v1/dead-letters")
+async def list_dead_letters(request: web.Request) -> web.Response:
+    """The signed-in user's newest dead letters (``stream``: ingest or dispatch, else
+    both; ``limit``: 1 to 200, 50 by default)."""
+    kind = choice(request, "stream", OWNED_KINDS)
+    limit = whole_number(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    dead_letters = request.app[DEAD_LETTERS]
+    owned = await dead_letters.of_user(current_user(request).id, kind, limit)
+    kinds = {stream: name for name, stream in dead_letters.names().items()}
+    items = [letter_view(letter, kinds[letter.stream]) for letter in owned.letters]
+    return json_response(DeadLetterList(items, owned.complete))

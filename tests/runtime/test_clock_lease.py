@@ -1,0 +1,114 @@
+"""One clock ticks at a time: a lease in Redis, a fencing token in the database."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from crmd.app import Crmd, build_actors
+from crmd.campaigns import jobs
+from crmd.runtime.clock import ClockActor
+from crmd.runtime.lease import Lease, fence
+from tests.campaigns.test_clock import schedule
+from tests.campaigns.test_delivery_loop import load, wait_status
+
+
+def clocks(redis: Any, db: Any, name: str, seconds: float, ran: list[str]) -> list[ClockActor]:
+    def recorder(who: str) -> Any:
+        async def task(now: datetime) -> None:
+            ran.append(who)
+
+        return task
+
+    return [
+        ClockActor(
+            0.05,
+            [("record", recorder(who))],
+            Lease(redis, name, seconds, holder=who),
+            lambda token, now: fence(db, name, token, now),
+        )
+        for who in ("a", "b")
+    ]
+
+
+async def test_one_clock_ticks_and_the_other_takes_over_when_it_dies(config: Any, system: Crmd):
+    name = f"{config.redis.stream_prefix}:clock-test"
+    ran: list[str] = []
+    a, b = clocks(system.redis, system.db, name, 0.5, ran)
+    for _ in range(5):
+        assert await asyncio.gather(a.tick(), b.tick()) == [True, False]
+    assert ran == ["a"] * 5
+    # a dies without a word: b stands by until a's lease runs out, then leads.
+    waited = 0.0
+    while not await b.tick():
+        await asyncio.sleep(0.05)
+        waited += 0.05
+    assert 0.3 <= waited <= 1.0
+    assert ran[-1] == "b"
+    assert not await a.tick()  # back from the dead: it no longer leads
+
+
+async def test_a_clean_stop_hands_the_lease_over_at_once(config: Any, system: Crmd):
+    name = f"{config.redis.stream_prefix}:clock-test"
+    ran: list[str] = []
+    a, b = clocks(system.redis, system.db, name, 30, ran)
+    running = asyncio.create_task(a.run())
+    while not ran:
+        await asyncio.sleep(0.01)
+    assert not await b.tick()
+    a.request_stop()
+    await running
+    assert await b.tick()
+
+
+async def test_a_stale_token_is_fenced_out(config: Any, system: Crmd):
+    name = f"{config.redis.stream_prefix}:fence-test"
+    now = datetime.now(UTC)
+    assert await fence(system.db, name, 2, now) == 2
+    assert await fence(system.db, name, 1, now) == 2
+    assert await fence(system.db, name, 3, now) == 3
+
+
+async def test_a_redis_that_lost_its_counter_does_not_fence_clocks_out_for_ever(
+    config: Any, system: Crmd
+):
+    name = f"{config.redis.stream_prefix}:clock-test"
+    await fence(system.db, name, 7, datetime.now(UTC))  # from before Redis lost its data
+    ran: list[str] = []
+    a, _ = clocks(system.redis, system.db, name, 30, ran)
+    assert not await a.tick()  # token 1 is fenced out, and the counter moves past 7
+    assert await a.tick()
+    assert ran == ["a"]
+    assert int(await system.redis.get(f"{{{name}}}:token")) == 8
+
+
+async def test_two_clocks_start_a_scheduled_campaign_once(client: Any, auth: Any, delivering: Crmd):
+    """Two processes' clocks, as the composition root builds them, on one Redis and one
+    database: one leads, and the due campaign is planned once and sent whole."""
+    await load(client, auth)
+    made = await schedule(client, auth, timedelta(seconds=1))
+    first = delivering.actors["clock"]
+    second = build_actors(delivering, [])["clock"]
+    assert isinstance(first, ClockActor) and isinstance(second, ClockActor)
+    for clock in (first, second):
+        clock.interval = 0.1
+    supervisors = [delivering.start(["clock"])]
+    running = asyncio.create_task(second.run())
+    try:
+        done = await wait_status(client, auth, made["id"], "completed")
+        assert sorted([first.leading, second.leading]) == [False, True]
+        assert min(first.ticks, second.ticks) == 0 < max(first.ticks, second.ticks)
+    finally:
+        second.request_stop()
+        await running
+        for supervisor in supervisors:
+            await supervisor.stop(5)
+    plans = [
+        job
+        for _, fields in await delivering.redis.xrange(delivering.streams.dispatch)
+        if (job := jobs.decode(fields[jobs.FIELD])).kind == "plan" and job.campaign == made["id"]
+    ]
+    assert len(plans) == 1
+    assert sum(done["stats"].values()) == done["audienceSize"] == 200
+    assert done["stats"]["pending"] == 0
