@@ -255,6 +255,8 @@ async def record_progress(store: TenantStore, chunk: IngestChunk) -> None:
         markers = store["upload_chunks"].find({"uploadId": chunk.upload}, projection={"rows": 1})
         update["$set"]["rows.persisted"] = sum([m["rows"] async for m in markers])
     counted = await uploads.update_one(active, update)
+    if not counted.modified_count:
+        counted = await revive(store, chunk, now)
     if counted.modified_count:
         await uploads.update_one(
             {
@@ -267,8 +269,38 @@ async def record_progress(store: TenantStore, chunk: IngestChunk) -> None:
 
 
 async def mark_failed(db: AsyncDatabase[Doc], chunk: IngestChunk, reason: str) -> None:
+    """The upload failed because this chunk was given up on (dead-lettered); the chunk
+    is remembered, so that replaying it (``crmd dead-letters replay``) revives the
+    upload."""
     store = TenantStore(db, chunk.user, majority=True)
     await store["uploads"].update_one(
         {"_id": ObjectId(chunk.upload)},
-        {"$set": {"status": "failed", "reason": reason[:1000], "finishedAt": datetime.now(UTC)}},
+        {
+            "$set": {"status": "failed", "reason": reason[:1000], "finishedAt": datetime.now(UTC)},
+            "$addToSet": {"deadChunks": chunk.seq},
+        },
+    )
+
+
+async def revive(store: TenantStore, chunk: IngestChunk, now: datetime) -> Any:
+    """A chunk the upload failed for was stored after all (an operator replayed it):
+    when it was the last such chunk, the upload is processing again. Chunks stored
+    while it stood failed were not counted, so the count is taken from every marker."""
+    uploads = store["uploads"]
+    upload_id = ObjectId(chunk.upload)
+    markers = store["upload_chunks"].find({"uploadId": chunk.upload}, projection={"rows": 1})
+    persisted = sum([m["rows"] async for m in markers])
+    pulled = await uploads.update_one(
+        {"_id": upload_id, "status": "failed", "deadChunks": chunk.seq},
+        {"$pull": {"deadChunks": chunk.seq}, "$set": {"rows.persisted": persisted}},
+    )
+    if not pulled.modified_count:
+        return pulled
+    log.info("upload.chunk_replayed", upload_id=chunk.upload, seq=chunk.seq)
+    return await uploads.update_one(
+        {"_id": upload_id, "status": "failed", "deadChunks": {"$size": 0}},
+        {
+            "$set": {"status": "processing", "updatedAt": now},
+            "$unset": {"reason": "", "finishedAt": ""},
+        },
     )
