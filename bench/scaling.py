@@ -51,6 +51,7 @@ def cluster(work: Path, urls: Urls, database: str, max_rows: int, workers: int) 
                     "CRMD_LOGGING__FORMAT": "json",
                     "CRMD_SERVER__PORT": str(own_port),
                     "CRMD_SUPERVISOR__ACTORS": actors,
+                    "CRMD_SERVER__PUBLIC_URL": f"http://127.0.0.1:{port}",
                     "CRMD_STREAMS__CONSUMER_NAME": f"{database}-{name}",
                 },
             )

@@ -117,9 +117,19 @@ def test_crmd_variables_win_over_the_original_ones():
             "one or more of http, ingest, dispatch, receipts, clock",
         ),
         (
-            "[campaigns]\nclock_interval_seconds = 40\n",
+            "",
+            {"CRMD_SUPERVISOR__ACTORS": "http,http"},
+            "supervisor.actors = ['http', 'http']: http named twice",
+        ),
+        (
+            "",
+            {"CRMD_SUPERVISOR__ACTORS": "ingest,dispatch"},
+            "crmd.toml: server.public_url: this process dispatches without serving the API",
+        ),
+        (
+            "[campaigns]\nclock_interval_seconds = 20\n",
             {},
-            "crmd.toml: campaigns.clock_lease_seconds: must exceed "
+            "crmd.toml: campaigns.clock_lease_seconds: must be at least twice "
             "campaigns.clock_interval_seconds",
         ),
         (

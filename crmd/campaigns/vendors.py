@@ -74,7 +74,8 @@ if tat < now then tat = now end
 local next_tat = tat + n * interval
 local wait = next_tat - burst - now
 if wait < 0 then wait = 0 end
-redis.call('SET', KEYS[1], tostring(next_tat), 'PX', math.floor((next_tat - now) / 1000) + 1000)
+local ttl = math.floor((next_tat - now) / 1000) + 1000
+redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX', ttl)
 return wait
 """
 

@@ -147,7 +147,8 @@ class CampaignsConfig(_Section):
     waiting, has its plan job queued again (crmd died before it queued the job)."""
     clock_lease_seconds: Seconds = 30.0
     """One process's clock ticks at a time, under a lease in Redis; when that process
-    dies another takes over within this time. Must exceed clock_interval_seconds."""
+    dies another takes over within this time and one interval. At least twice
+    clock_interval_seconds."""
 
 
 class AiConfig(_Section):
@@ -215,6 +216,9 @@ def cross_checks(config: Config) -> list[tuple[tuple[str, ...], str]]:
             )
     actors = config.supervisor.actors
     unknown = [name for name in actors if name not in ROLES]
+    twice = sorted({name for name in actors if actors.count(name) > 1})
+    if twice:
+        problems.append((("supervisor", "actors"), f"{', '.join(twice)} named twice"))
     if unknown or not actors:
         problems.append(
             (
@@ -223,12 +227,21 @@ def cross_checks(config: Config) -> list[tuple[tuple[str, ...], str]]:
                 f"{', '.join(ROLES)}",
             )
         )
+    if "dispatch" in actors and "http" not in actors and not config.server.public_url:
+        problems.append(
+            (
+                ("server", "public_url"),
+                "this process dispatches without serving the API (supervisor.actors), so "
+                "vendors' receipts would be sent to it: set the address of the web "
+                "process or of the proxy in front of it",
+            )
+        )
     campaigns = config.campaigns
-    if campaigns.clock_lease_seconds <= campaigns.clock_interval_seconds:
+    if campaigns.clock_lease_seconds < 2 * campaigns.clock_interval_seconds:
         problems.append(
             (
                 ("campaigns", "clock_lease_seconds"),
-                f"must exceed campaigns.clock_interval_seconds "
+                f"must be at least twice campaigns.clock_interval_seconds "
                 f"({campaigns.clock_interval_seconds} s), or the lease lapses between ticks",
             )
         )

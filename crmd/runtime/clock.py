@@ -14,6 +14,7 @@ twice.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -44,8 +45,9 @@ class ClockActor(Actor):
         self.tasks = list(tasks)
         self.lease = lease
         self.fence = fence
-        self.leading = False
-        """Whether this clock held the lease at its last tick (for /readyz and tests)."""
+        self.leading: bool | None = None
+        """Whether this clock held the lease at its last tick (None before its first);
+        /readyz shows it as the actor's detail."""
         self.ticks = 0
 
     async def run(self) -> None:
@@ -60,15 +62,32 @@ class ClockActor(Actor):
                     await self.lease.release()
 
     async def tick(self) -> bool:
-        """Run every task once, if this clock leads; False when it does not."""
+        """Run every task once, if this clock leads; False when it does not. The lease
+        is renewed before each task and, while a task runs, in the background, so a
+        long task does not let it lapse."""
         now = datetime.now(UTC)
-        for _, task in self.tasks:
-            if not await self._may_run(now):
-                return False
-            await task(now)
-            self.progressed()
+        renewing = asyncio.create_task(self._renew()) if self.lease is not None else None
+        try:
+            for _, task in self.tasks:
+                if not await self._may_run(now):
+                    return False
+                await task(now)
+                self.progressed()
+        finally:
+            if renewing is not None:
+                renewing.cancel()
         self.ticks += 1
         return True
+
+    async def _renew(self) -> None:
+        assert self.lease is not None
+        while True:
+            await asyncio.sleep(self.lease.ttl_ms / 3000)
+            if self.leading:
+                try:
+                    await self.lease.hold()
+                except Exception as exc:  # the next task's own check will tell
+                    log.warning("clock.renew_failed", error=f"{type(exc).__name__}: {exc}"[:200])
 
     async def _may_run(self, now: datetime) -> bool:
         if self.lease is None:

@@ -7,6 +7,7 @@ import socket
 import msgspec
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from crmd.config import StreamsConfig
 
@@ -37,14 +38,23 @@ async def rename_old_keys(redis: Redis, prefix: str) -> int:
     moved = 0
     for name in ("ingest", "dispatch", "receipts"):
         old, new = f"{prefix}:{name}", stream_name(prefix, name)
-        pairs = [(old, new)]
+        # The stream itself is moved last: while it is there, the move is unfinished
+        # (a start-up killed half way finishes it), and once it is gone there is
+        # nothing to look for, so a start-up does not scan the keyspace for ever.
+        if not await redis.exists(old):
+            continue
+        pairs = []
         async for key in redis.scan_iter(match=f"{old}:*", count=1000):
             text = key.decode() if isinstance(key, bytes) else key
             pairs.append((text, new + text[len(old) :]))
-        for source, target in pairs:
-            if not await redis.exists(source):
-                continue
-            if await redis.renamenx(source, target):
+        for source, target in [*pairs, (old, new)]:
+            try:
+                renamed = await redis.renamenx(source, target)
+            except ResponseError as exc:
+                if "no such key" not in str(exc).lower():
+                    raise
+                continue  # another process starting at the same time moved it
+            if renamed:
                 moved += 1
             else:
                 log.warning("streams.old_key_left", key=source, taken=target)

@@ -93,7 +93,7 @@ def table(letters: Sequence[tuple[str, DeadLetter]], now: datetime) -> list[str]
             kind,
             age(letter.dead_at, now),
             str(letter.deliveries),
-            cut(letter.error, ERROR_WIDTH),
+            cut(plain(letter.error), ERROR_WIDTH),
         )
         for kind, letter in letters
     ]
@@ -104,22 +104,28 @@ def table(letters: Sequence[tuple[str, DeadLetter]], now: datetime) -> list[str]
     ]
 
 
+def plain(text: str) -> str:
+    """Text as it may reach a terminal: control characters (an escape sequence in a
+    hostile entry) written out as escapes."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
 def details(kind: str, letter: DeadLetter, now: datetime) -> list[str]:
     """Everything about one dead letter."""
     payload = letter.payload
     source = letter.source_id or "(unknown)"
     fields = ", ".join(
-        f"{k.decode(errors='replace')} ({len(v)} bytes)" for k, v in letter.fields.items()
+        f"{plain(k.decode(errors='replace'))} ({len(v)} bytes)" for k, v in letter.fields.items()
     )
     since = f"{letter.dead_at.isoformat(timespec='seconds')} ({age(letter.dead_at, now)} ago)"
     return [
         f"dead letter {letter.id} ({kind})",
-        f"  source:     {letter.stream} {source}",
-        f"  group:      {letter.group or '(unknown)'}",
+        f"  source:     {letter.stream} {plain(source)}",
+        f"  group:      {plain(letter.group) or '(unknown)'}",
         f"  deliveries: {letter.deliveries}",
         f"  dead since: {since}",
-        f"  error:      {letter.error or '(none given)'}",
-        f"  payload:    {payload.kind}: {payload.summary}",
+        f"  error:      {plain(letter.error) or '(none given)'}",
+        f"  payload:    {payload.kind}: {plain(payload.summary)}",
         f"  owner:      {payload.user or '(names no tenant)'}",
         f"  fields:     {fields or '(none)'}",
     ]

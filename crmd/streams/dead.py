@@ -89,14 +89,20 @@ def read_letter(stream: str, entry_id: Any, raw: Mapping[bytes, bytes]) -> DeadL
     )
 
 
+MAX_ID_PART = 2**64 - 1
+
+
 def checked_ids(ids: Sequence[str]) -> list[str]:
-    """The ids without repeats, each a stream entry id (``1718000000000-0``)."""
-    unique = list(dict.fromkeys(ids))
-    for entry_id in unique:
+    """The ids without repeats, each a whole stream entry id (``1718000000000-0``: both
+    parts, so that one id names one letter, each within Redis's 64 bits)."""
+    unique: dict[str, None] = {}
+    for entry_id in ids:
         ms, dash, seq = entry_id.partition("-")
-        if not (ms.isascii() and ms.isdigit() and (not dash or (seq.isascii() and seq.isdigit()))):
+        whole = dash and all(p.isascii() and p.isdigit() and len(p) <= 20 for p in (ms, seq))
+        if not whole or max(int(ms), int(seq)) > MAX_ID_PART:
             raise DeadLetterError(f"{entry_id[:40]!r} is not a stream entry id (1718000000000-0)")
-    return unique
+        unique[f"{int(ms)}-{int(seq)}"] = None
+    return list(unique)
 
 
 async def list_letters(

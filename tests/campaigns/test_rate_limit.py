@@ -80,3 +80,15 @@ def test_odd_message_ids_never_raise():
     assert parse_send_key(f"{log}:r²") == (f"{log}:r²", 0)
     assert parse_send_key(f"{log}:r" + "9" * 5000)[1] == 0
     assert parse_send_key("whatever") == ("whatever", 0)
+
+
+async def test_a_high_rate_is_kept_to_the_microsecond(redis: Any, key: str):
+    """At 50,000 a second a message is 20 µs: the reservation must keep every one of
+    them (Lua's tostring kept 14 digits, rounding the time to 100 µs: no limit at all)."""
+    limiter = RateLimiter(redis, key, 50_000)
+    seconds, micros = await redis.time()
+    ahead = seconds * 1_000_000 + micros + 500_000  # half a second of reservations made
+    await redis.set(key, ahead, px=5_000)
+    for _ in range(1_000):
+        await limiter.take(1)
+    assert int(await redis.get(key)) - ahead == 1_000 * 20

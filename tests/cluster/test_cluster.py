@@ -96,15 +96,18 @@ async def test_three_processes_share_the_work_and_lose_nothing_when_a_worker_die
         "CRMD_STREAMS__CLAIM_INTERVAL_MS": "500",
     }
 
+    web_port = free_port()
+
     def process(name: str, actors: str) -> Daemon:
         return Daemon(
             services.mongodb,
             services.redis,
-            free_port(),
+            web_port if actors == "http" else free_port(),
             database,
             prefix,
             tmp_path / f"{name}.log",
             CRMD_SUPERVISOR__ACTORS=actors,
+            CRMD_SERVER__PUBLIC_URL=f"http://127.0.0.1:{web_port}",
             CRMD_STREAMS__CONSUMER_NAME=name,
             **common,
         )

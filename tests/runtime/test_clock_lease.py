@@ -49,6 +49,27 @@ async def test_one_clock_ticks_and_the_other_takes_over_when_it_dies(config: Any
     assert not await a.tick()  # back from the dead: it no longer leads
 
 
+async def test_a_task_longer_than_the_lease_keeps_it(config: Any, system: Crmd):
+    name = f"{config.redis.stream_prefix}:clock-test"
+    ran: list[str] = []
+    a, b = clocks(system.redis, system.db, name, 0.3, ran)
+    assert await a.tick()
+
+    async def slow(now: datetime) -> None:
+        ran.append("a-slow")
+        await asyncio.sleep(1.2)  # four times the lease
+
+    a.tasks = [("slow", slow)]
+    running = asyncio.create_task(a.tick())
+    while "a-slow" not in ran:
+        await asyncio.sleep(0.01)
+    while not running.done():
+        assert not await b.tick()  # a still leads: its lease renewed while it worked
+        await asyncio.sleep(0.05)
+    assert await running
+    assert "b" not in ran
+
+
 async def test_a_clean_stop_hands_the_lease_over_at_once(config: Any, system: Crmd):
     name = f"{config.redis.stream_prefix}:clock-test"
     ran: list[str] = []
@@ -98,6 +119,7 @@ async def test_two_clocks_start_a_scheduled_campaign_once(client: Any, auth: Any
     try:
         done = await wait_status(client, auth, made["id"], "completed")
         assert sorted([first.leading, second.leading]) == [False, True]
+        assert {first.detail, second.detail} == {"leading", "standing by"}
         assert min(first.ticks, second.ticks) == 0 < max(first.ticks, second.ticks)
     finally:
         second.request_stop()

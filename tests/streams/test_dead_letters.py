@@ -24,12 +24,15 @@ from crmd.ingest.rows import CustomerRow
 from crmd.plugins.vendor import ReceiptEvent
 from crmd.receipts import batch
 from crmd.streams import GROUP, StreamNames
+from crmd.streams.command import details
 from crmd.streams.dead import (
     DeadLetterError,
     UnknownDeadLetter,
+    checked_ids,
     drop,
     get_letters,
     list_letters,
+    read_letter,
     replay,
 )
 from crmd.streams.describe import MAX_SUMMARY, describe
@@ -362,3 +365,28 @@ async def test_api_refuses_a_stream_without_owners(client: Any, auth: Any, strea
     assert response.status == 422
     details = (await response.json())["error"]["details"]
     assert details == {"field": "stream", "allowed": ["ingest", "dispatch"]}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["1718000000000", "1718000000000-", "-0", "1-0-0", "1" * 30 + "-0", "18446744073709551616-0"],
+)
+def test_an_id_must_be_whole_and_fit_in_64_bits(bad: str):
+    """A bare millisecond would name every letter of that millisecond, and two spellings
+    of one id would replay it twice."""
+    with pytest.raises(DeadLetterError):
+        checked_ids([bad])
+    assert checked_ids(["0017-0", "17-0", "17-00", "18446744073709551615-1"]) == [
+        "17-0",
+        "18446744073709551615-1",
+    ]
+
+
+def test_show_writes_control_characters_out():
+    letter = read_letter(
+        "s",
+        b"1-0",
+        {b"evil\x1b[31m": b"x", b"_dead_error": b"bad \x1b[2J", b"_dead_group": b"crmd"},
+    )
+    shown = "\n".join(details("ingest", letter, datetime.now(UTC)))
+    assert "\x1b" not in shown and "evil\\x1b[31m" in shown and "bad \\x1b[2J" in shown

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from redis.crc import key_slot
@@ -39,3 +40,17 @@ async def test_keys_of_an_older_crmd_are_moved_with_their_groups_and_pending_ent
     [pending] = await redis.xpending_range(new, "crmd", "-", "+", 10)
     assert (pending["message_id"], pending["consumer"]) == (entry, b"w1")
     assert await rename_old_keys(redis, prefix) == 0  # once moved, nothing to do
+
+
+async def test_processes_starting_together_move_the_old_keys_once(config: Config, redis: Any):
+    prefix = config.redis.stream_prefix
+    old = f"{prefix}:ingest"
+    await redis.xadd(old, {"n": "1"})
+    for n in range(300):
+        await redis.set(f"{old}:published:u{n}", n)
+    moved = await asyncio.gather(*(rename_old_keys(redis, prefix) for _ in range(4)))
+    assert sum(moved) == 301  # each key moved by one of them; none of them failed
+    new = StreamNames.for_prefix(prefix).ingest
+    assert await redis.xlen(new) == 1
+    assert int(await redis.get(f"{new}:published:u299")) == 299
+    assert not [key async for key in redis.scan_iter(match=f"{old}*")]
