@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +32,7 @@ NUMBERED = ("customers", "orders", "campaigns", "segments", "uploads")
 TALLIED = ("customers", "orders", "campaigns", "messages")
 RECOUNT_AFTER = timedelta(hours=24)
 RECOUNT_BATCH = 5
+UPSERT_TRIES = 3
 
 
 def _key(user: str, kind: str) -> str:
@@ -41,15 +43,23 @@ async def reserve(db: AsyncDatabase[Doc], user: str, kind: str, count: int) -> i
     """The first of ``count`` new numbers for ``user``'s ``kind`` (they run on from it)."""
     if count <= 0:
         return 0
-    doc = await db[COUNTERS].find_one_and_update(
-        {"_id": _key(user, kind)},
-        {"$inc": {"next": count}, "$setOnInsert": {"user": user, "kind": kind}},
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-    )
-    assert doc is not None  # upserted
-    first: int = doc["next"] - count + 1
-    return first
+    for _ in range(UPSERT_TRIES):
+        # Two first reservations at once (two ingest workers) both try to insert the
+        # counter: the one that loses answers a duplicate key, or, on SecantusDB,
+        # nothing. The counter exists by then: the next try increments it.
+        try:
+            doc = await db[COUNTERS].find_one_and_update(
+                {"_id": _key(user, kind)},
+                {"$inc": {"next": count}, "$setOnInsert": {"user": user, "kind": kind}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            continue
+        if doc is not None:
+            first: int = doc["next"] - count + 1
+            return first
+    raise RuntimeError(f"the {kind} counter of {user} could not be reserved from")
 
 
 async def highest(db: AsyncDatabase[Doc], user: str, kind: str) -> int:
@@ -59,17 +69,28 @@ async def highest(db: AsyncDatabase[Doc], user: str, kind: str) -> int:
 
 
 async def add_to_tally(db: AsyncDatabase[Doc], user: str, kind: str, count: int) -> None:
-    if count:
-        await db[COUNTERS].update_one(
-            {"_id": _key(user, "tally")},
-            {
-                "$inc": {kind: count},
-                # A new user's tallies start at nothing, known; users from before
-                # tallies were kept were counted when crmd first numbered records.
-                "$setOnInsert": {"user": user, "kind": "tally", "countedAt": datetime.now(UTC)},
-            },
-            upsert=True,
-        )
+    if not count:
+        return
+    for _ in range(UPSERT_TRIES):
+        try:
+            await db[COUNTERS].update_one(
+                {"_id": _key(user, "tally")},
+                {
+                    "$inc": {kind: count},
+                    # A new user's tallies start at nothing, known; users from before
+                    # tallies were kept were counted when crmd first numbered records.
+                    "$setOnInsert": {
+                        "user": user,
+                        "kind": "tally",
+                        "countedAt": datetime.now(UTC),
+                    },
+                },
+                upsert=True,
+            )
+            return
+        except DuplicateKeyError:
+            continue  # a concurrent first write made the tally: add to it
+    raise RuntimeError(f"the {kind} tally of {user} could not be added to")
 
 
 async def tally(db: AsyncDatabase[Doc], user: str) -> Doc:
