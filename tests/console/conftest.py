@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from crmd.app import Crmd
 from crmd.config import Config
@@ -81,7 +82,15 @@ class Watched:
     async def shot(self, name: str) -> Path:
         self.shots += 1
         path = self.folder / f"{self.shots:02d}-{name}.png"
-        await self.page.screenshot(path=str(path), full_page=True)
+        try:
+            await self.page.screenshot(
+                path=str(path), full_page=True, animations="disabled", timeout=15_000
+            )
+        except PlaywrightTimeoutError:
+            # A live page (a campaign sending, its figures updating) can keep Chromium
+            # from settling a full-page capture (it hung for 30 s once, from a fresh
+            # clone): the viewport is kept instead.
+            await self.page.screenshot(path=str(path), animations="disabled")
         return path
 
     async def go(self, path: str) -> None:
