@@ -31,6 +31,10 @@ DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
 neither the caller's fault nor the work's (answered 503, retried, never dead-lettered)."""
 
 
+class Misconfigured(Exception):
+    """The server answers, but is not what the URL says it is: trying again cannot help."""
+
+
 async def retry_until(
     what: str, url: str, attempt: Callable[[], Awaitable[T]], timeout: float
 ) -> T:
@@ -43,6 +47,8 @@ async def retry_until(
         tries += 1
         try:
             return await attempt()
+        except Misconfigured as exc:
+            raise Unavailable(f"{what} at {redact_url(url)}: {exc}") from None
         except Exception as exc:
             left = deadline - loop.time()
             if left <= 0:
@@ -136,7 +142,15 @@ async def connect_redis(url: str, socket_timeout: float, timeout: float) -> Redi
     client = redis_client(url, socket_timeout)
 
     async def ping() -> Redis:
-        await client.ping()
+        try:
+            await client.ping()
+        except redis.exceptions.RedisClusterException as exc:
+            if "cluster mode is not enabled" in str(exc).lower():
+                raise Misconfigured(
+                    "a redis+cluster:// URL, but the server is not a Redis Cluster node "
+                    "(use redis:// for a single server)"
+                ) from None
+            raise
         return client
 
     try:

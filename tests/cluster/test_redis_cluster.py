@@ -10,11 +10,14 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from redis import Redis
 
+from crmd.errors import Unavailable
 from crmd.services.children import free_port
+from crmd.services.connect import connect_redis
 from crmd.services.embedded import Urls
 from crmd.services.servers import redis_server_binary
 from tests.campaigns.test_delivery_loop import (
@@ -131,3 +134,22 @@ def test_the_cluster_is_three_masters(redis_cluster: str):
     port = int(redis_cluster.rsplit(":", 1)[1])
     nodes = Redis(port=port).execute_command("CLUSTER NODES").values()
     assert sum(1 for node in nodes if "master" in node["flags"] and node["slots"]) == 3
+
+
+async def test_a_cluster_url_at_a_single_server_fails_at_once_saying_so(tmp_path: Path):
+    """A Redis that is no cluster node: no minute of retries, one line that says why."""
+    port = free_port()
+    server = subprocess.Popen(
+        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
+        stdout=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    try:
+        wait_until(lambda: Redis(port=port).ping())
+        started = time.monotonic()
+        with pytest.raises(Unavailable, match="the server is not a Redis Cluster node"):
+            await connect_redis(f"redis+cluster://127.0.0.1:{port}", 5, timeout=60)
+        assert time.monotonic() - started < 10
+    finally:
+        server.terminate()
+        server.wait(10)
