@@ -24,7 +24,9 @@ class Page(msgspec.Struct, frozen=True):
     """The (createdAt, _id) of the last item already seen."""
 
 
-def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+def whole_number(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """A whole-number query parameter from ``low`` to ``high``: ``default`` when absent,
+    else 400 naming it (``details.field``)."""
     raw = request.query.get(name)
     if raw is None:
         return default
@@ -37,12 +39,6 @@ def _int(request: web.Request, name: str, default: int, low: int, high: int) -> 
     if not low <= value <= high:
         raise BadRequest(f"{name} must be between {low} and {high}", details={"field": name})
     return value
-
-
-def whole_number(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    """A whole-number query parameter from ``low`` to ``high``: ``default`` when absent,
-    else 400 naming it (``details.field``)."""
-    return _int(request, name, default, low, high)
 
 
 def choice(
@@ -66,8 +62,8 @@ def choice(
 def read_page(request: web.Request, keyset: bool = True) -> Page:
     """``limit`` and ``offset``; with ``keyset``, also this module's (createdAt, _id)
     ``cursor``. Lists with cursors of their own read them themselves."""
-    limit = _int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = _int(request, "offset", 0, 0, 10_000_000)
+    limit = whole_number(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    offset = whole_number(request, "offset", 0, 0, 10_000_000)
     cursor = request.query.get("cursor") if keyset else None
     after = None
     if cursor:
