@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import msgspec
 import structlog
@@ -23,6 +24,11 @@ def consumer_name(settings: StreamsConfig) -> str:
     return settings.consumer_name or socket.gethostname()
 
 
+def text_of(value: Any) -> str:
+    """A Redis reply's id or key as text (the client answers bytes)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def stream_name(prefix: str, name: str) -> str:
     """``{crmd:ingest}``: the braces are a Redis Cluster hash tag. Every key crmd keeps
     about a stream is named ``<stream>:...`` (its dead letters, counters, markers), so
@@ -36,7 +42,7 @@ async def rename_old_keys(redis: Redis, prefix: str) -> int:
     to the hash-tagged names, groups and pending entries with them; the number moved.
     A key whose new name is taken already is left, and logged."""
     moved = 0
-    for name in ("ingest", "dispatch", "receipts"):
+    for name in StreamNames.__struct_fields__:
         old, new = f"{prefix}:{name}", stream_name(prefix, name)
         # The stream itself is moved last: while it is there, the move is unfinished
         # (a start-up killed half way finishes it), and once it is gone there is
@@ -45,7 +51,7 @@ async def rename_old_keys(redis: Redis, prefix: str) -> int:
             continue
         pairs = []
         async for key in redis.scan_iter(match=f"{old}:*", count=1000):
-            text = key.decode() if isinstance(key, bytes) else key
+            text = text_of(key)
             pairs.append((text, new + text[len(old) :]))
         for source, target in [*pairs, (old, new)]:
             try:
@@ -70,11 +76,7 @@ class StreamNames(msgspec.Struct, frozen=True):
 
     @classmethod
     def for_prefix(cls, prefix: str) -> StreamNames:
-        return cls(
-            ingest=stream_name(prefix, "ingest"),
-            dispatch=stream_name(prefix, "dispatch"),
-            receipts=stream_name(prefix, "receipts"),
-        )
+        return cls(**{name: stream_name(prefix, name) for name in cls.__struct_fields__})
 
     def all(self) -> list[str]:
         return [self.ingest, self.dispatch, self.receipts]

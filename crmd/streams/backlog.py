@@ -11,6 +11,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from crmd.streams import text_of
 from crmd.streams.worker import StreamId, format_id, parse_id
 
 PAGE = 1000
@@ -29,12 +30,12 @@ async def unacknowledged(
     while True:
         page: Any = await redis.xrange(stream, min=start, max="+", count=PAGE)
         for raw_id, fields in page:
-            entry_id = _text(raw_id)
+            entry_id = text_of(raw_id)
             if parse_id(entry_id) > last or entry_id in pending:
                 yield entry_id, fields
         if len(page) < PAGE:
             return
-        start = f"({_text(page[-1][0])}"
+        start = f"({text_of(page[-1][0])}"
 
 
 async def _position(redis: Redis, stream: str, group: str) -> tuple[StreamId, set[str]]:
@@ -44,15 +45,11 @@ async def _position(redis: Redis, stream: str, group: str) -> tuple[StreamId, se
         groups = await redis.xinfo_groups(stream)
     except ResponseError:  # no such stream: nothing was ever queued
         return (0, 0), set()
-    info = next((g for g in groups if _text(g["name"]) == group), None)
+    info = next((g for g in groups if text_of(g["name"]) == group), None)
     if info is None:
         return (0, 0), set()
     # Those pending now are all at or before the last-delivered id read above; any
     # delivered since come after it, and are read as undelivered.
     held = int(info["pending"])
     detail = await redis.xpending_range(stream, group, min="-", max="+", count=held) if held else []
-    return parse_id(info["last-delivered-id"]), {_text(d["message_id"]) for d in detail}
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return parse_id(info["last-delivered-id"]), {text_of(d["message_id"]) for d in detail}

@@ -20,11 +20,11 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from crmd.streams import StreamNames
+from crmd.streams import StreamNames, text_of
 from crmd.streams.describe import Payload, describe
 from crmd.streams.worker import dead_letter_stream, parse_id
 
-KINDS = ("ingest", "dispatch", "receipts")
+KINDS = StreamNames.__struct_fields__
 """The streams by the short names the CLI and the API use."""
 OWNED_KINDS = ("ingest", "dispatch")
 """The streams whose entries name their tenant (receipts do not: see ``Payload.user``)."""
@@ -68,7 +68,7 @@ class DeadLetter(msgspec.Struct, frozen=True):
 
 def stream_names(names: StreamNames) -> dict[str, str]:
     """Each short name's stream under the configured prefix."""
-    return {"ingest": names.ingest, "dispatch": names.dispatch, "receipts": names.receipts}
+    return msgspec.structs.asdict(names)
 
 
 def read_letter(stream: str, entry_id: Any, raw: Mapping[bytes, bytes]) -> DeadLetter:
@@ -79,7 +79,7 @@ def read_letter(stream: str, entry_id: Any, raw: Mapping[bytes, bytes]) -> DeadL
 
     deliveries = text(b"_dead_deliveries")
     return DeadLetter(
-        id=entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id),
+        id=text_of(entry_id),
         stream=stream,
         source_id=text(b"_dead_source_id"),
         group=text(b"_dead_group"),
@@ -165,7 +165,7 @@ async def replay(redis: Redis, stream: str, ids: Sequence[str]) -> list[tuple[st
             pipe.xadd(stream, letter.fields)
 
     replies = await _in_one_transaction(redis, stream, checked_ids(ids), queue)
-    return [(letter.id, _text(new_id)) for letter, new_id in replies]
+    return [(letter.id, text_of(new_id)) for letter, new_id in replies]
 
 
 async def drop(redis: Redis, stream: str, ids: Sequence[str]) -> list[DeadLetter]:
@@ -199,10 +199,6 @@ async def _in_one_transaction(
         queued = replies[:-1] or [None] * len(letters)
         return list(zip(letters, queued, strict=True))
     raise DeadLetterError(f"{dead} kept changing during {ATTEMPTS} tries: try again")
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Owned(msgspec.Struct, frozen=True):

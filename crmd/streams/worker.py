@@ -22,6 +22,7 @@ from redis.exceptions import ResponseError
 
 from crmd.config import StreamsConfig
 from crmd.services.connect import DEPENDENCY_ERRORS
+from crmd.streams import text_of
 from crmd.telemetry.logs import describe_error
 from crmd.telemetry.metrics import Metrics
 
@@ -186,7 +187,7 @@ class StreamWorker:
             return None
         self.log.info("stream.pending_drained", entries=len(raw))
         await self.apply(await self._with_deliveries(raw))
-        return _text(raw[-1][0])
+        return text_of(raw[-1][0])
 
     async def read_new(self) -> list[Entry]:
         reply = await self.redis.xreadgroup(
@@ -197,7 +198,7 @@ class StreamWorker:
             block=self.settings.block_ms,
         )
         raw = _entries(reply)
-        return [Entry(_text(i), f or {}, 1) for i, f in raw]
+        return [Entry(text_of(i), f or {}, 1) for i, f in raw]
 
     async def reclaim_if_due(self, stop: asyncio.Event) -> None:
         """Take over entries idle for longer than ``claim_idle_ms``: their consumer died,
@@ -218,7 +219,7 @@ class StreamWorker:
             )
             # Redis 6.2 answers (None, None) for a pending entry that was deleted from
             # the stream; there is nothing to apply, and draining our own PEL clears it.
-            cursor, raw = _text(reply[0]), [e for e in reply[1] if e[0] is not None]
+            cursor, raw = text_of(reply[0]), [e for e in reply[1] if e[0] is not None]
             if raw:
                 self.log.info("stream.reclaimed", entries=len(raw))
                 await self.apply(await self._with_deliveries(raw))
@@ -289,8 +290,8 @@ class StreamWorker:
             oldest = None
             if group["pending"]:
                 summary = await self.redis.xpending(self.stream, group["name"])
-                oldest = _text(summary["min"]) if summary["min"] else None
-            positions.append((_text(group["last-delivered-id"]), oldest))
+                oldest = text_of(summary["min"]) if summary["min"] else None
+            positions.append((text_of(group["last-delivered-id"]), oldest))
         floor = trim_floor(positions)
         if floor is None:
             return 0
@@ -303,7 +304,7 @@ class StreamWorker:
 
     async def _with_deliveries(self, raw: Sequence[Any]) -> list[Entry]:
         """Pending entries carry how often they were delivered; XPENDING knows."""
-        first, last = _text(raw[0][0]), _text(raw[-1][0])
+        first, last = text_of(raw[0][0]), text_of(raw[-1][0])
         detail = await self.redis.xpending_range(
             self.stream,
             self.group,
@@ -312,8 +313,8 @@ class StreamWorker:
             count=len(raw),
             consumername=self.consumer,
         )
-        counts = {_text(d["message_id"]): int(d["times_delivered"]) for d in detail}
-        return [Entry(_text(i), f or {}, counts.get(_text(i), 1)) for i, f in raw]
+        counts = {text_of(d["message_id"]): int(d["times_delivered"]) for d in detail}
+        return [Entry(text_of(i), f or {}, counts.get(text_of(i), 1)) for i, f in raw]
 
     async def _ack(self, entries: Sequence[Entry], outcome: str) -> None:
         await self.redis.xack(self.stream, self.group, *[e.id for e in entries])
@@ -359,10 +360,6 @@ def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
     return list(reply[0][1]) if reply else []
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _reason(exc: BaseException) -> str:
     return describe_error(exc, 2000)
 
@@ -378,7 +375,7 @@ async def stream_stats(redis: Redis, stream: str) -> dict[str, Any]:
     for info in infos:
         pending = int(info["pending"])
         lag = info.get("lag")
-        groups[_text(info["name"])] = {
+        groups[text_of(info["name"])] = {
             "pending": pending,
             "lag": int(lag) if lag is not None else max(0, length - pending),
         }
