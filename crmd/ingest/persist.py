@@ -252,8 +252,7 @@ async def record_progress(store: TenantStore, chunk: IngestChunk) -> None:
     if not await insert_new(store["upload_chunks"].insert_many([marker])):
         update["$inc"] = {"rows.persisted": chunk.size}
     else:
-        markers = store["upload_chunks"].find({"uploadId": chunk.upload}, projection={"rows": 1})
-        update["$set"]["rows.persisted"] = sum([m["rows"] async for m in markers])
+        update["$set"]["rows.persisted"] = await persisted_rows(store, chunk.upload)
     counted = await uploads.update_one(active, update)
     if not counted.modified_count:
         counted = await revive(store, chunk, now)
@@ -288,19 +287,27 @@ async def revive(store: TenantStore, chunk: IngestChunk, now: datetime) -> Any:
     while it stood failed were not counted, so the count is taken from every marker."""
     uploads = store["uploads"]
     upload_id = ObjectId(chunk.upload)
-    markers = store["upload_chunks"].find({"uploadId": chunk.upload}, projection={"rows": 1})
-    persisted = sum([m["rows"] async for m in markers])
     pulled = await uploads.update_one(
         {"_id": upload_id, "status": "failed", "deadChunks": chunk.seq},
-        {"$pull": {"deadChunks": chunk.seq}, "$set": {"rows.persisted": persisted}},
+        {"$pull": {"deadChunks": chunk.seq}},
     )
     if not pulled.modified_count:
-        return pulled
+        return pulled  # any other chunk of an upload not in progress: nothing to do
     log.info("upload.chunk_replayed", upload_id=chunk.upload, seq=chunk.seq)
-    return await uploads.update_one(
+    counted = {"rows.persisted": await persisted_rows(store, chunk.upload)}
+    revived = await uploads.update_one(
         {"_id": upload_id, "status": "failed", "deadChunks": {"$size": 0}},
         {
-            "$set": {"status": "processing", "updatedAt": now},
+            "$set": {"status": "processing", "updatedAt": now, **counted},
             "$unset": {"reason": "", "finishedAt": ""},
         },
     )
+    if not revived.modified_count:  # other chunks still dead: only the count moves
+        await uploads.update_one({"_id": upload_id}, {"$set": counted})
+    return revived
+
+
+async def persisted_rows(store: TenantStore, upload: str) -> int:
+    """The upload's rows stored so far, from the markers its stored chunks left."""
+    markers = store["upload_chunks"].find({"uploadId": upload}, projection={"rows": 1})
+    return sum([m["rows"] async for m in markers])
