@@ -11,12 +11,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.run-deps: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[embedded]'
+# The smtp and webhook vendors are packages of their own, installed beside crmd as a
+# third party's plugin would be (each registers through the entry-point group crmd).
+VENDOR_PLUGINS := plugins/crmd_smtp plugins/crmd_webhook
+
+$(VENV)/.run-deps: setup.cfg pyproject.toml $(VENDOR_PLUGINS:%=%/setup.cfg) | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[embedded]' $(VENDOR_PLUGINS:%=-e %)
 	@touch $@
 
-$(VENV)/.test-deps: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[embedded,test]'
+$(VENV)/.test-deps: setup.cfg pyproject.toml $(VENDOR_PLUGINS:%=%/setup.cfg) | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[embedded,test]' $(VENDOR_PLUGINS:%=-e %)
 	@touch $@
 
 run: $(VENV)/.run-deps
@@ -26,7 +30,7 @@ run: $(VENV)/.run-deps
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check crmd plugins tests bench
 	$(BIN)/ruff format --check crmd plugins tests bench
-	$(BIN)/mypy crmd plugins/crmd_dummy_vendor plugins/crmd_basic_ai plugins/crmd_gemini plugins/crmd_example_vendor/crmd_example_vendor bench
+	$(BIN)/mypy crmd plugins/crmd_dummy_vendor plugins/crmd_basic_ai plugins/crmd_gemini plugins/crmd_example_vendor/crmd_example_vendor plugins/crmd_smtp/crmd_smtp plugins/crmd_webhook/crmd_webhook bench
 
 # The console's browser tests drive Debian's Chromium (Playwright is pointed at it; it downloads no browser of its own).
 CHROMIUM ?= /usr/bin/chromium

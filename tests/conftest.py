@@ -1,17 +1,14 @@
 """Real services for the whole suite: one Redis and one SecantusDB per test session,
-started through the same code as the embedded default; each test gets its own database
-name and stream prefix. Set CRMD_TEST_MONGODB_URL / CRMD_TEST_REDIS_URL to run the suite
-against servers of your own instead."""
+started by crmd's own test kit (``crmd.testing``, the pytest plugin crmd installs) through
+the same code as the embedded default; each test gets its own database name and stream
+prefix. Set CRMD_TEST_MONGODB_URL / CRMD_TEST_REDIS_URL to run the suite against servers
+of your own instead."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,37 +16,21 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from crmd.app import Crmd, open_crmd
-from crmd.config import Config, load_config
+from crmd.config import Config
 from crmd.runtime.supervisor import Supervisor
-from crmd.services.children import ServerProcess, free_port
+from crmd.services.children import free_port
 from crmd.services.connect import MongoClient, connect_mongo, connect_redis
 from crmd.services.embedded import Urls
-from crmd.services.servers import redis_process, secantus_process, start_and_wait
+from crmd.testing import crmd_with, make_test_config
 
+__all__ = ["crmd_with", "make_test_config"]  # the suite's modules import them from here
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Urls]:
-    mongo_url = os.environ.get("CRMD_TEST_MONGODB_URL")
-    redis_url = os.environ.get("CRMD_TEST_REDIS_URL")
-    log_dir = tmp_path_factory.mktemp("services")
-    started: list[ServerProcess] = []
-    try:
-        if not redis_url:
-            server = redis_process(None, log_dir)
-            asyncio.run(start_and_wait(server, 30))
-            started.append(server)
-            redis_url = server.url
-        if not mongo_url:
-            server = secantus_process(None, log_dir)
-            asyncio.run(start_and_wait(server, 60))
-            started.append(server)
-            mongo_url = server.url
-        yield Urls(mongodb=mongo_url, redis=redis_url)
-    finally:
-        for server in started:
-            server.stop()
+def services(crmd_services: Urls) -> Urls:
+    """The session's servers: crmd.testing's, shared with the plugins' own tests."""
+    return crmd_services
 
 
 @pytest.fixture(scope="session")
@@ -74,45 +55,6 @@ def example_vendor_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=300,
     )
     return target
-
-
-def make_test_config(services: Urls, **sections: dict[str, Any]) -> Config:
-    """The suite's config: the session's servers, a database and stream prefix of the
-    test's own, and stream timings short enough to watch a reclaim happen."""
-    token = uuid.uuid4().hex[:12]
-    overrides: dict[tuple[str, ...], Any] = {
-        ("mongodb", "url"): services.mongodb,
-        ("mongodb", "database"): f"t_{token}",
-        ("redis", "url"): services.redis,
-        ("redis", "stream_prefix"): f"t{token}",
-        ("server", "port"): 8080,
-        ("streams", "block_ms"): 200,
-        ("streams", "claim_idle_ms"): 10_000,
-        ("streams", "claim_interval_ms"): 100,
-        ("auth", "google_login"): False,
-        ("auth", "dev_login"): True,
-        ("auth", "jwt_secret"): f"test-secret-{token}-{uuid.uuid4().hex}",
-        ("supervisor", "restart_initial_delay"): 0.1,
-        ("supervisor", "restart_max_delay"): 1.0,
-    }
-    for section, values in sections.items():
-        for key, value in values.items():
-            overrides[(section, key)] = value
-    return load_config(None, environ={}, overrides=overrides, search=False).config
-
-
-@contextlib.asynccontextmanager
-async def crmd_with(services: Urls, **sections: dict[str, Any]) -> AsyncIterator[Crmd]:
-    """A crmd of a test's own, on a config of its own (``make_test_config``'s sections),
-    its database dropped afterwards."""
-    config = make_test_config(services, **sections)
-    try:
-        async with open_crmd(config) as crmd:
-            yield crmd
-    finally:
-        client = await connect_mongo(config.mongodb.url, timeout=10)
-        await client.drop_database(config.mongodb.database)
-        await client.close()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import structlog
 from redis.asyncio import Redis
 
 from crmd.errors import Unprocessable
-from crmd.plugins.vendor import OutgoingMessage, Retry, SendResult, Vendor
+from crmd.plugins.vendor import OutgoingMessage, Retry, SendResult, Vendor, VendorMisconfigured
 
 log = structlog.get_logger(__name__)
 SEND_BUDGET = 30.0
@@ -42,9 +42,12 @@ async def guarded_send(
 ) -> list[SendResult]:
     """The vendor's answer per message. A vendor that raises, hangs past its budget, or
     forgets a message is isolated: those messages come back as Retry, and the error is
-    logged with the vendor's name."""
+    logged with the vendor's name. VendorMisconfigured alone is raised to the caller:
+    retrying cannot help, the campaign must stop."""
     try:
         results = list(await asyncio.wait_for(vendor.send(messages), budget))
+    except VendorMisconfigured:
+        raise
     except Exception as exc:
         reason = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
         log.error(

@@ -46,6 +46,7 @@ LEGACY_ENV: Mapping[str, tuple[str, ...]] = {
     "GEMINI_API_KEY": ("plugins", "gemini", "api_key"),
 }
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `([^`]+)`$")
 _NAMED_FIELD = re.compile(r"^([a-z_]+(?:\.[a-z_]+)*): (.*)$", re.DOTALL)
@@ -102,7 +103,8 @@ def _resolve_references(
 ) -> None:
     """In plugins' tables, ``$env:NAME`` and ``$file:/path`` (systemd's LoadCredential=)
     stand for a secret kept out of crmd.toml: replaced here by the variable's value or
-    the file's content."""
+    the file's content. A ``${NAME}`` in the path is the variable's value, so
+    ``$file:${CREDENTIALS_DIRECTORY}/smtp_password`` reads systemd's credential."""
     if not isinstance(plugins, dict):
         return
     for name, table in plugins.items():
@@ -118,6 +120,12 @@ def _resolve_references(
                     raise ConfigError(f"{origin}: plugins.{name}.{key}: {value} is not set")
                 table[key] = environ[where]
                 continue
+            unset = [v for v in _VARIABLE.findall(where) if v not in environ]
+            if unset:
+                raise ConfigError(
+                    f"{origin}: plugins.{name}.{key}: {value}: ${{{unset[0]}}} is not set"
+                )
+            where = _VARIABLE.sub(lambda match: environ[match.group(1)], where)
             try:
                 table[key] = Path(where).read_text().strip()
             except OSError as exc:

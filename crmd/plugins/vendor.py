@@ -22,6 +22,17 @@ class OutgoingMessage(msgspec.Struct, frozen=True):
     """The customer's email address (or phone, for vendors that use one)."""
     phone: str
     text: str
+    """The rendered plain-text body."""
+    subject: str = ""
+    """The rendered subject line, for vendors that carry one (e-mail); empty when the
+    campaign has none."""
+    html: str = ""
+    """The rendered HTML body, empty when the campaign has none. An e-mail vendor sends
+    ``text`` alone when this is empty, else both as ``multipart/alternative``."""
+    unsubscribe_url: str = ""
+    """The signed one-click unsubscribe link for this recipient, empty when there is none.
+    When set, an e-mail vendor must send ``List-Unsubscribe: <url>`` and
+    ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058)."""
 
 
 class Accepted(msgspec.Struct, frozen=True, tag="accepted"):
@@ -41,6 +52,15 @@ class Retry(msgspec.Struct, frozen=True, tag="retry"):
 
 
 SendResult = Accepted | Failed | Retry
+
+
+class VendorMisconfigured(Exception):
+    """Raise this from ``send`` when no message can go out until someone changes a
+    setting: a password the relay refuses, a sender address it will not take, a gateway
+    that rejects your credentials. crmd does not retry the batch: the campaign stops in
+    ``error``, its reason naming your vendor and carrying ``str(exc)``, which is also
+    shown to the operator (so say what to fix, and never include a secret). Any other
+    exception means "retry this batch later"."""
 
 
 class ReceiptEvent(msgspec.Struct, frozen=True):
@@ -67,7 +87,8 @@ class CheckResult(msgspec.Struct, frozen=True):
 class Vendor(Protocol):
     """The object a vendor plugin returns from ``crmd_vendors``. Every method may be
     called concurrently; crmd bounds each call by a time budget and treats an exception
-    or a timeout as "retry this batch later", logging it with the vendor's name."""
+    or a timeout as "retry this batch later", logging it with the vendor's name, except
+    ``VendorMisconfigured``, which stops the campaign."""
 
     name: str
 
@@ -75,7 +96,8 @@ class Vendor(Protocol):
         """Messages per second this vendor accepts; crmd never sends faster."""
 
     async def send(self, messages: Sequence[OutgoingMessage]) -> Sequence[SendResult]:
-        """Hand over a batch; answer one result per message, in any order."""
+        """Hand over a batch; answer one result per message, in any order. Raise
+        ``VendorMisconfigured`` when no message can go until a setting changes."""
 
     def verify_receipt(self, headers: Mapping[str, str], body: bytes) -> None:
         """Raise ``ValueError`` unless this callback really comes from the vendor (check

@@ -1,0 +1,46 @@
+"""crmd's SMTP vendor: campaigns by e-mail, through the mail relay you already have.
+
+Settings, in ``[plugins.smtp]`` (an empty ``host`` turns the plugin off)::
+
+    host = "smtp.example.com"
+    from = "Shop <news@shop.example>"
+    username = "news@shop.example"
+    password = "$env:SMTP_PASSWORD"   # or "$file:${CREDENTIALS_DIRECTORY}/smtp_password"
+    port = 0                          # 0: 587 for starttls, 465 for implicit, 25 for none
+    tls = "starttls"                  # "implicit" (SMTPS) or "none" (a local relay only)
+    rate = 10                         # messages per second, all crmd processes together
+    timeout = 10                      # seconds one SMTP command may take
+    ca_file = ""                      # PEM certificates to trust (a private CA)
+    helo = ""                         # EHLO name; default: the domain of from
+
+Each message is one mail transaction on a connection the process keeps open (and opens
+again when the relay drops it). The relay's answer decides the message's fate: 250 is
+SENT (the relay has it; SMTP says nothing of delivery after that), a 5xx answer for the
+recipient is FAILED with the relay's words, a 4xx answer or a dropped connection is
+retried. A refused login or sender stops the campaign in ``error``, naming this plugin.
+SENT reaches crmd as the plugin's own signed receipt, posted to ``/api/v1/deliveryReceipt/smtp``
+half a second later (``crmd_smtp.receipts``); one not posted by shutdown leaves its message
+PENDING until the campaign's receipt window closes, then UNKNOWN.
+
+Every message carries ``Message-ID: <crmd's message id@the from domain>``. SMTP itself is
+at-least-once: a relay that took a message but whose answer was lost (a crash, a cut
+connection) gets it again, with the same Message-ID, which is how it, or a reader, can
+tell the copy.
+"""
+
+from __future__ import annotations
+
+from crmd import hookimpl
+from crmd.plugins.context import PluginContext
+from crmd_smtp.settings import Settings
+from crmd_smtp.vendor import NAME, SmtpVendor
+
+__all__ = ["NAME", "Settings", "SmtpVendor", "crmd_vendors"]
+
+
+@hookimpl
+def crmd_vendors(context: PluginContext) -> list[SmtpVendor]:
+    settings = context.settings(Settings)
+    if not settings.host:
+        return []  # not configured: offer nothing
+    return [SmtpVendor(settings, context.http, context.receipt_url, context.secret)]

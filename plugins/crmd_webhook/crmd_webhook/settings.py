@@ -1,0 +1,41 @@
+"""``[plugins.webhook]``, decoded by crmd from the file and the environment alike."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+import msgspec
+
+from crmd.receipts.signature import SECRET_PREFIX, SignatureError, secret_bytes
+
+_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+MIN_SECRET_BYTES = 24
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    url: str = ""
+    """The gateway's endpoint; empty turns the plugin off."""
+    secret: str = ""
+    """``whsec_<base64 of 24 to 64 random bytes>``: signs what crmd sends and what the
+    gateway posts back. Write it ``$env:NAME`` or ``$file:/path``, never inline."""
+    rate: Annotated[float, msgspec.Meta(gt=0, le=100_000)] = 50.0
+    """Messages per second, for every crmd process together."""
+    timeout: Annotated[float, msgspec.Meta(gt=0, le=25)] = 15.0
+    """Seconds the gateway has to answer a batch (crmd gives a batch 30 s in all)."""
+
+    def __post_init__(self) -> None:
+        if not self.url:
+            return
+        if not _URL.match(self.url):
+            raise ValueError("url: must be an http:// or https:// URL")
+        if not self.secret.startswith(SECRET_PREFIX):
+            raise ValueError(
+                f"secret: must be {SECRET_PREFIX}<base64>, as Standard Webhooks has it"
+            )
+        try:
+            size = len(secret_bytes(self.secret))
+        except SignatureError:
+            raise ValueError(f"secret: the part after {SECRET_PREFIX} is not base64") from None
+        if size < MIN_SECRET_BYTES:
+            raise ValueError(f"secret: must be at least {MIN_SECRET_BYTES} random bytes")
