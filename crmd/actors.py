@@ -25,6 +25,7 @@ from crmd.runtime.clock import ClockActor, Task
 from crmd.runtime.lease import Lease, fence
 from crmd.segments import routes as segment_routes
 from crmd.store.numbering import recount_stale
+from crmd.suppressions.links import UnsubscribeLinks
 
 if TYPE_CHECKING:
     from crmd.app import Crmd
@@ -84,6 +85,7 @@ def build_actors(crmd: Crmd, plugin_actors: list[Actor]) -> dict[str, Actor]:
             settings,
             metrics,
             RateLimits(redis, config.redis.stream_prefix),
+            UnsubscribeLinks.from_secret(crmd.jwt_secret, config.server.base_url),
         ),
         receipts_actor(db, redis, streams.receipts, settings, metrics),
         ClockActor(

@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 CRMD = Path(__file__).resolve().parent.parent / "crmd"
-DOMAINS = frozenset({"ai", "auth", "campaigns", "ingest", "receipts", "segments"})
+DOMAINS = frozenset({"ai", "auth", "campaigns", "ingest", "receipts", "segments", "suppressions"})
 
 
 def crmd_packages(path: Path) -> set[str]:

@@ -27,6 +27,7 @@ PUBLIC = {
     ("GET", "/api/v1/user/oauth"),
     ("POST", "/api/v1/user/dev-login"),
     ("POST", "/api/receipt"),  # the original's path of the signed receipt callback
+    ("GET", "/api/v1/openapi.json"),  # the API's description: the same for everyone
 }
 
 
@@ -185,6 +186,22 @@ async def dead_letters_stay_with_their_owner(
     assert theirs == {"items": [], "complete": True}
 
 
+async def suppressions_stay_with_their_owner(
+    client: Any, alice: Headers, bob: Headers, alice_user: Any, bob_user: Any
+) -> None:
+    url = "/api/v1/suppressions"
+    assert (await client.post(url, headers=alice, json={"email": "x@example.com"})).status == 201
+    csv = {**alice, "Content-Type": "text/csv"}
+    imported = await client.post(url, data=b"email\ny@example.com\n", headers=csv)
+    assert (await imported.json())["added"] == 1
+    assert (await (await client.get(url, headers=bob)).json())["total"] == 0
+    assert (await (await client.get(url, headers=alice)).json())["total"] == 2
+    one = {"email": "x@example.com"}
+    assert (await (await client.get(url, headers=bob, params=one)).json())["items"] == []
+    assert (await client.delete(f"{url}/x@example.com", headers=bob)).status == 404
+    assert (await (await client.get(url, headers=alice, params=one)).json())["items"]
+
+
 ISOLATION: dict[tuple[str, str], Check] = {
     ("POST", "/api/v1/ai/messages"): ai_reads_only_the_users_own_data,
     ("POST", "/api/v1/ai/rule"): ai_reads_only_the_users_own_data,
@@ -230,6 +247,9 @@ ISOLATION: dict[tuple[str, str], Check] = {
     ("GET", "/api/v1/orders"): uploads_stay_with_their_owner,
     ("GET", "/api/v1/uploads/{id}"): one_upload_is_404_to_others,
     ("GET", "/api/v1/uploads/{id}/errors.csv"): one_upload_is_404_to_others,
+    ("GET", "/api/v1/suppressions"): suppressions_stay_with_their_owner,
+    ("POST", "/api/v1/suppressions"): suppressions_stay_with_their_owner,
+    ("DELETE", "/api/v1/suppressions/{email}"): suppressions_stay_with_their_owner,
 }
 
 

@@ -21,6 +21,7 @@ from crmd.store.tenant import TenantStore
 from crmd.streams import GROUP, consumer_name
 from crmd.streams.actor import StreamActor
 from crmd.streams.worker import Entry, StreamWorker
+from crmd.suppressions.links import UnsubscribeLinks
 from crmd.telemetry.metrics import Metrics
 
 
@@ -32,6 +33,7 @@ def dispatch_actor(
     settings: StreamsConfig,
     metrics: Metrics,
     limits: RateLimits,
+    links: UnsubscribeLinks | None = None,
 ) -> StreamActor:
 
     async def handle(entries: Sequence[Entry]) -> None:
@@ -39,11 +41,11 @@ def dispatch_actor(
             job = jobs.decode(entry.fields[jobs.FIELD])
             store = TenantStore(db, job.user)
             if job.kind == "plan":
-                await plan(store, redis, stream, job, vendors)
+                await plan(store, redis, stream, job, vendors, links)
             elif job.kind == "cancel":
                 await cancel_unsent(store, job.campaign)
             else:
-                await send_chunk(store, vendors, limits, job, entry.deliveries)
+                await send_chunk(store, vendors, limits, job, entry.deliveries, links)
                 if await jobs.finished(redis, stream, job):
                     await mark_sent_if_done(store, job.campaign)
 

@@ -26,6 +26,11 @@ Doc = dict[str, Any]
 CHUNK_BYTES = 4_000_000
 """At most this many bytes of messages in one chunk (a document holds at most 16 MB)."""
 ENTRY_FIELDS = ("_id", "seq", "customerId", "recipient", "phone", "message")
+"""Every entry's; an entry may also hold ``values`` (``crmd.campaigns.compose``)."""
+SUPPRESSED = "SUPPRESSED"
+"""A recipient on the suppression list when the campaign was planned: never sent."""
+FINAL_RANK = 9
+"""Above every receipt's rank: a suppressed recipient's log never changes."""
 
 
 def chunk_id(campaign_id: str, first_seq: int) -> str:
@@ -117,6 +122,7 @@ def new_log(
     """A recipient's log as it is first written, from its entry in a chunk."""
     return {
         **{k: entry[k] for k in ENTRY_FIELDS},
+        **({"values": entry["values"]} if entry.get("values") else {}),
         "campaignId": campaign_id,
         "vendor": vendor,
         "status": status,
@@ -127,6 +133,11 @@ def new_log(
         "createdAt": now,
         "updatedAt": now,
     }
+
+
+def suppressed_log(entry: Doc, campaign_id: str, vendor: str, now: datetime) -> Doc:
+    """The log of a recipient left out because their address is suppressed."""
+    return new_log(entry, campaign_id, vendor, SUPPRESSED, 0, now) | {"rank": FINAL_RANK}
 
 
 async def insert_logs(store: TenantStore, docs: list[Doc]) -> tuple[int, list[Doc]]:

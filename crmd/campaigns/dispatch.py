@@ -23,13 +23,17 @@ import structlog
 from bson import ObjectId
 
 from crmd.campaigns import chunks, jobs, stats
+from crmd.campaigns.compose import Composer
 from crmd.campaigns.lifecycle import SENDING_STATES, Action, Status
 from crmd.campaigns.transitions import move
 from crmd.campaigns.vendors import RateLimiter, RateLimits, Vendors, guarded_send
-from crmd.plugins.vendor import Accepted, Failed, OutgoingMessage, Retry, Vendor
+from crmd.plugins.vendor import Accepted, Failed, Retry, Vendor, VendorMisconfigured
 from crmd.receipts.status import CANCELLED
 from crmd.store.numbering import add_to_tally
 from crmd.store.tenant import TenantStore
+from crmd.suppressions.entries import Entry, suppress
+from crmd.suppressions.failures import hard_failure
+from crmd.suppressions.links import UnsubscribeLinks
 
 log = structlog.get_logger(__name__)
 Doc = dict[str, Any]
@@ -107,6 +111,8 @@ class Handoff:
     logged: int = 0
     """Logs this handoff wrote, for the user's tally (added once, at the end: a crash
     before leaves it short until the clock recounts it)."""
+    dead: list[Entry] = field(default_factory=list)
+    """Addresses the vendor refused for good (``hard_failure``): to be suppressed."""
 
     def accepted(self, doc: Doc, vendor_id: str, attempts: int) -> None:
         if self.fresh:
@@ -124,6 +130,9 @@ class Handoff:
             "times": {"FAILED": self.now},
             "gaveUp": gave_up,
         }
+        if not gave_up and doc.get("recipient") and hard_failure(reason):
+            campaign, customer = str(self.campaign["_id"]), doc.get("customerId")
+            self.dead.append(Entry(doc["recipient"], reason, "failure", campaign, customer))
         if self.fresh:
             self.inserts.append(self._log(doc, "FAILED", attempts) | failure | {"rank": 5})
             return
@@ -146,6 +155,8 @@ class Handoff:
         self.logged = 0
 
     async def write(self) -> None:
+        if self.dead:  # before the logs: a crash in between sends again, and fails again
+            await suppress(self.store, self.dead)
         new, there = await chunks.insert_logs(self.store, self.inserts)
         self.logged += new
         # Logged already: by this chunk before a crash (nothing to add), or CANCELLED by
@@ -156,7 +167,7 @@ class Handoff:
                 self.updates.append(_handed_over(doc["_id"], handed))
         if self.updates:
             await self.store["communication_log"].bulk_update(self.updates)
-        self.inserts, self.updates = [], []
+        self.inserts, self.updates, self.dead = [], [], []
         self.now = datetime.now(UTC)
 
     def _handed(self, vendor_id: str, attempts: int) -> Doc:
@@ -187,6 +198,7 @@ async def send_chunk(
     limits: RateLimits,
     job: jobs.DispatchJob,
     deliveries: int = 1,
+    links: UnsubscribeLinks | None = None,
 ) -> None:
     """Hand one chunk to the vendor: unsent messages only, in batches within its rate,
     retrying what the vendor asks to retry up to MAX_ATTEMPTS. A chunk's attempts are
@@ -210,11 +222,16 @@ async def send_chunk(
         todo = await store["communication_log"].by_ids(
             job.ids,
             {"status": "PENDING", "vendorMessageId": None},
-            {"recipient": 1, "phone": 1, "message": 1, "attempts": 1, "round": 1},
+            {"recipient": 1, "phone": 1, "message": 1, "attempts": 1, "round": 1}
+            | {"customerId": 1, "values": 1},
         )
     handoff = Handoff(store, campaign, fresh=bool(job.chunk))
+    composer = Composer(campaign, store.user_id, links)
     try:
-        finished = await _hand_over(store, campaign, vendor, limiter, handoff, todo)
+        finished = await _hand_over(store, vendor, limiter, handoff, todo, composer)
+    except VendorMisconfigured as exc:
+        await stop_misconfigured(store, job.campaign, vendor.name, exc)
+        return
     finally:
         await handoff.count()
     if finished and job.chunk:
@@ -223,11 +240,11 @@ async def send_chunk(
 
 async def _hand_over(
     store: TenantStore,
-    campaign: Doc,
     vendor: Vendor,
     limiter: RateLimiter,
     handoff: Handoff,
     todo: list[Doc],
+    composer: Composer,
 ) -> bool:
     """Hand ``todo`` over in batches, retrying what the vendor asks to; False when the
     campaign was paused or cancelled on the way."""
@@ -236,16 +253,11 @@ async def _hand_over(
         wait = 0.0
         size = limiter.batch_size(VENDOR_BATCH)
         for start in range(0, len(todo), size):
-            if not await _still_sending(store, campaign["_id"]):
+            if not await _still_sending(store, handoff.campaign["_id"]):
                 return False  # resume re-queues the rest
             batch = todo[start : start + size]
             await limiter.take(len(batch))
-            messages = [
-                OutgoingMessage(
-                    send_key(d), d.get("recipient", ""), d.get("phone", ""), d["message"]
-                )
-                for d in batch
-            ]
+            messages = [composer.message(send_key(d), d) for d in batch]
             results = await guarded_send(vendor, messages)
             by_id = {send_key(d): d for d in batch}
             again, wait_for = await _record(handoff, by_id, results)
@@ -255,6 +267,17 @@ async def _hand_over(
         if todo:
             await asyncio.sleep(min(wait, MAX_RETRY_WAIT))
     return True
+
+
+async def stop_misconfigured(
+    store: TenantStore, campaign_id: str, vendor: str, exc: VendorMisconfigured
+) -> None:
+    """A vendor that cannot send until its settings change (a wrong password) puts the
+    campaign in ``error``, the reason naming the vendor: retrying would only repeat
+    the refusal. What was handed over before stays recorded; the chunk stays open."""
+    reason = f"the {vendor} vendor cannot send: {exc}"[:1000]
+    log.error("campaign.vendor_misconfigured", campaign=campaign_id, vendor=vendor, error=reason)
+    await move(store["campaigns"], ObjectId(campaign_id), Action.FAIL, reason=reason)
 
 
 async def _still_sending(store: TenantStore, campaign_id: ObjectId) -> bool:

@@ -10,6 +10,10 @@ evaluator) and writes their chunks; then it queues the job for the next stretch,
 only then records the stretch as done (``planNext``). A job never runs long, whatever
 the audience, so none outlives its deadline.
 
+A customer whose address is on the tenant's suppression list keeps their place but is
+not sent to: their log is written at once as SUPPRESSED (the campaign's stats count
+them as ``suppressed``). The list is asked once a stretch, for all its customers.
+
 Safe to repeat anywhere: a chunk's id is its campaign and its first place, and a log's
 is derived from (campaign, customer), so planning a stretch again adds nothing; a job
 whose stretch is already recorded does nothing; a crash between queueing the next job
@@ -28,16 +32,17 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
-from crmd.campaigns import chunks, jobs, stats
+from crmd.campaigns import chunks, compose, jobs, stats
 from crmd.campaigns.dispatch import cancel_unsent, mark_sent_if_done, message_id
 from crmd.campaigns.lifecycle import Action, Status
-from crmd.campaigns.template import parse_template, render
 from crmd.campaigns.transitions import move
 from crmd.campaigns.vendors import Vendors
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import parse_rule
-from crmd.store.numbering import COUNTERS, highest
+from crmd.store.numbering import COUNTERS, add_to_tally, highest
 from crmd.store.tenant import TenantStore
+from crmd.suppressions.entries import suppressed_among
+from crmd.suppressions.links import UnsubscribeLinks
 
 log = structlog.get_logger(__name__)
 PLAN_STRETCH = 5000
@@ -55,8 +60,10 @@ async def plan(
     stream: str,
     job: jobs.DispatchJob,
     vendors: Vendors | None = None,
+    links: UnsubscribeLinks | None = None,
 ) -> None:
-    """Plan the stretch of customers from ``job.start`` (0: wherever planning is now)."""
+    """Plan the stretch of customers from ``job.start`` (0: wherever planning is now).
+    With ``links``, every message to an address carries its unsubscribe link."""
     campaigns = store["campaigns"]
     campaign = await move(campaigns, ObjectId(job.campaign), Action.PLAN)
     if campaign is None:
@@ -75,7 +82,7 @@ async def plan(
         return  # a copy of a job whose stretch is done (after a crash)
     top, seq = campaign["planTop"], campaign["planSeq"]
     end = min(start + PLAN_STRETCH, top + 1)
-    seq = await _plan_stretch(store, redis, stream, campaign, start, end, seq, vendors)
+    seq = await _plan_stretch(store, redis, stream, campaign, (start, end, seq), vendors, links)
     if seq is None:
         return  # paused or cancelled in the middle
     if end <= top:
@@ -97,16 +104,17 @@ async def _plan_stretch(
     redis: Redis,
     stream: str,
     campaign: dict[str, Any],
-    start: int,
-    end: int,
-    seq: int,
+    stretch: tuple[int, int, int],
     vendors: Vendors | None,
+    links: UnsubscribeLinks | None,
 ) -> int | None:
-    """Logs for the customers numbered [start, end) that the rule takes; the last seq
-    given, or None when the campaign stopped being planned."""
+    """Plans for the customers numbered [start, end) that the rule takes, their places
+    given after ``seq``; the last place given, or None when the campaign stopped being
+    planned."""
+    start, end, seq = stretch
     node = parse_rule(campaign["rule"])
     now = campaign["ruleNow"].replace(tzinfo=UTC)
-    parts = parse_template(campaign["message"])
+    templates = compose.templates_of(campaign)
     rate = vendors.get(campaign["vendor"]).rate_limit() if vendors else 1000.0
     chunk = jobs.chunk_size(rate)
     found = [
@@ -116,14 +124,18 @@ async def _plan_stretch(
         )
     ]
     found.sort(key=lambda doc: doc["n"])
+    taken = [customer for customer in found if evaluate(node, customer, now)]
+    held = await suppressed_among(store, (str(c.get("email") or "") for c in taken))
     written = datetime.now(UTC)
     batch: list[dict[str, Any]] = []
-    for customer in found:
-        if not evaluate(node, customer, now):
-            continue
+    left_out: list[dict[str, Any]] = []
+    for customer in taken:
         seq += 1
+        if customer.get("email") in held:
+            left_out.append(_entry(store.user_id, campaign, customer, None, seq, None))
+            continue
         try:
-            batch.append(_entry(campaign, customer, parts, seq))
+            batch.append(_entry(store.user_id, campaign, customer, templates, seq, links))
         except Exception as exc:  # a bug, but one that names whom it concerns
             raise PlanningError(
                 f"customer {customer.get('_id')}: {type(exc).__name__}: {exc}"[:500]
@@ -132,6 +144,7 @@ async def _plan_stretch(
             await _write_chunks(store, redis, stream, campaign, batch, chunk, written)
             batch = []
     await _write_chunks(store, redis, stream, campaign, batch, chunk, written)
+    await _write_suppressed(store, campaign, left_out, written)
     return seq if await _still_planning(store, campaign["_id"]) else None
 
 
@@ -166,16 +179,42 @@ async def _still_planning(store: TenantStore, campaign_id: ObjectId) -> bool:
 
 
 def _entry(
-    campaign: dict[str, Any], customer: dict[str, Any], parts: Any, seq: int
+    user: str,
+    campaign: dict[str, Any],
+    customer: dict[str, Any],
+    templates: compose.Templates | None,
+    seq: int,
+    links: UnsubscribeLinks | None,
 ) -> dict[str, Any]:
-    return {
-        "_id": message_id(str(campaign["_id"]), customer["_id"]),
+    """A recipient's plan: their message, or (no ``templates``: suppressed) none."""
+    campaign_id, email = str(campaign["_id"]), customer.get("email", "")
+    entry = {
+        "_id": message_id(campaign_id, customer["_id"]),
         "seq": seq,  # the recipient's place in the campaign: log pages are ranges of it
         "customerId": customer["_id"],
-        "recipient": customer.get("email", ""),
+        "recipient": email,
         "phone": customer.get("phone", ""),
-        "message": render(parts, customer),
+        "message": "",
     }
+    if templates is not None:
+        url = compose.unsubscribe_url(links, user, campaign_id, customer["_id"], email)
+        entry["message"] = compose.text_for(templates, customer, url)
+        values = compose.values_for(templates, customer)
+        if values:
+            entry["values"] = values
+    return entry
+
+
+async def _write_suppressed(
+    store: TenantStore, campaign: dict[str, Any], entries: list[dict[str, Any]], now: datetime
+) -> None:
+    """The SUPPRESSED logs of a stretch (safe to repeat: a log's id is its message's)."""
+    if not entries:
+        return
+    campaign_id, vendor = str(campaign["_id"]), campaign["vendor"]
+    logs = [chunks.suppressed_log(entry, campaign_id, vendor, now) for entry in entries]
+    new, _ = await chunks.insert_logs(store, logs)
+    await add_to_tally(store.db, store.user_id, "messages", new)
 
 
 async def _write_chunks(

@@ -10,20 +10,21 @@ import msgspec
 from bson import ObjectId
 from redis.asyncio import Redis
 
-from crmd.campaigns import chunks, jobs, stats
+from crmd.campaigns import chunks, compose, jobs, stats
 from crmd.campaigns.dispatch import RESENT, mark_sent_if_done
 from crmd.campaigns.lifecycle import Action, Status, initial_status, resume_action, send_action
-from crmd.campaigns.template import TemplateError, parse_template, render
+from crmd.campaigns.template import TemplateError, parse_template
 from crmd.campaigns.transitions import move_or_refuse
 from crmd.campaigns.vendors import Vendors, guarded_send
 from crmd.emails import InvalidEmail, normalise_email
 from crmd.errors import CrmdError, Unprocessable
-from crmd.plugins.vendor import Accepted, OutgoingMessage
+from crmd.plugins.vendor import Accepted, Failed, SendResult, VendorMisconfigured
 from crmd.segments.audience import audience as audience_of
 from crmd.segments.query import rule_now
 from crmd.store.limits import DATE_RANGE, to_utc
 from crmd.store.numbering import add_to_tally, reserve
 from crmd.store.tenant import TenantStore, object_id
+from crmd.suppressions.links import UnsubscribeLinks
 
 Doc = dict[str, Any]
 Text = Annotated[str, msgspec.Meta(max_length=200)]
@@ -32,13 +33,20 @@ Text = Annotated[str, msgspec.Meta(max_length=200)]
 class InvalidTemplate(CrmdError):
     status, code = 422, "invalid_template"
 
-    def __init__(self, error: TemplateError) -> None:
-        super().__init__(error.message, details={"field": "message", "column": error.column})
+    def __init__(self, error: TemplateError, field: str = "message") -> None:
+        super().__init__(error.message, details={"field": field, "column": error.column})
 
 
 class CampaignBody(msgspec.Struct):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     message: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+    """The text body; ``{unsubscribe_url}`` places the unsubscribe link (else it is
+    added on a line of its own at the end)."""
+    subject: Annotated[str, msgspec.Meta(max_length=compose.MAX_SUBJECT)] = ""
+    """For e-mail: the subject line, with the same placeholders as the message."""
+    html: Annotated[str, msgspec.Meta(max_length=compose.MAX_HTML)] = ""
+    """For e-mail: an HTML body sent beside the text, with the same placeholders (each
+    value HTML-escaped); without ``{unsubscribe_url}`` a link is added at its end."""
     intent: Text = ""
     rule: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
     segmentId: str | None = None
@@ -49,16 +57,30 @@ class CampaignBody(msgspec.Struct):
 
 
 class Campaigns:
-    def __init__(self, redis: Redis, stream: str, vendors: Vendors) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        stream: str,
+        vendors: Vendors,
+        links: UnsubscribeLinks | None = None,
+    ) -> None:
         self.redis = redis
         self.stream = stream
         self.vendors = vendors
+        self.links = links
 
     async def create(self, store: TenantStore, body: CampaignBody) -> Doc:
-        try:
-            parse_template(body.message)
-        except TemplateError as exc:
-            raise InvalidTemplate(exc) from None
+        checks = (
+            ("message", body.message, parse_template),
+            ("subject", body.subject, compose.parse_subject),
+            ("html", body.html, compose.parse_html),
+        )
+        for field, text, parse in checks:
+            try:
+                if text or field == "message":
+                    parse(text)
+            except TemplateError as exc:
+                raise InvalidTemplate(exc, field) from None
         rule = body.rule
         if body.segmentId:
             rule = (await store["segments"].get(body.segmentId, "segment"))["rule"]
@@ -86,6 +108,8 @@ class Campaigns:
             "n": await reserve(store.db, store.user_id, "campaigns", 1),
             "name": body.name,
             "message": body.message,
+            "subject": body.subject,
+            "html": body.html,
             "intent": body.intent,
             "rule": rule,
             "segmentId": body.segmentId,
@@ -186,10 +210,23 @@ class Campaigns:
         except InvalidEmail as exc:
             raise Unprocessable(f"email {exc}", details={"field": "email"}) from None
         customer = await store["customers"].find_one({"email": email}) or {"email": email}
-        text = render(parse_template(doc["message"]), customer)
+        templates = compose.templates_of(doc)
+        url = ""
+        if self.links is not None:  # to a customer: their link; else the address's
+            url = self.links.url(
+                store.user_id, str(doc["_id"]), customer=customer.get("_id", ""), email=email
+            )
+        text = compose.text_for(templates, customer, url)
         vendor = self.vendors.get(doc["vendor"])
-        message = OutgoingMessage(f"test-{ObjectId()}", email, customer.get("phone", ""), text)
-        [result] = await guarded_send(vendor, [message])
+        recipient = {"recipient": email, "phone": customer.get("phone", ""), "message": text}
+        message = compose.outgoing(
+            f"test-{ObjectId()}", {**recipient, "values": customer}, templates, url
+        )
+        result: SendResult
+        try:
+            [result] = await guarded_send(vendor, [message])
+        except VendorMisconfigured as exc:  # the operator sees what to fix
+            result = Failed(message.message_id, f"the {vendor.name} vendor cannot send: {exc}")
         return {
             "message": text,
             "vendor": vendor.name,

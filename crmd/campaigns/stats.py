@@ -27,7 +27,10 @@ GROUPS = {
     "failed": ("FAILED", "BOUNCED"),
     "unknown": ("UNKNOWN",),
     "cancelled": ("CANCELLED",),
+    "suppressed": ("SUPPRESSED",),
 }
+"""Each figure of a campaign's stats and the log statuses it counts. ``suppressed``:
+recipients on the suppression list when the campaign was planned, never sent to."""
 
 
 def summarise(by_status: dict[str, int]) -> dict[str, int]:

@@ -2,13 +2,14 @@
 
 A template is parsed once, when the campaign is created: an unknown placeholder is an
 error there (422, with its column), never a surprise at send time. ``{{`` and ``}}``
-write literal braces.
+write literal braces. Besides the customer's fields, a message's body (text or HTML)
+may place the recipient's unsubscribe link, ``{unsubscribe_url}``; a subject may not.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,8 @@ import msgspec
 from crmd.store.limits import MAX_NUMBER, number_in_range
 
 PLACEHOLDERS = ("name", "first_name", "email", "location", "spend", "visits")
+UNSUBSCRIBE = "unsubscribe_url"
+"""The recipient's signed unsubscribe link: in a body, not in a subject."""
 _ATTRIBUTE = re.compile(r"^attrs\.[A-Za-z0-9_]{1,64}$")
 MAX_TEMPLATE = 1000
 MAX_DEFAULT = 100
@@ -39,15 +42,16 @@ class Placeholder(msgspec.Struct, frozen=True):
 Part = str | Placeholder
 
 
-def parse_template(text: str) -> list[Part]:
+def parse_template(
+    text: str, *, what: str = "message", limit: int = MAX_TEMPLATE, links: bool = True
+) -> list[Part]:
     """Literal text and placeholders, in order; TemplateError (with a 1-based column)
-    for an unknown placeholder or an unbalanced brace."""
+    for an unknown placeholder or an unbalanced brace. ``what`` names the template in
+    errors; ``links``: ``{unsubscribe_url}`` is allowed."""
     if not text.strip():
-        raise TemplateError("the message is empty", 1)
-    if len(text) > MAX_TEMPLATE:
-        raise TemplateError(
-            f"the message is longer than {MAX_TEMPLATE} characters", MAX_TEMPLATE + 1
-        )
+        raise TemplateError(f"the {what} is empty", 1)
+    if len(text) > limit:
+        raise TemplateError(f"the {what} is longer than {limit} characters", limit + 1)
     parts: list[Part] = []
     literal: list[str] = []
     i = 0
@@ -71,20 +75,22 @@ def parse_template(text: str) -> list[Part]:
         if literal:
             parts.append("".join(literal))
             literal = []
-        parts.append(_placeholder(text[i + 1 : end], i + 1))
+        parts.append(_placeholder(text[i + 1 : end], i + 1, links))
         i = end + 1
     if literal:
         parts.append("".join(literal))
     return parts
 
 
-def _placeholder(inside: str, column: int) -> Placeholder:
+def _placeholder(inside: str, column: int, links: bool) -> Placeholder:
     field, _, default = inside.partition("|")
     field = field.strip()
-    if field not in PLACEHOLDERS and not _ATTRIBUTE.match(field):
+    known = (*PLACEHOLDERS, UNSUBSCRIBE) if links else PLACEHOLDERS
+    if field not in known and not _ATTRIBUTE.match(field):
+        literal = "" if re.fullmatch(r"[\w.]*", field) else " (write '{{' for a literal brace)"
         raise TemplateError(
-            f"unknown placeholder {{{field}}} at column {column}; use "
-            f"{', '.join('{' + p + '}' for p in PLACEHOLDERS)} or {{attrs.<name>}}, each "
+            f"unknown placeholder {{{field}}} at column {column}{literal}; use "
+            f"{', '.join('{' + p + '}' for p in known)} or {{attrs.<name>}}, each "
             "with an optional default: {first_name|there}",
             column,
         )
@@ -97,21 +103,35 @@ def _placeholder(inside: str, column: int) -> Placeholder:
     return Placeholder(field, default)
 
 
-def render(parts: list[Part], customer: Mapping[str, Any]) -> str:
+def render(
+    parts: list[Part],
+    customer: Mapping[str, Any],
+    *,
+    unsubscribe_url: str = "",
+    escape: Callable[[str], str] | None = None,
+) -> str:
     """The message for one customer. A missing or empty value takes the default, and
     so does one that cannot be written as text (an infinite or absurd number left by
-    an older import): rendering never fails on a stored value."""
+    an older import): rendering never fails on a stored value. ``escape`` is applied to
+    each value (an HTML body's), not to the template's own text and defaults."""
     out = []
     for part in parts:
         if isinstance(part, str):
             out.append(part)
             continue
         try:
-            value = _value(part.field, customer)
+            value = unsubscribe_url if part.field == UNSUBSCRIBE else _value(part.field, customer)
         except (ValueError, OverflowError, TypeError):
             value = ""
-        out.append(value if value else part.default)
+        if not value:
+            out.append(part.default)
+        else:
+            out.append(escape(value) if escape else value)
     return "".join(out)
+
+
+def uses_unsubscribe(parts: list[Part]) -> bool:
+    return any(isinstance(p, Placeholder) and p.field == UNSUBSCRIBE for p in parts)
 
 
 def _value(field: str, customer: Mapping[str, Any]) -> str:

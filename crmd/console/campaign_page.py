@@ -28,6 +28,7 @@ FIGURES = (
     ("failed", "Failed"),
     ("cancelled", "Cancelled"),
     ("unknown", "Unknown"),
+    ("suppressed", "Suppressed"),
 )
 ACTIONS = {
     "send": "Send now",

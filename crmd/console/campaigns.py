@@ -12,13 +12,19 @@ from aiohttp import web
 from crmd.auth.requests import current_user, tenant_store
 from crmd.campaigns.routes import campaign_view
 from crmd.campaigns.service import CampaignBody, InvalidTemplate
-from crmd.campaigns.template import PLACEHOLDERS, TemplateError, parse_template, render
+from crmd.campaigns.template import (
+    PLACEHOLDERS,
+    UNSUBSCRIBE,
+    TemplateError,
+    parse_template,
+    render,
+)
 from crmd.console.web import form, query_number, scripted, see_other, unfinished
 from crmd.console.web import render as render_page
 from crmd.errors import BadRequest, CrmdError, Unprocessable
 from crmd.http.bodies import json_body
 from crmd.http.keys import CAMPAIGNS, SUGGESTERS
-from crmd.http.responses import json_response
+from crmd.http.responses import plain_json
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import RuleError, parse_rule
 from crmd.segments.query import InvalidRule, rule_now
@@ -28,8 +34,17 @@ from crmd.store.windows import newest
 
 routes = web.RouteTableDef()
 PREVIEWS = 3
-FORM_FIELDS = ("name", "segment", "rule", "message", "intent", "vendor", "at")
-LIMITS = {"name": 200, "segment": 64, "rule": 2000, "message": 1000, "intent": 200, "vendor": 200}
+FORM_FIELDS = ("name", "segment", "rule", "message", "subject", "html", "intent", "vendor", "at")
+LIMITS = {
+    "name": 200,
+    "segment": 64,
+    "rule": 2000,
+    "message": 1000,
+    "subject": 200,
+    "html": 16_000,  # a form field's limit (crmd.http.forms); the API takes 50,000
+    "intent": 200,
+    "vendor": 200,
+}
 
 
 class PreviewBody(msgspec.Struct):
@@ -78,7 +93,7 @@ async def _form_page(request: web.Request, values: dict[str, str], **extra: Any)
         "title": "New campaign",
         "form": {key: values.get(key, "") for key in FORM_FIELDS},
         "segments": segments.items,
-        "placeholders": [*PLACEHOLDERS, "first_name|there"],
+        "placeholders": [*PLACEHOLDERS, "first_name|there", UNSUBSCRIBE],
         "vendors": list(request.app[CAMPAIGNS].vendors.by_name),
         "previews": [],
         "suggestions": [],
@@ -175,6 +190,8 @@ async def create(request: web.Request) -> web.StreamResponse:
         body = CampaignBody(
             name=values["name"],
             message=values["message"],
+            subject=values["subject"],
+            html=values["html"],
             intent=values["intent"],
             rule=None if values["segment"] else rule,
             segmentId=values["segment"] or None,
@@ -189,10 +206,12 @@ async def create(request: web.Request) -> web.StreamResponse:
         return await _form_page(request, values, rule_error=rule_error, status=422)
     except (InvalidTemplate, TemplateError) as exc:
         column = exc.column if isinstance(exc, TemplateError) else exc.details["column"]
+        field = exc.details["field"] if isinstance(exc, InvalidTemplate) else "message"
         template_error: dict[str, Any] = {
             "message": exc.message,
             "column": column,
             "id": "template-error",
+            "field": field,
         }
         return await _form_page(request, values, template_error=template_error, status=422)
     except CrmdError as exc:
@@ -219,16 +238,16 @@ async def preview_as_you_type(request: web.Request) -> web.Response:
         raise BadRequest("the message or the rule is too long")
     store = tenant_store(request)
     if not body.message.strip():
-        return json_response({"previews": []})
+        return plain_json({"previews": []})
     try:
         rule = await audience_rule(store, body.segment[:64], body.rule)
         shown = await previews(store, current_user(request).id, body.message, rule)
     except (TemplateError, RuleError) as exc:  # still being typed: an answer, not a failure
         field = "message" if isinstance(exc, TemplateError) else "rule"
-        return json_response(unfinished(exc.message, exc.column) | {"field": field})
+        return plain_json(unfinished(exc.message, exc.column) | {"field": field})
     except Unprocessable as exc:
-        return json_response(unfinished(exc.message))
-    return json_response({"previews": shown})
+        return plain_json(unfinished(exc.message))
+    return plain_json({"previews": shown})
 
 
 @routes.post("/campaigns/suggest")
@@ -250,5 +269,5 @@ async def suggest_messages(request: web.Request) -> web.Response:
             body.objective[:500], body.intent[:500], rule, 3
         )
     except Unprocessable as exc:
-        return json_response(unfinished(exc.message))
-    return json_response({"variants": found, "source": source})
+        return plain_json(unfinished(exc.message))
+    return plain_json({"variants": found, "source": source})

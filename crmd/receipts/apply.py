@@ -12,6 +12,10 @@ reads each log first: the tenant and the campaign then come from crmd's own log 
 message, never from the payload. Applying is idempotent (the status rank only rises;
 first-seen times only fall), so duplicates, reordering, redelivery after a crash and
 the second way after the first all end in the same state.
+
+A BOUNCED receipt, or a FAILED one whose reason says the address is dead
+(``suppressions.failures``), puts the address on its tenant's suppression list; those
+receipts (rare) have their logs read for the address, whichever way they were applied.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from crmd.receipts.status import RANK, as_pipeline, as_updates
 from crmd.store.reads import find_in, in_batches
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_new
+from crmd.suppressions.entries import Entry, Source, suppress
+from crmd.suppressions.failures import hard_failure
 from crmd.telemetry.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -47,6 +53,7 @@ LOG_FIELDS = {
     "round": 1,
     "rank": 1,
     "times": 1,
+    "recipient": 1,
 }
 
 
@@ -132,6 +139,7 @@ async def apply_receipts(
     campaigns = await _apply_by_our_id(db, events)
     if campaigns is None:
         campaigns = await _apply_after_reading(db, metrics, events)
+    await suppress_dead_addresses(db, events)
     if recount:
         await recount_stats(db, campaigns)
     return campaigns
@@ -224,6 +232,36 @@ async def _apply_after_reading(
         log.warning("receipt.unknown_message", count=len(unknown))
         await insert_new(db.receipt_events.insert_many(unknown, ordered=False))
     return campaigns
+
+
+def is_dead_address(event: ReceiptEvent) -> bool:
+    return event.status == "BOUNCED" or (event.status == "FAILED" and hard_failure(event.reason))
+
+
+async def suppress_dead_addresses(
+    db: AsyncDatabase[Doc], events: Sequence[tuple[str, ReceiptEvent]]
+) -> int:
+    """Suppress the addresses of the bounces and hard failures among ``events``, each on
+    its own tenant's list (the tenant from crmd's log, as always); returns how many
+    receipts named one. Safe to repeat."""
+    dead = [(vendor, event) for vendor, event in events if is_dead_address(event)]
+    if not dead:
+        return 0
+    logs = await find_logs(db, dead)
+    per_user: dict[str, list[Entry]] = defaultdict(list)
+    for vendor, event in dead:
+        found = logs.get((vendor, event.event_id))
+        if found is None or not found.get("recipient"):
+            continue  # not logged yet: suppressed when it is rematched
+        bounced = event.status == "BOUNCED"
+        source: Source = "bounce" if bounced else "failure"
+        reason = event.reason or ("bounced" if bounced else "failed for good")
+        per_user[found["userId"]].append(
+            Entry(found["recipient"], reason, source, found["campaignId"], found["customerId"])
+        )
+    for user, entries in per_user.items():
+        await suppress(TenantStore(db, user), entries)
+    return sum(len(entries) for entries in per_user.values())
 
 
 async def recount_stats(db: AsyncDatabase[Doc], campaigns: set[tuple[str, str]]) -> None:

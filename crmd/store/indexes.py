@@ -83,6 +83,8 @@ INDEXES: IndexSpec = {
         IndexModel([("userId", ASCENDING), ("uploadId", ASCENDING)], name="user_upload"),
     ),
     "counters": (IndexModel([("kind", ASCENDING), ("countedAt", ASCENDING)], name="tallies"),),
+    # An entry's _id is a hash of (user, address): unique per address, read by _id.
+    "suppressions": (IndexModel([("userId", ASCENDING), ("n", ASCENDING)], name="user_n"),),
     "upload_errors": (
         IndexModel(
             [("userId", ASCENDING), ("uploadId", ASCENDING), ("line", ASCENDING)],

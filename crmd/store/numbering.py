@@ -7,9 +7,9 @@ first stored (1, 2, 3... per user and kind): ``n`` in [lo, hi) reads those docum
 and no others. Numbers are reserved a block at a time from a counter; a block a crash
 leaves unused is a gap, which a page steps over (``crmd.store.windows``).
 
-The tallies (customers, orders, campaigns, messages) are kept beside the counters so
-that the dashboard reads one document instead of counting collections: each write
-that adds records adds them to the tally, and the clock recounts each tally once a day,
+The tallies (customers, orders, campaigns, messages, suppressions) are kept beside the
+counters so that the dashboard reads one document instead of counting collections: each
+write that adds records adds them to the tally, and the clock recounts each tally once a day,
 which repairs a count that a crash between the two missed (or a recount raced).
 """
 
@@ -29,7 +29,7 @@ Doc = dict[str, Any]
 COUNTERS = "counters"
 """Not a tenant collection: its documents are keyed ``<user>:<kind>``."""
 NUMBERED = ("customers", "orders", "campaigns", "segments", "uploads")
-TALLIED = ("customers", "orders", "campaigns", "messages")
+TALLIED = ("customers", "orders", "campaigns", "messages", "suppressions")
 RECOUNT_AFTER = timedelta(hours=24)
 RECOUNT_BATCH = 5
 UPSERT_TRIES = 3

@@ -40,6 +40,7 @@ TENANT_COLLECTIONS = frozenset(
         "receipt_events",
         "upload_errors",
         "upload_chunks",
+        "suppressions",
     }
 )
 # Stages that read or write outside the scoped collection: not allowed anywhere in a

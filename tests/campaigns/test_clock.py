@@ -63,6 +63,7 @@ async def test_a_closed_receipt_window_completes_the_campaign(
         "failed": 0,
         "unknown": 100,
         "cancelled": 0,
+        "suppressed": 0,
     }
 
 

@@ -116,8 +116,9 @@ async def test_test_send_renders_one_message_and_touches_nothing(
         f"/api/v1/campaigns/{campaign['id']}/test", headers=auth, json={"email": "p1@x.io"}
     )
     body = await response.json()
+    assert body["message"].startswith("Hi Person1\n\nUnsubscribe: http")
     assert body == {
-        "message": "Hi Person1",
+        "message": body["message"],
         "vendor": "dummy_vendor",
         "accepted": True,
         "vendorMessageId": body["vendorMessageId"],

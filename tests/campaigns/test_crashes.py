@@ -116,6 +116,7 @@ async def test_receipts_killed_mid_batch_end_with_exact_stats(
         "failed": 25,
         "unknown": 0,
         "cancelled": 0,
+        "suppressed": 0,
     }
     assert body["status"] == "completed"
 

@@ -66,7 +66,8 @@ async def test_campaign_reaches_completed_with_exact_stats(
     customers = {d["_id"]: d async for d in db.customers.find({})}
     for entry in logs:
         first = customers[entry["customerId"]]["name"].split()[0]
-        assert entry["message"] == f"Hi {first}, we miss you!"
+        text, _, link = entry["message"].partition("\n\nUnsubscribe: ")
+        assert text == f"Hi {first}, we miss you!" and "/u/" in link
     by_status: dict[str, int] = {}
     for entry in logs:
         by_status[entry["status"]] = by_status.get(entry["status"], 0) + 1
@@ -77,6 +78,7 @@ async def test_campaign_reaches_completed_with_exact_stats(
         "failed": by_status.get("FAILED", 0),
         "unknown": 0,
         "cancelled": 0,
+        "suppressed": 0,
     }
     assert 0.8 <= done["stats"]["sent"] / 100 <= 0.97
     assert done["sentAt"] and done["completedAt"]
@@ -132,4 +134,4 @@ async def test_a_stored_infinite_value_renders_as_its_default_and_the_campaign_c
     log = await delivering.db.communication_log.find_one(
         {"campaignId": campaign["id"], "customerId": broken["_id"]}
     )
-    assert log["message"] == "Hi Person1, valued -"
+    assert log["message"].partition("\n\nUnsubscribe: ")[0] == "Hi Person1, valued -"

@@ -211,6 +211,7 @@ async def test_three_processes_share_the_work_and_lose_nothing_when_a_worker_die
         "failed": 0,
         "unknown": 0,
         "cancelled": 0,
+        "suppressed": 0,
     }
 
 

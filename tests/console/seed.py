@@ -58,6 +58,9 @@ async def seed(client: Any, email: str, marker: str, *, send: bool = True) -> Se
         headers=headers,
     )
     assert segment.status == 201, await segment.text()
+    gone = {"email": f"{marker.lower()}-gone@example.com", "reason": f"{marker} asked"}
+    suppressed = await client.post("/api/v1/suppressions", json=gone, headers=headers)
+    assert suppressed.status == 201, await suppressed.text()
     campaign = await client.post(
         "/api/v1/campaigns",
         json={

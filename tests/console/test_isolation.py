@@ -18,6 +18,9 @@ OPEN = {
     ("POST", "/sign-out"),
     ("GET", "/sign-in/google"),
     ("GET", "/sign-in/google/callback"),
+    ("GET", "/u/{token}"),  # a signed unsubscribe link: checked in tests/suppressions
+    ("POST", "/u/{token}"),
+    ("GET", "/reference"),  # the API's description: the same for everyone
 }
 LISTS = {  # pages that list the caller's own data: Alpha's must not appear
     "/",
@@ -27,6 +30,7 @@ LISTS = {  # pages that list the caller's own data: Alpha's must not appear
     "/segments",
     "/campaigns",
     "/campaigns/new",
+    "/suppressions",
     "/plugins",
     "/system",
 }
@@ -51,6 +55,8 @@ CALLER_OWN = {  # POSTs that read or write only the caller's data: checked one b
     "/segments/count",
     "/segments/suggest",
     "/imports",
+    "/suppressions",
+    "/suppressions/remove",
 }
 
 
@@ -190,9 +196,15 @@ async def check_caller_own_posts(
         headers={"Origin": bob.base},
     )
     assert upload.ok
+    # Bravo can neither remove Alpha's suppressed address nor see it; hers stays hers.
+    assert (await post_as(bob, "/suppressions/remove", email="alpha-gone@example.com")).ok
+    assert await system.db.suppressions.count_documents({"email": "alpha-gone@example.com"}) == 1
+    assert (await post_as(bob, "/suppressions", email="bravo-new@example.com")).ok
     await alice.sign_in("alpha@example.com")
-    for path in ("/segments", "/imports", "/customers"):
+    await alice.go("/suppressions")
+    assert "alpha-gone@example.com" in await alice.page.content()
+    for path in ("/segments", "/imports", "/suppressions", "/customers"):
         await alice.go(path)
         text = await alice.page.content()
-        assert "Bravo" not in text and "b.csv" not in text, path
+        assert "Bravo" not in text and "bravo" not in text and "b.csv" not in text, path
     assert "Alpha Person 1" in text

@@ -45,7 +45,7 @@ async def upload(page: Watched, kind: str, name: str, text: str) -> None:
 
 async def figures(page: Watched) -> dict[str, int]:
     shown = {}
-    for name in ("pending", "sent", "delivered", "failed", "cancelled", "unknown"):
+    for name in ("pending", "sent", "delivered", "failed", "cancelled", "unknown", "suppressed"):
         text = await page.page.locator(f'[data-figure="{name}"]').inner_text()
         shown[name] = int(text.replace(",", ""))
     return shown

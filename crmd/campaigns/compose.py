@@ -1,0 +1,143 @@
+"""What one recipient is sent: the campaign's templates rendered for them, with their
+unsubscribe link.
+
+The text is rendered when the campaign is planned and kept (in the plan, then in the
+log) as the message sent. The subject and the HTML body, which may be long, are
+rendered as each message is handed to the vendor, from the few customer values they use,
+kept with the recipient (``values``): a log never holds a copy of the HTML.
+
+Every message to an address carries the recipient's signed unsubscribe link: in
+``OutgoingMessage.unsubscribe_url`` (an e-mail vendor puts it in ``List-Unsubscribe``),
+and in the text where the template places ``{unsubscribe_url}``, else on a line of its
+own at the end; an HTML body likewise, as a link before ``</body>``.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from crmd.campaigns.template import (
+    UNSUBSCRIBE,
+    Part,
+    Placeholder,
+    parse_template,
+    render,
+    uses_unsubscribe,
+)
+from crmd.plugins.vendor import OutgoingMessage
+from crmd.suppressions.links import UnsubscribeLinks
+
+Doc = dict[str, Any]
+MAX_SUBJECT = 200
+MAX_HTML = 50_000
+MAX_SUBJECT_SENT = 500
+"""A rendered subject is cut here (its values may be long): one header line."""
+UNSUBSCRIBE_LINE = "Unsubscribe: "
+
+
+class Templates(NamedTuple):
+    message: list[Part]
+    subject: list[Part]
+    html: list[Part]
+
+
+def parse_subject(text: str) -> list[Part]:
+    return parse_template(text, what="subject", limit=MAX_SUBJECT, links=False)
+
+
+def parse_html(text: str) -> list[Part]:
+    return parse_template(text, what="HTML body", limit=MAX_HTML)
+
+
+def templates_of(campaign: Mapping[str, Any]) -> Templates:
+    """A stored campaign's templates (checked when it was created)."""
+    subject, body = campaign.get("subject") or "", campaign.get("html") or ""
+    return Templates(
+        parse_template(campaign["message"]),
+        parse_subject(subject) if subject else [],
+        parse_html(body) if body else [],
+    )
+
+
+def unsubscribe_url(
+    links: UnsubscribeLinks | None, user: str, campaign: str, customer: Any, email: str
+) -> str:
+    """The recipient's link; none without an address (nothing to suppress)."""
+    if links is None or not email:
+        return ""
+    return links.url(user, campaign, customer=str(customer))
+
+
+def text_for(templates: Templates, customer: Mapping[str, Any], url: str) -> str:
+    text = render(templates.message, customer, unsubscribe_url=url)
+    if url and not uses_unsubscribe(templates.message):
+        text = f"{text}\n\n{UNSUBSCRIBE_LINE}{url}"
+    return text
+
+
+def values_for(templates: Templates, customer: Mapping[str, Any]) -> Doc:
+    """The customer's values the subject and the HTML body use (kept with the recipient
+    until the message is handed over)."""
+    kept: Doc = {}
+    for part in (*templates.subject, *templates.html):
+        if not isinstance(part, Placeholder) or part.field == UNSUBSCRIBE:
+            continue
+        if part.field.startswith("attrs."):
+            name = part.field.removeprefix("attrs.")
+            attrs = customer.get("attrs") or {}
+            if name in attrs:
+                kept.setdefault("attrs", {})[name] = attrs[name]
+            continue
+        field = "name" if part.field == "first_name" else part.field
+        if field in customer:
+            kept[field] = customer[field]
+    return kept
+
+
+def subject_for(templates: Templates, values: Mapping[str, Any]) -> str:
+    """One line: line breaks in a value would start a new header."""
+    return " ".join(render(templates.subject, values).split())[:MAX_SUBJECT_SENT]
+
+
+def html_for(templates: Templates, values: Mapping[str, Any], url: str) -> str:
+    if not templates.html:
+        return ""
+    body = render(templates.html, values, unsubscribe_url=url, escape=html.escape)
+    if url and not uses_unsubscribe(templates.html):
+        link = f'<p><a href="{html.escape(url)}">Unsubscribe</a></p>'
+        end = body.lower().rfind("</body>")
+        body = body[:end] + link + body[end:] if end >= 0 else body + link
+    return body
+
+
+def outgoing(message_id: str, recipient: Doc, templates: Templates, url: str) -> OutgoingMessage:
+    """The message handed to the vendor for a planned recipient (or a log sent again)."""
+    values = recipient.get("values") or {}
+    return OutgoingMessage(
+        message_id,
+        recipient.get("recipient", ""),
+        recipient.get("phone", ""),
+        recipient["message"],
+        subject=subject_for(templates, values),
+        html=html_for(templates, values, url),
+        unsubscribe_url=url,
+    )
+
+
+class Composer:
+    """The messages of one campaign, a recipient at a time, as handed to the vendor."""
+
+    def __init__(self, campaign: Mapping[str, Any], user: str, links: UnsubscribeLinks | None):
+        self.templates = templates_of(campaign)
+        self.campaign = str(campaign["_id"])
+        self.user = user
+        self.links = links
+
+    def message(self, message_id: str, recipient: Doc) -> OutgoingMessage:
+        """``recipient``: a chunk's entry, or a log sent again."""
+        email = recipient.get("recipient", "")
+        customer = recipient.get("customerId", "")
+        url = unsubscribe_url(self.links, self.user, self.campaign, customer, email)
+        return outgoing(message_id, recipient, self.templates, url)

@@ -1,0 +1,70 @@
+"""The suppression list: the addresses no campaign is sent to, newest first, one found
+by its address, one added (many at once through the API's CSV import) or taken off."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from crmd.auth.requests import current_user, tenant_store
+from crmd.console.web import form, query_number, query_text, render, see_other
+from crmd.store.numbering import tally
+from crmd.suppressions import entries
+from crmd.suppressions.entries import MAX_REASON, Entry
+
+routes = web.RouteTableDef()
+PAGE = 50
+MAX_TYPED = 320
+HOME = "/suppressions"
+
+
+@routes.get("/suppressions")
+async def suppressions(request: web.Request) -> web.Response:
+    store = tenant_store(request)
+    wanted = query_text(request, "email", MAX_TYPED).strip()
+    before = query_number(request, "before")
+    page: dict[str, Any]
+    if wanted:
+        email = entries.address(wanted)
+        found = await entries.find(store, email) if email else None
+        items = [found] if found else []
+        said = f"{wanted} is {'' if found else 'not '}on the list"
+        page = {"first": False, "next": None, "said": said}
+    else:
+        window = await entries.newest_entries(store, before, PAGE)
+        items = window.items
+        page = {"first": before is None, "next": window.next_before, "said": ""}
+    return render(
+        request,
+        "suppressions.html",
+        {
+            "items": items,
+            "page": page,
+            "wanted": wanted,
+            "total": (await tally(store.db, current_user(request).id))[entries.COLLECTION],
+        },
+        section="Suppressions",
+    )
+
+
+@routes.post("/suppressions")
+async def add(request: web.Request) -> web.Response:
+    fields = await form(request)
+    email = entries.address(fields.get("email", "")[:MAX_TYPED])
+    reason = fields.get("reason", "").strip()
+    if email is None:
+        return see_other(HOME, "Give an email address to suppress.", problem=True)
+    if len(reason) > MAX_REASON:
+        return see_other(HOME, f"Keep the reason under {MAX_REASON} characters.", problem=True)
+    added, _ = await entries.suppress(tenant_store(request), [Entry(email, reason, "operator")])
+    return see_other(HOME, f"{email} is suppressed." if added else f"{email} was already.")
+
+
+@routes.post("/suppressions/remove")
+async def remove(request: web.Request) -> web.Response:
+    fields = await form(request)
+    email = entries.address(fields.get("email", "")[:MAX_TYPED])
+    if email is None or not await entries.remove(tenant_store(request), email):
+        return see_other(HOME, "That address is not on the list.", problem=True)
+    return see_other(HOME, f"{email} may be sent campaigns again.")

@@ -1,0 +1,127 @@
+"""The suppression list itself: one document per address per tenant (``suppressions``).
+
+A document's ``_id`` is derived from its tenant and its address, so an address is on a
+list at most once without an index of its own, and "which of these addresses are
+suppressed" is a read by ``_id`` (the cheap way to ask SecantusDB for many documents).
+Entries are numbered as they arrive (``crmd.store.numbering``): a page of the list is a
+range of numbers, newest first, and the tenant's tally says how many there are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+
+from crmd.emails import InvalidEmail, normalise_email
+from crmd.store.numbering import add_to_tally, highest, reserve
+from crmd.store.tenant import TenantStore
+from crmd.store.windows import Window, newest
+from crmd.store.writes import insert_new
+
+Doc = dict[str, Any]
+COLLECTION = "suppressions"
+MAX_REASON = 200
+WRITE_BATCH = 1000
+Source = Literal["unsubscribe", "bounce", "failure", "operator", "import"]
+"""How an address came to be suppressed: its owner followed an unsubscribe link, a
+vendor reported a bounce or a hard failure, or an operator added it (one, or a file)."""
+
+
+class Entry(msgspec.Struct, frozen=True):
+    """An address to suppress, and why."""
+
+    email: str
+    reason: str = ""
+    source: Source = "operator"
+    campaignId: str | None = None
+    customerId: str | None = None
+
+
+def entry_id(user: str, email: str) -> str:
+    """The ``_id`` of ``email`` on ``user``'s list: 24 hex characters."""
+    return hashlib.sha256(f"{user}\x00suppression\x00{email}".encode()).hexdigest()[:24]
+
+
+def address(raw: str) -> str | None:
+    """The address in crmd's one spelling, or None when it is not an address."""
+    try:
+        return normalise_email(raw)
+    except InvalidEmail:
+        return None
+
+
+async def suppress(store: TenantStore, entries: Iterable[Entry]) -> tuple[int, int]:
+    """Put the addresses on the list (the first reason given for an address stays);
+    returns how many were added and how many were there already. Safe to repeat."""
+    unique: dict[str, Entry] = {}
+    for entry in entries:
+        email = address(entry.email)
+        if email is not None and email not in unique:
+            unique[email] = msgspec.structs.replace(
+                entry, email=email, reason=entry.reason[:MAX_REASON]
+            )
+    added = there = 0
+    todo = list(unique.values())
+    for start in range(0, len(todo), WRITE_BATCH):
+        new, old = await _insert(store, todo[start : start + WRITE_BATCH])
+        added, there = added + new, there + old
+    return added, there
+
+
+async def _insert(store: TenantStore, entries: Sequence[Entry]) -> tuple[int, int]:
+    ids = {entry_id(store.user_id, e.email): e for e in entries}
+    known = {d["_id"] for d in await store[COLLECTION].by_ids(ids, projection={"_id": 1})}
+    new = [(i, e) for i, e in ids.items() if i not in known]
+    if not new:
+        return 0, len(entries)
+    first = await reserve(store.db, store.user_id, COLLECTION, len(new))
+    now = datetime.now(UTC)
+    docs = [
+        {"_id": i, **msgspec.structs.asdict(e), "n": first + k, "createdAt": now}
+        for k, (i, e) in enumerate(new)
+    ]
+    raced = await insert_new(store[COLLECTION].insert_many(docs))
+    await add_to_tally(store.db, store.user_id, COLLECTION, len(docs) - len(raced))
+    return len(docs) - len(raced), len(known) + len(raced)
+
+
+async def suppressed_among(store: TenantStore, emails: Iterable[str]) -> set[str]:
+    """Which of ``emails`` (as stored: normalised) are on the list. One read when the
+    tenant has never suppressed anyone (the common case); else the smaller of the list
+    and the question is read, in batches, never one address at a time."""
+    wanted = {e for e in emails if e}
+    if not wanted:
+        return set()
+    # The numbers given out bound the list's size from above, and are given out before
+    # an entry is written: 0 means nobody was ever suppressed.
+    listed = await highest(store.db, store.user_id, COLLECTION)
+    if not listed:
+        return set()
+    if listed <= len(wanted):
+        everyone = store[COLLECTION].find({}, projection={"email": 1}, batch_size=WRITE_BATCH)
+        return {d["email"] async for d in everyone} & wanted
+    ids = {entry_id(store.user_id, e): e for e in wanted}
+    found = await store[COLLECTION].by_ids(ids, projection={"_id": 1})
+    return {ids[d["_id"]] for d in found}
+
+
+async def find(store: TenantStore, email: str) -> Doc | None:
+    """The address's entry, if it is on the list."""
+    return await store[COLLECTION].find_one({"_id": entry_id(store.user_id, email)})
+
+
+async def remove(store: TenantStore, email: str) -> bool:
+    """Take the address off the list; False when it was not on it."""
+    gone = await store[COLLECTION].delete_one({"_id": entry_id(store.user_id, email)})
+    await add_to_tally(store.db, store.user_id, COLLECTION, -gone.deleted_count)
+    return bool(gone.deleted_count)
+
+
+async def newest_entries(store: TenantStore, before: int | None, limit: int) -> Window:
+    """A page of the list, newest first, below the number ``before`` (None: the top)."""
+    top = await highest(store.db, store.user_id, COLLECTION)
+    return await newest(store[COLLECTION], top, before=before, limit=limit)

@@ -1,0 +1,169 @@
+"""``/api/v1/suppressions``: the signed-in tenant's suppression list, listed, added to
+(one address as JSON, or many as a CSV file) and taken from."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import msgspec
+from aiohttp import web
+
+from crmd.auth.requests import current_user, tenant_store
+from crmd.errors import BadRequest, NotFound, Unprocessable, UnsupportedMediaType
+from crmd.http.bodies import json_body
+from crmd.http.describe import Media, Moment, described
+from crmd.http.pages import MAX_LIMIT, whole_number
+from crmd.http.responses import json_response
+from crmd.store.numbering import tally
+from crmd.suppressions import entries
+from crmd.suppressions.csvfile import MAX_ROWS, RejectedRow, parse_addresses
+from crmd.suppressions.entries import MAX_REASON, Entry, Source
+
+routes = web.RouteTableDef()
+_CURSOR = re.compile(r"^[0-9]{1,15}$")
+
+
+class Suppression(msgspec.Struct):
+    email: str
+    reason: str
+    source: Source
+    campaignId: str | None
+    """The campaign whose message led here (an unsubscribe link, a bounce)."""
+    customerId: str | None
+    createdAt: Moment
+
+
+class SuppressionList(msgspec.Struct):
+    items: list[Suppression]
+    total: int
+    cursor: str | None
+    """Pass it back as ``cursor`` for the next page; null on the last."""
+
+
+class SuppressionQuery(msgspec.Struct):
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = 50
+    cursor: Annotated[str, msgspec.Meta(pattern=_CURSOR.pattern)] | None = None
+    email: Annotated[str, msgspec.Meta(max_length=254)] | None = None
+    """Only this address (0 or 1 items)."""
+
+
+class AddSuppression(msgspec.Struct, forbid_unknown_fields=True):
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+    reason: Annotated[str, msgspec.Meta(max_length=MAX_REASON)] = ""
+
+
+class ImportReport(msgspec.Struct):
+    received: int
+    """Rows with something in them, the header left out."""
+    added: int
+    existing: int
+    """Valid rows whose address was on the list already (or earlier in the file)."""
+    rejected: int
+    errors: list[RejectedRow]
+    """Every rejected row, in file order."""
+
+
+class EmailPath(msgspec.Struct):
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+
+
+def suppression(doc: dict[str, Any]) -> Suppression:
+    return Suppression(
+        doc["email"],
+        doc.get("reason", ""),
+        doc.get("source", "operator"),
+        doc.get("campaignId"),
+        doc.get("customerId"),
+        doc["createdAt"],
+    )
+
+
+def _address(raw: str, field: str) -> str:
+    email = entries.address(raw[:320])
+    if email is None:
+        raise Unprocessable(
+            f"{field} is not an email address", code="invalid_email", details={"field": field}
+        )
+    return email
+
+
+@routes.get("/api/v1/suppressions")
+@described(
+    "List the suppressed addresses, newest first",
+    tag="suppressions",
+    query=SuppressionQuery,
+    ok=SuppressionList,
+)
+async def list_suppressions(request: web.Request) -> web.Response:
+    """A page costs a page; follow ``cursor`` until it is null to read the whole list."""
+    store = tenant_store(request)
+    limit = whole_number(request, "limit", 50, 1, MAX_LIMIT)
+    raw_cursor = request.query.get("cursor")
+    if raw_cursor and not _CURSOR.fullmatch(raw_cursor):
+        raise BadRequest("cursor is not one this server gave out", details={"field": "cursor"})
+    if "email" in request.query:
+        found = await entries.find(store, _address(request.query["email"], "email"))
+        items = [suppression(found)] if found else []
+        return json_response(SuppressionList(items, len(items), None))
+    window = await entries.newest_entries(store, int(raw_cursor) if raw_cursor else None, limit)
+    total = (await tally(store.db, current_user(request).id))[entries.COLLECTION]
+    cursor = None if window.next_before is None else str(window.next_before)
+    return json_response(SuppressionList([suppression(d) for d in window.items], total, cursor))
+
+
+@routes.post("/api/v1/suppressions")
+@described(
+    "Suppress an address (JSON), or every address in a CSV file",
+    tag="suppressions",
+    body=(
+        AddSuppression,
+        Media(
+            "text/csv",
+            {"type": "string"},
+            f"a header naming an 'email' column (and optionally 'reason'), then at most "
+            f"{MAX_ROWS:,} rows",
+        ),
+    ),
+    ok={201: Suppression, 200: (Suppression, ImportReport)},
+    errors=(415,),
+)
+async def add_suppressions(request: web.Request) -> web.Response:
+    """JSON: 201 with the new entry, or 200 with the entry already there (its first
+    reason stays). CSV: 200 with what was added, and every rejected row with its line
+    and column; the valid rows are suppressed even when some are rejected."""
+    store = tenant_store(request)
+    if request.content_type == "text/csv":
+        found, rejected = parse_addresses(await request.read())
+        added, _ = await entries.suppress(store, found)
+        received = len(found) + len(rejected)
+        return json_response(
+            ImportReport(received, added, len(found) - added, len(rejected), rejected)
+        )
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType(
+            'send application/json ({"email", "reason"}) for one address, or text/csv '
+            "(a header naming an 'email' column) for many",
+        )
+    body = await json_body(request, AddSuppression)
+    email = _address(body.email, "$.email")
+    added, _ = await entries.suppress(store, [Entry(email, body.reason.strip(), "operator")])
+    doc = await entries.find(store, email)
+    if doc is None:  # removed again in between: say what was asked for happened
+        raise NotFound(f"{email} was taken off the list while it was being added")
+    return json_response(suppression(doc), status=201 if added else 200)
+
+
+@routes.delete("/api/v1/suppressions/{email}")
+@described(
+    "Take an address off the suppression list",
+    tag="suppressions",
+    path=EmailPath,
+    ok={204: None},
+)
+async def remove_suppression(request: web.Request) -> web.Response:
+    """The address may be sent to again from the next campaign planned."""
+    email = _address(request.match_info["email"], "email")
+    if not await entries.remove(tenant_store(request), email):
+        raise NotFound(f"{email} is not on the suppression list")
+    return web.Response(status=204)

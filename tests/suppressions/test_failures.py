@@ -1,0 +1,46 @@
+"""Which vendor failures suppress the address: only those that say it is dead."""
+
+from __future__ import annotations
+
+import pytest
+
+from crmd.suppressions.failures import hard_failure
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "550 5.1.1 <ana@example.com>: Recipient address rejected: User unknown",
+        "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup",
+        "553 5.1.3 The recipient address <x> is not a valid RFC-5321 address",
+        "554 5.2.1 The email account that you tried to reach is disabled",
+        "550 Requested action not taken: mailbox unavailable",
+        "551 User not local",
+        "SMTP 550: no such user here",
+        "no such user",
+        "the mailbox does not exist",
+    ],
+)
+def test_a_dead_address_is_a_hard_failure(reason: str):
+    assert hard_failure(reason)
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "550 5.7.1 Message rejected as spam",
+        "554 5.7.1 Service unavailable; client host blocked using Spamhaus",
+        "552 5.2.2 The email account that you tried to reach is over quota",
+        "452 4.2.2 Mailbox full",
+        "421 4.7.0 Try again later",
+        "450 4.1.1 <x>: Recipient address rejected: User unknown in local table",
+        "550 Message refused by policy",
+        "554 Transaction failed",
+        "recipient unreachable",  # the dummy vendor's simulated failure
+        "no e-mail address",
+        "gave up after 5 attempts: timed out",
+        "",
+    ],
+)
+def test_anything_else_is_not(reason: str):
+    assert not hard_failure(reason)

@@ -1,0 +1,58 @@
+"""Addresses that will never work are suppressed, with the vendor's reason: a send the
+vendor refuses as a dead mailbox, a BOUNCED receipt, a FAILED receipt saying "no such
+user". Other failures (a full mailbox, a policy refusal) are not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crmd.app import Crmd
+from tests.receipts.test_receipts_api import post, receipt, settled
+from tests.suppressions.conftest import SECRET, Gateway, load_people, suppressed
+from tests.suppressions.test_unsubscribe import campaign
+
+DEAD = "550 5.1.1 <p1@example.com>: Recipient address rejected: User unknown"
+FULL = "552 5.2.2 <p4@example.com>: mailbox full"
+
+
+async def test_dead_addresses_are_suppressed_and_skipped_next_time(
+    client: Any, auth: Any, delivering: Crmd, gateway: Gateway
+):
+    await load_people(client, auth)
+    gateway.refuse = {"p1@example.com": DEAD, "p4@example.com": FULL}
+    first = await campaign(client, auth, "Spring")
+    assert first["stats"]["failed"] == 2 and first["stats"]["sent"] == 4
+    listed = await suppressed(client, auth)
+    assert list(listed) == ["p1@example.com"]  # the full mailbox may work next time
+    assert listed["p1@example.com"]["source"] == "failure"
+    assert listed["p1@example.com"]["reason"] == DEAD
+    assert listed["p1@example.com"]["campaignId"] == first["id"]
+
+    logs = {
+        d["recipient"]: d
+        async for d in delivering.db.communication_log.find({"campaignId": first["id"]})
+    }
+    receipts = [
+        receipt(logs["p3@example.com"], "BOUNCED", "evt-bounce") | {"reason": "bounced"},
+        receipt(logs["p5@example.com"], "FAILED", "evt-soft") | {"reason": "421 try later"},
+        receipt(logs["p6@example.com"], "FAILED", "evt-dead") | {"reason": "no such user"},
+    ]
+    assert (await post(client, delivering, receipts, secret=SECRET)).status == 202
+    await settled(delivering)
+    listed = await suppressed(client, auth)
+    assert sorted(listed) == ["p1@example.com", "p3@example.com", "p6@example.com"]
+    assert (listed["p3@example.com"]["source"], listed["p3@example.com"]["reason"]) == (
+        "bounce",
+        "bounced",
+    )
+    assert listed["p6@example.com"]["source"] == "failure"
+
+    gateway.sent.clear()
+    gateway.refuse = {}
+    second = await campaign(client, auth, "Summer")
+    assert second["stats"]["suppressed"] == 3 and second["stats"]["sent"] == 3
+    assert sorted(m.recipient for m in gateway.sent) == [
+        "p2@example.com",
+        "p4@example.com",
+        "p5@example.com",
+    ]
