@@ -43,10 +43,11 @@ from crmd.console import setup_console
 from crmd.console.web import ConsoleSettings
 from crmd.console.web import console as console_pages
 from crmd.errors import Unavailable
-from crmd.http import compat, health
+from crmd.http import compat, health, openapi
 from crmd.http.cors import Cors
 from crmd.http.health import Health
 from crmd.http.keys import (
+    API_DOCUMENT,
     CAMPAIGNS,
     DATABASE,
     DEAD_LETTERS,
@@ -56,6 +57,7 @@ from crmd.http.keys import (
     RECEIPTS,
     SIGN_IN,
     SUGGESTERS,
+    UNSUBSCRIBES,
 )
 from crmd.http.middleware import errors, metrics, request_context
 from crmd.ingest import routes as ingest_routes
@@ -78,6 +80,9 @@ from crmd.streams import GROUP, StreamNames, rename_old_keys
 from crmd.streams import routes as stream_routes
 from crmd.streams.dead import DeadLetters
 from crmd.streams.worker import ensure_group
+from crmd.suppressions import routes as suppression_routes
+from crmd.suppressions.links import UnsubscribeLinks
+from crmd.suppressions.unsubscribe import Unsubscribes
 from crmd.telemetry.metrics import Metrics
 from crmd.telemetry.mongo import CommandCounter
 
@@ -278,7 +283,9 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
     app[IMPORTS] = Imports(
         crmd.redis, crmd.streams.ingest, limits, ingest.spool_dir, ingest.uploads_at_once
     )
-    app[CAMPAIGNS] = Campaigns(crmd.redis, crmd.streams.dispatch, crmd.vendors)
+    links = UnsubscribeLinks.from_secret(crmd.jwt_secret, config.server.base_url)
+    app[CAMPAIGNS] = Campaigns(crmd.redis, crmd.streams.dispatch, crmd.vendors, links)
+    app[UNSUBSCRIBES] = Unsubscribes(crmd.db, links)
     app[RECEIPTS] = ReceiptIntake(crmd.vendors, crmd.redis, crmd.streams.receipts, crmd.metrics)
     app[SUGGESTERS] = crmd.suggesters
     app[DEAD_LETTERS] = DeadLetters(crmd.redis, crmd.streams)
@@ -291,9 +298,11 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
         receipt_routes.routes,
         stream_routes.routes,
         ai_routes.routes,
+        suppression_routes.routes,
+        openapi.routes,
     ):
         app.add_routes(table)
-    compat.add_aliases(app)  # the original clients' paths, onto the routes above
+    app[API_DOCUMENT] = {"aliases": compat.add_aliases(app)}  # the original clients' paths
     setup_console(
         app,
         ConsoleSettings(

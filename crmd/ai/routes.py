@@ -12,6 +12,7 @@ from crmd.auth.requests import tenant_store
 from crmd.campaigns import stats
 from crmd.errors import Unprocessable
 from crmd.http.bodies import json_body
+from crmd.http.describe import described
 from crmd.http.keys import SUGGESTERS
 from crmd.http.responses import json_response
 from crmd.segments.audience import audience
@@ -42,6 +43,28 @@ class TagsBody(msgspec.Struct):
     rule: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 
 
+class Variants(msgspec.Struct):
+    variants: list[str]
+    source: str
+    """Which suggester answered."""
+
+
+class RuleSuggestion(msgspec.Struct):
+    rule: str
+    audienceSize: int
+    source: str
+
+
+class Summary(msgspec.Struct):
+    summary: str
+    source: str
+
+
+class Tags(msgspec.Struct):
+    tags: list[str]
+    source: str
+
+
 async def variants(request: web.Request, body: MessagesBody) -> tuple[list[str], str]:
     if body.rule:
         rule_filter(body.rule)  # 422 for a bad rule, before any plugin sees it
@@ -49,17 +72,19 @@ async def variants(request: web.Request, body: MessagesBody) -> tuple[list[str],
 
 
 @routes.post("/api/v1/ai/messages")
+@described("Message suggestions for an objective", tag="ai", body=MessagesBody, ok=Variants)
 async def suggest_messages(request: web.Request) -> web.Response:
     found, source = await variants(request, await json_body(request, MessagesBody))
-    return json_response({"variants": found, "source": source})
+    return json_response(Variants(found, source))
 
 
 @routes.post("/api/v1/ai/rule")
+@described("A rule from a sentence, counted", tag="ai", body=RuleBody, ok=RuleSuggestion)
 async def rule_from_text(request: web.Request) -> web.Response:
     body = await json_body(request, RuleBody)
     rule, source = await request.app[SUGGESTERS].rule(body.text)
     size = (await audience(tenant_store(request)["customers"], rule))[0]
-    return json_response({"rule": rule, "audienceSize": size, "source": source})
+    return json_response(RuleSuggestion(rule, size, source))
 
 
 async def spend_bands(store: TenantStore, campaign_id: str) -> dict[str, Any]:
@@ -104,11 +129,12 @@ async def spend_bands(store: TenantStore, campaign_id: str) -> dict[str, Any]:
 
 
 @routes.get("/api/v1/campaigns/{id}/summary")
+@described("How a campaign went, in words", tag="ai", ok=Summary, errors=(422,))
 async def summarize(request: web.Request) -> web.Response:
     store = tenant_store(request)
     campaign = await store["campaigns"].get(request.match_info["id"], "campaign")
     summary, source = await campaign_summary(store, request.app[SUGGESTERS], campaign)
-    return json_response({"summary": summary, "source": source})
+    return json_response(Summary(summary, source))
 
 
 async def campaign_summary(
@@ -132,6 +158,7 @@ async def campaign_summary(
 
 
 @routes.post("/api/v1/ai/tags")
+@described("Tags describing a segment's rule", tag="ai", body=TagsBody, ok=Tags)
 async def tag_segment(request: web.Request) -> web.Response:
     body = await json_body(request, TagsBody)
     size = (await audience(tenant_store(request)["customers"], body.rule))[0]
@@ -141,4 +168,4 @@ async def tag_segment(request: web.Request) -> web.Response:
     if answer is None:
         raise Unprocessable("no suggester could tag this segment", code="not_understood")
     tags, source = answer
-    return json_response({"tags": tags, "source": source})
+    return json_response(Tags(tags, source))

@@ -8,11 +8,11 @@ from typing import Any
 from aiohttp import web
 
 from crmd.auth.users import User
+from crmd.http.describe import PUBLIC
 from crmd.http.keys import DATABASE
 from crmd.store.tenant import TenantStore
 
 USER = web.RequestKey("user", User)
-PUBLIC = "__crmd_public__"
 
 H = Callable[..., Awaitable[Any]]
 

@@ -13,6 +13,7 @@ from crmd.config import is_loopback
 from crmd.emails import InvalidEmail
 from crmd.errors import Forbidden, Unprocessable
 from crmd.http.bodies import json_body
+from crmd.http.describe import described
 from crmd.http.keys import SIGN_IN
 from crmd.http.responses import json_response
 
@@ -29,6 +30,24 @@ class GoogleLogin(msgspec.Struct, forbid_unknown_fields=False):
 class DevLogin(msgspec.Struct):
     email: Annotated[str, msgspec.Meta(min_length=1, max_length=320)]
     """Normalised (and refused when it hides characters) by ``normalise_email``."""
+
+
+class UserView(msgspec.Struct):
+    id: str
+    email: str
+    name: str
+    picture: str
+
+
+class SignedIn(msgspec.Struct):
+    token: str
+    """Send it as ``Authorization: Bearer <token>``."""
+    user: UserView
+    message: str
+
+
+class Me(msgspec.Struct):
+    user: UserView
 
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -68,11 +87,19 @@ def from_this_machine(request: web.Request) -> bool:
 
 def signed_in(request: web.Request, user: User) -> web.Response:
     token = request.app[SIGN_IN].token(user)
-    return json_response({"token": token, "user": user.public(), "message": "success"})
+    return json_response(SignedIn(token, UserView(**user.public()), "success"))
 
 
 @routes.post("/api/v1/user/oauth")
 @public
+@described(
+    "Sign in with Google (an ID token, or a popup's code)",
+    tag="auth",
+    body=GoogleLogin,
+    ok=SignedIn,
+    auth="public",
+    errors=(403,),
+)
 async def oauth(request: web.Request) -> web.Response:
     return await sign_in_with_google(request, await json_body(request, GoogleLogin))
 
@@ -84,6 +111,14 @@ async def sign_in_with_google(request: web.Request, login: GoogleLogin) -> web.R
 
 @routes.post("/api/v1/user/dev-login")
 @public
+@described(
+    "Sign in by email alone (development; callers on this machine only)",
+    tag="auth",
+    body=DevLogin,
+    ok=SignedIn,
+    auth="public",
+    errors=(403,),
+)
 async def dev_login(request: web.Request) -> web.Response:
     sign_in = request.app[SIGN_IN]
     if not sign_in.config.dev_login:
@@ -101,5 +136,6 @@ async def dev_login(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/user/me")
+@described("Who the token belongs to", tag="auth", ok=Me)
 async def me(request: web.Request) -> web.Response:
-    return json_response({"user": current_user(request).public()})
+    return json_response(Me(UserView(**current_user(request).public())))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
+from msgspec import UNSET, UnsetType
 from pymongo import DESCENDING
 
 from crmd.auth.requests import tenant_store
@@ -15,8 +16,9 @@ from crmd.campaigns.lifecycle import operator_actions
 from crmd.campaigns.service import CampaignBody
 from crmd.errors import BadRequest
 from crmd.http.bodies import json_body
+from crmd.http.describe import Link, Moment, described
 from crmd.http.keys import CAMPAIGNS
-from crmd.http.pages import choice, offset_cursor, read_page
+from crmd.http.pages import MAX_LIMIT, choice, offset_cursor, read_page
 from crmd.http.responses import json_response
 from crmd.store.windows import oldest
 
@@ -31,11 +33,131 @@ LOG_STATUSES = (
     "BOUNCED",
     "UNKNOWN",
     "CANCELLED",
+    "SUPPRESSED",
 )
 
 
 class TestSend(msgspec.Struct):
     email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+
+
+CampaignStatus = Literal[
+    "draft", "scheduled", "queued", "planning", "sending", "sent", "completed", "paused",
+    "cancelled", "error",
+]  # fmt: skip
+LogStatus = Literal[LOG_STATUSES]  # type: ignore[valid-type]
+Limit = Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)]
+
+
+class CampaignStats(msgspec.Struct):
+    """The recipients by where their message is (delivered counts opened and clicked;
+    failed counts bounced)."""
+
+    pending: int
+    sent: int
+    delivered: int
+    failed: int
+    unknown: int
+    cancelled: int
+    suppressed: int = 0
+    """On the suppression list when the campaign was planned: not sent to."""
+
+
+class Campaign(msgspec.Struct):
+    id: str
+    name: str
+    message: str
+    subject: str
+    html: str
+    intent: str
+    rule: str
+    segmentId: str | None
+    vendor: str
+    status: CampaignStatus
+    audienceSize: int
+    stats: CampaignStats
+    deliveryRate: float
+    actions: list[Literal["send", "pause", "resume", "cancel", "retry_failed"]]
+    """What an operator may do now (``POST /campaigns/{id}/<action>``, retry_failed
+    being ``retry-failed``)."""
+    createdAt: Moment
+    scheduledAt: Moment | None
+    sentAt: Moment | None
+    completedAt: Moment | None
+    reason: str | UnsetType = UNSET
+    """Why it ended in ``error`` (or was refused)."""
+
+
+class RetriedCampaign(Campaign):
+    retried: int = 0
+    """Failed messages set to be sent again."""
+    queued: int = 0
+    """Messages queued to be sent (a chunk counts whole)."""
+
+
+class CampaignList(msgspec.Struct):
+    items: list[Campaign]
+    total: int
+    cursor: str | None
+    """Pass it back as ``cursor`` for the next page; null on the last."""
+
+
+class CampaignListQuery(msgspec.Struct):
+    limit: Limit = 50
+    offset: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 0
+    cursor: Annotated[str, msgspec.Meta(pattern="^[0-9]{1,8}$")] | None = None
+
+
+class LogEntry(msgspec.Struct):
+    id: str
+    customerId: str
+    message: str
+    status: LogStatus
+    vendorMessageId: str | None
+    reason: str | None
+    updatedAt: Moment
+
+
+class LogPage(msgspec.Struct):
+    items: list[LogEntry]
+    total: int
+    cursor: str | None
+
+
+class LogQuery(msgspec.Struct):
+    limit: Limit = 50
+    status: LogStatus | None = None
+    """Only the recipients whose message is in this state (any case)."""
+    cursor: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,15}(\.[0-9]{1,15})?$")] | None = None
+
+
+class TestSent(msgspec.Struct):
+    message: str
+    """The message as rendered for that address."""
+    vendor: str
+    accepted: bool
+    vendorMessageId: str | None
+    reason: str | None
+
+
+class Dashboard(msgspec.Struct):
+    customers: int
+    orders: int
+    campaigns: int
+    messages: dict[str, int]
+    """Messages by log status."""
+
+
+CAMPAIGN_LINKS = {
+    "get": Link("get_campaign", {"id": "$response.body#/id"}),
+    "logs": Link("campaign_logs", {"id": "$response.body#/id"}),
+    "pause": Link("pause", {"id": "$response.body#/id"}),
+    "cancel": Link("cancel", {"id": "$response.body#/id"}),
+}
+
+
+def campaign(doc: dict[str, Any]) -> Campaign:
+    return msgspec.convert(campaign_view(doc), Campaign)
 
 
 def campaign_view(doc: dict[str, Any]) -> dict[str, Any]:
@@ -44,6 +166,8 @@ def campaign_view(doc: dict[str, Any]) -> dict[str, Any]:
         "id": str(doc["_id"]),
         "name": doc["name"],
         "message": doc["message"],
+        "subject": doc.get("subject", ""),
+        "html": doc.get("html", ""),
         "intent": doc.get("intent", ""),
         "rule": doc["rule"],
         "segmentId": doc.get("segmentId"),
@@ -64,13 +188,24 @@ def campaign_view(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 @routes.post("/api/v1/campaigns")
+@described(
+    "Create a campaign (sent at once, at scheduledAt, or kept as a draft)",
+    tag="campaigns",
+    body=CampaignBody,
+    ok={201: Campaign},
+    errors=(404,),
+    links=CAMPAIGN_LINKS,
+)
 async def create_campaign(request: web.Request) -> web.Response:
     body = await json_body(request, CampaignBody)
     doc = await request.app[CAMPAIGNS].create(tenant_store(request), body)
-    return json_response(campaign_view(doc), status=201)
+    return json_response(campaign(doc), status=201)
 
 
 @routes.get("/api/v1/campaigns")
+@described(
+    "List campaigns, newest first", tag="campaigns", ok=CampaignList, query=CampaignListQuery
+)
 async def list_campaigns(request: web.Request) -> web.Response:
     page = read_page(request, keyset=False)
     offset = offset_cursor(request, page.offset)
@@ -81,21 +216,23 @@ async def list_campaigns(request: web.Request) -> web.Response:
         skip=offset,
         limit=page.limit,
     )
-    items = [campaign_view(doc) async for doc in cursor]
+    items = [campaign(doc) async for doc in cursor]
     total = await campaigns.count_documents()
     more = offset + len(items) < total
-    return json_response(
-        {"items": items, "total": total, "cursor": str(offset + len(items)) if more else None}
-    )
+    return json_response(CampaignList(items, total, str(offset + len(items)) if more else None))
 
 
 @routes.get("/api/v1/campaigns/{id}")
+@described("A campaign, with its counts and the actions allowed now", tag="campaigns", ok=Campaign)
 async def get_campaign(request: web.Request) -> web.Response:
     doc = await tenant_store(request)["campaigns"].get(request.match_info["id"], "campaign")
-    return json_response(campaign_view(doc))
+    return json_response(campaign(doc))
 
 
 @routes.get("/api/v1/campaigns/{id}/logs")
+@described(
+    "A campaign's recipients and their messages", tag="campaigns", ok=LogPage, query=LogQuery
+)
 async def campaign_logs(request: web.Request) -> web.Response:
     """The recipients in the order they were planned, a page at the cost of a page: a
     range of their places (``seq``). A status filter is applied to what a range brought
@@ -124,24 +261,20 @@ async def campaign_logs(request: web.Request) -> web.Response:
     else:
         total = carried
     following = window.next_before
-    return json_response(
-        {
-            "items": [
-                {
-                    "id": d["_id"],
-                    "customerId": d["customerId"],
-                    "message": d["message"],
-                    "status": d["status"],
-                    "vendorMessageId": d.get("vendorMessageId"),
-                    "reason": d.get("reason"),
-                    "updatedAt": d["updatedAt"],
-                }
-                for d in window.items
-            ],
-            "total": total,
-            "cursor": None if following is None else f"{following}.{total}",
-        }
-    )
+    items = [
+        LogEntry(
+            id=d["_id"],
+            customerId=d["customerId"],
+            message=d["message"],
+            status=d["status"],
+            vendorMessageId=d.get("vendorMessageId"),
+            reason=d.get("reason"),
+            updatedAt=d["updatedAt"],
+        )
+        for d in window.items
+    ]
+    cursor = None if following is None else f"{following}.{total}"
+    return json_response(LogPage(items, total, cursor))
 
 
 def _log_cursor(request: web.Request) -> tuple[int, int | None]:
@@ -155,47 +288,60 @@ def _log_cursor(request: web.Request) -> tuple[int, int | None]:
 
 
 @routes.post("/api/v1/campaigns/{id}/send")
+@described("Send a draft now", tag="campaigns", ok=Campaign, errors=(409,))
 async def send_draft(request: web.Request) -> web.Response:
     doc = await request.app[CAMPAIGNS].send(tenant_store(request), request.match_info["id"])
-    return json_response(campaign_view(doc))
+    return json_response(campaign(doc))
 
 
 @routes.post("/api/v1/campaigns/{id}/pause")
+@described("Pause sending", tag="campaigns", ok=Campaign, errors=(409,))
 async def pause(request: web.Request) -> web.Response:
     doc = await request.app[CAMPAIGNS].pause(tenant_store(request), request.match_info["id"])
-    return json_response(campaign_view(doc))
+    return json_response(campaign(doc))
 
 
 @routes.post("/api/v1/campaigns/{id}/resume")
+@described("Resume a paused campaign", tag="campaigns", ok=Campaign, errors=(409,))
 async def resume(request: web.Request) -> web.Response:
     doc = await request.app[CAMPAIGNS].resume(tenant_store(request), request.match_info["id"])
-    return json_response(campaign_view(doc))
+    return json_response(campaign(doc))
 
 
 @routes.post("/api/v1/campaigns/{id}/cancel")
+@described("Cancel: nothing more is sent", tag="campaigns", ok=Campaign, errors=(409,))
 async def cancel(request: web.Request) -> web.Response:
     doc = await request.app[CAMPAIGNS].cancel(tenant_store(request), request.match_info["id"])
-    return json_response(campaign_view(doc))
+    return json_response(campaign(doc))
 
 
 @routes.post("/api/v1/campaigns/{id}/retry-failed")
+@described("Send the failed messages again", tag="campaigns", ok=RetriedCampaign, errors=(409,))
 async def retry_failed(request: web.Request) -> web.Response:
     doc, retried, queued = await request.app[CAMPAIGNS].retry_failed(
         tenant_store(request), request.match_info["id"]
     )
-    return json_response({**campaign_view(doc), "retried": retried, "queued": queued})
+    view = {**campaign_view(doc), "retried": retried, "queued": queued}
+    return json_response(msgspec.convert(view, RetriedCampaign))
 
 
 @routes.post("/api/v1/campaigns/{id}/test")
+@described(
+    "Send the campaign's message to one address (no log, no counts)",
+    tag="campaigns",
+    body=TestSend,
+    ok=TestSent,
+)
 async def test_send(request: web.Request) -> web.Response:
     body = await json_body(request, TestSend)
     answer = await request.app[CAMPAIGNS].test_send(
         tenant_store(request), request.match_info["id"], body.email
     )
-    return json_response(answer)
+    return json_response(msgspec.convert(answer, TestSent))
 
 
 @routes.get("/api/v1/dashboard-summary")
+@described("How many customers, orders, campaigns and messages", tag="campaigns", ok=Dashboard)
 async def dashboard(request: web.Request) -> web.Response:
     store = tenant_store(request)
     cursor = await store["communication_log"].aggregate(
@@ -203,10 +349,10 @@ async def dashboard(request: web.Request) -> web.Response:
     )
     messages = {d["_id"]: d["n"] async for d in cursor}
     return json_response(
-        {
-            "customers": await store["customers"].count_documents(),
-            "orders": await store["orders"].count_documents(),
-            "campaigns": await store["campaigns"].count_documents(),
-            "messages": messages,
-        }
+        Dashboard(
+            customers=await store["customers"].count_documents(),
+            orders=await store["orders"].count_documents(),
+            campaigns=await store["campaigns"].count_documents(),
+            messages=messages,
+        )
     )

@@ -16,7 +16,18 @@ import jinja2
 from aiohttp import web
 from aiohttp.web import RouteDef
 
-from crmd.console import campaign_page, campaigns, dashboard, imports, records, segments, signin
+from crmd.console import (
+    campaign_page,
+    campaigns,
+    dashboard,
+    imports,
+    records,
+    reference,
+    segments,
+    signin,
+    suppressions,
+    unsubscribe,
+)
 from crmd.console.chart import delivery_bar
 from crmd.console.live import CLOSING, closing_on_shutdown
 from crmd.console.web import CONSOLE, ConsoleSettings, console_route, security_headers
@@ -31,6 +42,9 @@ ROUTES = (
     segments.routes,
     campaigns.routes,
     campaign_page.routes,
+    reference.routes,
+    suppressions.routes,
+    unsubscribe.routes,
 )
 
 

@@ -19,7 +19,7 @@ from crmd.console.web import (
 )
 from crmd.errors import CrmdError, Unprocessable
 from crmd.http.keys import IMPORTS
-from crmd.http.responses import json_response
+from crmd.http.responses import plain_json
 from crmd.ingest import routes as ingest_routes
 from crmd.store.numbering import highest
 from crmd.store.windows import newest
@@ -87,7 +87,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
         return await _page(request, problem=problem, status=exc.status)
     location = f"/imports/{answer['uploadId']}"
     if scripted:
-        return json_response({"location": location, **answer}, status=202)
+        return plain_json({"location": location, **answer}, status=202)
     return see_other(location, "Received: every row is checked; the valid ones are being imported.")
 
 

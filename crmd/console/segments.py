@@ -13,7 +13,7 @@ from crmd.console.web import form, render, scripted, see_other, unfinished
 from crmd.errors import BadRequest, CrmdError, Unprocessable
 from crmd.http.bodies import json_body
 from crmd.http.keys import SUGGESTERS
-from crmd.http.responses import json_response
+from crmd.http.responses import plain_json
 from crmd.segments.fields import known_fields
 from crmd.segments.parse import RuleError
 from crmd.segments.query import InvalidRule
@@ -40,10 +40,10 @@ async def count(request: web.Request, rule: str) -> dict[str, Any]:
     """The audience of ``rule`` now, and a few of its customers."""
     found = await preview(tenant_store(request)["customers"], rule)
     return {
-        "audienceSize": found["audienceSize"],
+        "audienceSize": found.audienceSize,
         "sample": [
             {"name": c.get("name", ""), "email": c.get("email", "")}
-            for c in found["sample"][:SAMPLE_SHOWN]
+            for c in found.sample[:SAMPLE_SHOWN]
         ],
     }
 
@@ -116,9 +116,9 @@ async def count_as_you_type(request: web.Request) -> web.Response:
     what is wrong and where), not a failed request."""
     body = await json_body(request, CountBody)
     try:
-        return json_response(await count(request, body.rule))
+        return plain_json(await count(request, body.rule))
     except InvalidRule as exc:
-        return json_response(unfinished(exc.message, exc.column))
+        return plain_json(unfinished(exc.message, exc.column))
 
 
 @routes.post("/segments/suggest")
@@ -133,5 +133,5 @@ async def suggest_rule(request: web.Request) -> web.Response:
     try:
         rule, source = await request.app[SUGGESTERS].rule(text)
     except Unprocessable as exc:
-        return json_response(unfinished(exc.message))
-    return json_response({"rule": rule, "source": source})
+        return plain_json(unfinished(exc.message))
+    return plain_json({"rule": rule, "source": source})

@@ -47,8 +47,10 @@ NAV = (
     ("/imports", "Imports"),
     ("/segments", "Segments"),
     ("/campaigns", "Campaigns"),
+    ("/suppressions", "Suppressions"),
     ("/plugins", "Plugins"),
     ("/system", "System"),
+    ("/reference", "API"),
 )
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -71,6 +73,7 @@ CONSOLE_ROUTE = "__crmd_console_route__"
 OPEN = "__crmd_console_open__"
 SCRIPTED = "__crmd_console_scripted__"
 SELF_CHECKED = "__crmd_console_self_checked__"
+SIGNED = "__crmd_console_signed__"
 
 Page = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -96,6 +99,16 @@ def open_page(handler: Page) -> Page:
 def scripted(handler: Page) -> Page:
     """A route the console's script calls: it answers JSON, errors included."""
     setattr(handler, SCRIPTED, True)
+    return handler
+
+
+def signed_link(handler: Page) -> Page:
+    """A page whose address is its own authority (a signed link sent in a message, which
+    the handler checks): open to anyone, and its POST needs no session, CSRF token or
+    origin. RFC 8058's one-click unsubscribe is a POST from the mail provider's server,
+    with no cookie and no token."""
+    setattr(handler, OPEN, True)
+    setattr(handler, SIGNED, True)
     return handler
 
 
@@ -212,7 +225,7 @@ async def _console_request(request: web.Request, handler: Handler) -> web.Stream
                 redirect.del_cookie(SESSION, path="/")
             raise redirect
         raise web.HTTPUnauthorized(reason="Sign in first")
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
+    if request.method not in ("GET", "HEAD", "OPTIONS") and not getattr(handler_fn, SIGNED, False):
         if not _same_origin(request):
             raise Forbidden("this request did not come from this console", code="bad_origin")
         if not getattr(handler_fn, SELF_CHECKED, False):

@@ -22,8 +22,10 @@ from aiohttp.typedefs import Handler
 from crmd.errors import BadRequest, CrmdError, Unprocessable
 from crmd.http import original_shapes as shapes
 from crmd.http.bodies import REPLACED_BODY, read_json
+from crmd.http.describe import Media
 from crmd.http.forms import read_form
-from crmd.http.responses import json_response
+from crmd.http.openapi import AliasDoc
+from crmd.http.responses import plain_json
 
 ORIGINAL_TOKEN_HEADER = "x-access-token"
 
@@ -54,6 +56,8 @@ class Alias(NamedTuple):
     """Reshapes a successful JSON answer for the original clients."""
     fields: Mapping[str, str] | None = None
     """An error naming crmd's field (``$.segmentId``) names the original's instead."""
+    doc: AliasDoc | None = None
+    """What it takes and answers where that is not what crmd's route does."""
 
 
 # -- rewriting bodies ----------------------------------------------------------------------
@@ -163,12 +167,20 @@ def _from_query_or_body(
 
 
 V1 = "/api/v1"
+SEGMENT_DOC = AliasDoc(body=shapes.OriginalSegment, keeps_body=True)
+"""Either crmd's body or the original's ``{"segment_rule": {...}}``."""
 _message_request = _from_query_or_body("name", "rule", rename={"name": "objective"}, extra={"n": 1})
 ALIASES: tuple[Alias, ...] = (
-    Alias("POST", f"{V1}/segment", ("POST", f"{V1}/segments"), _segment_body),
+    Alias("POST", f"{V1}/segment", ("POST", f"{V1}/segments"), _segment_body, doc=SEGMENT_DOC),
     Alias("GET", f"{V1}/segment", ("GET", f"{V1}/segments")),
     Alias("GET", f"{V1}/segment/{{id}}", ("GET", f"{V1}/segments/{{id}}")),
-    Alias("PUT", f"{V1}/segment/{{id}}", ("PUT", f"{V1}/segments/{{id}}"), _segment_body),
+    Alias(
+        "PUT",
+        f"{V1}/segment/{{id}}",
+        ("PUT", f"{V1}/segments/{{id}}"),
+        _segment_body,
+        doc=SEGMENT_DOC,
+    ),
     Alias("DELETE", f"{V1}/segment/{{id}}", ("DELETE", f"{V1}/segments/{{id}}")),
     Alias("POST", f"{V1}/segment/preview", ("POST", f"{V1}/segments/preview")),
     Alias(
@@ -177,9 +189,12 @@ ALIASES: tuple[Alias, ...] = (
         ("POST", f"{V1}/segments/preview"),
         _from_query_or_body("rule", extra={"ids": True}),
         shapes.audience_details,
+        doc=AliasDoc(body=None, query=shapes.AudienceQuery, answer=shapes.OriginalPreview),
     ),
     # The original frontend's segment page posts to `${baseURL}/api/v1/segment`.
-    Alias("POST", f"{V1}/api/v1/segment", ("POST", f"{V1}/segments"), _segment_body),
+    Alias(
+        "POST", f"{V1}/api/v1/segment", ("POST", f"{V1}/segments"), _segment_body, doc=SEGMENT_DOC
+    ),
     Alias("POST", f"{V1}/compaigns", ("POST", f"{V1}/campaigns")),
     Alias(
         "POST",
@@ -187,16 +202,33 @@ ALIASES: tuple[Alias, ...] = (
         ("POST", f"{V1}/campaigns"),
         _campaign_details,
         fields=CAMPAIGN_ERRORS,
+        doc=AliasDoc(
+            body=(
+                shapes.OriginalCampaignBody,
+                Media(
+                    "application/x-www-form-urlencoded",
+                    {"type": "object", "additionalProperties": {"type": "string"}},
+                    "fields named compaignDetails[name], compaignDetails[message]...",
+                ),
+            )
+        ),
     ),
     Alias("GET", f"{V1}/compaigns/getCompaign", ("GET", f"{V1}/campaigns")),
     Alias("GET", f"{V1}/compaign/getCompaigns", ("GET", f"{V1}/campaigns")),
-    Alias("POST", f"{V1}/uploads/{{kind:customers|orders}}", ("POST", f"{V1}/upload/{{kind}}")),
+    # Any other kind is GET /uploads/{id}'s path: the router answers 405 there.
+    Alias(
+        "POST",
+        f"{V1}/uploads/{{kind:customers|orders}}",
+        ("POST", f"{V1}/upload/{{kind}}"),
+        doc=AliasDoc(errors=(405,)),
+    ),
     Alias("POST", "/api/receipt", ("POST", f"{V1}/deliveryReceipt")),
     Alias(
         "GET",
         f"{V1}/user/oauth",
         ("POST", f"{V1}/user/oauth"),
         _from_query_or_body("code", "credential"),
+        doc=AliasDoc(body=None, query=shapes.OAuthQuery),
     ),
     Alias(
         "POST",
@@ -205,6 +237,7 @@ ALIASES: tuple[Alias, ...] = (
         _message_request,
         shapes.generated_message,
         fields={"$.objective": "$.name"},
+        doc=AliasDoc(body=shapes.MessageRequest, answer=shapes.GeneratedMessage),
     ),
     Alias(
         "GET",
@@ -213,6 +246,7 @@ ALIASES: tuple[Alias, ...] = (
         _message_request,
         shapes.generated_message,
         fields={"$.objective": "$.name"},
+        doc=AliasDoc(body=None, query=shapes.MessageRequest, answer=shapes.GeneratedMessage),
     ),
 )
 
@@ -261,7 +295,7 @@ def _reshaped(response: web.StreamResponse, shape: Callable[[Json], Json]) -> we
         return response
     if not isinstance(response.body, bytes) or response.content_type != "application/json":
         return response
-    reshaped = json_response(shape(msgspec.json.decode(response.body)), response.status)
+    reshaped = plain_json(shape(msgspec.json.decode(response.body)), response.status)
     for name in ("Retry-After", "Location"):
         if name in response.headers:
             reshaped.headers[name] = response.headers[name]
@@ -291,14 +325,14 @@ def alias_handler(alias: Alias, handler: Handler) -> Handler:
             return response
         if not 200 <= response.status < 300 or not isinstance(response.body, bytes):
             return response
-        return json_response(alias.answer(msgspec.json.decode(response.body)), response.status)
+        return plain_json(alias.answer(msgspec.json.decode(response.body)), response.status)
 
     return original
 
 
-def add_aliases(app: web.Application) -> dict[tuple[str, str], tuple[str, str]]:
+def add_aliases(app: web.Application) -> dict[tuple[str, str], AliasDoc]:
     """Register every original route on ``app``, whose own routes are already there;
-    returns which (method, path) is an alias of which (for the API's description)."""
+    returns each one's description (for the API's document)."""
     handlers = {
         (route.method, route.resource.canonical): route.handler
         for route in app.router.routes()
@@ -309,5 +343,6 @@ def add_aliases(app: web.Application) -> dict[tuple[str, str], tuple[str, str]]:
         handler = handlers[alias.of]
         app.router.add_route(alias.method, alias.path, alias_handler(alias, handler))
         canonical = alias.path.replace("{kind:customers|orders}", "{kind}")
-        table[(alias.method, canonical)] = alias.of
+        doc = alias.doc or AliasDoc()
+        table[(alias.method, canonical)] = doc._replace(of=alias.of)
     return table

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Sequence
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 from aiohttp import web
+from msgspec import UNSET, UnsetType
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from crmd.http import middleware
+from crmd.http.describe import Media, described
 from crmd.http.keys import HEALTH, METRICS
 from crmd.http.responses import json_response
 from crmd.runtime.supervisor import Supervisor
@@ -72,20 +75,51 @@ async def _check(name: str, probe: Awaitable[Any]) -> tuple[str, dict[str, str]]
     return name, {"status": "ok"}
 
 
+class Alive(msgspec.Struct):
+    status: Literal["ok"]
+
+
+class Check(msgspec.Struct):
+    status: str
+    """``ok`` or ``down`` (an actor: its own word, e.g. ``restarting``)."""
+    error: str | UnsetType = UNSET
+
+
+class Readiness(msgspec.Struct):
+    status: Literal["ok", "unavailable"]
+    dependencies: dict[str, Check]
+    actors: dict[str, dict[str, Any]]
+    """Each actor of this process: its status, restarts, last progress..."""
+    down: list[str]
+    """What is not ready (``redis``, ``actor:dispatch``...)."""
+
+
 @routes.get("/healthz")
+@described("Liveness: the process answers", tag="operations", ok=Alive, auth="public")
 async def healthz(request: web.Request) -> web.Response:
-    return json_response({"status": "ok"})
+    return json_response(Alive("ok"))
 
 
 @routes.get("/readyz")
+@described(
+    "Readiness: the database, Redis and every actor of this process",
+    tag="operations",
+    ok={200: Readiness, 503: Readiness},
+    auth="public",
+)
 async def readyz(request: web.Request) -> web.Response:
     ready, report = await request.app[HEALTH].readiness()
-    return json_response(
-        {"status": "ok" if ready else "unavailable", **report}, status=200 if ready else 503
-    )
+    answer = msgspec.convert({"status": "ok" if ready else "unavailable", **report}, Readiness)
+    return json_response(answer, status=200 if ready else 503)
 
 
 @routes.get("/metrics")
+@described(
+    "Prometheus metrics",
+    tag="operations",
+    ok=Media("text/plain", {"type": "string"}, "Prometheus text format 0.0.4"),
+    auth="public",
+)
 async def metrics(request: web.Request) -> web.Response:
     health = request.app[HEALTH]
     # Redis being down shows in /readyz; serve the figures we have.

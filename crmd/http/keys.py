@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from crmd.ingest.upload import Imports
     from crmd.receipts.intake import ReceiptIntake
     from crmd.streams.dead import DeadLetters
+    from crmd.suppressions.unsubscribe import Unsubscribes
     from crmd.telemetry.metrics import Metrics
 
 DATABASE: web.AppKey[AsyncDatabase[dict[str, Any]]] = web.AppKey("database")
@@ -33,3 +34,8 @@ SUGGESTERS: web.AppKey[Suggesters] = web.AppKey("suggesters")
 DEAD_LETTERS: web.AppKey[DeadLetters] = web.AppKey("dead_letters")
 HEALTH: web.AppKey[Health] = web.AppKey("health")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+UNSUBSCRIBES: web.AppKey[Unsubscribes] = web.AppKey("unsubscribes")
+"""Signed unsubscribe links, followed (the console's public ``/u/{token}`` pages)."""
+API_DOCUMENT: web.AppKey[dict[str, Any]] = web.AppKey("api_document")
+"""The OpenAPI document, made on first use (the router is complete by then); the
+composition root sets it to ``{"aliases": ...}``, the original clients' routes."""

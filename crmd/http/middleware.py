@@ -7,6 +7,7 @@ import time
 import uuid
 from typing import Any
 
+import msgspec
 import redis.exceptions
 import structlog
 from aiohttp import web
@@ -14,6 +15,7 @@ from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 
 from crmd.errors import CrmdError
+from crmd.http.describe import ErrorBody, ErrorDetail
 from crmd.http.keys import METRICS
 from crmd.http.responses import json_response
 from crmd.services.connect import DEPENDENCY_ERRORS
@@ -38,8 +40,7 @@ _STATUS_CODES = {
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> web.Response:
-    body = {"error": {"code": code, "message": message, "details": details}}
-    return json_response(body, status=status)
+    return json_response(ErrorBody(ErrorDetail(code, message, details)), status=status)
 
 
 @web.middleware
@@ -82,7 +83,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except CrmdError as exc:
-        response = json_response(exc.body(), status=exc.status)
+        response = json_response(msgspec.convert(exc.body(), ErrorBody), status=exc.status)
         if exc.status == 503:
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response

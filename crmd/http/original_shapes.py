@@ -4,7 +4,10 @@ fields added beside crmd's own (pure functions of the JSON; ``compat`` applies t
 from __future__ import annotations
 
 import re
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 Json = Any
 
@@ -89,3 +92,65 @@ def uploaded(answer: Json) -> Json:
     rows = answer["rows"]
     said = f"{rows['valid']} of {rows['received']} rows accepted ({rows['rejected']} rejected)"
     return {**answer, "message": said}
+
+
+# -- what the original clients send and read, for the API's description -----------------
+
+
+class OriginalSegmentRule(msgspec.Struct):
+    rule: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
+class OriginalSegment(msgspec.Struct):
+    segment_rule: OriginalSegmentRule
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
+class OriginalCampaign(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    message: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+    intent: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    rule: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+    ruleId: str | None = None
+    """A segment's id (crmd's ``segmentId``)."""
+    vendor: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    scheduledAt: datetime | None = None
+    status: Literal["draft"] | None = None
+    """``draft``: save it without sending."""
+
+
+class OriginalCampaignBody(msgspec.Struct):
+    compaignDetails: OriginalCampaign
+
+
+class AudienceQuery(msgspec.Struct):
+    rule: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+
+
+class OAuthQuery(msgspec.Struct):
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=8192)] | None = None
+    credential: Annotated[str, msgspec.Meta(min_length=1, max_length=8192)] | None = None
+
+
+class MessageRequest(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(max_length=500)]
+    """The objective."""
+    rule: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
+class GeneratedMessage(msgspec.Struct):
+    success: bool
+    message: str
+
+
+class AudienceDetails(msgspec.Struct):
+    audienceSize: int
+    audienceIds: list[str]
+
+
+class OriginalPreview(msgspec.Struct):
+    audienceSize: int
+    sample: list[dict[str, Any]]
+    audienceDetails: AudienceDetails
+    audienceIds: list[str] | msgspec.UnsetType = msgspec.UNSET

@@ -1,4 +1,9 @@
-"""JSON out: msgspec encodes dates as ISO 8601 and ObjectIds as their hex."""
+"""JSON out: msgspec encodes dates as ISO 8601 and ObjectIds as their hex.
+
+The API answers only Structs (``json_response``): each is declared in the OpenAPI
+document by the route that answers it, so what a client reads is what the document
+says. ``plain_json`` is for the console's own page scripts and the original clients'
+reshaped answers, which the API's document does not describe as crmd's shapes."""
 
 from __future__ import annotations
 
@@ -18,5 +23,11 @@ def _extra(value: Any) -> Any:
 _encode = msgspec.json.Encoder(enc_hook=_extra).encode
 
 
-def json_response(data: Any, status: int = 200) -> web.Response:
+def json_response(data: msgspec.Struct, status: int = 200) -> web.Response:
+    if not isinstance(data, msgspec.Struct):
+        raise TypeError(f"the API answers a declared Struct, not a {type(data).__name__}")
+    return web.Response(body=_encode(data), status=status, content_type="application/json")
+
+
+def plain_json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=_encode(data), status=status, content_type="application/json")

@@ -7,9 +7,10 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-import aiohttp
+from crmd.client import ApiError, Client
+from crmd.ingest.routes import Upload
 
 CHUNK = 256 * 1024
 POLL_SECONDS = 0.5
@@ -61,61 +62,46 @@ async def upload_file(
     timeout: float = 3600,
 ) -> int:
     """Returns the exit code: 0 when every valid row is persisted."""
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "text/csv"}
-    params = {"filename": path.name, **({"mapping": mapping} if mapping else {})}
     sending = Progress(out, "upload", (await asyncio.to_thread(path.stat)).st_size)
-    async with aiohttp.ClientSession(
-        base_url=base_url.rstrip("/") + "/", timeout=aiohttp.ClientTimeout(total=timeout)
-    ) as session:
-        async with session.post(
-            f"api/v1/upload/{kind}",
-            data=_file_chunks(path, sending),
-            headers=headers,
-            params=params,
-        ) as response:
-            answer: dict[str, Any] = await response.json(content_type=None)
-        if response.status != 202:
-            error = answer.get("error", {})
-            where = error.get("details") or ""
-            out.write(
-                f"\nrefused ({response.status} {error.get('code')}): "
-                f"{error.get('message')} {where}\n"
+    async with Client(base_url, token) as crmd:
+        try:
+            answer = await crmd.upload(
+                kind,
+                _file_chunks(path, sending),
+                filename=path.name,
+                mapping=mapping,
+                timeout=timeout,
             )
+        except ApiError as exc:
+            where = exc.details or ""
+            out.write(f"\nrefused ({exc.status} {exc.code}): {exc.message} {where}\n")
             return 1
         sending.finish("sent")
-        rows = answer["rows"]
-        processing = Progress(out, "processing", rows["valid"])
-        job = await _follow(session, answer["uploadId"], headers, processing)
-    processing.finish(f"{job['rows']['persisted']:,} rows")
-    counts = job["rows"]
+        processing = Progress(out, "processing", answer.rows.valid)
+        started = time.monotonic()
+
+        def progress(job: Upload) -> None:
+            persisted = job.rows.persisted
+            rate = persisted / max(time.monotonic() - started, 1e-3)
+            processing.update(persisted, f"{persisted:,} rows, {rate:,.0f}/s")
+
+        job = await crmd.wait_for_upload(answer.uploadId, POLL_SECONDS, progress)
+    counts = job.rows
+    processing.finish(f"{counts.persisted:,} rows")
     out.write(
-        f"upload {answer['uploadId']}: {job['status']}. {counts['received']:,} rows "
-        f"received, {counts['valid']:,} valid, {counts['rejected']:,} rejected, "
-        f"{counts['persisted']:,} persisted.\n"
+        f"upload {answer.uploadId}: {job.status}. {counts.received:,} rows "
+        f"received, {counts.valid:,} valid, {counts.rejected:,} rejected, "
+        f"{counts.persisted:,} persisted.\n"
     )
-    for error in job.get("errors", [])[:SHOWN_ERRORS]:
-        out.write(f"  line {error['line']}, {error['column'] or 'row'}: {error['message']}\n")
-    if counts["rejected"] > SHOWN_ERRORS:
+    for error in job.errors[:SHOWN_ERRORS]:
+        out.write(f"  line {error.line}, {error.column or 'row'}: {error.message}\n")
+    if counts.rejected > SHOWN_ERRORS:
         out.write(
             f"  ... every rejected row: {base_url.rstrip('/')}/api/v1/uploads/"
-            f"{answer['uploadId']}/errors.csv\n"
+            f"{answer.uploadId}/errors.csv\n"
         )
-    if job["status"] == "failed":
-        out.write(f"failed: {job.get('reason', '')}\n")
+    if job.status == "failed":
+        reason = job.reason if isinstance(job.reason, str) else ""
+        out.write(f"failed: {reason}\n")
         return 1
     return 0
-
-
-async def _follow(
-    session: aiohttp.ClientSession, upload_id: str, headers: dict[str, str], progress: Progress
-) -> dict[str, Any]:
-    started = time.monotonic()
-    while True:
-        async with session.get(f"api/v1/uploads/{upload_id}", headers=headers) as response:
-            job: dict[str, Any] = await response.json(content_type=None)
-        persisted = job["rows"]["persisted"]
-        rate = persisted / max(time.monotonic() - started, 1e-3)
-        progress.update(persisted, f"{persisted:,} rows, {rate:,.0f}/s")
-        if job["status"] in ("done", "failed"):
-            return job
-        await asyncio.sleep(POLL_SECONDS)

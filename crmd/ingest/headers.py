@@ -47,10 +47,15 @@ class Columns(msgspec.Struct, frozen=True):
     headers: list[str]
 
 
+MAX_MAPPING = 4096
+
+
 def parse_mapping(raw: str | None) -> dict[str, str]:
     """The request's explicit mapping, JSON ``{"spend": "Total Spent"}``."""
     if not raw:
         return {}
+    if len(raw) > MAX_MAPPING:
+        raise FileProblem(400, "bad_mapping", f"mapping is longer than {MAX_MAPPING:,} characters")
     try:
         mapping = msgspec.json.decode(raw, type=dict[str, str])
     except (msgspec.DecodeError, RecursionError) as exc:

@@ -12,13 +12,14 @@ goes on from where it stopped; a list is read whole by following ``cursor`` unti
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 from aiohttp import web
 
 from crmd.auth.requests import current_user, tenant_store
 from crmd.errors import BadRequest
-from crmd.http.pages import read_page
+from crmd.http.pages import MAX_LIMIT, read_page
 from crmd.http.responses import json_response
 from crmd.segments.audience import audience
 from crmd.segments.evaluate import evaluate
@@ -30,6 +31,27 @@ from crmd.store.windows import MAX_SCAN, newest
 HIDDEN = {"userId": 0, "_v": 0}
 FILTERED_SCAN = MAX_SCAN
 _CURSOR = re.compile(r"^([0-9]{1,15})(?:\.([0-9]{1,15}))?$")
+
+
+class RecordList(msgspec.Struct):
+    items: list[dict[str, Any]]
+    """The records as imported, each with its ``id``."""
+    total: int
+    cursor: str | None
+    """Pass it back as ``cursor`` for the next page; null on the last."""
+
+
+class RecordsQuery(msgspec.Struct):
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = 50
+    offset: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 0
+    cursor: Annotated[str, msgspec.Meta(pattern=_CURSOR.pattern)] | None = None
+
+
+class CustomersQuery(RecordsQuery):
+    rule: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+    """Only the customers this rule matches."""
+    total: Literal["exact"] | None = None
+    """``exact``: count a rule's matches on this page too, not only on the first."""
 
 
 def _cursor(request: web.Request) -> tuple[int | None, int | None]:
@@ -77,7 +99,7 @@ async def list_records(request: web.Request, collection: str) -> web.Response:
     items = [_view(doc) for doc in window.items[skip:]]
     following = window.next_before
     cursor = None if following is None else f"{following}.{total}" if rule else str(following)
-    return json_response({"items": items, "total": total, "cursor": cursor})
+    return json_response(RecordList(items, total, cursor))
 
 
 def _view(doc: dict[str, Any]) -> dict[str, Any]:

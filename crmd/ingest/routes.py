@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 from aiohttp import web
+from msgspec import UNSET, UnsetType
 from pymongo import DESCENDING
 
 from crmd.auth.requests import tenant_store
+from crmd.http.describe import Link, Media, Moment, described
 from crmd.http.keys import IMPORTS
-from crmd.http.pages import read_page
+from crmd.http.pages import MAX_LIMIT, read_page
 from crmd.http.responses import json_response
 from crmd.http.spreadsheet import csv_line
-from crmd.ingest.listing import list_records
+from crmd.ingest.errors import RowError
+from crmd.ingest.headers import MAX_MAPPING
+from crmd.ingest.listing import CustomersQuery, RecordList, RecordsQuery, list_records
 
 routes = web.RouteTableDef()
 KINDS = "{kind:customers|orders}"
@@ -22,13 +27,108 @@ NEWEST = [("createdAt", DESCENDING), ("_id", DESCENDING)]
 HIDDEN = {"userId": 0, "_v": 0}
 
 
+UploadStatus = Literal["receiving", "queued", "processing", "done", "failed"]
+Limit = Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)]
+
+
+class Rows(msgspec.Struct):
+    received: int
+    valid: int
+    rejected: int
+
+
+class StoredRows(Rows):
+    persisted: int = 0
+    """Valid rows stored so far."""
+
+
+class UploadAccepted(msgspec.Struct):
+    uploadId: str
+    status: UploadStatus
+    rows: Rows
+    number: int
+    """How many rows will be imported (the valid ones)."""
+
+
+class Upload(msgspec.Struct):
+    id: str
+    uploadId: str
+    kind: Literal["customers", "orders"]
+    fileName: str
+    status: UploadStatus
+    rows: StoredRows
+    errors: list[RowError]
+    """The first rejected rows (all of them: ``errors.csv``)."""
+    createdAt: Moment
+    finishedAt: Moment | None
+    timings: dict[str, float]
+    reason: str | UnsetType = UNSET
+
+
+class UploadList(msgspec.Struct):
+    items: list[Upload]
+    total: int
+
+
+class KindPath(msgspec.Struct):
+    kind: Literal["customers", "orders"]
+
+
+class UploadQuery(msgspec.Struct):
+    mapping: Annotated[str, msgspec.Meta(max_length=MAX_MAPPING)] | None = None
+    """Your column for each of crmd's fields, as JSON (``{"email": "E-mail"}``)."""
+    filename: Annotated[str, msgspec.Meta(max_length=255)] | None = None
+    """The file's name, for a raw CSV body."""
+
+
+class UploadHeaders(msgspec.Struct):
+    idempotency_key: Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9._:-]{1,200}$")] | None = (
+        msgspec.field(default=None, name="Idempotency-Key")
+    )
+    """A retry with the same key gets the first request's upload."""
+
+
+class ListQuery(msgspec.Struct):
+    limit: Limit = 50
+    offset: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 0
+
+
+CSV_FILE = {"type": "string", "contentMediaType": "text/csv"}
+UPLOAD_BODIES = (
+    Media(
+        "multipart/form-data",
+        {
+            "type": "object",
+            "properties": {"mapping": {"type": "string"}, "file": CSV_FILE},
+            "required": ["file"],
+        },
+        "a 'file' part (and an optional 'mapping' before it)",
+    ),
+    Media("text/csv", {"type": "string"}, "the CSV itself"),
+)
+
+
 @routes.post(f"/api/v1/upload/{KINDS}")
+@described(
+    "Upload a CSV of customers or orders",
+    tag="uploads",
+    path=KindPath,
+    query=UploadQuery,
+    headers=UploadHeaders,
+    body=UPLOAD_BODIES,
+    ok={202: UploadAccepted},
+    errors=(415,),
+    links={"get": Link("get_upload", {"id": "$response.body#/uploadId"})},
+)
 async def upload(request: web.Request) -> web.Response:
+    """The file is checked as it arrives: every bad row is reported with its line and
+    column (the file is refused whole only when it cannot be read as CSV at all). The
+    valid rows are imported in the background: follow ``GET /uploads/{id}``."""
     imports = request.app[IMPORTS]
     status, answer = await imports.receive(
         request, request.match_info["kind"], tenant_store(request)
     )
-    return json_response(answer, status=status)
+    return json_response(msgspec.convert(answer, UploadAccepted), status=status)
 
 
 def upload_view(doc: dict[str, Any]) -> dict[str, Any]:
@@ -50,12 +150,13 @@ def upload_view(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 @routes.get("/api/v1/uploads")
+@described("List uploads, newest first", tag="uploads", ok=UploadList, query=ListQuery)
 async def list_uploads(request: web.Request) -> web.Response:
     page = read_page(request)
     uploads = tenant_store(request)["uploads"]
     cursor = uploads.find({}, projection=HIDDEN, sort=NEWEST, skip=page.offset, limit=page.limit)
-    items = [upload_view(doc) async for doc in cursor]
-    return json_response({"items": items, "total": await uploads.count_documents()})
+    items = [msgspec.convert(upload_view(doc), Upload) async for doc in cursor]
+    return json_response(UploadList(items, await uploads.count_documents()))
 
 
 async def _upload(request: web.Request) -> dict[str, Any]:
@@ -64,11 +165,17 @@ async def _upload(request: web.Request) -> dict[str, Any]:
 
 
 @routes.get("/api/v1/uploads/{id}")
+@described("An upload: its status, counts and first errors", tag="uploads", ok=Upload)
 async def get_upload(request: web.Request) -> web.Response:
-    return json_response(upload_view(await _upload(request)))
+    return json_response(msgspec.convert(upload_view(await _upload(request)), Upload))
 
 
 @routes.get("/api/v1/uploads/{id}/errors.csv")
+@described(
+    "Every rejected row of an upload, as CSV",
+    tag="uploads",
+    ok=Media("text/csv", {"type": "string"}, "line, column, code, message, row"),
+)
 async def upload_errors_csv(request: web.Request) -> web.StreamResponse:
     """Every rejected row: its line, column, code and message, then the row as it was."""
     doc = await _upload(request)
@@ -101,10 +208,12 @@ async def upload_errors_csv(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/v1/customers")
+@described("List customers, newest first", tag="uploads", ok=RecordList, query=CustomersQuery)
 async def list_customers(request: web.Request) -> web.Response:
     return await list_records(request, "customers")
 
 
 @routes.get("/api/v1/orders")
+@described("List orders, newest first", tag="uploads", ok=RecordList, query=RecordsQuery)
 async def list_orders(request: web.Request) -> web.Response:
     return await list_records(request, "orders")

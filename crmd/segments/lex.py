@@ -23,11 +23,14 @@ KEYWORDS = frozenset(
 TEXT_OPS = frozenset({"contains", "startswith", "endswith"})
 ORDER_OPS = frozenset({">", ">=", "<", "<="})
 
+# ASCII digits only: str.isdigit() and \d also take superscripts and other scripts' digits.
 _DATE = re.compile(
-    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?",
+    re.ASCII,
 )
-_RELATIVE = re.compile(r"(\d{1,6})([dwmy])(?![A-Za-z0-9_])")
-_NUMBER = re.compile(r"\d+(?:_\d+)*(?:\.\d+)?")
+_RELATIVE = re.compile(r"(\d{1,6})([dwmy])(?![A-Za-z0-9_])", re.ASCII)
+_NUMBER = re.compile(r"\d+(?:_\d+)*(?:\.\d+)?", re.ASCII)
+DIGITS = frozenset("0123456789")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*\.?")
 _SYMBOLS = ("&&", "||", ">=", "<=", "==", "!=", ">", "<", "=", "!", "(", ")", ",")
 
@@ -66,7 +69,7 @@ def tokenize(rule: str) -> list[Token]:
             i = _string(rule, i, tokens)
         elif char in CURRENCY_SIGNS:
             i += 1  # a currency sign before a number is decoration
-        elif char.isdigit():
+        elif char in DIGITS:
             i = _number_like(rule, i, tokens)
         elif match := _WORD.match(rule, i):
             tokens.append(Token("word", match.group(), i + 1, match.end()))

@@ -7,18 +7,20 @@ the clock. ``GET /segments/{id}?refresh=true`` counts it now, for that answer.""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
 from bson import ObjectId
+from msgspec import UNSET, UnsetType
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from crmd.auth.requests import tenant_store
 from crmd.errors import BadRequest
 from crmd.http.bodies import json_body
-from crmd.http.pages import choice, read_page
+from crmd.http.describe import Link, Moment, described
+from crmd.http.pages import MAX_LIMIT, choice, read_page
 from crmd.http.responses import json_response
 from crmd.segments.audience import audience
 from crmd.segments.parse import RuleError
@@ -46,16 +48,57 @@ class PreviewBody(msgspec.Struct):
     """Also answer ``audienceIds``: the ids of at most 1,000 of the customers."""
 
 
-def segment_view(doc: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": str(doc["_id"]),
-        "name": doc["name"],
-        "rule": doc["rule"],
-        "audienceSize": doc.get("audienceSize"),
-        "countedAt": doc.get("countedAt"),
-        "createdAt": doc["createdAt"],
-        "updatedAt": doc.get("updatedAt", doc["createdAt"]),
-    }
+class Segment(msgspec.Struct):
+    id: str
+    name: str
+    rule: str
+    audienceSize: int | None
+    """How many customers matched when last counted (null: the rule no longer parses)."""
+    countedAt: Moment | None
+    createdAt: Moment
+    updatedAt: Moment
+
+
+class SegmentList(msgspec.Struct):
+    items: list[Segment]
+    total: int
+
+
+class SegmentListQuery(msgspec.Struct):
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = 50
+    offset: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 0
+
+
+class RefreshQuery(msgspec.Struct):
+    refresh: Literal["true", "false"] | None = None
+    """``true``: count the audience now, for this answer."""
+
+
+class Preview(msgspec.Struct):
+    audienceSize: int
+    sample: list[dict[str, Any]]
+    """Up to ten matching customers, as imported."""
+    audienceIds: list[str] | UnsetType = UNSET
+    """With ``ids``: the ids of up to 1,000 of them."""
+
+
+SEGMENT_LINKS = {
+    "get": Link("get_segment", {"id": "$response.body#/id"}),
+    "update": Link("update_segment", {"id": "$response.body#/id"}),
+    "delete": Link("delete_segment", {"id": "$response.body#/id"}),
+}
+
+
+def segment_view(doc: dict[str, Any]) -> Segment:
+    return Segment(
+        id=str(doc["_id"]),
+        name=doc["name"],
+        rule=doc["rule"],
+        audienceSize=doc.get("audienceSize"),
+        countedAt=doc.get("countedAt"),
+        createdAt=doc["createdAt"],
+        updatedAt=doc.get("updatedAt", doc["createdAt"]),
+    )
 
 
 async def count(customers: ScopedCollection, rule: str) -> tuple[int, datetime]:
@@ -82,6 +125,13 @@ async def save_segment(store: TenantStore, name: str | None, rule: str) -> dict[
 
 
 @routes.post("/api/v1/segments")
+@described(
+    "Save a rule as a segment, counted",
+    tag="segments",
+    body=SegmentBody,
+    ok={201: Segment},
+    links=SEGMENT_LINKS,
+)
 async def create_segment(request: web.Request) -> web.Response:
     body = await json_body(request, SegmentBody)
     if body.rule is None:
@@ -91,6 +141,7 @@ async def create_segment(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/segments")
+@described("List segments, newest first", tag="segments", ok=SegmentList, query=SegmentListQuery)
 async def list_segments(request: web.Request) -> web.Response:
     page = read_page(request)
     segments = tenant_store(request)["segments"]
@@ -101,10 +152,13 @@ async def list_segments(request: web.Request) -> web.Response:
         limit=page.limit,
     )
     items = [segment_view(doc) async for doc in cursor]
-    return json_response({"items": items, "total": await segments.count_documents()})
+    return json_response(SegmentList(items, await segments.count_documents()))
 
 
 @routes.get("/api/v1/segments/{id}")
+@described(
+    "A segment (its size as last counted, or now)", tag="segments", ok=Segment, query=RefreshQuery
+)
 async def get_segment(request: web.Request) -> web.Response:
     store = tenant_store(request)
     doc = await store["segments"].get(request.match_info["id"], "segment")
@@ -114,6 +168,7 @@ async def get_segment(request: web.Request) -> web.Response:
 
 
 @routes.put("/api/v1/segments/{id}")
+@described("Rename a segment or change its rule", tag="segments", body=SegmentBody, ok=Segment)
 async def update_segment(request: web.Request) -> web.Response:
     body = await json_body(request, SegmentBody)
     if body.name is None and body.rule is None:
@@ -130,6 +185,7 @@ async def update_segment(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/v1/segments/{id}")
+@described("Delete a segment", tag="segments", ok={204: None})
 async def delete_segment(request: web.Request) -> web.Response:
     store = tenant_store(request)
     doc = await store["segments"].get(request.match_info["id"], "segment")
@@ -144,19 +200,19 @@ def customer_sample(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-async def preview(customers: ScopedCollection, rule: str, ids: int = 0) -> dict[str, Any]:
+async def preview(customers: ScopedCollection, rule: str, ids: int = 0) -> Preview:
     """The size and a sample (and ids) in one pass over the matches."""
     size, sample, found = await audience(customers, rule, sample=SAMPLE, ids=ids)
-    answer: dict[str, Any] = {
-        "audienceSize": size,
-        "sample": [customer_sample(d) for d in sample],
-    }
+    answer = Preview(size, [customer_sample(d) for d in sample])
     if ids:
-        answer["audienceIds"] = found
+        answer.audienceIds = [str(i) for i in found]
     return answer
 
 
 @routes.post("/api/v1/segments/preview")
+@described(
+    "How many customers a rule matches, and a sample", tag="segments", body=PreviewBody, ok=Preview
+)
 async def preview_segment(request: web.Request) -> web.Response:
     body = await json_body(request, PreviewBody)
     customers = tenant_store(request)["customers"]

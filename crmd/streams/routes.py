@@ -6,12 +6,13 @@ dead letter is often a fault of crmd's or of its data, not of one tenant's reque
 
 from __future__ import annotations
 
-from datetime import datetime
+from typing import Annotated, Literal
 
 import msgspec
 from aiohttp import web
 
 from crmd.auth.requests import current_user
+from crmd.http.describe import Moment, described
 from crmd.http.keys import DEAD_LETTERS
 from crmd.http.pages import choice, whole_number
 from crmd.http.responses import json_response
@@ -27,7 +28,7 @@ class DeadLetterView(msgspec.Struct, rename="camel"):
     stream: str
     """ingest or dispatch: receipts name no tenant, so no tenant sees theirs here."""
     source_id: str
-    dead_at: datetime
+    dead_at: Moment
     deliveries: int
     error: str
     kind: str
@@ -39,6 +40,12 @@ class DeadLetterList(msgspec.Struct):
     complete: bool
     """False when the newest dead letters were too many to look through all of them for
     yours: older ones may exist beyond them."""
+
+
+class DeadLettersQuery(msgspec.Struct):
+    stream: Literal["ingest", "dispatch"] | None = None
+    """Only this stream's (else both)."""
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
 
 
 def letter_view(letter: DeadLetter, kind: str) -> DeadLetterView:
@@ -56,6 +63,7 @@ def letter_view(letter: DeadLetter, kind: str) -> DeadLetterView:
 
 
 @routes.get("/api/v1/dead-letters")
+@described("Your newest dead letters", tag="operations", ok=DeadLetterList, query=DeadLettersQuery)
 async def list_dead_letters(request: web.Request) -> web.Response:
     """The signed-in user's newest dead letters (``stream``: ingest or dispatch, else
     both; ``limit``: 1 to 200, 50 by default)."""

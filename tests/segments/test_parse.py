@@ -111,3 +111,12 @@ def test_malformed_rules_name_the_problem_and_column(rule, message, column):
 def test_rules_have_a_length_limit():
     with pytest.raises(RuleError, match="longer than"):
         parse_rule("spend > 1 AND " * 200 + "spend > 1")
+
+
+@pytest.mark.parametrize("digit", ["\u00b2", "\u2460", "\u0663", "\U0001d7d9"])
+def test_digits_of_other_scripts_are_refused_not_a_crash(digit):
+    # str.isdigit() is true for these; the schema-driven fuzzer found one crashing the lexer.
+    with pytest.raises(RuleError) as refused:
+        parse_rule(f"spend > {digit}")
+    assert refused.value.column == 9
+    assert digit in refused.value.message

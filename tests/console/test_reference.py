@@ -1,0 +1,45 @@
+"""The API reference at /reference: rendered by crmd from its OpenAPI document, readable
+without signing in, with no script of anyone else's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.async_api import expect
+
+from tests.console.conftest import Watched
+
+
+async def test_a_person_reads_the_reference_without_signing_in(page: Watched, client: Any):
+    document = await (await client.get("/api/v1/openapi.json")).json()
+    p = page.page
+    scripts: list[str] = []
+    p.on("request", lambda r: r.resource_type == "script" and scripts.append(r.url))
+    await page.go("/reference")
+    await expect(p.get_by_role("heading", name="crmd API reference", exact=False)).to_be_visible()
+    operations = p.locator("article.operation")
+    count = sum(1 for item in document["paths"].values() for _ in item)
+    await expect(operations).to_have_count(count)
+
+    created = p.locator("#create_segment")
+    await expect(created).to_contain_text("POST")
+    await expect(created).to_contain_text("/api/v1/segments")
+    await expect(created.get_by_role("row").filter(has_text="201")).to_contain_text("Segment")
+    await page.shot("reference")
+    await created.screenshot(path=str(page.folder / "operation.png"))
+    await p.locator("#tag-campaigns").screenshot(path=str(page.folder / "campaigns.png"))
+
+    original = p.locator("#original_post_segment")
+    await expect(original).to_contain_text("deprecated")
+    await expect(original).to_contain_text("use POST /api/v1/segments")
+
+    await created.get_by_role("row").filter(has_text="201").get_by_role("link").first.click()
+    await expect(p).to_have_url(page.base + "/reference#schema-Segment")
+    schema = p.locator("#schema-Segment")
+    await expect(schema.get_by_role("row").filter(has_text="audienceSize")).to_contain_text(
+        "integer"
+    )
+    await schema.screenshot(path=str(page.folder / "schema.png"))
+    logs = p.locator("#campaign_logs").get_by_role("row").filter(has_text="limit")
+    await expect(logs).to_contain_text("≤ 500")
+    assert scripts and all(url.startswith(page.base) for url in scripts), scripts
