@@ -203,7 +203,9 @@ async def open_crmd(
         try:
             plugins = plugin_manager or get_plugin_manager(config.plugins)
             contexts = plugin_contexts(config, secret, http)
-            vendors = Vendors(collect(plugins, "crmd_vendors", contexts))
+            vendors = Vendors(
+                collect(plugins, "crmd_vendors", contexts), config.campaigns.default_vendor
+            )
             stack.push_async_callback(vendors.close)
             offered = collect(plugins, "crmd_suggesters", contexts)
             plugin_actors = collect(plugins, "crmd_actors", contexts)
@@ -333,7 +335,9 @@ async def check(config: Config) -> None:
     async with aiohttp.ClientSession() as http:
         manager = get_plugin_manager(config.plugins)
         contexts = plugin_contexts(config, "check-config", http)
-        vendors = Vendors(collect(manager, "crmd_vendors", contexts))
+        vendors = Vendors(
+            collect(manager, "crmd_vendors", contexts), config.campaigns.default_vendor
+        )
         try:
             collect(manager, "crmd_suggesters", contexts)
             collect(manager, "crmd_actors", contexts)

@@ -9,6 +9,7 @@ import structlog
 from redis.asyncio import Redis
 
 from crmd.errors import Unprocessable
+from crmd.plugins.manager import PluginError
 from crmd.plugins.vendor import OutgoingMessage, Retry, SendResult, Vendor, VendorMisconfigured
 
 log = structlog.get_logger(__name__)
@@ -16,11 +17,17 @@ SEND_BUDGET = 30.0
 
 
 class Vendors:
-    """By name; the first loaded is the default."""
+    """By name; the default is ``[campaigns] default_vendor``, else the first loaded."""
 
-    def __init__(self, vendors: Sequence[Vendor] = ()) -> None:
+    def __init__(self, vendors: Sequence[Vendor] = (), default: str = "") -> None:
         self.by_name = {v.name: v for v in vendors}
-        self.default = vendors[0].name if vendors else None
+        if default and default not in self.by_name:
+            known = ", ".join(self.by_name) or "none"
+            raise PluginError(
+                f"campaigns.default_vendor = {default!r}: no vendor of that name is loaded "
+                f"(loaded: {known})"
+            )
+        self.default = default or (vendors[0].name if vendors else None)
 
     def get(self, name: str | None) -> Vendor:
         chosen = name or self.default

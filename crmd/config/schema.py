@@ -138,6 +138,9 @@ class IngestConfig(_Section):
 
 
 class CampaignsConfig(_Section):
+    default_vendor: str = ""
+    """The vendor of a campaign that names none (``smtp``...); empty: the first vendor
+    loaded, which may be the dummy vendor."""
     receipt_window_seconds: Annotated[int, Meta(ge=1)] = 86_400
     """After a campaign is sent, how long receipts are waited for before the messages
     still PENDING become UNKNOWN and the campaign is completed."""
