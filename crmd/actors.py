@@ -18,7 +18,7 @@ from crmd.http.actor import HttpActor
 from crmd.http.health import health_app
 from crmd.ingest.actor import ingest_actor
 from crmd.ingest.publish import recover_interrupted
-from crmd.receipts.actor import receipts_actor
+from crmd.receipts.actor import receipts_actor, recount_key
 from crmd.receipts.apply import rematch_unknown
 from crmd.runtime.actor import Actor
 from crmd.runtime.clock import ClockActor, Task
@@ -86,6 +86,7 @@ def build_actors(crmd: Crmd, plugin_actors: list[Actor]) -> dict[str, Actor]:
             metrics,
             RateLimits(redis, config.redis.stream_prefix),
             UnsubscribeLinks.from_secret(crmd.jwt_secret, config.server.base_url),
+            recount_key(streams.receipts),
         ),
         receipts_actor(db, redis, streams.receipts, settings, metrics),
         ClockActor(

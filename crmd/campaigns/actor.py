@@ -17,6 +17,7 @@ from crmd.campaigns.planning import plan
 from crmd.campaigns.transitions import move
 from crmd.campaigns.vendors import RateLimits, Vendors
 from crmd.config import StreamsConfig
+from crmd.receipts.actor import mark
 from crmd.store.tenant import TenantStore
 from crmd.streams import GROUP, consumer_name
 from crmd.streams.actor import StreamActor
@@ -34,7 +35,11 @@ def dispatch_actor(
     metrics: Metrics,
     limits: RateLimits,
     links: UnsubscribeLinks | None = None,
+    recounts: str | None = None,
 ) -> StreamActor:
+    """``recounts``: the receipts actor's recount marks (``receipts.actor.recount_key``),
+    where a campaign whose messages were recorded SENT at hand-over is marked, as a
+    receipt would mark it, so that its stats move while it sends."""
 
     async def handle(entries: Sequence[Entry]) -> None:
         for entry in entries:
@@ -45,7 +50,9 @@ def dispatch_actor(
             elif job.kind == "cancel":
                 await cancel_unsent(store, job.campaign)
             else:
-                await send_chunk(store, vendors, limits, job, entry.deliveries, links)
+                sent = await send_chunk(store, vendors, limits, job, entry.deliveries, links)
+                if sent and recounts:
+                    await mark(redis, recounts, {(job.user, job.campaign)})
                 if await jobs.finished(redis, stream, job):
                     await mark_sent_if_done(store, job.campaign)
 

@@ -1,7 +1,8 @@
 """The dispatch actor's sending: hand each chunk of a campaign's messages (planned by
 ``crmd.campaigns.planning``) to the vendor within its rate limit, and record each
 recipient once: the log is written when the vendor has taken the message (with the
-vendor's id) or refused it for good.
+vendor's id; SENT already when the vendor will report nothing more) or refused it for
+good.
 
 Safe to repeat after a crash: sending skips every recipient that already has a log (or,
 for messages sent again by retry-failed, the vendor's id or a final status), and hands
@@ -28,7 +29,7 @@ from crmd.campaigns.lifecycle import SENDING_STATES, Action, Status
 from crmd.campaigns.transitions import move
 from crmd.campaigns.vendors import RateLimiter, RateLimits, Vendors, guarded_send
 from crmd.plugins.vendor import Accepted, Failed, Retry, Vendor, VendorMisconfigured
-from crmd.receipts.status import CANCELLED
+from crmd.receipts.status import CANCELLED, RANK
 from crmd.store.numbering import add_to_tally
 from crmd.store.tenant import TenantStore
 from crmd.suppressions.entries import Entry, suppress
@@ -113,13 +114,18 @@ class Handoff:
     before leaves it short until the clock recounts it)."""
     dead: list[Entry] = field(default_factory=list)
     """Addresses the vendor refused for good (``hard_failure``): to be suppressed."""
+    sent: int = 0
+    """Messages this handoff recorded SENT at hand-over (``Accepted.sent``)."""
 
-    def accepted(self, doc: Doc, vendor_id: str, attempts: int) -> None:
+    def accepted(self, doc: Doc, vendor_id: str, attempts: int, sent: bool = False) -> None:
+        """The vendor took it: PENDING until its receipt, or SENT at once when the
+        vendor will report nothing more (``Accepted.sent``), in the same write."""
+        handed = self._handed(vendor_id, attempts, sent)
+        self.sent += int(sent)
         if self.fresh:
-            handed = {"vendorMessageId": vendor_id, "handedAt": self.now}
-            self.inserts.append(self._log(doc, "PENDING", attempts) | handed)
+            self.inserts.append(self._log(doc, handed["status"], attempts) | _nested(handed))
             return
-        self.updates.append(_handed_over(doc["_id"], self._handed(vendor_id, attempts)))
+        self.updates.append(_handed_over(doc["_id"], handed))
 
     def failed(self, doc: Doc, reason: str, attempts: int, gave_up: bool) -> None:
         # gaveUp: the vendor may have taken it after all; a retry keeps its id.
@@ -162,33 +168,52 @@ class Handoff:
         # Logged already: by this chunk before a crash (nothing to add), or CANCELLED by
         # a cancel that came while the batch was with the vendor (now it is handed).
         for doc in there:
-            if doc["status"] == "PENDING":
-                handed = self._handed(doc["vendorMessageId"], doc["attempts"])
+            if doc["vendorMessageId"] is not None:
+                sent = doc["status"] == "SENT"
+                handed = self._handed(doc["vendorMessageId"], doc["attempts"], sent)
                 self.updates.append(_handed_over(doc["_id"], handed))
         if self.updates:
             await self.store["communication_log"].bulk_update(self.updates)
         self.inserts, self.updates, self.dead = [], [], []
         self.now = datetime.now(UTC)
 
-    def _handed(self, vendor_id: str, attempts: int) -> Doc:
-        return {
+    def _handed(self, vendor_id: str, attempts: int, sent: bool) -> Doc:
+        """The fields a handover sets (``$set`` style). SENT looks exactly as if its
+        receipt had been applied (``receipts.status``): its rank and first-seen time."""
+        handed = {
             "status": "PENDING",
             "vendorMessageId": vendor_id,
             "attempts": attempts,
             "handedAt": self.now,
             "updatedAt": self.now,
         }
+        if sent:
+            handed |= {"status": "SENT", "rank": RANK["SENT"], "times.SENT": self.now}
+        return handed
 
     def _log(self, entry: Doc, status: str, attempts: int) -> Doc:
         campaign_id, vendor = str(self.campaign["_id"]), self.campaign["vendor"]
         return chunks.new_log(entry, campaign_id, vendor, status, attempts, self.now)
 
 
+def _nested(fields: Doc) -> Doc:
+    """``$set`` fields as a document to insert: ``times.SENT`` becomes ``times: {SENT}``."""
+    doc: Doc = {}
+    for key, value in fields.items():
+        outer, _, inner = key.partition(".")
+        if inner:
+            doc.setdefault(outer, {})[inner] = value
+        else:
+            doc[key] = value
+    return doc
+
+
 def _handed_over(log_id: str, handed: Doc) -> tuple[Doc, Doc]:
-    """The update that records a handover on a log that exists already: PENDING again if
-    a cancel swept it while the batch was with the vendor (the vendor has it, and its
-    receipt is awaited). Only a rank-0 log without the vendor's id: one that failed for
-    good or got a receipt since (another consumer's) keeps what it knows."""
+    """The update that records a handover on a log that exists already: PENDING (or
+    SENT) again if a cancel swept it while the batch was with the vendor (the vendor has
+    it). Only a rank-0 log without the vendor's id: one that failed for good or got a
+    receipt since (another consumer's) keeps what it knows. A rank-0 log has no
+    first-seen time yet (retry-failed clears them), so SENT's is set, not merged."""
     return ({"_id": log_id, "vendorMessageId": None, "rank": 0}, {"$set": handed})
 
 
@@ -199,23 +224,24 @@ async def send_chunk(
     job: jobs.DispatchJob,
     deliveries: int = 1,
     links: UnsubscribeLinks | None = None,
-) -> None:
+) -> int:
     """Hand one chunk to the vendor: unsent messages only, in batches within its rate,
     retrying what the vendor asks to retry up to MAX_ATTEMPTS. A chunk's attempts are
     counted in memory, and each earlier delivery of its job counts as one (a chunk whose
     retries outlast the handler's deadline would otherwise start again from none, for
-    ever)."""
+    ever). Returns how many messages were recorded SENT at hand-over: no receipt will
+    have their campaign's stats recounted."""
     campaign = await store["campaigns"].find_one({"_id": ObjectId(job.campaign)})
     if campaign is None or campaign["status"] not in SENDING_STATES:
         if campaign is not None and campaign["status"] == Status.CANCELLED:
             await cancel_unsent(store, job.campaign)
-        return  # paused or cancelled: resume re-queues what is unsent
+        return 0  # paused or cancelled: resume re-queues what is unsent
     vendor = vendors.get(campaign["vendor"])
     limiter = limits.of(vendor)
     if job.chunk:
         chunk = await chunks.read(store, job.chunk)
         if chunk is None:
-            return  # done already: a copy of the job, after a crash
+            return 0  # done already: a copy of the job, after a crash
         tried = min(deliveries - 1, MAX_ATTEMPTS - 1)
         todo = [{**e, "attempts": tried} for e in await chunks.unsent(store, chunk)]
     else:
@@ -231,11 +257,12 @@ async def send_chunk(
         finished = await _hand_over(store, vendor, limiter, handoff, todo, composer)
     except VendorMisconfigured as exc:
         await stop_misconfigured(store, job.campaign, vendor.name, exc)
-        return
+        return handoff.sent
     finally:
         await handoff.count()
     if finished and job.chunk:
         await chunks.mark_done(store, job.chunk)
+    return handoff.sent
 
 
 async def _hand_over(
@@ -300,7 +327,7 @@ async def _record(
             continue
         attempts = doc.get("attempts", 0) + 1
         if isinstance(result, Accepted):
-            handoff.accepted(doc, result.vendor_message_id, attempts)
+            handoff.accepted(doc, result.vendor_message_id, attempts, result.sent)
         elif isinstance(result, Failed) or attempts >= MAX_ATTEMPTS:
             reason = (
                 result.reason
@@ -323,9 +350,10 @@ wait as logs, PENDING with no vendor id, where a chunked campaign's never do."""
 
 async def mark_sent_if_done(store: TenantStore, campaign_id: str) -> None:
     """``sent`` once every recipient is with the vendor (or failed for good), and at once
-    ``completed`` when no receipt is awaited (an empty audience, every message failed).
-    Cheap until it is true: the planned campaign's open chunks are counted first, and
-    the logs (all its PENDING ones read) only when some wait there to be sent."""
+    ``completed`` when no receipt is awaited (an empty audience, every message failed or
+    recorded SENT at hand-over). Cheap until it is true: the planned campaign's open
+    chunks are counted first, and the logs (all its PENDING ones read) only when some
+    wait there to be sent."""
     campaigns = store["campaigns"]
     doc = await campaigns.find_one(
         {"_id": ObjectId(campaign_id)},

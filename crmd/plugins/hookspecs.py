@@ -71,7 +71,9 @@ def crmd_vendors(context: PluginContext) -> list[Vendor]:  # type: ignore[empty-
     your ``verify_receipt`` and then ``parse_receipts``, each with a time limit; anything
     they raise refuses the callback with a 4xx that names your plugin. crmd looks the
     message up in its own records, so a receipt can never reach another tenant's data.
-    Return ``[]`` when your settings say you are off.
+    A vendor whose provider says nothing after taking a message (SMTP) answers
+    ``Accepted(..., sent=True)`` instead: the message is SENT at hand-over, and no
+    receipt is awaited. Return ``[]`` when your settings say you are off.
     """
 
 

@@ -2,7 +2,8 @@
 
 A vendor delivers messages (SMS, e-mail, WhatsApp...). crmd hands it batches of rendered
 messages, each with crmd's own message id, and the vendor answers per message. Later the
-vendor calls crmd back with receipts, which the same vendor object verifies and parses.
+vendor calls crmd back with receipts, which the same vendor object verifies and parses;
+a vendor whose acceptance is the last word (``Accepted.sent``) takes no callbacks at all.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ class OutgoingMessage(msgspec.Struct, frozen=True):
 class Accepted(msgspec.Struct, frozen=True, tag="accepted"):
     message_id: str
     vendor_message_id: str
+    sent: bool = False
+    """True when the vendor's acceptance is all it will ever report (SMTP's 250): crmd
+    records the message SENT at hand-over, in the same write, and expects no receipt for
+    it (a later receipt, if any, still applies by rank). False: the message stays
+    PENDING until a receipt says what became of it, or the receipt window closes."""
 
 
 class Failed(msgspec.Struct, frozen=True, tag="failed"):
@@ -101,7 +107,9 @@ class Vendor(Protocol):
 
     def verify_receipt(self, headers: Mapping[str, str], body: bytes) -> None:
         """Raise ``ValueError`` unless this callback really comes from the vendor (check
-        its signature and freshness). Called before anything is parsed or stored."""
+        its signature and freshness). Called before anything is parsed or stored. A
+        vendor that reports nothing after ``Accepted(..., sent=True)`` refuses every
+        callback."""
 
     def parse_receipts(self, headers: Mapping[str, str], body: bytes) -> Sequence[ReceiptEvent]:
         """The receipt events in a verified callback. Raise ``ValueError`` for a body

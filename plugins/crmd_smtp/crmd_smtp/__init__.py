@@ -18,9 +18,10 @@ again when the relay drops it). The relay's answer decides the message's fate: 2
 SENT (the relay has it; SMTP says nothing of delivery after that), a 5xx answer for the
 recipient is FAILED with the relay's words, a 4xx answer or a dropped connection is
 retried. A refused login or sender stops the campaign in ``error``, naming this plugin.
-SENT reaches crmd as the plugin's own signed receipt, posted to ``/api/v1/deliveryReceipt/smtp``
-half a second later (``crmd_smtp.receipts``); one not posted by shutdown leaves its message
-PENDING until the campaign's receipt window closes, then UNKNOWN.
+SENT is recorded with the hand-over itself (``Accepted(..., sent=True)``): one write per
+message, nothing left to post at shutdown, and no receipt awaited, so the campaign
+completes as soon as every message is handed over. Callbacks to
+``/api/v1/deliveryReceipt/smtp`` are refused: SMTP has no receipts.
 
 Every message carries ``Message-ID: <crmd's message id@the from domain>``. SMTP itself is
 at-least-once: a relay that took a message but whose answer was lost (a crash, a cut
@@ -43,4 +44,4 @@ def crmd_vendors(context: PluginContext) -> list[SmtpVendor]:
     settings = context.settings(Settings)
     if not settings.host:
         return []  # not configured: offer nothing
-    return [SmtpVendor(settings, context.http, context.receipt_url, context.secret)]
+    return [SmtpVendor(settings)]

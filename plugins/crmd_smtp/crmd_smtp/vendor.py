@@ -1,13 +1,13 @@
 """The SMTP vendor: each message one mail transaction on the pooled connection, and an
-answer per recipient from what the relay said."""
+answer per recipient from what the relay said. The relay's 250 is the last word SMTP
+gives, so a message it took is answered ``Accepted(..., sent=True)``: crmd records it
+SENT as it records the hand-over, and this vendor takes no receipts."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 
-import aiohttp
 import aiosmtplib
 
 from crmd.plugins.vendor import (
@@ -20,7 +20,6 @@ from crmd.plugins.vendor import (
     SendResult,
     VendorMisconfigured,
 )
-from crmd_smtp import receipts
 from crmd_smtp.mail import answer_for, build_message, message_id_header
 from crmd_smtp.relay import AUTH_CODES, Relay, RelayDown
 from crmd_smtp.settings import Settings
@@ -55,13 +54,9 @@ async def _reset(client: aiosmtplib.SMTP) -> None:
 class SmtpVendor:
     name = NAME
 
-    def __init__(
-        self, settings: Settings, http: aiohttp.ClientSession, receipt_url: str, secret: str
-    ) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.relay = Relay(settings)
-        self.secret = secret
-        self.receipts = receipts.SentReceipts(http, receipt_url, secret)
 
     def rate_limit(self) -> float:
         return self.settings.rate
@@ -79,19 +74,10 @@ class SmtpVendor:
                 reason = str(exc) or f"no connection to {self.relay.where} in time"
                 return [Retry(m.message_id, LOST_RETRY, reason) for m in messages]
             try:
-                results = await self._send_all(client, messages, deadline)
+                return await self._send_all(client, messages, deadline)
             except BaseException:  # cancelled part way: the connection's state is unknown
                 self.relay.drop()
                 raise
-        now = datetime.now(UTC)
-        self.receipts.add(
-            [
-                receipts.SentReceipt(r.message_id, r.vendor_message_id, now)
-                for r in results
-                if isinstance(r, Accepted)
-            ]
-        )
-        return results
 
     async def _send_all(
         self, client: aiosmtplib.SMTP, messages: Sequence[OutgoingMessage], deadline: float
@@ -151,7 +137,8 @@ class SmtpVendor:
         except ValueError as exc:  # an address aiosmtplib will not write: end the envelope
             await _reset(client)
             return Failed(message.message_id, f"cannot be sent by e-mail: {exc}"[:300])
-        return Accepted(message.message_id, message_id_header(message.message_id, settings.domain))
+        vendor_id = message_id_header(message.message_id, settings.domain)
+        return Accepted(message.message_id, vendor_id, sent=True)  # 250: SMTP says no more
 
     def _wants_login(self, exc: aiosmtplib.SMTPResponseException) -> VendorMisconfigured:
         return VendorMisconfigured(
@@ -160,10 +147,12 @@ class SmtpVendor:
         )
 
     def verify_receipt(self, headers: Mapping[str, str], body: bytes) -> None:
-        receipts.verify_receipt(self.secret, headers, body)
+        """Every callback is refused: SMTP has no receipts, and a message the relay took
+        is SENT already."""
+        raise ValueError("the smtp vendor takes no receipts")
 
     def parse_receipts(self, headers: Mapping[str, str], body: bytes) -> Sequence[ReceiptEvent]:
-        return receipts.parse_receipts(body)
+        return []
 
     async def check(self) -> CheckResult:
         """Connect and log in with a connection of its own, then QUIT."""
@@ -182,5 +171,4 @@ class SmtpVendor:
         return CheckResult(ok=True, detail=f"logged in to {where} as {user!r}" if user else where)
 
     async def close(self) -> None:
-        await self.receipts.close()
         await self.relay.close()

@@ -4,6 +4,8 @@ own records."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 
@@ -45,6 +47,17 @@ async def send_campaign(client: aiohttp.ClientSession) -> dict[str, Any]:
 async def logs_by_recipient(server: RunningCrmd, campaign_id: str) -> dict[str, dict[str, Any]]:
     found = server.crmd.db.communication_log.find({"campaignId": campaign_id})
     return {log["recipient"]: log async for log in found}
+
+
+def log_writes(server: RunningCrmd) -> dict[str, float]:
+    """Documents crmd wrote to communication_log so far, by operation (its own counter,
+    ``crmd_mongo_documents_total``)."""
+    return {
+        sample.labels["op"]: sample.value
+        for metric in server.crmd.metrics.mongo_documents.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels["collection"] == "communication_log"
+    }
 
 
 def text_of(mail: EmailMessage) -> str:
@@ -124,6 +137,48 @@ async def test_a_relay_that_hangs_up_mid_batch_gets_the_rest_later_each_once(
     logs = await logs_by_recipient(crmd_server, campaign["id"])
     assert {log["status"] for log in logs.values()} == {"SENT"}
     assert max(log["attempts"] for log in logs.values()) == 2  # the rest were retried once
+
+
+async def test_each_message_is_sent_in_the_one_write_that_records_its_hand_over(
+    relay: LocalRelay, crmd_server: RunningCrmd, crmd_client: aiohttp.ClientSession
+):
+    await load_customers(crmd_client, customers(40))
+    campaign = await send_campaign(crmd_client)
+    done = await wait_for_campaign(crmd_client, campaign["id"], "completed", "error")
+    assert done["status"] == "completed" and done["stats"]["sent"] == 40, done
+    assert done["stats"]["pending"] == 0
+    logs = await logs_by_recipient(crmd_server, campaign["id"])
+    assert len(logs) == 40 == len(relay.by_recipient())
+    for log in logs.values():  # as the SENT receipt would have left it, written at once
+        assert (log["status"], log["rank"]) == ("SENT", 1)
+        assert log["times"] == {"SENT": log["handedAt"]}
+        assert log["createdAt"] == log["updatedAt"] == log["handedAt"]
+    assert log_writes(crmd_server) == {"insert": 40}  # no update: no receipt came
+    db = crmd_server.crmd.db
+    assert await db.receipt_events.count_documents({}) == 0
+    assert await crmd_server.crmd.redis.xlen(crmd_server.crmd.streams.receipts) == 0
+
+
+async def test_a_receipt_posted_for_an_smtp_message_is_refused_and_changes_nothing(
+    relay: LocalRelay,
+    crmd_server: RunningCrmd,
+    crmd_client: aiohttp.ClientSession,
+    sign_receipt: Callable[..., dict[str, str]],
+):
+    await load_customers(crmd_client, customers(3))
+    campaign = await send_campaign(crmd_client)
+    await wait_for_campaign(crmd_client, campaign["id"], "completed")
+    before = await logs_by_recipient(crmd_server, campaign["id"])
+    sent = before["p1@x.io"]
+    receipt = {"messageId": sent["_id"], "vendorMessageId": sent["vendorMessageId"]}
+    body = json.dumps([receipt | {"timestamp": "2026-05-01T09:30:00Z"}]).encode()
+    # Signed with the secret the plugin once signed its own receipts with.
+    headers = sign_receipt(body, crmd_server.plugin_secret("smtp"))
+    posted = await crmd_client.post("/api/v1/deliveryReceipt/smtp", data=body, headers=headers)
+    assert posted.status == 401
+    assert "the smtp vendor takes no receipts" in (await posted.json())["error"]["message"]
+    assert await crmd_server.crmd.redis.xlen(crmd_server.crmd.streams.receipts) == 0
+    assert await logs_by_recipient(crmd_server, campaign["id"]) == before
 
 
 class TestAWrongPassword:

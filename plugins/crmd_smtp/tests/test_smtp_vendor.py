@@ -1,6 +1,6 @@
 """The smtp vendor against a real relay (aiosmtpd): what arrives, and what each answer
 of the relay becomes. The vendor is made by its own hook, from a settings table, as
-crmd makes it; its SENT receipts go to a local server standing for crmd."""
+crmd makes it."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
 from crmd_smtp import SmtpVendor, crmd_vendors
 from crmd_smtp import vendor as smtp_vendor
 from smtp_relay import PASSWORD, USER, LocalRelay, self_signed_certificate, start_relay
@@ -19,42 +17,26 @@ from smtp_relay import PASSWORD, USER, LocalRelay, self_signed_certificate, star
 from crmd.config import load_config
 from crmd.plugins.context import PluginContext, PluginSettingsError
 from crmd.plugins.vendor import Accepted, Failed, OutgoingMessage, Retry, VendorMisconfigured
+from crmd.testing import sign_receipt
 
 SECRET = "smtp-plugin-secret"
 MakeVendor = Callable[..., SmtpVendor]
 
 
-class CrmdStandIn:
-    """The receipt route of crmd, keeping what the vendor posts."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[dict[str, str], bytes]] = []
-
-    async def receive(self, request: web.Request) -> web.Response:
-        self.posts.append((dict(request.headers), await request.read()))
-        return web.json_response({"accepted": 1}, status=202)
-
-
 @pytest.fixture
-async def make_vendor(aiohttp_server: Any) -> AsyncIterator[tuple[MakeVendor, CrmdStandIn]]:
-    stand_in = CrmdStandIn()
-    app = web.Application()
-    app.router.add_post("/api/v1/deliveryReceipt/smtp", stand_in.receive)
-    server = await aiohttp_server(app)
+async def make_vendor() -> AsyncIterator[MakeVendor]:
     made: list[SmtpVendor] = []
-    async with aiohttp.ClientSession() as http:
 
-        def make(relay: LocalRelay, **settings: Any) -> SmtpVendor:
-            table = {"host": "127.0.0.1", "port": relay.port, "from": "Shop <news@shop.example>"}
-            table |= {"tls": "none", **settings}
-            context = PluginContext("smtp", table, http, str(server.make_url("")), SECRET)
-            [vendor] = crmd_vendors(context)
-            made.append(vendor)
-            return vendor
+    def make(relay: LocalRelay, **settings: Any) -> SmtpVendor:
+        table = {"host": "127.0.0.1", "port": relay.port, "from": "Shop <news@shop.example>"}
+        table |= {"tls": "none", **settings}
+        [vendor] = crmd_vendors(PluginContext("smtp", table, None, "http://crmd", SECRET))
+        made.append(vendor)
+        return vendor
 
-        yield make, stand_in
-        for vendor in made:
-            await vendor.close()
+    yield make
+    for vendor in made:
+        await vendor.close()
 
 
 def batch(*recipients: str, **fields: str) -> list[OutgoingMessage]:
@@ -64,17 +46,16 @@ def batch(*recipients: str, **fields: str) -> list[OutgoingMessage]:
     ]
 
 
-async def test_batches_arrive_once_each_on_one_connection_with_sent_receipts(
-    relay: LocalRelay, make_vendor: tuple[MakeVendor, CrmdStandIn]
+async def test_batches_arrive_once_each_on_one_connection_and_each_is_sent_at_once(
+    relay: LocalRelay, make_vendor: MakeVendor
 ):
-    make, crmd = make_vendor
-    vendor = make(relay)
+    vendor = make_vendor(relay)
     first = batch("a@x.io", "b@x.io", "c@x.io", subject="Sale", html="<b>Sale</b>")
     second = [OutgoingMessage("c2.0001", "d@x.io", "", "Hello")]
     assert await vendor.send(first) == [
-        Accepted(m.message_id, f"<{m.message_id}@shop.example>") for m in first
+        Accepted(m.message_id, f"<{m.message_id}@shop.example>", sent=True) for m in first
     ]
-    assert await vendor.send(second) == [Accepted("c2.0001", "<c2.0001@shop.example>")]
+    assert await vendor.send(second) == [Accepted("c2.0001", "<c2.0001@shop.example>", sent=True)]
     assert relay.sessions == 1  # the connection was kept for the second batch
     mails = relay.by_recipient()
     assert sorted(mails) == ["a@x.io", "b@x.io", "c@x.io", "d@x.io"]
@@ -83,26 +64,25 @@ async def test_batches_arrive_once_each_on_one_connection_with_sent_receipts(
     assert mails["a@x.io"][0]["Subject"] == "Sale"
     assert mails["a@x.io"][0].get_content_type() == "multipart/alternative"
     assert {sender for sender, _ in relay.envelopes} == {"news@shop.example"}
-    async with asyncio.timeout(10):
-        while sum(len(vendor.parse_receipts(h, b)) for h, b in crmd.posts) < 4:
-            await asyncio.sleep(0.05)
-    events = [event for h, b in crmd.posts for event in vendor.parse_receipts(h, b)]
-    for headers, body in crmd.posts:
-        vendor.verify_receipt(headers, body)  # signed with the plugin's own secret
-    assert {(e.status, e.message_id) for e in events} == {
-        ("SENT", m.message_id) for m in first + second
-    }
-    with pytest.raises(ValueError):
-        vendor.verify_receipt(crmd.posts[0][0], crmd.posts[0][1] + b" ")
+
+
+def test_every_callback_is_refused_even_one_signed_with_the_plugins_own_secret():
+    table = {"host": "relay", "from": "a@b.io"}
+    [vendor] = crmd_vendors(PluginContext("smtp", table, None, "http://crmd", SECRET))
+    body = b'[{"messageId": "c1.0000", "vendorMessageId": "<c1.0000@b.io>"}]'
+    with pytest.raises(ValueError) as refused:
+        vendor.verify_receipt(sign_receipt(body, SECRET), body)
+    assert str(refused.value) == "the smtp vendor takes no receipts"
+    assert vendor.parse_receipts({}, body) == []
 
 
 async def test_a_5xx_recipient_fails_with_the_relays_words_a_4xx_one_retries(
-    relay: LocalRelay, make_vendor: tuple[MakeVendor, CrmdStandIn]
+    relay: LocalRelay, make_vendor: MakeVendor
 ):
     relay.refuse = {"gone@x.io": "550 5.1.1 no such user", "full@x.io": "452 4.2.2 mailbox full"}
-    vendor = make_vendor[0](relay)
+    vendor = make_vendor(relay)
     results = await vendor.send(batch("a@x.io", "gone@x.io", "full@x.io", "b@x.io"))
-    assert results[0] == Accepted("c1.0000", "<c1.0000@shop.example>")
+    assert results[0] == Accepted("c1.0000", "<c1.0000@shop.example>", sent=True)
     assert results[1] == Failed("c1.0001", "550 5.1.1 no such user")
     assert isinstance(results[2], Retry) and results[2].reason == "452 4.2.2 mailbox full"
     assert isinstance(results[3], Accepted)
@@ -110,10 +90,10 @@ async def test_a_5xx_recipient_fails_with_the_relays_words_a_4xx_one_retries(
 
 
 async def test_a_hang_up_mid_batch_retries_the_rest_and_the_next_batch_reconnects(
-    relay: LocalRelay, make_vendor: tuple[MakeVendor, CrmdStandIn]
+    relay: LocalRelay, make_vendor: MakeVendor
 ):
     relay.hang_up_after = 2
-    vendor = make_vendor[0](relay)
+    vendor = make_vendor(relay)
     messages = batch("a@x.io", "b@x.io", "c@x.io", "d@x.io", "e@x.io")
     results = await vendor.send(messages)
     assert [type(r) for r in results] == [Accepted, Accepted, Retry, Retry, Retry]
@@ -125,12 +105,12 @@ async def test_a_hang_up_mid_batch_retries_the_rest_and_the_next_batch_reconnect
 
 
 async def test_a_relay_that_stops_answering_cannot_hold_the_batch_past_its_budget(
-    relay: LocalRelay, make_vendor: tuple[MakeVendor, CrmdStandIn], monkeypatch: Any
+    relay: LocalRelay, make_vendor: MakeVendor, monkeypatch: Any
 ):
     monkeypatch.setattr(smtp_vendor, "BATCH_BUDGET", 1.0)  # crmd's 30 s, shrunk to wait less
     monkeypatch.setattr(smtp_vendor, "BEGIN_WITHIN", 0.8)
     relay.stall = {"slow@x.io": 3.0}
-    vendor = make_vendor[0](relay)
+    vendor = make_vendor(relay)
     messages = batch("a@x.io", "slow@x.io", "b@x.io")
     async with asyncio.timeout(2.0):
         results = await vendor.send(messages)
@@ -140,19 +120,17 @@ async def test_a_relay_that_stops_answering_cannot_hold_the_batch_past_its_budge
     assert [type(r) for r in await vendor.send(messages[2:])] == [Accepted]
 
 
-async def test_an_address_smtp_cannot_carry_fails_alone(
-    relay: LocalRelay, make_vendor: tuple[MakeVendor, CrmdStandIn]
-):
-    results = await make_vendor[0](relay).send(batch("zoë@x.io", "", "a@x.io"))
+async def test_an_address_smtp_cannot_carry_fails_alone(relay: LocalRelay, make_vendor: MakeVendor):
+    results = await make_vendor(relay).send(batch("zoë@x.io", "", "a@x.io"))
     assert isinstance(results[0], Failed) and "cannot be sent by e-mail" in results[0].reason
     assert results[1] == Failed("c1.0001", "no e-mail address")
     assert isinstance(results[2], Accepted) and sorted(relay.by_recipient()) == ["a@x.io"]
 
 
 async def test_an_idle_connection_the_relay_closed_is_opened_again_unnoticed(
-    relay: LocalRelay, make_vendor: tuple[MakeVendor, CrmdStandIn]
+    relay: LocalRelay, make_vendor: MakeVendor
 ):
-    vendor = make_vendor[0](relay)
+    vendor = make_vendor(relay)
     assert isinstance((await vendor.send(batch("a@x.io")))[0], Accepted)
     relay.hang_up_idle()
     await asyncio.sleep(0.1)
@@ -161,10 +139,9 @@ async def test_an_idle_connection_the_relay_closed_is_opened_again_unnoticed(
 
 
 async def test_a_wrong_password_is_misconfiguration_naming_the_relay_never_the_password(
-    login_relay: LocalRelay, make_vendor: tuple[MakeVendor, CrmdStandIn]
+    login_relay: LocalRelay, make_vendor: MakeVendor
 ):
-    make = make_vendor[0]
-    wrong = make(login_relay, username=USER, password="not-the-password")
+    wrong = make_vendor(login_relay, username=USER, password="not-the-password")
     with pytest.raises(VendorMisconfigured) as refused:
         await wrong.send(batch("a@x.io"))
     said = str(refused.value)
@@ -172,44 +149,41 @@ async def test_a_wrong_password_is_misconfiguration_naming_the_relay_never_the_p
     assert "not-the-password" not in said
     checked = await wrong.check()
     assert not checked.ok and "535" in checked.detail and "not-the-password" not in checked.detail
-    right = make(login_relay, username=USER, password=PASSWORD)
+    right = make_vendor(login_relay, username=USER, password=PASSWORD)
     assert (await right.check()).ok
     assert isinstance((await right.send(batch("a@x.io")))[0], Accepted)
     assert len(login_relay.received) == 1
 
 
 async def test_no_login_for_a_relay_that_wants_one_is_misconfiguration(
-    login_relay: LocalRelay, make_vendor: tuple[MakeVendor, CrmdStandIn]
+    login_relay: LocalRelay, make_vendor: MakeVendor
 ):
-    vendor = make_vendor[0](login_relay)
+    vendor = make_vendor(login_relay)
     with pytest.raises(VendorMisconfigured, match="wants a login"):
         await vendor.send(batch("a@x.io"))
 
 
 async def test_starttls_trusts_the_relays_certificate_through_ca_file(
-    tmp_path: Path, make_vendor: tuple[MakeVendor, CrmdStandIn]
+    tmp_path: Path, make_vendor: MakeVendor
 ):
     tls, certificate = self_signed_certificate(tmp_path)
     relay = LocalRelay()
     server = await start_relay(relay, tls)
-    make = make_vendor[0]
-    trusted = make(relay, tls="starttls", ca_file=str(certificate))
+    trusted = make_vendor(relay, tls="starttls", ca_file=str(certificate))
     assert isinstance((await trusted.send(batch("a@x.io")))[0], Accepted)
-    untrusted = make(relay, tls="starttls")
+    untrusted = make_vendor(relay, tls="starttls")
     with pytest.raises(VendorMisconfigured, match="ca_file"):
         await untrusted.send(batch("b@x.io"))
     assert sorted(relay.by_recipient()) == ["a@x.io"]
     server.close()
 
 
-async def test_an_unreachable_relay_is_retried_not_failed(
-    make_vendor: tuple[MakeVendor, CrmdStandIn],
-):
+async def test_an_unreachable_relay_is_retried_not_failed(make_vendor: MakeVendor):
     relay = LocalRelay()
     server = await start_relay(relay)
     server.close()
     await server.wait_closed()
-    vendor = make_vendor[0](relay)
+    vendor = make_vendor(relay)
     results = await vendor.send(batch("a@x.io", "b@x.io"))
     assert all(isinstance(r, Retry) and "cannot reach" in r.reason for r in results)
     assert not (await vendor.check()).ok
