@@ -59,7 +59,7 @@ from crmd.http.keys import (
     SUGGESTERS,
     UNSUBSCRIBES,
 )
-from crmd.http.middleware import errors, metrics, request_context
+from crmd.http.middleware import declared_answers, errors, metrics, request_context
 from crmd.ingest import routes as ingest_routes
 from crmd.ingest.parse import Limits
 from crmd.ingest.upload import Imports
@@ -266,6 +266,7 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
             compat.original_shapes,
             authenticate,
             console_pages,
+            declared_answers,
         ],
         client_max_size=MAX_BODY,
     )

@@ -31,16 +31,22 @@ BANDS = [
 class MessagesBody(msgspec.Struct):
     objective: Short = ""
     intent: Short = ""
-    rule: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    rule: Annotated[
+        str, msgspec.Meta(max_length=2000, examples=["spend > 1000 AND visits >= 3"])
+    ] = ""
     n: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
 
 
 class RuleBody(msgspec.Struct):
-    text: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    text: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=500, examples=["who spent over 1000"])
+    ]
 
 
 class TagsBody(msgspec.Struct):
-    rule: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    rule: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=2000, examples=["spend > 1000 AND visits >= 3"])
+    ]
 
 
 class Variants(msgspec.Struct):

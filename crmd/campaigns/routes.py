@@ -38,7 +38,9 @@ LOG_STATUSES = (
 
 
 class TestSend(msgspec.Struct):
-    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+    email: Annotated[
+        str, msgspec.Meta(min_length=3, max_length=254, examples=["someone@example.com"])
+    ]
 
 
 CampaignStatus = Literal[
@@ -204,7 +206,10 @@ async def create_campaign(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/campaigns")
 @described(
-    "List campaigns, newest first", tag="campaigns", ok=CampaignList, query=CampaignListQuery
+    "List campaigns, newest first",
+    tag="campaigns",
+    ok=CampaignList,
+    query=CampaignListQuery,
 )
 async def list_campaigns(request: web.Request) -> web.Response:
     page = read_page(request, keyset=False)

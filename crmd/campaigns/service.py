@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
+import redis.exceptions
+import structlog
 from bson import ObjectId
 from redis.asyncio import Redis
 
@@ -25,6 +27,9 @@ from crmd.store.limits import DATE_RANGE, to_utc
 from crmd.store.numbering import add_to_tally, reserve
 from crmd.store.tenant import TenantStore, object_id
 from crmd.suppressions.links import UnsubscribeLinks
+from crmd.telemetry.logs import describe_error
+
+log = structlog.get_logger(__name__)
 
 Doc = dict[str, Any]
 Text = Annotated[str, msgspec.Meta(max_length=200)]
@@ -38,8 +43,10 @@ class InvalidTemplate(CrmdError):
 
 
 class CampaignBody(msgspec.Struct):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    message: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["Thanks"])]
+    message: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=1000, examples=["Hi {name}, thank you!"])
+    ]
     """The text body; ``{unsubscribe_url}`` places the unsubscribe link (else it is
     added on a line of its own at the end)."""
     subject: Annotated[str, msgspec.Meta(max_length=compose.MAX_SUBJECT)] = ""
@@ -48,7 +55,10 @@ class CampaignBody(msgspec.Struct):
     """For e-mail: an HTML body sent beside the text, with the same placeholders (each
     value HTML-escaped); without ``{unsubscribe_url}`` a link is added at its end."""
     intent: Text = ""
-    rule: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+    rule: (
+        Annotated[str, msgspec.Meta(max_length=2000, examples=["spend > 1000 AND visits >= 3"])]
+        | None
+    ) = None
     segmentId: str | None = None
     vendor: Text | None = None
     scheduledAt: datetime | None = None
@@ -236,8 +246,16 @@ class Campaigns:
         }
 
     async def _plan(self, store: TenantStore, campaign_id: ObjectId) -> None:
+        """Queue the campaign's plan job. The campaign is already stored as queued: when
+        Redis refuses the job, the clock's ``recover_stranded`` queues it later, so the
+        caller is told it is queued (a 503 here made clients send it twice)."""
         job = jobs.DispatchJob("plan", str(campaign_id), store.user_id)
-        await jobs.publish(self.redis, self.stream, [job])
+        try:
+            await jobs.publish(self.redis, self.stream, [job])
+        except redis.exceptions.RedisError as exc:
+            log.warning(
+                "campaign.plan_deferred", campaign_id=str(campaign_id), error=describe_error(exc)
+            )
 
     async def _requeue_unsent(self, store: TenantStore, campaign: str) -> int:
         """Queue send jobs for every unsent message: the plan's open chunks, and the

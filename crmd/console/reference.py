@@ -3,6 +3,8 @@ from the document itself (no script, nobody else's)."""
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -47,8 +49,11 @@ def kind(schema: Any) -> dict[str, Any]:
     if "enum" in schema:
         notes.insert(0, "one of " + ", ".join(str(v) for v in schema["enum"]))
     if "default" in schema:
-        notes.append(f"default {schema['default']}")
-    base = schema.get("type", "any")
+        notes.append(f"default {json.dumps(schema['default'])}")
+    values = schema.get("enum", ())
+    base = schema.get("type") or (
+        "string" if values and all(isinstance(v, str) for v in values) else "any"
+    )
     if base == "array":
         item = kind(schema.get("items", {}))
         return {
@@ -62,6 +67,13 @@ def kind(schema: Any) -> dict[str, Any]:
     return {"type": base, "ref": None, "notes": notes}
 
 
+def _alias_target(description: str) -> str:
+    """The operationId-less anchor of the route an original client's route stands for:
+    its method and path, as written in the description."""
+    found = re.search(r"use `([A-Z]+) ([^`]+)`", description)
+    return f"{found[1]} {found[2]}" if found else ""
+
+
 def spans(text: str) -> list[tuple[str, bool]]:
     """Text with its ``code`` spans (between backticks, doubled or not) marked."""
     parts = text.replace("``", "`").split("`")
@@ -71,6 +83,11 @@ def spans(text: str) -> list[tuple[str, bool]]:
 def operations(document: dict[str, Any]) -> list[dict[str, Any]]:
     """Every operation, grouped by tag in the document's order."""
     groups: dict[str, list[dict[str, Any]]] = {tag: [] for tag in TAGS}
+    ids = {
+        f"{method.upper()} {path}": operation["operationId"]
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    }
     for path, item in document["paths"].items():
         for method, operation in item.items():
             body = operation.get("requestBody", {}).get("content", {})
@@ -83,6 +100,8 @@ def operations(document: dict[str, Any]) -> list[dict[str, Any]]:
                     "description": spans(operation.get("description", "")),
                     "deprecated": operation.get("deprecated", False),
                     "public": not operation["security"],
+                    "signed": any("receiptSignature" in s for s in operation["security"]),
+                    "instead": ids.get(_alias_target(operation.get("description", ""))),
                     "parameters": [
                         {
                             **p,

@@ -58,6 +58,8 @@ class Alias(NamedTuple):
     """An error naming crmd's field (``$.segmentId``) names the original's instead."""
     doc: AliasDoc | None = None
     """What it takes and answers where that is not what crmd's route does."""
+    fixed: Mapping[str, str] | None = None
+    """The path parameters of crmd's route that the original's fixed path stands for."""
 
 
 # -- rewriting bodies ----------------------------------------------------------------------
@@ -215,12 +217,12 @@ ALIASES: tuple[Alias, ...] = (
     ),
     Alias("GET", f"{V1}/compaigns/getCompaign", ("GET", f"{V1}/campaigns")),
     Alias("GET", f"{V1}/compaign/getCompaigns", ("GET", f"{V1}/campaigns")),
-    # Any other kind is GET /uploads/{id}'s path: the router answers 405 there.
-    Alias(
-        "POST",
-        f"{V1}/uploads/{{kind:customers|orders}}",
-        ("POST", f"{V1}/upload/{{kind}}"),
-        doc=AliasDoc(errors=(405,)),
+    # Two fixed paths: a template /uploads/{kind} would be /uploads/{id}'s (GET) twin.
+    *(
+        Alias(
+            "POST", f"{V1}/uploads/{kind}", ("POST", f"{V1}/upload/{{kind}}"), fixed={"kind": kind}
+        )
+        for kind in ("customers", "orders")
     ),
     Alias("POST", "/api/receipt", ("POST", f"{V1}/deliveryReceipt")),
     Alias(
@@ -265,7 +267,8 @@ SHAPES: dict[tuple[str, str], Callable[[Json], Json]] = {
     ("POST", f"{V1}/campaigns"): shapes.saved_campaign,
     ("GET", f"{V1}/campaigns"): shapes.listed,
     ("GET", f"{V1}/dashboard-summary"): shapes.totals,
-    ("POST", f"{V1}/uploads/{{kind}}"): shapes.uploaded,
+    ("POST", f"{V1}/uploads/customers"): shapes.uploaded,
+    ("POST", f"{V1}/uploads/orders"): shapes.uploaded,
 }
 """Answers reshaped for the original clients, who sign in as the original backend
 wanted (``x-access-token``, not ``Authorization``), on its paths and on crmd's. The
@@ -309,6 +312,8 @@ def alias_handler(alias: Alias, handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def original(request: web.Request) -> web.StreamResponse:
+        if alias.fixed:
+            request.match_info.update(alias.fixed)
         if alias.body is not None:
             replaced = await alias.body(request)
             if replaced is not None:
@@ -342,7 +347,7 @@ def add_aliases(app: web.Application) -> dict[tuple[str, str], AliasDoc]:
     for alias in ALIASES:
         handler = handlers[alias.of]
         app.router.add_route(alias.method, alias.path, alias_handler(alias, handler))
-        canonical = alias.path.replace("{kind:customers|orders}", "{kind}")
+        canonical = alias.path
         doc = alias.doc or AliasDoc()
         table[(alias.method, canonical)] = doc._replace(of=alias.of)
     return table

@@ -10,6 +10,7 @@ a multipart form, a Prometheus page) is a ``Media``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, NamedTuple
@@ -98,7 +99,7 @@ def described(
             errors=errors,
             links=links or {},
             auth=auth,
-            description=(handler.__doc__ or "").strip(),
+            description=inspect.cleandoc(handler.__doc__ or ""),
         )
         setattr(handler, DESCRIPTION, operation)
         if auth != "token":

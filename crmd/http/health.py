@@ -133,7 +133,12 @@ def health_app(metrics: Metrics, health: Health) -> web.Application:
     """Only these routes: what a process without the API (a worker) still serves, so
     that it can be watched and restarted like any other."""
     app = web.Application(
-        middlewares=[middleware.request_context, middleware.metrics, middleware.errors]
+        middlewares=[
+            middleware.request_context,
+            middleware.metrics,
+            middleware.errors,
+            middleware.declared_answers,
+        ]
     )
     app[METRICS] = metrics
     app[HEALTH] = health

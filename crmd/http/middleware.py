@@ -15,9 +15,9 @@ from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 
 from crmd.errors import CrmdError
-from crmd.http.describe import ErrorBody, ErrorDetail
+from crmd.http.describe import ErrorBody, ErrorDetail, Media, description_of
 from crmd.http.keys import METRICS
-from crmd.http.responses import json_response
+from crmd.http.responses import ANSWERED, json_response
 from crmd.services.connect import DEPENDENCY_ERRORS
 from crmd.telemetry.logs import describe_error
 
@@ -109,3 +109,33 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("http.unhandled", method=request.method, path=request.path)
         return error_response(500, "internal_error", "internal error; see the server log")
+
+
+class UndeclaredAnswer(Exception):
+    """A route answered what its ``@described`` does not declare: a bug, answered 500."""
+
+
+@web.middleware
+async def declared_answers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A described route's success is one its description declares: the status, and the
+    Struct it was encoded from (or a body of a declared media type). What the API's
+    document says is what the code does, or the request fails loudly."""
+    response = await handler(request)
+    operation = description_of(request.match_info.handler)
+    if operation is None or response.status >= 400:
+        return response
+    if response.status not in operation.responses:
+        raise UndeclaredAnswer(f"{request.method} {request.path} answered {response.status}")
+    declared = operation.responses[response.status]
+    answered = response.get(ANSWERED)
+    if answered is None:  # not encoded here: a stream, a file, an original client's shape
+        return response
+    allowed = (
+        declared if isinstance(declared, tuple) and not isinstance(declared, Media) else (declared,)
+    )
+    if not any(isinstance(a, type) and issubclass(answered, a) for a in allowed):
+        raise UndeclaredAnswer(
+            f"{request.method} {request.path} answered a {answered.__name__} with "
+            f"{response.status}, not what it declares"
+        )
+    return response

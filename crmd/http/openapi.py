@@ -195,12 +195,22 @@ def _parameters(
             "name": name,
             "in": where,
             "required": where == "path" or name in required,
-            "schema": {k: v for k, v in prop.items() if k != "description"},
+            "schema": _not_null({k: v for k, v in prop.items() if k != "description"}),
         }
         if "description" in prop:
             param["description"] = prop["description"]
         params.append(param)
     return params
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A parameter's schema without its ``null``: a query string or a header has text or
+    nothing, never null (``None`` in a query Struct means "absent")."""
+    either = [s for s in schema.get("anyOf", ()) if s != {"type": "null"}]
+    if "anyOf" in schema and len(either) == 1:
+        rest = {k: v for k, v in schema.items() if k not in ("anyOf", "default")}
+        return {**either[0], **rest}
+    return {k: v for k, v in schema.items() if not (k == "default" and v is None)}
 
 
 def _content(value: Any, schemas: Mapping[type, Any]) -> dict[str, Any]:
@@ -215,15 +225,15 @@ def _content(value: Any, schemas: Mapping[type, Any]) -> dict[str, Any]:
     return content
 
 
-def _errors(path: str, operation: Operation, has_input: bool) -> list[int]:
+def _errors(path: str, operation: Operation, has_input: bool, has_body: bool) -> list[int]:
     statuses = set(operation.errors)
-    if path.startswith("/api/"):
+    if path.startswith("/api/") and operation.tag != "reference":
         statuses.add(503)
     if operation.auth == "token":
-        statuses.add(401)
+        statuses.update((401, 403))  # 403: a user no longer in [auth] allowed_emails
     if has_input:
         statuses.update((400, 422))
-    if operation.body is not None:
+    if has_body:
         statuses.add(413)
     if _PATH_PARAM.search(path):
         statuses.add(404)
@@ -246,6 +256,8 @@ def _operation(
         *_parameters("query", query, schemas, components),
         *_parameters("header", operation.headers, schemas, components),
     ]
+    in_path = set(_PATH_PARAM.findall(path))  # an alias's fixed path has fewer
+    parameters = [p for p in parameters if p["in"] != "path" or p["name"] in in_path]
     named = {p["name"] for p in parameters if p["in"] == "path"}
     for name in _PATH_PARAM.findall(path):
         if name not in named:
@@ -284,7 +296,7 @@ def _operation(
         responses[str(status)] = response
     has_input = bool(parameters) or body is not None
     extra = alias.errors if alias is not None else ()
-    for status in sorted({*_errors(path, operation, has_input), *extra}):
+    for status in sorted({*_errors(path, operation, has_input, body is not None), *extra}):
         if str(status) not in responses:
             responses[str(status)] = {
                 "description": http.HTTPStatus(status).phrase,

@@ -98,7 +98,9 @@ def uploaded(answer: Json) -> Json:
 
 
 class OriginalSegmentRule(msgspec.Struct):
-    rule: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    rule: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=2000, examples=["spend > 1000 AND visits >= 3"])
+    ]
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
 
 
@@ -108,10 +110,10 @@ class OriginalSegment(msgspec.Struct):
 
 
 class OriginalCampaign(msgspec.Struct):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    message: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["Thanks"])]
+    message: Annotated[str, msgspec.Meta(min_length=1, max_length=1000, examples=["Hi {name}"])]
     intent: Annotated[str, msgspec.Meta(max_length=200)] | None = None
-    rule: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+    rule: Annotated[str, msgspec.Meta(max_length=2000, examples=["visits > 2"])] | None = None
     ruleId: str | None = None
     """A segment's id (crmd's ``segmentId``)."""
     vendor: Annotated[str, msgspec.Meta(max_length=200)] | None = None
@@ -125,7 +127,9 @@ class OriginalCampaignBody(msgspec.Struct):
 
 
 class AudienceQuery(msgspec.Struct):
-    rule: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    rule: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=2000, examples=["spend > 1000 AND visits >= 3"])
+    ]
 
 
 class OAuthQuery(msgspec.Struct):

@@ -21,12 +21,16 @@ def _extra(value: Any) -> Any:
 
 
 _encode = msgspec.json.Encoder(enc_hook=_extra).encode
+ANSWERED = "crmd_answered"
+"""The Struct type a response was encoded from (``declared_answers`` checks it)."""
 
 
 def json_response(data: msgspec.Struct, status: int = 200) -> web.Response:
     if not isinstance(data, msgspec.Struct):
         raise TypeError(f"the API answers a declared Struct, not a {type(data).__name__}")
-    return web.Response(body=_encode(data), status=status, content_type="application/json")
+    response = web.Response(body=_encode(data), status=status, content_type="application/json")
+    response[ANSWERED] = type(data)
+    return response
 
 
 def plain_json(data: Any, status: int = 200) -> web.Response:

@@ -77,6 +77,9 @@ async def upload_file(
             out.write(f"\nrefused ({exc.status} {exc.code}): {exc.message} {where}\n")
             return 1
         sending.finish("sent")
+        # Said at once: should this command or crmd stop now, the import goes on (or is
+        # finished by crmd), and the id is what to follow it by.
+        out.write(f"accepted as upload {answer.uploadId}\n")
         processing = Progress(out, "processing", answer.rows.valid)
         started = time.monotonic()
 

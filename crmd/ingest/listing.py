@@ -48,7 +48,10 @@ class RecordsQuery(msgspec.Struct):
 
 
 class CustomersQuery(RecordsQuery):
-    rule: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+    rule: (
+        Annotated[str, msgspec.Meta(max_length=2000, examples=["spend > 1000 AND visits >= 3"])]
+        | None
+    ) = None
     """Only the customers this rule matches."""
     total: Literal["exact"] | None = None
     """``exact``: count a rule's matches on this page too, not only on the first."""

@@ -93,7 +93,8 @@ class ListQuery(msgspec.Struct):
     offset: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 0
 
 
-CSV_FILE = {"type": "string", "contentMediaType": "text/csv"}
+CSV_EXAMPLE = "name,email,spend,visits\nAda,ada@example.com,1200,4\nBob,bob@example.com,40,1\n"
+CSV_FILE = {"type": "string", "contentMediaType": "text/csv", "examples": [CSV_EXAMPLE]}
 UPLOAD_BODIES = (
     Media(
         "multipart/form-data",
@@ -104,7 +105,7 @@ UPLOAD_BODIES = (
         },
         "a 'file' part (and an optional 'mapping' before it)",
     ),
-    Media("text/csv", {"type": "string"}, "the CSV itself"),
+    Media("text/csv", {"type": "string", "examples": [CSV_EXAMPLE]}, "the CSV itself"),
 )
 
 
@@ -117,8 +118,11 @@ UPLOAD_BODIES = (
     headers=UploadHeaders,
     body=UPLOAD_BODIES,
     ok={202: UploadAccepted},
-    errors=(415,),
-    links={"get": Link("get_upload", {"id": "$response.body#/uploadId"})},
+    errors=(409, 415),  # 409: the same Idempotency-Key's upload is still arriving
+    links={
+        "get": Link("get_upload", {"id": "$response.body#/uploadId"}),
+        "errors": Link("upload_errors_csv", {"id": "$response.body#/uploadId"}),
+    },
 )
 async def upload(request: web.Request) -> web.Response:
     """The file is checked as it arrives: every bad row is reported with its line and
@@ -150,9 +154,14 @@ def upload_view(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 @routes.get("/api/v1/uploads")
-@described("List uploads, newest first", tag="uploads", ok=UploadList, query=ListQuery)
+@described(
+    "List uploads, newest first",
+    tag="uploads",
+    ok=UploadList,
+    query=ListQuery,
+)
 async def list_uploads(request: web.Request) -> web.Response:
-    page = read_page(request)
+    page = read_page(request, keyset=False)
     uploads = tenant_store(request)["uploads"]
     cursor = uploads.find({}, projection=HIDDEN, sort=NEWEST, skip=page.offset, limit=page.limit)
     items = [msgspec.convert(upload_view(doc), Upload) async for doc in cursor]

@@ -33,8 +33,10 @@ SAMPLE = 10
 MAX_IDS = 1000
 STALE_AFTER = timedelta(minutes=5)
 REFRESH_BATCH = 20
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-RuleText = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["Loyal"])]
+RuleText = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=2000, examples=["spend > 1000 AND visits >= 3"])
+]
 
 
 class SegmentBody(msgspec.Struct):
@@ -141,9 +143,14 @@ async def create_segment(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/segments")
-@described("List segments, newest first", tag="segments", ok=SegmentList, query=SegmentListQuery)
+@described(
+    "List segments, newest first",
+    tag="segments",
+    ok=SegmentList,
+    query=SegmentListQuery,
+)
 async def list_segments(request: web.Request) -> web.Response:
-    page = read_page(request)
+    page = read_page(request, keyset=False)
     segments = tenant_store(request)["segments"]
     cursor = segments.find(
         {},

@@ -49,7 +49,7 @@ class SuppressionQuery(msgspec.Struct):
 
 
 class AddSuppression(msgspec.Struct, forbid_unknown_fields=True):
-    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254, examples=["gone@example.com"])]
     reason: Annotated[str, msgspec.Meta(max_length=MAX_REASON)] = ""
 
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+from aiohttp import web
 from aiohttp.web import RouteDef, StaticResource
 from openapi_spec_validator import validate
 
 from crmd.console import ROUTES as CONSOLE_ROUTES
+from crmd.http import middleware
+from crmd.http.describe import described
 from crmd.http.openapi import METHODS, api_routes, is_api_path
+from crmd.http.responses import json_response
 
 OPERATIONS = ("get", "put", "post", "delete", "patch")
 
@@ -77,7 +82,7 @@ async def test_original_routes_are_deprecated_and_name_crmds(client: Any) -> Non
         for method, operation in item.items()
         if operation.get("deprecated")
     ]
-    assert len(deprecated) == 17
+    assert len(deprecated) == 18
 
 
 async def test_limits_and_enums_come_from_the_structs(client: Any) -> None:
@@ -98,3 +103,39 @@ async def test_limits_and_enums_come_from_the_structs(client: Any) -> None:
     assert receipt["security"] == [{"receiptSignature": []}]
     created = document["paths"]["/api/v1/segments"]["post"]["responses"]["201"]
     assert created["links"]["get"]["operationId"] == "get_segment"
+
+
+class Declared(msgspec.Struct):
+    name: str
+
+
+class Other(msgspec.Struct):
+    count: int
+
+
+async def test_an_answer_its_route_does_not_declare_fails_loudly(aiohttp_client: Any) -> None:
+    routes = web.RouteTableDef()
+
+    @routes.get("/api/v1/true")
+    @described("tells the truth", tag="reference", ok=Declared, auth="public")
+    async def truthful(request: web.Request) -> web.Response:
+        return json_response(Declared("a"))
+
+    @routes.get("/api/v1/wrong-shape")
+    @described("answers another Struct", tag="reference", ok=Declared, auth="public")
+    async def wrong_shape(request: web.Request) -> web.Response:
+        return json_response(Other(1))
+
+    @routes.get("/api/v1/wrong-status")
+    @described("answers 201 where it declares 200", tag="reference", ok=Declared, auth="public")
+    async def wrong_status(request: web.Request) -> web.Response:
+        return json_response(Declared("a"), status=201)
+
+    app = web.Application(middlewares=[middleware.errors, middleware.declared_answers])
+    app.add_routes(routes)
+    client = await aiohttp_client(app)
+    assert (await client.get("/api/v1/true")).status == 200
+    for lying in ("/api/v1/wrong-shape", "/api/v1/wrong-status"):
+        response = await client.get(lying)
+        assert response.status == 500, lying
+        assert (await response.json())["error"]["code"] == "internal_error"

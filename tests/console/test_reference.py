@@ -32,7 +32,13 @@ async def test_a_person_reads_the_reference_without_signing_in(page: Watched, cl
     original = p.locator("#original_post_segment")
     await expect(original).to_contain_text("deprecated")
     await expect(original).to_contain_text("use POST /api/v1/segments")
+    await expect(p.locator("#vendor_receipt")).to_contain_text("vendor's signature")
+    await expect(p.locator("#upload").get_by_role("row").filter(has_text="kind")).to_contain_text(
+        "string one of customers, orders"
+    )
 
+    await original.get_by_role("link", name="crmd's own route").click()
+    await expect(p).to_have_url(page.base + "/reference#create_segment")
     await created.get_by_role("row").filter(has_text="201").get_by_role("link").first.click()
     await expect(p).to_have_url(page.base + "/reference#schema-Segment")
     schema = p.locator("#schema-Segment")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from crmd.app import Crmd
+from crmd.campaigns.clock import recover_stranded
 from crmd.config import Config
 from crmd.plugins.context import plugin_secret
 from crmd.receipts.signature import signed_headers
@@ -146,3 +148,32 @@ async def test_receipts_refused_while_redis_is_down_arrive_after_it_returns(
     stats = done["stats"]
     assert stats["pending"] == 0 and stats["unknown"] == 0
     assert stats["sent"] + stats["failed"] == campaign["audienceSize"] == 100
+
+
+async def test_a_campaign_created_while_redis_is_down_is_queued_once_and_planned_later(
+    client: Any, auth: Any, delivering: Crmd, own_servers: dict[str, ServerProcess]
+):
+    """A 503 after the campaign was stored told the client to send it again: twice."""
+    await load(client, auth)
+    redis = own_servers["redis"]
+    kill(redis)
+    with capture_logs() as logs:
+        created = await client.post(
+            "/api/v1/campaigns",
+            json={"name": "Outage", "message": "Hi", "rule": "spend > 10000"},
+            headers=auth,
+        )
+    assert created.status == 201
+    campaign = await created.json()
+    assert campaign["status"] == "queued"
+    assert [e["event"] for e in logs if e["event"] == "campaign.plan_deferred"]
+    assert await delivering.db.campaigns.count_documents({}) == 1
+    redis.stop()
+    await start_and_wait(redis, 30)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    queued = await recover_stranded(
+        delivering.db, delivering.redis, delivering.streams.dispatch, 30, later
+    )
+    assert queued == 1
+    done = await wait_status(client, auth, campaign["id"], "sent", timeout=60)
+    assert done["audienceSize"] == campaign["audienceSize"] > 0

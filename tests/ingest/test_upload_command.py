@@ -45,6 +45,9 @@ async def test_upload_command_shows_progress_and_ends_with_counts_and_errors(
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     assert "upload: 100% sent" in lines
+    accepted = next(line for line in lines if line.startswith("accepted as upload "))
+    upload_id = accepted.removeprefix("accepted as upload ")
+    assert any(line.startswith(f"upload {upload_id}: done") for line in lines)
     assert any(line.startswith("processing: 100%") for line in lines)
     assert any(
         line.endswith(": done. 4 rows received, 2 valid, 2 rejected, 2 persisted.")
