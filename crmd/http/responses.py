@@ -21,7 +21,7 @@ def _extra(value: Any) -> Any:
 
 
 _encode = msgspec.json.Encoder(enc_hook=_extra).encode
-ANSWERED = "crmd_answered"
+ANSWERED: web.ResponseKey[type] = web.ResponseKey("crmd_answered", type)
 """The Struct type a response was encoded from (``declared_answers`` checks it)."""
 
 
