@@ -39,13 +39,28 @@ def build_message(
         mail["Subject"] = message.subject
     mail["Date"] = format_datetime(at or datetime.now(UTC))
     mail["Message-ID"] = message_id_header(message.message_id, domain)
-    if message.unsubscribe_url:
-        mail["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
-        mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     mail.set_content(message.text, cte=_transfer_encoding(message.text))
     if message.html:
         mail.add_alternative(message.html, subtype="html", cte=_transfer_encoding(message.html))
-    return mail.as_bytes()
+    return one_click_headers(message.unsubscribe_url) + mail.as_bytes()
+
+
+_URL = re.compile(r"[!#-;=?-~]+")
+"""Printable ASCII without space, ``"``, ``<`` or ``>``: what a link between ``<>`` may hold."""
+
+
+def one_click_headers(url: str) -> bytes:
+    """RFC 8058's two headers, each on one line as it is. The email package would fold a
+    link longer than 78 characters, and having no space to fold at, it writes it as an
+    RFC 2047 encoded-word, which no mailbox provider reads as a URL. (A header line may
+    be 998 characters long.)"""
+    if not url:
+        return b""
+    if not _URL.fullmatch(url) or len(url) > 900:
+        raise ValueError("the unsubscribe link is not one a header can carry")
+    return (
+        f"List-Unsubscribe: <{url}>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+    ).encode("ascii")
 
 
 def _transfer_encoding(body: str) -> str:

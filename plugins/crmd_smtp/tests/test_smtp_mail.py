@@ -48,6 +48,25 @@ def test_an_unsubscribe_link_adds_the_one_click_headers():
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
+def test_a_long_link_is_one_plain_header_line_on_the_wire():
+    # Parsed with policy.default, an RFC 2047 encoded-word reads back as the URL; the
+    # bytes are what a mailbox provider reads, and they must hold the link as it is.
+    url = "https://crmd.example.com/u/" + "AbC_-9" * 25
+    raw = build_message(
+        OutgoingMessage("m1", "a@x.io", "", "Hi", unsubscribe_url=url), "n@s.io", "s.io"
+    )
+    lines = raw.split(b"\r\n")
+    assert f"List-Unsubscribe: <{url}>".encode() in lines
+    assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in lines
+    assert b"=?" not in raw.split(b"\r\n\r\n", 1)[0]
+    with pytest.raises(ValueError):
+        build_message(
+            OutgoingMessage("m1", "a@x.io", "", "Hi", unsubscribe_url=url + "\r\nBcc: x@y.z"),
+            "n@s.io",
+            "s.io",
+        )
+
+
 def test_non_ascii_subject_and_body_survive_the_trip():
     text = "Namaste Zoë, ₹500 off — " + "x" * 1200  # a line longer than SMTP allows
     mail = parsed(OutgoingMessage("m1", "a@x.io", "", text, subject="Diwali ✨ sale"))
