@@ -31,8 +31,11 @@ tell the copy.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from crmd import hookimpl
-from crmd.plugins.context import PluginContext
+from crmd.config import is_loopback
+from crmd.plugins.context import PluginContext, PluginSettingsError
 from crmd_smtp.settings import Settings
 from crmd_smtp.vendor import NAME, SmtpVendor
 
@@ -44,4 +47,11 @@ def crmd_vendors(context: PluginContext) -> list[SmtpVendor]:
     settings = context.settings(Settings)
     if not settings.host:
         return []  # not configured: offer nothing
+    public = urlsplit(context.public_url).hostname or ""
+    if is_loopback(public) and not is_loopback(settings.host):
+        # Every message's unsubscribe link would point at this machine's loopback.
+        raise PluginSettingsError(
+            f"server.public_url = {context.public_url!r}: set it to the address your "
+            "customers reach crmd at (https://...), for the unsubscribe links in each e-mail"
+        )
     return [SmtpVendor(settings)]

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from crmd.config import is_loopback
+
 TLS_PORTS = {"starttls": 587, "implicit": 465, "none": 25}
 
 
@@ -42,6 +44,11 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ValueError('from: must be an address, e.g. "Shop <news@shop.example>"')
         if bool(self.username) != bool(self.password):
             raise ValueError("password: username and password go together")
+        if self.tls == "none" and self.password and not is_loopback(self.host):
+            raise ValueError(
+                'tls: "none" would send the password in clear to a relay on another '
+                'machine; use "starttls" or "implicit"'
+            )
 
     @property
     def address(self) -> str:

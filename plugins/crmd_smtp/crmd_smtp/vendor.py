@@ -42,6 +42,15 @@ class ConnectionLost(Exception):
     """The relay hung up, or stopped answering, in the middle of a message."""
 
 
+class ClosedAfter(Exception):
+    """The relay answered this message, then closed the connection (a 421): its result,
+    and the rest of the batch goes on a new connection."""
+
+    def __init__(self, result: SendResult) -> None:
+        super().__init__(result)
+        self.result = result
+
+
 async def _reset(client: aiosmtplib.SMTP) -> None:
     """RSET after a transaction that broke off on our side; ConnectionLost if the
     session cannot be trusted any more."""
@@ -91,6 +100,17 @@ class SmtpVendor:
                 return results + [Retry(m.message_id, 0.0, late) for m in messages[index:]]
             try:
                 results.append(await self._send_one(client, message, deadline))
+            except ClosedAfter as closed:
+                # Only this message is put off: the others were not the relay's reason.
+                results.append(closed.result)
+                self.relay.drop()
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        client = await self.relay.connection()
+                except (RelayDown, TimeoutError) as exc:
+                    rest = messages[index + 1 :]
+                    reason = str(exc) or f"no connection to {self.relay.where} in time"
+                    return results + [Retry(m.message_id, LOST_RETRY, reason) for m in rest]
             except ConnectionLost as exc:
                 self.relay.drop()
                 rest = messages[index:]
@@ -114,7 +134,10 @@ class SmtpVendor:
                 await client.sendmail(settings.address, [message.recipient], data)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             [refused] = exc.recipients
-            return answer_for(message.message_id, refused.code, refused.message)
+            result = answer_for(message.message_id, refused.code, refused.message)
+            if refused.code == 421 or not client.is_connected:
+                raise ClosedAfter(result) from None
+            return result
         except aiosmtplib.SMTPSenderRefused as exc:
             if exc.code in AUTH_CODES:
                 raise self._wants_login(exc) from None
@@ -128,7 +151,7 @@ class SmtpVendor:
             return answer_for(message.message_id, exc.code, exc.message)
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code == 421:  # the relay is closing the connection
-                raise ConnectionLost(f"{exc.code} {exc.message}") from None
+                raise ClosedAfter(answer_for(message.message_id, exc.code, exc.message)) from None
             if exc.code in AUTH_CODES:
                 raise self._wants_login(exc) from None
             return answer_for(message.message_id, exc.code, exc.message)

@@ -5,6 +5,7 @@ crmd makes it."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,20 @@ async def test_a_5xx_recipient_fails_with_the_relays_words_a_4xx_one_retries(
     assert isinstance(results[2], Retry) and results[2].reason == "452 4.2.2 mailbox full"
     assert isinstance(results[3], Accepted)
     assert sorted(relay.by_recipient()) == ["a@x.io", "b@x.io"]
+
+
+async def test_a_421_for_one_recipient_puts_off_that_one_and_the_rest_go_on_a_new_connection(
+    relay: LocalRelay, make_vendor: MakeVendor
+):
+    # aiosmtplib closes the connection on a 421: the batch used to die with it, and the
+    # same recipient first again on each retry kept the others from ever being sent.
+    relay.refuse = {"busy@x.io": "421 4.7.0 try again later"}
+    vendor = make_vendor(relay)
+    results = await vendor.send(batch("a@x.io", "busy@x.io", "b@x.io", "c@x.io"))
+    assert [type(r) for r in results] == [Accepted, Retry, Accepted, Accepted]
+    assert isinstance(results[1], Retry) and results[1].reason == "421 4.7.0 try again later"
+    assert sorted(relay.by_recipient()) == ["a@x.io", "b@x.io", "c@x.io"]
+    assert relay.sessions == 2
 
 
 async def test_a_hang_up_mid_batch_retries_the_rest_and_the_next_batch_reconnects(
@@ -196,11 +211,28 @@ async def test_an_unreachable_relay_is_retried_not_failed(make_vendor: MakeVendo
         ({"host": "relay", "from": "a@b.io", "tls": "ssl"}, "plugins.smtp.tls = 'ssl'"),
         ({"host": "relay", "from": "a@b.io", "username": "u"}, "plugins.smtp.password"),
         ({"host": "relay", "from": "a@b.io", "rate": 0}, "plugins.smtp.rate = 0"),
+        (  # the password in clear over the network
+            {"host": "smtp.example.com", "from": "a@b.io", "tls": "none"}
+            | {"username": "u", "password": "p"},
+            "plugins.smtp.tls = 'none': \"none\" would send the password in clear",
+        ),
     ],
 )
 def test_bad_settings_name_the_key(table: dict[str, Any], said: str):
     with pytest.raises(PluginSettingsError, match="^" + said.replace(".", r"\.")):
         crmd_vendors(PluginContext("smtp", table, None, "http://crmd", SECRET))
+
+
+def test_a_local_relay_may_go_without_tls_and_a_remote_one_needs_a_public_url():
+    local = {"host": "127.0.0.1", "from": "a@b.io", "tls": "none", "username": "u"}
+    assert crmd_vendors(
+        PluginContext("smtp", local | {"password": "p"}, None, "http://127.0.0.1:8080", SECRET)
+    )
+    remote = {"host": "smtp.example.com", "from": "a@b.io"}
+    said = re.escape("server.public_url = 'http://127.0.0.1:8080'")
+    with pytest.raises(PluginSettingsError, match="^" + said):
+        crmd_vendors(PluginContext("smtp", remote, None, "http://127.0.0.1:8080", SECRET))
+    assert crmd_vendors(PluginContext("smtp", remote, None, "https://crm.shop.example", SECRET))
 
 
 def test_without_a_host_the_plugin_offers_nothing():
