@@ -25,6 +25,7 @@ from bson import ObjectId
 
 from crmd.campaigns import chunks, jobs, stats
 from crmd.campaigns.compose import Composer
+from crmd.campaigns.held import without_suppressed
 from crmd.campaigns.lifecycle import SENDING_STATES, Action, Status
 from crmd.campaigns.transitions import move
 from crmd.campaigns.vendors import RateLimiter, RateLimits, Vendors, guarded_send
@@ -33,7 +34,7 @@ from crmd.receipts.status import CANCELLED, RANK
 from crmd.store.numbering import add_to_tally
 from crmd.store.tenant import TenantStore
 from crmd.suppressions.entries import Entry, suppress
-from crmd.suppressions.failures import hard_failure
+from crmd.suppressions.failures import dead_in, hard_failure
 from crmd.suppressions.links import UnsubscribeLinks
 
 log = structlog.get_logger(__name__)
@@ -116,12 +117,15 @@ class Handoff:
     """Addresses the vendor refused for good (``hard_failure``): to be suppressed."""
     sent: int = 0
     """Messages this handoff recorded SENT at hand-over (``Accepted.sent``)."""
+    answered: int = 0
+    """Messages the vendor answered since the last write (for ``dead_in``)."""
 
     def accepted(self, doc: Doc, vendor_id: str, attempts: int, sent: bool = False) -> None:
         """The vendor took it: PENDING until its receipt, or SENT at once when the
         vendor will report nothing more (``Accepted.sent``), in the same write."""
         handed = self._handed(vendor_id, attempts, sent)
         self.sent += int(sent)
+        self.answered += 1
         if self.fresh:
             self.inserts.append(self._log(doc, handed["status"], attempts) | _nested(handed))
             return
@@ -129,6 +133,7 @@ class Handoff:
 
     def failed(self, doc: Doc, reason: str, attempts: int, gave_up: bool) -> None:
         # gaveUp: the vendor may have taken it after all; a retry keeps its id.
+        self.answered += 1
         failure = {
             "reason": reason,
             "attempts": attempts,
@@ -151,6 +156,7 @@ class Handoff:
         )
 
     def retried(self, doc: Doc, attempts: int) -> None:
+        self.answered += 1
         if not self.fresh:  # a chunk's count lives in memory: a crash starts it again
             self.updates.append(
                 ({"_id": doc["_id"]}, {"$set": {"attempts": attempts, "updatedAt": self.now}})
@@ -161,8 +167,9 @@ class Handoff:
         self.logged = 0
 
     async def write(self) -> None:
-        if self.dead:  # before the logs: a crash in between sends again, and fails again
-            await suppress(self.store, self.dead)
+        dead = dead_in(self.answered, self.dead)
+        if dead:  # before the logs: a crash in between sends again, and fails again
+            await suppress(self.store, dead)
         new, there = await chunks.insert_logs(self.store, self.inserts)
         self.logged += new
         # Logged already: by this chunk before a crash (nothing to add), or CANCELLED by
@@ -174,7 +181,7 @@ class Handoff:
                 self.updates.append(_handed_over(doc["_id"], handed))
         if self.updates:
             await self.store["communication_log"].bulk_update(self.updates)
-        self.inserts, self.updates, self.dead = [], [], []
+        self.inserts, self.updates, self.dead, self.answered = [], [], [], 0
         self.now = datetime.now(UTC)
 
     def _handed(self, vendor_id: str, attempts: int, sent: bool) -> Doc:
@@ -251,6 +258,7 @@ async def send_chunk(
             {"recipient": 1, "phone": 1, "message": 1, "attempts": 1, "round": 1}
             | {"customerId": 1, "values": 1},
         )
+    todo = await without_suppressed(store, campaign, todo, fresh=bool(job.chunk))
     handoff = Handoff(store, campaign, fresh=bool(job.chunk))
     composer = Composer(campaign, store.user_id, links)
     try:

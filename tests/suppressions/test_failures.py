@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from crmd.suppressions.failures import hard_failure
+from crmd.suppressions.entries import Entry
+from crmd.suppressions.failures import dead_in, hard_failure
 
 
 @pytest.mark.parametrize(
@@ -19,6 +20,7 @@ from crmd.suppressions.failures import hard_failure
         "SMTP 550: no such user here",
         "no such user",
         "the mailbox does not exist",
+        "550 5.4.1 Recipient address rejected: Access denied",  # Microsoft 365's unknown user
     ],
 )
 def test_a_dead_address_is_a_hard_failure(reason: str):
@@ -35,6 +37,12 @@ def test_a_dead_address_is_a_hard_failure(reason: str):
         "421 4.7.0 Try again later",
         "450 4.1.1 <x>: Recipient address rejected: User unknown in local table",
         "550 Message refused by policy",
+        # Relays refuse every recipient so when they are misconfigured: no address is dead.
+        "550 relay not permitted",
+        "553 sorry, relaying denied from your location",
+        "550 Message content rejected",
+        "550 Requested action not taken: message refused",
+        "553 5.1.8 Sender address rejected: Domain not found",
         "554 Transaction failed",
         "recipient unreachable",  # the dummy vendor's simulated failure
         "no e-mail address",
@@ -44,3 +52,12 @@ def test_a_dead_address_is_a_hard_failure(reason: str):
 )
 def test_anything_else_is_not(reason: str):
     assert not hard_failure(reason)
+
+
+def test_a_whole_batch_refused_alike_suppresses_nobody():
+    refused = [Entry(f"c{i}@example.com", "550 5.1.1 user unknown", "failure") for i in range(5)]
+    assert dead_in(5, refused) == []  # the relay's doing, not five dead mailboxes
+    assert dead_in(6, refused) == refused  # one of six was taken: these five are dead
+    assert dead_in(2, refused[:2]) == refused[:2]  # too few to tell
+    mixed = [*refused[:4], Entry("x@example.com", "550 5.1.1 no such user x", "failure")]
+    assert dead_in(5, mixed) == mixed

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from crmd.app import Crmd
+from tests.campaigns.test_delivery_loop import wait_status
 from tests.receipts.test_receipts_api import post, receipt, settled
 from tests.suppressions.conftest import SECRET, Gateway, load_people, suppressed
 from tests.suppressions.test_unsubscribe import campaign
@@ -56,3 +57,32 @@ async def test_dead_addresses_are_suppressed_and_skipped_next_time(
         "p4@example.com",
         "p5@example.com",
     ]
+
+
+async def test_a_retry_sends_nothing_to_addresses_suppressed_since(
+    client: Any, auth: Any, delivering: Crmd, gateway: Gateway
+):
+    """The list is read again at hand-over: a retry of failed messages (and the rest of
+    a campaign still sending) skips whoever was suppressed after it was planned."""
+    await load_people(client, auth)
+    gateway.refuse = {"p1@example.com": DEAD, "p4@example.com": FULL}
+    first = await campaign(client, auth, "Spring")
+    assert first["stats"]["failed"] == 2
+    added = await client.post(
+        "/api/v1/suppressions", json={"email": "p4@example.com", "reason": "asked"}, headers=auth
+    )
+    assert added.status == 201
+    gateway.refuse, gateway.sent = {}, []
+    retried = await client.post(f"/api/v1/campaigns/{first['id']}/retry-failed", headers=auth)
+    assert retried.status == 200, await retried.text()
+    done = await wait_status(client, auth, first["id"], "completed")
+    assert gateway.sent == []  # p1 suppressed by its failure, p4 by the operator
+    assert done["stats"]["suppressed"] == 2 and done["stats"]["failed"] == 0
+    held = {
+        d["recipient"]: d
+        async for d in delivering.db.communication_log.find(
+            {"campaignId": first["id"], "status": "SUPPRESSED"}
+        )
+    }
+    assert sorted(held) == ["p1@example.com", "p4@example.com"]
+    assert held["p4@example.com"]["reason"] == "on the suppression list when it was to be sent"
