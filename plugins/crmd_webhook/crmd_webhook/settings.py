@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -23,6 +24,21 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Messages per second, for every crmd process together."""
     timeout: Annotated[float, msgspec.Meta(gt=0, le=25)] = 15.0
     """Seconds the gateway has to answer a batch (crmd gives a batch 30 s in all)."""
+
+    @property
+    def shown_url(self) -> str:
+        """The url as it may be shown (a console page, a campaign's reason, a log line):
+        without a user, password or query string, which may hold a gateway's token."""
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        return urlunsplit((parts.scheme, netloc, parts.path, "…" if parts.query else "", ""))
+
+    def shown(self, text: str) -> str:
+        """``text`` with the url in it replaced by ``shown_url``."""
+        return text.replace(self.url, self.shown_url)
 
     def __post_init__(self) -> None:
         if not self.url:

@@ -59,11 +59,13 @@ class WebhookVendor:
                 status, answer = response.status, await response.read()
                 retry_after = _seconds(response.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError) as exc:
-            reason = f"the gateway did not answer: {type(exc).__name__} {exc}".strip()
+            said = self.settings.shown(f"{type(exc).__name__} {exc}")
+            reason = f"the gateway did not answer: {said}".strip()
             return [Retry(m.message_id, DEFAULT_WAIT, reason[:300]) for m in messages]
         if status in MISCONFIGURED:
             raise VendorMisconfigured(
-                f"the gateway at {self.settings.url} answered HTTP {status}: check url and secret"
+                f"the gateway at {self.settings.shown_url} answered HTTP {status}: "
+                "check url and secret"
             )
         if status >= 500 or status == 429:
             wait = retry_after or DEFAULT_WAIT
@@ -95,10 +97,11 @@ class WebhookVendor:
                 self.settings.url, timeout=aiohttp.ClientTimeout(total=self.settings.timeout)
             ) as response:
                 return CheckResult(
-                    ok=True, detail=f"{self.settings.url} answers ({response.status})"
+                    ok=True, detail=f"{self.settings.shown_url} answers ({response.status})"
                 )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return CheckResult(ok=False, detail=f"{self.settings.url}: {type(exc).__name__} {exc}")
+            said = self.settings.shown(f"{type(exc).__name__} {exc}")
+            return CheckResult(ok=False, detail=f"{self.settings.shown_url}: {said}")
 
     async def close(self) -> None:
         return None

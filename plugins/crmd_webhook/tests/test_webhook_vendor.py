@@ -121,6 +121,22 @@ async def test_a_wrong_secret_is_misconfiguration_not_a_failed_message(
     assert gateway.refused_signatures == 1 and gateway.batches == []
 
 
+async def test_a_token_in_the_url_is_never_shown(gateway: Gateway, make_vendor: MakeVendor):
+    # The reason lands on the campaign, the check's detail on the console's Plugins page.
+    other = "whsec_" + base64.b64encode(b"not-the-gateways-secret-at-all").decode()
+    tokened = gateway.url.replace("http://", "http://user:pw@") + "?token=QUERYTOKEN123"
+    vendor = make_vendor(url=tokened, secret=other)
+    with pytest.raises(VendorMisconfigured) as stopped:
+        await vendor.send(MESSAGES[:1])
+    checked = await vendor.check()
+    unreachable = make_vendor(url="http://127.0.0.1:9/hook?token=QUERYTOKEN123")
+    [retry] = await unreachable.send(MESSAGES[:1])
+    down = await unreachable.check()
+    for said in (str(stopped.value), checked.detail, retry.reason, down.detail):
+        assert "QUERYTOKEN123" not in said and "pw@" not in said, said
+    assert "?…" in str(stopped.value)
+
+
 async def test_an_unreadable_answer_is_retried(gateway: Gateway, make_vendor: MakeVendor):
     gateway.answer_text = '{"results": "all fine"}'
     [retry] = await make_vendor().send(MESSAGES[:1])
