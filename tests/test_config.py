@@ -264,3 +264,17 @@ def test_a_relative_data_dir_of_a_file_found_by_a_relative_path_is_absolute(
     config = load_config(Path("crmd.toml"), environ={}).config
     assert Path(config.embedded.data_dir).is_absolute()
     assert Path(config.embedded.data_dir) == tmp_path.resolve() / ".crmd"
+
+
+def test_a_secret_anywhere_may_come_from_the_environment_or_a_file(tmp_path: Path):
+    # Once only plugins' tables read these: jwt_secret = "$env:..." became that text.
+    secret = tmp_path / "jwt"
+    secret.write_text("from-a-file-" + "s" * 40 + "\n")
+    path = write(tmp_path, '[auth]\njwt_secret = "$env:CRMD_TEST_JWT"\ngoogle_login = false\n')
+    loaded = load_config(path, {"CRMD_TEST_JWT": "from-the-environment-" + "e" * 40})
+    assert loaded.config.auth.jwt_secret == "from-the-environment-" + "e" * 40
+    path.write_text(f'[auth]\njwt_secret = "$file:{secret}"\ngoogle_login = false\n')
+    assert load_config(path, {}).config.auth.jwt_secret == "from-a-file-" + "s" * 40
+    path.write_text('[auth]\njwt_secret = "$env:NOT_SET_ANYWHERE"\ngoogle_login = false\n')
+    with pytest.raises(ConfigError, match=r"auth\.jwt_secret: \$env:NOT_SET_ANYWHERE is not set"):
+        load_config(path, {})

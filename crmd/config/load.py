@@ -88,7 +88,7 @@ def load_config(
     for key, value in (overrides or {}).items():
         _set(tree, key, value)
         origins[key] = "command line"
-    _resolve_references(tree.get("plugins"), environ, origins, file_origin)
+    _resolve_references(tree, environ, origins, file_origin)
     try:
         config = msgspec.convert(tree, Config, strict=False)
     except msgspec.ValidationError as exc:
@@ -99,39 +99,42 @@ def load_config(
 
 
 def _resolve_references(
-    plugins: Any, environ: Mapping[str, str], origins: dict[tuple[str, ...], str], file_origin: str
+    node: Any,
+    environ: Mapping[str, str],
+    origins: dict[tuple[str, ...], str],
+    file_origin: str,
+    at: tuple[str, ...] = (),
 ) -> None:
-    """In plugins' tables, ``$env:NAME`` and ``$file:/path`` (systemd's LoadCredential=)
-    stand for a secret kept out of crmd.toml: replaced here by the variable's value or
-    the file's content. A ``${NAME}`` in the path is the variable's value, so
-    ``$file:${CREDENTIALS_DIRECTORY}/smtp_password`` reads systemd's credential."""
-    if not isinstance(plugins, dict):
+    """In any table, ``$env:NAME`` and ``$file:/path`` (systemd's LoadCredential=) stand
+    for a secret kept out of crmd.toml (``auth.jwt_secret``, a plugin's password):
+    replaced here by the variable's value or the file's content. A ``${NAME}`` in the
+    path is the variable's value, so ``$file:${CREDENTIALS_DIRECTORY}/smtp_password``
+    reads systemd's credential. (Only plugins' tables had them once: a jwt_secret written
+    ``$env:...`` then became that very text, a secret anyone could read here.)"""
+    if not isinstance(node, dict):
         return
-    for name, table in plugins.items():
-        if not isinstance(table, dict):
-            continue
-        for key, value in table.items():
-            if not isinstance(value, str) or not value.startswith(("$env:", "$file:")):
-                continue
-            kind, _, where = value[1:].partition(":")
-            origin = origins.get(("plugins", name, key), file_origin)
-            if kind == "env":
-                if where not in environ:
-                    raise ConfigError(f"{origin}: plugins.{name}.{key}: {value} is not set")
-                table[key] = environ[where]
-                continue
-            unset = [v for v in _VARIABLE.findall(where) if v not in environ]
-            if unset:
-                raise ConfigError(
-                    f"{origin}: plugins.{name}.{key}: {value}: ${{{unset[0]}}} is not set"
-                )
-            where = _VARIABLE.sub(lambda match: environ[match.group(1)], where)
-            try:
-                table[key] = Path(where).read_text().strip()
-            except OSError as exc:
-                raise ConfigError(
-                    f"{origin}: plugins.{name}.{key}: {value} cannot be read ({exc.strerror})"
-                ) from None
+    for key, value in node.items():
+        here = (*at, str(key))
+        if isinstance(value, dict):
+            _resolve_references(value, environ, origins, file_origin, here)
+        elif isinstance(value, str) and value.startswith(("$env:", "$file:")):
+            node[key] = _referenced(value, ".".join(here), environ, origins.get(here, file_origin))
+
+
+def _referenced(value: str, name: str, environ: Mapping[str, str], origin: str) -> str:
+    kind, _, where = value[1:].partition(":")
+    if kind == "env":
+        if where not in environ:
+            raise ConfigError(f"{origin}: {name}: {value} is not set")
+        return environ[where]
+    unset = [v for v in _VARIABLE.findall(where) if v not in environ]
+    if unset:
+        raise ConfigError(f"{origin}: {name}: {value}: ${{{unset[0]}}} is not set")
+    where = _VARIABLE.sub(lambda match: environ[match.group(1)], where)
+    try:
+        return Path(where).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{origin}: {name}: {value} cannot be read ({exc.strerror})") from None
 
 
 def _find_file(path: Path | None, search: bool) -> Path | None:
