@@ -3,6 +3,7 @@ and asking them for what they offer, each with a context of its own."""
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
@@ -49,7 +50,23 @@ def get_plugin_manager(
         manager.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(_unknown_hook(manager, exc)) from None
+    if load_entrypoints:
+        _every_table_names_a_plugin(settings or {}, plugins or {})
     return manager
+
+
+def _every_table_names_a_plugin(
+    settings: Mapping[str, Mapping[str, Any]], registered: Mapping[str, object]
+) -> None:
+    """A ``[plugins.<name>]`` table for no installed plugin is a misspelling (``smpt``)
+    or a plugin not installed: either way its settings would be ignored in silence."""
+    installed = {e.name for e in importlib.metadata.entry_points(group=PROJECT)} | set(registered)
+    for name in settings:
+        if name not in installed:
+            raise PluginError(
+                f"plugins.{name}: no installed plugin is named {name!r} "
+                f"(installed: {', '.join(sorted(installed)) or 'none'})"
+            )
 
 
 def _unknown_hook(manager: pluggy.PluginManager, exc: pluggy.PluginValidationError) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from crmd.app import ACTORS
-from crmd.plugins.manager import describe, get_plugin_manager
+from crmd.plugins.manager import PluginError, describe, get_plugin_manager
 from crmd.services.embedded import Urls
 from tests.conftest import crmd_with
 
@@ -84,3 +84,13 @@ def test_hookspecs_are_documented_for_plugin_authors():
     for name in hooks:
         doc = textwrap.dedent(getattr(hookspecs, name).__doc__ or "")
         assert len(doc.split()) > 30, f"{name} needs a docstring a plugin author can use"
+
+
+def test_a_table_for_no_installed_plugin_is_refused_naming_it():
+    # [plugins.smpt] used to be ignored in silence, and campaigns went to the dummy vendor.
+    with pytest.raises(PluginError) as refused:
+        get_plugin_manager({"smpt": {"host": "smtp.example.com"}})
+    said = str(refused.value)
+    assert said.startswith("plugins.smpt: no installed plugin is named 'smpt' (installed: ")
+    assert "smtp" in said and "dummy_vendor" in said
+    assert get_plugin_manager({"smtp": {"enabled": False}}) is not None
