@@ -121,6 +121,11 @@ def test_a_hook_that_raises_stops_start_up_naming_the_plugin(tmp_path: Path):
             "$env:NO_SUCH_VARIABLE",
             "plugins.dummy_vendor.secret: $env:NO_SUCH_VARIABLE is not set",
         ),
+        (  # a misspelt table used to be ignored in silence
+            "CRMD_PLUGINS__SMPT__HOST",
+            "smtp.example.com",
+            "crmd: config error: plugins.smpt: no installed plugin is named 'smpt' (installed: ",
+        ),
     ],
 )
 def test_a_bad_plugin_setting_stops_check_config_naming_the_key(

@@ -24,13 +24,14 @@ completes as soon as every message is handed over. Callbacks to
 ``/api/v1/deliveryReceipt/smtp`` are refused: SMTP has no receipts.
 
 Every message carries ``Message-ID: <crmd's message id@the from domain>``. SMTP itself is
-at-least-once: a relay that took a message but whose answer was lost (a crash, a cut
-connection) gets it again, with the same Message-ID, which is how it, or a reader, can
-tell the copy.
+at-least-once: after a crash, or a batch cut off by its time limit, every message of the
+batch in flight may go again, those the relay had already taken included, each with the
+same Message-ID, which is how the relay, or a reader, can tell the copy.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from crmd import hookimpl
@@ -48,10 +49,18 @@ def crmd_vendors(context: PluginContext) -> list[SmtpVendor]:
     if not settings.host:
         return []  # not configured: offer nothing
     public = urlsplit(context.public_url).hostname or ""
-    if is_loopback(public) and not is_loopback(settings.host):
-        # Every message's unsubscribe link would point at this machine's loopback.
+    if _only_here(public) and not is_loopback(settings.host):
+        # Every message's unsubscribe link would point at this machine's loopback (or
+        # at 0.0.0.0, server.host's "every interface", which is no address to follow).
         raise PluginSettingsError(
             f"server.public_url = {context.public_url!r}: set it to the address your "
             "customers reach crmd at (https://...), for the unsubscribe links in each e-mail"
         )
-    return [SmtpVendor(settings)]
+    return [SmtpVendor(settings, context.log)]
+
+
+def _only_here(host: str) -> bool:
+    try:
+        return is_loopback(host) or ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import aiosmtplib
+import structlog
 
 from crmd.plugins.vendor import (
     Accepted,
@@ -63,9 +65,10 @@ async def _reset(client: aiosmtplib.SMTP) -> None:
 class SmtpVendor:
     name = NAME
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, log: Any = None) -> None:
         self.settings = settings
         self.relay = Relay(settings)
+        self.log = log if log is not None else structlog.get_logger("crmd.plugins.smtp")
 
     def rate_limit(self) -> float:
         return self.settings.rate
@@ -80,8 +83,7 @@ class SmtpVendor:
                     client = await self.relay.connection()
             except (RelayDown, TimeoutError) as exc:
                 self.relay.drop()
-                reason = str(exc) or f"no connection to {self.relay.where} in time"
-                return [Retry(m.message_id, LOST_RETRY, reason) for m in messages]
+                return self._unreachable(exc, messages)
             try:
                 return await self._send_all(client, messages, deadline)
             except BaseException:  # cancelled part way: the connection's state is unknown
@@ -108,14 +110,45 @@ class SmtpVendor:
                     async with asyncio.timeout_at(deadline):
                         client = await self.relay.connection()
                 except (RelayDown, TimeoutError) as exc:
-                    rest = messages[index + 1 :]
-                    reason = str(exc) or f"no connection to {self.relay.where} in time"
-                    return results + [Retry(m.message_id, LOST_RETRY, reason) for m in rest]
+                    return results + self._unreachable(exc, messages[index + 1 :])
             except ConnectionLost as exc:
                 self.relay.drop()
                 rest = messages[index:]
+                self.log.warning(
+                    "smtp.connection_lost",
+                    relay=self.relay.where,
+                    error=str(exc),
+                    retried=len(rest),
+                )
                 return results + [Retry(m.message_id, LOST_RETRY, str(exc)) for m in rest]
         return results
+
+    def _unreachable(
+        self, exc: BaseException, messages: Sequence[OutgoingMessage]
+    ) -> list[SendResult]:
+        """Every message of ``messages`` retried, and one warning for them all."""
+        reason = str(exc) or f"no connection to {self.relay.where} in time"
+        if messages:
+            self.log.warning(
+                "smtp.relay_unreachable",
+                relay=self.relay.where,
+                error=reason,
+                retried=len(messages),
+            )
+        return [Retry(m.message_id, LOST_RETRY, reason) for m in messages]
+
+    def _answered(
+        self, client: aiosmtplib.SMTP, message_id: str, code: int, text: str
+    ) -> SendResult:
+        """The relay's refusal of one message as its result, logged with the relay's code
+        and words; ClosedAfter(result) when the answer ended the session: aiosmtplib
+        closes the connection on a 421 (to MAIL, RCPT or DATA alike), and the next
+        message must not be tried on it."""
+        result = answer_for(message_id, code, text)
+        self.log.info("smtp.recipient_refused", message_id=message_id, code=code, text=text[:300])
+        if code == 421 or not client.is_connected:
+            raise ClosedAfter(result)
+        return result
 
     async def _send_one(
         self, client: aiosmtplib.SMTP, message: OutgoingMessage, deadline: float
@@ -134,10 +167,7 @@ class SmtpVendor:
                 await client.sendmail(settings.address, [message.recipient], data)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             [refused] = exc.recipients
-            result = answer_for(message.message_id, refused.code, refused.message)
-            if refused.code == 421 or not client.is_connected:
-                raise ClosedAfter(result) from None
-            return result
+            return self._answered(client, message.message_id, refused.code, refused.message)
         except aiosmtplib.SMTPSenderRefused as exc:
             if exc.code in AUTH_CODES:
                 raise self._wants_login(exc) from None
@@ -148,13 +178,11 @@ class SmtpVendor:
                     f"the relay {self.relay.where} refused the sender {settings.address!r} "
                     f"({exc.code} {exc.message})"
                 ) from None
-            return answer_for(message.message_id, exc.code, exc.message)
+            return self._answered(client, message.message_id, exc.code, exc.message)
         except aiosmtplib.SMTPResponseException as exc:
-            if exc.code == 421:  # the relay is closing the connection
-                raise ClosedAfter(answer_for(message.message_id, exc.code, exc.message)) from None
             if exc.code in AUTH_CODES:
                 raise self._wants_login(exc) from None
-            return answer_for(message.message_id, exc.code, exc.message)
+            return self._answered(client, message.message_id, exc.code, exc.message)
         except (aiosmtplib.SMTPException, OSError) as exc:  # hung up, timed out (OSError)
             raise ConnectionLost(f"connection lost: {str(exc) or 'timed out'}") from None
         except ValueError as exc:  # an address aiosmtplib will not write: end the envelope

@@ -25,6 +25,8 @@ class LocalRelay:
     port: int = 0
     refuse: dict[str, str] = field(default_factory=dict)
     """Recipient → the answer to its RCPT (e.g. ``"550 5.1.1 no such user"``)."""
+    mail_answers: list[str] = field(default_factory=list)
+    """Answers to the coming MAIL FROM commands, one each, in order; then 250."""
     hang_up_after: int | None = None
     """Hang up, without answering, on the message after this many have arrived."""
     stall: dict[str, float] = field(default_factory=dict)
@@ -32,6 +34,8 @@ class LocalRelay:
     login: tuple[str, str] | None = None
     """Wanted login; None: no AUTH at all."""
     received: list[EmailMessage] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
+    """Each received message's bytes as they came over the wire (after DATA)."""
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     sessions: int = 0
     hung_up: int = 0
@@ -60,6 +64,17 @@ class LocalRelay:
         session.host_name = hostname
         return responses
 
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        if self.mail_answers:
+            answer = self.mail_answers.pop(0)
+            if not answer.startswith("250"):
+                return answer
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
     ) -> str:
@@ -81,6 +96,7 @@ class LocalRelay:
         parsed = email.message_from_bytes(envelope.content, policy=default)
         assert isinstance(parsed, EmailMessage)
         self.received.append(parsed)
+        self.raw.append(envelope.content)
         self.envelopes.append((str(envelope.mail_from), list(envelope.rcpt_tos)))
         return "250 queued"
 

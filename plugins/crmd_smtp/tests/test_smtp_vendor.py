@@ -5,8 +5,10 @@ crmd makes it."""
 from __future__ import annotations
 
 import asyncio
+import email
 import re
 from collections.abc import AsyncIterator, Callable
+from email.policy import compat32
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 from crmd_smtp import SmtpVendor, crmd_vendors
 from crmd_smtp import vendor as smtp_vendor
 from smtp_relay import PASSWORD, USER, LocalRelay, self_signed_certificate, start_relay
+from structlog.testing import capture_logs
 
 from crmd.config import load_config
 from crmd.plugins.context import PluginContext, PluginSettingsError
@@ -67,6 +70,24 @@ async def test_batches_arrive_once_each_on_one_connection_and_each_is_sent_at_on
     assert {sender for sender, _ in relay.envelopes} == {"news@shop.example"}
 
 
+async def test_the_one_click_headers_and_message_id_arrive_as_written_not_encoded(
+    relay: LocalRelay, make_vendor: MakeVendor
+):
+    # Read back with policy.default, an RFC 2047 encoded-word looks like the link; the
+    # bytes the relay took are what a mailbox provider reads.
+    url = "https://crm.shop.example/u/" + "AbC_-9" * 25
+    vendor = make_vendor(relay)
+    assert [type(r) for r in await vendor.send(batch("a@x.io", unsubscribe_url=url))] == [Accepted]
+    [raw] = relay.raw
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert b"=?" not in head
+    headers = email.message_from_bytes(raw, policy=compat32)
+    assert headers["List-Unsubscribe"] == f"<{url}>"
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert headers["Message-ID"] == "<c1.0000@shop.example>"
+    assert f"List-Unsubscribe: <{url}>\r\n".encode() in head + b"\r\n"
+
+
 def test_every_callback_is_refused_even_one_signed_with_the_plugins_own_secret():
     table = {"host": "relay", "from": "a@b.io"}
     [vendor] = crmd_vendors(PluginContext("smtp", table, None, "http://crmd", SECRET))
@@ -101,6 +122,20 @@ async def test_a_421_for_one_recipient_puts_off_that_one_and_the_rest_go_on_a_ne
     assert [type(r) for r in results] == [Accepted, Retry, Accepted, Accepted]
     assert isinstance(results[1], Retry) and results[1].reason == "421 4.7.0 try again later"
     assert sorted(relay.by_recipient()) == ["a@x.io", "b@x.io", "c@x.io"]
+    assert relay.sessions == 2
+
+
+async def test_a_421_to_mail_from_puts_off_that_message_and_the_rest_go_on_a_new_connection(
+    relay: LocalRelay, make_vendor: MakeVendor
+):
+    # The sender is the same for every message: a 421 to it is the relay closing, not a
+    # refusal, and the messages after it must not be tried on the closed connection.
+    relay.mail_answers = ["250 OK", "421 4.3.2 shutting down"]
+    vendor = make_vendor(relay)
+    results = await vendor.send(batch("a@x.io", "b@x.io", "c@x.io", "d@x.io"))
+    assert [type(r) for r in results] == [Accepted, Retry, Accepted, Accepted]
+    assert isinstance(results[1], Retry) and results[1].reason == "421 4.3.2 shutting down"
+    assert sorted(relay.by_recipient()) == ["a@x.io", "c@x.io", "d@x.io"]
     assert relay.sessions == 2
 
 
@@ -204,6 +239,37 @@ async def test_an_unreachable_relay_is_retried_not_failed(make_vendor: MakeVendo
     assert not (await vendor.check()).ok
 
 
+async def test_an_unreachable_relay_is_logged_once_per_batch(make_vendor: MakeVendor):
+    relay = LocalRelay()
+    server = await start_relay(relay)
+    server.close()
+    await server.wait_closed()
+    with capture_logs() as logs:
+        vendor = make_vendor(relay)
+        await vendor.send(batch("a@x.io", "b@x.io"))
+        await vendor.send(batch("c@x.io"))
+    warnings = [e for e in logs if e["event"] == "smtp.relay_unreachable"]
+    assert len(warnings) == 2 and all(e["log_level"] == "warning" for e in warnings)
+    assert warnings[0]["relay"] == f"127.0.0.1:{relay.port}"
+    assert "cannot reach" in warnings[0]["error"] and warnings[0]["retried"] == 2
+
+
+async def test_refused_recipients_are_logged_with_the_relays_words_never_the_password(
+    login_relay: LocalRelay, make_vendor: MakeVendor
+):
+    login_relay.refuse = {"gone@x.io": "550 5.1.1 no such user", "full@x.io": "452 4.2.2 full"}
+    with capture_logs() as logs:
+        vendor = make_vendor(login_relay, username=USER, password=PASSWORD)
+        await vendor.send(batch("a@x.io", "gone@x.io", "full@x.io"))
+    refused = [e for e in logs if e["event"] == "smtp.recipient_refused"]
+    assert [(e["message_id"], e["code"], e["text"]) for e in refused] == [
+        ("c1.0001", 550, "5.1.1 no such user"),
+        ("c1.0002", 452, "4.2.2 full"),
+    ]
+    assert all(e["log_level"] == "info" for e in refused)
+    assert PASSWORD not in repr(logs)
+
+
 @pytest.mark.parametrize(
     ("table", "said"),
     [
@@ -232,6 +298,9 @@ def test_a_local_relay_may_go_without_tls_and_a_remote_one_needs_a_public_url():
     said = re.escape("server.public_url = 'http://127.0.0.1:8080'")
     with pytest.raises(PluginSettingsError, match="^" + said):
         crmd_vendors(PluginContext("smtp", remote, None, "http://127.0.0.1:8080", SECRET))
+    for here in ("http://localhost:8080", "http://[::1]:8080", "http://0.0.0.0:8080"):
+        with pytest.raises(PluginSettingsError, match=r"^server\.public_url"):
+            crmd_vendors(PluginContext("smtp", remote, None, here, SECRET))
     assert crmd_vendors(PluginContext("smtp", remote, None, "https://crm.shop.example", SECRET))
 
 

@@ -37,8 +37,15 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return urlunsplit((parts.scheme, netloc, parts.path, "…" if parts.query else "", ""))
 
     def shown(self, text: str) -> str:
-        """``text`` with the url in it replaced by ``shown_url``."""
-        return text.replace(self.url, self.shown_url)
+        """``text`` with the url in it replaced by ``shown_url``, and its query and user
+        part wherever they still appear (an error may quote the url as aiohttp wrote it)."""
+        text = text.replace(self.url, self.shown_url)
+        parts = urlsplit(self.url)
+        userinfo = parts.netloc.rpartition("@")[0]
+        for secret in (parts.query, userinfo, parts.password or ""):
+            if secret:
+                text = text.replace(secret, "…")
+        return text
 
     def __post_init__(self) -> None:
         if not self.url:

@@ -137,6 +137,15 @@ async def test_a_token_in_the_url_is_never_shown(gateway: Gateway, make_vendor: 
     assert "?…" in str(stopped.value)
 
 
+def test_a_token_is_hidden_even_in_an_error_that_quotes_the_url_its_own_way():
+    url = "https://user:pw-SECRET@gw.example/hook?token=QUERYTOKEN123"
+    settings = Settings(url=url, secret=SECRET)
+    assert settings.shown_url == "https://gw.example/hook?…"
+    quoted = "TooManyRedirects: url=URL('https://user:pw-SECRET@gw.example:443/hook?token=QUERYTOKEN123')"
+    said = settings.shown(quoted)
+    assert "QUERYTOKEN123" not in said and "pw-SECRET" not in said, said
+
+
 async def test_an_unreadable_answer_is_retried(gateway: Gateway, make_vendor: MakeVendor):
     gateway.answer_text = '{"results": "all fine"}'
     [retry] = await make_vendor().send(MESSAGES[:1])
