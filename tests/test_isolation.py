@@ -199,6 +199,8 @@ async def suppressions_stay_with_their_owner(
     one = {"email": "x@example.com"}
     assert (await (await client.get(url, headers=bob, params=one)).json())["items"] == []
     assert (await client.delete(f"{url}/x@example.com", headers=bob)).status == 404
+    everyones = await client.delete(url, headers=bob, params={"source": "operator"})
+    assert (await everyones.json())["removed"] == 0
     assert (await (await client.get(url, headers=alice, params=one)).json())["items"]
 
 
@@ -250,6 +252,7 @@ ISOLATION: dict[tuple[str, str], Check] = {
     ("GET", "/api/v1/uploads/{id}/errors.csv"): one_upload_is_404_to_others,
     ("GET", "/api/v1/suppressions"): suppressions_stay_with_their_owner,
     ("POST", "/api/v1/suppressions"): suppressions_stay_with_their_owner,
+    ("DELETE", "/api/v1/suppressions"): suppressions_stay_with_their_owner,
     ("DELETE", "/api/v1/suppressions/{email}"): suppressions_stay_with_their_owner,
 }
 

@@ -28,7 +28,8 @@ CHUNK_BYTES = 4_000_000
 ENTRY_FIELDS = ("_id", "seq", "customerId", "recipient", "phone", "message")
 """Every entry's; an entry may also hold ``values`` (``crmd.campaigns.compose``)."""
 SUPPRESSED = "SUPPRESSED"
-"""A recipient on the suppression list when the campaign was planned: never sent."""
+"""A recipient on the suppression list when the campaign was planned, or when their
+message was to be handed over: never sent."""
 FINAL_RANK = 9
 """Above every receipt's rank: a suppressed recipient's log never changes."""
 
@@ -135,9 +136,11 @@ def new_log(
     }
 
 
-def suppressed_log(entry: Doc, campaign_id: str, vendor: str, now: datetime) -> Doc:
-    """The log of a recipient left out because their address is suppressed."""
-    return new_log(entry, campaign_id, vendor, SUPPRESSED, 0, now) | {"rank": FINAL_RANK}
+def suppressed_log(entry: Doc, campaign_id: str, vendor: str, now: datetime, why: str) -> Doc:
+    """The log of a recipient left out because their address is suppressed; ``why``
+    is its reason (``suppressions.entries.listed_because``)."""
+    log = new_log(entry, campaign_id, vendor, SUPPRESSED, 0, now)
+    return log | {"rank": FINAL_RANK, "reason": why}
 
 
 async def insert_logs(store: TenantStore, docs: list[Doc]) -> tuple[int, list[Doc]]:

@@ -10,20 +10,20 @@ from typing import Any
 import structlog
 
 from crmd.campaigns import chunks
+from crmd.store.numbering import add_to_tally
 from crmd.store.tenant import TenantStore
 from crmd.suppressions.entries import suppressed_among
 
 Doc = dict[str, Any]
 log = structlog.get_logger(__name__)
-REASON = "on the suppression list when it was to be sent"
 
 
 async def without_suppressed(
     store: TenantStore, campaign: Doc, todo: list[Doc], fresh: bool
 ) -> list[Doc]:
-    """``todo`` less the recipients now on the list, whose logs become SUPPRESSED: new
-    logs for a chunk's entries (``fresh``), updated ones for messages sent again. One
-    read of the list for the whole chunk."""
+    """``todo`` less the recipients now on the list, whose logs become SUPPRESSED with
+    the list's reason: new logs for a chunk's entries (``fresh``), updated ones for
+    messages sent again. One read of the list for the whole chunk."""
     gone = await suppressed_among(store, (str(d.get("recipient") or "") for d in todo))
     if not gone:
         return todo
@@ -33,20 +33,23 @@ async def without_suppressed(
     if fresh:
         campaign_id, vendor = str(campaign["_id"]), campaign["vendor"]
         logs = [
-            chunks.suppressed_log(d, campaign_id, vendor, now) | {"reason": REASON} for d in held
+            chunks.suppressed_log(d, campaign_id, vendor, now, gone[d["recipient"]]) for d in held
         ]
-        await chunks.insert_logs(store, logs)
+        new, _ = await chunks.insert_logs(store, logs)
+        await add_to_tally(store.db, store.user_id, "messages", new)
     else:
-        await store["communication_log"].update_many(
-            {"_id": {"$in": [d["_id"] for d in held]}, "rank": {"$lt": chunks.FINAL_RANK}},
-            {
-                "$set": {
-                    "status": chunks.SUPPRESSED,
-                    "rank": chunks.FINAL_RANK,
-                    "reason": REASON,
-                    "updatedAt": now,
-                }
-            },
+        await store["communication_log"].bulk_update(
+            [
+                (
+                    {"_id": d["_id"], "rank": {"$lt": chunks.FINAL_RANK}},
+                    {"$set": _suppressed(gone[d["recipient"]], now)},
+                )
+                for d in held
+            ]
         )
     log.info("campaign.suppressed_at_handover", campaign_id=str(campaign["_id"]), held=len(held))
     return keep
+
+
+def _suppressed(why: str, now: datetime) -> Doc:
+    return {"status": chunks.SUPPRESSED, "rank": chunks.FINAL_RANK, "reason": why, "updatedAt": now}

@@ -128,11 +128,12 @@ async def _plan_stretch(
     held = await suppressed_among(store, (str(c.get("email") or "") for c in taken))
     written = datetime.now(UTC)
     batch: list[dict[str, Any]] = []
-    left_out: list[dict[str, Any]] = []
+    left_out: list[tuple[dict[str, Any], str]] = []
     for customer in taken:
         seq += 1
-        if customer.get("email") in held:
-            left_out.append(_entry(store.user_id, campaign, customer, None, seq, None))
+        why = held.get(str(customer.get("email") or ""))
+        if why is not None:
+            left_out.append((_entry(store.user_id, campaign, customer, None, seq, None), why))
             continue
         try:
             batch.append(_entry(store.user_id, campaign, customer, templates, seq, links))
@@ -206,13 +207,17 @@ def _entry(
 
 
 async def _write_suppressed(
-    store: TenantStore, campaign: dict[str, Any], entries: list[dict[str, Any]], now: datetime
+    store: TenantStore,
+    campaign: dict[str, Any],
+    entries: list[tuple[dict[str, Any], str]],
+    now: datetime,
 ) -> None:
-    """The SUPPRESSED logs of a stretch (safe to repeat: a log's id is its message's)."""
+    """The SUPPRESSED logs of a stretch, each with why (safe to repeat: a log's id is
+    its message's)."""
     if not entries:
         return
     campaign_id, vendor = str(campaign["_id"]), campaign["vendor"]
-    logs = [chunks.suppressed_log(entry, campaign_id, vendor, now) for entry in entries]
+    logs = [chunks.suppressed_log(e, campaign_id, vendor, now, why) for e, why in entries]
     new, _ = await chunks.insert_logs(store, logs)
     await add_to_tally(store.db, store.user_id, "messages", new)
 

@@ -30,7 +30,8 @@ GROUPS = {
     "suppressed": ("SUPPRESSED",),
 }
 """Each figure of a campaign's stats and the log statuses it counts. ``suppressed``:
-recipients on the suppression list when the campaign was planned, never sent to."""
+recipients on the suppression list when the campaign was planned or when their message
+was to be handed over, never sent to."""
 
 
 def summarise(by_status: dict[str, int]) -> dict[str, int]:

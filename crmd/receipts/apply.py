@@ -16,6 +16,8 @@ the second way after the first all end in the same state.
 A BOUNCED receipt, or a FAILED one whose reason says the address is dead
 (``suppressions.failures``), puts the address on its tenant's suppression list; those
 receipts (rare) have their logs read for the address, whichever way they were applied.
+When every receipt of a batch (three or more) is a FAILED one with the same words, none
+is suppressed: that is a relay refusing everyone (``failures.dead_in``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from crmd.store.reads import find_in, in_batches
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_new
 from crmd.suppressions.entries import Entry, Source, suppress
-from crmd.suppressions.failures import hard_failure
+from crmd.suppressions.failures import dead_in, hard_failure
 from crmd.telemetry.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -259,6 +261,9 @@ async def suppress_dead_addresses(
         per_user[found["userId"]].append(
             Entry(found["recipient"], reason, source, found["campaignId"], found["customerId"])
         )
+    failures = [e for entries in per_user.values() for e in entries if e.source == "failure"]
+    if failures and not dead_in(len(events), failures):  # every receipt alike: the relay
+        per_user = {u: [e for e in es if e.source != "failure"] for u, es in per_user.items()}
     for user, entries in per_user.items():
         await suppress(TenantStore(db, user), entries)
     return sum(len(entries) for entries in per_user.values())

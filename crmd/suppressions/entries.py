@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import msgspec
 
@@ -29,6 +29,7 @@ WRITE_BATCH = 1000
 Source = Literal["unsubscribe", "bounce", "failure", "operator", "import"]
 """How an address came to be suppressed: its owner followed an unsubscribe link, a
 vendor reported a bounce or a hard failure, or an operator added it (one, or a file)."""
+SOURCES: tuple[str, ...] = get_args(Source)
 
 
 class Entry(msgspec.Struct, frozen=True):
@@ -89,24 +90,44 @@ async def _insert(store: TenantStore, entries: Sequence[Entry]) -> tuple[int, in
     return len(docs) - len(raced), len(known) + len(raced)
 
 
-async def suppressed_among(store: TenantStore, emails: Iterable[str]) -> set[str]:
-    """Which of ``emails`` (as stored: normalised) are on the list. One read when the
-    tenant has never suppressed anyone (the common case); else the smaller of the list
-    and the question is read, in batches, never one address at a time."""
+async def suppressed_among(store: TenantStore, emails: Iterable[str]) -> dict[str, str]:
+    """Which of ``emails`` (as stored: normalised) are on the list, each with why
+    (``listed_because``). One read when the tenant has never suppressed anyone (the
+    common case); else the smaller of the list and the question is read, in batches,
+    never one address at a time."""
     wanted = {e for e in emails if e}
     if not wanted:
-        return set()
+        return {}
     # The numbers given out bound the list's size from above, and are given out before
     # an entry is written: 0 means nobody was ever suppressed.
     listed = await highest(store.db, store.user_id, COLLECTION)
     if not listed:
-        return set()
+        return {}
     if listed <= len(wanted):
-        everyone = store[COLLECTION].find({}, projection={"email": 1}, batch_size=WRITE_BATCH)
-        return {d["email"] async for d in everyone} & wanted
+        everyone = store[COLLECTION].find({}, projection=_WHY, batch_size=WRITE_BATCH)
+        return {d["email"]: listed_because(d) async for d in everyone if d["email"] in wanted}
     ids = {entry_id(store.user_id, e): e for e in wanted}
-    found = await store[COLLECTION].by_ids(ids, projection={"_id": 1})
-    return {ids[d["_id"]] for d in found}
+    found = await store[COLLECTION].by_ids(ids, projection=_WHY)
+    return {ids[d["_id"]]: listed_because(d) for d in found}
+
+
+_WHY = {"email": 1, "reason": 1, "source": 1}
+
+
+def listed_because(doc: Doc) -> str:
+    """Why an address is not sent to, for its SUPPRESSED log: its entry's reason, else
+    how it came on the list."""
+    why = doc.get("reason") or _SOURCES.get(doc.get("source", ""), "added by an operator")
+    return f"on the suppression list: {why}"[:MAX_REASON]
+
+
+_SOURCES = {
+    "unsubscribe": "unsubscribed",
+    "bounce": "bounced",
+    "failure": "refused for good",
+    "operator": "added by an operator",
+    "import": "imported from a file",
+}
 
 
 async def find(store: TenantStore, email: str) -> Doc | None:
@@ -119,6 +140,20 @@ async def remove(store: TenantStore, email: str) -> bool:
     gone = await store[COLLECTION].delete_one({"_id": entry_id(store.user_id, email)})
     await add_to_tally(store.db, store.user_id, COLLECTION, -gone.deleted_count)
     return bool(gone.deleted_count)
+
+
+async def remove_where(store: TenantStore, source: Source | None, campaign: str | None) -> int:
+    """Take off the list every entry that came ``source``'s way and from ``campaign``'s
+    messages (None: any); how many were taken off. The undo of a mass suppression: a
+    relay that refused a whole campaign's audience as dead addresses."""
+    where: Doc = {}
+    if source is not None:
+        where["source"] = source
+    if campaign is not None:
+        where["campaignId"] = campaign
+    gone = await store[COLLECTION].delete_many(where)
+    await add_to_tally(store.db, store.user_id, COLLECTION, -gone.deleted_count)
+    return gone.deleted_count
 
 
 async def newest_entries(store: TenantStore, before: int | None, limit: int) -> Window:

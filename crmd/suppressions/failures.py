@@ -6,9 +6,10 @@ A hard failure is a permanent refusal of the address itself: an enhanced status 
 5.1.1, 5.1.2, 5.1.3, 5.1.6 or 5.1.10 (no such mailbox, no such domain, bad syntax,
 moved, no mail domain), 5.2.1 (mailbox disabled), or 5.4.1 saying the recipient address
 was rejected (Microsoft 365's answer for an unknown recipient); without an enhanced
-code, a 5xx reply with words like "no such user" or "user unknown". A bare 550, 551 or
-553 is not enough: relays answer "550 relay not permitted" or "553 relaying denied" for
-every recipient when they are misconfigured. A permanent refusal for another reason
+code, a 5xx reply with words like "no such user" or "user unknown" ("recipient address
+rejected" alone is not: Postfix says it for every recipient restriction). A bare 550,
+551 or 553 is not enough: relays answer "550 relay not permitted" or "553 relaying
+denied" for every recipient when they are misconfigured. A permanent refusal for another reason
 (5.7.1 policy, 5.2.2 mailbox full, 5.1.8 a bad sender, content, spam or blocklist
 answers) is not one either: the address may work for another message, and suppressing
 it would lose a customer.
@@ -29,7 +30,7 @@ _REPLY = re.compile(r"^\D{0,20}?\b([2-5][0-9]{2})\b")
 _NO_SUCH = re.compile(
     r"no such (user|mailbox|recipient|address|domain)|user unknown|unknown (user|recipient"
     r"|mailbox|address)|(mailbox|user|recipient|address|account) (not found|does not exist"
-    r"|doesn't exist|is disabled|disabled)|recipient (address )?rejected|mailbox unavailable"
+    r"|doesn't exist|is disabled|disabled)|mailbox unavailable"
     r"|user not local|invalid (recipient|mailbox)|bad destination|undeliverable address"
     r"|domain not found",
     re.IGNORECASE,
@@ -45,7 +46,9 @@ MAX_SCANNED = 500
 ALIKE = 3
 """A batch of at least this many messages, every one refused with the same words, is
 refused for a reason of the relay's or the sender's: none of its addresses is taken as
-dead."""
+dead. The words are compared with the addresses in them left out: a relay that takes
+the domain for its own answers "<x@shop.example>: User unknown" for every x."""
+_ADDRESS = re.compile(r"<?[^\s<>@\"']+@[^\s<>\"']+>?")
 
 
 def hard_failure(reason: str) -> bool:
@@ -71,7 +74,8 @@ def dead_in(batch: int, refused: list[Entry]) -> list[Entry]:
     """The addresses of a batch of ``batch`` messages to suppress, of those ``refused``
     for good: none when every message of a batch of ``ALIKE`` or more was refused with
     the same words (a relay refusing everyone, not everyone's address being dead)."""
-    if batch >= ALIKE and len(refused) == batch and len({e.reason for e in refused}) == 1:
+    alike = {_ADDRESS.sub("<>", e.reason) for e in refused}
+    if batch >= ALIKE and len(refused) == batch and len(alike) == 1:
         log.warning(
             "suppressions.refused_alike",
             messages=batch,

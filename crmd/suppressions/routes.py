@@ -1,10 +1,11 @@
 """``/api/v1/suppressions``: the signed-in tenant's suppression list, listed, added to
-(one address as JSON, or many as a CSV file) and taken from."""
+(one address as JSON, or many as a CSV file) and taken from (one address, or every
+address that came one way or from one campaign)."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 from aiohttp import web
@@ -13,12 +14,12 @@ from crmd.auth.requests import current_user, tenant_store
 from crmd.errors import BadRequest, NotFound, Unprocessable, UnsupportedMediaType
 from crmd.http.bodies import json_body
 from crmd.http.describe import Media, Moment, described
-from crmd.http.pages import MAX_LIMIT, whole_number
+from crmd.http.pages import MAX_LIMIT, choice, whole_number
 from crmd.http.responses import json_response
 from crmd.store.numbering import tally
 from crmd.suppressions import entries
 from crmd.suppressions.csvfile import MAX_ROWS, RejectedRow, parse_addresses
-from crmd.suppressions.entries import MAX_REASON, Entry, Source
+from crmd.suppressions.entries import MAX_REASON, SOURCES, Entry, Source
 
 routes = web.RouteTableDef()
 _CURSOR = re.compile(r"^[0-9]{1,15}$")
@@ -62,6 +63,18 @@ class ImportReport(msgspec.Struct):
     rejected: int
     errors: list[RejectedRow]
     """Every rejected row, in file order."""
+
+
+class RemovalQuery(msgspec.Struct):
+    source: Source | None = None
+    """Only the entries that came this way (``failure``: refused for good by a vendor)."""
+    campaignId: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    """Only the entries that came from this campaign's messages."""
+
+
+class Removed(msgspec.Struct):
+    removed: int
+    """How many addresses were taken off the list."""
 
 
 class EmailPath(msgspec.Struct):
@@ -152,6 +165,32 @@ async def add_suppressions(request: web.Request) -> web.Response:
     if doc is None:  # removed again in between: say what was asked for happened
         raise NotFound(f"{email} was taken off the list while it was being added")
     return json_response(suppression(doc), status=201 if added else 200)
+
+
+@routes.delete("/api/v1/suppressions")
+@described(
+    "Take every address that came one way, or from one campaign, off the list",
+    tag="suppressions",
+    query=RemovalQuery,
+    ok=Removed,
+)
+async def remove_suppressions(request: web.Request) -> web.Response:
+    """The undo of a mass suppression (a relay that refused a whole audience as dead
+    addresses): ``?source=failure&campaignId=...`` takes off what that campaign's
+    failures put on. At least one of ``source`` and ``campaignId`` is required, so the
+    whole list is never emptied by a request that forgot its filter."""
+    source = cast(Source | None, choice(request, "source", SOURCES))
+    campaign = request.query.get("campaignId") or None
+    if campaign is not None and len(campaign) > 64:
+        raise Unprocessable("campaignId is not a campaign's id", details={"field": "campaignId"})
+    if source is None and campaign is None:
+        raise BadRequest(
+            "name what to take off the list: source, campaignId or both (one address: "
+            "DELETE /api/v1/suppressions/{email})",
+            details={"field": "source"},
+        )
+    removed = await entries.remove_where(tenant_store(request), source, campaign)
+    return json_response(Removed(removed))
 
 
 @routes.delete("/api/v1/suppressions/{email}")

@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from pymongo.asynchronous.database import AsyncDatabase
 
+from crmd.campaigns.dispatch import message_id
 from crmd.errors import NotFound
 from crmd.store.tenant import TenantStore
 from crmd.suppressions.entries import Entry, address, find, suppress
@@ -51,14 +52,23 @@ class Unsubscribes:
         return email
 
     async def _address(self, store: TenantStore, target: LinkTarget) -> str:
-        email = None
+        """The address the link's message went to: an old link must not unsubscribe
+        the address a customer has since moved to. The campaign's log for the customer
+        says it; the customer's current address only when there is no log (a link
+        made before its log was written)."""
         if target.email:
             email = address(target.email)
         else:
-            customer = await store["customers"].find_one(
-                {"_id": target.customer}, projection={"email": 1}
+            sent = await store["communication_log"].find_one(
+                {"_id": message_id(target.campaign, target.customer)},
+                projection={"recipient": 1},
             )
-            email = address(str(customer.get("email") or "")) if customer else None
+            email = address(str(sent.get("recipient") or "")) if sent else None
+            if email is None:
+                customer = await store["customers"].find_one(
+                    {"_id": target.customer}, projection={"email": 1}
+                )
+                email = address(str(customer.get("email") or "")) if customer else None
         if email is None:
             raise NotFound(
                 "the person this link was sent to is no longer on file, so there is nothing "

@@ -20,6 +20,8 @@ from crmd.suppressions.failures import dead_in, hard_failure
         "SMTP 550: no such user here",
         "no such user",
         "the mailbox does not exist",
+        "550 unknown user",
+        "550 mailbox not found",
         "550 5.4.1 Recipient address rejected: Access denied",  # Microsoft 365's unknown user
     ],
 )
@@ -40,6 +42,10 @@ def test_a_dead_address_is_a_hard_failure(reason: str):
         # Relays refuse every recipient so when they are misconfigured: no address is dead.
         "550 relay not permitted",
         "553 sorry, relaying denied from your location",
+        "553 sorry, relaying denied",
+        "550 5.7.1 Unable to relay",
+        "550 5.4.1 Relay Access Denied",  # Exchange's relay refusal: no address is named
+        "554 Recipient address rejected: Access denied",  # a Postfix recipient restriction
         "550 Message content rejected",
         "550 Requested action not taken: message refused",
         "553 5.1.8 Sender address rejected: Domain not found",
@@ -61,3 +67,13 @@ def test_a_whole_batch_refused_alike_suppresses_nobody():
     assert dead_in(2, refused[:2]) == refused[:2]  # too few to tell
     mixed = [*refused[:4], Entry("x@example.com", "550 5.1.1 no such user x", "failure")]
     assert dead_in(5, mixed) == mixed
+
+
+def test_a_batch_refused_alike_but_for_the_address_suppresses_nobody():
+    """A relay that takes the shop's domain for its own names each address it refuses."""
+    refused = [
+        Entry(e, f"550 5.1.1 <{e}>: Recipient address rejected: User unknown", "failure")
+        for e in (f"c{i}@example.com" for i in range(4))
+    ]
+    assert dead_in(4, refused) == []
+    assert dead_in(5, refused) == refused

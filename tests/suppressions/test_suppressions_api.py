@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from crmd.app import Crmd
+from crmd.store.tenant import TenantStore
+from crmd.suppressions.entries import Entry, suppress
 from tests.test_isolation import two_users  # noqa: F401 (a fixture)
 
 URL = "/api/v1/suppressions"
@@ -117,3 +120,47 @@ async def test_each_tenant_has_a_list_of_its_own(client: Any, two_users: Any):  
     mine = await (await client.get(URL, headers=alice)).json()
     assert sorted(i["email"] for i in mine["items"]) == ["x@example.com", "y@example.com"]
     assert mine["total"] == 2
+
+
+async def test_what_a_campaigns_failures_put_on_is_taken_off_at_once(
+    client: Any,
+    two_users: Any,  # noqa: F811
+    system: Crmd,
+):
+    """The undo of a relay that refused a whole audience: ``source`` and ``campaignId``
+    choose the entries, of the caller's list only; the answer says how many."""
+    alice, bob, alice_user, bob_user = two_users
+    for user in (alice_user, bob_user):
+        await suppress(
+            TenantStore(system.db, user["id"]),
+            [
+                Entry(f"c1-{i}@example.com", "550 relay not permitted", "failure", "c1")
+                for i in range(3)
+            ]
+            + [Entry("c2@example.com", "550 5.1.1 no such user", "failure", "c2")]
+            + [Entry("u@example.com", "followed the link", "unsubscribe", "c1")],
+        )
+    assert (await client.post(URL, headers=alice, json={"email": "op@example.com"})).status == 201
+
+    query = {"source": "failure", "campaignId": "c1"}
+    answer = await client.delete(URL, headers=alice, params=query)
+    assert answer.status == 200 and await answer.json() == {"removed": 3}
+    again = await client.delete(URL, headers=alice, params=query)
+    assert await again.json() == {"removed": 0}
+    left = await (await client.get(URL, headers=alice)).json()
+    assert sorted(i["email"] for i in left["items"]) == [
+        "c2@example.com",
+        "op@example.com",
+        "u@example.com",
+    ]
+    assert left["total"] == 3
+    assert (await (await client.get(URL, headers=bob)).json())["total"] == 5  # Bob's untouched
+
+    by_source = await client.delete(URL, headers=alice, params={"source": "failure"})
+    assert await by_source.json() == {"removed": 1}
+    nothing = await client.delete(URL, headers=alice)
+    assert nothing.status == 400 and (await nothing.json())["error"]["details"] == {
+        "field": "source"
+    }
+    unknown = await client.delete(URL, headers=alice, params={"source": "spam"})
+    assert unknown.status == 422

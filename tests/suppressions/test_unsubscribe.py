@@ -12,7 +12,7 @@ import aiohttp
 from crmd.app import Crmd
 from crmd.suppressions.links import LINK_PATH
 from tests.campaigns.test_delivery_loop import start_campaign, wait_status
-from tests.suppressions.conftest import Gateway, load_people, suppressed
+from tests.suppressions.conftest import PEOPLE, Gateway, load_people, suppressed
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
@@ -82,6 +82,26 @@ async def test_each_message_carries_its_link_and_one_post_unsubscribes(
         await client.get(f"/api/v1/campaigns/{second['id']}/logs?status=suppressed", headers=auth)
     ).json()
     assert [(item["status"], item["message"]) for item in logs["items"]] == [("SUPPRESSED", "")]
+    assert logs["items"][0]["reason"] == (
+        "on the suppression list: followed the unsubscribe link in a message"
+    )
+
+
+async def test_an_old_link_unsubscribes_the_address_its_message_went_to(
+    client: Any, auth: Any, delivering: Crmd, gateway: Gateway
+):
+    """The link names the customer; the campaign's log names the address it was sent
+    to. A customer who has moved to another address since keeps the new one."""
+    await load_people(client, auth)
+    await campaign(client, auth, "Spring")
+    [message] = gateway.to("p2@example.com")
+    await load_people(client, auth, PEOPLE.replace("p2@example.com", "new2@example.com"))
+    path = urlsplit(message.unsubscribe_url).path
+    page = await client.get(path)
+    assert "p•••@example.com" in await page.text()
+    done = await client.post(path, data=ONE_CLICK)
+    assert done.status == 200
+    assert list(await suppressed(client, auth)) == ["p2@example.com"]
 
 
 async def test_a_changed_or_cut_link_is_refused_with_a_page_saying_so(
