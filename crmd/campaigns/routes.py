@@ -18,7 +18,7 @@ from crmd.errors import BadRequest
 from crmd.http.bodies import json_body
 from crmd.http.describe import Link, Moment, described
 from crmd.http.keys import CAMPAIGNS
-from crmd.http.pages import MAX_LIMIT, choice, offset_cursor, read_page
+from crmd.http.pages import DEFAULT_LIMIT, Limit, PageQuery, choice, offset_cursor, read_page
 from crmd.http.responses import json_response
 from crmd.store.windows import oldest
 
@@ -48,7 +48,6 @@ CampaignStatus = Literal[
     "cancelled", "error",
 ]  # fmt: skip
 LogStatus = Literal[LOG_STATUSES]  # type: ignore[valid-type]
-Limit = Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)]
 
 
 class CampaignStats(msgspec.Struct):
@@ -104,9 +103,7 @@ class CampaignList(msgspec.Struct):
     """Pass it back as ``cursor`` for the next page; null on the last."""
 
 
-class CampaignListQuery(msgspec.Struct):
-    limit: Limit = 50
-    offset: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 0
+class CampaignListQuery(PageQuery):
     cursor: Annotated[str, msgspec.Meta(pattern="^[0-9]{1,8}$")] | None = None
 
 
@@ -127,7 +124,7 @@ class LogPage(msgspec.Struct):
 
 
 class LogQuery(msgspec.Struct):
-    limit: Limit = 50
+    limit: Limit = DEFAULT_LIMIT
     status: LogStatus | None = None
     """Only the recipients whose message is in this state (any case)."""
     cursor: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,15}(\.[0-9]{1,15})?$")] | None = None

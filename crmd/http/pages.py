@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
@@ -15,6 +15,15 @@ from crmd.store.limits import to_utc
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+MAX_OFFSET = 10_000_000
+Limit = Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)]
+
+
+class PageQuery(msgspec.Struct):
+    """``limit`` and ``offset`` as ``read_page`` reads them, for the API's document."""
+
+    limit: Limit = DEFAULT_LIMIT
+    offset: Annotated[int, msgspec.Meta(ge=0, le=MAX_OFFSET)] = 0
 
 
 class Page(msgspec.Struct, frozen=True):
@@ -63,7 +72,7 @@ def read_page(request: web.Request, keyset: bool = True) -> Page:
     """``limit`` and ``offset``; with ``keyset``, also this module's (createdAt, _id)
     ``cursor``. Lists with cursors of their own read them themselves."""
     limit = whole_number(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = whole_number(request, "offset", 0, 0, 10_000_000)
+    offset = whole_number(request, "offset", 0, 0, MAX_OFFSET)
     cursor = request.query.get("cursor") if keyset else None
     after = None
     if cursor:
@@ -87,7 +96,7 @@ def offset_cursor(request: web.Request, offset: int) -> int:
     cursor = request.query.get("cursor")
     if not cursor:
         return offset
-    if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > 10_000_000:
+    if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > MAX_OFFSET:
         raise BadRequest("cursor is not one this server gave out", details={"field": "cursor"})
     return int(cursor)
 

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from crmd.auth.requests import current_user, tenant_store
 from crmd.errors import BadRequest
-from crmd.http.pages import MAX_LIMIT, read_page
+from crmd.http.pages import PageQuery, read_page
 from crmd.http.responses import json_response
 from crmd.segments.audience import audience
 from crmd.segments.evaluate import evaluate
@@ -41,9 +41,7 @@ class RecordList(msgspec.Struct):
     """Pass it back as ``cursor`` for the next page; null on the last."""
 
 
-class RecordsQuery(msgspec.Struct):
-    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = 50
-    offset: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 0
+class RecordsQuery(PageQuery):
     cursor: Annotated[str, msgspec.Meta(pattern=_CURSOR.pattern)] | None = None
 
 

@@ -14,7 +14,7 @@ from pymongo import DESCENDING
 from crmd.auth.requests import tenant_store
 from crmd.http.describe import Link, Media, Moment, described
 from crmd.http.keys import IMPORTS
-from crmd.http.pages import MAX_LIMIT, read_page
+from crmd.http.pages import PageQuery, read_page
 from crmd.http.responses import json_response
 from crmd.http.spreadsheet import csv_line
 from crmd.ingest.errors import RowError
@@ -28,7 +28,6 @@ HIDDEN = {"userId": 0, "_v": 0}
 
 
 UploadStatus = Literal["receiving", "queued", "processing", "done", "failed"]
-Limit = Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)]
 
 
 class Rows(msgspec.Struct):
@@ -86,11 +85,6 @@ class UploadHeaders(msgspec.Struct):
         msgspec.field(default=None, name="Idempotency-Key")
     )
     """A retry with the same key gets the first request's upload."""
-
-
-class ListQuery(msgspec.Struct):
-    limit: Limit = 50
-    offset: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 0
 
 
 CSV_EXAMPLE = "name,email,spend,visits\nAda,ada@example.com,1200,4\nBob,bob@example.com,40,1\n"
@@ -158,7 +152,7 @@ def upload_view(doc: dict[str, Any]) -> dict[str, Any]:
     "List uploads, newest first",
     tag="uploads",
     ok=UploadList,
-    query=ListQuery,
+    query=PageQuery,
 )
 async def list_uploads(request: web.Request) -> web.Response:
     page = read_page(request, keyset=False)

@@ -20,7 +20,7 @@ from crmd.auth.requests import tenant_store
 from crmd.errors import BadRequest
 from crmd.http.bodies import json_body
 from crmd.http.describe import Link, Moment, described
-from crmd.http.pages import MAX_LIMIT, choice, read_page
+from crmd.http.pages import PageQuery, choice, read_page
 from crmd.http.responses import json_response
 from crmd.segments.audience import audience
 from crmd.segments.parse import RuleError
@@ -64,11 +64,6 @@ class Segment(msgspec.Struct):
 class SegmentList(msgspec.Struct):
     items: list[Segment]
     total: int
-
-
-class SegmentListQuery(msgspec.Struct):
-    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = 50
-    offset: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 0
 
 
 class RefreshQuery(msgspec.Struct):
@@ -147,7 +142,7 @@ async def create_segment(request: web.Request) -> web.Response:
     "List segments, newest first",
     tag="segments",
     ok=SegmentList,
-    query=SegmentListQuery,
+    query=PageQuery,
 )
 async def list_segments(request: web.Request) -> web.Response:
     page = read_page(request, keyset=False)

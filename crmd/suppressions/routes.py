@@ -14,7 +14,7 @@ from crmd.auth.requests import current_user, tenant_store
 from crmd.errors import BadRequest, NotFound, Unprocessable, UnsupportedMediaType
 from crmd.http.bodies import json_body
 from crmd.http.describe import Media, Moment, described
-from crmd.http.pages import MAX_LIMIT, choice, whole_number
+from crmd.http.pages import DEFAULT_LIMIT, MAX_LIMIT, Limit, choice, whole_number
 from crmd.http.responses import json_response
 from crmd.store.numbering import tally
 from crmd.suppressions import entries
@@ -43,7 +43,7 @@ class SuppressionList(msgspec.Struct):
 
 
 class SuppressionQuery(msgspec.Struct):
-    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = 50
+    limit: Limit = DEFAULT_LIMIT
     cursor: Annotated[str, msgspec.Meta(pattern=_CURSOR.pattern)] | None = None
     email: Annotated[str, msgspec.Meta(max_length=254)] | None = None
     """Only this address (0 or 1 items)."""
@@ -111,7 +111,7 @@ def _address(raw: str, field: str) -> str:
 async def list_suppressions(request: web.Request) -> web.Response:
     """A page costs a page; follow ``cursor`` until it is null to read the whole list."""
     store = tenant_store(request)
-    limit = whole_number(request, "limit", 50, 1, MAX_LIMIT)
+    limit = whole_number(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     raw_cursor = request.query.get("cursor")
     if raw_cursor and not _CURSOR.fullmatch(raw_cursor):
         raise BadRequest("cursor is not one this server gave out", details={"field": "cursor"})
