@@ -7,12 +7,13 @@ from crmd.app import Crmd
 
 def commands(system: Crmd) -> dict[str, float]:
     """Commands sent, by name."""
-    return {
-        sample.labels["command"]: sample.value
-        for metric in system.metrics.mongo_commands.collect()
-        for sample in metric.samples
-        if sample.name.endswith("_total")
-    }
+    counted: dict[str, float] = {}
+    for metric in system.metrics.mongo_commands.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                name = sample.labels["command"]
+                counted[name] = counted.get(name, 0.0) + sample.value
+    return counted
 
 
 def written(system: Crmd) -> float:

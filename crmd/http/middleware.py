@@ -20,6 +20,7 @@ from crmd.http.keys import METRICS
 from crmd.http.responses import ANSWERED, json_response
 from crmd.services.connect import DEPENDENCY_ERRORS
 from crmd.telemetry.logs import describe_error
+from crmd.telemetry.mongo import charged_to
 
 log = structlog.get_logger(__name__)
 
@@ -59,16 +60,17 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
 async def metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     status = 500
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
     try:
-        response = await handler(request)
+        with charged_to(f"{request.method} {route}"):
+            response = await handler(request)
         status = response.status
         return response
     except web.HTTPException as exc:
         status = exc.status
         raise
     finally:
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else "unmatched"
         registry = request.app[METRICS]
         registry.requests.labels(request.method, route, str(status)).inc()
         registry.latency.labels(request.method, route).observe(time.perf_counter() - started)

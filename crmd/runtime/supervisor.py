@@ -13,6 +13,7 @@ import structlog
 from crmd.runtime.actor import Actor, Health
 from crmd.telemetry.logs import bind_actor
 from crmd.telemetry.metrics import Metrics
+from crmd.telemetry.mongo import charge_task_to
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +53,7 @@ class Supervisor:
 
     async def _supervise(self, actor: Actor) -> None:
         bind_actor(actor.name)
+        charge_task_to(actor.name)
         delay = self.initial_delay
         loop = asyncio.get_running_loop()
         while not actor.stopping.is_set():

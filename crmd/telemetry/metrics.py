@@ -58,14 +58,22 @@ class Metrics:
 
         self.mongo_commands = Counter(
             "crmd_mongo_commands",
-            "Commands sent to MongoDB, by command name",
-            ["command"],
+            "Commands sent to MongoDB, by command name, collection and source (the route "
+            "or actor that asked)",
+            ["command", "collection", "source"],
             registry=r,
         )
         self.mongo_documents = Counter(
             "crmd_mongo_documents",
             "Documents in MongoDB write commands, by collection and operation",
             ["collection", "op"],
+            registry=r,
+        )
+        self.mongo_documents_read = Counter(
+            "crmd_mongo_documents_read",
+            "Documents MongoDB answered to reads (find, aggregate, getMore), by collection "
+            "and source",
+            ["collection", "source"],
             registry=r,
         )
 

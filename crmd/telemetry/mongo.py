@@ -1,9 +1,14 @@
-"""What crmd asks of MongoDB, counted: commands by name, and documents by collection
-and operation (insert, update, delete), from a PyMongo command listener. ``/metrics``
-shows them, so anyone can check what a request or an import costs the database."""
+"""What crmd asks of MongoDB, counted: commands by name, collection and source (the
+route or the actor that asked), documents written by collection and operation (insert,
+update, delete), and documents read by collection and source, from a PyMongo command
+listener. ``/metrics`` shows them, so anyone can check what a request, a page or an
+import costs the database."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from pymongo import monitoring
@@ -28,6 +33,29 @@ _SKIPPED = frozenset(
         "buildInfo",
     }
 )
+_CURSORS = frozenset({"find", "aggregate", "getMore"})
+
+_SOURCE: ContextVar[str] = ContextVar("crmd_mongo_source", default="other")
+"""Who the commands of the current task are asked for: ``GET /api/v1/customers``, an
+actor's name, or ``other``. A context variable (like structlog's), so tasks a request
+or an actor starts are charged to it too."""
+
+
+@contextmanager
+def charged_to(source: str) -> Iterator[None]:
+    """Count the database commands of this block (and the tasks it starts) as
+    ``source``'s."""
+    token = _SOURCE.set(source)
+    try:
+        yield
+    finally:
+        _SOURCE.reset(token)
+
+
+def charge_task_to(source: str) -> None:
+    """Count the rest of this task's database commands as ``source``'s (an actor's
+    task, for its whole life)."""
+    _SOURCE.set(source)
 
 
 class CommandCounter(monitoring.CommandListener):
@@ -38,7 +66,7 @@ class CommandCounter(monitoring.CommandListener):
         name = event.command_name
         if name in _SKIPPED:
             return
-        self.metrics.mongo_commands.labels(name).inc()
+        self.metrics.mongo_commands.labels(name, _collection(event), _SOURCE.get()).inc()
         write = _WRITES.get(name)
         if write is not None:
             op, field = write
@@ -49,10 +77,26 @@ class CommandCounter(monitoring.CommandListener):
             self.metrics.mongo_documents.labels(str(event.command.get(name)), op).inc()
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        return None
+        if event.command_name not in _CURSORS:
+            return
+        cursor = event.reply.get("cursor")
+        if not isinstance(cursor, dict):
+            return
+        batch = cursor.get("firstBatch", cursor.get("nextBatch"))
+        if batch:
+            collection = str(cursor.get("ns", "")).partition(".")[2] or "?"
+            self.metrics.mongo_documents_read.labels(collection, _SOURCE.get()).inc(len(batch))
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         return None
+
+
+def _collection(event: monitoring.CommandStartedEvent) -> str:
+    """The collection a command names (``getMore`` names it in a field of its own)."""
+    named = event.command.get(
+        "collection" if event.command_name == "getMore" else event.command_name
+    )
+    return named if isinstance(named, str) else ""
 
 
 def _count(items: Any) -> int:
