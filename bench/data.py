@@ -72,3 +72,25 @@ def csv_reader_seconds(path: Path) -> tuple[int, float]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         rows = sum(1 for _ in csv.reader(handle)) - 1
     return rows, perf_counter() - started
+
+
+def write_orders(path: Path, rows: int, prefix: str, customers: int, seed: int = 9) -> int:
+    """An orders CSV of ``rows`` orders (ids ``<prefix>-o<n>``) by the customers
+    ``<prefix>0`` to ``<prefix><customers - 1>``; returns its size in bytes."""
+    rng = random.Random(seed)  # noqa: S311 - made-up data
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(["order_external_id", "customer_external_id", "amount", "orderDate", "items"])
+        for n in range(rows):
+            placed = now - timedelta(days=rng.randrange(0, 400), seconds=rng.randrange(86400))
+            out.writerow(
+                [
+                    f"{prefix}-o{n}",
+                    f"{prefix}{rng.randrange(customers)}",
+                    f"{rng.lognormvariate(7, 1):.2f}",
+                    placed.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    f"SKU-{rng.randrange(1, 50)}",
+                ]
+            )
+    return path.stat().st_size

@@ -25,14 +25,24 @@ from crmd.services.servers import redis_process, secantus_process, start_and_wai
 RECEIPT_SECRET = "bench-" + "r" * 40
 
 
+class Servers(msgspec.Struct):
+    urls: Urls
+    kind: str
+    """``embedded``, or ``from the environment``."""
+    database_pid: int | None = None
+    """The embedded database server's process (None: a server from the environment),
+    whose CPU time the load figure reports."""
+
+
 @contextmanager
-def database_servers(work: Path) -> Iterator[tuple[Urls, str]]:
+def database_servers(work: Path) -> Iterator[Servers]:
     """The MongoDB and Redis URLs from the environment (``CRMD_MONGODB__URL``,
     ``CRMD_REDIS__URL``), else the embedded default's servers, with data on disk under
-    ``work`` as ``make run`` keeps it. Yields the URLs and what they are."""
+    ``work`` as ``make run`` keeps it."""
     mongo_url = os.environ.get("CRMD_MONGODB__URL", "embedded")
     redis_url = os.environ.get("CRMD_REDIS__URL", "embedded")
     started: list[ServerProcess] = []
+    database_pid = None
     try:
         if redis_url == "embedded":
             server = redis_process(work / "redis", work)
@@ -44,8 +54,9 @@ def database_servers(work: Path) -> Iterator[tuple[Urls, str]]:
             asyncio.run(start_and_wait(server, 60))
             started.append(server)
             mongo_url = server.url
+            database_pid = server.process.pid if server.process else None
         kind = "embedded" if started else "from the environment"
-        yield Urls(mongodb=mongo_url, redis=redis_url), kind
+        yield Servers(Urls(mongodb=mongo_url, redis=redis_url), kind, database_pid)
     finally:
         for server in started:
             server.stop()
@@ -247,13 +258,13 @@ class Api:
             return await response.json() if body else None
 
 
-async def upload_csv(api: Api, path: Path) -> tuple[str, float]:
+async def upload_csv(api: Api, path: Path, kind: str = "customers") -> tuple[str, float]:
     """POST the file as a raw text/csv body; (upload id, seconds until the 202)."""
     started = time.perf_counter()
     with path.open("rb") as body:
         answer = await api.call(
             "POST",
-            f"/api/v1/upload/customers?filename={path.name}",
+            f"/api/v1/upload/{kind}?filename={path.name}",
             expect=202,
             data=body,
             headers={"Content-Type": "text/csv"},
