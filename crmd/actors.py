@@ -24,6 +24,7 @@ from crmd.runtime.actor import Actor
 from crmd.runtime.clock import ClockActor, Task
 from crmd.runtime.lease import Lease, fence
 from crmd.segments import routes as segment_routes
+from crmd.segments.slices import CustomerVersions
 from crmd.store.numbering import recount_stale
 from crmd.suppressions.links import UnsubscribeLinks
 
@@ -76,7 +77,14 @@ def build_actors(crmd: Crmd, plugin_actors: list[Actor]) -> dict[str, Actor]:
     ]
     server = config.server
     actors: list[Actor] = [
-        ingest_actor(db, redis, streams.ingest, settings, metrics),
+        ingest_actor(
+            db,
+            redis,
+            streams.ingest,
+            settings,
+            metrics,
+            CustomerVersions(redis, config.redis.stream_prefix),
+        ),
         dispatch_actor(
             db,
             redis,

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from crmd.config import StreamsConfig
 from crmd.ingest import chunks
 from crmd.ingest.persist import mark_failed, persist_chunk
+from crmd.segments.slices import CustomerVersions
 from crmd.streams import GROUP, consumer_name
 from crmd.streams.actor import StreamActor
 from crmd.streams.worker import Entry, StreamWorker
@@ -27,10 +28,11 @@ def ingest_actor(
     stream: str,
     settings: StreamsConfig,
     metrics: Metrics,
+    versions: CustomerVersions,
 ) -> StreamActor:
     async def persist(entries: Sequence[Entry]) -> None:
         for entry in entries:
-            await persist_chunk(db, chunks.decode(entry.fields[chunks.FIELD]))
+            await persist_chunk(db, chunks.decode(entry.fields[chunks.FIELD]), versions.changed)
 
     async def give_up(entry: Entry, reason: str) -> None:
         try:

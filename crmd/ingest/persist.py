@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,10 +24,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from crmd.ingest.chunks import IngestChunk
 from crmd.ingest.rows import CustomerRow, OrderRow, attr_value
-from crmd.store.numbering import add_to_tally, reserve
+from crmd.store.numbering import reserve
 from crmd.store.reads import find_in
 from crmd.store.tenant import ScopedCollection, TenantStore
-from crmd.store.writes import insert_new
+from crmd.store.writes import insert_new, insert_tallied
 
 log = structlog.get_logger(__name__)
 Doc = dict[str, Any]
@@ -67,18 +67,19 @@ def record_fields(row: CustomerRow | OrderRow) -> Doc:
 
 async def write_versioned(
     store: TenantStore, kind: str, records: Sequence[tuple[str, str, Doc]], upload: str
-) -> set[str]:
+) -> list[int]:
     """Insert (id, version, fields) records; update the ones that existed with an older
-    version. Returns the ids that already existed.
+    version. Returns the numbers (``n``) of the records written.
 
     The ones that exist are looked up first (by ``_id``: cheap), so that only new
-    records take a number (``n``, the order they arrived in) and join the tally."""
+    records take a number (``n``, the order they arrived in) and join the tally, in the
+    transaction that inserts them (``insert_tallied``)."""
     if not records:
-        return set()
+        return []
     collection = store[kind]
     now = datetime.now(UTC)
-    stored = await collection.by_ids([r[0] for r in records], projection={"_id": 1})
-    known = {d["_id"] for d in stored}
+    stored = await collection.by_ids([r[0] for r in records], projection={"_id": 1, "n": 1})
+    known = {d["_id"]: d.get("n", 0) for d in stored}
     new = [r for r in records if r[0] not in known]
     first = await reserve(store.db, store.user_id, kind, len(new))
     docs = [
@@ -93,11 +94,14 @@ async def write_versioned(
         }
         for i, (_id, version, fields) in enumerate(new)
     ]
-    raced = [new[i] for i in await insert_new(collection.insert_many(docs))] if docs else []
-    await add_to_tally(store.db, store.user_id, kind, len(docs) - len(raced))
-    existing = [r for r in records if r[0] in known] + raced
+    raced = await insert_tallied(store, kind, docs) if docs else set()
+    numbers = [doc["n"] for i, doc in enumerate(docs) if i not in raced] + list(known.values())
+    existing = [r for r in records if r[0] in known] + [new[i] for i in sorted(raced)]
     if not existing:
-        return set()
+        return numbers
+    if raced:  # another writer numbered them
+        found = await collection.by_ids([new[i][0] for i in raced], projection={"n": 1})
+        numbers += [d.get("n", 0) for d in found]
     updates = [
         (
             {"_id": _id, "_v": {"$lt": version}},
@@ -106,10 +110,21 @@ async def write_versioned(
         for _id, version, fields in existing
     ]
     await collection.bulk_update(updates)
-    return {_id for _id, _, _ in existing}
+    return numbers
 
 
-async def persist_chunk(db: AsyncDatabase[Doc], chunk: IngestChunk) -> None:
+Changed = Callable[[str, Iterable[int]], Awaitable[None]]
+"""Told the user and the numbers of the customers a chunk wrote, once they are written
+(``crmd.segments.slices.CustomerVersions.changed``)."""
+
+
+async def _unchanged(user: str, numbers: Iterable[int]) -> None:
+    return None
+
+
+async def persist_chunk(
+    db: AsyncDatabase[Doc], chunk: IngestChunk, changed: Changed = _unchanged
+) -> None:
     """Apply one chunk; safe to repeat."""
     store = TenantStore(db, chunk.user, majority=True)
     if chunk.customers:
@@ -127,7 +142,7 @@ async def persist_chunk(db: AsyncDatabase[Doc], chunk: IngestChunk) -> None:
             )
             for r in rows
         ]
-        await write_versioned(store, "customers", records, chunk.upload)
+        await changed(chunk.user, await write_versioned(store, "customers", records, chunk.upload))
     if chunk.orders:
         rows = latest_by_key(chunk.orders, order_key)
         records = [
@@ -135,9 +150,10 @@ async def persist_chunk(db: AsyncDatabase[Doc], chunk: IngestChunk) -> None:
             for r in rows
         ]
         await write_versioned(store, "orders", records, chunk.upload)
-        await refresh_order_stats(
+        refreshed = await refresh_order_stats(
             store, {r.customer_external_id for r in rows}, {r.customerEmail for r in rows}
         )
+        await changed(chunk.user, refreshed)
     await record_progress(store, chunk)
 
 
@@ -185,34 +201,39 @@ class OrderIndex:
         return order_stats(list(mine.values()))
 
 
-async def refresh_order_stats(store: TenantStore, external_ids: set[str], emails: set[str]) -> None:
+async def refresh_order_stats(
+    store: TenantStore, external_ids: set[str], emails: set[str]
+) -> list[int]:
     """After orders are written: recompute orderCount, orderTotal and lastOrderAt of every
     customer they name, from the orders themselves (nothing is counted incrementally, so
     the stats are right whichever file came first and after any re-upload). Only
-    customers whose stats changed are written."""
+    customers whose stats changed are written; returns their numbers."""
     customers = await _find_by_any(
         store["customers"],
         {
             "customer_external_id": sorted(i for i in external_ids if i),
             "email": sorted(e for e in emails if e),
         },
-        {"customer_external_id": 1, "email": 1, **dict.fromkeys(STATS, 1)},
+        {"customer_external_id": 1, "email": 1, "n": 1, **dict.fromkeys(STATS, 1)},
     )
     if not customers:
-        return
+        return []
     orders = await OrderIndex.load(
         store,
         {c.get("customer_external_id") or "" for c in customers},
         {c["email"] for c in customers},
     )
     updates = []
+    numbers = []
     for customer in customers:
         stats = orders.stats(customer.get("customer_external_id") or "", customer["email"])
         current = {k: customer.get(k, NO_ORDERS[k]) for k in STATS}
         if _as_naive(current) != _as_naive(stats):
             updates.append(({"_id": customer["_id"]}, {"$set": stats}))
+            numbers.append(customer.get("n", 0))
     if updates:
         await store["customers"].bulk_update(updates)
+    return numbers
 
 
 STATS = ("orderCount", "orderTotal", "lastOrderAt")

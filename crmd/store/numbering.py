@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 from pymongo import ReturnDocument, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -68,7 +69,15 @@ async def highest(db: AsyncDatabase[Doc], user: str, kind: str) -> int:
     return int(doc["next"]) if doc else 0
 
 
-async def add_to_tally(db: AsyncDatabase[Doc], user: str, kind: str, count: int) -> None:
+async def add_to_tally(
+    db: AsyncDatabase[Doc],
+    user: str,
+    kind: str,
+    count: int,
+    session: AsyncClientSession | None = None,
+) -> None:
+    """Add ``count`` records to the user's ``kind`` tally (in ``session``'s transaction,
+    when given: a conflict then fails the transaction, which is tried again whole)."""
     if not count:
         return
     for _ in range(UPSERT_TRIES):
@@ -86,9 +95,12 @@ async def add_to_tally(db: AsyncDatabase[Doc], user: str, kind: str, count: int)
                     },
                 },
                 upsert=True,
+                session=session,
             )
             return
         except DuplicateKeyError:
+            if session is not None:
+                raise
             continue  # a concurrent first write made the tally: add to it
     raise RuntimeError(f"the {kind} tally of {user} could not be added to")
 

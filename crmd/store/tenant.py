@@ -10,6 +10,7 @@ from typing import Any
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import UpdateOne, WriteConcern
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.command_cursor import AsyncCommandCursor
 from pymongo.asynchronous.cursor import AsyncCursor
@@ -172,9 +173,14 @@ class ScopedCollection:
         return await self.collection.insert_one(self._owned(doc))
 
     async def insert_many(
-        self, docs: Iterable[Mapping[str, Any]], ordered: bool = False
+        self,
+        docs: Iterable[Mapping[str, Any]],
+        ordered: bool = False,
+        session: AsyncClientSession | None = None,
     ) -> InsertManyResult:
-        return await self.collection.insert_many([self._owned(d) for d in docs], ordered=ordered)
+        return await self.collection.insert_many(
+            [self._owned(d) for d in docs], ordered=ordered, session=session
+        )
 
     async def update_one(
         self, filter: Mapping[str, Any], update: Mapping[str, Any], upsert: bool = False

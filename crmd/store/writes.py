@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError
 
+from crmd.store.numbering import add_to_tally
+from crmd.store.tenant import TenantStore
+
 DUPLICATE_KEY = 11000
+RACES = 3
 
 
 async def insert_new(insert: Awaitable[Any]) -> list[int]:
@@ -22,3 +27,36 @@ async def insert_new(insert: Awaitable[Any]) -> list[int]:
             raise
         return [e["index"] for e in errors]
     return []
+
+
+async def insert_tallied(store: TenantStore, kind: str, docs: Sequence[dict[str, Any]]) -> set[int]:
+    """Insert new records of ``kind`` and add them to the user's tally in one
+    transaction: a crash leaves both or neither, so a chunk written again after a crash
+    counts its records exactly once (its records are then found, not inserted). Records
+    another writer inserted meanwhile (a duplicate ``_id``) are left out, looked up and
+    the rest inserted again; returns their positions.
+
+    This is why crmd needs a replica set (one node is enough): MongoDB runs
+    transactions on replica sets and sharded clusters only."""
+    collection = store[kind]
+    raced: set[int] = set()
+    for _ in range(RACES):
+        left = [doc for i, doc in enumerate(docs) if i not in raced]
+        if not left:
+            return raced
+
+        async def insert(session: AsyncClientSession, left: list[dict[str, Any]] = left) -> None:
+            await collection.insert_many(left, session=session)
+            await add_to_tally(store.db, store.user_id, kind, len(left), session=session)
+
+        try:
+            async with store.db.client.start_session() as session:
+                await session.with_transaction(insert, write_concern=store.write_concern)
+            return raced
+        except BulkWriteError as exc:
+            if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                raise
+        found = await collection.by_ids([d["_id"] for d in left], projection={"_id": 1})
+        there = {d["_id"] for d in found}
+        raced |= {i for i, doc in enumerate(docs) if doc["_id"] in there}
+    raise RuntimeError(f"new {kind} kept being inserted by another writer at the same time")

@@ -1,18 +1,25 @@
 """The real ingest actor in a process of its own, for the crash test.
 
-Usage: python -m tests.ingest.kill_ingest MONGO_URL DATABASE REDIS_URL PREFIX UPLOAD [KILL_AT]
+Usage: python -m tests.ingest.kill_ingest MONGO_URL DATABASE REDIS_URL PREFIX UPLOAD
+       [KILL_AT [tally]]
 
 With KILL_AT, the process SIGKILLs itself inside the KILL_AT-th chunk, after its rows
 are written and before its progress is counted and it is acked: the middle of a chunk.
-Without it, the process runs until the upload is done.
+With ``tally`` it dies instead as the KILL_AT-th addition to the customers' tally goes
+to the database (after the chunk's new rows were sent): the moment a crash used to
+leave the rows stored and the tally short. Without KILL_AT, the process runs until the
+upload is done.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 
 from bson import ObjectId
+from pymongo import monitoring
 
 import crmd.ingest.persist as persist
 from crmd.streams.actor import StreamActor
@@ -21,7 +28,9 @@ from tests.actor_process import die_at, process_crmd, run_until
 
 async def main(argv: list[str]) -> None:
     mongo_url, database, redis_url, prefix, upload_id = argv[:5]
-    if len(argv) > 5:
+    if len(argv) > 6 and argv[6] == "tally":
+        monitoring.register(DieAtTally(int(argv[5])))
+    elif len(argv) > 5:
         die_at(persist, "record_progress", int(argv[5]), before=True)
     async with process_crmd(mongo_url, database, redis_url, prefix, "ingest-under-test") as system:
 
@@ -32,6 +41,29 @@ async def main(argv: list[str]) -> None:
         actor = system.actors["ingest"]
         assert isinstance(actor, StreamActor)
         await run_until(actor.worker, done)
+
+
+class DieAtTally(monitoring.CommandListener):
+    """SIGKILL as the ``call``-th update adding to a customers tally is sent."""
+
+    def __init__(self, call: int) -> None:
+        self.call = call
+        self.seen = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        command = event.command
+        if event.command_name != "update" or command.get("update") != "counters":
+            return
+        if any("customers" in u.get("u", {}).get("$inc", {}) for u in command.get("updates", [])):
+            self.seen += 1
+            if self.seen == self.call:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        return None
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        return None
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import Any
 
 from crmd.app import Crmd
 from crmd.config import Config
+from crmd.store.numbering import tally
 from tests.ingest.conftest import upload
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,3 +60,35 @@ async def test_sigkill_mid_chunk_then_restart_persists_every_row_once(
     }
     k7 = await system.db.customers.find_one({"customer_external_id": "K7"})
     assert (k7["orderCount"], k7["orderTotal"]) == (2, 20)
+
+
+async def test_killed_as_a_chunk_is_counted_the_customers_total_counts_it_once(
+    client: Any, auth: Any, system: Crmd, config: Config
+):
+    """The probe's crash: killed between a chunk's new rows and the tally they join,
+    the total stayed a chunk short (199,500 of 200,000). Rows and tally are one
+    transaction now: the chunk written again after the restart counts once."""
+    rows = "customer_external_id,name,email\n" + "".join(
+        f"T{i},Name {i},t{i}@x.io\n" for i in range(1200)
+    )
+    answer = await (await upload(client, auth, "customers", rows)).json()
+    argv = [
+        sys.executable,
+        "-m",
+        "tests.ingest.kill_ingest",
+        config.mongodb.url,
+        config.mongodb.database,
+        config.redis.url,
+        config.redis.stream_prefix,
+        answer["uploadId"],
+    ]
+    killed = await asyncio.to_thread(subprocess.run, [*argv, "2", "tally"], timeout=120, cwd=REPO)
+    assert killed.returncode == -9
+    restarted = await asyncio.to_thread(subprocess.run, argv, timeout=120, cwd=REPO)
+    assert restarted.returncode == 0
+    stored = await system.db.customers.count_documents({})
+    assert stored == 1200
+    me = await (await client.get("/api/v1/user/me", headers=auth)).json()
+    assert (await tally(system.db, me["user"]["id"]))["customers"] == stored
+    listed = await (await client.get("/api/v1/customers?limit=1", headers=auth)).json()
+    assert listed["total"] == stored
