@@ -23,7 +23,7 @@ from crmd.receipts.apply import rematch_unknown
 from crmd.runtime.actor import Actor
 from crmd.runtime.clock import ClockActor, Task
 from crmd.runtime.lease import Lease, fence
-from crmd.segments import routes as segment_routes
+from crmd.segments import service as segments
 from crmd.segments.slices import CustomerVersions
 from crmd.store.numbering import recount_stale
 from crmd.suppressions.links import UnsubscribeLinks
@@ -60,7 +60,7 @@ def build_actors(crmd: Crmd, plugin_actors: list[Actor]) -> dict[str, Actor]:
         return await recover_interrupted(db, redis, streams.ingest, now)
 
     async def segment_counts(now: Any) -> object:
-        return await segment_routes.refresh_stale_counts(db, now)
+        return await segments.refresh_stale_counts(crmd.counter, db, now)
 
     async def tallies(now: Any) -> object:
         return await recount_stale(db, now)

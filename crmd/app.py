@@ -44,11 +44,14 @@ from crmd.console.web import ConsoleSettings
 from crmd.console.web import console as console_pages
 from crmd.errors import Unavailable
 from crmd.http import compat, health, openapi
+from crmd.http.admission import Admission
 from crmd.http.cors import Cors
 from crmd.http.health import Health
 from crmd.http.keys import (
+    ADMISSION,
     API_DOCUMENT,
     CAMPAIGNS,
+    COUNTS,
     DATABASE,
     DEAD_LETTERS,
     HEALTH,
@@ -71,6 +74,7 @@ from crmd.runtime.actor import Actor
 from crmd.runtime.daemon import StartupError, ensure_can_listen, run_daemon
 from crmd.runtime.supervisor import Supervisor
 from crmd.segments import routes as segment_routes
+from crmd.segments.counting import AudienceCounter
 from crmd.services.children import EmbeddedError
 from crmd.services.connect import MongoClient, connect_mongo, connect_redis
 from crmd.services.embedded import embedded_services
@@ -110,6 +114,7 @@ class Crmd:
     jwt_secret: str
     app: web.Application
     health: Health
+    counter: AudienceCounter
     actors: dict[str, Actor] = field(default_factory=dict)
     supervisors: list[Supervisor] = field(default_factory=list)
 
@@ -224,7 +229,16 @@ async def open_crmd(
             jwt_secret=secret,
             app=web.Application(),
             health=Health(mongo, redis, streams.all(), metrics_registry),
+            counter=AudienceCounter(
+                db,
+                redis,
+                config.redis.stream_prefix,
+                metrics_registry,
+                slots=config.server.count_slots,
+                wait=config.server.count_wait,
+            ),
         )
+        stack.push_async_callback(crmd.counter.close)
         crmd.app = make_app(crmd, http)
         crmd.actors = build_actors(crmd, plugin_actors)
         # What start-up built lives as long as crmd: out of the collector's sight, so a
@@ -287,7 +301,12 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
         crmd.redis, crmd.streams.ingest, limits, ingest.spool_dir, ingest.uploads_at_once
     )
     links = UnsubscribeLinks.from_secret(crmd.jwt_secret, config.server.base_url)
-    app[CAMPAIGNS] = Campaigns(crmd.redis, crmd.streams.dispatch, crmd.vendors, links)
+    app[CAMPAIGNS] = Campaigns(crmd.redis, crmd.streams.dispatch, crmd.vendors, crmd.counter, links)
+    app[COUNTS] = crmd.counter
+    server = config.server
+    app[ADMISSION] = Admission(
+        server.read_slots, server.read_slots_per_user, server.read_wait, crmd.metrics
+    )
     app[UNSUBSCRIBES] = Unsubscribes(crmd.db, links)
     app[RECEIPTS] = ReceiptIntake(crmd.vendors, crmd.redis, crmd.streams.receipts, crmd.metrics)
     app[SUGGESTERS] = crmd.suggesters

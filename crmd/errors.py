@@ -10,6 +10,8 @@ class CrmdError(Exception):
 
     status = 500
     code = "internal_error"
+    retry_after: int | None = None
+    """Seconds, sent as ``Retry-After`` (a 503 always has one)."""
 
     def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
         super().__init__(message)

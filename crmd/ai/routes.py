@@ -11,11 +11,11 @@ from crmd.ai.service import Suggesters, valid_summary, valid_tags
 from crmd.auth.requests import tenant_store
 from crmd.campaigns import stats
 from crmd.errors import Unprocessable
+from crmd.http.admission import expensive
 from crmd.http.bodies import json_body
 from crmd.http.describe import described
-from crmd.http.keys import SUGGESTERS
+from crmd.http.keys import COUNTS, SUGGESTERS
 from crmd.http.responses import json_response
-from crmd.segments.audience import audience
 from crmd.segments.query import rule_filter
 from crmd.store.tenant import TenantStore
 
@@ -86,10 +86,11 @@ async def suggest_messages(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/ai/rule")
 @described("A rule from a sentence, counted", tag="ai", body=RuleBody, ok=RuleSuggestion)
+@expensive
 async def rule_from_text(request: web.Request) -> web.Response:
     body = await json_body(request, RuleBody)
     rule, source = await request.app[SUGGESTERS].rule(body.text)
-    size = (await audience(tenant_store(request)["customers"], rule))[0]
+    size = (await request.app[COUNTS].count_all(tenant_store(request), rule)).size
     return json_response(RuleSuggestion(rule, size, source))
 
 
@@ -136,6 +137,7 @@ async def spend_bands(store: TenantStore, campaign_id: str) -> dict[str, Any]:
 
 @routes.get("/api/v1/campaigns/{id}/summary")
 @described("How a campaign went, in words", tag="ai", ok=Summary, errors=(422,))
+@expensive
 async def summarize(request: web.Request) -> web.Response:
     store = tenant_store(request)
     campaign = await store["campaigns"].get(request.match_info["id"], "campaign")
@@ -165,9 +167,10 @@ async def campaign_summary(
 
 @routes.post("/api/v1/ai/tags")
 @described("Tags describing a segment's rule", tag="ai", body=TagsBody, ok=Tags)
+@expensive
 async def tag_segment(request: web.Request) -> web.Response:
     body = await json_body(request, TagsBody)
-    size = (await audience(tenant_store(request)["customers"], body.rule))[0]
+    size = (await request.app[COUNTS].count_all(tenant_store(request), body.rule)).size
     answer = await request.app[SUGGESTERS].first(
         "tags", lambda s: s.tag_segment(body.rule, {"audienceSize": size}), valid_tags
     )

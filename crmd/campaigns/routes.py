@@ -8,18 +8,27 @@ from typing import Annotated, Any, Literal
 import msgspec
 from aiohttp import web
 from msgspec import UNSET, UnsetType
-from pymongo import DESCENDING
 
 from crmd.auth.requests import tenant_store
 from crmd.campaigns import stats
 from crmd.campaigns.lifecycle import operator_actions
 from crmd.campaigns.service import CampaignBody
 from crmd.errors import BadRequest
+from crmd.http.admission import asked_for, expensive_when
 from crmd.http.bodies import json_body
 from crmd.http.describe import Link, Moment, described
 from crmd.http.keys import CAMPAIGNS
-from crmd.http.pages import DEFAULT_LIMIT, Limit, PageQuery, choice, offset_cursor, read_page
+from crmd.http.pages import (
+    DEFAULT_LIMIT,
+    Limit,
+    PageQuery,
+    before_cursor,
+    choice,
+    newest_page,
+    read_page,
+)
 from crmd.http.responses import json_response
+from crmd.store.numbering import BY_STATUS, tally
 from crmd.store.windows import oldest
 
 routes = web.RouteTableDef()
@@ -104,7 +113,7 @@ class CampaignList(msgspec.Struct):
 
 
 class CampaignListQuery(PageQuery):
-    cursor: Annotated[str, msgspec.Meta(pattern="^[0-9]{1,8}$")] | None = None
+    cursor: Annotated[str, msgspec.Meta(pattern="^[0-9]{1,15}$")] | None = None
 
 
 class LogEntry(msgspec.Struct):
@@ -209,19 +218,12 @@ async def create_campaign(request: web.Request) -> web.Response:
     query=CampaignListQuery,
 )
 async def list_campaigns(request: web.Request) -> web.Response:
+    """A range of the newest campaigns and the tally: no sort of the collection, no
+    count."""
     page = read_page(request, keyset=False)
-    offset = offset_cursor(request, page.offset)
-    campaigns = tenant_store(request)["campaigns"]
-    cursor = campaigns.find(
-        {},
-        sort=[("createdAt", DESCENDING), ("_id", DESCENDING)],
-        skip=offset,
-        limit=page.limit,
-    )
-    items = [campaign(doc) async for doc in cursor]
-    total = await campaigns.count_documents()
-    more = offset + len(items) < total
-    return json_response(CampaignList(items, total, str(offset + len(items)) if more else None))
+    store = tenant_store(request)
+    docs, cursor, total = await newest_page(store, "campaigns", page, before_cursor(request))
+    return json_response(CampaignList([campaign(doc) for doc in docs], total, cursor))
 
 
 @routes.get("/api/v1/campaigns/{id}")
@@ -235,6 +237,7 @@ async def get_campaign(request: web.Request) -> web.Response:
 @described(
     "A campaign's recipients and their messages", tag="campaigns", ok=LogPage, query=LogQuery
 )
+@expensive_when(asked_for("status"))
 async def campaign_logs(request: web.Request) -> web.Response:
     """The recipients in the order they were planned, a page at the cost of a page: a
     range of their places (``seq``). A status filter is applied to what a range brought
@@ -345,16 +348,15 @@ async def test_send(request: web.Request) -> web.Response:
 @routes.get("/api/v1/dashboard-summary")
 @described("How many customers, orders, campaigns and messages", tag="campaigns", ok=Dashboard)
 async def dashboard(request: web.Request) -> web.Response:
+    """One read: the user's tallies (``crmd.store.numbering``), kept as records arrive
+    and as campaigns' stats move, never a count."""
     store = tenant_store(request)
-    cursor = await store["communication_log"].aggregate(
-        [{"$group": {"_id": "$status", "n": {"$sum": 1}}}]
-    )
-    messages = {d["_id"]: d["n"] async for d in cursor}
+    counted = await tally(store.db, store.user_id)
     return json_response(
         Dashboard(
-            customers=await store["customers"].count_documents(),
-            orders=await store["orders"].count_documents(),
-            campaigns=await store["campaigns"].count_documents(),
-            messages=messages,
+            customers=counted["customers"],
+            orders=counted["orders"],
+            campaigns=counted["campaigns"],
+            messages=counted[BY_STATUS],
         )
     )

@@ -21,11 +21,12 @@ from crmd.campaigns.vendors import Vendors, guarded_send
 from crmd.emails import InvalidEmail, normalise_email
 from crmd.errors import CrmdError, Unprocessable
 from crmd.plugins.vendor import Accepted, Failed, SendResult, VendorMisconfigured
-from crmd.segments.audience import audience as audience_of
+from crmd.segments.counting import AudienceCounter
 from crmd.segments.query import rule_now
 from crmd.store.limits import DATE_RANGE, to_utc
-from crmd.store.numbering import add_to_tally, reserve
+from crmd.store.numbering import BY_STATUS, reserve
 from crmd.store.tenant import TenantStore, object_id
+from crmd.store.writes import insert_tallied
 from crmd.suppressions.links import UnsubscribeLinks
 from crmd.telemetry.logs import describe_error
 
@@ -72,11 +73,13 @@ class Campaigns:
         redis: Redis,
         stream: str,
         vendors: Vendors,
+        counter: AudienceCounter,
         links: UnsubscribeLinks | None = None,
     ) -> None:
         self.redis = redis
         self.stream = stream
         self.vendors = vendors
+        self.counter = counter
         self.links = links
 
     async def create(self, store: TenantStore, body: CampaignBody) -> Doc:
@@ -101,7 +104,8 @@ class Campaigns:
                 details={"field": "rule"},
             )
         now = rule_now()
-        audience = (await audience_of(store["customers"], rule, now))[0]
+        # How many it would reach now; planning counts the recipients it keeps.
+        audience = (await self.counter.count_all(store, rule)).size
         vendor = self.vendors.get(body.vendor).name
         scheduled_at = None
         if body.scheduledAt is not None:  # a time without a zone is UTC
@@ -128,14 +132,14 @@ class Campaigns:
             "status": status.value,
             "audienceSize": audience,
             "stats": {**dict.fromkeys(stats.GROUPS, 0), "pending": audience},
+            BY_STATUS: {},
             "scheduledAt": scheduled_at,
             "createdAt": now,
             "updatedAt": now,
             "sentAt": None,
             "completedAt": None,
         }
-        await store["campaigns"].insert_one(doc)
-        await add_to_tally(store.db, store.user_id, "campaigns", 1)
+        await insert_tallied(store, "campaigns", [doc])
         if status is Status.QUEUED:
             await self._plan(store, doc["_id"])  # type: ignore[arg-type]
         return doc

@@ -18,6 +18,7 @@ from pymongo import ReturnDocument
 
 from crmd.campaigns.lifecycle import Action
 from crmd.campaigns.transitions import move
+from crmd.store.numbering import BY_STATUS, add_to_statuses
 from crmd.store.tenant import TenantStore
 
 GROUPS = {
@@ -84,7 +85,7 @@ async def recount(store: TenantStore, campaign_id: str) -> tuple[dict[str, int],
     if started:
         planned = int(started.get("lastSeq") or started.get("planSeq") or 0)
         stats["pending"] += max(0, planned - sum(by_status.values()))
-    point: dict[str, Any] = {"stats": stats}
+    point: dict[str, Any] = {"stats": stats, BY_STATUS: by_status}
     since = started and (started.get("plannedAt") or started.get("createdAt"))
     if since:
         point[f"timeline.{timeline_key(since, now)}"] = timeline_point(stats)
@@ -94,15 +95,26 @@ async def recount(store: TenantStore, campaign_id: str) -> tuple[dict[str, int],
 async def store_count(
     store: TenantStore, campaign_id: str, ticket: int, point: dict[str, Any]
 ) -> bool:
-    """Store a recount unless one with a later ticket has been stored; true if stored."""
+    """Store a recount unless one with a later ticket has been stored; true if stored.
+    The user's messages by status move by what the campaign's changed (read in the same
+    write), so the dashboard reads them off its tally."""
     newer_not_stored = {
         "_id": ObjectId(campaign_id),
         "$or": [{"statsVersion": {"$lt": ticket}}, {"statsVersion": {"$exists": False}}],
     }
-    stored = await store["campaigns"].update_one(
-        newer_not_stored, {"$set": {**point, "statsVersion": ticket}}
+    before = await store["campaigns"].find_one_and_update(
+        newer_not_stored,
+        {"$set": {**point, "statsVersion": ticket}},
+        projection={BY_STATUS: 1},
+        return_document=ReturnDocument.BEFORE,
     )
-    return bool(stored.matched_count)
+    if before is None:
+        return False
+    if BY_STATUS in before:  # one from before they were kept is counted by the recount
+        was, now = before[BY_STATUS], point[BY_STATUS]
+        change = {s: now.get(s, 0) - was.get(s, 0) for s in {*was, *now}}
+        await add_to_statuses(store.db, store.user_id, change)
+    return True
 
 
 def timeline_key(since: datetime, now: datetime) -> int:

@@ -47,6 +47,20 @@ class ServerConfig(_Section):
     """Exact origins (``https://app.example.com``, no path, no wildcard) whose browser
     pages may call the API; empty: none."""
 
+    read_slots: Annotated[int, Meta(ge=1, le=1000)] = 4
+    """Expensive reads (rule previews, filtered lists, counts) this process works on at
+    once, all users together."""
+    read_slots_per_user: Annotated[int, Meta(ge=1, le=1000)] = 3
+    """Expensive reads one user may have in progress at once in this process."""
+    read_wait: Annotated[float, Meta(ge=0, le=60)] = 0.5
+    """How long an expensive read waits for a slot before it is answered 429."""
+    count_slots: Annotated[int, Meta(ge=1, le=64)] = 1
+    """Audience counts reading the database at once in this process: the share of the
+    database counting may take from imports and sends."""
+    count_wait: Annotated[float, Meta(ge=0, le=60)] = 0.5
+    """How long a preview or a filtered list waits for its count before answering with
+    what is counted so far (202)."""
+
     @property
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host

@@ -17,6 +17,7 @@ from crmd.console.live import follow
 from crmd.console.web import FILTERED_SCAN, form, query_number, render, see_other
 from crmd.emails import InvalidEmail, normalise_email
 from crmd.errors import BadRequest, CrmdError
+from crmd.http.admission import asked_for, expensive, expensive_when
 from crmd.http.keys import CAMPAIGNS, SUGGESTERS
 from crmd.store.windows import newest
 
@@ -68,6 +69,7 @@ def _actions(campaign: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 @routes.get("/campaigns/{id}")
+@expensive_when(asked_for("status"))
 async def campaign(request: web.Request) -> web.Response:
     store = tenant_store(request)
     doc = await store["campaigns"].get(request.match_info["id"], "campaign")
@@ -185,6 +187,7 @@ async def test_send(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/campaigns/{id}/summary")
+@expensive
 async def summarise(request: web.Request) -> web.StreamResponse:
     await form(request)
     store = tenant_store(request)

@@ -22,6 +22,7 @@ from crmd.campaigns.template import (
 from crmd.console.web import form, query_number, scripted, see_other, unfinished
 from crmd.console.web import render as render_page
 from crmd.errors import BadRequest, CrmdError, Unprocessable
+from crmd.http.admission import expensive
 from crmd.http.bodies import json_body
 from crmd.http.keys import CAMPAIGNS, SUGGESTERS
 from crmd.http.responses import plain_json
@@ -232,6 +233,7 @@ def _check(body: CampaignBody) -> None:
 
 @routes.post("/campaigns/preview")
 @scripted
+@expensive
 async def preview_as_you_type(request: web.Request) -> web.Response:
     body = await json_body(request, PreviewBody)
     if len(body.message) > LIMITS["message"] or len(body.rule) > LIMITS["rule"]:

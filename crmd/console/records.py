@@ -14,6 +14,7 @@ from crmd.auth.requests import current_user, tenant_store
 from crmd.campaigns.dispatch import legacy_message_id, message_id
 from crmd.console.web import FILTERED_SCAN, query_number, query_text, render
 from crmd.errors import NotFound
+from crmd.http.admission import asked_for, expensive_when
 from crmd.ingest.persist import record_id
 from crmd.segments.evaluate import evaluate
 from crmd.segments.fields import CUSTOMERS, ORDERS, FieldSet
@@ -81,6 +82,7 @@ async def _listing(request: web.Request, kind: str, fields: FieldSet) -> dict[st
 
 
 @routes.get("/customers")
+@expensive_when(asked_for("rule"))
 async def customers(request: web.Request) -> web.Response:
     listing = await _listing(request, "customers", CUSTOMERS)
     return render(

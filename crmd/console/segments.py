@@ -11,13 +11,15 @@ from aiohttp import web
 from crmd.auth.requests import current_user, tenant_store
 from crmd.console.web import form, render, scripted, see_other, unfinished
 from crmd.errors import BadRequest, CrmdError, Unprocessable
+from crmd.http.admission import expensive
 from crmd.http.bodies import json_body
-from crmd.http.keys import SUGGESTERS
+from crmd.http.keys import COUNTS, SUGGESTERS
 from crmd.http.responses import plain_json
 from crmd.segments.fields import known_fields
 from crmd.segments.parse import RuleError
 from crmd.segments.query import InvalidRule
-from crmd.segments.routes import RuleText, preview, save_segment
+from crmd.segments.routes import RuleText
+from crmd.segments.service import preview, save_segment
 from crmd.store.numbering import highest
 from crmd.store.windows import newest
 
@@ -37,10 +39,13 @@ class SuggestBody(msgspec.Struct):
 
 
 async def count(request: web.Request, rule: str) -> dict[str, Any]:
-    """The audience of ``rule`` now, and a few of its customers."""
-    found = await preview(tenant_store(request)["customers"], rule)
+    """The audience of ``rule`` now, and a few of its customers; while the count goes on
+    (``complete`` false), what is counted so far and how far it got."""
+    found = await preview(request.app[COUNTS], tenant_store(request), rule)
     return {
-        "audienceSize": found.audienceSize,
+        "audienceSize": found.count.size,
+        "complete": found.count.complete,
+        "progress": found.count.progress,
         "sample": [
             {"name": c.get("name", ""), "email": c.get("email", "")}
             for c in found.sample[:SAMPLE_SHOWN]
@@ -75,6 +80,7 @@ async def segments(request: web.Request) -> web.Response:
 
 
 @routes.post("/segments")
+@expensive
 async def segment_form(request: web.Request) -> web.StreamResponse:
     """Without JavaScript the form's buttons all post here: count, suggest, or save."""
     fields = await form(request)
@@ -100,17 +106,20 @@ async def segment_form(request: web.Request) -> web.StreamResponse:
             raise InvalidRule(RuleError("write a rule first", 1))
         if action == "count":
             return await _page(request, **kept, counted=await count(request, rule))
-        doc = await save_segment(tenant_store(request), name or None, rule)
+        doc = await save_segment(request.app[COUNTS], tenant_store(request), name or None, rule)
     except InvalidRule as exc:
         error = {"message": exc.message, "column": exc.column, "id": "rule-error"}
         return await _page(request, **kept, error=error, status=422)
     except CrmdError as exc:
         return await _page(request, **kept, error={"message": exc.message}, status=exc.status)
-    return see_other("/segments", f"Saved {doc['name']}: {doc['audienceSize']:,} customers.")
+    size = doc["audienceSize"]
+    said = "its customers are being counted" if size is None else f"{size:,} customers"
+    return see_other("/segments", f"Saved {doc['name']}: {said}.")
 
 
 @routes.post("/segments/count")
 @scripted
+@expensive
 async def count_as_you_type(request: web.Request) -> web.Response:
     """A rule being typed is often not a rule yet: that is an answer (200, saying
     what is wrong and where), not a failed request."""

@@ -86,8 +86,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except CrmdError as exc:
         response = json_response(msgspec.convert(exc.body(), ErrorBody), status=exc.status)
-        if exc.status == 503:
-            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        retry_after = exc.retry_after or (RETRY_AFTER_SECONDS if exc.status == 503 else None)
+        if retry_after:
+            response.headers["Retry-After"] = str(retry_after)
         return response
     except DEPENDENCY_ERRORS as exc:
         which = "Redis" if isinstance(exc, redis.exceptions.RedisError) else "MongoDB"

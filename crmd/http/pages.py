@@ -12,10 +12,14 @@ from aiohttp import web
 
 from crmd.errors import BadRequest, Unprocessable
 from crmd.store.limits import to_utc
+from crmd.store.numbering import highest_and_tally
+from crmd.store.tenant import TenantStore
+from crmd.store.windows import MAX_SCAN, newest
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_OFFSET = 10_000_000
+MAX_NUMBER = 10**15
 Limit = Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)]
 
 
@@ -91,14 +95,36 @@ def read_page(request: web.Request, keyset: bool = True) -> Page:
     return Page(limit=limit, offset=offset, after=after)
 
 
-def offset_cursor(request: web.Request, offset: int) -> int:
-    """A list whose ``cursor`` is the offset of its next page: that, else ``offset``."""
+def before_cursor(request: web.Request) -> int | None:
+    """A list whose ``cursor`` is the number its next page starts under (the records'
+    ``n``): that, or None for the first page."""
     cursor = request.query.get("cursor")
     if not cursor:
-        return offset
-    if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > MAX_OFFSET:
+        return None
+    if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > MAX_NUMBER:
         raise BadRequest("cursor is not one this server gave out", details={"field": "cursor"})
     return int(cursor)
+
+
+async def newest_page(
+    store: TenantStore, kind: str, page: Page, before: int | None, **window: Any
+) -> tuple[list[dict[str, Any]], str | None, int]:
+    """A page of the user's ``kind`` records, newest first, read as a range of their
+    numbers (``crmd.store.windows``), with the cursor of the next page (None: the last)
+    and how many there are (the tally). An ``offset`` counts from the newest; a cursor
+    from where its page ended. Two reads: the counters, and the range."""
+    skip = page.offset if before is None else 0
+    top, tallies = await highest_and_tally(store.db, store.user_id, kind)
+    found = await newest(
+        store[kind],
+        top,
+        before=before,
+        limit=skip + page.limit,
+        max_scan=max(MAX_SCAN, skip + page.limit),
+        **window,
+    )
+    following = found.next_before
+    return found.items[skip:], None if following is None else str(following), tallies[kind]
 
 
 def page_filter(page: Page) -> dict[str, Any]:

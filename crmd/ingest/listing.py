@@ -2,11 +2,13 @@
 
 Records are numbered as they arrive (``crmd.store.numbering``), so a page is a range of
 numbers under the cursor (``crmd.store.windows``), never a sort of the whole collection.
-``total`` is the user's tally, kept as records arrive; with a ``rule`` it is counted on
-the first page (or on any page with ``total=exact``) and carried in the cursor. A rule is
-tested in Python (the reference evaluator) on each range read, so a filtered page reads
-at most ``FILTERED_SCAN`` records: it may hold fewer than ``limit`` items, and its cursor
-goes on from where it stopped; a list is read whole by following ``cursor`` until null.
+``total`` is the user's tally, kept as records arrive; with a ``rule`` it is the rule's
+count (``crmd.segments.counting``: kept per slice of customers, so counting it again
+costs only what changed), taken on the first page (or on any page with ``total=exact``)
+and carried in the cursor; null while it is still being counted. A rule is tested in
+Python (the reference evaluator) on each range read, so a filtered page reads at most
+``FILTERED_SCAN`` records: it may hold fewer than ``limit`` items, and its cursor goes on
+from where it stopped; a list is read whole by following ``cursor`` until null.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from aiohttp import web
 
 from crmd.auth.requests import current_user, tenant_store
 from crmd.errors import BadRequest
+from crmd.http.keys import COUNTS
 from crmd.http.pages import PageQuery, read_page
 from crmd.http.responses import json_response
-from crmd.segments.audience import audience
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import parse_rule
 from crmd.segments.query import rule_filter, rule_now
@@ -36,7 +38,9 @@ _CURSOR = re.compile(r"^([0-9]{1,15})(?:\.([0-9]{1,15}))?$")
 class RecordList(msgspec.Struct):
     items: list[dict[str, Any]]
     """The records as imported, each with its ``id``."""
-    total: int
+    total: int | None
+    """How many records there are (with a rule: match it); null while a rule's matches
+    are still being counted (a later page, or ``total=exact``, asks again)."""
     cursor: str | None
     """Pass it back as ``cursor`` for the next page; null on the last."""
 
@@ -91,15 +95,19 @@ async def list_records(request: web.Request, collection: str) -> web.Response:
         projection=HIDDEN,
         max_scan=budget,
     )
+    total: int | None
     if rule and (carried is None or request.query.get("total") == "exact"):
-        total = (await audience(store[collection], rule))[0]
+        counted = await request.app[COUNTS].count(store, rule)
+        total = counted.size if counted.complete else None
     elif rule:
-        total = carried or 0
+        total = carried
     else:
         total = (await tally(store.db, user))[collection]
     items = [_view(doc) for doc in window.items[skip:]]
     following = window.next_before
-    cursor = None if following is None else f"{following}.{total}" if rule else str(following)
+    cursor = None if following is None else str(following)
+    if cursor and rule and total is not None:
+        cursor += f".{total}"
     return json_response(RecordList(items, total, cursor))
 
 

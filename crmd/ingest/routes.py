@@ -9,12 +9,12 @@ from typing import Annotated, Any, Literal
 import msgspec
 from aiohttp import web
 from msgspec import UNSET, UnsetType
-from pymongo import DESCENDING
 
 from crmd.auth.requests import tenant_store
+from crmd.http.admission import asked_for, expensive_when
 from crmd.http.describe import Link, Media, Moment, described
 from crmd.http.keys import IMPORTS
-from crmd.http.pages import PageQuery, read_page
+from crmd.http.pages import PageQuery, newest_page, read_page
 from crmd.http.responses import json_response
 from crmd.http.spreadsheet import csv_line
 from crmd.ingest.errors import RowError
@@ -23,7 +23,6 @@ from crmd.ingest.listing import CustomersQuery, RecordList, RecordsQuery, list_r
 
 routes = web.RouteTableDef()
 KINDS = "{kind:customers|orders}"
-NEWEST = [("createdAt", DESCENDING), ("_id", DESCENDING)]
 HIDDEN = {"userId": 0, "_v": 0}
 
 
@@ -156,10 +155,10 @@ def upload_view(doc: dict[str, Any]) -> dict[str, Any]:
 )
 async def list_uploads(request: web.Request) -> web.Response:
     page = read_page(request, keyset=False)
-    uploads = tenant_store(request)["uploads"]
-    cursor = uploads.find({}, projection=HIDDEN, sort=NEWEST, skip=page.offset, limit=page.limit)
-    items = [msgspec.convert(upload_view(doc), Upload) async for doc in cursor]
-    return json_response(UploadList(items, await uploads.count_documents()))
+    store = tenant_store(request)
+    docs, _, total = await newest_page(store, "uploads", page, None, projection=HIDDEN)
+    items = [msgspec.convert(upload_view(doc), Upload) for doc in docs]
+    return json_response(UploadList(items, total))
 
 
 async def _upload(request: web.Request) -> dict[str, Any]:
@@ -212,6 +211,7 @@ async def upload_errors_csv(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/api/v1/customers")
 @described("List customers, newest first", tag="uploads", ok=RecordList, query=CustomersQuery)
+@expensive_when(asked_for("rule"))
 async def list_customers(request: web.Request) -> web.Response:
     return await list_records(request, "customers")
 

@@ -33,7 +33,7 @@ from crmd.ingest.publish import (
 from crmd.ingest.spool import Spool
 from crmd.store.numbering import reserve
 from crmd.store.tenant import TenantStore
-from crmd.store.writes import insert_new
+from crmd.store.writes import insert_tallied
 from crmd.telemetry.logs import describe_error
 
 log = structlog.get_logger(__name__)
@@ -153,7 +153,7 @@ async def receive_upload(
             "timings": {"parseSeconds": round(time.monotonic() - started, 3)},
             **({"idempotencyKey": key} if key else {}),
         }
-        if await insert_new(store["uploads"].insert_many([doc])):
+        if await insert_tallied(store, "uploads", [doc]):
             # The same key, a moment earlier, from a retry that overtook this request.
             earlier = await replay(store, redis, stream, key, kind)
             return earlier or (202, answer(str(upload_id), "failed", rows))

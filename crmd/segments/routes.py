@@ -1,38 +1,38 @@
 """Segments: saved rules with their audience size as last counted, and previews.
 
-A list of segments is one query: each segment keeps its size with the moment it was
+A list of segments is a page of them: each keeps its size with the moment it was
 counted (``countedAt``), written when it is saved and refreshed in the background by
-the clock. ``GET /segments/{id}?refresh=true`` counts it now, for that answer."""
+the clock (``crmd.segments.service``). ``GET /segments/{id}?refresh=true`` counts it
+now, for that answer. Counts go through the audience counter
+(``crmd.segments.counting``): a count that is not done within its wait is answered 202
+with what is counted so far."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
-from bson import ObjectId
 from msgspec import UNSET, UnsetType
-from pymongo import ASCENDING, DESCENDING
-from pymongo.asynchronous.database import AsyncDatabase
 
 from crmd.auth.requests import tenant_store
 from crmd.errors import BadRequest
+from crmd.http.admission import asked_for, expensive, expensive_when
 from crmd.http.bodies import json_body
 from crmd.http.describe import Link, Moment, described
-from crmd.http.pages import PageQuery, choice, read_page
+from crmd.http.keys import COUNTS
+from crmd.http.pages import PageQuery, choice, newest_page, read_page
 from crmd.http.responses import json_response
-from crmd.segments.audience import audience
 from crmd.segments.parse import RuleError
-from crmd.segments.query import InvalidRule, rule_now
-from crmd.store.numbering import reserve
-from crmd.store.tenant import ScopedCollection, TenantStore
+from crmd.segments.query import InvalidRule
+from crmd.segments.service import preview, save_segment, segment_size
+from crmd.store.numbering import add_to_tally
 
 routes = web.RouteTableDef()
-SAMPLE = 10
 MAX_IDS = 1000
-STALE_AFTER = timedelta(minutes=5)
-REFRESH_BATCH = 20
+COUNTING_RETRY = "1"
+"""Retry-After on an answer whose count goes on (202)."""
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["Loyal"])]
 RuleText = Annotated[
     str, msgspec.Meta(min_length=1, max_length=2000, examples=["spend > 1000 AND visits >= 3"])
@@ -73,8 +73,14 @@ class RefreshQuery(msgspec.Struct):
 
 class Preview(msgspec.Struct):
     audienceSize: int
+    """How many customers the rule matches; while ``complete`` is false (the answer is
+    then 202), how many it matches among those counted so far."""
     sample: list[dict[str, Any]]
-    """Up to ten matching customers, as imported."""
+    """Up to ten of the newest matching customers, as imported."""
+    complete: bool = True
+    """False while the count goes on: ask again (``Retry-After``) for more."""
+    progress: float = 1.0
+    """The share of the customers counted, 0 to 1."""
     audienceIds: list[str] | UnsetType = UNSET
     """With ``ids``: the ids of up to 1,000 of them."""
 
@@ -98,29 +104,6 @@ def segment_view(doc: dict[str, Any]) -> Segment:
     )
 
 
-async def count(customers: ScopedCollection, rule: str) -> tuple[int, datetime]:
-    now = rule_now()
-    return (await audience(customers, rule, now))[0], now
-
-
-async def save_segment(store: TenantStore, name: str | None, rule: str) -> dict[str, Any]:
-    """A new segment, counted (an invalid rule is refused before anything is written)."""
-    size, counted = await count(store["customers"], rule)
-    now = datetime.now(UTC)
-    doc = {
-        "_id": ObjectId(),
-        "n": await reserve(store.db, store.user_id, "segments", 1),
-        "name": name or f"Segment {now:%Y-%m-%d %H:%M}",
-        "rule": rule,
-        "audienceSize": size,
-        "countedAt": counted,
-        "createdAt": now,
-        "updatedAt": now,
-    }
-    await store["segments"].insert_one(doc)
-    return doc
-
-
 @routes.post("/api/v1/segments")
 @described(
     "Save a rule as a segment, counted",
@@ -129,11 +112,13 @@ async def save_segment(store: TenantStore, name: str | None, rule: str) -> dict[
     ok={201: Segment},
     links=SEGMENT_LINKS,
 )
+@expensive
 async def create_segment(request: web.Request) -> web.Response:
     body = await json_body(request, SegmentBody)
     if body.rule is None:
         raise InvalidRule(RuleError("a segment needs a rule", 1))
-    doc = await save_segment(tenant_store(request), body.name, body.rule)
+    store = tenant_store(request)
+    doc = await save_segment(request.app[COUNTS], store, body.name, body.rule)
     return json_response(segment_view(doc), status=201)
 
 
@@ -145,32 +130,42 @@ async def create_segment(request: web.Request) -> web.Response:
     query=PageQuery,
 )
 async def list_segments(request: web.Request) -> web.Response:
+    """A range of the newest segments (``crmd.store.windows``) and the tally: no sort of
+    the collection, no count."""
     page = read_page(request, keyset=False)
-    segments = tenant_store(request)["segments"]
-    cursor = segments.find(
-        {},
-        sort=[("createdAt", DESCENDING), ("_id", DESCENDING)],
-        skip=page.offset,
-        limit=page.limit,
-    )
-    items = [segment_view(doc) async for doc in cursor]
-    return json_response(SegmentList(items, await segments.count_documents()))
+    store = tenant_store(request)
+    docs, _, total = await newest_page(store, "segments", page, None)
+    return json_response(SegmentList([segment_view(doc) for doc in docs], total))
 
 
 @routes.get("/api/v1/segments/{id}")
 @described(
-    "A segment (its size as last counted, or now)", tag="segments", ok=Segment, query=RefreshQuery
+    "A segment (its size as last counted, or now)",
+    tag="segments",
+    ok={200: Segment, 202: Segment},
+    query=RefreshQuery,
 )
+@expensive_when(asked_for("refresh"))
 async def get_segment(request: web.Request) -> web.Response:
     store = tenant_store(request)
     doc = await store["segments"].get(request.match_info["id"], "segment")
     if choice(request, "refresh", ("true", "false")) == "true":
-        doc["audienceSize"], doc["countedAt"] = await count(store["customers"], doc["rule"])
+        size, counted = await segment_size(request.app[COUNTS], store, doc["rule"])
+        doc["audienceSize"], doc["countedAt"] = size, counted
+        if counted is None:
+            return counting(json_response(segment_view(doc), status=202))
     return json_response(segment_view(doc))
+
+
+def counting(response: web.Response) -> web.Response:
+    """A 202 whose count goes on: when to ask again."""
+    response.headers["Retry-After"] = COUNTING_RETRY
+    return response
 
 
 @routes.put("/api/v1/segments/{id}")
 @described("Rename a segment or change its rule", tag="segments", body=SegmentBody, ok=Segment)
+@expensive
 async def update_segment(request: web.Request) -> web.Response:
     body = await json_body(request, SegmentBody)
     if body.name is None and body.rule is None:
@@ -178,8 +173,8 @@ async def update_segment(request: web.Request) -> web.Response:
     store = tenant_store(request)
     doc = await store["segments"].get(request.match_info["id"], "segment")
     changes: dict[str, Any] = {k: v for k, v in (("name", body.name), ("rule", body.rule)) if v}
-    changes["audienceSize"], changes["countedAt"] = await count(
-        store["customers"], body.rule or doc["rule"]
+    changes["audienceSize"], changes["countedAt"] = await segment_size(
+        request.app[COUNTS], store, body.rule or doc["rule"]
     )
     changes["updatedAt"] = datetime.now(UTC)
     await store["segments"].update_one({"_id": doc["_id"]}, {"$set": changes})
@@ -191,55 +186,28 @@ async def update_segment(request: web.Request) -> web.Response:
 async def delete_segment(request: web.Request) -> web.Response:
     store = tenant_store(request)
     doc = await store["segments"].get(request.match_info["id"], "segment")
-    await store["segments"].delete_one({"_id": doc["_id"]})
+    gone = await store["segments"].delete_one({"_id": doc["_id"]})
+    await add_to_tally(store.db, store.user_id, "segments", -gone.deleted_count)
     return web.Response(status=204)
-
-
-def customer_sample(doc: dict[str, Any]) -> dict[str, Any]:
-    doc["id"] = doc.pop("_id")
-    for hidden in ("userId", "_v", "uploadId"):
-        doc.pop(hidden, None)
-    return doc
-
-
-async def preview(customers: ScopedCollection, rule: str, ids: int = 0) -> Preview:
-    """The size and a sample (and ids) in one pass over the matches."""
-    size, sample, found = await audience(customers, rule, sample=SAMPLE, ids=ids)
-    answer = Preview(size, [customer_sample(d) for d in sample])
-    if ids:
-        answer.audienceIds = [str(i) for i in found]
-    return answer
 
 
 @routes.post("/api/v1/segments/preview")
 @described(
-    "How many customers a rule matches, and a sample", tag="segments", body=PreviewBody, ok=Preview
+    "How many customers a rule matches, and a sample",
+    tag="segments",
+    body=PreviewBody,
+    ok={200: Preview, 202: Preview},
 )
+@expensive
 async def preview_segment(request: web.Request) -> web.Response:
     body = await json_body(request, PreviewBody)
-    customers = tenant_store(request)["customers"]
-    return json_response(await preview(customers, body.rule, MAX_IDS if body.ids else 0))
-
-
-async def refresh_stale_counts(db: AsyncDatabase[dict[str, Any]], now: datetime) -> int:
-    """Count again the segments counted longest ago (a few per call: the clock calls it
-    every few seconds); returns how many."""
-    refreshed = 0
-    stale = {"countedAt": {"$lt": now - STALE_AFTER}}
-    oldest = db.segments.find(
-        stale,
-        projection={"userId": 1, "rule": 1},
-        sort=[("countedAt", ASCENDING)],
-        limit=REFRESH_BATCH,
+    found = await preview(
+        request.app[COUNTS], tenant_store(request), body.rule, MAX_IDS if body.ids else 0
     )
-    async for segment in oldest:
-        store = TenantStore(db, segment["userId"])
-        try:
-            size, counted = await count(store["customers"], segment["rule"])
-        except InvalidRule:  # a rule that no longer parses (the language changed)
-            size, counted = None, now
-        await store["segments"].update_one(
-            {"_id": segment["_id"]}, {"$set": {"audienceSize": size, "countedAt": counted}}
-        )
-        refreshed += 1
-    return refreshed
+    counted = found.count
+    answer = Preview(counted.size, found.sample, counted.complete, counted.progress)
+    if found.ids is not None:
+        answer.audienceIds = found.ids
+    if counted.complete:
+        return json_response(answer)
+    return counting(json_response(answer, status=202))

@@ -7,10 +7,13 @@ first stored (1, 2, 3... per user and kind): ``n`` in [lo, hi) reads those docum
 and no others. Numbers are reserved a block at a time from a counter; a block a crash
 leaves unused is a gap, which a page steps over (``crmd.store.windows``).
 
-The tallies (customers, orders, campaigns, messages, suppressions) are kept beside the
-counters so that the dashboard reads one document instead of counting collections: each
-write that adds records adds them to the tally, and the clock recounts each tally once a day,
-which repairs a count that a crash between the two missed (or a recount raced).
+The tallies (customers, orders, campaigns, messages and messages by status,
+suppressions, segments, uploads) are kept beside the counters so that the dashboard and
+the lists read one document instead of counting collections: each write that adds
+records adds them to the tally (new customers, orders, segments and uploads in the same
+transaction, ``crmd.store.writes.insert_tallied``), a campaign's stats move the messages
+by status by what changed, and the clock recounts each tally once a day, which repairs
+a count that a crash between two writes missed (or a recount raced).
 """
 
 from __future__ import annotations
@@ -30,7 +33,12 @@ Doc = dict[str, Any]
 COUNTERS = "counters"
 """Not a tenant collection: its documents are keyed ``<user>:<kind>``."""
 NUMBERED = ("customers", "orders", "campaigns", "segments", "uploads")
-TALLIED = ("customers", "orders", "campaigns", "messages", "suppressions")
+TALLIED = ("customers", "orders", "campaigns", "messages", "suppressions", "segments", "uploads")
+BY_STATUS = "byStatus"
+"""Messages by their log status, in the tally and in each campaign's stats."""
+_STATUSES_KNOWN = "statusesCounted"
+"""Set on a tally whose messages by status were counted (or started at nothing): one
+from before they were kept may have some changes added, but is counted once read."""
 RECOUNT_AFTER = timedelta(hours=24)
 RECOUNT_BATCH = 5
 UPSERT_TRIES = 3
@@ -78,20 +86,41 @@ async def add_to_tally(
 ) -> None:
     """Add ``count`` records to the user's ``kind`` tally (in ``session``'s transaction,
     when given: a conflict then fails the transaction, which is tried again whole)."""
-    if not count:
-        return
+    if count:
+        await _add(db, user, {kind: count}, session)
+
+
+async def add_to_statuses(db: AsyncDatabase[Doc], user: str, change: dict[str, int]) -> None:
+    """Move the user's messages-by-status tally by ``change`` (a campaign's stats
+    stored anew, less what it stored before)."""
+    moved = {f"{BY_STATUS}.{status}": n for status, n in change.items() if n}
+    if moved:
+        await _add(db, user, moved, None)
+
+
+async def _add(
+    db: AsyncDatabase[Doc],
+    user: str,
+    increments: dict[str, int],
+    session: AsyncClientSession | None,
+) -> None:
+    # A new user's tallies start at nothing, known; users from before tallies were
+    # kept are counted when their tallies are first read.
+    fresh: Doc = {kind: 0 for kind in TALLIED if kind not in increments}
+    fresh[_STATUSES_KNOWN] = True
+    if not any(key.startswith(BY_STATUS) for key in increments):
+        fresh[BY_STATUS] = {}
     for _ in range(UPSERT_TRIES):
         try:
             await db[COUNTERS].update_one(
                 {"_id": _key(user, "tally")},
                 {
-                    "$inc": {kind: count},
-                    # A new user's tallies start at nothing, known; users from before
-                    # tallies were kept were counted when crmd first numbered records.
+                    "$inc": increments,
                     "$setOnInsert": {
                         "user": user,
                         "kind": "tally",
                         "countedAt": datetime.now(UTC),
+                        **fresh,
                     },
                 },
                 upsert=True,
@@ -102,31 +131,85 @@ async def add_to_tally(
             if session is not None:
                 raise
             continue  # a concurrent first write made the tally: add to it
-    raise RuntimeError(f"the {kind} tally of {user} could not be added to")
+    raise RuntimeError(f"the tally of {user} could not be added to")
+
+
+async def highest_and_tally(db: AsyncDatabase[Doc], user: str, kind: str) -> tuple[int, Doc]:
+    """``highest`` and ``tally`` in one read (a list page wants both)."""
+    found = {
+        doc["_id"]: doc
+        async for doc in db[COUNTERS].find(
+            {"_id": {"$in": [_key(user, kind), _key(user, "tally")]}}
+        )
+    }
+    top = int(found.get(_key(user, kind), {}).get("next", 0))
+    return top, _tallied(found.get(_key(user, "tally"))) or await recount(db, user)
 
 
 async def tally(db: AsyncDatabase[Doc], user: str) -> Doc:
-    """The user's tallies; counted now when there are none yet (a user from before
-    tallies were kept)."""
+    """The user's tallies (and ``byStatus``, their messages by status); counted now
+    when there are none yet (a user from before tallies were kept, or before this kind
+    was tallied)."""
     doc = await db[COUNTERS].find_one({"_id": _key(user, "tally")})
-    if doc is None or "countedAt" not in doc:
-        return await recount(db, user)
-    return {kind: int(doc.get(kind, 0)) for kind in TALLIED} | {"countedAt": doc["countedAt"]}
+    return _tallied(doc) or await recount(db, user)
+
+
+def _tallied(doc: Doc | None) -> Doc | None:
+    """The tallies a stored tally document holds; None when it is incomplete."""
+    known = ("countedAt", BY_STATUS, _STATUSES_KNOWN, *TALLIED)
+    if doc is None or any(key not in doc for key in known):
+        return None
+    return {kind: int(doc.get(kind, 0)) for kind in TALLIED} | {
+        "countedAt": doc["countedAt"],
+        BY_STATUS: {status: int(n) for status, n in doc[BY_STATUS].items() if n},
+    }
 
 
 async def recount(db: AsyncDatabase[Doc], user: str) -> Doc:
-    """Count the user's records exactly and store the tallies."""
+    """Count the user's records exactly and store the tallies. Messages by status are
+    the sum of what the user's campaigns stored with their stats (the same figures the
+    campaigns' changes move the tally by); a campaign from before they were kept is
+    counted from its logs once."""
     counted: Doc = {}
     for kind in TALLIED:
         collection = "communication_log" if kind == "messages" else kind
         counted[kind] = await db[collection].count_documents({"userId": user})
+    statuses: dict[str, int] = {}
+    async for campaign in db.campaigns.find({"userId": user}, projection={BY_STATUS: 1}):
+        by_status = campaign.get(BY_STATUS)
+        if by_status is None:
+            by_status = await _logged_statuses(db, user, str(campaign["_id"]))
+            await db.campaigns.update_one(
+                {"_id": campaign["_id"], BY_STATUS: {"$exists": False}},
+                {"$set": {BY_STATUS: by_status}},
+            )
+        for status, n in by_status.items():
+            statuses[status] = statuses.get(status, 0) + n
     counted["countedAt"] = datetime.now(UTC)
     await db[COUNTERS].update_one(
         {"_id": _key(user, "tally")},
-        {"$set": {**counted, "user": user, "kind": "tally"}},
+        {
+            "$set": {
+                **counted,
+                BY_STATUS: statuses,
+                _STATUSES_KNOWN: True,
+                "user": user,
+                "kind": "tally",
+            }
+        },
         upsert=True,
     )
-    return counted
+    return counted | {BY_STATUS: {s: n for s, n in statuses.items() if n}}
+
+
+async def _logged_statuses(db: AsyncDatabase[Doc], user: str, campaign: str) -> dict[str, int]:
+    cursor = await db.communication_log.aggregate(
+        [
+            {"$match": {"userId": user, "campaignId": campaign}},
+            {"$group": {"_id": "$status", "n": {"$sum": 1}}},
+        ]
+    )
+    return {doc["_id"]: doc["n"] async for doc in cursor}
 
 
 async def recount_stale(db: AsyncDatabase[Doc], now: datetime) -> int:

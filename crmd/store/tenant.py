@@ -214,16 +214,19 @@ class ScopedCollection:
     async def delete_many(self, filter: Mapping[str, Any] | None = None) -> DeleteResult:
         return await self.collection.delete_many(self.scope(filter))
 
-    async def aggregate(self, pipeline: Sequence[Mapping[str, Any]]) -> AsyncCommandCursor[Doc]:
+    async def aggregate(
+        self, pipeline: Sequence[Mapping[str, Any]], **kwargs: Any
+    ) -> AsyncCommandCursor[Doc]:
         """The pipeline on the user's documents only. A leading ``$match`` takes the
-        scope into itself, so the database can choose an index for the whole filter."""
+        scope into itself, so the database can choose an index for the whole filter.
+        ``kwargs`` go to the driver (``maxTimeMS``)."""
         _refuse_unscoped(pipeline)
         stages = list(pipeline)
         if stages and set(stages[0]) == {"$match"}:
             return await self.collection.aggregate(
-                [{"$match": self.scope(stages[0]["$match"])}, *stages[1:]]
+                [{"$match": self.scope(stages[0]["$match"])}, *stages[1:]], **kwargs
             )
-        return await self.collection.aggregate([{"$match": self.scope()}, *stages])
+        return await self.collection.aggregate([{"$match": self.scope()}, *stages], **kwargs)
 
 
 def _refuse_unscoped(node: Any) -> None:

@@ -33,20 +33,21 @@ async def insert_tallied(store: TenantStore, kind: str, docs: Sequence[dict[str,
     """Insert new records of ``kind`` and add them to the user's tally in one
     transaction: a crash leaves both or neither, so a chunk written again after a crash
     counts its records exactly once (its records are then found, not inserted). Records
-    another writer inserted meanwhile (a duplicate ``_id``) are left out, looked up and
-    the rest inserted again; returns their positions.
+    that exist already (a duplicate ``_id`` or unique key: another writer inserted the
+    same record meanwhile) are left out and the rest inserted again; returns their
+    positions.
 
     This is why crmd needs a replica set (one node is enough): MongoDB runs
     transactions on replica sets and sharded clusters only."""
     collection = store[kind]
     raced: set[int] = set()
     for _ in range(RACES):
-        left = [doc for i, doc in enumerate(docs) if i not in raced]
+        left = [i for i in range(len(docs)) if i not in raced]
         if not left:
             return raced
 
-        async def insert(session: AsyncClientSession, left: list[dict[str, Any]] = left) -> None:
-            await collection.insert_many(left, session=session)
+        async def insert(session: AsyncClientSession, left: list[int] = left) -> None:
+            await collection.insert_many([docs[i] for i in left], session=session)
             await add_to_tally(store.db, store.user_id, kind, len(left), session=session)
 
         try:
@@ -54,9 +55,12 @@ async def insert_tallied(store: TenantStore, kind: str, docs: Sequence[dict[str,
                 await session.with_transaction(insert, write_concern=store.write_concern)
             return raced
         except BulkWriteError as exc:
-            if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
                 raise
-        found = await collection.by_ids([d["_id"] for d in left], projection={"_id": 1})
+            # A transaction stops at its first error: the others are looked up.
+            raced |= {left[e["index"]] for e in errors}
+        found = await collection.by_ids([docs[i]["_id"] for i in left], projection={"_id": 1})
         there = {d["_id"] for d in found}
-        raced |= {i for i, doc in enumerate(docs) if doc["_id"] in there}
+        raced |= {i for i in left if docs[i]["_id"] in there}
     raise RuntimeError(f"new {kind} kept being inserted by another writer at the same time")

@@ -77,5 +77,33 @@ class Metrics:
             registry=r,
         )
 
+        self.read_slots_in_use = Gauge(
+            "crmd_read_slots_in_use", "Expensive reads running now (all users)", registry=r
+        )
+        self.read_waiting = Gauge(
+            "crmd_read_waiting", "Expensive reads waiting for a slot", registry=r
+        )
+        self.read_wait = Histogram(
+            "crmd_read_wait_seconds",
+            "How long expensive reads waited for a slot (refused ones included)",
+            registry=r,
+            buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.reads_refused = Counter(
+            "crmd_reads_refused",
+            "Expensive reads answered 429, by whose slots were full (user, server)",
+            ["full"],
+            registry=r,
+        )
+        self.counts_waiting = Gauge(
+            "crmd_counts_waiting", "Rules being counted in the background, all users", registry=r
+        )
+        self.count_wait = Histogram(
+            "crmd_count_slot_wait_seconds",
+            "How long a run of audience counting waited for the database (count_slots)",
+            registry=r,
+            buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -85,8 +85,16 @@
       region.replaceChildren();
       const size = el("p", null);
       size.append(el("span", data.audienceSize.toLocaleString(), "count"));
-      size.append(document.createTextNode(data.audienceSize === 1 ? " customer" : " customers"));
-      size.dataset.audienceSize = String(data.audienceSize);
+      if (data.complete === false) {
+        // A large audience is counted in the background: show how far, and ask again.
+        const share = Math.floor(data.progress * 100);
+        size.append(document.createTextNode(" customers so far, " + share + "% counted…"));
+        region.setAttribute("aria-busy", "true");
+        setTimeout(() => { if (mine === asked) count(); }, 1000);
+      } else {
+        size.append(document.createTextNode(data.audienceSize === 1 ? " customer" : " customers"));
+        size.dataset.audienceSize = String(data.audienceSize);
+      }
       region.append(size);
       if (data.sample.length) {
         const list = el("ul", null, "muted");

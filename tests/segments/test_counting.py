@@ -1,0 +1,214 @@
+"""Audience counts kept per slice of customers: right, shared, and costing only what
+changed. Against the real database and Redis, customers stored by the ingest path."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from bson import ObjectId
+
+import crmd.segments.counting as counting
+from crmd.app import Crmd
+from crmd.ingest.chunks import IngestChunk
+from crmd.ingest.persist import persist_chunk
+from crmd.ingest.rows import CustomerRow
+from crmd.segments.counting import AudienceCounter, Rule
+from crmd.segments.query import InvalidRule, rule_filter
+from crmd.segments.slices import SLICE, CustomerVersions
+from crmd.store.tenant import TenantStore
+
+CITIES = ("Delhi", "Pune", "Goa")
+NOW = datetime.now(UTC)
+RULES = (
+    "spend > 500",
+    "spend > 200 AND visits < 3",
+    'location in ("Delhi", "Pune") OR visits >= 8',
+    "lastActive < 30d",
+    'NOT name contains "ra"',
+)
+
+
+def rows(keys: range, seed: int = 1, spend: float | None = None) -> list[CustomerRow]:
+    rng = random.Random(seed)
+    return [
+        CustomerRow(
+            line=i + 2,
+            customer_external_id=f"C{i}",
+            name=rng.choice(("Asha Rao", "Ravi Shah", "Om Sen")),
+            email=f"c{i}@example.com",
+            location=rng.choice(CITIES),
+            spend=spend if spend is not None else float(rng.randrange(1000)),
+            visits=rng.randrange(10),
+            lastActive=NOW - timedelta(days=rng.randrange(60)),
+        )
+        for i in keys
+    ]
+
+
+class Customers:
+    """One user's customers, written as the ingest actor writes them."""
+
+    def __init__(self, system: Crmd, redis: Any) -> None:
+        self.system = system
+        self.user = str(ObjectId())
+        self.store = TenantStore(system.db, self.user)
+        self.versions = CustomerVersions(redis, system.config.redis.stream_prefix)
+        self.seq = 0
+
+    async def write(self, batch: list[CustomerRow]) -> None:
+        for start in range(0, len(batch), 500):
+            self.seq += 1
+            chunk = IngestChunk(
+                upload=str(ObjectId()),
+                user=self.user,
+                kind="customers",
+                seq=self.seq,
+                accepted_ms=self.seq,
+                customers=batch[start : start + 500],
+            )
+            await persist_chunk(self.system.db, chunk, self.versions.changed)
+
+    async def truth(self, rule: str) -> int:
+        query = {**rule_filter(rule, Rule(rule).moment), "userId": self.user}
+        return await self.system.db.customers.count_documents(query)
+
+
+def read_by_counting(system: Crmd) -> float:
+    return sum(
+        sample.value
+        for metric in system.metrics.mongo_documents_read.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+        and sample.labels == {"source": "counts", "collection": "customers"}
+    )
+
+
+@pytest.fixture
+async def customers(system: Crmd, redis: Any) -> Customers:
+    made = Customers(system, redis)
+    await made.write(rows(range(2 * SLICE + 300)))
+    return made
+
+
+async def test_each_rule_counts_what_the_database_counts(system: Crmd, customers: Customers):
+    for rule in RULES:
+        counted = await system.counter.count_all(customers.store, rule)
+        assert counted.complete and counted.progress == 1.0
+        assert counted.size == await customers.truth(rule), rule
+        assert len(counted.sample) == min(10, counted.size)
+
+
+async def test_a_rule_counted_again_reads_no_customer_and_two_spellings_are_one_rule(
+    system: Crmd, customers: Customers
+):
+    first = await system.counter.count_all(customers.store, "spend > 500 AND visits < 3")
+    read = read_by_counting(system)
+    again = await system.counter.count(customers.store, "spend>500 and visits<3", wait=0)
+    assert again.complete and again.size == first.size
+    assert read_by_counting(system) == read
+
+
+async def test_a_selective_rule_is_counted_through_its_index_and_a_broad_one_by_slices(
+    system: Crmd, customers: Customers, monkeypatch: pytest.MonkeyPatch
+):
+    read = read_by_counting(system)
+    counted = await system.counter.count_all(customers.store, "spend > 990")
+    assert counted.size == await customers.truth("spend > 990") and len(counted.sample) == 10
+    # Its matches (about 1%), and the newest slices for the sample: not the 2,300.
+    assert read_by_counting(system) - read <= 2 * SLICE
+
+    monkeypatch.setattr(counting, "FLAT_BUDGET_MS", 1)  # the database gives up at once
+    read = read_by_counting(system)
+    counted = await system.counter.count_all(customers.store, "visits >= 0")
+    assert counted.size == 2 * SLICE + 300
+    assert read_by_counting(system) - read == 2 * SLICE + 300  # read slice by slice
+
+
+async def test_new_customers_are_counted_alone_and_a_changed_one_recounts_its_slice(
+    system: Crmd, customers: Customers, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(counting, "LAG", 0.0)
+    rule = "spend > 500"
+    await system.counter.count_all(customers.store, rule)
+    read = read_by_counting(system)
+
+    await customers.write(rows(range(2 * SLICE + 300, 2 * SLICE + 400), seed=2))
+    counted = await system.counter.count_all(customers.store, rule)
+    assert counted.size == await customers.truth(rule)
+    assert read_by_counting(system) - read <= SLICE  # the newest slice, not the 2,400
+
+    read = read_by_counting(system)
+    await customers.write(rows(range(5, 6), seed=3, spend=10_000.0))  # in the first slice
+    counted = await system.counter.count_all(customers.store, rule)
+    assert counted.size == await customers.truth(rule)
+    assert read_by_counting(system) - read == SLICE
+
+
+async def test_a_slice_counted_within_the_lag_stands_while_writes_go_on(
+    system: Crmd, customers: Customers, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(counting, "LAG", 0.5)
+    rule = "visits >= 5"
+    await system.counter.count_all(customers.store, rule)
+    read = read_by_counting(system)
+    await customers.write(rows(range(0, 10), seed=4))  # slice 0 moves on
+    quick = await system.counter.count(customers.store, rule, wait=0)
+    assert quick.complete and read_by_counting(system) == read  # not read again yet
+    await asyncio.sleep(0.6)
+    counted = await system.counter.count_all(customers.store, rule)
+    assert counted.size == await customers.truth(rule)
+    assert read_by_counting(system) - read == SLICE
+
+
+async def test_a_count_not_done_in_its_wait_says_how_far_it_got_and_goes_on(
+    system: Crmd, customers: Customers
+):
+    rule = 'name contains "sha"'
+    early = await system.counter.count(customers.store, rule, wait=0)
+    assert not early.complete and early.progress < 1.0
+    async with asyncio.timeout(30):
+        while not (later := await system.counter.count(customers.store, rule, wait=0.2)).complete:
+            assert later.progress >= early.progress
+    assert later.size == await customers.truth(rule)
+
+
+async def test_a_count_is_one_users_alone(system: Crmd, customers: Customers, redis: Any):
+    other = Customers(system, redis)
+    await other.write(rows(range(0, 40), seed=9, spend=900.0))
+    assert (await system.counter.count_all(other.store, "spend > 500")).size == 40
+    mine = await system.counter.count_all(customers.store, "spend > 500")
+    assert mine.size == await customers.truth("spend > 500")
+    assert not set(mine.sample) & {c["_id"] async for c in other.store["customers"].find({})}
+
+
+async def test_a_bad_rule_is_refused_with_its_column(system: Crmd, customers: Customers):
+    with pytest.raises(InvalidRule) as refused:
+        await system.counter.count(customers.store, "spend > > 3")
+    assert refused.value.column == 9
+
+
+async def test_an_age_is_measured_from_a_moment_that_moves_in_steps():
+    rule = Rule("lastActive < 30d")
+    assert rule.timed and rule.moment.timestamp() % counting.MOMENT_STEP == 0
+    assert Rule("lastActive < 30d").key == rule.key
+    assert not Rule("spend > 1").timed
+
+
+async def test_counting_stops_cleanly_and_says_why_when_the_database_goes(
+    system: Crmd, customers: Customers, monkeypatch: pytest.MonkeyPatch
+):
+    counter = AudienceCounter(
+        system.db, system.redis, system.config.redis.stream_prefix, system.metrics
+    )
+
+    async def gone(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionResetError("the database went away")
+
+    monkeypatch.setattr(counter, "_count_run", gone)
+    with pytest.raises(ConnectionResetError):
+        await counter.count_all(customers.store, "visits > 1")
+    await counter.close()
