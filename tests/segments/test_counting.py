@@ -212,3 +212,55 @@ async def test_counting_stops_cleanly_and_says_why_when_the_database_goes(
     with pytest.raises(ConnectionResetError):
         await counter.count_all(customers.store, "visits > 1")
     await counter.close()
+
+
+async def test_no_count_is_trusted_past_its_age_whatever_its_version(
+    system: Crmd, customers: Customers, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(counting, "TRUSTED_FOR", 0.3)
+    await system.counter.count_all(customers.store, "visits < 4")
+    read = read_by_counting(system)
+    await asyncio.sleep(0.4)
+    again = await system.counter.count_all(customers.store, "visits < 4")
+    assert again.size == await customers.truth("visits < 4")
+    assert read_by_counting(system) - read == 2 * SLICE + 300  # every slice read again
+
+
+@pytest.mark.parametrize("slots", [1, 2])
+async def test_only_count_slots_runs_read_the_database_at_once(
+    system: Crmd, redis: Any, monkeypatch: pytest.MonkeyPatch, slots: int
+):
+    users = [Customers(system, redis) for _ in range(2)]
+    for made in users:
+        await made.write(rows(range(3 * SLICE)))
+    counter = AudienceCounter(
+        system.db, system.redis, system.config.redis.stream_prefix, system.metrics, slots=slots
+    )
+    reading = {"now": 0, "most": 0}
+    real_find = counting.TenantStore.__getitem__
+
+    class Watched:
+        def __init__(self, cursor: Any) -> None:
+            self.cursor = cursor
+
+        async def __aiter__(self) -> Any:
+            reading["now"] += 1
+            reading["most"] = max(reading["most"], reading["now"])
+            try:
+                async for doc in self.cursor:
+                    yield doc
+                    await asyncio.sleep(0)  # let another run in, if it may
+            finally:
+                reading["now"] -= 1
+
+    def watched(store: Any, name: str) -> Any:
+        collection = real_find(store, name)
+        find = collection.find
+        collection.find = lambda *a, **k: Watched(find(*a, **k))  # type: ignore[method-assign]
+        return collection
+
+    monkeypatch.setattr(counting.TenantStore, "__getitem__", watched)
+    rule = 'name contains "o"'  # not an index's: read slice by slice
+    await asyncio.gather(*(counter.count_all(made.store, rule) for made in users))
+    await counter.close()
+    assert reading["most"] == slots
