@@ -121,12 +121,18 @@ async def client(
 
 
 def cost_by_source(metrics_text: str) -> dict[str, dict[str, float]]:
-    """``{source: {"commands": n, "documents_read": n}}`` from crmd's ``/metrics``."""
-    cost: dict[str, dict[str, float]] = defaultdict(lambda: {"commands": 0.0, "read": 0.0})
+    """``{source: {"commands", "read", "seconds"}}``: the commands, the documents read
+    and the database's answering time of each source, from crmd's ``/metrics``."""
+    cost: dict[str, dict[str, float]] = defaultdict(
+        lambda: {"commands": 0.0, "read": 0.0, "seconds": 0.0}
+    )
+    names = {
+        "crmd_mongo_commands": "commands",
+        "crmd_mongo_documents_read": "read",
+        "crmd_mongo_seconds": "seconds",
+    }
     for family in text_string_to_metric_families(metrics_text):
-        key = {"crmd_mongo_commands": "commands", "crmd_mongo_documents_read": "read"}.get(
-            family.name
-        )
+        key = names.get(family.name)
         if key is None:
             continue
         for sample in family.samples:
@@ -195,7 +201,11 @@ async def measure_load(
     orders = work / "load-orders.csv"
     write_orders(orders, sizes.rows // 10, "la", sizes.rows, seed=23)
     say(f"load: importing {sizes.rows:,} customers alone")
+    cpu_alone = cpu_seconds(database_pid) if database_pid else 0.0
     alone = await import_file(api, first, sizes.rows)
+    alone_database_cores = (
+        round((cpu_seconds(database_pid) - cpu_alone) / alone.seconds, 2) if database_pid else None
+    )
     say(f"  alone: {alone.rate:,.0f} rows/s; then {sizes.rows // 10:,} orders and a few campaigns")
     await import_file(api, orders, sizes.rows // 10, kind="orders")
     for n in range(5):
@@ -244,8 +254,14 @@ async def measure_load(
         "seconds": round(seconds, 1),
         "clients": sizes.clients,
         "crmd_cores": round(crmd_cpu / seconds, 2),
+        "alone_database_cores": alone_database_cores,
         "database_cores": None if database_cpu is None else round(database_cpu / seconds, 2),
         "routes": route_figures(answers, before, after),
+        "database_seconds_by_source": {
+            source: round(spent_by(source, before, after)["seconds"], 1)
+            for source in sorted(after)
+            if spent_by(source, before, after)["seconds"] >= 0.1
+        },
         "all": summary([a.seconds for a in answers], [a.status for a in answers]),
     }
 
@@ -265,6 +281,15 @@ def summary(seconds: list[float], statuses: list[int]) -> dict[str, Any]:
     }
 
 
+def spent_by(
+    source: str, before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]
+) -> dict[str, float]:
+    return {
+        key: after.get(source, {}).get(key, 0.0) - before.get(source, {}).get(key, 0.0)
+        for key in ("commands", "read", "seconds")
+    }
+
+
 def route_figures(
     answers: list[Answer],
     before: dict[str, dict[str, float]],
@@ -277,13 +302,11 @@ def route_figures(
         by_route[answer.route].append(answer)
     figures = {}
     for route, mine in sorted(by_route.items()):
-        spent = {
-            key: after.get(route, {}).get(key, 0.0) - before.get(route, {}).get(key, 0.0)
-            for key in ("commands", "read")
-        }
+        spent = spent_by(route, before, after)
         figures[route] = {
             **summary([a.seconds for a in mine], [a.status for a in mine]),
             "commands_per_request": round(spent["commands"] / len(mine), 1),
             "documents_read_per_request": round(spent["read"] / len(mine), 1),
+            "database_ms_per_request": round(spent["seconds"] * 1000 / len(mine), 1),
         }
     return figures

@@ -106,6 +106,9 @@ class Crmd:
     mongo: MongoClient
     redis: Redis
     db: AsyncDatabase[dict[str, Any]]
+    web_db: AsyncDatabase[dict[str, Any]]
+    """The same database through the requests' own few connections
+    (``[server] database_connections``)."""
     streams: StreamNames
     metrics: Metrics
     plugins: pluggy.PluginManager
@@ -189,6 +192,16 @@ async def open_crmd(
                 urls.mongodb, config.mongodb.connect_timeout, [CommandCounter(metrics_registry)]
             )
             stack.push_async_callback(mongo.close)
+            # Requests and audience counts have a pool of their own, of a few
+            # connections: whatever they ask, the database works on at most that many of
+            # their commands at once, and imports and sends keep the rest of its time.
+            web_mongo = await connect_mongo(
+                urls.mongodb,
+                config.mongodb.connect_timeout,
+                [CommandCounter(metrics_registry)],
+                connections=config.server.database_connections,
+            )
+            stack.push_async_callback(web_mongo.close)
             redis = await connect_redis(
                 urls.redis, config.redis.socket_timeout, config.redis.connect_timeout
             )
@@ -198,6 +211,7 @@ async def open_crmd(
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         stack.push_async_callback(http.close)
         db = mongo[config.mongodb.database]
+        web_db = web_mongo[config.mongodb.database]
         streams = StreamNames.for_prefix(config.redis.stream_prefix)
         await rename_old_keys(redis, config.redis.stream_prefix)
         await ensure_indexes(db)
@@ -221,6 +235,7 @@ async def open_crmd(
             mongo=mongo,
             redis=redis,
             db=db,
+            web_db=web_db,
             streams=streams,
             metrics=metrics_registry,
             plugins=plugins,
@@ -230,7 +245,7 @@ async def open_crmd(
             app=web.Application(),
             health=Health(mongo, redis, streams.all(), metrics_registry),
             counter=AudienceCounter(
-                db,
+                web_db,
                 redis,
                 config.redis.stream_prefix,
                 metrics_registry,
@@ -293,10 +308,10 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
         max_field_bytes=ingest.max_field_bytes,
         chunk_rows=ingest.chunk_rows,
     )
-    app[DATABASE] = crmd.db
+    app[DATABASE] = crmd.web_db
     app[METRICS] = crmd.metrics
     app[HEALTH] = crmd.health
-    app[SIGN_IN] = SignIn(crmd.db, crmd.jwt_secret, config.auth, http)
+    app[SIGN_IN] = SignIn(crmd.web_db, crmd.jwt_secret, config.auth, http)
     app[IMPORTS] = Imports(
         crmd.redis, crmd.streams.ingest, limits, ingest.spool_dir, ingest.uploads_at_once
     )
@@ -307,7 +322,7 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
     app[ADMISSION] = Admission(
         server.read_slots, server.read_slots_per_user, server.read_wait, crmd.metrics
     )
-    app[UNSUBSCRIBES] = Unsubscribes(crmd.db, links)
+    app[UNSUBSCRIBES] = Unsubscribes(crmd.web_db, links)
     app[RECEIPTS] = ReceiptIntake(crmd.vendors, crmd.redis, crmd.streams.receipts, crmd.metrics)
     app[SUGGESTERS] = crmd.suggesters
     app[DEAD_LETTERS] = DeadLetters(crmd.redis, crmd.streams)

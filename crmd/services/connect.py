@@ -67,8 +67,13 @@ async def retry_until(
 
 
 async def connect_mongo(
-    url: str, timeout: float, listeners: Sequence[monitoring.CommandListener] = ()
+    url: str,
+    timeout: float,
+    listeners: Sequence[monitoring.CommandListener] = (),
+    connections: int = 100,
 ) -> MongoClient:
+    """A client for ``url``, once the server answers. ``connections``: the most commands
+    it has in flight at once (pymongo's pool); more wait for a connection in crmd."""
     # maxIdleTimeMS: a connection idle for a minute is opened afresh rather than trusted;
     # SecantusDB closes idle ones, and pymongo does not retry every command on a closed
     # connection (a drop after fifteen idle minutes failed with AutoReconnect).
@@ -82,6 +87,7 @@ async def connect_mongo(
         # waited on for ever.
         socketTimeoutMS=60_000,
         event_listeners=list(listeners),
+        maxPoolSize=connections,
     )
 
     async def ping() -> MongoClient:

@@ -69,6 +69,12 @@ class Metrics:
             ["collection", "op"],
             registry=r,
         )
+        self.mongo_seconds = Counter(
+            "crmd_mongo_seconds",
+            "Time MongoDB took to answer commands (round trip), by source and command",
+            ["source", "command"],
+            registry=r,
+        )
         self.mongo_documents_read = Counter(
             "crmd_mongo_documents_read",
             "Documents MongoDB answered to reads (find, aggregate, getMore), by collection "

@@ -1,8 +1,8 @@
-"""What crmd asks of MongoDB, counted: commands by name, collection and source (the
-route or the actor that asked), documents written by collection and operation (insert,
-update, delete), and documents read by collection and source, from a PyMongo command
-listener. ``/metrics`` shows them, so anyone can check what a request, a page or an
-import costs the database."""
+"""What crmd asks of MongoDB, counted by a PyMongo command listener: commands by name,
+collection and source (the route or the actor that asked), the time the database took
+to answer them by source, documents written by collection and operation (insert,
+update, delete), and documents read by collection and source. ``/metrics`` shows them,
+so anyone can check what a request, a page or an import costs the database."""
 
 from __future__ import annotations
 
@@ -77,6 +77,7 @@ class CommandCounter(monitoring.CommandListener):
             self.metrics.mongo_documents.labels(str(event.command.get(name)), op).inc()
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self._took(event)
         if event.command_name not in _CURSORS:
             return
         cursor = event.reply.get("cursor")
@@ -88,7 +89,14 @@ class CommandCounter(monitoring.CommandListener):
             self.metrics.mongo_documents_read.labels(collection, _SOURCE.get()).inc(len(batch))
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        return None
+        self._took(event)
+
+    def _took(
+        self, event: monitoring.CommandSucceededEvent | monitoring.CommandFailedEvent
+    ) -> None:
+        if event.command_name not in _SKIPPED:
+            seconds = event.duration_micros / 1e6
+            self.metrics.mongo_seconds.labels(_SOURCE.get(), event.command_name).inc(seconds)
 
 
 def _collection(event: monitoring.CommandStartedEvent) -> str:
