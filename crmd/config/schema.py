@@ -11,6 +11,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta, Struct
 
+from crmd.emails import InvalidEmail, normalise_email
+
 DEFAULT_PATHS = (Path("crmd.toml"), Path("/etc/crmd/crmd.toml"))
 EMBEDDED = "embedded"
 
@@ -93,6 +95,18 @@ class AuthConfig(_Section):
     jwt_ttl_seconds: Annotated[int, Meta(ge=60, le=31_536_000)] = 86_400
     dev_login: bool = False
     """Sign-in by email alone, for local use; only on a loopback address."""
+
+    def __post_init__(self) -> None:
+        # Spelt as crmd spells every address it reads, so that the allow-list compares
+        # like with like; an entry that is no address would never let anyone in.
+        emails = []
+        for entry in self.allowed_emails:
+            try:
+                emails.append(normalise_email(entry))
+            except InvalidEmail as exc:
+                shown = entry.encode("ascii", "backslashreplace").decode()
+                raise ValueError(f"allowed_emails: '{shown}' {exc}") from None
+        self.allowed_emails = emails
 
 
 class LoggingConfig(_Section):
