@@ -7,10 +7,12 @@ every other keeps too, spelt the same.
 
 Two addresses that look the same must be the same key, or one person gets two accounts
 (a sign-in) or two customer records (an import). So an address is NFKC-normalised,
-trimmed and lower-cased, and then it may hold only what a person types: ASCII letters,
-digits and the punctuation addresses allow, and beyond ASCII, letters, marks and digits
-that are not default-ignorable (a zero-width space, a Hangul filler, a variation
-selector are invisible: an address with one is refused rather than cleaned).
+trimmed of spaces and lower-cased, and then it may hold only what a person types: ASCII
+letters, digits and the punctuation addresses allow, and beyond ASCII, letters, marks and
+digits that are not default-ignorable (a zero-width space, a Hangul filler, a variation
+selector are invisible: an address with one is refused rather than cleaned). A line
+break, a tab or any other control character is refused wherever it is, at either end
+too: only spaces are trimmed.
 
 Its shape is one a mail server delivers to (RFC 5321, and RFC 6531 beyond ASCII): before
 the ``@`` a dot-atom (no dot at either end, none right after another) of at most 64
@@ -76,13 +78,27 @@ def _typed_by_a_person(char: str) -> bool:
     return unicodedata.category(char)[0] in "LMN"
 
 
+def _unexpected(char: str) -> str:
+    if unicodedata.category(char) == "Cc":
+        what = "a line break" if char in "\n\r\x85" else "a control character"
+    elif char.isspace():
+        what = "a space"
+    else:
+        what = "an invisible, control or symbol character"
+    return f"contains {what} (U+{ord(char):04X})"
+
+
 def normalise_email(raw: str) -> str:
-    """The address in its one spelling, or InvalidEmail saying what is wrong with it."""
-    text = unicodedata.normalize("NFKC", raw).strip().lower()
+    """The address in its one spelling, or InvalidEmail saying what is wrong with it.
+
+    Only spaces around it are trimmed (what NFKC makes a space: a no-break space too).
+    ``str.strip()`` would also drop a final line break, and ``a@x.com\n`` would sign in
+    as ``a@x.com``: a value with a control character in it did not come from a person
+    typing an address, so it is refused, as it is anywhere else in the address."""
+    text = unicodedata.normalize("NFKC", raw).strip(" ").lower()
     odd = next((c for c in text if not _typed_by_a_person(c)), None)
     if odd is not None:
-        what = "a space" if odd.isspace() else "an invisible, control or symbol character"
-        raise InvalidEmail(f"contains {what} (U+{ord(odd):04X})")
+        raise InvalidEmail(_unexpected(odd))
     if len(text.encode()) > MAX_LENGTH:
         raise InvalidEmail(f"is longer than {MAX_LENGTH} bytes")
     local = text.partition("@")[0]

@@ -8,9 +8,12 @@ field (Google sign-in, which needs its stand-in, is tested in tests/auth)."""
 
 from __future__ import annotations
 
+import json
 import re
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -33,6 +36,13 @@ NOT_EMAIL_SYNTAX = {
     "a@-x.co": "a part of its domain starts or ends with a hyphen",
     "a@x.co.": "its domain ends with a dot",
 }
+CONTROL = {
+    "a@x.co\n": "contains a line break (U+000A)",
+    "a@x.co\r": "contains a line break (U+000D)",
+    "\ta@x.co": "contains a control character (U+0009)",
+}
+"""Not trimmed as spaces are: ``str.strip()`` once made ``a@x.co\\n`` sign in as ``a@x.co``."""
+REFUSED = {**NOT_EMAIL_SYNTAX, **CONTROL}
 KEPT = {
     "o'brien@x.co": "o'brien@x.co",
     "A.B+tag@Sub.Example.com": "a.b+tag@sub.example.com",
@@ -71,6 +81,13 @@ def test_each_rule_of_the_shape_is_held_and_named(address: str, why: str):
     with pytest.raises(InvalidEmail) as refused:
         normalise_email(address)
     assert why in str(refused.value)
+
+
+@pytest.mark.parametrize(("address", "why"), CONTROL.items())
+def test_a_line_break_or_a_tab_is_refused_even_at_either_end(address: str, why: str):
+    with pytest.raises(InvalidEmail) as refused:
+        normalise_email(address)
+    assert str(refused.value) == why
 
 
 @pytest.mark.parametrize(("address", "spelling"), KEPT.items())
@@ -154,9 +171,12 @@ async def imported(door: Door, kind: str, column: str, addresses: list[str]) -> 
     text = f"{reference},{column},amount,orderDate\n{rows}"
     answer = await (await upload(door.client, door.auth, kind, text)).json()
     job = await wait_done(door.client, door.auth, answer["uploadId"])
-    errors = {e["line"]: Refused(e["code"], e["column"]) for e in job["errors"]}
+    # In file order, as the rows (an address with a line break spans two lines).
+    errors = iter(Refused(e["code"], e["column"]) for e in job["errors"])
     kept = {d[reference]: d[column] async for d in door.system.db[kind].find()}
-    return [errors.get(i + 2) or kept[f"P{i}"] for i in range(len(addresses))]
+    outcomes = [kept.get(f"P{i}") or next(errors) for i in range(len(addresses))]
+    assert next(errors, None) is None
+    return outcomes
 
 
 async def customer_rows(door: Door, addresses: list[str]) -> list[Outcome]:
@@ -236,7 +256,7 @@ async def console_sign_in(door: Door, address: str) -> Outcome:
         user = await door.system.db.users.find_one(sort=[("lastLoginAt", -1)])
         email: str = user["email"]
         return email
-    assert answer.status == 422 and "is not an email address" in await answer.text()
+    assert answer.status == 422 and "Email " in await answer.text()
     return Refused(None, "email")
 
 
@@ -277,19 +297,21 @@ async def console_test_send(door: Door, address: str) -> Outcome:
 async def token_command(door: Door, address: str) -> Outcome:
     try:
         token = await token_for_email(door.config, address)
-    except TokenCommandError as exc:
-        assert "is not an email address" in str(exc)
+    except TokenCommandError:
         return Refused(None, "--email")
     return verify_token(token, door.system.jwt_secret).email
 
 
 async def allowed_emails(door: Door, address: str) -> Outcome:
-    environ = {"CRMD_AUTH__GOOGLE_LOGIN": "false", "CRMD_AUTH__ALLOWED_EMAILS": address}
-    try:
-        config = load_config(None, environ, search=False).config
-    except ConfigError as exc:
-        assert "auth.allowed_emails" in str(exc) and "is not an email address" in str(exc)
-        return Refused(None, "auth.allowed_emails")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "crmd.toml"
+        # A TOML basic string reads JSON's escapes: the address arrives as it is.
+        path.write_text(f"[auth]\ngoogle_login = false\nallowed_emails = [{json.dumps(address)}]\n")
+        try:
+            config = load_config(path, {}).config
+        except ConfigError as exc:
+            assert "auth.allowed_emails" in str(exc), exc
+            return Refused(None, "auth.allowed_emails")
     [email] = config.auth.allowed_emails
     return email
 
@@ -323,7 +345,7 @@ async def test_every_entry_point_holds_an_address_to_the_same_rules(
     client: Any, auth: dict[str, str], system: Crmd, config: Config, entry: str
 ):
     door = Door(client, auth, system, config)
-    addresses = [*NOT_EMAIL_SYNTAX, *KEPT]
+    addresses = [*REFUSED, *KEPT]
     if entry in ALL_AT_ONCE:
         read_all, refusal = ALL_AT_ONCE[entry]
         outcomes = await read_all(door, addresses)
@@ -331,7 +353,7 @@ async def test_every_entry_point_holds_an_address_to_the_same_rules(
         read_one, refusal = ONE_BY_ONE[entry]
         outcomes = [await read_one(door, address) for address in addresses]
     for address, outcome in zip(addresses, outcomes, strict=True):
-        if address in NOT_EMAIL_SYNTAX:
+        if address in REFUSED:
             assert outcome == refusal, (entry, address)
         elif entry in SHOWS_NO_SPELLING:
             assert outcome is None, (entry, address)

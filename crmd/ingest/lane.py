@@ -144,7 +144,7 @@ def _text(column: Sequence[str] | None, required: bool = False) -> Iterable[str]
 def _email(column: Sequence[str] | None) -> list[str] | None:
     if column is None:
         return None
-    values = list(map(str.lower, map(str.strip, column)))
+    values = [value.strip(" ").lower() for value in column]  # as normalise_email trims
     return values if plain_addresses(values) else None
 
 

@@ -92,7 +92,7 @@ def _email(value: str, field: str, required: bool) -> str:
     try:
         return normalise_email(value)
     except InvalidEmail as exc:
-        shown = value.strip()[:80].encode("ascii", "backslashreplace").decode()
+        shown = value.strip(" ")[:80].encode("unicode_escape").decode()
         raise Invalid(field, "invalid_email", f"{field} '{shown}' {exc}") from None
 
 
