@@ -36,12 +36,16 @@ class _Section(Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
+# A Meta pattern is searched with Python's re, where $ also matches before a final line
+# break ("crmd\n" was a database name): the patterns below end with \Z, the very end.
+
+
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: Port = 8080
     shutdown_timeout: Seconds = 20.0
     """How long a drain may take on SIGTERM before the remaining work is cancelled."""
-    public_url: Annotated[str, Meta(pattern=r"^(https?://[^\s/]+(/[^\s]*)?)?$")] = ""
+    public_url: Annotated[str, Meta(pattern=r"^(https?://[^\s/]+(/[^\s]*)?)?\Z")] = ""
     """Where crmd is reached from outside (receipt callbacks, links); empty means
     ``http://<host>:<port>``."""
 
@@ -57,14 +61,14 @@ class ServerConfig(_Section):
 
 class MongoConfig(_Section):
     url: str = EMBEDDED
-    database: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,63}$")] = "crmd"
+    database: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,63}\Z")] = "crmd"
     connect_timeout: Seconds = 60.0
     """How long start-up keeps retrying an unreachable server before giving up."""
 
 
 class RedisConfig(_Section):
     url: str = EMBEDDED
-    stream_prefix: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "crmd"
+    stream_prefix: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}\Z")] = "crmd"
     connect_timeout: Seconds = 60.0
     socket_timeout: Seconds = 10.0
     """Must exceed the streams' BLOCK time, or a blocking read looks like a dead server."""
