@@ -110,6 +110,15 @@ def test_crmd_variables_win_over_the_original_ones():
             "'http://a.example/app' is not an origin: write scheme://host[:port]",
         ),
         ("[server\n", {}, "crmd.toml: not valid TOML"),
+        # A final line break is no part of a name: msgspec's patterns are searched with
+        # Python's re, where $ also matches before one.
+        ('[mongodb]\ndatabase = "crmd\\n"\n', {}, "crmd.toml: mongodb.database = 'crmd\\n'"),
+        ('[redis]\nstream_prefix = "crmd\\n"\n', {}, "crmd.toml: redis.stream_prefix = 'crmd\\n'"),
+        (
+            '[server]\npublic_url = "https://crm.example/\\n"\n',
+            {},
+            "crmd.toml: server.public_url = 'https://crm.example/\\n'",
+        ),
         (
             "",
             {"CRMD_SUPERVISOR__ACTORS": "http,mailer"},

@@ -19,6 +19,8 @@ import google.auth.jwt
 import jwt as pyjwt
 import msgspec
 
+from crmd.emails import InvalidEmail, normalise_email
+
 GOOGLE_ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
 DEFAULT_MAX_AGE = 300.0
 MIN_REFRESH_INTERVAL = 30.0
@@ -109,7 +111,8 @@ def verify_id_token(
     allowed_emails: Sequence[str] = (),
 ) -> GoogleIdentity:
     """Check signature, audience, issuer, expiry and a verified email; then the
-    allow-list. Returns who signed in, or raises GoogleLoginError saying what failed."""
+    allow-list. Returns who signed in, their email as ``normalise_email`` spells it, or
+    raises GoogleLoginError saying what failed."""
     try:
         claims: dict[str, Any] = google.auth.jwt.decode(  # type: ignore[no-untyped-call]
             token,
@@ -129,10 +132,16 @@ def verify_id_token(
         identity = msgspec.convert(claims, GoogleIdentity)
     except msgspec.ValidationError as exc:
         raise GoogleLoginError(f"ID token rejected: {exc}") from None
+    try:
+        # Spelt as every other address crmd keeps: the allow-list and the users'
+        # records compare it with addresses that were.
+        identity = msgspec.structs.replace(identity, email=normalise_email(identity.email))
+    except InvalidEmail as exc:
+        raise GoogleLoginError(f"ID token rejected: email {exc}") from None
     if allowed_domains or allowed_emails:
         emails = {e.lower() for e in allowed_emails}
         domains = {d.lower() for d in allowed_domains}
-        if identity.email.lower() not in emails and identity.hd.lower() not in domains:
+        if identity.email not in emails and identity.hd.lower() not in domains:
             raise GoogleLoginForbidden(f"{identity.email} is not allowed to sign in here")
     return identity
 

@@ -130,7 +130,7 @@ async def dev_login(request: web.Request) -> web.Response:
         user = await sign_in.dev(body.email)
     except InvalidEmail as exc:
         raise Unprocessable(
-            f"email {exc}", details={"field": "$.email"}, code="invalid_body"
+            f"email {exc}", details={"field": "$.email"}, code="invalid_email"
         ) from None
     return signed_in(request, user)
 

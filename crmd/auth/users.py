@@ -49,9 +49,9 @@ def _user(doc: dict[str, Any]) -> User:
 async def upsert_user(
     db: Database, sub: str, email: str, name: str, picture: str, hd: str = ""
 ) -> User:
-    """Create the user on first sign-in; refresh email, name, picture and domain after."""
+    """Create the user on first sign-in; refresh email, name, picture and domain after.
+    ``email`` is spelt as ``normalise_email`` spells it (the caller read it)."""
     now = datetime.now(UTC)
-    email = email.strip().lower()
     doc = await db.users.find_one_and_update(
         {"sub": sub},
         {
@@ -92,6 +92,7 @@ async def find_user(db: Database, user_id: str) -> User | None:
 
 
 async def find_user_by_email(db: Database, email: str) -> User | None:
-    """The most recently active user with this email (Google accounts may share one)."""
-    doc = await db.users.find_one({"email": email.strip().lower()}, sort=[("lastLoginAt", -1)])
+    """The most recently active user with this email, spelt as ``normalise_email``
+    spells it (Google accounts may share one)."""
+    doc = await db.users.find_one({"email": email}, sort=[("lastLoginAt", -1)])
     return _user(doc) if doc else None

@@ -63,20 +63,21 @@ def send_key(log: Doc) -> str:
     return log["_id"] if not round_ else f"{log['_id']}:r{round_}"
 
 
-_ROUND = re.compile(r"^(?P<log>[0-9a-f]{24}(?:\.[0-9a-f]{16})?):r(?P<round>[0-9]{1,6})$")
-_CAMPAIGN = re.compile(r"^(?P<campaign>[0-9a-f]{24})\.[0-9a-f]{16}$")
+# Matched whole (fullmatch): $ would also match before a final line break.
+_ROUND = re.compile(r"(?P<log>[0-9a-f]{24}(?:\.[0-9a-f]{16})?):r(?P<round>[0-9]{1,6})")
+_CAMPAIGN = re.compile(r"(?P<campaign>[0-9a-f]{24})\.[0-9a-f]{16}")
 
 
 def parse_send_key(key: str) -> tuple[str, int]:
     """(log id, round) from a message id; anything unexpected is taken as a log id
     (and then simply not found), never an error that could poison a batch."""
-    match = _ROUND.match(key)
+    match = _ROUND.fullmatch(key)
     return (match.group("log"), int(match.group("round"))) if match else (key, 0)
 
 
 def campaign_of(log_id: str) -> str | None:
     """The campaign a log id names (None for a legacy id, or anything else)."""
-    match = _CAMPAIGN.match(log_id)
+    match = _CAMPAIGN.fullmatch(log_id)
     return match.group("campaign") if match else None
 
 

@@ -222,7 +222,9 @@ class Campaigns:
         try:
             email = normalise_email(email)
         except InvalidEmail as exc:
-            raise Unprocessable(f"email {exc}", details={"field": "email"}) from None
+            raise Unprocessable(
+                f"email {exc}", details={"field": "$.email"}, code="invalid_email"
+            ) from None
         customer = await store["customers"].find_one({"email": email}) or {"email": email}
         templates = compose.templates_of(doc)
         url = ""

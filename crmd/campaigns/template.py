@@ -20,7 +20,7 @@ from crmd.store.limits import MAX_NUMBER, number_in_range
 PLACEHOLDERS = ("name", "first_name", "email", "location", "spend", "visits")
 UNSUBSCRIBE = "unsubscribe_url"
 """The recipient's signed unsubscribe link: in a body, not in a subject."""
-_ATTRIBUTE = re.compile(r"^attrs\.[A-Za-z0-9_]{1,64}$")
+_ATTRIBUTE = re.compile(r"attrs\.[A-Za-z0-9_]{1,64}")  # fullmatch: $ allows a final "\n"
 MAX_TEMPLATE = 1000
 MAX_DEFAULT = 100
 MAX_VALUE = 1000
@@ -86,7 +86,7 @@ def _placeholder(inside: str, column: int, links: bool) -> Placeholder:
     field, _, default = inside.partition("|")
     field = field.strip()
     known = (*PLACEHOLDERS, UNSUBSCRIBE) if links else PLACEHOLDERS
-    if field not in known and not _ATTRIBUTE.match(field):
+    if field not in known and not _ATTRIBUTE.fullmatch(field):
         literal = "" if re.fullmatch(r"[\w.]*", field) else " (write '{{' for a literal brace)"
         raise TemplateError(
             f"unknown placeholder {{{field}}} at column {column}{literal}; use "

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta, Struct
 
+from crmd.emails import InvalidEmail, normalise_email
+
 DEFAULT_PATHS = (Path("crmd.toml"), Path("/etc/crmd/crmd.toml"))
 EMBEDDED = "embedded"
 
@@ -34,12 +36,16 @@ class _Section(Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
+# A Meta pattern is searched with Python's re, where $ also matches before a final line
+# break ("crmd\n" was a database name): the patterns below end with \Z, the very end.
+
+
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: Port = 8080
     shutdown_timeout: Seconds = 20.0
     """How long a drain may take on SIGTERM before the remaining work is cancelled."""
-    public_url: Annotated[str, Meta(pattern=r"^(https?://[^\s/]+(/[^\s]*)?)?$")] = ""
+    public_url: Annotated[str, Meta(pattern=r"^(https?://[^\s/]+(/[^\s]*)?)?\Z")] = ""
     """Where crmd is reached from outside (receipt callbacks, links); empty means
     ``http://<host>:<port>``."""
 
@@ -74,14 +80,14 @@ class ServerConfig(_Section):
 
 class MongoConfig(_Section):
     url: str = EMBEDDED
-    database: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,63}$")] = "crmd"
+    database: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,63}\Z")] = "crmd"
     connect_timeout: Seconds = 60.0
     """How long start-up keeps retrying an unreachable server before giving up."""
 
 
 class RedisConfig(_Section):
     url: str = EMBEDDED
-    stream_prefix: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "crmd"
+    stream_prefix: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}\Z")] = "crmd"
     connect_timeout: Seconds = 60.0
     socket_timeout: Seconds = 10.0
     """Must exceed the streams' BLOCK time, or a blocking read looks like a dead server."""
@@ -112,6 +118,18 @@ class AuthConfig(_Section):
     jwt_ttl_seconds: Annotated[int, Meta(ge=60, le=31_536_000)] = 86_400
     dev_login: bool = False
     """Sign-in by email alone, for local use; only on a loopback address."""
+
+    def __post_init__(self) -> None:
+        # Spelt as crmd spells every address it reads, so that the allow-list compares
+        # like with like; an entry that is no address would never let anyone in.
+        emails = []
+        for entry in self.allowed_emails:
+            try:
+                emails.append(normalise_email(entry))
+            except InvalidEmail as exc:
+                shown = entry.encode("ascii", "backslashreplace").decode()
+                raise ValueError(f"allowed_emails: '{shown}' {exc}") from None
+        self.allowed_emails = emails
 
 
 class LoggingConfig(_Section):

@@ -59,7 +59,7 @@ async def sign_in_page(request: web.Request) -> web.Response:
 async def sign_in_by_email(request: web.Request) -> web.StreamResponse:
     fields = await form(request)
     sign_in = request.app[SIGN_IN]
-    email = fields.get("email", "").strip()[:320]
+    email = fields.get("email", "")[:320]  # trimmed (spaces only) by normalise_email
     if not sign_in.config.dev_login or not from_this_machine(request):
         return _page(
             request, email=email, error="Signing in by email is not enabled here.", status=403

@@ -24,7 +24,7 @@ from crmd.telemetry.mongo import charged_to
 
 log = structlog.get_logger(__name__)
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # fullmatch: $ allows a final "\n"
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -49,7 +49,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     """Give every request an id (the caller's X-Request-ID when sane), log with it and
     echo it back."""
     incoming = request.headers.get("X-Request-ID", "")
-    request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
     with structlog.contextvars.bound_contextvars(request_id=request_id):
         response = await handler(request)
         response.headers["X-Request-ID"] = request_id

@@ -11,21 +11,18 @@ to that.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
 
 import msgspec
 
-from crmd.emails import MAX_LENGTH as MAX_EMAIL
+from crmd.emails import plain_addresses
 from crmd.ingest.headers import Columns
 from crmd.ingest.rows import MAX_TEXT, CustomerRow
 
 SMALLEST = 8
 """Below this many rows, a run the lane refused goes the precise way row by row."""
 
-_EMAIL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.!#$%&'*+/=?^_`{|}~-@")
-_EMAIL_SHAPE = re.compile(r"[^@]+@[^@]+\.[^@]+")
 _DIGITS = frozenset("0123456789")
 _DECIMAL = frozenset("0123456789.")
 _LONGEST_NUMBER = 15
@@ -147,13 +144,8 @@ def _text(column: Sequence[str] | None, required: bool = False) -> Iterable[str]
 def _email(column: Sequence[str] | None) -> list[str] | None:
     if column is None:
         return None
-    values = list(map(str.lower, map(str.strip, column)))
-    joined = "".join(values)
-    if not joined.isascii() or not _EMAIL_CHARS.issuperset(joined):
-        return None
-    if max(map(len, values)) > MAX_EMAIL or not all(map(_EMAIL_SHAPE.fullmatch, values)):
-        return None
-    return values
+    values = [value.strip(" ").lower() for value in column]  # as normalise_email trims
+    return values if plain_addresses(values) else None
 
 
 def _number(column: Sequence[str] | None, chars: frozenset[str]) -> Iterable[str] | None:

@@ -13,15 +13,16 @@ from crmd.ingest.errors import RowError
 from crmd.ingest.headers import Columns
 from crmd.store.limits import DATE_RANGE, MAX_NUMBER, number_in_range, to_utc
 
-_NUMBER = re.compile(r"^(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
-_INTEGER = re.compile(r"^(?:\d{1,3}(?:,\d{3})+|\d+)$")
+# Each pattern is matched whole (fullmatch): $ would also match before a final "\n".
+_NUMBER = re.compile(r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+_INTEGER = re.compile(r"\d{1,3}(?:,\d{3})+|\d+")
 MAX_TEXT = 1000
 
 
 AttrValue = str | float | bool | datetime
 # No leading zeros: "00123" is a code (a PIN, an account), kept as text.
-_PLAIN_NUMBER = re.compile(r"^-?(?:0|[1-9]\d{0,14})(?:\.\d{1,15})?$")
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$")
+_PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9]\d{0,14})(?:\.\d{1,15})?")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?")
 
 
 def attr_value(text: str) -> AttrValue:
@@ -29,12 +30,12 @@ def attr_value(text: str) -> AttrValue:
     ``42`` and ``-1.5`` are numbers, ``true``/``false`` booleans, ISO dates dates, and
     anything else text. Digits a float cannot hold exactly (more than 15, or leading
     zeros) and dates crmd cannot compute with stay text: they are kept as written."""
-    if _PLAIN_NUMBER.match(text):
+    if _PLAIN_NUMBER.fullmatch(text):
         return float(text)
     lowered = text.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
-    if _ISO_DATE.match(text):
+    if _ISO_DATE.fullmatch(text):
         try:
             return parse_date(text, "")
         except Invalid:
@@ -92,7 +93,7 @@ def _email(value: str, field: str, required: bool) -> str:
     try:
         return normalise_email(value)
     except InvalidEmail as exc:
-        shown = value.strip()[:80].encode("ascii", "backslashreplace").decode()
+        shown = value.strip(" ")[:80].encode("unicode_escape").decode()
         raise Invalid(field, "invalid_email", f"{field} '{shown}' {exc}") from None
 
 
@@ -101,7 +102,7 @@ def parse_number(value: str, field: str, integer: bool = False) -> float:
     text = value.strip()
     if text.startswith("-"):
         raise Invalid(field, "negative", f"{field} must be 0 or more, not {text[:40]!r}")
-    if not (_INTEGER if integer else _NUMBER).match(text):
+    if not (_INTEGER if integer else _NUMBER).fullmatch(text):
         kind = "a whole number" if integer else "a number"
         raise Invalid(field, "not_a_number", f"{field} must be {kind}, not {text[:40]!r}")
     number = float(text.replace(",", ""))

@@ -223,7 +223,8 @@ def answer(upload_id: str, status: str, rows: dict[str, int]) -> dict[str, Any]:
     return {"uploadId": upload_id, "status": status, "rows": counts, "number": counts["valid"]}
 
 
-_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+_KEY = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+"""Matched whole (``fullmatch``): ``$`` would also match before a final line break."""
 
 
 def idempotency_key(request: web.Request) -> str | None:
@@ -232,7 +233,7 @@ def idempotency_key(request: web.Request) -> str | None:
     raw = request.headers.get("Idempotency-Key")
     if raw is None:
         return None
-    if not _KEY.match(raw):
+    if not _KEY.fullmatch(raw):
         raise BadRequest(
             "Idempotency-Key must be 1 to 200 letters, digits or . _ : -",
             details={"field": "Idempotency-Key"},

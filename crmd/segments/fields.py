@@ -23,7 +23,7 @@ FIELDS: dict[str, str] = {
 INACTIVE_DAYS = "inactive_days"
 """Readable form: ``inactive_days > 90`` means ``lastActive < 90d``."""
 
-_ATTRIBUTE_NAME = re.compile(r"^attrs\.[A-Za-z0-9_]{1,64}$")
+_ATTRIBUTE_NAME = re.compile(r"attrs\.[A-Za-z0-9_]{1,64}")  # fullmatch: $ allows a final "\n"
 
 
 ORDER_FIELDS: dict[str, str] = {
@@ -51,7 +51,7 @@ class FieldSet:
         case (``lastactive``); custom attributes keep theirs."""
         if self.customers and name.lower() == INACTIVE_DAYS:
             return NUMBER
-        if self.customers and _ATTRIBUTE_NAME.match(name):
+        if self.customers and _ATTRIBUTE_NAME.fullmatch(name):
             return ATTRIBUTE
         canonical = self.by_lower.get(name.lower())
         return self.types[canonical] if canonical else None

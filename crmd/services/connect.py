@@ -10,6 +10,8 @@ from typing import Any, TypeVar, cast
 import pymongo.errors
 import redis.exceptions
 import structlog
+from bson.codec_options import TypeDecoder, TypeRegistry
+from bson.int64 import Int64
 from pymongo import AsyncMongoClient, monitoring
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.connection import Connection
@@ -29,6 +31,25 @@ DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
 )
 """MongoDB or Redis is down or restarting: the work may succeed in a moment, so it is
 neither the caller's fault nor the work's (answered 503, retried, never dead-lettered)."""
+
+
+class _PlainInt(TypeDecoder):
+    """A BSON 64-bit integer read as a plain ``int``.
+
+    pymongo reads every whole number beyond 32 bits (a customer's 2,147,483,648 visits)
+    as ``bson.int64.Int64``, an ``int`` subclass that msgspec refuses to encode: every
+    reader of such a value (the API, previews, the streams, the vendors) would fail on
+    it. Decoded here, once, nothing above the driver ever sees the type. Writing needs
+    nothing: pymongo stores an ``int`` beyond 32 bits as a 64-bit integer."""
+
+    bson_type = Int64
+
+    def transform_bson(self, value: Any) -> int:
+        return int(value)
+
+
+CODECS = TypeRegistry([_PlainInt()])
+"""The type registry of every client crmd makes (``connect_mongo``)."""
 
 
 class Misconfigured(Exception):
@@ -82,6 +103,7 @@ async def connect_mongo(
         serverSelectionTimeoutMS=3000,
         connectTimeoutMS=3000,
         tz_aware=True,
+        type_registry=CODECS,
         maxIdleTimeMS=60_000,
         # A database that has not answered in a minute is treated as down (503), not
         # waited on for ever.

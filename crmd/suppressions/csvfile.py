@@ -101,15 +101,17 @@ def parse_addresses(body: bytes, max_rows: int = MAX_ROWS) -> tuple[list[Entry],
 
 
 def _row(row: list[str], line: int, email_at: int, reason_at: int | None) -> Entry | RejectedRow:
-    raw = row[email_at].strip() if email_at < len(row) else ""
-    if not raw:
+    # Not stripped here: normalise_email trims spaces and refuses a line break or a tab.
+    raw = row[email_at] if email_at < len(row) else ""
+    if not raw.strip():
         return RejectedRow(line, "email", "missing", "email is empty")
     if len(raw) > MAX_CELL:
         return RejectedRow(line, "email", "too_long", f"email is longer than {MAX_CELL} characters")
     try:
         email = normalise_email(raw)
     except InvalidEmail as exc:
-        shown = raw if raw.isprintable() and len(raw) <= 80 else "the value"
+        given = raw.strip(" ")
+        shown = given if given.isprintable() and len(given) <= 80 else "the value"
         return RejectedRow(line, "email", "invalid_email", f"email {shown!r} {exc}")
     reason = row[reason_at].strip() if reason_at is not None and reason_at < len(row) else ""
     if len(reason) > MAX_REASON:

@@ -11,6 +11,7 @@ import msgspec
 from aiohttp import web
 
 from crmd.auth.requests import current_user, tenant_store
+from crmd.emails import InvalidEmail, normalise_email
 from crmd.errors import BadRequest, NotFound, Unprocessable, UnsupportedMediaType
 from crmd.http.bodies import json_body
 from crmd.http.describe import Media, Moment, described
@@ -93,12 +94,12 @@ def suppression(doc: dict[str, Any]) -> Suppression:
 
 
 def _address(raw: str, field: str) -> str:
-    email = entries.address(raw[:320])
-    if email is None:
+    try:
+        return normalise_email(raw[:320])
+    except InvalidEmail as exc:
         raise Unprocessable(
-            f"{field} is not an email address", code="invalid_email", details={"field": field}
-        )
-    return email
+            f"{field} {exc}", code="invalid_email", details={"field": field}
+        ) from None
 
 
 @routes.get("/api/v1/suppressions")

@@ -44,7 +44,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """``[plugins.gemini]``; ``api_key`` also from ``GEMINI_API_KEY``."""
 
     api_key: str = ""
-    model: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "gemini-2.5-flash"
+    # \Z, not $: msgspec searches with Python's re, whose $ matches before a final "\n".
+    model: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,100}\Z")] = "gemini-2.5-flash"
     timeout: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
     base_url: Annotated[str, msgspec.Meta(pattern=r"^https?://")] = DEFAULT_BASE
 

@@ -55,6 +55,8 @@ REJECTIONS = {
     "unknown key id": lambda g: g.id_token(kid="not-a-google-key"),
     "no email": lambda g: g.id_token(email=None),
     "garbage": lambda g: "not.a.jwt",
+    "email not email syntax": lambda g: g.id_token(email="a..b@x.co"),
+    "email with a hidden character": lambda g: g.id_token(email="ada@example.com\u200b"),
 }
 
 
@@ -66,6 +68,30 @@ async def test_rejected_id_tokens_are_401_and_write_nothing(
     assert response.status == 401, await response.text()
     assert (await response.json())["error"]["code"] == "unauthorized"
     assert await users(system) == 0
+
+
+async def test_an_id_tokens_address_is_held_to_the_rules_of_every_address(
+    google_client: Any, google: Google, system: Crmd
+):
+    for address, why in [
+        (".a@x.co", "a dot may not start or end the part before the @, or follow a dot"),
+        ("a@-x.co", "a part of its domain starts or ends with a hyphen"),
+        ("a@x.co.", "its domain ends with a dot"),
+    ]:
+        response = await google_client.post(
+            LOGIN, json={"credential": google.id_token(email=address)}
+        )
+        assert response.status == 401
+        assert (await response.json())["error"]["message"] == (
+            f"ID token rejected: email is not an email address: {why}"
+        )
+    assert await users(system) == 0
+    kept = await google_client.post(
+        LOGIN, json={"credential": google.id_token(email="Zoë@Bücher.Example")}
+    )
+    assert (await kept.json())["user"]["email"] == "zoë@bücher.example"
+    stored = await system.db.users.find_one({"sub": "1100000000000001"})
+    assert stored["email"] == "zoë@bücher.example"
 
 
 async def test_expiry_allows_the_configured_clock_skew(google_client: Any, google: Google):

@@ -80,6 +80,17 @@ def test_odd_message_ids_never_raise():
     assert parse_send_key(f"{log}:r²") == (f"{log}:r²", 0)
     assert parse_send_key(f"{log}:r" + "9" * 5000)[1] == 0
     assert parse_send_key("whatever") == ("whatever", 0)
+    # $ matched before a final line break: such an id is not one crmd made.
+    assert parse_send_key(f"{log}:r2\n") == (f"{log}:r2\n", 0)
+
+
+def test_a_log_id_names_its_campaign_only_when_it_is_one_crmd_made():
+    from crmd.campaigns.dispatch import campaign_of
+
+    campaign, suffix = "c" * 24, "0" * 16
+    assert campaign_of(f"{campaign}.{suffix}") == campaign
+    assert campaign_of(f"{campaign}.{suffix}\n") is None
+    assert campaign_of(campaign) is None
 
 
 async def test_a_high_rate_is_kept_to_the_microsecond(redis: Any, key: str):

@@ -82,6 +82,7 @@ def test_long_digit_strings_and_codes_stay_text_in_attributes():
     assert attr_value("00123") == "00123"
     assert attr_value("-1.5") == -1.5
     assert attr_value("9999-12-31T23:00:00-05:00") == "9999-12-31T23:00:00-05:00"
+    assert attr_value("42\n") == "42\n"  # a number is the whole value, not a prefix
 
 
 _numbers = st.one_of(

@@ -32,6 +32,12 @@ EMAIL = st.sampled_from(
         "\uff41sha@example.com",
         "x" * 250 + "@e.com",
         "first+tag@sub.example.co.in",
+        ".a@x.co",
+        "a..b@x.co",
+        "a@-x.co",
+        "a@x.co.",
+        "o'brien@x.co",
+        "x" * 65 + "@x.co",
     ]
 )
 NUMBER = st.sampled_from(

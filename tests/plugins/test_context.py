@@ -117,6 +117,11 @@ def test_a_hook_that_raises_stops_start_up_naming_the_plugin(tmp_path: Path):
             "plugins.gemini.timeout = 'soon': Expected `float`, got `str`",
         ),
         (
+            "CRMD_PLUGINS__GEMINI__MODEL",
+            "gemini-2.5-flash\n",
+            "plugins.gemini.model = 'gemini-2.5-flash\\n': Expected `str` matching regex",
+        ),
+        (
             "CRMD_PLUGINS__DUMMY_VENDOR__SECRET",
             "$env:NO_SUCH_VARIABLE",
             "plugins.dummy_vendor.secret: $env:NO_SUCH_VARIABLE is not set",

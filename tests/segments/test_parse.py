@@ -120,3 +120,10 @@ def test_digits_of_other_scripts_are_refused_not_a_crash(digit):
         parse_rule(f"spend > {digit}")
     assert refused.value.column == 9
     assert digit in refused.value.message
+
+
+def test_a_custom_field_is_named_by_the_whole_name():
+    from crmd.segments.fields import CUSTOMERS
+
+    assert CUSTOMERS.type_of("attrs.tier") is not None
+    assert CUSTOMERS.type_of("attrs.tier\n") is None  # $ matched before a final line break

@@ -10,7 +10,8 @@ import msgspec
 
 from crmd.receipts.signature import SECRET_PREFIX, SignatureError, secret_bytes
 
-_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+_URL = re.compile(r"https?://[^\s/]+(/\S*)?")
+"""Matched whole (``fullmatch``): ``$`` would also match before a final line break."""
 MIN_SECRET_BYTES = 24
 
 
@@ -50,7 +51,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     def __post_init__(self) -> None:
         if not self.url:
             return
-        if not _URL.match(self.url):
+        if not _URL.fullmatch(self.url):
             raise ValueError("url: must be an http:// or https:// URL")
         if not self.secret.startswith(SECRET_PREFIX):
             raise ValueError(

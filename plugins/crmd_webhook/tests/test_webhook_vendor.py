@@ -203,6 +203,10 @@ def test_an_unreadable_receipt_is_refused_naming_the_problem(body: bytes, said: 
         ),
         ({"url": "http://gw", "secret": "whsec_!!"}, "plugins.webhook.secret = '***': the part"),
         ({"url": "gw.example", "secret": SECRET}, "plugins.webhook.url = 'gw.example': must be"),
+        (
+            {"url": "http://gw/hook\n", "secret": SECRET},
+            "plugins.webhook.url = 'http://gw/hook\\n': must be",
+        ),
         ({"url": "http://gw", "secret": SECRET, "timeout": 60}, "plugins.webhook.timeout = 60"),
     ],
 )
