@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import msgspec
-from aiohttp import web
+from aiohttp import BodyPartReader, MultipartReader, StreamReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from crmd.errors import BadRequest, Unprocessable
@@ -49,6 +49,37 @@ async def read_json(request: web.Request) -> Any:
 BROKEN_FORM = (ValueError, HttpProcessingError, AssertionError)
 """What aiohttp's multipart reader raises for a body that is not a well-formed form
 (no boundary, a boundary too long, a part header without a colon, no closing boundary)."""
+
+
+async def next_part(
+    form: MultipartReader, body: StreamReader
+) -> BodyPartReader | MultipartReader | None:
+    """The form's next part (None after its closing boundary), read from ``body``;
+    400 ``bad_multipart`` when the form is not well formed there.
+
+    aiohttp takes the end of the body for the blank line that closes a part's headers,
+    so a form cut inside a part's headers (or just after its boundary line) would give
+    a part with what headers arrived and no content. A well-formed part is followed by
+    at least a closing boundary: a body already at its end after the headers was cut."""
+    try:
+        part = await form.next()
+    except BROKEN_FORM:
+        raise broken_form() from None
+    if part is not None and body.at_eof():
+        raise broken_form()
+    return part
+
+
+async def part_chunk(part: BodyPartReader, size: int) -> bytes:
+    """The part's next bytes, b"" once its boundary is reached; 400 ``bad_multipart``
+    when the body ends before it (aiohttp reads that end as the end of the part)."""
+    try:
+        chunk = await part.read_chunk(size)
+    except BROKEN_FORM:
+        raise broken_form() from None
+    if not chunk and not part.at_eof():
+        raise broken_form()
+    return chunk
 
 
 def broken_form() -> BadRequest:
