@@ -10,11 +10,23 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from crmd.errors import BadRequest, Unprocessable
 
-T = TypeVar("T")
 NESTED_TOO_DEEP = "body is not valid JSON: it nests arrays or objects too deeply"
+UNKNOWN_FIELD = "Object contains unknown field `"
+NAME_SHOWN = 60
+"""Characters of an unknown field's name that an error repeats."""
 REPLACED_BODY = web.RequestKey("replaced_body", bytes)
 """A body to read instead of the request's: the compatibility layer puts an original
 client's body here, rewritten into crmd's shape."""
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True):
+    """The base of every JSON request body crmd decodes: a field it does not name is
+    refused (422 ``invalid_body`` naming it, ``$.field``), never silently dropped, so a
+    misspelt ``draft`` or ``scheduledAt`` cannot pass unnoticed. ``json_body`` takes
+    nothing else; a Struct nested in a body derives from it too."""
+
+
+B = TypeVar("B", bound=Body)
 
 
 async def raw_body(request: web.Request) -> bytes:
@@ -22,28 +34,48 @@ async def raw_body(request: web.Request) -> bytes:
     return replaced if replaced is not None else await request.read()
 
 
-async def json_body(request: web.Request, schema: type[T]) -> T:
+async def json_body(request: web.Request, schema: type[B]) -> B:
     """``schema`` from the JSON body: 400 when it is not JSON, 422 naming the field
-    (``$.email``) when it does not fit."""
+    (``$.email``, or ``$.surprise`` for a field ``schema`` does not have) when it
+    does not fit."""
+    decoded: B = await _decoded(request, schema)
+    return decoded
+
+
+async def read_json(request: web.Request) -> Any:
+    """The body as plain JSON values (no schema); 400 when it is not JSON."""
+    return await _decoded(request, Any)
+
+
+async def _decoded(request: web.Request, schema: Any) -> Any:
     raw = await raw_body(request)
     if not raw.strip():
         raise BadRequest("expected a JSON body", code="bad_json")
     try:
         return msgspec.json.decode(raw, type=schema)
     except msgspec.ValidationError as exc:
-        message, _, path = str(exc).partition(" - at `")
-        raise Unprocessable(
-            message, details={"field": path.rstrip("`") or "$"}, code="invalid_body"
-        ) from None
+        raise invalid_body(exc) from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"body is not valid JSON: {exc}", code="bad_json") from None
     except RecursionError:  # even in a field crmd would ignore
         raise BadRequest(NESTED_TOO_DEEP, code="bad_json") from None
 
 
-async def read_json(request: web.Request) -> Any:
-    """The body as plain JSON values (no schema); 400 when it is not JSON."""
-    return await json_body(request, Any)
+def invalid_body(exc: msgspec.ValidationError) -> Unprocessable:
+    """msgspec's complaint as crmd's 422, ``details.field`` saying where: msgspec's
+    path (``$.items[3].email``), ending with the field itself when it is one the body
+    does not have (msgspec names that in its message, at the object's path)."""
+    text = str(exc)
+    # The path is last; what precedes it may quote the caller's values.
+    message, at, path = text.rpartition(" - at `")
+    if not at:
+        message, path = text, ""
+    where = path.removesuffix("`") or "$"
+    if message.startswith(UNKNOWN_FIELD) and message.endswith("`"):
+        name = message[len(UNKNOWN_FIELD) : -1]
+        name = name if len(name) <= NAME_SHOWN else name[:NAME_SHOWN] + "…"
+        message, where = f"{UNKNOWN_FIELD}{name}`", f"{where}.{name}"
+    return Unprocessable(message, details={"field": where}, code="invalid_body")
 
 
 BROKEN_FORM = (ValueError, HttpProcessingError, AssertionError)
