@@ -21,7 +21,7 @@ from aiohttp.typedefs import Handler
 
 from crmd.errors import BadRequest, CrmdError, Unprocessable
 from crmd.http import original_shapes as shapes
-from crmd.http.bodies import REPLACED_BODY, raw_body, read_json
+from crmd.http.bodies import REPLACED_BODY, read_json
 from crmd.http.describe import Media, description_of
 from crmd.http.forms import read_form
 from crmd.http.openapi import AliasDoc
@@ -159,11 +159,10 @@ async def _without_other_fields(request: web.Request, taken: frozenset[str]) -> 
     """The body without the fields crmd's route does not take. crmd refuses an unknown
     field; the original backend ignored them and its clients send some (a segment's
     ``conditions``, a campaign's ``status``), so on their routes they are left out
-    instead. A body that is not a JSON object is left for crmd's handler to refuse."""
-    try:
-        body = msgspec.json.decode(await raw_body(request))
-    except (msgspec.DecodeError, RecursionError):
-        return None
+    instead. A body that is not JSON is refused as crmd's handler would (400
+    ``bad_json``, also when nested too deeply to read, in a field left out or not); one
+    that is not an object is left for the handler to refuse."""
+    body = await read_json(request)
     if not isinstance(body, dict) or body.keys() <= taken:
         return None
     return _encoded({k: v for k, v in body.items() if k in taken})
