@@ -158,10 +158,10 @@ def fields_taken(handler: Handler) -> frozenset[str] | None:
 async def _without_other_fields(request: web.Request, taken: frozenset[str]) -> bytes | None:
     """The body without the fields crmd's route does not take. crmd refuses an unknown
     field; the original backend ignored them and its clients send some (a segment's
-    ``conditions``, a campaign's ``status``), so on their routes they are left out
-    instead. A body that is not JSON is refused as crmd's handler would (400
-    ``bad_json``, also when nested too deeply to read, in a field left out or not); one
-    that is not an object is left for the handler to refuse."""
+    ``conditions`` and ``logicType``), so on their routes they are left out instead. A
+    body that is not JSON is refused as crmd's handler would (400 ``bad_json``, also
+    when nested too deeply to read, in a field left out or not); one that is not an
+    object is left for the handler to refuse."""
     body = await read_json(request)
     if not isinstance(body, dict) or body.keys() <= taken:
         return None
