@@ -12,7 +12,7 @@ from crmd.auth.requests import tenant_store
 from crmd.campaigns import stats
 from crmd.errors import Unprocessable
 from crmd.http.admission import expensive
-from crmd.http.bodies import json_body
+from crmd.http.bodies import Body, json_body
 from crmd.http.describe import described
 from crmd.http.keys import COUNTS, SUGGESTERS
 from crmd.http.responses import json_response
@@ -28,7 +28,7 @@ BANDS = [
 ]
 
 
-class MessagesBody(msgspec.Struct):
+class MessagesBody(Body):
     objective: Short = ""
     intent: Short = ""
     rule: Annotated[
@@ -37,13 +37,13 @@ class MessagesBody(msgspec.Struct):
     n: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
 
 
-class RuleBody(msgspec.Struct):
+class RuleBody(Body):
     text: Annotated[
         str, msgspec.Meta(min_length=1, max_length=500, examples=["who spent over 1000"])
     ]
 
 
-class TagsBody(msgspec.Struct):
+class TagsBody(Body):
     rule: Annotated[
         str, msgspec.Meta(min_length=1, max_length=2000, examples=["spend > 1000 AND visits >= 3"])
     ]

@@ -12,7 +12,7 @@ from crmd.auth.users import User
 from crmd.config import is_loopback
 from crmd.emails import InvalidEmail
 from crmd.errors import Forbidden, Unprocessable
-from crmd.http.bodies import json_body
+from crmd.http.bodies import Body, json_body
 from crmd.http.describe import described
 from crmd.http.keys import SIGN_IN
 from crmd.http.responses import json_response
@@ -22,12 +22,12 @@ routes = web.RouteTableDef()
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
 
 
-class GoogleLogin(msgspec.Struct, forbid_unknown_fields=False):
+class GoogleLogin(Body):
     credential: Token | None = None
     code: Token | None = None
 
 
-class DevLogin(msgspec.Struct):
+class DevLogin(Body):
     email: Annotated[str, msgspec.Meta(min_length=1, max_length=320)]
     """Normalised (and refused when it hides characters) by ``normalise_email``."""
 

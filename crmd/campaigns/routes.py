@@ -15,7 +15,7 @@ from crmd.campaigns.lifecycle import operator_actions
 from crmd.campaigns.service import CampaignBody
 from crmd.errors import BadRequest
 from crmd.http.admission import asked_for, expensive_when
-from crmd.http.bodies import json_body
+from crmd.http.bodies import Body, json_body
 from crmd.http.describe import Link, Moment, described
 from crmd.http.keys import CAMPAIGNS
 from crmd.http.pages import (
@@ -46,7 +46,7 @@ LOG_STATUSES = (
 )
 
 
-class TestSend(msgspec.Struct):
+class TestSend(Body):
     email: Annotated[
         str, msgspec.Meta(min_length=3, max_length=254, examples=["someone@example.com"])
     ]

@@ -20,6 +20,7 @@ from crmd.campaigns.transitions import move_or_refuse
 from crmd.campaigns.vendors import Vendors, guarded_send
 from crmd.emails import InvalidEmail, normalise_email
 from crmd.errors import CrmdError, Unprocessable
+from crmd.http.bodies import Body
 from crmd.plugins.vendor import Accepted, Failed, SendResult, VendorMisconfigured
 from crmd.segments.counting import AudienceCounter
 from crmd.segments.query import rule_now
@@ -43,7 +44,7 @@ class InvalidTemplate(CrmdError):
         super().__init__(error.message, details={"field": field, "column": error.column})
 
 
-class CampaignBody(msgspec.Struct):
+class CampaignBody(Body):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["Thanks"])]
     message: Annotated[
         str, msgspec.Meta(min_length=1, max_length=1000, examples=["Hi {name}, thank you!"])

@@ -23,7 +23,7 @@ from crmd.console.web import form, query_number, scripted, see_other, unfinished
 from crmd.console.web import render as render_page
 from crmd.errors import BadRequest, CrmdError, Unprocessable
 from crmd.http.admission import expensive
-from crmd.http.bodies import json_body
+from crmd.http.bodies import Body, json_body
 from crmd.http.keys import CAMPAIGNS, SUGGESTERS
 from crmd.http.responses import plain_json
 from crmd.segments.evaluate import evaluate
@@ -48,13 +48,13 @@ LIMITS = {
 }
 
 
-class PreviewBody(msgspec.Struct):
+class PreviewBody(Body):
     message: str = ""
     segment: str = ""
     rule: str = ""
 
 
-class SuggestBody(msgspec.Struct):
+class SuggestBody(Body):
     objective: str = ""
     intent: str = ""
     segment: str = ""

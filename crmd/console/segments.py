@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from crmd.auth.requests import current_user, tenant_store
 from crmd.console.web import form, render, scripted, see_other, unfinished
 from crmd.errors import BadRequest, CrmdError, Unprocessable
 from crmd.http.admission import expensive
-from crmd.http.bodies import json_body
+from crmd.http.bodies import Body, json_body
 from crmd.http.keys import COUNTS, SUGGESTERS
 from crmd.http.responses import plain_json
 from crmd.segments.fields import known_fields
@@ -30,11 +29,11 @@ MAX_RULE = 2000
 MAX_WORDS = 500
 
 
-class CountBody(msgspec.Struct):
+class CountBody(Body):
     rule: RuleText
 
 
-class SuggestBody(msgspec.Struct):
+class SuggestBody(Body):
     text: str
 
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 import aiohttp_jinja2
 import structlog
@@ -27,6 +27,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from crmd.auth.requests import USER
+from crmd.console.origins import Origin, is_own, own_origins
 from crmd.errors import BadRequest, CrmdError, Forbidden
 from crmd.http.forms import read_form
 from crmd.http.keys import SIGN_IN
@@ -153,12 +154,19 @@ def check_csrf(request: web.Request, given: str | None) -> None:
         )
 
 
+def _own_origins(request: web.Request) -> set[Origin]:
+    """This console's origins for ``request``: the address it was sent to (scheme and
+    Host) and ``[server] public_url``'s."""
+    return own_origins(f"{request.scheme}://{request.host}", request.app[CONSOLE].public_url)
+
+
 def _same_origin(request: web.Request) -> bool:
-    """A browser names where a POST comes from; anything but this console is refused."""
+    """A browser names where a POST comes from; anything but this console (another
+    scheme, host or port) is refused."""
     origin = request.headers.get("Origin")
     if origin is None or origin == "null":
         return request.headers.get("Sec-Fetch-Site", "same-origin") in ("same-origin", "none")
-    return urlsplit(origin).netloc == request.host
+    return is_own(origin, _own_origins(request))
 
 
 def unfinished(message: str, column: int | None = None) -> dict[str, Any]:
@@ -257,9 +265,12 @@ def _title(status: int) -> str:
 
 
 def error_page(request: web.Request, status: int, title: str, message: str) -> web.Response:
-    back = request.headers.get("Referer")
-    if back and urlsplit(back).netloc != request.host:
-        back = None
+    """The error page; its "Go back" leads to the page the browser came from when that
+    is this console's (never a ``javascript:`` or another site's address), else to the
+    dashboard."""
+    back = request.headers.get("Referer", "")
+    if not is_own(back, _own_origins(request)):
+        back = "/"
     return render(
         request,
         "error.html",

@@ -22,7 +22,7 @@ from aiohttp.typedefs import Handler
 from crmd.errors import BadRequest, CrmdError, Unprocessable
 from crmd.http import original_shapes as shapes
 from crmd.http.bodies import REPLACED_BODY, read_json
-from crmd.http.describe import Media
+from crmd.http.describe import Media, description_of
 from crmd.http.forms import read_form
 from crmd.http.openapi import AliasDoc
 from crmd.http.responses import plain_json
@@ -142,6 +142,30 @@ async def _campaign_details(request: web.Request) -> bytes | None:
             )
         campaign["draft"] = True
     return _encoded(campaign)
+
+
+def fields_taken(handler: Handler) -> frozenset[str] | None:
+    """The fields of the JSON body crmd's ``handler`` declares (None: it takes none)."""
+    operation = description_of(handler)
+    body = operation.body if operation is not None else None
+    values = body if isinstance(body, tuple) and not isinstance(body, Media) else (body,)
+    for value in values:
+        if isinstance(value, type) and issubclass(value, msgspec.Struct):
+            return frozenset(field.encode_name for field in msgspec.structs.fields(value))
+    return None
+
+
+async def _without_other_fields(request: web.Request, taken: frozenset[str]) -> bytes | None:
+    """The body without the fields crmd's route does not take. crmd refuses an unknown
+    field; the original backend ignored them and its clients send some (a segment's
+    ``conditions`` and ``logicType``), so on their routes they are left out instead. A
+    body that is not JSON is refused as crmd's handler would (400 ``bad_json``, also
+    when nested too deeply to read, in a field left out or not); one that is not an
+    object is left for the handler to refuse."""
+    body = await read_json(request)
+    if not isinstance(body, dict) or body.keys() <= taken:
+        return None
+    return _encoded({k: v for k, v in body.items() if k in taken})
 
 
 def _from_query_or_body(
@@ -306,9 +330,10 @@ def _reshaped(response: web.StreamResponse, shape: Callable[[Json], Json]) -> we
 
 
 def alias_handler(alias: Alias, handler: Handler) -> Handler:
-    """crmd's ``handler`` behind the original's path: the body rewritten on the way in,
-    a successful answer reshaped on the way out. Marks on the handler (``@public``)
-    carry over."""
+    """crmd's ``handler`` behind the original's path: the body rewritten on the way in
+    (fields crmd's body does not take left out), a successful answer reshaped on the
+    way out. Marks on the handler (``@public``) carry over."""
+    taken = fields_taken(handler)
 
     @functools.wraps(handler)
     async def original(request: web.Request) -> web.StreamResponse:
@@ -318,6 +343,10 @@ def alias_handler(alias: Alias, handler: Handler) -> Handler:
             replaced = await alias.body(request)
             if replaced is not None:
                 request[REPLACED_BODY] = replaced
+        if taken is not None and REPLACED_BODY not in request and request.body_exists:
+            kept = await _without_other_fields(request, taken)
+            if kept is not None:
+                request[REPLACED_BODY] = kept
         try:
             response = await handler(request)
         except CrmdError as exc:

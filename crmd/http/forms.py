@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from crmd.errors import BadRequest
-from crmd.http.bodies import BROKEN_FORM, broken_form
+from crmd.http.bodies import BROKEN_FORM, broken_form, next_part
 
 MAX_FIELDS = 32
 MAX_FIELD_BYTES = 16 * 1024
@@ -40,7 +40,7 @@ async def read_form(request: web.Request, nested: bool = False) -> dict[str, Any
     elif request.content_type == "multipart/form-data":
         try:
             form = await request.multipart()
-            while (part := await form.next()) is not None:
+            while (part := await next_part(form, request.content)) is not None:
                 if not isinstance(part, BodyPartReader) or part.filename is not None:
                     raise BadRequest("the form may hold text fields only", code="unexpected_part")
                 pairs.append((part.name or "", await part.read(decode=False)))

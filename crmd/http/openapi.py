@@ -67,6 +67,11 @@ SECURITY: dict[str, list[dict[str, list[str]]]] = {
 }
 
 
+IGNORED_FIELDS = (
+    "Fields the body of crmd's route does not take are ignored here, as the original "
+    "backend ignored them (crmd's route refuses them)."
+)
+
 routes = web.RouteTableDef()
 
 
@@ -306,11 +311,21 @@ def _operation(
     if alias is not None:
         method, target = alias.of
         built["deprecated"] = True
+        ignored = " " + IGNORED_FIELDS if _takes_crmds_json(operation, alias) else ""
         built["description"] = (
             f"The original Mini-CRM's route, kept for its clients: use `{method} {target}`."
+            + ignored
             + (f"\n\n{operation.description}" if operation.description else "")
         )
     return built
+
+
+def _takes_crmds_json(operation: Operation, alias: AliasDoc) -> bool:
+    """The alias takes the JSON body of crmd's route (whose unknown fields it drops)."""
+    body = operation.body
+    values = body if isinstance(body, tuple) and not isinstance(body, Media) else (body,)
+    json = any(isinstance(value, type) for value in values)
+    return json and (alias.body is ... or alias.keeps_body)
 
 
 def api_document(app: web.Application) -> dict[str, Any]:

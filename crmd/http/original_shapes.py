@@ -109,7 +109,9 @@ class OriginalSegment(msgspec.Struct):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
 
 
-class OriginalCampaign(msgspec.Struct):
+class OriginalCampaign(msgspec.Struct, forbid_unknown_fields=True):
+    """The campaign in the original's words; a field beside these is refused."""
+
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["Thanks"])]
     message: Annotated[str, msgspec.Meta(min_length=1, max_length=1000, examples=["Hi {name}"])]
     intent: Annotated[str, msgspec.Meta(max_length=200)] | None = None

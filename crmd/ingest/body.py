@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import BodyPartReader, MultipartReader, web
 
 from crmd.errors import BadRequest, UnsupportedMediaType
-from crmd.http.bodies import BROKEN_FORM, broken_form
+from crmd.http.bodies import BROKEN_FORM, broken_form, next_part, part_chunk
 from crmd.ingest.parse import Limits, Summary, parse_upload
 from crmd.ingest.spool import Spool
 
@@ -69,10 +69,7 @@ async def open_body(request: web.Request, fields: tuple[str, ...] = ()) -> Uploa
         except BROKEN_FORM:
             raise broken_form() from None
         while True:
-            try:
-                part = await form.next()
-            except BROKEN_FORM:
-                raise broken_form() from None
+            part = await next_part(form, request.content)
             if part is None:
                 raise BadRequest("the form has no 'file' part", code="missing_file")
             if isinstance(part, MultipartReader):
@@ -104,7 +101,7 @@ async def open_body(request: web.Request, fields: tuple[str, ...] = ()) -> Uploa
 
 async def _read_field(part: BodyPartReader) -> bytes:
     data = b""
-    while chunk := await part.read_chunk(8192):
+    while chunk := await part_chunk(part, 8192):
         data += chunk
         if len(data) > MAX_FORM_FIELD:
             raise BadRequest(f"form field {part.name!r} is too long", code="field_too_long")
@@ -112,11 +109,8 @@ async def _read_field(part: BodyPartReader) -> bytes:
 
 
 async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    try:
-        while chunk := await part.read_chunk(READ_SIZE):
-            yield chunk
-    except BROKEN_FORM:
-        raise broken_form() from None
+    while chunk := await part_chunk(part, READ_SIZE):
+        yield chunk
 
 
 async def parse_streaming(

@@ -19,7 +19,7 @@ from msgspec import UNSET, UnsetType
 from crmd.auth.requests import tenant_store
 from crmd.errors import BadRequest
 from crmd.http.admission import asked_for, expensive, expensive_when
-from crmd.http.bodies import json_body
+from crmd.http.bodies import Body, json_body
 from crmd.http.describe import Link, Moment, described
 from crmd.http.keys import COUNTS
 from crmd.http.pages import PageQuery, choice, newest_page, read_page
@@ -39,12 +39,12 @@ RuleText = Annotated[
 ]
 
 
-class SegmentBody(msgspec.Struct):
+class SegmentBody(Body):
     name: Name | None = None
     rule: RuleText | None = None
 
 
-class PreviewBody(msgspec.Struct):
+class PreviewBody(Body):
     rule: RuleText
     ids: bool = False
     """Also answer ``audienceIds``: the ids of at most 1,000 of the customers."""

@@ -13,7 +13,7 @@ from aiohttp import web
 from crmd.auth.requests import current_user, tenant_store
 from crmd.emails import InvalidEmail, normalise_email
 from crmd.errors import BadRequest, NotFound, Unprocessable, UnsupportedMediaType
-from crmd.http.bodies import json_body
+from crmd.http.bodies import Body, json_body
 from crmd.http.describe import Media, Moment, described
 from crmd.http.pages import DEFAULT_LIMIT, MAX_LIMIT, Limit, choice, whole_number
 from crmd.http.responses import json_response
@@ -50,7 +50,7 @@ class SuppressionQuery(msgspec.Struct):
     """Only this address (0 or 1 items)."""
 
 
-class AddSuppression(msgspec.Struct, forbid_unknown_fields=True):
+class AddSuppression(Body):
     email: Annotated[str, msgspec.Meta(min_length=3, max_length=254, examples=["gone@example.com"])]
     reason: Annotated[str, msgspec.Meta(max_length=MAX_REASON)] = ""
 

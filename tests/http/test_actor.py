@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import aiohttp
+import pytest
 import structlog
 from aiohttp import web
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from crmd.app import Crmd
-from crmd.http.actor import HttpActor
+from crmd.http.actor import HttpActor, problem_of
 from crmd.runtime.supervisor import Supervisor
 from crmd.services.children import free_port
 
@@ -68,3 +70,62 @@ async def test_stop_lets_a_request_in_flight_finish_and_refuses_new_ones(system:
         else:
             refused = False
     assert refused
+
+
+UNREADABLE = {
+    "a NUL in a header's value": b"X-Api-Key: s3cret\x00tail\r\n",
+    "a NUL in a header's name": b"X-Api\x00Key: s3cret\r\n",
+    "a control character in a header's value": b"Authorization: Bearer s3cret\x01\r\n",
+}
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        *(
+            pytest.param(b"GET /readyz HTTP/1.1\r\nHost: x\r\n" + header + b"\r\n", id=case)
+            for case, header in UNREADABLE.items()
+        ),
+        pytest.param(b"GET /readyz?token=s3cret\x00 HTTP/1.1\r\nHost: x\r\n\r\n", id="in the path"),
+    ],
+)
+async def test_a_request_the_server_cannot_read_is_400_and_one_info_line(
+    system: Crmd, caplog: pytest.LogCaptureFixture, request_bytes: bytes
+):
+    port = free_port()
+    supervisor = Supervisor([HttpActor(system.app, "127.0.0.1", port, 2)], system.metrics)
+    supervisor.start()
+    assert await supervisor.wait_healthy(5)
+    try:
+        with capture_logs() as logs, caplog.at_level(logging.DEBUG):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request_bytes)
+            await writer.drain()
+            status_line = await asyncio.wait_for(reader.readline(), 5)
+            await asyncio.wait_for(reader.read(), 5)  # the server closes the connection
+            writer.close()
+            await writer.wait_closed()
+    finally:
+        await supervisor.stop(5)
+    assert status_line.startswith(b"HTTP/1.") and b" 400 " in status_line
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [e for e in logs if e["log_level"] in ("warning", "error", "critical")]
+    [line] = [e for e in logs if e["event"] == "http.bad_request"]
+    assert line["log_level"] == "info" and "exc_info" not in line
+    logged = repr(logs) + "".join(r.getMessage() + repr(r.exc_info) for r in caplog.records)
+    assert "s3cret" not in logged
+
+
+@pytest.mark.parametrize(
+    ("message", "problem"),
+    [
+        ("Invalid header value char:\n\n  b'X-Key: s3cret\\x00'\n  ^", "Invalid header value char"),
+        ("Invalid HTTP header: 'Bearer s3cret'", "Invalid HTTP header"),
+        ("Got more than 8 bytes when reading: b'X: s3cret'.", "Got more than 8 bytes when reading"),
+        ("Bad status line 'GET /?token=s3cret HTTP/1.1'", "Bad status line …"),
+        ("Bad status line \"it's s3cret", "Bad status line …"),
+        ("Duplicate 'Host' header found.", "Duplicate … header found."),
+    ],
+)  # fmt: skip
+def test_the_logged_problem_quotes_none_of_the_requests_bytes(message: str, problem: str):
+    assert problem_of(message) == problem
