@@ -53,7 +53,7 @@ class ServerConfig(_Section):
     """Exact origins (``https://app.example.com``, no path, no wildcard) whose browser
     pages may call the API; empty: none."""
 
-    database_connections: Annotated[int, Meta(ge=1, le=100)] = 2
+    database_connections: Annotated[int, Meta(ge=1, le=100)] = 1
     """The most database commands this process's requests and audience counts have in
     flight at once (a pool of their own; more wait their turn in crmd): the stream
     actors and the clock have their own, so imports and sends keep the rest of the

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TypeVar, cast
 
 from aiohttp import web
@@ -98,6 +98,12 @@ class Admission:
                 self._users.pop(user, None)
 
 
+def slot(request: web.Request) -> AbstractAsyncContextManager[None]:
+    """One of the signed-in user's slots, for the block: a handler that is an expensive
+    read only in part (the reading, not a wait for a count in the background)."""
+    return request.app[ADMISSION].slot(current_user(request).id)
+
+
 def asked_for(name: str) -> Callable[[web.Request], bool]:
     """A request that has the query parameter ``name`` (a rule, a status filter)."""
     return lambda request: bool(request.query.get(name))
@@ -117,7 +123,7 @@ def expensive_when(asked: Callable[[web.Request], bool]) -> Callable[[Page], Pag
         async def admitted(request: web.Request) -> web.StreamResponse:
             if not asked(request):
                 return await inner(request)
-            async with request.app[ADMISSION].slot(current_user(request).id):
+            async with slot(request):
                 return await inner(request)
 
         return cast(Page, admitted)

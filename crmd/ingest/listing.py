@@ -21,17 +21,19 @@ from aiohttp import web
 
 from crmd.auth.requests import current_user, tenant_store
 from crmd.errors import BadRequest
+from crmd.http.admission import slot
 from crmd.http.keys import COUNTS
 from crmd.http.pages import PageQuery, read_page
 from crmd.http.responses import json_response
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import parse_rule
 from crmd.segments.query import rule_filter, rule_now
-from crmd.store.numbering import highest, tally
-from crmd.store.windows import MAX_SCAN, newest
+from crmd.store.numbering import highest_and_tally
+from crmd.store.windows import MAX_SCAN, Window, newest
 
 HIDDEN = {"userId": 0, "_v": 0}
-FILTERED_SCAN = MAX_SCAN
+FILTERED_SCAN = 500
+"""The records a filtered page reads at most (as the console's)."""
 _CURSOR = re.compile(r"^([0-9]{1,15})(?:\.([0-9]{1,15}))?$")
 
 
@@ -76,33 +78,40 @@ async def list_records(request: web.Request, collection: str) -> web.Response:
     user = current_user(request).id
     before, carried = _cursor(request)
     rule = request.query.get("rule") if collection == "customers" else None
-    keep = None
-    if rule:
-        rule_filter(rule)  # 422 with the column for a bad rule
-        node, now = parse_rule(rule), rule_now()
-        keep = lambda doc: evaluate(node, doc, now)  # noqa: E731
     skip = page.offset if before is None else 0
-    top = await highest(store.db, user, collection)
-    budget = max(MAX_SCAN, skip + page.limit)
-    if rule:  # an offset counts matches: as far as it takes; a cursor's page: bounded
-        budget = top + 1 if skip else FILTERED_SCAN
-    window = await newest(
-        store[collection],
-        top,
-        before=before,
-        limit=skip + page.limit,
-        keep=keep,
-        projection=HIDDEN,
-        max_scan=budget,
-    )
-    total: int | None
-    if rule and (carried is None or request.query.get("total") == "exact"):
+    top, tallies = await highest_and_tally(store.db, user, collection)
+    if not rule:
+        window = await newest(
+            store[collection],
+            top,
+            before=before,
+            limit=skip + page.limit,
+            projection=HIDDEN,
+            max_scan=max(MAX_SCAN, skip + page.limit),
+        )
+        return _page(window, skip, tallies[collection], rule)
+    rule_filter(rule)  # 422 with the column for a bad rule
+    node, now = parse_rule(rule), rule_now()
+    # An offset counts matches: as far as it takes; a cursor's page: bounded. Only the
+    # reading holds an expensive read's slot, not the wait for the count.
+    async with slot(request):
+        window = await newest(
+            store[collection],
+            top,
+            before=before,
+            limit=skip + page.limit,
+            keep=lambda doc: evaluate(node, doc, now),
+            projection=HIDDEN,
+            max_scan=top + 1 if skip else FILTERED_SCAN,
+        )
+    total = carried
+    if carried is None or request.query.get("total") == "exact":
         counted = await request.app[COUNTS].count(store, rule)
         total = counted.size if counted.complete else None
-    elif rule:
-        total = carried
-    else:
-        total = (await tally(store.db, user))[collection]
+    return _page(window, skip, total, rule)
+
+
+def _page(window: Window, skip: int, total: int | None, rule: str | None) -> web.Response:
     items = [_view(doc) for doc in window.items[skip:]]
     following = window.next_before
     cursor = None if following is None else str(following)

@@ -64,7 +64,7 @@ MAX_RUN = 8
 time): a count of another user waits at most that long for the database."""
 KEPT_FOR = 2 * 86400
 """A rule's entries are dropped from Redis after two days without a count."""
-FLAT_BUDGET_MS = 1000
+FLAT_BUDGET_MS = 250
 """How long the database may take to count a rule of plain comparisons through its
 index, slice by slice in one go, before the rule is read slice by slice instead."""
 _SLICE_OF_N = {"$floor": {"$divide": [{"$subtract": ["$n", 1]}, SLICE]}}

@@ -18,7 +18,7 @@ from msgspec import UNSET, UnsetType
 
 from crmd.auth.requests import tenant_store
 from crmd.errors import BadRequest
-from crmd.http.admission import asked_for, expensive, expensive_when
+from crmd.http.admission import asked_for, expensive, expensive_when, slot
 from crmd.http.bodies import Body, json_body
 from crmd.http.describe import Link, Moment, described
 from crmd.http.keys import COUNTS
@@ -198,12 +198,16 @@ async def delete_segment(request: web.Request) -> web.Response:
     body=PreviewBody,
     ok={200: Preview, 202: Preview},
 )
-@expensive
 async def preview_segment(request: web.Request) -> web.Response:
+    """What is kept of the rule's count is read holding an expensive read's slot; a
+    count that goes on in the background is waited for (``count_wait``) without one."""
     body = await json_body(request, PreviewBody)
-    found = await preview(
-        request.app[COUNTS], tenant_store(request), body.rule, MAX_IDS if body.ids else 0
-    )
+    counter, store = request.app[COUNTS], tenant_store(request)
+    ids = MAX_IDS if body.ids else 0
+    async with slot(request):
+        found = await preview(counter, store, body.rule, ids, wait=0)
+    if not found.count.complete:
+        found = await preview(counter, store, body.rule)
     counted = found.count
     answer = Preview(counted.size, found.sample, counted.complete, counted.progress)
     if found.ids is not None:

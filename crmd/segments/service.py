@@ -50,16 +50,20 @@ class Previewed:
 
 
 async def preview(
-    counter: AudienceCounter, store: TenantStore, rule: str, ids: int = 0
+    counter: AudienceCounter,
+    store: TenantStore,
+    rule: str,
+    ids: int = 0,
+    wait: float | None = None,
 ) -> Previewed:
-    """The rule's count (within the counter's wait) and its newest customers. With
-    ``ids``, the first ``ids`` ids too: those are found in one pass over every match, as
-    the count and sample then are."""
+    """The rule's count (within ``wait``, by default the counter's) and its newest
+    customers. With ``ids``, the first ``ids`` ids too: those are found in one pass over
+    every match, as the count and sample then are."""
     if ids:
         size, sample, found = await audience(store["customers"], rule, sample=SAMPLE, ids=ids)
         counted = Count(size, True, 1.0, datetime.now(UTC), [])
         return Previewed(counted, [customer_sample(d) for d in sample], [str(i) for i in found])
-    counted = await counter.count(store, rule)
+    counted = await counter.count(store, rule, wait)
     docs = {d["_id"]: d for d in await store["customers"].by_ids(counted.sample)}
     return Previewed(counted, [customer_sample(docs[i]) for i in counted.sample if i in docs])
 
