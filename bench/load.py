@@ -257,10 +257,10 @@ async def measure_load(
         "alone_database_cores": alone_database_cores,
         "database_cores": None if database_cpu is None else round(database_cpu / seconds, 2),
         "routes": route_figures(answers, before, after),
-        "database_seconds_by_source": {
-            source: round(spent_by(source, before, after)["seconds"], 1)
+        "database_by_source": {
+            source: {key: round(value, 1) for key, value in spent.items()}
             for source in sorted(after)
-            if spent_by(source, before, after)["seconds"] >= 0.1
+            if (spent := spent_by(source, before, after))["seconds"] >= 0.1
         },
         "all": summary([a.seconds for a in answers], [a.status for a in answers]),
     }

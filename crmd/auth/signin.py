@@ -4,6 +4,7 @@ Google's certificates) so that handlers and middleware are handed one object."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import aiohttp
@@ -25,6 +26,10 @@ from crmd.config import AuthConfig
 from crmd.errors import BadRequest, Forbidden, Unauthorized, Unavailable
 
 log = structlog.get_logger(__name__)
+USER_FRESH = 5.0
+"""Seconds a user read for a token stands for that user's next requests: a page or a
+dashboard asking every second costs the database no read of who is asking."""
+USERS_KEPT = 10_000
 
 
 class SignIn:
@@ -40,6 +45,7 @@ class SignIn:
         self.config = config
         self.http = http
         self.google_certs = GoogleCerts(http, config.google_certs_url)
+        self._users: dict[str, tuple[float, User]] = {}
 
     def token(self, user: User) -> str:
         return issue_token(user.id, user.email, self.secret, self.config.jwt_ttl_seconds)
@@ -51,13 +57,26 @@ class SignIn:
             claims = verify_token(token, self.secret, self.config.clock_skew_seconds)
         except TokenError as exc:
             raise Unauthorized(str(exc)) from None
-        user = await find_user(self.db, claims.sub)
+        user = await self._user(claims.sub)
         if user is None:
             raise Unauthorized("the token's user no longer exists")
         if user.is_dev and not self.config.dev_login:
             raise Unauthorized("dev login is off: sign in with Google")
         if not allowed(user, self.config.allowed_domains, self.config.allowed_emails):
             raise Forbidden(f"{user.email} is no longer allowed to use this server")
+        return user
+
+    async def _user(self, user_id: str) -> User | None:
+        """The user, as read at most ``USER_FRESH`` seconds ago."""
+        now = time.monotonic()
+        kept = self._users.get(user_id)
+        if kept is not None and now - kept[0] < USER_FRESH:
+            return kept[1]
+        user = await find_user(self.db, user_id)
+        if len(self._users) >= USERS_KEPT:
+            self._users.clear()  # (ten thousand users signed in within seconds)
+        if user is not None:
+            self._users[user_id] = (now, user)
         return user
 
     async def google(

@@ -52,7 +52,10 @@ async def newest(
     highest number given out), newest first, that match ``where`` and ``keep``."""
     hi = min(before if before is not None else top + 1, top + 1)
     window = Window()
-    span = max(limit * 2, 64) if keep is None else max(limit * 4, 256)
+    # Unfiltered, a range of limit + 1 numbers holds the page and says whether another
+    # follows; numbers a crash (or an import still writing the newest) left unused make
+    # it come back short, and the next range asks for what is missing.
+    span = limit + 1 if keep is None else max(limit * 4, 256)
     taken: list[Doc] = []
     ranges = 0
     while hi > 1 and len(taken) < limit and window.scanned < max_scan and ranges < MAX_RANGES:
@@ -67,7 +70,10 @@ async def newest(
         hi = lo
         # Empty: skip ahead faster. Full: do not read more than the budget allows.
         budget = max(max_scan - window.scanned, 1)
-        span = min(span * 4 if not found else span * 2, budget)
+        if keep is None and found:
+            span = min(max(2 * (limit + 1 - len(taken)), 16), budget)
+        else:
+            span = min(span * 4 if not found else span * 2, budget)
     window.items = taken[:limit]
     if len(taken) > limit:
         window.next_before = window.items[-1][number]

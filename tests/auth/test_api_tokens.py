@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from crmd.app import Crmd, open_crmd
+from crmd.auth import signin
 from crmd.auth.tokens import issue_token
 from crmd.services.embedded import Urls
 from tests.conftest import crmd_with
@@ -199,3 +200,17 @@ async def test_dev_login_emails_have_one_spelling(client: Any, system: Crmd):
         error = (await response.json())["error"]
         assert (error["code"], error["details"]) == ("invalid_email", {"field": "$.email"})
     assert await system.db.users.count_documents({}) == 1
+
+
+async def test_a_user_deleted_after_their_token_was_used_is_refused_within_seconds(
+    client: Any, system: Crmd, monkeypatch: Any
+):
+    monkeypatch.setattr(signin, "USER_FRESH", 0.3)
+    body = await dev_login(client)
+    headers = {"Authorization": f"Bearer {body['token']}"}
+    assert (await client.get(ME, headers=headers)).status == 200
+    await system.db.users.delete_many({})
+    await asyncio.sleep(0.4)
+    response = await client.get(ME, headers=headers)
+    assert response.status == 401
+    assert "no longer exists" in (await response.json())["error"]["message"]
