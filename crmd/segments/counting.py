@@ -21,7 +21,8 @@ While writes go on (an import), a slice counted within ``LAG`` seconds stands al
 its version moved since: a count may miss the rows stored in the last two seconds, and
 a slice written to continuously is read once per ``LAG``, not once per chunk.
 A rule with an age (``lastActive < 90d``) is counted against now rounded down to
-``MOMENT_STEP``. No count older than ``TRUSTED_FOR`` is used, whatever its version.
+the hour (``MOMENT_STEP``), so that it is counted again from scratch once an hour, not
+on every request. No count older than ``TRUSTED_FOR`` is used, whatever its version.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ log = structlog.get_logger(__name__)
 SAMPLE = 10
 LAG = 2.0
 TRUSTED_FOR = 6 * 3600.0
-MOMENT_STEP = 600
+MOMENT_STEP = 3600
 MAX_RUN = 8
 """Slices read at most in one go (8,000 customers, about half a second of SecantusDB's
 time): a count of another user waits at most that long for the database."""
@@ -273,12 +274,10 @@ class AudienceCounter:
                     newest = lowest = max(needing)
                     while lowest - 1 in needing and newest - lowest + 1 < run:
                         lowest -= 1
-                    chosen = {
-                        job.rule.key: job
-                        for k in range(lowest, newest + 1)
-                        for job in needing.get(k, [])
-                    }
-                    await self._count_run(store, lowest, newest, list(chosen.values()))
+                    # Every rule being counted is tested on what is read, stale there or
+                    # not: their counts of a slice are then taken together, and a slice
+                    # an import keeps writing to is read once per LAG, not once per rule.
+                    await self._count_run(store, lowest, newest, list(jobs.values()))
                     run = min(run * 2, MAX_RUN)
         except Exception as exc:  # the database or Redis went away: the waiters hear it
             log.warning("counts.stopped", user=user, error=describe_error(exc))

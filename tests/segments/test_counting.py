@@ -264,3 +264,20 @@ async def test_only_count_slots_runs_read_the_database_at_once(
     await asyncio.gather(*(counter.count_all(made.store, rule) for made in users))
     await counter.close()
     assert reading["most"] == slots
+
+
+async def test_a_slice_read_for_one_rule_is_counted_for_every_rule_being_counted(
+    system: Crmd, customers: Customers, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(counting, "LAG", 0.0)
+    monkeypatch.setattr(counting, "FLAT_BUDGET_MS", 1)  # both read slice by slice
+    rules = ("visits > 6", 'location = "Goa"')
+    await asyncio.gather(*(system.counter.count_all(customers.store, r) for r in rules))
+    read = read_by_counting(system)
+    await customers.write(rows(range(7, 8), seed=5))  # slice 0 moves on
+    await asyncio.gather(*(system.counter.count_all(customers.store, r) for r in rules))
+    assert read_by_counting(system) - read == SLICE  # one read, for both
+    for rule in rules:
+        assert (await system.counter.count(customers.store, rule)).size == await customers.truth(
+            rule
+        )
