@@ -28,7 +28,6 @@ on every request. No count older than ``TRUSTED_FOR`` is used, whatever its vers
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import time
 from collections import deque
@@ -63,6 +62,10 @@ MOMENT_STEP = 3600
 MAX_RUN = 8
 """Slices read at most in one go (8,000 customers, about half a second of SecantusDB's
 time): a count of another user waits at most that long for the database."""
+ASKED_FOR = 60.0
+"""Seconds a rule is tracked after it was last asked for."""
+MAX_RULES = 32
+"""Rules tracked per user at most (the oldest asked goes first)."""
 KEPT_FOR = 2 * 86400
 """A rule's entries are dropped from Redis after two days without a count."""
 FLAT_BUDGET_MS = 250
@@ -122,18 +125,19 @@ class Rule:
 
 
 class Job:
-    """One rule being counted for one user: what is known of it so far."""
+    """One rule being counted, or asked for lately, for one user: what is known of it."""
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
         self.entries: dict[int, Entry] = {}
         self.versions: dict[int, int] = {}
         self.top = 0
-        self.done = asyncio.Event()
-        self.failed: BaseException | None = None
-        """Why counting stopped before this job was done (the database went away)."""
+        self.asked = time.monotonic()
         self.indexed = False
         """Whether counting it through an index was tried."""
+        self.moved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Resolved when the worker has looked at it again (with the error that stopped
+        counting, if one did); then replaced."""
 
     def stale(self, now: float) -> list[int]:
         """The slices whose count is not current."""
@@ -142,6 +146,15 @@ class Job:
             for k in range(slice_of(self.top) + 1 if self.top else 0)
             if not _fresh(self.entries.get(k), self.versions.get(k, 0), now)
         ]
+
+    def tell(self, error: BaseException | None = None) -> None:
+        """Wake whoever waits for this job."""
+        if error is None:
+            self.moved.set_result(None)
+        else:
+            self.moved.set_exception(error)
+            self.moved.exception()  # (retrieved: nobody may be waiting)
+        self.moved = asyncio.get_running_loop().create_future()
 
     def count(self, now: float) -> Count:
         fresh = [
@@ -164,7 +177,12 @@ class Job:
 
 
 class AudienceCounter:
-    """Counts rules over users' customers, slice by slice, keeping each slice's count."""
+    """Counts rules over users' customers, slice by slice, keeping each slice's count.
+
+    Each user's rules asked for in the last ``ASKED_FOR`` seconds (``MAX_RULES`` at
+    most) are tracked: every run of slices read for any of them is tested against all
+    of them, so that the counts of a slice an import keeps writing to are taken
+    together, once per ``LAG``, however many rules people are looking at."""
 
     def __init__(
         self,
@@ -202,22 +220,35 @@ class AudienceCounter:
     async def _count(self, store: TenantStore, rule: str | Rule, wait: float | None) -> Count:
         counted = rule if isinstance(rule, Rule) else Rule(rule)
         user = store.user_id
-        job = self._jobs.get(user, {}).get(counted.key)
-        if job is None:
-            fresh = Job(counted)
-            await self._refresh(user, [fresh])
-            if not fresh.stale(time.time()):
-                return fresh.count(time.time())
-            # Looked up again: another request may have asked for it meanwhile.
-            job = self._jobs.setdefault(user, {}).setdefault(counted.key, fresh)
-        worker = self._workers.get(user)
-        if worker is None or worker.done():
-            self._workers[user] = asyncio.create_task(self._work(user), name=f"counts:{user}")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(job.done.wait()), wait)
-        if job.failed is not None:
-            raise job.failed
-        return job.count(time.time())
+        job = self._track(user).setdefault(counted.key, Job(counted))
+        job.asked = time.monotonic()
+        deadline = None if wait is None else time.monotonic() + wait
+        await self._refresh(user, [job])
+        while True:  # (woken, the job holds what the worker read and counted)
+            now = time.time()
+            if not job.stale(now):
+                return job.count(now)
+            worker = self._workers.get(user)
+            if worker is None or worker.done():
+                self._workers[user] = asyncio.create_task(self._work(user), name=f"counts:{user}")
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return job.count(now)
+            try:
+                await asyncio.wait_for(asyncio.shield(job.moved), left)
+            except TimeoutError:
+                return job.count(time.time())
+
+    def _track(self, user: str) -> dict[str, Job]:
+        """The user's tracked rules, those not asked for lately dropped."""
+        tracked = self._jobs.setdefault(user, {})
+        now = time.monotonic()
+        for key, job in list(tracked.items()):
+            if now - job.asked > ASKED_FOR:
+                del tracked[key]
+        while len(tracked) >= MAX_RULES:
+            del tracked[min(tracked, key=lambda key: tracked[key].asked)]
+        return tracked
 
     async def close(self) -> None:
         """Stop counting (the counts kept so far stay)."""
@@ -244,51 +275,40 @@ class AudienceCounter:
             job.entries = {int(k): _ENTRY.decode(v) for k, v in entries.items()}
 
     async def _work(self, user: str) -> None:
-        """Count the user's jobs until each is current, newest slices first. The loop
-        has no wait between its last look at the jobs and its end, so a job added after
-        that look finds the worker done and starts another."""
+        """Count the user's tracked rules until each is current, newest slices first."""
         charge_task_to("counts")
-        jobs = self._jobs.setdefault(user, {})
         store = TenantStore(self.db, user)
         run = 1
+        jobs: list[Job] = []
         try:
-            while jobs:
-                self.metrics.counts_waiting.set(sum(len(j) for j in self._jobs.values()))
-                await self._refresh(user, jobs.values())
+            while True:
+                jobs = list(self._track(user).values())
+                self.metrics.counts_waiting.set(len(jobs))
+                await self._refresh(user, jobs)
                 now = time.time()
-                needing: dict[int, list[Job]] = {}
-                for key, job in list(jobs.items()):
-                    stale = job.stale(now)
-                    if not stale:
-                        job.done.set()
-                        del jobs[key]
-                    for k in stale:
-                        needing.setdefault(k, []).append(job)
-                cold = [j for j in jobs.values() if j.rule.flat and not j.indexed and not j.entries]
+                needing: set[int] = set()
+                for job in jobs:
+                    needing.update(job.stale(now))
+                cold = [j for j in jobs if j.rule.flat and not j.indexed and not j.entries]
                 for job in cold:
                     job.indexed = True
                     await self._count_indexed(store, job)
-                if cold:
-                    continue  # what is left is read slice by slice
-                if needing:  # the newest stale slice and those right under it
+                if not cold and needing:  # the newest stale slice and those right under it
                     newest = lowest = max(needing)
                     while lowest - 1 in needing and newest - lowest + 1 < run:
                         lowest -= 1
-                    # Every rule being counted is tested on what is read, stale there or
-                    # not: their counts of a slice are then taken together, and a slice
-                    # an import keeps writing to is read once per LAG, not once per rule.
-                    await self._count_run(store, lowest, newest, list(jobs.values()))
+                    await self._count_run(store, lowest, newest, jobs)
                     run = min(run * 2, MAX_RUN)
+                for job in jobs:
+                    job.tell()
+                if not cold and not needing:
+                    return
         except Exception as exc:  # the database or Redis went away: the waiters hear it
             log.warning("counts.stopped", user=user, error=describe_error(exc))
-            for job in jobs.values():
-                job.failed = exc
-                job.done.set()
-            jobs.clear()
+            for job in jobs:
+                job.tell(exc)
         finally:
-            if self._jobs.get(user) is jobs and not jobs:
-                del self._jobs[user]
-            self.metrics.counts_waiting.set(sum(len(j) for j in self._jobs.values()))
+            self.metrics.counts_waiting.set(0)
 
     async def _count_indexed(self, store: TenantStore, job: Job) -> None:
         """A rule never counted before, of plain comparisons: the database counts its
