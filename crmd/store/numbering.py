@@ -34,6 +34,9 @@ COUNTERS = "counters"
 """Not a tenant collection: its documents are keyed ``<user>:<kind>``."""
 NUMBERED = ("customers", "orders", "campaigns", "segments", "uploads")
 TALLIED = ("customers", "orders", "campaigns", "messages", "suppressions", "segments", "uploads")
+STORED = "stored"
+"""The highest number each kind of record was stored with, in the tally (kept by the
+writes that add to it)."""
 BY_STATUS = "byStatus"
 """Messages by their log status, in the tally and in each campaign's stats."""
 _STATUSES_KNOWN = "statusesCounted"
@@ -83,11 +86,13 @@ async def add_to_tally(
     kind: str,
     count: int,
     session: AsyncClientSession | None = None,
+    stored: int = 0,
 ) -> None:
     """Add ``count`` records to the user's ``kind`` tally (in ``session``'s transaction,
-    when given: a conflict then fails the transaction, which is tried again whole)."""
+    when given: a conflict then fails the transaction, which is tried again whole).
+    ``stored``: the highest number among them, kept as the highest stored so far."""
     if count:
-        await _add(db, user, {kind: count}, session)
+        await _add(db, user, {kind: count}, session, {f"{STORED}.{kind}": stored} if stored else {})
 
 
 async def add_to_statuses(db: AsyncDatabase[Doc], user: str, change: dict[str, int]) -> None:
@@ -103,6 +108,7 @@ async def _add(
     user: str,
     increments: dict[str, int],
     session: AsyncClientSession | None,
+    highest: dict[str, int] | None = None,
 ) -> None:
     # A new user's tallies start at nothing, known; users from before tallies were
     # kept are counted when their tallies are first read.
@@ -122,6 +128,7 @@ async def _add(
                         "countedAt": datetime.now(UTC),
                         **fresh,
                     },
+                    **({"$max": highest} if highest else {}),
                 },
                 upsert=True,
                 session=session,
@@ -135,7 +142,10 @@ async def _add(
 
 
 async def highest_and_tally(db: AsyncDatabase[Doc], user: str, kind: str) -> tuple[int, Doc]:
-    """``highest`` and ``tally`` in one read (a list page wants both)."""
+    """The highest number of ``kind`` a record was stored with (else given out), and
+    the tallies, in one read (a list page wants both). A page starts from the highest
+    stored: numbers an import has taken for a chunk it is still writing hold nothing
+    yet, and a page that started above them read past them."""
     found = {
         doc["_id"]: doc
         async for doc in db[COUNTERS].find(
@@ -143,6 +153,10 @@ async def highest_and_tally(db: AsyncDatabase[Doc], user: str, kind: str) -> tup
         )
     }
     top = int(found.get(_key(user, kind), {}).get("next", 0))
+    tally_doc = found.get(_key(user, "tally")) or {}
+    stored = tally_doc.get(STORED, {}).get(kind)
+    if stored is not None:
+        top = min(top, int(stored))
     return top, _tallied(found.get(_key(user, "tally"))) or await recount(db, user)
 
 

@@ -47,8 +47,10 @@ async def insert_tallied(store: TenantStore, kind: str, docs: Sequence[dict[str,
             return raced
 
         async def insert(session: AsyncClientSession, left: list[int] = left) -> None:
-            await collection.insert_many([docs[i] for i in left], session=session)
-            await add_to_tally(store.db, store.user_id, kind, len(left), session=session)
+            chosen = [docs[i] for i in left]
+            await collection.insert_many(chosen, session=session)
+            top = max((int(d.get("n", 0)) for d in chosen), default=0)
+            await add_to_tally(store.db, store.user_id, kind, len(left), session, top)
 
         try:
             async with store.db.client.start_session() as session:

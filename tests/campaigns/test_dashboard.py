@@ -29,7 +29,8 @@ async def test_the_summary_is_one_read_of_the_tallies_and_follows_the_receipts(
     summary = await (await client.get("/api/v1/dashboard-summary", headers=auth)).json()
     after, _ = charged(delivering, route)
     spent = {key: n - before.get(key, 0) for key, n in after.items() if n != before.get(key, 0)}
-    assert spent == {("find", "users"): 1, ("find", COUNTERS): 1}  # who, and the tally
+    assert spent.pop(("find", "users"), 1) == 1  # who (read at most every few seconds)
+    assert spent == {("find", COUNTERS): 1}  # and the tally
     assert summary["messages"] == await statuses_logged(delivering)
     assert summary["customers"] == 400 and summary["campaigns"] == 1
 

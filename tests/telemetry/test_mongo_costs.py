@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from crmd.app import Crmd
+from crmd.store.numbering import reserve
 from tests.ingest.conftest import upload, wait_done
 
 
@@ -49,3 +50,21 @@ async def test_a_page_is_charged_to_its_route_and_reads_about_a_page(
     # One range of numbers under the newest: a few dozen records, never the 600.
     assert 20 <= read["customers"] - before_read.get("customers", 0) <= 64
     assert not any(key[1] == "customers" and key[0] in ("count", "aggregate") for key in commands)
+
+
+async def test_numbers_an_import_has_taken_and_not_yet_written_cost_a_page_nothing(
+    client: Any, auth: Any, ingesting: Any, system: Crmd
+):
+    rows = "customer_external_id,name,email\n" + "".join(
+        f"Q{i},Name {i},q{i}@example.com\n" for i in range(600)
+    )
+    answer = await (await upload(client, auth, "customers", rows)).json()
+    assert (await wait_done(client, auth, answer["uploadId"]))["status"] == "done"
+    me = await (await client.get("/api/v1/user/me", headers=auth)).json()
+    await reserve(system.db, me["user"]["id"], "customers", 500)  # a chunk being written
+    route = "GET /api/v1/customers"
+    _, before = charged(system, route)
+    page = await (await client.get("/api/v1/customers?limit=20", headers=auth)).json()
+    assert [c["customer_external_id"] for c in page["items"][:2]] == ["Q599", "Q598"]
+    _, after = charged(system, route)
+    assert after["customers"] - before.get("customers", 0) == 21  # the page, and one more
