@@ -51,7 +51,6 @@ from crmd.http.keys import (
     ADMISSION,
     API_DOCUMENT,
     CAMPAIGNS,
-    COUNTS,
     DATABASE,
     DEAD_LETTERS,
     HEALTH,
@@ -74,7 +73,7 @@ from crmd.runtime.actor import Actor
 from crmd.runtime.daemon import StartupError, ensure_can_listen, run_daemon
 from crmd.runtime.supervisor import Supervisor
 from crmd.segments import routes as segment_routes
-from crmd.segments.counting import AudienceCounter
+from crmd.segments.counting import COUNTS, AudienceCounter
 from crmd.services.children import EmbeddedError
 from crmd.services.connect import MongoClient, connect_mongo, connect_redis
 from crmd.services.embedded import embedded_services

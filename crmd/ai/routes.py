@@ -14,8 +14,9 @@ from crmd.errors import Unprocessable
 from crmd.http.admission import expensive
 from crmd.http.bodies import Body, json_body
 from crmd.http.describe import described
-from crmd.http.keys import COUNTS, SUGGESTERS
+from crmd.http.keys import SUGGESTERS
 from crmd.http.responses import json_response
+from crmd.segments.counting import COUNTS
 from crmd.segments.query import rule_filter
 from crmd.store.tenant import TenantStore
 

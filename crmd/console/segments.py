@@ -12,8 +12,9 @@ from crmd.console.web import form, render, scripted, see_other, unfinished
 from crmd.errors import BadRequest, CrmdError, Unprocessable
 from crmd.http.admission import expensive
 from crmd.http.bodies import Body, json_body
-from crmd.http.keys import COUNTS, SUGGESTERS
+from crmd.http.keys import SUGGESTERS
 from crmd.http.responses import plain_json
+from crmd.segments.counting import COUNTS
 from crmd.segments.fields import known_fields
 from crmd.segments.parse import RuleError
 from crmd.segments.query import InvalidRule

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from crmd.http.health import Health
     from crmd.ingest.upload import Imports
     from crmd.receipts.intake import ReceiptIntake
-    from crmd.segments.counting import AudienceCounter
     from crmd.streams.dead import DeadLetters
     from crmd.suppressions.unsubscribe import Unsubscribes
     from crmd.telemetry.metrics import Metrics
@@ -37,8 +36,6 @@ DEAD_LETTERS: web.AppKey[DeadLetters] = web.AppKey("dead_letters")
 HEALTH: web.AppKey[Health] = web.AppKey("health")
 ADMISSION: web.AppKey[Admission] = web.AppKey("admission")
 """Slots for expensive reads (``crmd.http.admission``)."""
-COUNTS: web.AppKey[AudienceCounter] = web.AppKey("counts")
-"""Audience counts, kept per slice of customers (``crmd.segments.counting``)."""
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 UNSUBSCRIBES: web.AppKey[Unsubscribes] = web.AppKey("unsubscribes")
 """Signed unsubscribe links, followed (the console's public ``/u/{token}`` pages)."""

@@ -22,9 +22,9 @@ from aiohttp import web
 from crmd.auth.requests import current_user, tenant_store
 from crmd.errors import BadRequest
 from crmd.http.admission import slot
-from crmd.http.keys import COUNTS
 from crmd.http.pages import PageQuery, read_page
 from crmd.http.responses import json_response
+from crmd.segments.counting import COUNTS
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import parse_rule
 from crmd.segments.query import rule_filter, rule_now

@@ -17,35 +17,28 @@ counting never takes more than that share of the database from imports and sends
 caller waits for its count a bounded time and then has what is counted so far with its
 progress; the counting goes on without it.
 
-While writes go on (an import), a slice counted within ``LAG`` seconds stands although
-its version moved since: a count may miss the rows stored in the last two seconds, and
-a slice written to continuously is read once per ``LAG``, not once per chunk.
-A rule with an age (``lastActive < 90d``) is counted against now rounded down to
-the hour (``MOMENT_STEP``), so that it is counted again from scratch once an hour, not
-on every request. No count older than ``TRUSTED_FOR`` is used, whatever its version.
+Without Redis (it went away), a count is the database's own count of the rule, as a
+write needs one (a campaign's audience); it is kept nowhere.
+
+What a count is made of, and when it is current: ``crmd.segments.counts``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections import deque
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
 import structlog
+from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ExecutionTimeout
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from crmd.segments.ast import And, Compare, Exists, InList, Node, Not, Or, Relative
-from crmd.segments.audience import flat_filter
+from crmd.segments.counts import ENCODE, ENTRY, SAMPLE, Count, Entry, Job, Rule
 from crmd.segments.evaluate import evaluate
-from crmd.segments.parse import RuleError, parse_rule
-from crmd.segments.query import InvalidRule, rule_filter, rule_now
 from crmd.segments.slices import SLICE, CustomerVersions, numbers_of, slice_keys, slice_of
 from crmd.store.numbering import highest
 from crmd.store.tenant import TenantStore
@@ -55,10 +48,6 @@ from crmd.telemetry.mongo import charge_task_to
 
 log = structlog.get_logger(__name__)
 
-SAMPLE = 10
-LAG = 2.0
-TRUSTED_FOR = 6 * 3600.0
-MOMENT_STEP = 3600
 MAX_RUN = 8
 """Slices read at most in one go (8,000 customers, about half a second of SecantusDB's
 time): a count of another user waits at most that long for the database."""
@@ -68,112 +57,6 @@ MAX_RULES = 32
 """Rules tracked per user at most (the oldest asked goes first)."""
 KEPT_FOR = 2 * 86400
 """A rule's entries are dropped from Redis after two days without a count."""
-FLAT_BUDGET_MS = 250
-"""How long the database may take to count a rule of plain comparisons through its
-index, slice by slice in one go, before the rule is read slice by slice instead."""
-_SLICE_OF_N = {"$floor": {"$divide": [{"$subtract": ["$n", 1]}, SLICE]}}
-
-
-class Entry(msgspec.Struct, array_like=True):
-    """One rule over one slice."""
-
-    version: int
-    size: int
-    at: float
-    """When it was counted (Unix seconds)."""
-    sample: list[str] = []
-    """The ids of its newest matches, up to ``SAMPLE``, newest first."""
-
-
-class Count(msgspec.Struct):
-    size: int
-    """The matches among the customers counted (all of them, when ``complete``)."""
-    complete: bool
-    progress: float
-    """The share of the customers whose count is current."""
-    moment: datetime
-    """The moment the rule's ages were measured from."""
-    sample: list[str]
-    """The ids of up to ``SAMPLE`` of the newest matches, newest first."""
-
-
-_ENTRY = msgspec.msgpack.Decoder(Entry)
-_ENCODE = msgspec.msgpack.Encoder()
-
-
-class Rule:
-    """A rule to count: parsed, with the moment it is measured at and its cache key."""
-
-    def __init__(self, text: str, now: datetime | None = None) -> None:
-        moment = now or rule_now()
-        try:
-            self.node: Node = parse_rule(text)
-        except RuleError as exc:
-            raise InvalidRule(exc) from None
-        self.timed = _has_age(self.node)
-        if self.timed:  # ages move with time: counted against a moment that moves in steps
-            epoch = int(moment.timestamp()) // MOMENT_STEP * MOMENT_STEP
-            moment = datetime.fromtimestamp(epoch, UTC)
-        # Any rule the database could not run is refused here too.
-        self.flat = flat_filter(rule_filter(text, moment))
-        """The rule as one filter of plain conditions, when it is one: the database can
-        then count it through an index (``AudienceCounter._count_indexed``)."""
-        self.moment = moment
-        encoded = msgspec.json.encode([self.node, moment.isoformat() if self.timed else None])
-        self.key = hashlib.sha256(encoded).hexdigest()[:32]
-        self.fields = sorted(_fields(self.node))
-
-
-class Job:
-    """One rule being counted, or asked for lately, for one user: what is known of it."""
-
-    def __init__(self, rule: Rule) -> None:
-        self.rule = rule
-        self.entries: dict[int, Entry] = {}
-        self.versions: dict[int, int] = {}
-        self.top = 0
-        self.asked = time.monotonic()
-        self.indexed = False
-        """Whether counting it through an index was tried."""
-        self.moved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        """Resolved when the worker has looked at it again (with the error that stopped
-        counting, if one did); then replaced."""
-
-    def stale(self, now: float) -> list[int]:
-        """The slices whose count is not current."""
-        return [
-            k
-            for k in range(slice_of(self.top) + 1 if self.top else 0)
-            if not _fresh(self.entries.get(k), self.versions.get(k, 0), now)
-        ]
-
-    def tell(self, error: BaseException | None = None) -> None:
-        """Wake whoever waits for this job."""
-        if error is None:
-            self.moved.set_result(None)
-        else:
-            self.moved.set_exception(error)
-            self.moved.exception()  # (retrieved: nobody may be waiting)
-        self.moved = asyncio.get_running_loop().create_future()
-
-    def count(self, now: float) -> Count:
-        fresh = [
-            (k, e)
-            for k, e in sorted(self.entries.items(), reverse=True)
-            if k <= slice_of(self.top) and _fresh(e, self.versions.get(k, 0), now)
-        ]
-        counted = sum(min(numbers_of(k)[1], self.top + 1) - numbers_of(k)[0] for k, _ in fresh)
-        sample: list[str] = []
-        for _, entry in fresh:
-            sample += entry.sample[: SAMPLE - len(sample)]
-        complete = not self.top or counted >= self.top
-        return Count(
-            size=sum(e.size for _, e in fresh),
-            complete=complete,
-            progress=1.0 if complete else round(counted / self.top, 3),
-            moment=self.rule.moment,
-            sample=sample,
-        )
 
 
 class AudienceCounter:
@@ -219,6 +102,13 @@ class AudienceCounter:
 
     async def _count(self, store: TenantStore, rule: str | Rule, wait: float | None) -> Count:
         counted = rule if isinstance(rule, Rule) else Rule(rule)
+        try:
+            return await self._counted(store, counted, wait)
+        except RedisError as exc:
+            log.warning("counts.without_redis", user=store.user_id, error=describe_error(exc))
+            return await self._count_direct(store, counted)
+
+    async def _counted(self, store: TenantStore, counted: Rule, wait: float | None) -> Count:
         user = store.user_id
         job = self._track(user).setdefault(counted.key, Job(counted))
         job.asked = time.monotonic()
@@ -238,6 +128,16 @@ class AudienceCounter:
                 await asyncio.wait_for(asyncio.shield(job.moved), left)
             except TimeoutError:
                 return job.count(time.time())
+
+    async def _count_direct(self, store: TenantStore, rule: Rule) -> Count:
+        """The database's own count of the rule, and its newest matches as the sample."""
+        async with self._slots:
+            size = await store["customers"].count_documents(rule.filter)
+            newest = store["customers"].find(
+                rule.filter, projection={"_id": 1}, sort=[("n", -1)], limit=SAMPLE
+            )
+            sample = [str(doc["_id"]) async for doc in newest]
+        return Count(size=size, complete=True, progress=1.0, moment=rule.moment, sample=sample)
 
     def _track(self, user: str) -> dict[str, Job]:
         """The user's tracked rules, those not asked for lately dropped."""
@@ -272,7 +172,7 @@ class AudienceCounter:
         versions = {int(k): int(v) for k, v in stored[0].items()}
         for job, entries in zip(jobs, stored[1:], strict=True):
             job.versions, job.top = versions, top
-            job.entries = {int(k): _ENTRY.decode(v) for k, v in entries.items()}
+            job.entries = {int(k): ENTRY.decode(v) for k, v in entries.items()}
 
     async def _work(self, user: str) -> None:
         """Count the user's tracked rules until each is current, newest slices first."""
@@ -289,11 +189,7 @@ class AudienceCounter:
                 needing: set[int] = set()
                 for job in jobs:
                     needing.update(job.stale(now))
-                cold = [j for j in jobs if j.rule.flat and not j.indexed and not j.entries]
-                for job in cold:
-                    job.indexed = True
-                    await self._count_indexed(store, job)
-                if not cold and needing:  # the newest stale slice and those right under it
+                if needing:  # the newest stale slice and those right under it
                     newest = lowest = max(needing)
                     while lowest - 1 in needing and newest - lowest + 1 < run:
                         lowest -= 1
@@ -301,7 +197,7 @@ class AudienceCounter:
                     run = min(run * 2, MAX_RUN)
                 for job in jobs:
                     job.tell()
-                if not cold and not needing:
+                if not needing:
                     return
         except Exception as exc:  # the database or Redis went away: the waiters hear it
             log.warning("counts.stopped", user=user, error=describe_error(exc))
@@ -309,39 +205,6 @@ class AudienceCounter:
                 job.tell(exc)
         finally:
             self.metrics.counts_waiting.set(0)
-
-    async def _count_indexed(self, store: TenantStore, job: Job) -> None:
-        """A rule never counted before, of plain comparisons: the database counts its
-        matches in every slice at once through the index on its field (a selective
-        rule reads only its matches), within ``FLAT_BUDGET_MS``. The newest slices
-        holding its first ``SAMPLE`` matches are left to be read, for the sample."""
-        assert job.rule.flat is not None
-        versions, top = job.versions, job.top
-        asked = time.monotonic()
-        async with self._slots:
-            self.metrics.count_wait.observe(time.monotonic() - asked)
-            started = time.time()
-            try:
-                cursor = await store["customers"].aggregate(
-                    [
-                        {"$match": job.rule.flat},
-                        {"$group": {"_id": _SLICE_OF_N, "c": {"$sum": 1}}},
-                    ],
-                    maxTimeMS=FLAT_BUDGET_MS,
-                )
-                sizes = {int(group["_id"]): int(group["c"]) async for group in cursor}
-            except ExecutionTimeout:
-                return  # a rule most customers match: read slice by slice
-        wanted = SAMPLE
-        made: dict[int, Entry] = {}
-        for k in range(slice_of(top), -1, -1):
-            size = sizes.get(k, 0)
-            if wanted > 0 and size:
-                wanted -= size
-                continue
-            made[k] = Entry(versions.get(k, 0), size, started)
-        job.entries.update(made)
-        await self._keep(store.user_id, {job: made})
 
     async def _keep(self, user: str, made: dict[Job, dict[int, Entry]]) -> None:
         """Store jobs' new entries in Redis."""
@@ -351,7 +214,7 @@ class AudienceCounter:
                 if not entries:
                     continue
                 key = f"{counts}:{job.rule.key}"
-                pipe.hset(key, mapping={str(k): _ENCODE.encode(e) for k, e in entries.items()})
+                pipe.hset(key, mapping={str(k): ENCODE.encode(e) for k, e in entries.items()})
                 pipe.expire(key, KEPT_FOR)
             await pipe.execute()
 
@@ -372,7 +235,7 @@ class AudienceCounter:
             cursor = store["customers"].find(
                 {"n": {"$gte": lo, "$lt": hi}},
                 projection={"n": 1, **dict.fromkeys(fields, 1)},
-                batch_size=SLICE,
+                batch_size=SLICE // 4,
             )
             async for doc in cursor:
                 place = slice_of(doc["n"]) - first
@@ -397,29 +260,5 @@ class AudienceCounter:
         await self._keep(store.user_id, made)
 
 
-def _fresh(entry: Entry | None, version: int, now: float) -> bool:
-    if entry is None or now - entry.at > TRUSTED_FOR:
-        return False
-    return entry.version == version or now - entry.at < LAG
-
-
-def _walk(node: Node) -> Iterable[Node]:
-    yield node
-    if isinstance(node, And | Or):
-        for item in node.items:
-            yield from _walk(item)
-    elif isinstance(node, Not):
-        yield from _walk(node.item)
-
-
-def _has_age(node: Node) -> bool:
-    for part in _walk(node):
-        if isinstance(part, Compare) and isinstance(part.value, Relative):
-            return True
-        if isinstance(part, InList) and any(isinstance(v, Relative) for v in part.values):
-            return True
-    return False
-
-
-def _fields(node: Node) -> set[str]:
-    return {p.field for p in _walk(node) if isinstance(p, Compare | InList | Exists)}
+COUNTS: web.AppKey[AudienceCounter] = web.AppKey("counts")
+"""The process's counter, for handlers (set by the composition root)."""

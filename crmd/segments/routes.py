@@ -21,9 +21,9 @@ from crmd.errors import BadRequest
 from crmd.http.admission import asked_for, expensive, expensive_when, slot
 from crmd.http.bodies import Body, json_body
 from crmd.http.describe import Link, Moment, described
-from crmd.http.keys import COUNTS
 from crmd.http.pages import PageQuery, choice, newest_page, read_page
 from crmd.http.responses import json_response
+from crmd.segments.counting import COUNTS
 from crmd.segments.parse import RuleError
 from crmd.segments.query import InvalidRule
 from crmd.segments.service import preview, save_segment, segment_size

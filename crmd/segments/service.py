@@ -17,7 +17,8 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from crmd.segments.audience import audience
-from crmd.segments.counting import AudienceCounter, Count
+from crmd.segments.counting import AudienceCounter
+from crmd.segments.counts import Count
 from crmd.segments.query import InvalidRule
 from crmd.store.numbering import reserve
 from crmd.store.tenant import TenantStore

@@ -11,7 +11,7 @@ changes the newest slices only, so the counts of all the others stay good.
 The version moves after the write: a count taken meanwhile is kept under the old version
 and so is already stale. A crash between the two leaves the version unmoved, but the
 chunk is then written again (its stream entry was not acknowledged), and it moves the
-version then; and no count is trusted past ``crmd.segments.counting.TRUSTED_FOR``.
+version then; and no count is trusted past ``crmd.segments.counts.TRUSTED_FOR``.
 """
 
 from __future__ import annotations
