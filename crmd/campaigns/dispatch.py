@@ -95,8 +95,9 @@ async def cancel_unsent(store: TenantStore, campaign_id: str) -> int:
         {"$set": {"status": CANCELLED, "updatedAt": now}},
     )
     swept += legacy.modified_count
-    if swept:
-        await stats.refresh(store, campaign_id)
+    # Even with nothing swept: cancelled before it was planned, the audience counted
+    # at creation is pending in the stats until a recount says none is.
+    await stats.refresh(store, campaign_id)
     return swept
 
 
