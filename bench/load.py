@@ -14,6 +14,7 @@ route cost the database per request (commands and documents read, from crmd's ow
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections import defaultdict
@@ -62,6 +63,8 @@ class Answer(msgspec.Struct):
     route: str
     status: int
     seconds: float
+    at: float = 0.0
+    """When it was sent, in seconds from the start of the load."""
 
 
 class Request(msgspec.Struct, frozen=True):
@@ -101,7 +104,12 @@ def next_request(rng: random.Random, cursors: list[str]) -> Request:
 
 
 async def client(
-    api: Api, seed: int, stop: asyncio.Event, answers: list[Answer], cursors: list[str]
+    api: Api,
+    seed: int,
+    stop: asyncio.Event,
+    answers: list[Answer],
+    cursors: list[str],
+    origin: float = 0.0,
 ) -> None:
     rng = random.Random(seed)  # noqa: S311 - a made-up mix
     await asyncio.sleep(rng.uniform(0, THINK[1]))  # not thirty at the same instant
@@ -112,7 +120,9 @@ async def client(
             request.method, api.base + request.path, headers=api.headers, json=request.body
         ) as response:
             body = await response.read()
-        answers.append(Answer(request.route, response.status, perf_counter() - started))
+        answers.append(
+            Answer(request.route, response.status, perf_counter() - started, started - origin)
+        )
         if response.status == 200 and request.path == "/api/v1/customers?limit=50":
             cursor = msgspec.json.decode(body).get("cursor")
             if cursor and len(cursors) < 50:
@@ -226,7 +236,7 @@ async def measure_load(
     cpu_before = (cpu_seconds(crmd_pid), cpu_seconds(database_pid) if database_pid else 0.0)
     started = perf_counter()
     clients = [
-        asyncio.create_task(client(api, seed, stop, answers, cursors))
+        asyncio.create_task(client(api, seed, stop, answers, cursors, started))
         for seed in range(sizes.clients)
     ]
     deadline = time.monotonic() + sizes.max_seconds
@@ -245,6 +255,9 @@ async def measure_load(
         f"  under load: {loaded.rate:,.0f} rows/s ({loaded.rate / alone.rate:.2f} of alone), "
         f"{len(answers):,} requests in {seconds:.0f} s"
     )
+    if os.environ.get("CRMD_BENCH_ANSWERS"):  # every answer, to study (not a figure)
+        where = Path(os.environ["CRMD_BENCH_ANSWERS"])
+        await asyncio.to_thread(where.write_bytes, msgspec.json.encode(answers))
     if not loaded.done:
         say("  (the load stopped at its time limit; waiting for the import to finish)")
         await wait_quiet()
