@@ -81,6 +81,11 @@ def crmd_daemon(services: Urls, tmp_path_factory: pytest.TempPathFactory) -> Ite
         f"fuzz{uuid.uuid4().hex[:6]}",
         tmp_path_factory.mktemp("fuzz") / "crmd.log",
         CRMD_SERVER__PUBLIC_URL=f"http://127.0.0.1:{port}",
+        # The same request answers the same way on every run, as hypothesis needs to
+        # replay its sequences: a count is always waited for (never a 202 with part of
+        # it), and no slot is ever full (never a 429).
+        CRMD_SERVER__COUNT_WAIT="60",
+        CRMD_SERVER__READ_WAIT="60",
     )
     daemon.start()
     try:
