@@ -15,6 +15,8 @@ from bson.int64 import Int64
 from pymongo import AsyncMongoClient, monitoring
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.connection import Connection
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 
 from crmd.config import redact_url
 from crmd.errors import Unavailable
@@ -141,7 +143,14 @@ def redis_client(url: str, socket_timeout: float) -> Redis:
         )
         return cast(Redis, cluster)
     return Redis.from_url(
-        url, socket_timeout=socket_timeout, socket_connect_timeout=3, health_check_interval=30
+        url,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=3,
+        health_check_interval=30,
+        # redis-py's default retries a refused connection for up to half a minute
+        # (three times, backing off up to 10 s): a request would hang that long
+        # before its 503. A blip is still ridden out; an outage is said at once.
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
     )
 
 
