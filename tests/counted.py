@@ -24,3 +24,14 @@ def written(system: Crmd) -> float:
         for sample in metric.samples
         if sample.name.endswith("_total")
     )
+
+
+def read(system: Crmd, source: str, collection: str) -> float:
+    """Documents ``source`` (a route or an actor) has read from ``collection``."""
+    return sum(
+        sample.value
+        for metric in system.metrics.mongo_documents_read.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+        and sample.labels == {"source": source, "collection": collection}
+    )

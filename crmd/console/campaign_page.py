@@ -14,12 +14,12 @@ from crmd.auth.requests import tenant_store
 from crmd.campaigns.routes import LOG_STATUSES, campaign_view
 from crmd.console.chart import as_chart
 from crmd.console.live import follow
-from crmd.console.web import FILTERED_SCAN, form, query_number, render, see_other
+from crmd.console.web import form, query_number, render, see_other
 from crmd.emails import InvalidEmail, normalise_email
 from crmd.errors import BadRequest, CrmdError
 from crmd.http.admission import asked_for, expensive, expensive_when
 from crmd.http.keys import CAMPAIGNS, SUGGESTERS
-from crmd.store.windows import newest
+from crmd.store.windows import FILTERED_SCAN, newest
 
 routes = web.RouteTableDef()
 FIGURES = (

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from crmd.auth.requests import current_user, tenant_store
 from crmd.campaigns.dispatch import legacy_message_id, message_id
-from crmd.console.web import FILTERED_SCAN, query_number, query_text, render
+from crmd.console.web import query_number, query_text, render
 from crmd.errors import NotFound
 from crmd.http.admission import asked_for, expensive_when
 from crmd.ingest.persist import record_id
@@ -22,7 +22,7 @@ from crmd.segments.parse import RuleError, parse_rule
 from crmd.segments.query import rule_now
 from crmd.store.numbering import highest
 from crmd.store.reads import find_in
-from crmd.store.windows import Window, newest
+from crmd.store.windows import FILTERED_SCAN, Window, newest
 
 routes = web.RouteTableDef()
 PAGE = 50

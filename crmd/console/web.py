@@ -65,9 +65,6 @@ SECURITY_HEADERS = {
 }
 PRE = web.RequestKey("pre_session", str)
 """This request's pre-session value (from its cookie, or made now for the page's forms)."""
-FILTERED_SCAN = 500
-"""The most records a filtered page reads (a rule, a status): about 60 ms of the embedded
-database's time. A page with few matches says how far it looked and offers `Older`."""
 _LOCAL_PATH = re.compile(r"/[A-Za-z0-9/_.~%?=&+-]{0,500}")
 """A path of this console (no scheme, no host, no backslash, no control character)."""
 CONSOLE_ROUTE = "__crmd_console_route__"

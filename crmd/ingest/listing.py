@@ -29,11 +29,9 @@ from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import parse_rule
 from crmd.segments.query import rule_filter, rule_now
 from crmd.store.numbering import highest_and_tally
-from crmd.store.windows import MAX_SCAN, Window, newest
+from crmd.store.windows import FILTERED_SCAN, MAX_SCAN, Window, newest
 
 HIDDEN = {"userId": 0, "_v": 0}
-FILTERED_SCAN = 500
-"""The records a filtered page reads at most (as the console's)."""
 _CURSOR = re.compile(r"^([0-9]{1,15})(?:\.([0-9]{1,15}))?$")
 
 

@@ -16,6 +16,20 @@ from tests.ingest.conftest import upload
 REPO = Path(__file__).resolve().parents[2]
 
 
+def kill_ingest(config: Config, upload_id: str) -> list[str]:
+    """The command running the ingest actor alone on ``upload_id`` (``kill_ingest``)."""
+    return [
+        sys.executable,
+        "-m",
+        "tests.ingest.kill_ingest",
+        config.mongodb.url,
+        config.mongodb.database,
+        config.redis.url,
+        config.redis.stream_prefix,
+        upload_id,
+    ]
+
+
 async def test_sigkill_mid_chunk_then_restart_persists_every_row_once(
     client: Any, auth: Any, system: Crmd, config: Config
 ):
@@ -28,16 +42,7 @@ async def test_sigkill_mid_chunk_then_restart_persists_every_row_once(
     await (await upload(client, auth, "orders", orders)).json()  # orders first, no actor yet
     answer = await (await upload(client, auth, "customers", rows)).json()
     assert answer["rows"]["valid"] == 1200  # three chunks of 500, 500, 200
-    argv = [
-        sys.executable,
-        "-m",
-        "tests.ingest.kill_ingest",
-        config.mongodb.url,
-        config.mongodb.database,
-        config.redis.url,
-        config.redis.stream_prefix,
-        answer["uploadId"],
-    ]
+    argv = kill_ingest(config, answer["uploadId"])
 
     # Chunk 1 is the orders; dying inside the 3rd chunk: customers' first chunk done,
     # the second written but not counted or acked.
@@ -72,16 +77,7 @@ async def test_killed_as_a_chunk_is_counted_the_customers_total_counts_it_once(
         f"T{i},Name {i},t{i}@x.io\n" for i in range(1200)
     )
     answer = await (await upload(client, auth, "customers", rows)).json()
-    argv = [
-        sys.executable,
-        "-m",
-        "tests.ingest.kill_ingest",
-        config.mongodb.url,
-        config.mongodb.database,
-        config.redis.url,
-        config.redis.stream_prefix,
-        answer["uploadId"],
-    ]
+    argv = kill_ingest(config, answer["uploadId"])
     killed = await asyncio.to_thread(subprocess.run, [*argv, "2", "tally"], timeout=120, cwd=REPO)
     assert killed.returncode == -9
     restarted = await asyncio.to_thread(subprocess.run, argv, timeout=120, cwd=REPO)

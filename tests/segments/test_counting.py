@@ -23,6 +23,7 @@ from crmd.segments.counts import Rule
 from crmd.segments.query import InvalidRule, rule_filter
 from crmd.segments.slices import SLICE, CustomerVersions
 from crmd.store.tenant import TenantStore
+from tests.counted import read
 
 CITIES = ("Delhi", "Pune", "Goa")
 NOW = datetime.now(UTC)
@@ -81,13 +82,7 @@ class Customers:
 
 
 def read_by_counting(system: Crmd) -> float:
-    return sum(
-        sample.value
-        for metric in system.metrics.mongo_documents_read.collect()
-        for sample in metric.samples
-        if sample.name.endswith("_total")
-        and sample.labels == {"source": "counts", "collection": "customers"}
-    )
+    return read(system, "counts", "customers")
 
 
 @pytest.fixture
