@@ -243,8 +243,10 @@ async def open_crmd(
             jwt_secret=secret,
             app=web.Application(),
             health=Health(mongo, redis, streams.all(), metrics_registry),
+            # The actors' connections, not the requests' one: a page never queues
+            # behind a run of slices being read.
             counter=AudienceCounter(
-                web_db,
+                db,
                 redis,
                 config.redis.stream_prefix,
                 metrics_registry,

@@ -12,8 +12,9 @@ Counting is done in the background, one task per user in each process: it reads 
 of slices (the newest stale one first, then runs of up to ``MAX_RUN`` slices) once for
 every rule being counted for that user, and tests each customer in Python (the reference
 evaluator). Reading costs the database the same for one rule or ten; only
-``count_slots`` runs are read at once in a process, whatever the number of users, so
-counting never takes more than that share of the database from imports and sends. A
+``count_slots`` runs are read at once in a process, whatever the number of users, and
+after each run a user's counting rests as long as the run took (``REST``), so counting
+never takes more than that share of the database from imports, sends and pages. A
 caller waits for its count a bounded time and then has what is counted so far with its
 progress; the counting goes on without it.
 
@@ -51,6 +52,8 @@ log = structlog.get_logger(__name__)
 MAX_RUN = 8
 """Slices read at most in one go (8,000 customers, about half a second of SecantusDB's
 time): a count of another user waits at most that long for the database."""
+REST = 1.0
+"""After each run of slices, counting pauses this many times as long as the run took."""
 ASKED_FOR = 60.0
 """Seconds a rule is tracked after it was last asked for."""
 MAX_RULES = 32
@@ -189,16 +192,22 @@ class AudienceCounter:
                 needing: set[int] = set()
                 for job in jobs:
                     needing.update(job.stale(now))
+                read_for = 0.0
                 if needing:  # the newest stale slice and those right under it
                     newest = lowest = max(needing)
                     while lowest - 1 in needing and newest - lowest + 1 < run:
                         lowest -= 1
+                    began = time.monotonic()
                     await self._count_run(store, lowest, newest, jobs)
+                    read_for = time.monotonic() - began
                     run = min(run * 2, MAX_RUN)
                 for job in jobs:
                     job.tell()
                 if not needing:
                     return
+                # Counting rests as long as it read: at most half of the database's
+                # time, however many slices a first count or an import leaves to read.
+                await asyncio.sleep(read_for * REST)
         except Exception as exc:  # the database or Redis went away: the waiters hear it
             log.warning("counts.stopped", user=user, error=describe_error(exc))
             for job in jobs:
