@@ -59,7 +59,7 @@ async def newest(
     # Unfiltered, a range of limit + 1 numbers holds the page and says whether another
     # follows; numbers a crash (or an import still writing the newest) left unused make
     # it come back short, and the next range asks for what is missing.
-    span = limit + 1 if keep is None else max(limit * 4, 256)
+    span = min(limit + 1 if keep is None else max(limit * 4, 256), max_scan)
     taken: list[Doc] = []
     ranges = 0
     while hi > 1 and len(taken) < limit and window.scanned < max_scan and ranges < MAX_RANGES:
@@ -102,7 +102,7 @@ async def oldest(
     at most ``top``), oldest first; ``next_before`` is then the number to go on after."""
     lo = max(after + 1, 1)
     window = Window()
-    span = max(limit * 2, 64) if keep is None else max(limit * 4, 256)
+    span = min(max(limit * 2, 64) if keep is None else max(limit * 4, 256), max_scan)
     taken: list[Doc] = []
     ranges = 0
     while lo <= top and len(taken) < limit and window.scanned < max_scan and ranges < MAX_RANGES:

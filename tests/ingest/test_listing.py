@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from crmd.app import Crmd
-from tests.counted import commands
+from crmd.store.windows import FILTERED_SCAN
+from tests.counted import commands, read
 from tests.ingest.conftest import upload, wait_done
 
 ROWS = 130
@@ -92,3 +93,24 @@ async def test_a_cursor_not_given_out_is_400(client: Any, auth: Any):
         answer = await client.get("/api/v1/orders", params={"cursor": cursor}, headers=auth)
         assert answer.status == 400, cursor
         assert (await answer.json())["error"]["details"] == {"field": "cursor"}
+
+
+async def test_a_filtered_page_reads_at_most_its_bound_and_says_where_to_go_on(
+    client: Any, auth: Any, ingesting: Any, system: Crmd
+):
+    """Matches only among the oldest: the first page holds none of them but a cursor,
+    after reading FILTERED_SCAN records, not all of them."""
+    rows = FILTERED_SCAN + 100
+    text = "customer_external_id,name,email,spend\n" + "".join(
+        f"F{i},Person {i},f{i}@example.com,{5000 if i <= 10 else 1}\n" for i in range(1, rows + 1)
+    )
+    answer = await (await upload(client, auth, "customers", text)).json()
+    await wait_done(client, auth, answer["uploadId"])
+    rule = {"rule": "spend > 1000", "limit": "50"}
+    before = read(system, "GET /api/v1/customers", "customers")
+    first = await (await client.get("/api/v1/customers", params=rule, headers=auth)).json()
+    assert first["items"] == [] and first["cursor"] is not None
+    assert read(system, "GET /api/v1/customers", "customers") - before <= FILTERED_SCAN + 1
+    pages = await every_page(client, auth, rule)
+    names = [c["name"] for p in pages for c in p["items"]]
+    assert names == [f"Person {i}" for i in range(10, 0, -1)]

@@ -4,6 +4,7 @@ changed. Against the real database and Redis, customers stored by the ingest pat
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -285,3 +286,25 @@ async def test_a_slice_read_for_one_rule_is_counted_for_every_rule_being_counted
         assert (await system.counter.count(customers.store, rule)).size == await customers.truth(
             rule
         )
+
+
+async def test_counting_rests_as_long_as_each_run_of_slices_took(
+    system: Crmd, customers: Customers, monkeypatch: pytest.MonkeyPatch
+):
+    """Its share of the database: a first count of many slices does not read them back
+    to back."""
+    counter = system.counter
+    runs: list[tuple[float, float]] = []
+    count_run = counter._count_run
+
+    async def timed(*args: Any) -> None:
+        began = asyncio.get_running_loop().time()
+        await count_run(*args)
+        runs.append((began, asyncio.get_running_loop().time()))
+
+    monkeypatch.setattr(counter, "_count_run", timed)
+    counted = await counter.count_all(customers.store, "visits > 4")
+    assert counted.size == await customers.truth("visits > 4")
+    assert len(runs) >= 2  # three slices: one run of one, then one of two
+    for (began, ended), (next_began, _) in itertools.pairwise(runs):
+        assert next_began - ended >= (ended - began) * 0.9
