@@ -44,11 +44,12 @@ $(CHROMIUM):
 			"(or set CHROMIUM=/path/to/chromium)"; exit 1; \
 	fi
 
-# Two processes (pytest-xdist): most tests wait on servers and subprocesses, not the CPU.
+# Two processes (pytest-xdist), a file to each: most tests wait on servers and
+# subprocesses, not the CPU, and some read what an earlier test of their file left.
 TEST_WORKERS ?= 2
 
 test: lint $(CHROMIUM)
-	CRMD_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n $(TEST_WORKERS)
+	CRMD_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The benchmark: about 20 minutes; writes bench/results.json. BENCH_ARGS=--quick for a
 # ten times smaller smoke run. CRMD_MONGODB__URL / CRMD_REDIS__URL measure other servers.

@@ -13,6 +13,8 @@ from where it stopped; a list is read whole by following ``cursor`` until null.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import re
 from typing import Annotated, Any, Literal
 
@@ -32,7 +34,7 @@ from crmd.store.numbering import highest_and_tally
 from crmd.store.windows import FILTERED_SCAN, MAX_SCAN, Window, newest
 
 HIDDEN = {"userId": 0, "_v": 0}
-_CURSOR = re.compile(r"^([0-9]{1,15})(?:\.([0-9]{1,15}))?$")
+_CURSOR = re.compile(r"^([0-9]{1,15})(?:\.([0-9]{1,15})(?:\.([0-9a-f]{8}))?)?$")
 
 
 class RecordList(msgspec.Struct):
@@ -59,35 +61,46 @@ class CustomersQuery(RecordsQuery):
     """``exact``: count a rule's matches on this page too, not only on the first."""
 
 
-def _cursor(request: web.Request) -> tuple[int | None, int | None]:
-    """(the number the page starts under, the total carried) from ``cursor``."""
+def _cursor(request: web.Request, user: str, rule: str | None) -> tuple[int | None, int | None]:
+    """(the number the page starts under, the total carried) from ``cursor``; a total
+    not carried for this user's rule (another rule's cursor) is not taken."""
     raw = request.query.get("cursor")
     if not raw:
         return None, None
     found = _CURSOR.fullmatch(raw)
     if found is None:
         raise BadRequest("cursor is not one this server gave out", details={"field": "cursor"})
-    return int(found[1]), int(found[2]) if found[2] else None
+    carried = int(found[2]) if found[2] else None
+    if carried is not None and (rule is None or found[3] != _tag(user, rule, carried)):
+        carried = None  # counted again
+    return int(found[1]), carried
+
+
+def _tag(user: str, rule: str, total: int) -> str:
+    """What binds a carried total to its user and rule."""
+    return hashlib.sha256(f"{user}\n{rule}\n{total}".encode()).hexdigest()[:8]
 
 
 async def list_records(request: web.Request, collection: str) -> web.Response:
     page = read_page(request, keyset=False)
     store = tenant_store(request)
     user = current_user(request).id
-    before, carried = _cursor(request)
     rule = request.query.get("rule") if collection == "customers" else None
+    before, carried = _cursor(request, user, rule)
     skip = page.offset if before is None else 0
     top, tallies = await highest_and_tally(store.db, user, collection)
     if not rule:
-        window = await newest(
-            store[collection],
-            top,
-            before=before,
-            limit=skip + page.limit,
-            projection=HIDDEN,
-            max_scan=max(MAX_SCAN, skip + page.limit),
-        )
-        return _page(window, skip, tallies[collection], rule)
+        # A deep offset reads every record above it: an expensive read, slot and all.
+        async with slot(request) if skip > MAX_SCAN else contextlib.nullcontext():
+            window = await newest(
+                store[collection],
+                top,
+                before=before,
+                limit=skip + page.limit,
+                projection=HIDDEN,
+                max_scan=max(MAX_SCAN, skip + page.limit),
+            )
+        return _page(window, skip, tallies[collection], rule, user)
     rule_filter(rule)  # 422 with the column for a bad rule
     node, now = parse_rule(rule), rule_now()
     # An offset counts matches: as far as it takes; a cursor's page: bounded. Only the
@@ -106,15 +119,17 @@ async def list_records(request: web.Request, collection: str) -> web.Response:
     if carried is None or request.query.get("total") == "exact":
         counted = await request.app[COUNTS].count(store, rule)
         total = counted.size if counted.complete else None
-    return _page(window, skip, total, rule)
+    return _page(window, skip, total, rule, user)
 
 
-def _page(window: Window, skip: int, total: int | None, rule: str | None) -> web.Response:
+def _page(
+    window: Window, skip: int, total: int | None, rule: str | None, user: str
+) -> web.Response:
     items = [_view(doc) for doc in window.items[skip:]]
     following = window.next_before
     cursor = None if following is None else str(following)
     if cursor and rule and total is not None:
-        cursor += f".{total}"
+        cursor += f".{total}.{_tag(user, rule, total)}"
     return json_response(RecordList(items, total, cursor))
 
 

@@ -54,6 +54,8 @@ MAX_RUN = 8
 time): a count of another user waits at most that long for the database."""
 REST = 1.0
 """After each run of slices, counting pauses this many times as long as the run took."""
+WAKE = 1.0
+"""A waiter looks at its job again at least this often (seconds)."""
 ASKED_FOR = 60.0
 """Seconds a rule is tracked after it was last asked for."""
 MAX_RULES = 32
@@ -114,10 +116,13 @@ class AudienceCounter:
     async def _counted(self, store: TenantStore, counted: Rule, wait: float | None) -> Count:
         user = store.user_id
         job = self._track(user).setdefault(counted.key, Job(counted))
-        job.asked = time.monotonic()
         deadline = None if wait is None else time.monotonic() + wait
         await self._refresh(user, [job])
         while True:  # (woken, the job holds what the worker read and counted)
+            # Asked for again, and tracked again should it have been dropped meanwhile
+            # (``MAX_RULES`` others asked for since): the worker counts what is tracked.
+            job.asked = time.monotonic()
+            job = self._track(user).setdefault(counted.key, job)
             now = time.time()
             if not job.stale(now):
                 return job.count(now)
@@ -127,10 +132,11 @@ class AudienceCounter:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return job.count(now)
-            try:
-                await asyncio.wait_for(asyncio.shield(job.moved), left)
+            try:  # (a dropped job is never woken: look again every second)
+                await asyncio.wait_for(asyncio.shield(job.moved), min(left or WAKE, WAKE))
             except TimeoutError:
-                return job.count(time.time())
+                if deadline is not None and time.monotonic() >= deadline:
+                    return job.count(time.time())
 
     async def _count_direct(self, store: TenantStore, rule: Rule) -> Count:
         """The database's own count of the rule, and its newest matches as the sample."""

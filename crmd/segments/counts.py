@@ -119,11 +119,14 @@ class Job:
         sample: list[str] = []
         for _, entry in fresh:
             sample += entry.sample[: SAMPLE - len(sample)]
-        complete = not self.top or counted >= self.top
+        # A slice standing on ``LAG`` (written to since it was counted) makes the count
+        # usable, not complete: its newest rows may be missing.
+        lagging = any(e.version != self.versions.get(k, 0) for k, e in fresh)
+        complete = not self.top or (counted >= self.top and not lagging)
         return Count(
             size=sum(e.size for _, e in fresh),
             complete=complete,
-            progress=1.0 if complete else round(counted / self.top, 3),
+            progress=1.0 if complete else min(round(counted / self.top, 3), 0.999),
             moment=self.rule.moment,
             sample=sample,
         )

@@ -114,3 +114,42 @@ async def test_a_filtered_page_reads_at_most_its_bound_and_says_where_to_go_on(
     pages = await every_page(client, auth, rule)
     names = [c["name"] for p in pages for c in p["items"]]
     assert names == [f"Person {i}" for i in range(10, 0, -1)]
+
+
+async def test_a_total_carried_in_a_cursor_holds_for_its_own_rule_only(
+    client: Any, auth: Any, ingesting: Any, system: Crmd
+):
+    """The probe's cursor from ``spend > 1`` reused with another rule said the first
+    rule's total; one made up said what it was told."""
+    await load(client, auth)
+
+    async def first(rule: str, **more: str) -> dict[str, Any]:
+        params = {"rule": rule, "limit": "10", **more}
+        answer = await client.get("/api/v1/customers", params=params, headers=auth)
+        assert answer.status == 200, await answer.text()
+        return await answer.json()  # type: ignore[no-any-return]
+
+    broad = await first("spend > 1")
+    assert broad["total"] == ROWS
+    reused = await first("spend > 1200", cursor=broad["cursor"])
+    assert reused["total"] == ROWS - 120
+    made_up = await first("spend > 1", cursor=broad["cursor"].split(".")[0] + ".999999")
+    assert made_up["total"] == ROWS
+    following = await first("spend > 1", cursor=broad["cursor"])
+    assert following["total"] == ROWS
+
+
+async def test_a_deep_offset_is_an_expensive_read(client: Any, auth: Any, system: Crmd):
+    def waits() -> float:
+        return sum(
+            s.value
+            for m in system.metrics.read_wait.collect()
+            for s in m.samples
+            if s.name.endswith("_count")
+        )
+
+    before = waits()
+    shallow = await client.get("/api/v1/customers", params={"offset": "10"}, headers=auth)
+    assert shallow.status == 200 and waits() == before
+    deep = await client.get("/api/v1/customers", params={"offset": "100000"}, headers=auth)
+    assert deep.status == 200 and waits() == before + 1
