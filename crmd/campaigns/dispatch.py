@@ -95,9 +95,13 @@ async def cancel_unsent(store: TenantStore, campaign_id: str) -> int:
         {"$set": {"status": CANCELLED, "updatedAt": now}},
     )
     swept += legacy.modified_count
-    # Even with nothing swept: cancelled before it was planned, the audience counted
-    # at creation is pending in the stats until a recount says none is.
-    await stats.refresh(store, campaign_id)
+    # Even with nothing swept while the stats still say some are pending: cancelled
+    # before it was planned, the audience counted at creation is pending in them until
+    # a recount says none is. (Not on every call: each leftover send job makes one.)
+    if swept or await store["campaigns"].find_one(
+        {"_id": ObjectId(campaign_id), "stats.pending": {"$gt": 0}}, projection={"_id": 1}
+    ):
+        await stats.refresh(store, campaign_id)
     return swept
 
 
