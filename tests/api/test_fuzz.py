@@ -276,18 +276,9 @@ def test_linked_sequences(api_schema: Any) -> None:
     assert any(label.startswith("GET ") for label in followed), followed
 
 
-LINKED = settings(
-    max_examples=120,
-    stateful_step_count=8,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    # No shrinking: a failure is reported as it happened. Replayed against a
-    # server whose state has moved on (an import done meanwhile), a sequence
-    # takes other links, and hypothesis would call that a flaky strategy.
-    phases=[Phase.explicit, Phase.generate],
-)
+# As FUZZ (no shrinking: a failure is reported as it happened; replayed against a
+# server whose state has moved on, a sequence takes other links), with longer runs.
+LINKED = settings(FUZZ, max_examples=120, stateful_step_count=8)
 
 
 def test_most_operations_were_answered_with_a_success(api_schema: Any) -> None:
