@@ -31,6 +31,10 @@ READ_ENTRIES = 100
 MAX_STALE_SECONDS = 30.0
 """While receipts keep coming faster than they are applied, stats are still recounted
 this often."""
+RECOUNT_GAP = 1.0
+"""Seconds between two recounts: a trickle of receipts, one per post, catches up after
+nearly every one, and a recount reads every log of the campaign. A mark left by the
+gap is recounted at the next caught-up read, at most ``streams.block_ms`` later."""
 
 # Clear each mark only if it still has the version that was recounted.
 _CLEAR = """
@@ -79,10 +83,14 @@ def receipts_actor(
 ) -> StreamActor:
     key = recount_key(stream)
     oldest_unrecounted: float | None = None
+    last_recount = -RECOUNT_GAP
 
     async def recount() -> None:
-        nonlocal oldest_unrecounted
-        await recount_marked(db, redis, key)
+        nonlocal oldest_unrecounted, last_recount
+        if time.monotonic() - last_recount < RECOUNT_GAP:
+            return
+        if await recount_marked(db, redis, key):
+            last_recount = time.monotonic()
         oldest_unrecounted = None
 
     async def apply(entries: list[Entry], group: list[batch.ReceiptBatch]) -> bool:
