@@ -163,7 +163,6 @@ async def _planned(store: TenantStore, campaign: dict[str, Any], seq: int) -> No
     if planned is None:
         await _still_planning(store, campaign["_id"])  # a cancel: sweep what was written
         return
-    log.info("campaign.planned", campaign_id=campaign_id, audience=size)
     await stats.refresh(store, campaign_id)  # some may be sent already: counted, not assumed
     # Other processes may have sent every chunk while this one was still planning.
     await mark_sent_if_done(store, campaign_id)

@@ -141,6 +141,9 @@ class Campaigns:
             "completedAt": None,
         }
         await insert_tallied(store, "campaigns", [doc])
+        log.info(
+            "campaign.created", campaign_id=str(doc["_id"]), status=status.value, audience=audience
+        )
         if status is Status.QUEUED:
             await self._plan(store, doc["_id"])  # type: ignore[arg-type]
         return doc

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from bson import ObjectId
 from pymongo import ReturnDocument
 
@@ -15,6 +16,24 @@ from crmd.errors import Conflict, NotFound
 from crmd.store.tenant import ScopedCollection
 
 Doc = dict[str, Any]
+log = structlog.get_logger(__name__)
+
+STEPS = {
+    Action.SEND: "queued",
+    Action.SCHEDULE: "scheduled",
+    Action.START: "queued",
+    Action.PLAN: "planning",
+    Action.PLANNED: "planned",
+    Action.PAUSE: "paused",
+    Action.RESUME: "resumed",
+    Action.REPLAN: "resumed",
+    Action.CANCEL: "cancelled",
+    Action.HANDED_OVER: "sent",
+    Action.COMPLETE: "completed",
+    Action.RETRY_FAILED: "retrying",
+    Action.FAIL: "failed",
+}
+"""Each move's line in the log: ``campaign.<step>``."""
 
 
 async def move(
@@ -24,11 +43,41 @@ async def move(
     new status; the campaign after the move, or None when it was not allowed (or the
     campaign is gone)."""
     rule = MOVES[action]
-    return await campaigns.find_one_and_update(
+    moved = await campaigns.find_one_and_update(
         {"_id": campaign_id, "status": {"$in": sorted(rule.sources)}},
         {"$set": {"status": rule.target.value, "updatedAt": datetime.now(UTC), **changes}},
         return_document=ReturnDocument.AFTER,
     )
+    if moved is not None:
+        log_step(action, moved)
+    return moved
+
+
+def log_step(action: Action, campaign: Doc) -> None:
+    """One line a move, with the campaign's counts and how long it has taken so far
+    (since it was created, and since it was planned once it was)."""
+    now = datetime.now(UTC)
+    fields: dict[str, Any] = {
+        "campaign_id": str(campaign["_id"]),
+        "status": campaign["status"],
+        "seconds": _since(campaign.get("createdAt"), now),
+    }
+    if campaign.get("plannedAt") is not None:
+        fields["seconds_since_planned"] = _since(campaign["plannedAt"], now)
+    if campaign.get("audienceSize") is not None:
+        fields["audience"] = campaign["audienceSize"]
+    stats = campaign.get("stats") or {}
+    fields.update({k: stats[k] for k in ("sent", "failed", "pending") if k in stats})
+    if action is Action.FAIL:
+        log.warning(f"campaign.{STEPS[action]}", reason=campaign.get("reason"), **fields)
+    else:
+        log.info(f"campaign.{STEPS[action]}", **fields)
+
+
+def _since(at: datetime | None, now: datetime) -> float | None:
+    if at is None:
+        return None
+    return round((now - (at if at.tzinfo else at.replace(tzinfo=UTC))).total_seconds(), 3)
 
 
 async def move_or_refuse(

@@ -13,9 +13,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from structlog.testing import capture_logs
 
 from crmd.app import Crmd
 from crmd.config import Config
+from crmd.http import compat
 from crmd.http.original_shapes import conditions
 from crmd.services.embedded import Urls
 from tests.conftest import make_test_config
@@ -385,3 +387,35 @@ def test_the_conditions_of_a_long_rule_are_read_in_one_pass():
             {"field": "b", "op": "<", "value": "2"},
         ],
     }
+
+
+async def test_the_original_lists_are_answered_whole_up_to_the_cap(
+    client: Any, token: str, ingesting: Any, monkeypatch: pytest.MonkeyPatch
+):
+    """The original backend answered every customer; its customers page shows data[]
+    whole. 120 customers take three of crmd's pages of 50, followed here; past the cap
+    the answer stops and says so in the log."""
+    rows = "customer_external_id,name,email\n" + "".join(
+        f"K{i},Person {i},p{i}@example.com\n" for i in range(120)
+    )
+    answer = await call(
+        client, "POST", "/api/v1/uploads/customers", token, data=form_file(rows, "c.csv")
+    )
+    assert answer.status == 202
+    upload = (await answer.json())["uploadId"]
+    assert (await wait_done(client, {"x-access-token": token}, upload))["rows"]["persisted"] == 120
+    monkeypatch.setattr(compat, "MAX_LIMIT", 50)
+    whole = await (await call(client, "GET", "/api/v1/customers", token)).json()
+    assert len(whole["data"]) == 120 == len({c["_id"] for c in whole["data"]})
+    assert whole["cursor"] is None and whole["total"] == 120
+    # A client that pages gets its page.
+    paged = await (await call(client, "GET", "/api/v1/customers?limit=7", token)).json()
+    assert len(paged["data"]) == 7 and paged["cursor"]
+    # crmd's own clients page as always.
+    mine = await client.get("/api/v1/customers", headers={"Authorization": f"Bearer {token}"})
+    assert len((await mine.json())["items"]) == 50
+    monkeypatch.setattr(compat, "ORIGINAL_LIST_CAP", 100)
+    with capture_logs() as logs:
+        capped = await (await call(client, "GET", "/api/v1/customers", token)).json()
+    assert len(capped["data"]) == 100
+    assert [line["cap"] for line in logs if line["event"] == "original.list_capped"] == [100]
