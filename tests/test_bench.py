@@ -60,7 +60,9 @@ def test_the_quick_benchmark_measures_every_figure(services: Urls, tmp_path: Pat
     # One write a receipt, and the stats' recounts (at most four writes each, one a
     # RECOUNT_GAP, and one more at the end) spread over the phase's items.
     sizes = result["sizes"]
-    for figure, items in zip(reconciled, (sizes["audience"], sizes["single_receipts"])):
+    for figure, items in zip(
+        reconciled, (sizes["audience"], sizes["single_receipts"]), strict=True
+    ):
         recounts = 2 + figure["detail"]["seconds"] / RECOUNT_GAP
         assert 1 <= figure["detail"]["writes_per_item"] <= 1 + 4 * recounts / items, figure
     assert 1 <= figures[RATIOS[5]]["detail"]["writes_per_item"] <= 1.05
