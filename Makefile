@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8080
 
-.PHONY: run test lint bench clean
+.PHONY: run test check lint bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "crmd needs Python 3.11 or newer")'
@@ -51,8 +51,13 @@ TEST_WORKERS ?= 2
 test: lint $(CHROMIUM)
 	CRMD_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
+# The fast tier: lint, types and every test not marked slow (browser, cluster, kill,
+# bench), in under three minutes on two cores. `make test` still runs everything.
+check: lint
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
+
 # The benchmark: about 20 minutes; writes bench/results.json. BENCH_ARGS=--quick for a
-# ten times smaller smoke run. CRMD_MONGODB__URL / CRMD_REDIS__URL measure other servers.
+# hundred times smaller smoke run. CRMD_MONGODB__URL / CRMD_REDIS__URL measure other servers.
 bench: $(VENV)/.run-deps
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 

@@ -23,6 +23,18 @@ from crmd.services.connect import MongoClient, connect_mongo, connect_redis
 from crmd.services.embedded import Urls
 from crmd.testing import crmd_with, make_test_config
 
+SLOW_FIXTURES = frozenset({"browser"})
+"""A test that drives Chromium is slow wherever it lives (the other slow ones, cluster,
+kill and bench tests, say so in their module's ``pytestmark``)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``make check`` runs what is not ``slow``; ``make test`` runs everything."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 __all__ = ["crmd_with", "make_test_config"]  # the suite's modules import them from here
 REPO = Path(__file__).resolve().parent.parent
 

@@ -15,6 +15,8 @@ import pytest
 from crmd.receipts.actor import RECOUNT_GAP
 from crmd.services.embedded import Urls
 
+pytestmark = pytest.mark.slow  # the benchmark
+
 REPO = Path(__file__).resolve().parent.parent
 RATIOS = (
     "segment preview, 5 rules over 1,000 customers (s)",

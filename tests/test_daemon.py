@@ -17,6 +17,8 @@ import pytest
 from crmd.services.children import free_port
 from tests.commands import crmd_token
 
+pytestmark = pytest.mark.slow  # runs crmd as a daemon
+
 REPO = Path(__file__).resolve().parent.parent
 
 

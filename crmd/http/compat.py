@@ -16,21 +16,19 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
 
 import msgspec
-import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from crmd.errors import BadRequest, CrmdError, Unprocessable
+from crmd.http import original_lists
 from crmd.http import original_shapes as shapes
 from crmd.http.bodies import REPLACED_BODY, read_json
 from crmd.http.describe import Media, description_of
 from crmd.http.forms import read_form
 from crmd.http.openapi import AliasDoc
-from crmd.http.pages import MAX_LIMIT
 from crmd.http.responses import plain_json
 
 ORIGINAL_TOKEN_HEADER = "x-access-token"
-log = structlog.get_logger(__name__)
 
 Json = Any
 BodyRewrite = Callable[[web.Request], Awaitable[bytes | None]]
@@ -308,14 +306,9 @@ def original_client(request: web.Request) -> bool:
     )
 
 
-ORIGINAL_LIST_CAP = 10_000
-"""The original backend answered its lists whole; crmd pages them. An original client's
-list call without ``limit``, ``offset`` or ``cursor`` gets every page, up to this many
-items (logged as ``original.list_capped`` when there were more)."""
 FULL_LISTS = {
     key for key, shape in SHAPES.items() if shape in (shapes.listed, shapes.listed_segments)
 }
-_PAGING = ("limit", "offset", "cursor")
 
 
 @web.middleware
@@ -325,32 +318,9 @@ async def original_shapes(request: web.Request, handler: Handler) -> web.StreamR
     shape = SHAPES.get(key)
     if shape is None or not original_client(request):
         return await handler(request)
-    if key in FULL_LISTS and not any(name in request.query for name in _PAGING):
-        return _reshaped(await _in_full(request, handler), shape)
+    if key in FULL_LISTS and original_lists.wants_all(request):
+        return _reshaped(await original_lists.in_full(request, handler), shape)
     return _reshaped(await handler(request), shape)
-
-
-async def _in_full(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The list's pages, followed by their cursors into one answer of at most
-    ``ORIGINAL_LIST_CAP`` items (the first failure is answered as it is)."""
-    items: list[Json] = []
-    url = request.rel_url.update_query(limit=MAX_LIMIT)
-    while True:
-        response = await handler(request.clone(rel_url=url))
-        if not isinstance(response, web.Response) or response.status != 200:
-            return response
-        if not isinstance(response.body, bytes):
-            return response
-        page = msgspec.json.decode(response.body)
-        items.extend(page.get("items") or [])
-        cursor = page.get("cursor")
-        if not cursor or len(items) >= ORIGINAL_LIST_CAP:
-            break
-        url = url.update_query(cursor=cursor)
-    if len(items) > ORIGINAL_LIST_CAP or cursor:
-        log.info("original.list_capped", path=request.path, cap=ORIGINAL_LIST_CAP)
-    whole = {**page, "items": items[:ORIGINAL_LIST_CAP], "cursor": None}
-    return plain_json(whole, 200)
 
 
 def _reshaped(response: web.StreamResponse, shape: Callable[[Json], Json]) -> web.StreamResponse:

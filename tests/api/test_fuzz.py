@@ -33,6 +33,8 @@ from crmd.services.children import free_port
 from crmd.services.embedded import Urls
 from tests.commands import Daemon, call
 
+pytestmark = pytest.mark.slow  # fuzzes a served crmd
+
 # Hypothesis keeps a cache of its own beside the tests unless told otherwise.
 os.environ.setdefault(
     "HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "crmd-hypothesis")

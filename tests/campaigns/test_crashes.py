@@ -13,12 +13,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from crmd.app import Crmd
 from crmd.config import Config
 from crmd.plugins.context import plugin_secret
 from crmd.receipts.signature import signed_headers
 from tests.campaigns.test_delivery_loop import load
 from tests.ingest.conftest import upload, wait_done
+
+pytestmark = pytest.mark.slow  # kill -9 tests
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 from pymongo import MongoClient
 
@@ -25,6 +26,8 @@ from crmd.services.children import free_port
 from crmd.services.embedded import Urls
 from tests.commands import Daemon
 from tests.ingest.test_import_restart import big_file, persisted
+
+pytestmark = pytest.mark.slow  # several crmd processes
 
 ROWS = 20_000
 AUDIENCE = ROWS // 7 + 1  # visits = 0: every seventh row

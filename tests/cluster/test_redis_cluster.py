@@ -37,6 +37,8 @@ from tests.streams.test_dead_letters import (
     test_a_replayed_chunk_is_stored_by_the_ingest_actor as test_replay_on_the_cluster,
 )
 
+pytestmark = pytest.mark.slow  # several crmd processes
+
 __all__ = [
     "key",
     "test_campaign_on_the_cluster",

@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 
 from crmd.app import Crmd
 from crmd.config import Config
-from crmd.http import compat
+from crmd.http import original_lists
 from crmd.http.original_shapes import conditions
 from crmd.services.embedded import Urls
 from tests.conftest import make_test_config
@@ -404,7 +404,7 @@ async def test_the_original_lists_are_answered_whole_up_to_the_cap(
     assert answer.status == 202
     upload = (await answer.json())["uploadId"]
     assert (await wait_done(client, {"x-access-token": token}, upload))["rows"]["persisted"] == 120
-    monkeypatch.setattr(compat, "MAX_LIMIT", 50)
+    monkeypatch.setattr(original_lists, "MAX_LIMIT", 50)
     whole = await (await call(client, "GET", "/api/v1/customers", token)).json()
     assert len(whole["data"]) == 120 == len({c["_id"] for c in whole["data"]})
     assert whole["cursor"] is None and whole["total"] == 120
@@ -414,7 +414,7 @@ async def test_the_original_lists_are_answered_whole_up_to_the_cap(
     # crmd's own clients page as always.
     mine = await client.get("/api/v1/customers", headers={"Authorization": f"Bearer {token}"})
     assert len((await mine.json())["items"]) == 50
-    monkeypatch.setattr(compat, "ORIGINAL_LIST_CAP", 100)
+    monkeypatch.setattr(original_lists, "ORIGINAL_LIST_CAP", 100)
     with capture_logs() as logs:
         capped = await (await call(client, "GET", "/api/v1/customers", token)).json()
     assert len(capped["data"]) == 100

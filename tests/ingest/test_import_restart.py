@@ -8,11 +8,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pymongo import MongoClient
 
 from crmd.services.children import free_port
 from crmd.services.embedded import Urls
 from tests.commands import Daemon
+
+pytestmark = pytest.mark.slow  # kill -9 tests
 
 ROWS = 20_000
 """Forty chunks of 500: a backlog of many chunks, most in the killed consumer's hands."""

@@ -8,10 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from crmd.app import Crmd
 from crmd.config import Config
 from crmd.store.numbering import tally
 from tests.ingest.conftest import upload
+
+pytestmark = pytest.mark.slow  # kill -9 tests
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -32,6 +32,8 @@ from crmd.services.children import free_port
 from tests.actor_process import SECRET
 from tests.ingest.conftest import wait_done
 
+pytestmark = pytest.mark.slow  # kill -9 tests
+
 REPO = Path(__file__).resolve().parents[2]
 ROWS = 2_000
 FILE = "customer_external_id,name,email\n" + "".join(

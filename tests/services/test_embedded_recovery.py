@@ -13,9 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from crmd.services.children import free_port
 from tests.commands import call
 from tests.test_daemon import REPO, alive, children_of, get, serve
+
+pytestmark = pytest.mark.slow  # kills the embedded servers
 
 
 def start(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:

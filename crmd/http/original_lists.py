@@ -1,0 +1,49 @@
+"""The original backend answered its lists whole; crmd pages them. For an original
+client's list call without ``limit``, ``offset`` or ``cursor``, the pages are followed
+here into one answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from crmd.http.pages import MAX_LIMIT
+from crmd.http.responses import plain_json
+
+log = structlog.get_logger(__name__)
+
+ORIGINAL_LIST_CAP = 10_000
+"""At most this many items in one answer (logged as ``original.list_capped`` when
+there were more)."""
+PAGING = ("limit", "offset", "cursor")
+
+
+def wants_all(request: web.Request) -> bool:
+    return not any(name in request.query for name in PAGING)
+
+
+async def in_full(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The list's pages, followed by their cursors into one answer of at most
+    ``ORIGINAL_LIST_CAP`` items (the first failure is answered as it is)."""
+    items: list[Any] = []
+    url = request.rel_url.update_query(limit=MAX_LIMIT)
+    while True:
+        response = await handler(request.clone(rel_url=url))
+        if not isinstance(response, web.Response) or response.status != 200:
+            return response
+        if not isinstance(response.body, bytes):
+            return response
+        page = msgspec.json.decode(response.body)
+        items.extend(page.get("items") or [])
+        cursor = page.get("cursor")
+        if not cursor or len(items) >= ORIGINAL_LIST_CAP:
+            break
+        url = url.update_query(cursor=cursor)
+    if len(items) > ORIGINAL_LIST_CAP or cursor:
+        log.info("original.list_capped", path=request.path, cap=ORIGINAL_LIST_CAP)
+    whole = {**page, "items": items[:ORIGINAL_LIST_CAP], "cursor": None}
+    return plain_json(whole, 200)
