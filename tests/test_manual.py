@@ -367,3 +367,22 @@ def test_the_typed_clients_example_runs(daemon: Daemon, tmp_path: Path):
     lines = done.stdout.splitlines()
     assert lines[0] == "done 2 rows; 0 rejected", done.stdout
     assert len(lines) == 2 and "pending=" in lines[1], done.stdout  # the campaign's stats
+
+
+def test_the_benchmarks_page_is_what_make_bench_prints():
+    """The table's columns are the ones ``--markdown`` prints, the phases it names are
+    the benchmark's, and --quick is as much smaller as the page says."""
+    from bench.run import PHASES, Sizes, markdown
+
+    text = page("docs/benchmarks.md")
+    table = [line for line in text.splitlines() if line.startswith("|")]
+    machine = {"cores": 2, "cpu": "x", "memory_gib": 1, "python": "3", "redis": "6"}
+    machine |= {"database": "8", "crmd": "0"}
+    printed = markdown(
+        {"figures": [], "machine": machine, "servers": "embedded", "when": "2026", "seconds": 60}
+    )
+    assert table[:2] == printed.splitlines()[:2]
+    for phases in re.findall(r'--phases ([a-z,]+)"', text):
+        assert set(phases.split(",")) <= set(PHASES), phases
+    assert Sizes().audience // Sizes().quick().audience == 100
+    assert "--quick` runs it a hundred times smaller" in text
