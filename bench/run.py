@@ -853,7 +853,7 @@ def table(figures: list[Figure]) -> str:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    """The table as the README shows it, with the machine it came from."""
+    """The table as docs/benchmarks.md shows it, with the machine it came from."""
     rows = rows_of([msgspec.convert(f, Figure) for f in result["figures"]])
     lines = [f"| {' | '.join(c.strip().replace('|', '/') for c in row)} |" for row in rows]
     lines.insert(1, "|---" + "|---:" * 5 + "|---|---:|---:|")

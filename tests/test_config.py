@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
+from crmd.auth.tokens import verify_token
 from crmd.cli import main
 from crmd.config import ConfigError, load_config, redact_url
+from crmd.services.embedded import Urls
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -287,3 +293,42 @@ def test_a_secret_anywhere_may_come_from_the_environment_or_a_file(tmp_path: Pat
     path.write_text('[auth]\njwt_secret = "$env:NOT_SET_ANYWHERE"\ngoogle_login = false\n')
     with pytest.raises(ConfigError, match=r"auth\.jwt_secret: \$env:NOT_SET_ANYWHERE is not set"):
         load_config(path, {})
+
+
+def test_the_built_in_defaults_are_a_valid_configuration():
+    """No file and no environment: crmd's own defaults load, with Google login off
+    until a client id is set, then on; ``true`` without one is still refused."""
+    config = load_config(None, {}, search=False).config
+    assert config.auth.google_login is False
+    with_id = load_config(None, {"CRMD_AUTH__GOOGLE_CLIENT_IDS": "x.apps"}, search=False)
+    assert with_id.config.auth.google_login is True
+    off = {"CRMD_AUTH__GOOGLE_CLIENT_IDS": "x.apps", "CRMD_AUTH__GOOGLE_LOGIN": "false"}
+    assert load_config(None, off, search=False).config.auth.google_login is False
+    with pytest.raises(ConfigError, match=r"auth\.google_client_ids: Google login is on"):
+        load_config(None, {"CRMD_AUTH__GOOGLE_LOGIN": "true"}, search=False)
+
+
+def test_crmd_token_works_outside_the_repository(tmp_path: Path, services: Urls):
+    """Run where no crmd.toml is found, on the built-in defaults and the environment,
+    as a newcomer would after ``cd`` elsewhere: a token, valid under the secret."""
+    secret = "outside-the-repository-" + "s" * 32
+    env = {
+        **os.environ,
+        "CRMD_MONGODB__URL": services.mongodb,
+        "CRMD_MONGODB__DATABASE": f"token_{uuid.uuid4().hex[:12]}",
+        "CRMD_REDIS__URL": services.redis,
+        "CRMD_AUTH__JWT_SECRET": secret,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "crmd", "token", "--email", "New@Example.com"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "config error" not in done.stderr
+    claims = verify_token(done.stdout.strip(), secret)
+    assert claims.email == "new@example.com"
+    assert not (tmp_path / "crmd.toml").exists() and not (tmp_path / ".crmd").exists()

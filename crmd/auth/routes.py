@@ -78,7 +78,7 @@ def from_this_machine(request: web.Request) -> bool:
     proxy, an SSRF or a DNS-rebinding page on this host fails at least one of these.
     A proxy that adds no header and speaks HTTP/1.1 cannot be told from a local
     caller, which is why dev login also needs crmd to listen on loopback only and
-    must never be turned on behind one (see the README's Configuration)."""
+    must never be turned on behind one (see docs/security.md, "Signing in")."""
     if through_a_proxy(request):
         return False
     host = request.url.host or ""

@@ -120,7 +120,7 @@ class SignIn:
     def redirect_flow(self) -> bool:
         """Whether the console can send people to Google and take them back: Google
         sign-in with a client secret (the code is traded on the server)."""
-        return self.config.google_login and bool(self.config.google_client_secret)
+        return bool(self.config.google_login and self.config.google_client_secret)
 
     async def _exchange(self, code: str, redirect_uri: str) -> str:
         if not self.config.google_client_secret:

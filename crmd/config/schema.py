@@ -99,8 +99,9 @@ class EmbeddedConfig(_Section):
 
 
 class AuthConfig(_Section):
-    google_login: bool = True
-    """Sign-in with Google; needs at least one client id."""
+    google_login: bool | None = None
+    """Sign-in with Google. Unset, it is on exactly when a client id is set, so that
+    the built-in defaults are a valid configuration; ``true`` needs a client id."""
     google_client_ids: list[str] = msgspec.field(default_factory=list)
     google_client_secret: str = ""
     """Only for the authorization-code (popup) flow."""
@@ -120,6 +121,8 @@ class AuthConfig(_Section):
     """Sign-in by email alone, for local use; only on a loopback address."""
 
     def __post_init__(self) -> None:
+        if self.google_login is None:
+            self.google_login = bool(self.google_client_ids)
         # Spelt as crmd spells every address it reads, so that the allow-list compares
         # like with like; an entry that is no address would never let anyone in.
         emails = []
@@ -233,8 +236,8 @@ def cross_checks(config: Config) -> list[tuple[tuple[str, ...], str]]:
         problems.append(
             (
                 ("auth", "google_client_ids"),
-                "Google login is on (auth.google_login) but no client id is set; "
-                "set one, or google_login = false",
+                "Google login is on (auth.google_login = true) but no client id is set; "
+                "set one, or leave google_login unset",
             )
         )
     if auth.jwt_secret and len(auth.jwt_secret.encode()) < 32:

@@ -3,7 +3,7 @@ serving on a real port with every actor running (the dummy vendor calls it back)
 
 Every page a test opens fails the test on a browser console error or an uncaught page
 error, and each test leaves a screenshot of each page it looked at in ``screenshots/``
-(see the README)."""
+(see docs/development.md)."""
 
 from __future__ import annotations
 

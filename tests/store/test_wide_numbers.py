@@ -28,7 +28,7 @@ NEGATIVE = [-(INT32 + 2), -SAFE]
 
 def attr_read_back(value: int) -> float | str:
     """A custom column keeps a number of at most 15 digits as a number, longer ones
-    as the text written (the README's "Values crmd can keep")."""
+    as the text written (docs/importing.md, "Values crmd can keep")."""
     return float(value) if len(str(abs(value))) <= 15 else str(value)
 
 
