@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -287,3 +288,14 @@ def test_a_secret_anywhere_may_come_from_the_environment_or_a_file(tmp_path: Pat
     path.write_text('[auth]\njwt_secret = "$env:NOT_SET_ANYWHERE"\ngoogle_login = false\n')
     with pytest.raises(ConfigError, match=r"auth\.jwt_secret: \$env:NOT_SET_ANYWHERE is not set"):
         load_config(path, {})
+
+
+def test_a_plugins_password_can_come_from_a_systemd_credential(tmp_path: Path):
+    (tmp_path / "smtp_password").write_text("from-the-credential\n")
+    table = {"host": "relay", "from": "a@b.io", "username": "u"}
+    table["password"] = "$file:${CREDENTIALS_DIRECTORY}/smtp_password"
+    overrides: dict[tuple[str, ...], Any] = {("auth", "google_login"): False}
+    overrides |= {("plugins", "smtp", key): value for key, value in table.items()}
+    environ = {"CREDENTIALS_DIRECTORY": str(tmp_path)}
+    config = load_config(None, environ, overrides, search=False).config
+    assert config.plugins["smtp"]["password"] == "from-the-credential"
