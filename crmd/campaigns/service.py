@@ -25,7 +25,7 @@ from crmd.plugins.vendor import Accepted, Failed, SendResult, VendorMisconfigure
 from crmd.segments.counting import AudienceCounter
 from crmd.segments.query import rule_now
 from crmd.store.limits import DATE_RANGE, to_utc
-from crmd.store.numbering import BY_STATUS, reserve
+from crmd.store.numbering import BY_STATUS
 from crmd.store.tenant import TenantStore, object_id
 from crmd.store.writes import insert_tallied
 from crmd.suppressions.links import UnsubscribeLinks
@@ -120,7 +120,7 @@ class Campaigns:
         status = initial_status(body.draft, scheduled_at, datetime.now(UTC))
         doc = {
             "_id": ObjectId(),
-            "n": await reserve(store.db, store.user_id, "campaigns", 1),
+            "n": await store.reserve("campaigns", 1),
             "name": body.name,
             "message": body.message,
             "subject": body.subject,

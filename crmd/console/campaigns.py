@@ -29,7 +29,6 @@ from crmd.http.responses import plain_json
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import RuleError, parse_rule
 from crmd.segments.query import InvalidRule, rule_now
-from crmd.store.numbering import highest
 from crmd.store.tenant import TenantStore
 from crmd.store.windows import newest
 
@@ -67,7 +66,7 @@ async def campaigns(request: web.Request) -> web.Response:
     before = query_number(request, "before")
     window = await newest(
         store["campaigns"],
-        await highest(store.db, current_user(request).id, "campaigns"),
+        await store.highest("campaigns"),
         before=before,
         limit=50,
     )
@@ -86,7 +85,7 @@ async def _form_page(request: web.Request, values: dict[str, str], **extra: Any)
     store = tenant_store(request)
     segments = await newest(
         store["segments"],
-        await highest(store.db, current_user(request).id, "segments"),
+        await store.highest("segments"),
         limit=200,
         projection={"name": 1, "audienceSize": 1, "n": 1},
     )
@@ -136,7 +135,7 @@ async def previews(store: TenantStore, user: str, message: str, rule: str) -> li
     now = rule_now()
     found = await newest(
         store["customers"],
-        await highest(store.db, user, "customers"),
+        await store.highest("customers"),
         limit=PREVIEWS,
         keep=lambda doc: evaluate(node, doc, now),
     )

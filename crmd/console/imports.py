@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from crmd.auth.requests import current_user, tenant_store
+from crmd.auth.requests import tenant_store
 from crmd.console.live import follow
 from crmd.console.web import (
     CSRF_FIELD,
@@ -21,7 +21,6 @@ from crmd.errors import CrmdError, Unprocessable
 from crmd.http.keys import IMPORTS
 from crmd.http.responses import plain_json
 from crmd.ingest import routes as ingest_routes
-from crmd.store.numbering import highest
 from crmd.store.windows import newest
 
 routes = web.RouteTableDef()
@@ -36,7 +35,7 @@ async def _page(request: web.Request, **extra: Any) -> web.Response:
     before = query_number(request, "before")
     window = await newest(
         store["uploads"],
-        await highest(store.db, current_user(request).id, "uploads"),
+        await store.highest("uploads"),
         before=before,
         limit=25,
         projection={"fileName": 1, "kind": 1, "status": 1, "rows": 1, "createdAt": 1, "n": 1},

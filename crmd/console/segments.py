@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from crmd.auth.requests import current_user, tenant_store
+from crmd.auth.requests import tenant_store
 from crmd.console.web import form, render, scripted, see_other, unfinished
 from crmd.errors import BadRequest, CrmdError, Unprocessable
 from crmd.http.admission import expensive
@@ -20,7 +20,6 @@ from crmd.segments.parse import RuleError
 from crmd.segments.query import InvalidRule
 from crmd.segments.routes import RuleText
 from crmd.segments.service import preview, save_segment
-from crmd.store.numbering import highest
 from crmd.store.windows import newest
 
 routes = web.RouteTableDef()
@@ -55,9 +54,7 @@ async def count(request: web.Request, rule: str) -> dict[str, Any]:
 
 async def _page(request: web.Request, **extra: Any) -> web.Response:
     store = tenant_store(request)
-    window = await newest(
-        store["segments"], await highest(store.db, current_user(request).id, "segments"), limit=100
-    )
+    window = await newest(store["segments"], await store.highest("segments"), limit=100)
     context = {
         "items": window.items,
         "fields": known_fields(),

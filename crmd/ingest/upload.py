@@ -31,7 +31,6 @@ from crmd.ingest.publish import (
     publish_all,
 )
 from crmd.ingest.spool import Spool
-from crmd.store.numbering import reserve
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_tallied
 from crmd.telemetry.logs import describe_error
@@ -139,7 +138,7 @@ async def receive_upload(
         recorded = datetime.now(UTC)  # the heartbeat starts now, not when the body began
         doc = {
             "_id": upload_id,
-            "n": await reserve(store.db, store.user_id, "uploads", 1),
+            "n": await store.reserve("uploads", 1),
             "kind": kind,
             "fileName": body.file_name,
             "status": "receiving",

@@ -27,7 +27,6 @@ from crmd.segments.counting import COUNTS
 from crmd.segments.parse import RuleError
 from crmd.segments.query import InvalidRule
 from crmd.segments.service import preview, save_segment, segment_size
-from crmd.store.numbering import add_to_tally
 
 routes = web.RouteTableDef()
 MAX_IDS = 1000
@@ -187,7 +186,7 @@ async def delete_segment(request: web.Request) -> web.Response:
     store = tenant_store(request)
     doc = await store["segments"].get(request.match_info["id"], "segment")
     gone = await store["segments"].delete_one({"_id": doc["_id"]})
-    await add_to_tally(store.db, store.user_id, "segments", -gone.deleted_count)
+    await store.add_to_tally("segments", -gone.deleted_count)
     return web.Response(status=204)
 
 

@@ -20,7 +20,6 @@ from crmd.segments.audience import audience
 from crmd.segments.counting import AudienceCounter
 from crmd.segments.counts import Count
 from crmd.segments.query import InvalidRule
-from crmd.store.numbering import reserve
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_tallied
 
@@ -88,7 +87,7 @@ async def save_segment(
     now = datetime.now(UTC)
     doc = {
         "_id": ObjectId(),
-        "n": await reserve(store.db, store.user_id, "segments", 1),
+        "n": await store.reserve("segments", 1),
         "name": name or f"Segment {now:%Y-%m-%d %H:%M}",
         "rule": rule,
         "audienceSize": size,
