@@ -15,6 +15,8 @@ from crmd.campaigns.routes import campaign_view
 from crmd.console.web import render
 from crmd.http.keys import CAMPAIGNS, HEALTH, SUGGESTERS
 from crmd.ingest import chunks
+from crmd.ingest.upload import SUMMARY
+from crmd.store.documents import UploadSummary, decode_all
 from crmd.store.windows import newest
 from crmd.streams.worker import dead_letter_stream, stream_stats
 
@@ -32,7 +34,7 @@ async def dashboard(request: web.Request) -> web.Response:
         store["uploads"],
         await store.highest("uploads"),
         limit=20,
-        projection={"fileName": 1, "kind": 1, "status": 1, "rows": 1, "n": 1},
+        projection=SUMMARY,
     )
     return render(
         request,
@@ -41,7 +43,7 @@ async def dashboard(request: web.Request) -> web.Response:
             "tally": await store.tally(),
             "campaigns": [campaign_view(c) for c in recent.items],
             "imports": [
-                {**u, "id": str(u["_id"])} for u in uploads.items if u["status"] in ACTIVE_IMPORTS
+                u for u in decode_all(uploads.items, UploadSummary) if u.status in ACTIVE_IMPORTS
             ],
         },
         section="Dashboard",

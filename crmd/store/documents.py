@@ -32,6 +32,11 @@ def decode_all(docs: Iterable[Mapping[str, Any]], kind: type[D]) -> list[D]:
     return [decode(doc, kind) for doc in docs]
 
 
+def projection(kind: type[msgspec.Struct]) -> dict[str, int]:
+    """A projection that reads the fields ``kind`` names, and no others."""
+    return dict.fromkeys((f.encode_name for f in msgspec.structs.fields(kind)), 1)
+
+
 def _bson(kind: type, value: Any) -> Any:
     if kind is ObjectId and isinstance(value, ObjectId):
         return value
@@ -56,3 +61,49 @@ class Suppression(msgspec.Struct, frozen=True, kw_only=True):
     customerId: str | None = None
     n: int = 0
     createdAt: datetime
+
+
+# Uploads (``uploads``): one per CSV file received.
+
+UploadKind = Literal["customers", "orders"]
+UploadStatus = Literal["receiving", "queued", "processing", "done", "failed"]
+
+
+class UploadRows(msgspec.Struct, frozen=True, kw_only=True):
+    received: int
+    valid: int
+    rejected: int
+    persisted: int = 0
+
+
+class UploadError(msgspec.Struct, frozen=True, kw_only=True):
+    """One of the first rejected rows (every one is in ``upload_errors``)."""
+
+    line: int
+    column: str
+    code: str
+    message: str
+
+
+class UploadSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """What lists and live figures read of an upload (``projection(UploadSummary)``)."""
+
+    id: ObjectId = msgspec.field(name="_id")
+    n: int = 0
+    kind: UploadKind
+    fileName: str
+    status: UploadStatus
+    rows: UploadRows
+    createdAt: datetime
+
+
+class Upload(UploadSummary, frozen=True, kw_only=True):
+    errors: list[UploadError] = []
+    chunks: int = 0
+    updatedAt: datetime | None = None
+    heartbeatAt: datetime | None = None
+    finishedAt: datetime | None = None
+    timings: dict[str, float] = {}
+    reason: str = ""
+    """Why it failed."""
+    idempotencyKey: str | None = None

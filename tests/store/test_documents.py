@@ -4,15 +4,18 @@ Struct names, and a read gives them back typed, the stored shape unchanged."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
 import pytest
 from bson import ObjectId
 
 from crmd.app import Crmd
+from crmd.ingest.upload import get_upload
 from crmd.store import documents
 from crmd.store.tenant import TenantStore
 from crmd.suppressions import entries
+from tests.ingest.conftest import upload
 
 
 def store_for(system: Crmd) -> TenantStore:
@@ -48,3 +51,32 @@ async def test_a_suppression_reads_back_as_stored(system: Crmd):
     assert await entries.suppressed_among(store, ["a@b.io", "z@b.io"]) == {
         "a@b.io": "on the suppression list: asked"
     }
+
+
+async def test_an_upload_reads_back_as_stored_and_answers_as_before(
+    system: Crmd, client: Any, auth: dict[str, str]
+):
+    csv = "customer_external_id,name,email\nK1,Asha,a@x.io\nK2,Bo,not-an-email\n"
+    answer = await (await upload(client, auth, "customers", csv, name="people.csv")).json()
+    raw = await system.db.uploads.find_one({"_id": ObjectId(answer["uploadId"])})
+    assert set(raw) <= stored_names(documents.Upload) | {"userId"}
+    assert set(raw["rows"]) == stored_names(documents.UploadRows)
+    store = TenantStore(system.db, raw["userId"])
+    found = await get_upload(store, answer["uploadId"])
+    assert (found.id, found.kind, found.fileName, found.n) == (
+        raw["_id"],
+        "customers",
+        "people.csv",
+        1,
+    )
+    assert (found.rows.received, found.rows.valid, found.rows.rejected) == (2, 1, 1)
+    assert [(e.line, e.column) for e in found.errors] == [(3, "email")]
+    shown = await (await client.get(f"/api/v1/uploads/{answer['uploadId']}", headers=auth)).json()
+    assert shown["errors"] == [
+        {k: v for k, v in e.items() if k in ("line", "column", "code", "message")}
+        for e in raw["errors"]
+    ]
+    assert shown["rows"] == raw["rows"]
+    assert shown["fileName"] == "people.csv" and shown["id"] == answer["uploadId"]
+    listed = await (await client.get("/api/v1/uploads", headers=auth)).json()
+    assert listed["items"] == [shown]
