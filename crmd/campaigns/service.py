@@ -24,6 +24,7 @@ from crmd.http.bodies import Body
 from crmd.plugins.vendor import Accepted, Failed, SendResult, VendorMisconfigured
 from crmd.segments.counting import AudienceCounter
 from crmd.segments.query import rule_now
+from crmd.segments.service import segment_by_id
 from crmd.store.limits import DATE_RANGE, to_utc
 from crmd.store.numbering import BY_STATUS
 from crmd.store.tenant import TenantStore, object_id
@@ -97,7 +98,7 @@ class Campaigns:
                 raise InvalidTemplate(exc, field) from None
         rule = body.rule
         if body.segmentId:
-            rule = (await store["segments"].get(body.segmentId, "segment"))["rule"]
+            rule = (await segment_by_id(store, body.segmentId)).rule
         if not rule:
             raise Unprocessable(
                 "a campaign needs a rule or a segmentId",

@@ -20,6 +20,7 @@ from crmd.segments.parse import RuleError
 from crmd.segments.query import InvalidRule
 from crmd.segments.routes import RuleText
 from crmd.segments.service import preview, save_segment
+from crmd.store.documents import Segment, decode_all
 from crmd.store.windows import newest
 
 routes = web.RouteTableDef()
@@ -56,7 +57,7 @@ async def _page(request: web.Request, **extra: Any) -> web.Response:
     store = tenant_store(request)
     window = await newest(store["segments"], await store.highest("segments"), limit=100)
     context = {
-        "items": window.items,
+        "items": decode_all(window.items, Segment),
         "fields": known_fields(),
         "rule": "",
         "name": "",
@@ -109,9 +110,9 @@ async def segment_form(request: web.Request) -> web.StreamResponse:
         return await _page(request, **kept, error=error, status=422)
     except CrmdError as exc:
         return await _page(request, **kept, error={"message": exc.message}, status=exc.status)
-    size = doc["audienceSize"]
+    size = doc.audienceSize
     said = "its customers are being counted" if size is None else f"{size:,} customers"
-    return see_other("/segments", f"Saved {doc['name']}: {said}.")
+    return see_other("/segments", f"Saved {doc.name}: {said}.")
 
 
 @routes.post("/segments/count")

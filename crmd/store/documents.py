@@ -107,3 +107,25 @@ class Upload(UploadSummary, frozen=True, kw_only=True):
     reason: str = ""
     """Why it failed."""
     idempotencyKey: str | None = None
+
+
+# Segments (``segments``): a saved rule and its size as last counted.
+
+
+class SegmentSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """What a list of segments to choose from reads (``projection(SegmentSummary)``)."""
+
+    id: ObjectId = msgspec.field(name="_id")
+    n: int = 0
+    name: str
+    audienceSize: int | None = None
+    """None while it is being counted."""
+
+
+class Segment(SegmentSummary, frozen=True, kw_only=True):
+    rule: str
+    countedAt: datetime | None = None
+    """The moment ``audienceSize`` stands for."""
+    createdAt: datetime
+    updatedAt: datetime | None = None
+    """None on segments saved before it was kept: read it as ``createdAt``."""

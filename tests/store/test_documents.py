@@ -12,6 +12,7 @@ from bson import ObjectId
 
 from crmd.app import Crmd
 from crmd.ingest.upload import get_upload
+from crmd.segments.service import segment_by_id
 from crmd.store import documents
 from crmd.store.tenant import TenantStore
 from crmd.suppressions import entries
@@ -80,3 +81,31 @@ async def test_an_upload_reads_back_as_stored_and_answers_as_before(
     assert shown["fileName"] == "people.csv" and shown["id"] == answer["uploadId"]
     listed = await (await client.get("/api/v1/uploads", headers=auth)).json()
     assert listed["items"] == [shown]
+
+
+async def test_a_segment_reads_back_as_stored_and_answers_as_before(
+    system: Crmd, client: Any, auth: dict[str, str]
+):
+    made = await client.post(
+        "/api/v1/segments", json={"name": "Big", "rule": "spend > 5"}, headers=auth
+    )
+    answered = await made.json()
+    raw = await system.db.segments.find_one({"_id": ObjectId(answered["id"])})
+    assert set(raw) == stored_names(documents.Segment) | {"userId"}
+    found = await segment_by_id(TenantStore(system.db, raw["userId"]), answered["id"])
+    assert (found.id, found.name, found.rule, found.n) == (raw["_id"], "Big", "spend > 5", raw["n"])
+    assert found.audienceSize == raw["audienceSize"] == answered["audienceSize"]
+    again = await (await client.get(f"/api/v1/segments/{answered['id']}", headers=auth)).json()
+    moments = ("createdAt", "updatedAt")  # the answer to a POST has the microseconds
+    assert {k: v for k, v in again.items() if k not in moments} == {
+        k: v for k, v in answered.items() if k not in moments
+    }
+    assert again["createdAt"] == again["updatedAt"] == answered["createdAt"][:23] + "000Z"
+    listed = await (await client.get("/api/v1/segments", headers=auth)).json()
+    assert listed["items"] == [again]
+    renamed = await client.put(
+        f"/api/v1/segments/{answered['id']}", json={"name": "Bigger"}, headers=auth
+    )
+    assert (await renamed.json())["name"] == "Bigger"
+    raw = await system.db.segments.find_one({"_id": raw["_id"]})
+    assert raw["name"] == "Bigger" and set(raw) == stored_names(documents.Segment) | {"userId"}
