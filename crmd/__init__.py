@@ -1,6 +1,7 @@
 """crmd: a self-hosted customer-engagement backend.
 
-A plugin needs nothing from crmd but ``from crmd import hookimpl``.
+A plugin imports everything it uses from ``crmd.plugins``; ``from crmd import hookimpl``
+still works for plugins written before that surface existed.
 """
 
 from crmd.plugins.markers import hookimpl

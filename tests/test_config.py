@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -332,3 +333,14 @@ def test_crmd_token_works_outside_the_repository(tmp_path: Path, services: Urls)
     claims = verify_token(done.stdout.strip(), secret)
     assert claims.email == "new@example.com"
     assert not (tmp_path / "crmd.toml").exists() and not (tmp_path / ".crmd").exists()
+
+
+def test_a_plugins_password_can_come_from_a_systemd_credential(tmp_path: Path):
+    (tmp_path / "smtp_password").write_text("from-the-credential\n")
+    table = {"host": "relay", "from": "a@b.io", "username": "u"}
+    table["password"] = "$file:${CREDENTIALS_DIRECTORY}/smtp_password"
+    overrides: dict[tuple[str, ...], Any] = {("auth", "google_login"): False}
+    overrides |= {("plugins", "smtp", key): value for key, value in table.items()}
+    environ = {"CREDENTIALS_DIRECTORY": str(tmp_path)}
+    config = load_config(None, environ, overrides, search=False).config
+    assert config.plugins["smtp"]["password"] == "from-the-credential"

@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from crmd.store.numbering import add_to_tally
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_new
 
@@ -166,7 +165,7 @@ async def cancel_unsent(store: TenantStore, campaign_id: str, now: datetime) -> 
         # flight as the cancel came), its receipt still lands.
         logs = [new_log(e, campaign_id, doc["vendor"], "CANCELLED", 0, now) for e in todo]
         new, _ = await insert_logs(store, logs)
-        await add_to_tally(store.db, store.user_id, "messages", new)
+        await store.add_to_tally("messages", new)
         await mark_done(store, chunk)
         cancelled += new
     return cancelled

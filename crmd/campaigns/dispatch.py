@@ -31,7 +31,6 @@ from crmd.campaigns.transitions import move
 from crmd.campaigns.vendors import RateLimiter, RateLimits, Vendors, guarded_send
 from crmd.plugins.vendor import Accepted, Failed, Retry, Vendor, VendorMisconfigured
 from crmd.receipts.status import CANCELLED, RANK
-from crmd.store.numbering import add_to_tally
 from crmd.store.tenant import TenantStore
 from crmd.suppressions.entries import Entry, suppress
 from crmd.suppressions.failures import dead_in, hard_failure
@@ -169,7 +168,7 @@ class Handoff:
             )
 
     async def count(self) -> None:
-        await add_to_tally(self.store.db, self.store.user_id, "messages", self.logged)
+        await self.store.add_to_tally("messages", self.logged)
         self.logged = 0
 
     async def write(self) -> None:

@@ -10,7 +10,6 @@ from typing import Any
 import structlog
 
 from crmd.campaigns import chunks
-from crmd.store.numbering import add_to_tally
 from crmd.store.tenant import TenantStore
 from crmd.suppressions.entries import suppressed_among
 
@@ -36,7 +35,7 @@ async def without_suppressed(
             chunks.suppressed_log(d, campaign_id, vendor, now, gone[d["recipient"]]) for d in held
         ]
         new, _ = await chunks.insert_logs(store, logs)
-        await add_to_tally(store.db, store.user_id, "messages", new)
+        await store.add_to_tally("messages", new)
     else:
         await store["communication_log"].bulk_update(
             [

@@ -39,7 +39,7 @@ from crmd.campaigns.transitions import move
 from crmd.campaigns.vendors import Vendors
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import parse_rule
-from crmd.store.numbering import COUNTERS, add_to_tally, highest
+from crmd.store.numbering import COUNTERS
 from crmd.store.tenant import TenantStore
 from crmd.suppressions.entries import suppressed_among
 from crmd.suppressions.links import UnsubscribeLinks
@@ -69,7 +69,7 @@ async def plan(
     if campaign is None:
         return  # not queued any more: cancelled, paused, or planned already
     if campaign.get("planTop") is None:
-        top = await highest(store.db, store.user_id, "customers")
+        top = await store.highest("customers")
         await campaigns.update_one(
             {"_id": campaign["_id"], "planTop": None},
             # chunked: its recipients wait in send_chunks, not as logs (dispatch.resent)
@@ -218,7 +218,7 @@ async def _write_suppressed(
     campaign_id, vendor = str(campaign["_id"]), campaign["vendor"]
     logs = [chunks.suppressed_log(e, campaign_id, vendor, now, why) for e, why in entries]
     new, _ = await chunks.insert_logs(store, logs)
-    await add_to_tally(store.db, store.user_id, "messages", new)
+    await store.add_to_tally("messages", new)
 
 
 async def _write_chunks(

@@ -28,7 +28,7 @@ from crmd.http.pages import (
     read_page,
 )
 from crmd.http.responses import json_response
-from crmd.store.numbering import BY_STATUS, tally
+from crmd.store.numbering import BY_STATUS
 from crmd.store.windows import oldest
 
 routes = web.RouteTableDef()
@@ -351,7 +351,7 @@ async def dashboard(request: web.Request) -> web.Response:
     """One read: the user's tallies (``crmd.store.numbering``), kept as records arrive
     and as campaigns' stats move, never a count."""
     store = tenant_store(request)
-    counted = await tally(store.db, store.user_id)
+    counted = await store.tally()
     return json_response(
         Dashboard(
             customers=counted["customers"],

@@ -24,8 +24,9 @@ from crmd.http.bodies import Body
 from crmd.plugins.vendor import Accepted, Failed, SendResult, VendorMisconfigured
 from crmd.segments.counting import AudienceCounter
 from crmd.segments.query import rule_now
+from crmd.segments.service import segment_by_id
 from crmd.store.limits import DATE_RANGE, to_utc
-from crmd.store.numbering import BY_STATUS, reserve
+from crmd.store.numbering import BY_STATUS
 from crmd.store.tenant import TenantStore, object_id
 from crmd.store.writes import insert_tallied
 from crmd.suppressions.links import UnsubscribeLinks
@@ -97,7 +98,7 @@ class Campaigns:
                 raise InvalidTemplate(exc, field) from None
         rule = body.rule
         if body.segmentId:
-            rule = (await store["segments"].get(body.segmentId, "segment"))["rule"]
+            rule = (await segment_by_id(store, body.segmentId)).rule
         if not rule:
             raise Unprocessable(
                 "a campaign needs a rule or a segmentId",
@@ -120,7 +121,7 @@ class Campaigns:
         status = initial_status(body.draft, scheduled_at, datetime.now(UTC))
         doc = {
             "_id": ObjectId(),
-            "n": await reserve(store.db, store.user_id, "campaigns", 1),
+            "n": await store.reserve("campaigns", 1),
             "name": body.name,
             "message": body.message,
             "subject": body.subject,

@@ -18,7 +18,7 @@ from pymongo import ReturnDocument
 
 from crmd.campaigns.lifecycle import Action
 from crmd.campaigns.transitions import move
-from crmd.store.numbering import BY_STATUS, add_to_statuses
+from crmd.store.numbering import BY_STATUS
 from crmd.store.tenant import TenantStore
 
 GROUPS = {
@@ -113,7 +113,7 @@ async def store_count(
     if BY_STATUS in before:  # one from before they were kept is counted by the recount
         was, now = before[BY_STATUS], point[BY_STATUS]
         change = {s: now.get(s, 0) - was.get(s, 0) for s in {*was, *now}}
-        await add_to_statuses(store.db, store.user_id, change)
+        await store.add_to_statuses(change)
     return True
 
 

@@ -29,7 +29,8 @@ from crmd.http.responses import plain_json
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import RuleError, parse_rule
 from crmd.segments.query import InvalidRule, rule_now
-from crmd.store.numbering import highest
+from crmd.segments.service import segment_by_id
+from crmd.store.documents import SegmentSummary, decode_all, projection
 from crmd.store.tenant import TenantStore
 from crmd.store.windows import newest
 
@@ -67,7 +68,7 @@ async def campaigns(request: web.Request) -> web.Response:
     before = query_number(request, "before")
     window = await newest(
         store["campaigns"],
-        await highest(store.db, current_user(request).id, "campaigns"),
+        await store.highest("campaigns"),
         before=before,
         limit=50,
     )
@@ -86,14 +87,14 @@ async def _form_page(request: web.Request, values: dict[str, str], **extra: Any)
     store = tenant_store(request)
     segments = await newest(
         store["segments"],
-        await highest(store.db, current_user(request).id, "segments"),
+        await store.highest("segments"),
         limit=200,
-        projection={"name": 1, "audienceSize": 1, "n": 1},
+        projection=projection(SegmentSummary),
     )
     context = {
         "title": "New campaign",
         "form": {key: values.get(key, "") for key in FORM_FIELDS},
-        "segments": segments.items,
+        "segments": decode_all(segments.items, SegmentSummary),
         "placeholders": [*PLACEHOLDERS, "first_name|there", UNSUBSCRIBE],
         "vendors": list(request.app[CAMPAIGNS].vendors.by_name),
         "previews": [],
@@ -120,7 +121,7 @@ async def new_campaign(request: web.Request) -> web.Response:
 async def audience_rule(store: TenantStore, segment: str, rule: str) -> str:
     """The rule of the chosen segment, else the rule written; 422 when neither."""
     if segment:
-        return str((await store["segments"].get(segment, "segment"))["rule"])
+        return (await segment_by_id(store, segment)).rule
     if not rule.strip():
         raise Unprocessable(
             "choose a segment or write a rule", code="missing_audience", details={"field": "rule"}
@@ -136,7 +137,7 @@ async def previews(store: TenantStore, user: str, message: str, rule: str) -> li
     now = rule_now()
     found = await newest(
         store["customers"],
-        await highest(store.db, user, "customers"),
+        await store.highest("customers"),
         limit=PREVIEWS,
         keep=lambda doc: evaluate(node, doc, now),
     )

@@ -15,7 +15,8 @@ from crmd.campaigns.routes import campaign_view
 from crmd.console.web import render
 from crmd.http.keys import CAMPAIGNS, HEALTH, SUGGESTERS
 from crmd.ingest import chunks
-from crmd.store.numbering import highest, tally
+from crmd.ingest.upload import SUMMARY
+from crmd.store.documents import UploadSummary, decode_all
 from crmd.store.windows import newest
 from crmd.streams.worker import dead_letter_stream, stream_stats
 
@@ -28,22 +29,21 @@ DEAD_SCANNED = 200
 @routes.get("/")
 async def dashboard(request: web.Request) -> web.Response:
     store = tenant_store(request)
-    user = current_user(request).id
-    recent = await newest(store["campaigns"], await highest(store.db, user, "campaigns"), limit=5)
+    recent = await newest(store["campaigns"], await store.highest("campaigns"), limit=5)
     uploads = await newest(
         store["uploads"],
-        await highest(store.db, user, "uploads"),
+        await store.highest("uploads"),
         limit=20,
-        projection={"fileName": 1, "kind": 1, "status": 1, "rows": 1, "n": 1},
+        projection=SUMMARY,
     )
     return render(
         request,
         "dashboard.html",
         {
-            "tally": await tally(store.db, user),
+            "tally": await store.tally(),
             "campaigns": [campaign_view(c) for c in recent.items],
             "imports": [
-                {**u, "id": str(u["_id"])} for u in uploads.items if u["status"] in ACTIVE_IMPORTS
+                u for u in decode_all(uploads.items, UploadSummary) if u.status in ACTIVE_IMPORTS
             ],
         },
         section="Dashboard",

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
-from crmd.auth.requests import current_user, tenant_store
+from crmd.auth.requests import tenant_store
 from crmd.console.live import follow
 from crmd.console.web import (
     CSRF_FIELD,
@@ -21,7 +22,8 @@ from crmd.errors import CrmdError, Unprocessable
 from crmd.http.keys import IMPORTS
 from crmd.http.responses import plain_json
 from crmd.ingest import routes as ingest_routes
-from crmd.store.numbering import highest
+from crmd.ingest.upload import SUMMARY, get_upload, upload_summary
+from crmd.store.documents import Upload, UploadSummary, decode_all
 from crmd.store.windows import newest
 
 routes = web.RouteTableDef()
@@ -36,13 +38,13 @@ async def _page(request: web.Request, **extra: Any) -> web.Response:
     before = query_number(request, "before")
     window = await newest(
         store["uploads"],
-        await highest(store.db, current_user(request).id, "uploads"),
+        await store.highest("uploads"),
         before=before,
         limit=25,
-        projection={"fileName": 1, "kind": 1, "status": 1, "rows": 1, "createdAt": 1, "n": 1},
+        projection=SUMMARY,
     )
     context = {
-        "items": window.items,
+        "items": decode_all(window.items, UploadSummary),
         "page": {"first": before is None, "next": window.next_before, "said": ""},
         "kind": "customers",
         "mapping": "",
@@ -91,25 +93,24 @@ async def upload(request: web.Request) -> web.StreamResponse:
     return see_other(location, "Received: every row is checked; the valid ones are being imported.")
 
 
-async def _upload(request: web.Request) -> dict[str, Any]:
-    uploads = tenant_store(request)["uploads"]
-    return await uploads.get(request.match_info["id"], "upload")
+async def _upload(request: web.Request) -> Upload:
+    return await get_upload(tenant_store(request), request.match_info["id"])
 
 
 @routes.get("/imports/{id}")
 async def one_import(request: web.Request) -> web.Response:
     doc = await _upload(request)
-    errors = doc.get("errors", [])
+    errors = doc.errors
     return render(
         request,
         "import.html",
         {
-            "title": f"Import of {doc['fileName']}",
+            "title": f"Import of {doc.fileName}",
             "u": doc,
-            "live": doc["status"] in ACTIVE,
-            "refresh": 2 if doc["status"] in ACTIVE else None,  # without script
+            "live": doc.status in ACTIVE,
+            "refresh": 2 if doc.status in ACTIVE else None,  # without script
             "errors": errors[:SHOWN_ERRORS],
-            "more_errors": doc["rows"]["rejected"] > min(len(errors), SHOWN_ERRORS),
+            "more_errors": doc.rows.rejected > min(len(errors), SHOWN_ERRORS),
         },
         section="Imports",
     )
@@ -118,13 +119,14 @@ async def one_import(request: web.Request) -> web.Response:
 @routes.get("/imports/{id}/events")
 async def import_events(request: web.Request) -> web.StreamResponse:
     """The import's figures as they change, until it is done or failed."""
-    uploads = tenant_store(request)["uploads"]
+    store = tenant_store(request)
     doc = await _upload(request)
 
     async def figures() -> tuple[dict[str, Any], bool]:
-        now = await uploads.find_one({"_id": doc["_id"]}, projection={"rows": 1, "status": 1})
+        now = await upload_summary(store, doc.id)
         assert now is not None
-        return {"figures": now["rows"], "status": now["status"]}, now["status"] not in ACTIVE
+        rows = msgspec.structs.asdict(now.rows)
+        return {"figures": rows, "status": now.status}, now.status not in ACTIVE
 
     return await follow(request, figures)
 

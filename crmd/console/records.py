@@ -20,7 +20,6 @@ from crmd.segments.evaluate import evaluate
 from crmd.segments.fields import CUSTOMERS, ORDERS, FieldSet
 from crmd.segments.parse import RuleError, parse_rule
 from crmd.segments.query import rule_now
-from crmd.store.numbering import highest
 from crmd.store.reads import find_in
 from crmd.store.windows import FILTERED_SCAN, Window, newest
 
@@ -60,7 +59,7 @@ async def _listing(request: web.Request, kind: str, fields: FieldSet) -> dict[st
     keep, error = rule_keep(rule, fields)
     window = Window()
     if error is None:
-        top = await highest(store.db, current_user(request).id, kind)
+        top = await store.highest(kind)
         window = await newest(
             store[kind], top, before=before, limit=PAGE, keep=keep, max_scan=FILTERED_SCAN
         )
@@ -127,10 +126,9 @@ async def customer(request: web.Request) -> web.Response:
                     orders[order["_id"]] = order
                     if len(orders) >= ORDERS_SHOWN:
                         break
-    user = current_user(request).id
     recent = await newest(
         store["campaigns"],
-        await highest(store.db, user, "campaigns"),
+        await store.highest("campaigns"),
         limit=MESSAGES_FROM,
         projection={"name": 1, "n": 1},
     )

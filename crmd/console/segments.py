@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from crmd.auth.requests import current_user, tenant_store
+from crmd.auth.requests import tenant_store
 from crmd.console.web import form, render, scripted, see_other, unfinished
 from crmd.errors import BadRequest, CrmdError, Unprocessable
 from crmd.http.admission import expensive
@@ -20,7 +20,7 @@ from crmd.segments.parse import RuleError
 from crmd.segments.query import InvalidRule
 from crmd.segments.routes import RuleText
 from crmd.segments.service import preview, save_segment
-from crmd.store.numbering import highest
+from crmd.store.documents import Segment, decode_all
 from crmd.store.windows import newest
 
 routes = web.RouteTableDef()
@@ -55,11 +55,9 @@ async def count(request: web.Request, rule: str) -> dict[str, Any]:
 
 async def _page(request: web.Request, **extra: Any) -> web.Response:
     store = tenant_store(request)
-    window = await newest(
-        store["segments"], await highest(store.db, current_user(request).id, "segments"), limit=100
-    )
+    window = await newest(store["segments"], await store.highest("segments"), limit=100)
     context = {
-        "items": window.items,
+        "items": decode_all(window.items, Segment),
         "fields": known_fields(),
         "rule": "",
         "name": "",
@@ -112,9 +110,9 @@ async def segment_form(request: web.Request) -> web.StreamResponse:
         return await _page(request, **kept, error=error, status=422)
     except CrmdError as exc:
         return await _page(request, **kept, error={"message": exc.message}, status=exc.status)
-    size = doc["audienceSize"]
+    size = doc.audienceSize
     said = "its customers are being counted" if size is None else f"{size:,} customers"
-    return see_other("/segments", f"Saved {doc['name']}: {said}.")
+    return see_other("/segments", f"Saved {doc.name}: {said}.")
 
 
 @routes.post("/segments/count")

@@ -7,9 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from crmd.auth.requests import current_user, tenant_store
+from crmd.auth.requests import tenant_store
 from crmd.console.web import form, query_number, query_text, render, see_other
-from crmd.store.numbering import tally
 from crmd.suppressions import entries
 from crmd.suppressions.entries import MAX_REASON, Entry
 
@@ -42,7 +41,7 @@ async def suppressions(request: web.Request) -> web.Response:
             "items": items,
             "page": page,
             "wanted": wanted,
-            "total": (await tally(store.db, current_user(request).id))[entries.COLLECTION],
+            "total": (await store.tally())[entries.COLLECTION],
         },
         section="Suppressions",
     )

@@ -12,7 +12,6 @@ from aiohttp import web
 
 from crmd.errors import BadRequest, Unprocessable
 from crmd.store.limits import to_utc
-from crmd.store.numbering import highest_and_tally
 from crmd.store.tenant import TenantStore
 from crmd.store.windows import MAX_SCAN, newest
 
@@ -114,7 +113,7 @@ async def newest_page(
     and how many there are (the tally). An ``offset`` counts from the newest; a cursor
     from where its page ended. Two reads: the counters, and the range."""
     skip = page.offset if before is None else 0
-    top, tallies = await highest_and_tally(store.db, store.user_id, kind)
+    top, tallies = await store.highest_and_tally(kind)
     found = await newest(
         store[kind],
         top,

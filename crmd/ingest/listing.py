@@ -30,7 +30,6 @@ from crmd.segments.counting import COUNTS
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import parse_rule
 from crmd.segments.query import rule_filter, rule_now
-from crmd.store.numbering import highest_and_tally
 from crmd.store.windows import FILTERED_SCAN, MAX_SCAN, Window, newest
 
 HIDDEN = {"userId": 0, "_v": 0}
@@ -88,7 +87,7 @@ async def list_records(request: web.Request, collection: str) -> web.Response:
     rule = request.query.get("rule") if collection == "customers" else None
     before, carried = _cursor(request, user, rule)
     skip = page.offset if before is None else 0
-    top, tallies = await highest_and_tally(store.db, user, collection)
+    top, tallies = await store.highest_and_tally(collection)
     if not rule:
         # A deep offset reads every record above it: an expensive read, slot and all.
         async with slot(request) if skip > MAX_SCAN else contextlib.nullcontext():

@@ -24,7 +24,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from crmd.ingest.chunks import IngestChunk
 from crmd.ingest.rows import CustomerRow, OrderRow, attr_value
-from crmd.store.numbering import reserve
 from crmd.store.reads import find_in
 from crmd.store.tenant import ScopedCollection, TenantStore
 from crmd.store.writes import insert_new, insert_tallied
@@ -81,7 +80,7 @@ async def write_versioned(
     stored = await collection.by_ids([r[0] for r in records], projection={"_id": 1, "n": 1})
     known = {d["_id"]: d.get("n", 0) for d in stored}
     new = [r for r in records if r[0] not in known]
-    first = await reserve(store.db, store.user_id, kind, len(new))
+    first = await store.reserve(kind, len(new))
     docs = [
         {
             "_id": _id,

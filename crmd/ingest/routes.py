@@ -16,9 +16,11 @@ from crmd.http.keys import IMPORTS
 from crmd.http.pages import PageQuery, newest_page, read_page
 from crmd.http.responses import json_response
 from crmd.http.spreadsheet import csv_line
+from crmd.ingest import upload as upload_service
 from crmd.ingest.errors import RowError
 from crmd.ingest.headers import MAX_MAPPING
 from crmd.ingest.listing import CustomersQuery, RecordList, RecordsQuery, list_records
+from crmd.store import documents
 
 routes = web.RouteTableDef()
 KINDS = "{kind:customers|orders}"
@@ -127,21 +129,21 @@ async def upload(request: web.Request) -> web.Response:
     return json_response(msgspec.convert(answer, UploadAccepted), status=status)
 
 
-def upload_view(doc: dict[str, Any]) -> dict[str, Any]:
+def upload_view(doc: documents.Upload) -> dict[str, Any]:
     view = {
-        "id": str(doc["_id"]),
-        "uploadId": str(doc["_id"]),
-        "kind": doc["kind"],
-        "fileName": doc["fileName"],
-        "status": doc["status"],
-        "rows": doc["rows"],
-        "errors": doc.get("errors", []),
-        "createdAt": doc["createdAt"],
-        "finishedAt": doc.get("finishedAt"),
-        "timings": doc.get("timings", {}),
+        "id": str(doc.id),
+        "uploadId": str(doc.id),
+        "kind": doc.kind,
+        "fileName": doc.fileName,
+        "status": doc.status,
+        "rows": doc.rows,
+        "errors": doc.errors,
+        "createdAt": doc.createdAt,
+        "finishedAt": doc.finishedAt,
+        "timings": doc.timings,
     }
-    if doc.get("reason"):
-        view["reason"] = doc["reason"]
+    if doc.reason:
+        view["reason"] = doc.reason
     return view
 
 
@@ -156,19 +158,22 @@ async def list_uploads(request: web.Request) -> web.Response:
     page = read_page(request, keyset=False)
     store = tenant_store(request)
     docs, _, total = await newest_page(store, "uploads", page, None, projection=HIDDEN)
-    items = [msgspec.convert(upload_view(doc), Upload) for doc in docs]
+    items = [
+        msgspec.convert(upload_view(doc), Upload, from_attributes=True)
+        for doc in documents.decode_all(docs, documents.Upload)
+    ]
     return json_response(UploadList(items, total))
 
 
-async def _upload(request: web.Request) -> dict[str, Any]:
-    uploads = tenant_store(request)["uploads"]
-    return await uploads.get(request.match_info["id"], "upload", projection=HIDDEN)
+async def _upload(request: web.Request) -> documents.Upload:
+    return await upload_service.get_upload(tenant_store(request), request.match_info["id"])
 
 
 @routes.get("/api/v1/uploads/{id}")
 @described("An upload: its status, counts and first errors", tag="uploads", ok=Upload)
 async def get_upload(request: web.Request) -> web.Response:
-    return json_response(msgspec.convert(upload_view(await _upload(request)), Upload))
+    view = upload_view(await _upload(request))
+    return json_response(msgspec.convert(view, Upload, from_attributes=True))
 
 
 @routes.get("/api/v1/uploads/{id}/errors.csv")
@@ -183,14 +188,14 @@ async def upload_errors_csv(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="upload-{doc["_id"]}-errors.csv"',
+            "Content-Disposition": f'attachment; filename="upload-{doc.id}-errors.csv"',
         }
     )
     await response.prepare(request)
     lines = [csv_line(["line", "column", "code", "message", "row"])]
     size = 0
     rows = tenant_store(request)["upload_errors"].find(
-        {"uploadId": doc["_id"]}, sort=[("line", 1)], batch_size=1000
+        {"uploadId": doc.id}, sort=[("line", 1)], batch_size=1000
     )
     async for error in rows:
         # The row as it was in the file, one cell here; made safe as a whole, since

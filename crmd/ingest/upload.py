@@ -31,7 +31,7 @@ from crmd.ingest.publish import (
     publish_all,
 )
 from crmd.ingest.spool import Spool
-from crmd.store.numbering import reserve
+from crmd.store.documents import Upload, UploadSummary, decode, projection
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_tallied
 from crmd.telemetry.logs import describe_error
@@ -139,7 +139,7 @@ async def receive_upload(
         recorded = datetime.now(UTC)  # the heartbeat starts now, not when the body began
         doc = {
             "_id": upload_id,
-            "n": await reserve(store.db, store.user_id, "uploads", 1),
+            "n": await store.reserve("uploads", 1),
             "kind": kind,
             "fileName": body.file_name,
             "status": "receiving",
@@ -249,23 +249,40 @@ async def replay(
     free. A key names one upload of one kind; 409 while that upload is still being
     received (a receiver that stopped beating is settled first)."""
     uploads = store["uploads"]
-    earlier = await uploads.find_one({"idempotencyKey": key})
-    if earlier is None:
+    found = await uploads.find_one({"idempotencyKey": key})
+    if found is None:
         return None
-    if earlier["kind"] != kind:
+    earlier = decode(found, Upload)
+    if earlier.kind != kind:
         raise Unprocessable(
-            f"this Idempotency-Key was used for an upload of {earlier['kind']}",
+            f"this Idempotency-Key was used for an upload of {earlier.kind}",
             code="idempotency_key_reused",
-            details={"field": "Idempotency-Key", "uploadId": str(earlier["_id"])},
+            details={"field": "Idempotency-Key", "uploadId": str(earlier.id)},
         )
-    if earlier["status"] == "receiving":
+    if earlier.status == "receiving":
         now = datetime.now(UTC)
-        if earlier["heartbeatAt"].replace(tzinfo=UTC) < now - STALE_AFTER:
-            await finish_interrupted(uploads, redis, stream, earlier["_id"], now)
+        beat = earlier.heartbeatAt or earlier.createdAt
+        if beat.replace(tzinfo=UTC) < now - STALE_AFTER:
+            await finish_interrupted(uploads, redis, stream, earlier.id, now)
             return await replay(store, redis, stream, key, kind)
         raise Conflict(
             "an upload with this Idempotency-Key is still being received; ask again shortly",
             code="upload_in_progress",
-            details={"uploadId": str(earlier["_id"])},
+            details={"uploadId": str(earlier.id)},
         )
-    return 202, answer(str(earlier["_id"]), earlier["status"], earlier["rows"])
+    return 202, answer(str(earlier.id), earlier.status, msgspec.structs.asdict(earlier.rows))
+
+
+async def get_upload(store: TenantStore, id_text: str) -> Upload:
+    """The user's upload whose id is ``id_text`` (404 when malformed, absent or not
+    theirs)."""
+    return decode(await store["uploads"].get(id_text, "upload"), Upload)
+
+
+async def upload_summary(store: TenantStore, upload_id: ObjectId) -> UploadSummary | None:
+    """The upload's figures and status as they stand, for a page that follows them."""
+    found = await store["uploads"].find_one({"_id": upload_id}, projection=SUMMARY)
+    return None if found is None else decode(found, UploadSummary)
+
+
+SUMMARY = projection(UploadSummary)

@@ -13,7 +13,7 @@ implements. A function whose name is not one of these hooks stops crmd at start,
 a line naming your plugin and the name, so a typo never goes unnoticed.
 
 Every hook is called once at start-up with one argument, ``context``: a
-``crmd.plugins.context.PluginContext`` made for your plugin alone. It carries
+``crmd.plugins.PluginContext`` made for your plugin alone. It carries
 
 - ``context.settings(YourStruct)``: your ``[plugins.<name>]`` table (the entry-point name
   is the table name), from ``crmd.toml`` and from ``CRMD_PLUGINS__<NAME>__<KEY>``
@@ -29,8 +29,10 @@ Every hook is called once at start-up with one argument, ``context``: a
   which you control.
 
 Registration hooks return objects; the objects carry the async methods crmd calls
-later. Import only ``from crmd import hookimpl`` and the types named below. A hook that
-raises stops start-up with a line naming your plugin.
+later. crmd calls each hook through pluggy's hook caller, once per plugin (each with its
+own context), the plugin registered last first. Import only from ``crmd.plugins``: it
+exports ``hookimpl`` and every type named below. A hook that raises, or that returns
+anything but a list, stops start-up with a line naming your plugin.
 """
 
 from __future__ import annotations
@@ -50,20 +52,27 @@ if TYPE_CHECKING:
 def crmd_actors(context: PluginContext) -> list[Actor]:  # type: ignore[empty-body]
     """Return long-lived actors for crmd's supervisor to run beside its own.
 
-    Subclass ``crmd.runtime.actor.Actor`` and implement ``async run()``: set
+    Subclass ``crmd.plugins.Actor`` and implement ``async run()``: set
     ``self.health = Health.OK`` once ready, call ``self.progressed()`` as you work (an
     actor that makes no progress for its ``deadline`` is reported unhealthy and stops the
     systemd watchdog), work until ``self.stopping`` is set, then finish the work in hand
     and return. A crash is logged and the actor is run again after a back-off; the
     restart shows in ``/readyz`` and ``/metrics``. Actor names must be unique: prefix
-    them with your plugin's name. Return ``[]`` for none.
+    them with your plugin's name.
+
+    Parameters:
+        context: your plugin's ``PluginContext`` (settings, HTTP session, logger, URLs).
+
+    Returns:
+        A list of ``crmd.plugins.Actor`` instances, started after crmd's own stream
+        actors and before it serves HTTP; ``[]`` for none.
     """
 
 
 @hookspec
 def crmd_vendors(context: PluginContext) -> list[Vendor]:  # type: ignore[empty-body]
     """Return the vendors this plugin provides (usually one), each an object following
-    ``crmd.plugins.vendor.Vendor``: a ``name``, ``rate_limit()``, ``async send()``,
+    ``crmd.plugins.Vendor``: a ``name``, ``rate_limit()``, ``async send()``,
     ``verify_receipt()``, ``parse_receipts()``, ``async check()`` and ``async close()``.
 
     Campaigns pick a vendor by name; the first vendor loaded is the default. Receipts
@@ -73,14 +82,22 @@ def crmd_vendors(context: PluginContext) -> list[Vendor]:  # type: ignore[empty-
     message up in its own records, so a receipt can never reach another tenant's data.
     A vendor whose provider says nothing after taking a message (SMTP) answers
     ``Accepted(..., sent=True)`` instead: the message is SENT at hand-over, and no
-    receipt is awaited. Return ``[]`` when your settings say you are off.
+    receipt is awaited.
+
+    Parameters:
+        context: your plugin's ``PluginContext``; ``context.receipt_url`` is where your
+            provider must post receipts, ``context.http`` the session for its API.
+
+    Returns:
+        A list of ``crmd.plugins.Vendor`` objects with distinct names; ``[]`` when your
+        settings say you are off (crmd then never calls you again).
     """
 
 
 @hookspec
 def crmd_suggesters(context: PluginContext) -> list[Suggester]:  # type: ignore[empty-body]
     """Return the AI suggesters this plugin provides, each an object following
-    ``crmd.plugins.suggester.Suggester``: a ``name`` and four async methods,
+    ``crmd.plugins.Suggester``: a ``name`` and four async methods,
     ``suggest_messages(objective, intent, audience, n)``,
     ``rule_from_text(text, fields)``, ``summarize_campaign(campaign, stats, breakdown)``
     and ``tag_segment(rule, stats)``. Any of them may return None when it has no answer.
@@ -88,6 +105,13 @@ def crmd_suggesters(context: PluginContext) -> list[Suggester]:  # type: ignore[
     Several suggesters may answer the same question: crmd asks them in the order
     ``[ai] order`` gives (the rest after, in loading order), with a time budget each,
     and keeps the first answer that passes its checks (a rule must parse, a message may
-    use only known placeholders). Return ``[]`` when your settings say you are off (for
-    example, no API key).
+    use only known placeholders).
+
+    Parameters:
+        context: your plugin's ``PluginContext``; call remote models through
+            ``context.http``, with a timeout.
+
+    Returns:
+        A list of ``crmd.plugins.Suggester`` objects; ``[]`` when your settings say you
+        are off (for example, no API key).
     """

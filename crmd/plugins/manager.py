@@ -85,23 +85,39 @@ def _unknown_hook(manager: pluggy.PluginManager, exc: pluggy.PluginValidationErr
 def collect(
     manager: pluggy.PluginManager, hook: str, context_for: Callable[[str], PluginContext]
 ) -> list[Any]:
-    """Every object the plugins return from the registration hook ``hook``, each plugin
-    called with its own context; a plugin that raises, or whose settings are wrong,
-    stops start-up with a line that names it."""
+    """Every object the plugins return from the registration hook ``hook``, in pluggy's
+    calling order (the plugin registered last answers first). Each plugin gets a context
+    of its own, so the hook is called through pluggy's hook caller once per plugin,
+    narrowed to that plugin; a plugin that raises, or whose settings are wrong, stops
+    start-up with a line that names it."""
     found: list[Any] = []
-    for impl in reversed(getattr(manager.hook, hook).get_hookimpls()):  # registration order
+    for name, plugin in _implementing(manager, hook):
+        others = [p for _, p in manager.list_name_plugin() if p is not None and p is not plugin]
+        caller = manager.subset_hook_caller(hook, remove_plugins=others)
         try:
-            offered = impl.function(context=context_for(impl.plugin_name))
+            answers = caller(context=context_for(name))
         except PluginSettingsError as exc:
             raise PluginError(str(exc)) from None
         except Exception as exc:
             raise PluginError(
-                f"plugin {impl.plugin_name!r} failed in {hook}: {type(exc).__name__}: {exc}"[:500]
+                f"plugin {name!r} failed in {hook}: {type(exc).__name__}: {exc}"[:500]
             ) from None
-        if not isinstance(offered, list | tuple):
-            raise PluginError(f"plugin {impl.plugin_name!r}: {hook} must return a list")
-        found.extend(offered)
+        for offered in answers:  # one answer: the plugin's one implementation
+            if not isinstance(offered, list | tuple):
+                raise PluginError(f"plugin {name!r}: {hook} must return a list")
+            found.extend(offered)
     return found
+
+
+def _implementing(manager: pluggy.PluginManager, hook: str) -> list[tuple[str, object]]:
+    """The registered plugins that implement ``hook``, by name, in pluggy's calling
+    order: the reverse of their registration."""
+    caller = getattr(manager.hook, hook)
+    return [
+        (name, plugin)
+        for name, plugin in reversed(manager.list_name_plugin())
+        if plugin is not None and caller in (manager.get_hookcallers(plugin) or [])
+    ]
 
 
 def describe(manager: pluggy.PluginManager) -> list[tuple[str, list[str]]]:

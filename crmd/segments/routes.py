@@ -26,8 +26,8 @@ from crmd.http.responses import json_response
 from crmd.segments.counting import COUNTS
 from crmd.segments.parse import RuleError
 from crmd.segments.query import InvalidRule
-from crmd.segments.service import preview, save_segment, segment_size
-from crmd.store.numbering import add_to_tally
+from crmd.segments.service import preview, save_segment, segment_by_id, segment_size
+from crmd.store import documents
 
 routes = web.RouteTableDef()
 MAX_IDS = 1000
@@ -92,15 +92,15 @@ SEGMENT_LINKS = {
 }
 
 
-def segment_view(doc: dict[str, Any]) -> Segment:
+def segment_view(doc: documents.Segment) -> Segment:
     return Segment(
-        id=str(doc["_id"]),
-        name=doc["name"],
-        rule=doc["rule"],
-        audienceSize=doc.get("audienceSize"),
-        countedAt=doc.get("countedAt"),
-        createdAt=doc["createdAt"],
-        updatedAt=doc.get("updatedAt", doc["createdAt"]),
+        id=str(doc.id),
+        name=doc.name,
+        rule=doc.rule,
+        audienceSize=doc.audienceSize,
+        countedAt=doc.countedAt,
+        createdAt=doc.createdAt,
+        updatedAt=doc.updatedAt or doc.createdAt,
     )
 
 
@@ -135,7 +135,8 @@ async def list_segments(request: web.Request) -> web.Response:
     page = read_page(request, keyset=False)
     store = tenant_store(request)
     docs, _, total = await newest_page(store, "segments", page, None)
-    return json_response(SegmentList([segment_view(doc) for doc in docs], total))
+    found = documents.decode_all(docs, documents.Segment)
+    return json_response(SegmentList([segment_view(doc) for doc in found], total))
 
 
 @routes.get("/api/v1/segments/{id}")
@@ -148,10 +149,10 @@ async def list_segments(request: web.Request) -> web.Response:
 @expensive_when(asked_for("refresh"))
 async def get_segment(request: web.Request) -> web.Response:
     store = tenant_store(request)
-    doc = await store["segments"].get(request.match_info["id"], "segment")
+    doc = await segment_by_id(store, request.match_info["id"])
     if choice(request, "refresh", ("true", "false")) == "true":
-        size, counted = await segment_size(request.app[COUNTS], store, doc["rule"])
-        doc["audienceSize"], doc["countedAt"] = size, counted
+        size, counted = await segment_size(request.app[COUNTS], store, doc.rule)
+        doc = msgspec.structs.replace(doc, audienceSize=size, countedAt=counted)
         if counted is None:
             return counting(json_response(segment_view(doc), status=202))
     return json_response(segment_view(doc))
@@ -171,23 +172,23 @@ async def update_segment(request: web.Request) -> web.Response:
     if body.name is None and body.rule is None:
         raise BadRequest("send a new name, a new rule, or both")
     store = tenant_store(request)
-    doc = await store["segments"].get(request.match_info["id"], "segment")
+    doc = await segment_by_id(store, request.match_info["id"])
     changes: dict[str, Any] = {k: v for k, v in (("name", body.name), ("rule", body.rule)) if v}
     changes["audienceSize"], changes["countedAt"] = await segment_size(
-        request.app[COUNTS], store, body.rule or doc["rule"]
+        request.app[COUNTS], store, body.rule or doc.rule
     )
     changes["updatedAt"] = datetime.now(UTC)
-    await store["segments"].update_one({"_id": doc["_id"]}, {"$set": changes})
-    return json_response(segment_view({**doc, **changes}))
+    await store["segments"].update_one({"_id": doc.id}, {"$set": changes})
+    return json_response(segment_view(msgspec.structs.replace(doc, **changes)))
 
 
 @routes.delete("/api/v1/segments/{id}")
 @described("Delete a segment", tag="segments", ok={204: None})
 async def delete_segment(request: web.Request) -> web.Response:
     store = tenant_store(request)
-    doc = await store["segments"].get(request.match_info["id"], "segment")
-    gone = await store["segments"].delete_one({"_id": doc["_id"]})
-    await add_to_tally(store.db, store.user_id, "segments", -gone.deleted_count)
+    doc = await segment_by_id(store, request.match_info["id"])
+    gone = await store["segments"].delete_one({"_id": doc.id})
+    await store.add_to_tally("segments", -gone.deleted_count)
     return web.Response(status=204)
 
 

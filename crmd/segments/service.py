@@ -20,7 +20,7 @@ from crmd.segments.audience import audience
 from crmd.segments.counting import AudienceCounter
 from crmd.segments.counts import Count
 from crmd.segments.query import InvalidRule
-from crmd.store.numbering import reserve
+from crmd.store.documents import Segment, decode
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_tallied
 
@@ -80,15 +80,21 @@ async def segment_size(
     return counted.size, counted.moment
 
 
+async def segment_by_id(store: TenantStore, id_text: str) -> Segment:
+    """The user's segment whose id is ``id_text`` (404 when malformed, absent or not
+    theirs)."""
+    return decode(await store["segments"].get(id_text, "segment"), Segment)
+
+
 async def save_segment(
     counter: AudienceCounter, store: TenantStore, name: str | None, rule: str
-) -> Doc:
+) -> Segment:
     """A new segment, counted (an invalid rule is refused before anything is written)."""
     size, counted = await segment_size(counter, store, rule)
     now = datetime.now(UTC)
     doc = {
         "_id": ObjectId(),
-        "n": await reserve(store.db, store.user_id, "segments", 1),
+        "n": await store.reserve("segments", 1),
         "name": name or f"Segment {now:%Y-%m-%d %H:%M}",
         "rule": rule,
         "audienceSize": size,
@@ -97,7 +103,7 @@ async def save_segment(
         "updatedAt": now,
     }
     await insert_tallied(store, "segments", [doc])
-    return doc
+    return decode(doc, Segment)
 
 
 async def refresh_stale_counts(

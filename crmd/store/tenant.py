@@ -24,6 +24,7 @@ from pymongo.results import (
 )
 
 from crmd.errors import NotFound
+from crmd.store import numbering
 from crmd.store.reads import in_batches
 
 Doc = dict[str, Any]
@@ -93,6 +94,35 @@ class TenantStore:
         return ScopedCollection(
             self.db.get_collection(name, write_concern=self.write_concern), self.user_id
         )
+
+    # The user's record numbers and tallies (``crmd.store.numbering``), so that no
+    # handler needs the database itself.
+
+    async def reserve(self, kind: str, count: int) -> int:
+        """The first of ``count`` new numbers for this user's ``kind``."""
+        return await numbering.reserve(self.db, self.user_id, kind, count)
+
+    async def highest(self, kind: str) -> int:
+        """The last number given out for this user's ``kind`` (0: none yet)."""
+        return await numbering.highest(self.db, self.user_id, kind)
+
+    async def add_to_tally(
+        self, kind: str, count: int, session: AsyncClientSession | None = None, stored: int = 0
+    ) -> None:
+        """Add ``count`` records to this user's ``kind`` tally."""
+        await numbering.add_to_tally(self.db, self.user_id, kind, count, session, stored)
+
+    async def add_to_statuses(self, change: dict[str, int]) -> None:
+        """Move this user's messages-by-status tally by ``change``."""
+        await numbering.add_to_statuses(self.db, self.user_id, change)
+
+    async def highest_and_tally(self, kind: str) -> tuple[int, Doc]:
+        """The highest stored number of ``kind`` and the tallies, in one read."""
+        return await numbering.highest_and_tally(self.db, self.user_id, kind)
+
+    async def tally(self) -> Doc:
+        """This user's tallies (and ``byStatus``)."""
+        return await numbering.tally(self.db, self.user_id)
 
 
 class ScopedCollection:

@@ -11,25 +11,28 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
 
 import msgspec
 
 from crmd.emails import InvalidEmail, normalise_email
-from crmd.store.numbering import add_to_tally, highest, reserve
+from crmd.store.documents import (
+    SUPPRESSION_SOURCES,
+    Suppression,
+    SuppressionSource,
+    decode,
+    decode_all,
+)
 from crmd.store.tenant import TenantStore
-from crmd.store.windows import Window, newest
+from crmd.store.windows import newest
 from crmd.store.writes import insert_new
 
-Doc = dict[str, Any]
 COLLECTION = "suppressions"
 MAX_REASON = 200
 WRITE_BATCH = 1000
-Source = Literal["unsubscribe", "bounce", "failure", "operator", "import"]
-"""How an address came to be suppressed: its owner followed an unsubscribe link, a
-vendor reported a bounce or a hard failure, or an operator added it (one, or a file)."""
-SOURCES: tuple[str, ...] = get_args(Source)
+Source = SuppressionSource
+SOURCES = SUPPRESSION_SOURCES
 
 
 class Entry(msgspec.Struct, frozen=True):
@@ -79,14 +82,14 @@ async def _insert(store: TenantStore, entries: Sequence[Entry]) -> tuple[int, in
     new = [(i, e) for i, e in ids.items() if i not in known]
     if not new:
         return 0, len(entries)
-    first = await reserve(store.db, store.user_id, COLLECTION, len(new))
+    first = await store.reserve(COLLECTION, len(new))
     now = datetime.now(UTC)
     docs = [
         {"_id": i, **msgspec.structs.asdict(e), "n": first + k, "createdAt": now}
         for k, (i, e) in enumerate(new)
     ]
     raced = await insert_new(store[COLLECTION].insert_many(docs))
-    await add_to_tally(store.db, store.user_id, COLLECTION, len(docs) - len(raced))
+    await store.add_to_tally(COLLECTION, len(docs) - len(raced))
     return len(docs) - len(raced), len(known) + len(raced)
 
 
@@ -100,24 +103,22 @@ async def suppressed_among(store: TenantStore, emails: Iterable[str]) -> dict[st
         return {}
     # The numbers given out bound the list's size from above, and are given out before
     # an entry is written: 0 means nobody was ever suppressed.
-    listed = await highest(store.db, store.user_id, COLLECTION)
+    listed = await store.highest(COLLECTION)
     if not listed:
         return {}
     if listed <= len(wanted):
-        everyone = store[COLLECTION].find({}, projection=_WHY, batch_size=WRITE_BATCH)
-        return {d["email"]: listed_because(d) async for d in everyone if d["email"] in wanted}
+        everyone = store[COLLECTION].find({}, batch_size=WRITE_BATCH)
+        listing = [decode(d, Suppression) async for d in everyone]
+        return {e.email: listed_because(e) for e in listing if e.email in wanted}
     ids = {entry_id(store.user_id, e): e for e in wanted}
-    found = await store[COLLECTION].by_ids(ids, projection=_WHY)
-    return {ids[d["_id"]]: listed_because(d) for d in found}
+    found = decode_all(await store[COLLECTION].by_ids(ids), Suppression)
+    return {ids[e.id]: listed_because(e) for e in found}
 
 
-_WHY = {"email": 1, "reason": 1, "source": 1}
-
-
-def listed_because(doc: Doc) -> str:
+def listed_because(entry: Suppression) -> str:
     """Why an address is not sent to, for its SUPPRESSED log: its entry's reason, else
     how it came on the list."""
-    why = doc.get("reason") or _SOURCES.get(doc.get("source", ""), "added by an operator")
+    why = entry.reason or _SOURCES.get(entry.source, "added by an operator")
     return f"on the suppression list: {why}"[:MAX_REASON]
 
 
@@ -130,15 +131,16 @@ _SOURCES = {
 }
 
 
-async def find(store: TenantStore, email: str) -> Doc | None:
+async def find(store: TenantStore, email: str) -> Suppression | None:
     """The address's entry, if it is on the list."""
-    return await store[COLLECTION].find_one({"_id": entry_id(store.user_id, email)})
+    doc = await store[COLLECTION].find_one({"_id": entry_id(store.user_id, email)})
+    return None if doc is None else decode(doc, Suppression)
 
 
 async def remove(store: TenantStore, email: str) -> bool:
     """Take the address off the list; False when it was not on it."""
     gone = await store[COLLECTION].delete_one({"_id": entry_id(store.user_id, email)})
-    await add_to_tally(store.db, store.user_id, COLLECTION, -gone.deleted_count)
+    await store.add_to_tally(COLLECTION, -gone.deleted_count)
     return bool(gone.deleted_count)
 
 
@@ -146,17 +148,25 @@ async def remove_where(store: TenantStore, source: Source | None, campaign: str 
     """Take off the list every entry that came ``source``'s way and from ``campaign``'s
     messages (None: any); how many were taken off. The undo of a mass suppression: a
     relay that refused a whole campaign's audience as dead addresses."""
-    where: Doc = {}
+    where: dict[str, str] = {}
     if source is not None:
         where["source"] = source
     if campaign is not None:
         where["campaignId"] = campaign
     gone = await store[COLLECTION].delete_many(where)
-    await add_to_tally(store.db, store.user_id, COLLECTION, -gone.deleted_count)
+    await store.add_to_tally(COLLECTION, -gone.deleted_count)
     return gone.deleted_count
 
 
-async def newest_entries(store: TenantStore, before: int | None, limit: int) -> Window:
+@dataclass
+class EntryPage:
+    items: list[Suppression]
+    next_before: int | None
+    """Where the next page starts (None: nothing older)."""
+
+
+async def newest_entries(store: TenantStore, before: int | None, limit: int) -> EntryPage:
     """A page of the list, newest first, below the number ``before`` (None: the top)."""
-    top = await highest(store.db, store.user_id, COLLECTION)
-    return await newest(store[COLLECTION], top, before=before, limit=limit)
+    top = await store.highest(COLLECTION)
+    window = await newest(store[COLLECTION], top, before=before, limit=limit)
+    return EntryPage(decode_all(window.items, Suppression), window.next_before)

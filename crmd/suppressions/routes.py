@@ -5,19 +5,19 @@ address that came one way or from one campaign)."""
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, cast
+from typing import Annotated, cast
 
 import msgspec
 from aiohttp import web
 
-from crmd.auth.requests import current_user, tenant_store
+from crmd.auth.requests import tenant_store
 from crmd.emails import InvalidEmail, normalise_email
 from crmd.errors import BadRequest, NotFound, Unprocessable, UnsupportedMediaType
 from crmd.http.bodies import Body, json_body
 from crmd.http.describe import Media, Moment, described
 from crmd.http.pages import DEFAULT_LIMIT, MAX_LIMIT, Limit, choice, whole_number
 from crmd.http.responses import json_response
-from crmd.store.numbering import tally
+from crmd.store import documents
 from crmd.suppressions import entries
 from crmd.suppressions.csvfile import MAX_ROWS, RejectedRow, parse_addresses
 from crmd.suppressions.entries import MAX_REASON, SOURCES, Entry, Source
@@ -82,14 +82,14 @@ class EmailPath(msgspec.Struct):
     email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
 
 
-def suppression(doc: dict[str, Any]) -> Suppression:
+def suppression(entry: documents.Suppression) -> Suppression:
     return Suppression(
-        doc["email"],
-        doc.get("reason", ""),
-        doc.get("source", "operator"),
-        doc.get("campaignId"),
-        doc.get("customerId"),
-        doc["createdAt"],
+        entry.email,
+        entry.reason,
+        entry.source,
+        entry.campaignId,
+        entry.customerId,
+        entry.createdAt,
     )
 
 
@@ -121,7 +121,7 @@ async def list_suppressions(request: web.Request) -> web.Response:
         items = [suppression(found)] if found else []
         return json_response(SuppressionList(items, len(items), None))
     window = await entries.newest_entries(store, int(raw_cursor) if raw_cursor else None, limit)
-    total = (await tally(store.db, current_user(request).id))[entries.COLLECTION]
+    total = (await store.tally())[entries.COLLECTION]
     cursor = None if window.next_before is None else str(window.next_before)
     return json_response(SuppressionList([suppression(d) for d in window.items], total, cursor))
 

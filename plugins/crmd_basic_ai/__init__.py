@@ -11,10 +11,19 @@ from typing import Any
 
 import msgspec
 
-from crmd import hookimpl
-from crmd.plugins.context import PluginContext
-from crmd.segments.ast import And, Compare, InList, Node, Not, Or, Relative
-from crmd.segments.parse import RuleError, parse_rule
+from crmd.plugins import (
+    And,
+    Compare,
+    InList,
+    Node,
+    Not,
+    Or,
+    PluginContext,
+    Relative,
+    RuleError,
+    hookimpl,
+    parse_rule,
+)
 from crmd_basic_ai.phrases import rule_from_sentence
 
 NAME = "basic_ai"

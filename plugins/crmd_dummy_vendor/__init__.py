@@ -39,18 +39,20 @@ import aiohttp
 import msgspec
 import structlog
 
-from crmd import hookimpl
-from crmd.plugins.context import PluginContext
-from crmd.plugins.vendor import (
+from crmd.plugins import (
     Accepted,
     CheckResult,
     Failed,
     OutgoingMessage,
+    PluginContext,
     ReceiptEvent,
     Retry,
     SendResult,
+    SignatureError,
+    hookimpl,
+    signed_headers,
+    verify,
 )
-from crmd.receipts.signature import SignatureError, signed_headers, verify
 
 NAME = "dummy_vendor"
 MAX_REMEMBERED = 200_000

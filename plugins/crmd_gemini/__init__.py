@@ -16,8 +16,7 @@ import aiohttp
 import msgspec
 import structlog
 
-from crmd import hookimpl
-from crmd.plugins.context import PluginContext
+from crmd.plugins import PluginContext, hookimpl
 
 NAME = "gemini"
 DEFAULT_BASE = "https://generativelanguage.googleapis.com"

@@ -94,3 +94,17 @@ def test_malformed_ids_are_not_found():
     with pytest.raises(NotFound):
         object_id("not-an-id", "segment")
     assert object_id(ALICE) == ObjectId(ALICE)
+
+
+async def test_numbers_and_tallies_are_the_stores_own_users(system: Crmd):
+    alice, bob = TenantStore(system.db, str(ObjectId())), TenantStore(system.db, str(ObjectId()))
+    assert await alice.reserve("campaigns", 3) == 1
+    assert await alice.reserve("campaigns", 2) == 4
+    assert await bob.reserve("campaigns", 1) == 1
+    assert (await alice.highest("campaigns"), await bob.highest("campaigns")) == (5, 1)
+    await alice.add_to_tally("campaigns", 5, stored=5)
+    await alice.add_to_statuses({"SENT": 4, "FAILED": 1})
+    top, tallies = await alice.highest_and_tally("campaigns")
+    assert top == 5 and tallies["campaigns"] == 5
+    assert (await alice.tally())["byStatus"] == {"SENT": 4, "FAILED": 1}
+    assert (await bob.tally())["campaigns"] == 0  # counted: bob stored none

@@ -16,16 +16,16 @@ from typing import Annotated
 import aiohttp
 import msgspec
 
-from crmd import hookimpl
-from crmd.plugins.context import PluginContext
-from crmd.plugins.vendor import (
+from crmd.plugins import (
     Accepted,
     CheckResult,
     Failed,
     OutgoingMessage,
+    PluginContext,
     ReceiptEvent,
     Retry,
     SendResult,
+    hookimpl,
 )
 
 NAME = "example_vendor"

@@ -34,9 +34,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from crmd import hookimpl
-from crmd.config import is_loopback
-from crmd.plugins.context import PluginContext, PluginSettingsError
+from crmd.plugins import PluginContext, PluginSettingsError, hookimpl, is_loopback
 from crmd_smtp.settings import Settings
 from crmd_smtp.vendor import NAME, SmtpVendor
 

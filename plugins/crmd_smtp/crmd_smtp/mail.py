@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 
-from crmd.plugins.vendor import Failed, OutgoingMessage, Retry, SendResult
+from crmd.plugins import Failed, OutgoingMessage, Retry, SendResult
 
 _NOT_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+/?^_`{|}~.-]")
 RETRY_SECONDS = 5.0

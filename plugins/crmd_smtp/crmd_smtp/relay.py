@@ -9,7 +9,7 @@ import ssl
 
 import aiosmtplib
 
-from crmd.plugins.vendor import VendorMisconfigured
+from crmd.plugins import VendorMisconfigured
 from crmd_smtp.settings import Settings
 
 AUTH_CODES = frozenset({530, 534, 535, 538})

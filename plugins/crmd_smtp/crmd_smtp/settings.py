@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from crmd.config import is_loopback
+from crmd.plugins import is_loopback
 
 TLS_PORTS = {"starttls": 587, "implicit": 465, "none": 25}
 

@@ -12,7 +12,7 @@ from typing import Any
 import aiosmtplib
 import structlog
 
-from crmd.plugins.vendor import (
+from crmd.plugins import (
     Accepted,
     CheckResult,
     Failed,

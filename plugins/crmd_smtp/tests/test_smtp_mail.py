@@ -10,7 +10,7 @@ from email.policy import default
 import pytest
 from crmd_smtp.mail import answer_for, build_message, message_id_header
 
-from crmd.plugins.vendor import Failed, OutgoingMessage, Retry
+from crmd.plugins import Failed, OutgoingMessage, Retry
 
 AT = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
 

@@ -18,9 +18,15 @@ from crmd_smtp import vendor as smtp_vendor
 from smtp_relay import PASSWORD, USER, LocalRelay, self_signed_certificate, start_relay
 from structlog.testing import capture_logs
 
-from crmd.config import load_config
-from crmd.plugins.context import PluginContext, PluginSettingsError
-from crmd.plugins.vendor import Accepted, Failed, OutgoingMessage, Retry, VendorMisconfigured
+from crmd.plugins import (
+    Accepted,
+    Failed,
+    OutgoingMessage,
+    PluginContext,
+    PluginSettingsError,
+    Retry,
+    VendorMisconfigured,
+)
 from crmd.testing import sign_receipt
 
 SECRET = "smtp-plugin-secret"
@@ -306,14 +312,3 @@ def test_a_local_relay_may_go_without_tls_and_a_remote_one_needs_a_public_url():
 
 def test_without_a_host_the_plugin_offers_nothing():
     assert crmd_vendors(PluginContext("smtp", {}, None, "http://crmd", SECRET)) == []
-
-
-def test_the_password_can_come_from_a_systemd_credential(tmp_path: Path):
-    (tmp_path / "smtp_password").write_text("from-the-credential\n")
-    table = {"host": "relay", "from": "a@b.io", "username": "u"}
-    table["password"] = "$file:${CREDENTIALS_DIRECTORY}/smtp_password"
-    overrides: dict[tuple[str, ...], Any] = {("auth", "google_login"): False}
-    overrides |= {("plugins", "smtp", key): value for key, value in table.items()}
-    environ = {"CREDENTIALS_DIRECTORY": str(tmp_path)}
-    config = load_config(None, environ, overrides, search=False).config
-    assert config.plugins["smtp"]["password"] == "from-the-credential"

@@ -18,8 +18,7 @@ The bodies are described in ``crmd_webhook.contract``.
 
 from __future__ import annotations
 
-from crmd import hookimpl
-from crmd.plugins.context import PluginContext
+from crmd.plugins import PluginContext, hookimpl
 from crmd_webhook.settings import Settings
 from crmd_webhook.vendor import NAME, WebhookVendor
 

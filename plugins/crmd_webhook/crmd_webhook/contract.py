@@ -39,7 +39,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from crmd.plugins.vendor import Accepted, Failed, OutgoingMessage, ReceiptEvent, Retry, SendResult
+from crmd.plugins import Accepted, Failed, OutgoingMessage, ReceiptEvent, Retry, SendResult
 
 MAX_AFTER = 3600.0
 

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from crmd.receipts.signature import SECRET_PREFIX, SignatureError, secret_bytes
+from crmd.plugins import SECRET_PREFIX, SignatureError, secret_bytes
 
 _URL = re.compile(r"https?://[^\s/]+(/\S*)?")
 """Matched whole (``fullmatch``): ``$`` would also match before a final line break."""

@@ -9,16 +9,18 @@ from collections.abc import Mapping, Sequence
 import aiohttp
 import structlog
 
-from crmd.plugins.vendor import (
+from crmd.plugins import (
     CheckResult,
     Failed,
     OutgoingMessage,
     ReceiptEvent,
     Retry,
     SendResult,
+    SignatureError,
     VendorMisconfigured,
+    signed_headers,
+    verify,
 )
-from crmd.receipts.signature import SignatureError, signed_headers, verify
 from crmd_webhook import contract
 from crmd_webhook.settings import Settings
 

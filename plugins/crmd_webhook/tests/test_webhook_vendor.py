@@ -14,8 +14,15 @@ import pytest
 from crmd_webhook import Settings, WebhookVendor, crmd_vendors
 from webhook_gateway import SECRET, Gateway
 
-from crmd.plugins.context import PluginContext, PluginSettingsError
-from crmd.plugins.vendor import Accepted, Failed, OutgoingMessage, Retry, VendorMisconfigured
+from crmd.plugins import (
+    Accepted,
+    Failed,
+    OutgoingMessage,
+    PluginContext,
+    PluginSettingsError,
+    Retry,
+    VendorMisconfigured,
+)
 
 CRMD = "http://crmd.test"
 MakeVendor = Callable[..., WebhookVendor]

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from crmd.receipts.signature import SignatureError, verify
+from crmd.plugins import SignatureError, verify
 from crmd.testing import sign_receipt
 
 SECRET = "whsec_" + base64.b64encode(b"gateway-and-crmd-share-me!!").decode()

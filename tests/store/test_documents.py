@@ -1,0 +1,111 @@
+"""The stored documents read as Structs: each domain's writer stores the fields its
+Struct names, and a read gives them back typed, the stored shape unchanged."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import pytest
+from bson import ObjectId
+
+from crmd.app import Crmd
+from crmd.ingest.upload import get_upload
+from crmd.segments.service import segment_by_id
+from crmd.store import documents
+from crmd.store.tenant import TenantStore
+from crmd.suppressions import entries
+from tests.ingest.conftest import upload
+
+
+def store_for(system: Crmd) -> TenantStore:
+    return TenantStore(system.db, str(ObjectId()))
+
+
+def stored_names(kind: type[msgspec.Struct]) -> set[str]:
+    return {f.encode_name for f in msgspec.structs.fields(kind)}
+
+
+def test_a_document_with_a_wrong_field_type_is_refused_naming_the_field():
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.reason"):
+        documents.decode({"_id": "x", "email": "a@b.io", "reason": 3}, documents.Suppression)
+
+
+async def test_a_suppression_reads_back_as_stored(system: Crmd):
+    store = store_for(system)
+    wanted = entries.Entry("A@B.io", "asked", "unsubscribe", campaignId="c1")
+    assert await entries.suppress(store, [wanted]) == (1, 0)
+    raw = await system.db.suppressions.find_one({"userId": store.user_id})
+    assert set(raw) == stored_names(documents.Suppression) | {"userId"}
+    found = await entries.find(store, "a@b.io")
+    assert isinstance(found, documents.Suppression)
+    assert (found.id, found.email, found.source, found.campaignId) == (
+        raw["_id"],
+        "a@b.io",
+        "unsubscribe",
+        "c1",
+    )
+    assert isinstance(found.createdAt, datetime) and found.createdAt.tzinfo is not None
+    page = await entries.newest_entries(store, None, 10)
+    assert page.items == [found] and page.next_before is None
+    assert await entries.suppressed_among(store, ["a@b.io", "z@b.io"]) == {
+        "a@b.io": "on the suppression list: asked"
+    }
+
+
+async def test_an_upload_reads_back_as_stored_and_answers_as_before(
+    system: Crmd, client: Any, auth: dict[str, str]
+):
+    csv = "customer_external_id,name,email\nK1,Asha,a@x.io\nK2,Bo,not-an-email\n"
+    answer = await (await upload(client, auth, "customers", csv, name="people.csv")).json()
+    raw = await system.db.uploads.find_one({"_id": ObjectId(answer["uploadId"])})
+    assert set(raw) <= stored_names(documents.Upload) | {"userId"}
+    assert set(raw["rows"]) == stored_names(documents.UploadRows)
+    store = TenantStore(system.db, raw["userId"])
+    found = await get_upload(store, answer["uploadId"])
+    assert (found.id, found.kind, found.fileName, found.n) == (
+        raw["_id"],
+        "customers",
+        "people.csv",
+        1,
+    )
+    assert (found.rows.received, found.rows.valid, found.rows.rejected) == (2, 1, 1)
+    assert [(e.line, e.column) for e in found.errors] == [(3, "email")]
+    shown = await (await client.get(f"/api/v1/uploads/{answer['uploadId']}", headers=auth)).json()
+    assert shown["errors"] == [
+        {k: v for k, v in e.items() if k in ("line", "column", "code", "message")}
+        for e in raw["errors"]
+    ]
+    assert shown["rows"] == raw["rows"]
+    assert shown["fileName"] == "people.csv" and shown["id"] == answer["uploadId"]
+    listed = await (await client.get("/api/v1/uploads", headers=auth)).json()
+    assert listed["items"] == [shown]
+
+
+async def test_a_segment_reads_back_as_stored_and_answers_as_before(
+    system: Crmd, client: Any, auth: dict[str, str]
+):
+    made = await client.post(
+        "/api/v1/segments", json={"name": "Big", "rule": "spend > 5"}, headers=auth
+    )
+    answered = await made.json()
+    raw = await system.db.segments.find_one({"_id": ObjectId(answered["id"])})
+    assert set(raw) == stored_names(documents.Segment) | {"userId"}
+    found = await segment_by_id(TenantStore(system.db, raw["userId"]), answered["id"])
+    assert (found.id, found.name, found.rule, found.n) == (raw["_id"], "Big", "spend > 5", raw["n"])
+    assert found.audienceSize == raw["audienceSize"] == answered["audienceSize"]
+    again = await (await client.get(f"/api/v1/segments/{answered['id']}", headers=auth)).json()
+    moments = ("createdAt", "updatedAt")  # the answer to a POST has the microseconds
+    assert {k: v for k, v in again.items() if k not in moments} == {
+        k: v for k, v in answered.items() if k not in moments
+    }
+    assert again["createdAt"] == again["updatedAt"] == answered["createdAt"][:23] + "000Z"
+    listed = await (await client.get("/api/v1/segments", headers=auth)).json()
+    assert listed["items"] == [again]
+    renamed = await client.put(
+        f"/api/v1/segments/{answered['id']}", json={"name": "Bigger"}, headers=auth
+    )
+    assert (await renamed.json())["name"] == "Bigger"
+    raw = await system.db.segments.find_one({"_id": raw["_id"]})
+    assert raw["name"] == "Bigger" and set(raw) == stored_names(documents.Segment) | {"userId"}
