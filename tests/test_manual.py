@@ -29,6 +29,8 @@ from crmd.services.children import free_port
 from crmd.services.embedded import Urls
 from tests.commands import Daemon, call
 
+pytestmark = pytest.mark.slow  # runs crmd as a daemon
+
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 DOCS = REPO / "docs"

@@ -13,6 +13,8 @@ from crmd.auth.tokens import verify_token
 from crmd.config import Config
 from tests.commands import crmd_token
 
+pytestmark = pytest.mark.slow  # runs crmd as a process
+
 
 def with_auth(config: Config, data_dir: Path, **mongo: str) -> Config:
     auth = msgspec.structs.replace(config.auth, jwt_secret="")

@@ -14,6 +14,8 @@ from tests.campaigns.test_delivery_loop import start_campaign, wait_status
 from tests.counted import written
 from tests.ingest.conftest import upload, wait_done
 
+pytestmark = pytest.mark.slow  # counts the writes of large campaigns
+
 AUDIENCE = 2_000
 ROWS = "customer_external_id,name,email,spend\n" + "".join(
     f"W{i},Person {i},w{i}@x.io,{i}\n" for i in range(AUDIENCE)

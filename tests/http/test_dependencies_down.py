@@ -24,6 +24,8 @@ from crmd.services.servers import redis_process, secantus_process, start_and_wai
 from tests.campaigns.test_delivery_loop import load, start_campaign, wait_status
 from tests.conftest import make_test_config
 
+pytestmark = pytest.mark.slow  # kills Redis and the database
+
 
 @pytest.fixture
 def own_servers(tmp_path: Path) -> Iterator[dict[str, ServerProcess]]:

@@ -9,7 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.ingest.conftest import CUSTOMERS
+
+pytestmark = pytest.mark.slow  # runs crmd as a process
 
 REPO = Path(__file__).resolve().parents[2]
 

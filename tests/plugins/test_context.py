@@ -25,6 +25,8 @@ from crmd.plugins.vendor import CheckResult, OutgoingMessage, ReceiptEvent, Send
 from crmd.services.embedded import Urls
 from tests.conftest import make_test_config
 
+pytestmark = pytest.mark.slow  # runs crmd as a process
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -20,6 +20,8 @@ from crmd.plugins.vendor import Accepted, Failed, OutgoingMessage, Retry
 from crmd.services.embedded import Urls
 from tests.conftest import crmd_with
 
+pytestmark = pytest.mark.slow  # installs a plugin
+
 REPO = Path(__file__).resolve().parents[2]
 
 

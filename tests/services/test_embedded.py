@@ -12,6 +12,8 @@ from crmd.services.children import EmbeddedError
 from crmd.services.embedded import embedded_services
 from crmd.services.servers import redis_server_binary
 
+pytestmark = pytest.mark.slow  # starts and stops the embedded servers
+
 
 async def test_embedded_servers_keep_their_data_across_restarts(tmp_path: Path):
     data = tmp_path / "data"

@@ -38,6 +38,8 @@ from crmd.streams.dead import (
 from crmd.streams.describe import MAX_SUMMARY, describe
 from crmd.streams.worker import Entry, StreamWorker, dead_letter_stream
 
+pytestmark = pytest.mark.slow  # runs crmd as a process
+
 # -- making dead letters -----------------------------------------------------------------
 
 
