@@ -14,12 +14,12 @@ from bson import ObjectId
 
 import crmd.receipts.actor as actor
 from crmd.app import Crmd
-from crmd.campaigns.dispatch import legacy_message_id, message_id
+from crmd.messages import RANK, legacy_message_id, message_id
 from crmd.plugins.vendor import ReceiptEvent
 from crmd.receipts import batch
 from crmd.receipts.apply import apply_receipts
 from crmd.receipts.batch import ReceiptBatch
-from crmd.receipts.status import RANK, fold
+from crmd.receipts.status import fold
 from crmd.store.tenant import TenantStore
 from tests.counted import commands
 
