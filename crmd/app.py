@@ -85,6 +85,7 @@ from crmd.store.numbering import number_unnumbered
 from crmd.streams import GROUP, StreamNames, rename_old_keys
 from crmd.streams import routes as stream_routes
 from crmd.streams.dead import DeadLetters, Describers
+from crmd.streams.gauges import measure_stream
 from crmd.streams.worker import ensure_group
 from crmd.suppressions import routes as suppression_routes
 from crmd.suppressions.links import UnsubscribeLinks
@@ -245,7 +246,7 @@ async def open_crmd(
             suggesters=Suggesters(offered, config.ai.order, config.ai.timeout),
             jwt_secret=secret,
             app=web.Application(),
-            health=Health(mongo, redis, streams.all(), metrics_registry),
+            health=Health(mongo, redis, streams.all(), metrics_registry, measure_stream),
             # The actors' connections, not the requests' one: a page never queues
             # behind a run of slices being read.
             counter=AudienceCounter(

@@ -125,7 +125,7 @@ class Handoff:
                     "$set": {
                         "status": MessageStatus.FAILED,
                         "rank": FAILED_RANK,
-                        "times.FAILED": self.now,
+                        f"times.{MessageStatus.FAILED}": self.now,
                         **failure,
                     }
                 },
@@ -175,7 +175,7 @@ class Handoff:
             handed |= {
                 "status": MessageStatus.SENT,
                 "rank": RANK[MessageStatus.SENT],
-                "times.SENT": self.now,
+                f"times.{MessageStatus.SENT}": self.now,
             }
         return handed
 
