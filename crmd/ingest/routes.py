@@ -133,6 +133,7 @@ async def get_upload(request: web.Request) -> web.Response:
     ok=Media("text/csv", {"type": "string"}, "line, column, code, message, row"),
 )
 async def upload_errors_csv(request: web.Request) -> web.StreamResponse:
+    """Every rejected row: its line, column, code and message, then the row as it was."""
     return await rejected_rows_csv(request)
 
 
