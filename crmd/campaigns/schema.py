@@ -20,6 +20,7 @@ from crmd.messages import LOG_STATUSES
 MAX_SUBJECT = 200
 """Characters of a subject line as written (placeholders and all)."""
 MAX_HTML = 50_000
+"""Characters of an HTML body as written."""
 
 Text = Annotated[str, msgspec.Meta(max_length=200)]
 

@@ -4,7 +4,7 @@ the affected campaigns' stats recounted.
 A receipt names a message by crmd's id, the vendor's id, or (the original project's
 way) campaign and customer. Named by crmd's id, as vendors that echo it do, a receipt
 costs one conditional update and nothing else: the id names the campaign
-(``dispatch.message_id``), the update matches only that vendor's log of that round, and
+(``crmd.messages.message_id``), the update matches only that vendor's log of that round, and
 it does in one statement what precedence says (``status.as_pipeline``). When some
 receipt of a batch matches nothing (a message crmd has not logged yet, a stale round,
 another vendor's id) or names its message another way, the batch takes the way that
