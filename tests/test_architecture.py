@@ -109,7 +109,10 @@ def crmd_package(module: str) -> str | None:
 
 
 def package_graph() -> dict[str, set[str]]:
-    """crmd.X -> crmd.Y for every run-time import of a module of Y by a module of X."""
+    """crmd.X -> crmd.Y for every run-time import (module or function level) of a
+    module of Y by a module of X. Imports for the type checker only are left out: the
+    one registry of typed application keys (``crmd.http.keys``) names every service's
+    type, and ``crmd.actors`` names the composition root's, without importing them."""
     graph: dict[str, set[str]] = {}
     for path in modules():
         source = crmd_package(module_name(path))
