@@ -34,6 +34,7 @@ from crmd.auth import routes as auth_routes
 from crmd.auth.middleware import authenticate
 from crmd.auth.secret import SecretError, resolve_jwt_secret
 from crmd.auth.signin import SignIn
+from crmd.campaigns import jobs
 from crmd.campaigns import routes as campaign_routes
 from crmd.campaigns.planning import place_old_logs
 from crmd.campaigns.service import Campaigns
@@ -62,11 +63,13 @@ from crmd.http.keys import (
     UNSUBSCRIBES,
 )
 from crmd.http.middleware import declared_answers, errors, metrics, request_context
+from crmd.ingest import chunks
 from crmd.ingest import routes as ingest_routes
 from crmd.ingest.parse import Limits
 from crmd.ingest.upload import Imports
 from crmd.plugins.context import PluginContext, plugin_secret
 from crmd.plugins.manager import PluginError, collect, get_plugin_manager
+from crmd.receipts import batch
 from crmd.receipts import routes as receipt_routes
 from crmd.receipts.intake import ReceiptIntake
 from crmd.runtime.actor import Actor
@@ -81,7 +84,8 @@ from crmd.store.indexes import ensure_indexes
 from crmd.store.numbering import number_unnumbered
 from crmd.streams import GROUP, StreamNames, rename_old_keys
 from crmd.streams import routes as stream_routes
-from crmd.streams.dead import DeadLetters
+from crmd.streams.dead import DeadLetters, Describers
+from crmd.streams.gauges import measure_stream
 from crmd.streams.worker import ensure_group
 from crmd.suppressions import routes as suppression_routes
 from crmd.suppressions.links import UnsubscribeLinks
@@ -242,7 +246,7 @@ async def open_crmd(
             suggesters=Suggesters(offered, config.ai.order, config.ai.timeout),
             jwt_secret=secret,
             app=web.Application(),
-            health=Health(mongo, redis, streams.all(), metrics_registry),
+            health=Health(mongo, redis, streams.all(), metrics_registry, measure_stream),
             # The actors' connections, not the requests' one: a page never queues
             # behind a run of slices being read.
             counter=AudienceCounter(
@@ -276,6 +280,13 @@ def plugin_contexts(config: Config, secret: str, http: aiohttp.ClientSession) ->
         return PluginContext(name, table, http, config.server.base_url, plugin_secret(secret, name))
 
     return context_for
+
+
+def dead_letter_describers() -> Describers:
+    """Each stream's entries in words, by the domain that writes them: for the API's
+    and the ``crmd dead-letters`` command's dead letters (the stream machinery knows no
+    domain)."""
+    return {chunks.FIELD: chunks.describe, jobs.FIELD: jobs.describe, batch.FIELD: batch.describe}
 
 
 def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
@@ -326,7 +337,7 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
     app[UNSUBSCRIBES] = Unsubscribes(crmd.web_db, links)
     app[RECEIPTS] = ReceiptIntake(crmd.vendors, crmd.redis, crmd.streams.receipts, crmd.metrics)
     app[SUGGESTERS] = crmd.suggesters
-    app[DEAD_LETTERS] = DeadLetters(crmd.redis, crmd.streams)
+    app[DEAD_LETTERS] = DeadLetters(crmd.redis, crmd.streams, dead_letter_describers())
     for table in (
         health.routes,
         auth_routes.routes,

@@ -161,6 +161,7 @@ def _print_token(loaded: LoadedConfig, email: str) -> int:
 
 
 def _dead_letters(loaded: LoadedConfig, args: argparse.Namespace) -> int:
+    from crmd.app import dead_letter_describers
     from crmd.errors import Unavailable
     from crmd.services.children import EmbeddedError
     from crmd.streams.command import Request, UsageError, run
@@ -177,7 +178,7 @@ def _dead_letters(loaded: LoadedConfig, args: argparse.Namespace) -> int:
         getattr(args, "oldest_first", False),
     )
     try:
-        return asyncio.run(run(loaded.config, request))
+        return asyncio.run(run(loaded.config, request, dead_letter_describers()))
     except UsageError as exc:
         print(f"crmd: dead-letters: {exc}", file=sys.stderr)
         return 2
@@ -187,8 +188,8 @@ def _dead_letters(loaded: LoadedConfig, args: argparse.Namespace) -> int:
 
 
 def _upload(loaded: LoadedConfig, args: argparse.Namespace) -> int:
+    from crmd.client.upload import upload_file
     from crmd.config import client_token, client_url
-    from crmd.ingest.client import upload_file
 
     token = args.token or client_token(os.environ)
     if not token:

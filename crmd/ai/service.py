@@ -9,11 +9,14 @@ from typing import Any, TypeVar
 
 import structlog
 
+from crmd.campaigns import stats
 from crmd.campaigns.template import TemplateError, parse_template
 from crmd.errors import Unprocessable
+from crmd.messages import REACHED
 from crmd.plugins.suggester import Suggester
 from crmd.segments.fields import known_fields
 from crmd.segments.parse import RuleError, parse_rule
+from crmd.store.tenant import TenantStore
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -123,3 +126,71 @@ def valid_tags(raw: Any) -> list[str] | None:
         return None
     tags = [t.strip() for t in raw if isinstance(t, str) and 0 < len(t.strip()) <= 40]
     return tags[:10] or None
+
+
+BANDS = [
+    (0, 1_000, "under 1,000"),
+    (1_000, 10_000, "1,000-10,000"),
+    (10_000, float("inf"), "10,000+"),
+]
+
+
+async def spend_bands(store: TenantStore, campaign_id: str) -> dict[str, Any]:
+    """Delivery by the recipients' spend band, for the summary's best and worst."""
+    totals = {label: 0 for _, _, label in BANDS}
+    reached = {label: 0 for _, _, label in BANDS}
+    logs = store["communication_log"].find(
+        {"campaignId": campaign_id}, projection={"customerId": 1, "status": 1}
+    )
+    batch: list[dict[str, Any]] = []
+
+    async def tally() -> None:
+        ids = [d["customerId"] for d in batch]
+        spend = {
+            c["_id"]: c.get("spend", 0)
+            for c in await store["customers"].by_ids(ids, projection={"spend": 1})
+        }
+        for log in batch:
+            value = spend.get(log["customerId"], 0) or 0
+            label = next(lab for low, high, lab in BANDS if low <= value < high)
+            totals[label] += 1
+            if log["status"] in REACHED:
+                reached[label] += 1
+
+    async for log in logs:
+        batch.append(log)
+        if len(batch) >= 1000:
+            await tally()
+            batch = []
+    if batch:
+        await tally()
+    bands = [
+        {
+            "band": label,
+            "total": totals[label],
+            "reached": reached[label],
+            "rate": reached[label] / totals[label] if totals[label] else 0.0,
+        }
+        for _, _, label in BANDS
+    ]
+    return {"bands": bands}
+
+
+async def campaign_summary(
+    store: TenantStore, suggesters: Suggesters, campaign: dict[str, Any]
+) -> tuple[str, str]:
+    """How the campaign went, in words, and who wrote them; 422 when nobody could."""
+    counted = {k: campaign.get("stats", {}).get(k, 0) for k in stats.GROUPS}
+    breakdown = await spend_bands(store, str(campaign["_id"]))
+    view = {
+        "name": campaign["name"],
+        "rule": campaign["rule"],
+        "audienceSize": campaign["audienceSize"],
+        "status": campaign["status"],
+    }
+    answer = await suggesters.first(
+        "summary", lambda s: s.summarize_campaign(view, counted, breakdown), valid_summary
+    )
+    if answer is None:
+        raise Unprocessable("no suggester could summarise this campaign", code="not_understood")
+    return answer

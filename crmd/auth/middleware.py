@@ -6,10 +6,10 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from crmd.auth.requests import USER, is_public
+from crmd.auth.requests import is_public
 from crmd.errors import Unauthorized
 from crmd.http.compat import request_token
-from crmd.http.keys import SIGN_IN
+from crmd.http.keys import SIGN_IN, USER
 
 API_PREFIX = "/api/"
 

@@ -9,10 +9,8 @@ from aiohttp import web
 
 from crmd.auth.users import User
 from crmd.http.describe import PUBLIC
-from crmd.http.keys import DATABASE
+from crmd.http.keys import DATABASE, USER
 from crmd.store.tenant import TenantStore
-
-USER = web.RequestKey("user", User)
 
 H = Callable[..., Awaitable[Any]]
 

@@ -14,10 +14,10 @@ from crmd.campaigns import jobs
 from crmd.campaigns.dispatch import cancel_unsent, mark_sent_if_done, send_chunk
 from crmd.campaigns.lifecycle import Action
 from crmd.campaigns.planning import plan
+from crmd.campaigns.stats import mark_for_recount
 from crmd.campaigns.transitions import move
 from crmd.campaigns.vendors import RateLimits, Vendors
 from crmd.config import StreamsConfig
-from crmd.receipts.actor import mark
 from crmd.store.tenant import TenantStore
 from crmd.streams import GROUP, consumer_name
 from crmd.streams.actor import StreamActor
@@ -38,8 +38,9 @@ def dispatch_actor(
     recounts: str | None = None,
 ) -> StreamActor:
     """``recounts``: the receipts actor's recount marks (``receipts.actor.recount_key``),
-    where a campaign whose messages were recorded SENT at hand-over is marked, as a
-    receipt would mark it, so that its stats move while it sends."""
+    where a campaign whose messages were recorded SENT at hand-over is marked
+    (``stats.mark_for_recount``), as a receipt would mark it, so that its stats move
+    while it sends."""
 
     async def handle(entries: Sequence[Entry]) -> None:
         for entry in entries:
@@ -52,7 +53,7 @@ def dispatch_actor(
             else:
                 sent = await send_chunk(store, vendors, limits, job, entry.deliveries, links)
                 if sent and recounts:
-                    await mark(redis, recounts, {(job.user, job.campaign)})
+                    await mark_for_recount(redis, recounts, {(job.user, job.campaign)})
                 if await jobs.finished(redis, stream, job):
                     await mark_sent_if_done(store, job.campaign)
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from crmd.messages import FINAL_RANK, MessageStatus
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_new
 
@@ -26,11 +27,6 @@ CHUNK_BYTES = 4_000_000
 """At most this many bytes of messages in one chunk (a document holds at most 16 MB)."""
 ENTRY_FIELDS = ("_id", "seq", "customerId", "recipient", "phone", "message")
 """Every entry's; an entry may also hold ``values`` (``crmd.campaigns.compose``)."""
-SUPPRESSED = "SUPPRESSED"
-"""A recipient on the suppression list when the campaign was planned, or when their
-message was to be handed over: never sent."""
-FINAL_RANK = 9
-"""Above every receipt's rank: a suppressed recipient's log never changes."""
 
 
 def chunk_id(campaign_id: str, first_seq: int) -> str:
@@ -138,7 +134,7 @@ def new_log(
 def suppressed_log(entry: Doc, campaign_id: str, vendor: str, now: datetime, why: str) -> Doc:
     """The log of a recipient left out because their address is suppressed; ``why``
     is its reason (``suppressions.entries.listed_because``)."""
-    log = new_log(entry, campaign_id, vendor, SUPPRESSED, 0, now)
+    log = new_log(entry, campaign_id, vendor, MessageStatus.SUPPRESSED, 0, now)
     return log | {"rank": FINAL_RANK, "reason": why}
 
 
@@ -163,7 +159,9 @@ async def cancel_unsent(store: TenantStore, campaign_id: str, now: datetime) -> 
         todo = await unsent(store, doc)
         # The rank stays 0: should the vendor have taken one after all (a batch in
         # flight as the cancel came), its receipt still lands.
-        logs = [new_log(e, campaign_id, doc["vendor"], "CANCELLED", 0, now) for e in todo]
+        logs = [
+            new_log(e, campaign_id, doc["vendor"], MessageStatus.CANCELLED, 0, now) for e in todo
+        ]
         new, _ = await insert_logs(store, logs)
         await store.add_to_tally("messages", new)
         await mark_done(store, chunk)

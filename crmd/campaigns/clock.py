@@ -22,7 +22,7 @@ from crmd.campaigns import jobs, stats
 from crmd.campaigns.dispatch import cancel_unsent
 from crmd.campaigns.lifecycle import Action, Status
 from crmd.campaigns.transitions import move
-from crmd.receipts.status import UNKNOWN
+from crmd.messages import MessageStatus
 from crmd.store.tenant import TenantStore
 
 log = structlog.get_logger(__name__)
@@ -130,6 +130,10 @@ async def _unknown_when_late(store: TenantStore, campaign_id: str, now: datetime
     await store["communication_log"].update_many(
         # Only messages the vendor took: one reset by retry-failed just now is not late,
         # it is about to be sent.
-        {"campaignId": campaign_id, "status": "PENDING", "vendorMessageId": {"$ne": None}},
-        {"$set": {"status": UNKNOWN, "updatedAt": now}},
+        {
+            "campaignId": campaign_id,
+            "status": MessageStatus.PENDING,
+            "vendorMessageId": {"$ne": None},
+        },
+        {"$set": {"status": MessageStatus.UNKNOWN, "updatedAt": now}},
     )

@@ -18,6 +18,7 @@ import html
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from crmd.campaigns.schema import MAX_HTML, MAX_SUBJECT
 from crmd.campaigns.template import (
     UNSUBSCRIBE,
     Part,
@@ -30,8 +31,6 @@ from crmd.plugins.vendor import OutgoingMessage
 from crmd.suppressions.links import UnsubscribeLinks
 
 Doc = dict[str, Any]
-MAX_SUBJECT = 200
-MAX_HTML = 50_000
 MAX_SUBJECT_SENT = 500
 """A rendered subject is cut here (its values may be long): one header line."""
 UNSUBSCRIBE_LINE = "Unsubscribe: "

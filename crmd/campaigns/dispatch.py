@@ -13,8 +13,6 @@ message handed over twice is the same message.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,8 +27,8 @@ from crmd.campaigns.held import without_suppressed
 from crmd.campaigns.lifecycle import SENDING_STATES, Action, Status
 from crmd.campaigns.transitions import move
 from crmd.campaigns.vendors import RateLimiter, RateLimits, Vendors, guarded_send
+from crmd.messages import RANK, MessageStatus, send_key
 from crmd.plugins.vendor import Accepted, Failed, Retry, Vendor, VendorMisconfigured
-from crmd.receipts.status import CANCELLED, RANK
 from crmd.store.tenant import TenantStore
 from crmd.suppressions.entries import Entry, suppress
 from crmd.suppressions.failures import dead_in, hard_failure
@@ -41,43 +39,7 @@ Doc = dict[str, Any]
 VENDOR_BATCH = 100
 MAX_ATTEMPTS = 5
 MAX_RETRY_WAIT = 30.0
-
-
-def message_id(campaign: str, customer: str) -> str:
-    """A recipient's message id: the campaign's id, so a receipt that names the message
-    names its campaign, and a hash of the customer's."""
-    digest = hashlib.sha256(f"{campaign}\x00{customer}".encode()).hexdigest()
-    return f"{campaign}.{digest[:16]}"
-
-
-def legacy_message_id(campaign: str, customer: str) -> str:
-    """The message id of campaigns planned before ids named their campaign."""
-    return hashlib.sha256(f"{campaign}\x00{customer}".encode()).hexdigest()[:24]
-
-
-def send_key(log: Doc) -> str:
-    """The message id the vendor sees: the log's id, plus the retry round after a
-    retry-failed (vendors dedupe by this id, so a new round needs a new one)."""
-    round_ = log.get("round", 0)
-    return log["_id"] if not round_ else f"{log['_id']}:r{round_}"
-
-
-# Matched whole (fullmatch): $ would also match before a final line break.
-_ROUND = re.compile(r"(?P<log>[0-9a-f]{24}(?:\.[0-9a-f]{16})?):r(?P<round>[0-9]{1,6})")
-_CAMPAIGN = re.compile(r"(?P<campaign>[0-9a-f]{24})\.[0-9a-f]{16}")
-
-
-def parse_send_key(key: str) -> tuple[str, int]:
-    """(log id, round) from a message id; anything unexpected is taken as a log id
-    (and then simply not found), never an error that could poison a batch."""
-    match = _ROUND.fullmatch(key)
-    return (match.group("log"), int(match.group("round"))) if match else (key, 0)
-
-
-def campaign_of(log_id: str) -> str | None:
-    """The campaign a log id names (None for a legacy id, or anything else)."""
-    match = _CAMPAIGN.fullmatch(log_id)
-    return match.group("campaign") if match else None
+FAILED_RANK = RANK[MessageStatus.FAILED]
 
 
 async def cancel_unsent(store: TenantStore, campaign_id: str) -> int:
@@ -88,10 +50,10 @@ async def cancel_unsent(store: TenantStore, campaign_id: str) -> int:
     swept = await chunks.cancel_unsent(store, campaign_id, now)
     # Messages queued again by retry-failed (and campaigns planned before chunks).
     legacy = await store["communication_log"].update_many(
-        {"campaignId": campaign_id, "status": "PENDING", "vendorMessageId": None},
+        {"campaignId": campaign_id, "status": MessageStatus.PENDING, "vendorMessageId": None},
         # The rank stays 0: should the vendor have taken one after all (a batch in
         # flight as the cancel came), its receipt still lands.
-        {"$set": {"status": CANCELLED, "updatedAt": now}},
+        {"$set": {"status": MessageStatus.CANCELLED, "updatedAt": now}},
     )
     swept += legacy.modified_count
     # Even with nothing swept while the stats still say some are pending: cancelled
@@ -143,20 +105,29 @@ class Handoff:
             "reason": reason,
             "attempts": attempts,
             "updatedAt": self.now,
-            "times": {"FAILED": self.now},
+            "times": {MessageStatus.FAILED: self.now},
             "gaveUp": gave_up,
         }
         if not gave_up and doc.get("recipient") and hard_failure(reason):
             campaign, customer = str(self.campaign["_id"]), doc.get("customerId")
             self.dead.append(Entry(doc["recipient"], reason, "failure", campaign, customer))
         if self.fresh:
-            self.inserts.append(self._log(doc, "FAILED", attempts) | failure | {"rank": 5})
+            self.inserts.append(
+                self._log(doc, MessageStatus.FAILED, attempts) | failure | {"rank": FAILED_RANK}
+            )
             return
         failure.pop("times")
         self.updates.append(
             (
-                {"_id": doc["_id"], "rank": {"$lt": 5}},
-                {"$set": {"status": "FAILED", "rank": 5, "times.FAILED": self.now, **failure}},
+                {"_id": doc["_id"], "rank": {"$lt": FAILED_RANK}},
+                {
+                    "$set": {
+                        "status": MessageStatus.FAILED,
+                        "rank": FAILED_RANK,
+                        f"times.{MessageStatus.FAILED}": self.now,
+                        **failure,
+                    }
+                },
             )
         )
 
@@ -181,7 +152,7 @@ class Handoff:
         # a cancel that came while the batch was with the vendor (now it is handed).
         for doc in there:
             if doc["vendorMessageId"] is not None:
-                sent = doc["status"] == "SENT"
+                sent = doc["status"] == MessageStatus.SENT
                 handed = self._handed(doc["vendorMessageId"], doc["attempts"], sent)
                 self.updates.append(_handed_over(doc["_id"], handed))
         if self.updates:
@@ -193,14 +164,18 @@ class Handoff:
         """The fields a handover sets (``$set`` style). SENT looks exactly as if its
         receipt had been applied (``receipts.status``): its rank and first-seen time."""
         handed = {
-            "status": "PENDING",
+            "status": MessageStatus.PENDING,
             "vendorMessageId": vendor_id,
             "attempts": attempts,
             "handedAt": self.now,
             "updatedAt": self.now,
         }
         if sent:
-            handed |= {"status": "SENT", "rank": RANK["SENT"], "times.SENT": self.now}
+            handed |= {
+                "status": MessageStatus.SENT,
+                "rank": RANK[MessageStatus.SENT],
+                f"times.{MessageStatus.SENT}": self.now,
+            }
         return handed
 
     def _log(self, entry: Doc, status: str, attempts: int) -> Doc:
@@ -259,7 +234,7 @@ async def send_chunk(
     else:
         todo = await store["communication_log"].by_ids(
             job.ids,
-            {"status": "PENDING", "vendorMessageId": None},
+            {"status": MessageStatus.PENDING, "vendorMessageId": None},
             {"recipient": 1, "phone": 1, "message": 1, "attempts": 1, "round": 1}
             | {"customerId": 1, "values": 1},
         )
@@ -379,7 +354,7 @@ async def mark_sent_if_done(store: TenantStore, campaign_id: str) -> None:
     logs = store["communication_log"]
     if not doc.get("chunked") or doc.get("resent"):
         unsent = await logs.count_documents(
-            {"campaignId": campaign_id, "status": "PENDING", "vendorMessageId": None}
+            {"campaignId": campaign_id, "status": MessageStatus.PENDING, "vendorMessageId": None}
         )
         if unsent:
             return
@@ -387,6 +362,8 @@ async def mark_sent_if_done(store: TenantStore, campaign_id: str) -> None:
     sent = await move(campaigns, ObjectId(campaign_id), Action.HANDED_OVER, sentAt=now)
     if sent is None:
         return
-    awaited = await logs.count_documents({"campaignId": campaign_id, "status": "PENDING"})
+    awaited = await logs.count_documents(
+        {"campaignId": campaign_id, "status": MessageStatus.PENDING}
+    )
     if not awaited:
         await stats.refresh(store, campaign_id)

@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 
 from crmd.campaigns import chunks
+from crmd.messages import FINAL_RANK, MessageStatus
 from crmd.store.tenant import TenantStore
 from crmd.suppressions.entries import suppressed_among
 
@@ -40,7 +41,7 @@ async def without_suppressed(
         await store["communication_log"].bulk_update(
             [
                 (
-                    {"_id": d["_id"], "rank": {"$lt": chunks.FINAL_RANK}},
+                    {"_id": d["_id"], "rank": {"$lt": FINAL_RANK}},
                     {"$set": _suppressed(gone[d["recipient"]], now)},
                 )
                 for d in held
@@ -51,4 +52,4 @@ async def without_suppressed(
 
 
 def _suppressed(why: str, now: datetime) -> Doc:
-    return {"status": chunks.SUPPRESSED, "rank": chunks.FINAL_RANK, "reason": why, "updatedAt": now}
+    return {"status": MessageStatus.SUPPRESSED, "rank": FINAL_RANK, "reason": why, "updatedAt": now}

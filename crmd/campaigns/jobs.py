@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from crmd.streams import GROUP
 from crmd.streams.backlog import unacknowledged
+from crmd.streams.describe import Payload
 
 FIELD = b"job"
 SEND_CHUNK = 500
@@ -95,3 +96,17 @@ def send_jobs(
     return [
         DispatchJob("send", campaign, user, ids[i : i + size]) for i in range(0, len(ids), size)
     ]
+
+
+def describe(raw: bytes) -> Payload:
+    """A job in words, for a dead letter (``crmd.streams.describe``)."""
+    job = decode(raw)
+    if job.kind == "plan":
+        what = f"plan campaign {job.campaign} from customer {job.start}"
+    elif job.kind == "send" and job.chunk:
+        what = f"send campaign {job.campaign}, planned chunk {job.chunk}"
+    elif job.kind == "send":
+        what = f"send campaign {job.campaign}, {len(job.ids)} messages"
+    else:
+        what = f"{job.kind} campaign {job.campaign}"
+    return Payload("dispatch job", what, job.user)

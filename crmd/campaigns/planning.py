@@ -33,10 +33,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
 from crmd.campaigns import chunks, compose, jobs, stats
-from crmd.campaigns.dispatch import cancel_unsent, mark_sent_if_done, message_id
+from crmd.campaigns.dispatch import cancel_unsent, mark_sent_if_done
 from crmd.campaigns.lifecycle import Action, Status
 from crmd.campaigns.transitions import move
 from crmd.campaigns.vendors import Vendors
+from crmd.messages import message_id
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import parse_rule
 from crmd.store.numbering import COUNTERS

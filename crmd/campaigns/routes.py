@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
-from msgspec import UNSET, UnsetType
 
 from crmd.auth.requests import tenant_store
-from crmd.campaigns import stats
-from crmd.campaigns.lifecycle import operator_actions
-from crmd.campaigns.service import CampaignBody
+from crmd.campaigns.schema import (
+    Campaign,
+    CampaignBody,
+    CampaignList,
+    Dashboard,
+    LogEntry,
+    LogPage,
+    LogStatus,
+    RetriedCampaign,
+    TestSend,
+    TestSent,
+)
+from crmd.campaigns.service import campaign_view
 from crmd.errors import BadRequest
 from crmd.http.admission import asked_for, expensive_when
-from crmd.http.bodies import Body, json_body
-from crmd.http.describe import Link, Moment, described
+from crmd.http.bodies import json_body
+from crmd.http.describe import Link, described
 from crmd.http.keys import CAMPAIGNS
 from crmd.http.pages import (
     DEFAULT_LIMIT,
@@ -28,108 +37,15 @@ from crmd.http.pages import (
     read_page,
 )
 from crmd.http.responses import json_response
+from crmd.messages import LOG_STATUSES
 from crmd.store.numbering import BY_STATUS
 from crmd.store.windows import oldest
 
 routes = web.RouteTableDef()
-LOG_STATUSES = (
-    "PENDING",
-    "SENT",
-    "DELIVERED",
-    "OPENED",
-    "CLICKED",
-    "FAILED",
-    "BOUNCED",
-    "UNKNOWN",
-    "CANCELLED",
-    "SUPPRESSED",
-)
-
-
-class TestSend(Body):
-    email: Annotated[
-        str, msgspec.Meta(min_length=3, max_length=254, examples=["someone@example.com"])
-    ]
-
-
-CampaignStatus = Literal[
-    "draft", "scheduled", "queued", "planning", "sending", "sent", "completed", "paused",
-    "cancelled", "error",
-]  # fmt: skip
-LogStatus = Literal[LOG_STATUSES]  # type: ignore[valid-type]
-
-
-class CampaignStats(msgspec.Struct):
-    """The recipients by where their message is (delivered counts opened and clicked;
-    failed counts bounced)."""
-
-    pending: int
-    sent: int
-    delivered: int
-    failed: int
-    unknown: int
-    cancelled: int
-    suppressed: int = 0
-    """On the suppression list when the campaign was planned: not sent to."""
-
-
-class Campaign(msgspec.Struct):
-    id: str
-    name: str
-    message: str
-    subject: str
-    html: str
-    intent: str
-    rule: str
-    segmentId: str | None
-    vendor: str
-    status: CampaignStatus
-    audienceSize: int
-    stats: CampaignStats
-    deliveryRate: float
-    actions: list[Literal["send", "pause", "resume", "cancel", "retry_failed"]]
-    """What an operator may do now (``POST /campaigns/{id}/<action>``, retry_failed
-    being ``retry-failed``)."""
-    createdAt: Moment
-    scheduledAt: Moment | None
-    sentAt: Moment | None
-    completedAt: Moment | None
-    reason: str | UnsetType = UNSET
-    """Why it ended in ``error`` (or was refused)."""
-
-
-class RetriedCampaign(Campaign):
-    retried: int = 0
-    """Failed messages set to be sent again."""
-    queued: int = 0
-    """Messages queued to be sent (a chunk counts whole)."""
-
-
-class CampaignList(msgspec.Struct):
-    items: list[Campaign]
-    total: int
-    cursor: str | None
-    """Pass it back as ``cursor`` for the next page; null on the last."""
 
 
 class CampaignListQuery(PageQuery):
     cursor: Annotated[str, msgspec.Meta(pattern="^[0-9]{1,15}$")] | None = None
-
-
-class LogEntry(msgspec.Struct):
-    id: str
-    customerId: str
-    message: str
-    status: LogStatus
-    vendorMessageId: str | None
-    reason: str | None
-    updatedAt: Moment
-
-
-class LogPage(msgspec.Struct):
-    items: list[LogEntry]
-    total: int
-    cursor: str | None
 
 
 class LogQuery(msgspec.Struct):
@@ -137,23 +53,6 @@ class LogQuery(msgspec.Struct):
     status: LogStatus | None = None
     """Only the recipients whose message is in this state (any case)."""
     cursor: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,15}(\.[0-9]{1,15})?$")] | None = None
-
-
-class TestSent(msgspec.Struct):
-    message: str
-    """The message as rendered for that address."""
-    vendor: str
-    accepted: bool
-    vendorMessageId: str | None
-    reason: str | None
-
-
-class Dashboard(msgspec.Struct):
-    customers: int
-    orders: int
-    campaigns: int
-    messages: dict[str, int]
-    """Messages by log status."""
 
 
 CAMPAIGN_LINKS = {
@@ -166,33 +65,6 @@ CAMPAIGN_LINKS = {
 
 def campaign(doc: dict[str, Any]) -> Campaign:
     return msgspec.convert(campaign_view(doc), Campaign)
-
-
-def campaign_view(doc: dict[str, Any]) -> dict[str, Any]:
-    counted = doc.get("stats", {})
-    view = {
-        "id": str(doc["_id"]),
-        "name": doc["name"],
-        "message": doc["message"],
-        "subject": doc.get("subject", ""),
-        "html": doc.get("html", ""),
-        "intent": doc.get("intent", ""),
-        "rule": doc["rule"],
-        "segmentId": doc.get("segmentId"),
-        "vendor": doc["vendor"],
-        "status": doc["status"],
-        "audienceSize": doc["audienceSize"],
-        "stats": {k: counted.get(k, 0) for k in stats.GROUPS},
-        "deliveryRate": stats.delivery_rate(counted, doc["audienceSize"]),
-        "actions": operator_actions(doc["status"], doc.get("plannedAt") is not None),
-        "createdAt": doc["createdAt"],
-        "scheduledAt": doc.get("scheduledAt"),
-        "sentAt": doc.get("sentAt"),
-        "completedAt": doc.get("completedAt"),
-    }
-    if doc.get("reason"):
-        view["reason"] = doc["reason"]
-    return view
 
 
 @routes.post("/api/v1/campaigns")

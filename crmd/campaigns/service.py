@@ -4,9 +4,8 @@ failed, test. Each status change is a lifecycle move; the handlers only parse an
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-import msgspec
 import redis.exceptions
 import structlog
 from bson import ObjectId
@@ -14,13 +13,21 @@ from redis.asyncio import Redis
 
 from crmd.campaigns import chunks, compose, jobs, stats
 from crmd.campaigns.dispatch import RESENT, mark_sent_if_done
-from crmd.campaigns.lifecycle import Action, Status, initial_status, resume_action, send_action
+from crmd.campaigns.lifecycle import (
+    Action,
+    Status,
+    initial_status,
+    operator_actions,
+    resume_action,
+    send_action,
+)
+from crmd.campaigns.schema import CampaignBody
 from crmd.campaigns.template import TemplateError, parse_template
 from crmd.campaigns.transitions import move_or_refuse
 from crmd.campaigns.vendors import Vendors, guarded_send
 from crmd.emails import InvalidEmail, normalise_email
 from crmd.errors import CrmdError, Unprocessable
-from crmd.http.bodies import Body
+from crmd.messages import MessageStatus
 from crmd.plugins.vendor import Accepted, Failed, SendResult, VendorMisconfigured
 from crmd.segments.counting import AudienceCounter
 from crmd.segments.query import rule_now
@@ -35,7 +42,6 @@ from crmd.telemetry.logs import describe_error
 log = structlog.get_logger(__name__)
 
 Doc = dict[str, Any]
-Text = Annotated[str, msgspec.Meta(max_length=200)]
 
 
 class InvalidTemplate(CrmdError):
@@ -43,30 +49,6 @@ class InvalidTemplate(CrmdError):
 
     def __init__(self, error: TemplateError, field: str = "message") -> None:
         super().__init__(error.message, details={"field": field, "column": error.column})
-
-
-class CampaignBody(Body):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["Thanks"])]
-    message: Annotated[
-        str, msgspec.Meta(min_length=1, max_length=1000, examples=["Hi {name}, thank you!"])
-    ]
-    """The text body; ``{unsubscribe_url}`` places the unsubscribe link (else it is
-    added on a line of its own at the end)."""
-    subject: Annotated[str, msgspec.Meta(max_length=compose.MAX_SUBJECT)] = ""
-    """For e-mail: the subject line, with the same placeholders as the message."""
-    html: Annotated[str, msgspec.Meta(max_length=compose.MAX_HTML)] = ""
-    """For e-mail: an HTML body sent beside the text, with the same placeholders (each
-    value HTML-escaped); without ``{unsubscribe_url}`` a link is added at its end."""
-    intent: Text = ""
-    rule: (
-        Annotated[str, msgspec.Meta(max_length=2000, examples=["spend > 1000 AND visits >= 3"])]
-        | None
-    ) = None
-    segmentId: str | None = None
-    vendor: Text | None = None
-    scheduledAt: datetime | None = None
-    draft: bool = False
-    """Save without sending; ``POST /campaigns/{id}/send`` sends it later."""
 
 
 class Campaigns:
@@ -195,7 +177,7 @@ class Campaigns:
         now = datetime.now(UTC)
         reset_fields = {
             "$set": {
-                "status": "PENDING",
+                "status": MessageStatus.PENDING,
                 "rank": 0,
                 "vendorMessageId": None,
                 "attempts": 0,
@@ -210,11 +192,11 @@ class Campaigns:
         # Refused by the vendor: a new round, so a new message id. Given up on after
         # retries: the vendor may have taken it, so the same id again (it dedupes on it).
         refused = await logs.update_many(
-            {"campaignId": campaign, "status": "FAILED", "gaveUp": {"$ne": True}},
+            {"campaignId": campaign, "status": MessageStatus.FAILED, "gaveUp": {"$ne": True}},
             {**reset_fields, "$inc": {"round": 1}},
         )
         gave_up = await logs.update_many(
-            {"campaignId": campaign, "status": "FAILED", "gaveUp": True}, reset_fields
+            {"campaignId": campaign, "status": MessageStatus.FAILED, "gaveUp": True}, reset_fields
         )
         queued = await self._requeue_unsent(store, campaign)
         moved["stats"] = await stats.refresh(store, campaign)
@@ -275,7 +257,7 @@ class Campaigns:
         were queued (a chunk counts whole: some of it may be handed over already)."""
         queued = await self._queue_open_chunks(store, campaign)
         chunk: list[str] = []
-        unsent = {"campaignId": campaign, "status": "PENDING", "vendorMessageId": None}
+        unsent = {"campaignId": campaign, "status": MessageStatus.PENDING, "vendorMessageId": None}
         cursor = store["communication_log"].find(
             unsent, projection={"_id": 1}, batch_size=jobs.SEND_CHUNK
         )
@@ -302,3 +284,32 @@ class Campaigns:
 
     async def _send_jobs(self, store: TenantStore, campaign: str, ids: list[str]) -> None:
         await jobs.publish(self.redis, self.stream, jobs.send_jobs(campaign, store.user_id, ids))
+
+
+def campaign_view(doc: Doc) -> Doc:
+    """A stored campaign as the API and the console show it: its stats by figure, its
+    delivery rate and what an operator may do now (``crmd.campaigns.schema.Campaign``)."""
+    counted = doc.get("stats", {})
+    view = {
+        "id": str(doc["_id"]),
+        "name": doc["name"],
+        "message": doc["message"],
+        "subject": doc.get("subject", ""),
+        "html": doc.get("html", ""),
+        "intent": doc.get("intent", ""),
+        "rule": doc["rule"],
+        "segmentId": doc.get("segmentId"),
+        "vendor": doc["vendor"],
+        "status": doc["status"],
+        "audienceSize": doc["audienceSize"],
+        "stats": {k: counted.get(k, 0) for k in stats.GROUPS},
+        "deliveryRate": stats.delivery_rate(counted, doc["audienceSize"]),
+        "actions": operator_actions(doc["status"], doc.get("plannedAt") is not None),
+        "createdAt": doc["createdAt"],
+        "scheduledAt": doc.get("scheduledAt"),
+        "sentAt": doc.get("sentAt"),
+        "completedAt": doc.get("completedAt"),
+    }
+    if doc.get("reason"):
+        view["reason"] = doc["reason"]
+    return view

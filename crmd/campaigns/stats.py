@@ -11,24 +11,28 @@ with a later ticket has stored one already: the stats never go back to an older 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
 
 from crmd.campaigns.lifecycle import Action
 from crmd.campaigns.transitions import move
+from crmd.messages import MessageStatus
 from crmd.store.numbering import BY_STATUS
 from crmd.store.tenant import TenantStore
 
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
 GROUPS = {
-    "pending": ("PENDING",),
-    "sent": ("SENT",),
-    "delivered": ("DELIVERED", "OPENED", "CLICKED"),
-    "failed": ("FAILED", "BOUNCED"),
-    "unknown": ("UNKNOWN",),
-    "cancelled": ("CANCELLED",),
-    "suppressed": ("SUPPRESSED",),
+    "pending": (MessageStatus.PENDING,),
+    "sent": (MessageStatus.SENT,),
+    "delivered": (MessageStatus.DELIVERED, MessageStatus.OPENED, MessageStatus.CLICKED),
+    "failed": (MessageStatus.FAILED, MessageStatus.BOUNCED),
+    "unknown": (MessageStatus.UNKNOWN,),
+    "cancelled": (MessageStatus.CANCELLED,),
+    "suppressed": (MessageStatus.SUPPRESSED,),
 }
 """Each figure of a campaign's stats and the log statuses it counts. ``suppressed``:
 recipients on the suppression list when the campaign was planned or when their message
@@ -135,3 +139,13 @@ def timeline_point(stats: dict[str, int]) -> list[int]:
 def delivery_rate(stats: dict[str, Any], audience: int) -> float:
     reached = stats.get("sent", 0) + stats.get("delivered", 0)
     return round(reached / audience, 4) if audience else 0.0
+
+
+async def mark_for_recount(redis: Redis, key: str, campaigns: set[tuple[str, str]]) -> None:
+    """Mark (user, campaign) pairs in the Redis hash ``key`` for the receipts actor to
+    recount (``crmd.receipts.actor``): each mark's count is its version."""
+    if campaigns:
+        async with redis.pipeline(transaction=False) as pipe:
+            for user, campaign in sorted(campaigns):
+                pipe.hincrby(key, f"{user}:{campaign}", 1)
+            await pipe.execute()

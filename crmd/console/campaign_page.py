@@ -9,9 +9,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from crmd.ai.routes import campaign_summary
+from crmd.ai.service import campaign_summary
 from crmd.auth.requests import tenant_store
-from crmd.campaigns.routes import LOG_STATUSES, campaign_view
+from crmd.campaigns.service import campaign_view
 from crmd.console.chart import as_chart
 from crmd.console.live import follow
 from crmd.console.web import form, query_number, render, see_other
@@ -19,6 +19,7 @@ from crmd.emails import InvalidEmail, normalise_email
 from crmd.errors import BadRequest, CrmdError
 from crmd.http.admission import asked_for, expensive, expensive_when
 from crmd.http.keys import CAMPAIGNS, SUGGESTERS
+from crmd.messages import LOG_STATUSES
 from crmd.store.windows import FILTERED_SCAN, newest
 
 routes = web.RouteTableDef()

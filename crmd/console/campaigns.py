@@ -10,8 +10,8 @@ import msgspec
 from aiohttp import web
 
 from crmd.auth.requests import current_user, tenant_store
-from crmd.campaigns.routes import campaign_view
-from crmd.campaigns.service import CampaignBody, InvalidTemplate
+from crmd.campaigns.schema import CampaignBody
+from crmd.campaigns.service import InvalidTemplate, campaign_view
 from crmd.campaigns.template import (
     PLACEHOLDERS,
     UNSUBSCRIBE,
@@ -23,9 +23,10 @@ from crmd.console.web import form, query_number, scripted, see_other, unfinished
 from crmd.console.web import render as render_page
 from crmd.errors import BadRequest, CrmdError, Unprocessable
 from crmd.http.admission import expensive
-from crmd.http.bodies import Body, json_body
+from crmd.http.bodies import json_body
 from crmd.http.keys import CAMPAIGNS, SUGGESTERS
 from crmd.http.responses import plain_json
+from crmd.http.schema import Body
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import RuleError, parse_rule
 from crmd.segments.query import InvalidRule, rule_now

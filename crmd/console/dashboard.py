@@ -11,7 +11,7 @@ from aiohttp import web
 
 from crmd.auth.requests import current_user, tenant_store
 from crmd.campaigns import jobs
-from crmd.campaigns.routes import campaign_view
+from crmd.campaigns.service import campaign_view
 from crmd.console.web import render
 from crmd.http.keys import CAMPAIGNS, HEALTH, SUGGESTERS
 from crmd.ingest import chunks

@@ -21,7 +21,7 @@ from crmd.console.web import (
 from crmd.errors import CrmdError, Unprocessable
 from crmd.http.keys import IMPORTS
 from crmd.http.responses import plain_json
-from crmd.ingest import routes as ingest_routes
+from crmd.ingest.rejected import rejected_rows_csv
 from crmd.ingest.upload import SUMMARY, get_upload, upload_summary
 from crmd.store.documents import Upload, UploadSummary, decode_all
 from crmd.store.windows import newest
@@ -131,4 +131,4 @@ async def import_events(request: web.Request) -> web.StreamResponse:
     return await follow(request, figures)
 
 
-routes.get("/imports/{id}/errors.csv")(ingest_routes.upload_errors_csv)
+routes.get("/imports/{id}/errors.csv")(rejected_rows_csv)

@@ -11,11 +11,11 @@ from urllib.parse import quote
 from aiohttp import web
 
 from crmd.auth.requests import current_user, tenant_store
-from crmd.campaigns.dispatch import legacy_message_id, message_id
 from crmd.console.web import query_number, query_text, render
 from crmd.errors import NotFound
 from crmd.http.admission import asked_for, expensive_when
 from crmd.ingest.persist import record_id
+from crmd.messages import legacy_message_id, message_id
 from crmd.segments.evaluate import evaluate
 from crmd.segments.fields import CUSTOMERS, ORDERS, FieldSet
 from crmd.segments.parse import RuleError, parse_rule

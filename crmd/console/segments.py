@@ -11,14 +11,15 @@ from crmd.auth.requests import tenant_store
 from crmd.console.web import form, render, scripted, see_other, unfinished
 from crmd.errors import BadRequest, CrmdError, Unprocessable
 from crmd.http.admission import expensive
-from crmd.http.bodies import Body, json_body
+from crmd.http.bodies import json_body
 from crmd.http.keys import SUGGESTERS
 from crmd.http.responses import plain_json
+from crmd.http.schema import Body
 from crmd.segments.counting import COUNTS
 from crmd.segments.fields import known_fields
 from crmd.segments.parse import RuleError
 from crmd.segments.query import InvalidRule
-from crmd.segments.routes import RuleText
+from crmd.segments.schema import RuleText
 from crmd.segments.service import preview, save_segment
 from crmd.store.documents import Segment, decode_all
 from crmd.store.windows import newest

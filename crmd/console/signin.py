@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from crmd.auth.routes import from_this_machine
+from crmd.auth.local import from_this_machine
 from crmd.console.web import (
     CONSOLE,
     form,

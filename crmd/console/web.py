@@ -26,11 +26,10 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from crmd.auth.requests import USER
 from crmd.console.origins import Origin, is_own, own_origins
 from crmd.errors import BadRequest, CrmdError, Forbidden
 from crmd.http.forms import read_form
-from crmd.http.keys import SIGN_IN
+from crmd.http.keys import SIGN_IN, USER
 
 log = structlog.get_logger(__name__)
 

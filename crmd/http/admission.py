@@ -23,9 +23,8 @@ from typing import TypeVar, cast
 
 from aiohttp import web
 
-from crmd.auth.requests import current_user
 from crmd.errors import CrmdError
-from crmd.http.keys import ADMISSION
+from crmd.http.keys import ADMISSION, USER
 from crmd.telemetry.metrics import Metrics
 
 Page = TypeVar("Page", bound=Callable[[web.Request], Awaitable[web.StreamResponse]])
@@ -101,7 +100,7 @@ class Admission:
 def slot(request: web.Request) -> AbstractAsyncContextManager[None]:
     """One of the signed-in user's slots, for the block: a handler that is an expensive
     read only in part (the reading, not a wait for a count in the background)."""
-    return request.app[ADMISSION].slot(current_user(request).id)
+    return request.app[ADMISSION].slot(request[USER].id)
 
 
 def asked_for(name: str) -> Callable[[web.Request], bool]:

@@ -9,6 +9,7 @@ from aiohttp import BodyPartReader, MultipartReader, StreamReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from crmd.errors import BadRequest, Unprocessable
+from crmd.http.schema import Body
 
 NESTED_TOO_DEEP = "body is not valid JSON: it nests arrays or objects too deeply"
 UNKNOWN_FIELD = "Object contains unknown field `"
@@ -17,13 +18,6 @@ NAME_SHOWN = 60
 REPLACED_BODY = web.RequestKey("replaced_body", bytes)
 """A body to read instead of the request's: the compatibility layer puts an original
 client's body here, rewritten into crmd's shape."""
-
-
-class Body(msgspec.Struct, forbid_unknown_fields=True):
-    """The base of every JSON request body crmd decodes: a field it does not name is
-    refused (422 ``invalid_body`` naming it, ``$.field``), never silently dropped, so a
-    misspelt ``draft`` or ``scheduledAt`` cannot pass unnoticed. ``json_body`` takes
-    nothing else; a Struct nested in a body derives from it too."""
 
 
 B = TypeVar("B", bound=Body)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -18,8 +18,6 @@ from crmd.http.describe import Media, described
 from crmd.http.keys import HEALTH, METRICS
 from crmd.http.responses import json_response
 from crmd.runtime.supervisor import Supervisor
-from crmd.streams import GROUP
-from crmd.streams.worker import stream_stats
 from crmd.telemetry.metrics import CONTENT_TYPE_LATEST, Metrics
 
 CHECK_TIMEOUT = 2.0
@@ -35,11 +33,14 @@ class Health:
         redis: Redis,
         streams: Sequence[str],
         metrics: Metrics,
+        measure_stream: Callable[[Redis, str, Metrics], Awaitable[None]],
     ) -> None:
         self.mongo = mongo
         self.redis = redis
         self.streams = list(streams)
         self.metrics = metrics
+        self.measure_stream = measure_stream
+        """Sets a stream's gauges (``crmd.streams.gauges``, from the composition root)."""
         self.supervisors: list[Supervisor] = []
         """Those running this process's actors (one of which may serve this very API)."""
 
@@ -58,13 +59,7 @@ class Health:
         for supervisor in self.supervisors:
             supervisor.refresh_metrics()
         for stream in self.streams:
-            stats = await stream_stats(self.redis, stream)
-            self.metrics.stream_length.labels(stream).set(stats["length"])
-            for group, numbers in stats["groups"].items():
-                self.metrics.stream_pending.labels(stream, group).set(numbers["pending"])
-                self.metrics.stream_lag.labels(stream, group).set(numbers["lag"])
-            if GROUP not in stats["groups"]:
-                self.metrics.stream_pending.labels(stream, GROUP).set(0)
+            await self.measure_stream(self.redis, stream, self.metrics)
 
 
 async def _check(name: str, probe: Awaitable[Any]) -> tuple[str, dict[str, str]]:

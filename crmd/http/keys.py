@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from crmd.ai.service import Suggesters
     from crmd.auth.signin import SignIn
+    from crmd.auth.users import User
     from crmd.campaigns.service import Campaigns
     from crmd.http.admission import Admission
     from crmd.http.health import Health
@@ -39,6 +40,9 @@ ADMISSION: web.AppKey[Admission] = web.AppKey("admission")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 UNSUBSCRIBES: web.AppKey[Unsubscribes] = web.AppKey("unsubscribes")
 """Signed unsubscribe links, followed (the console's public ``/u/{token}`` pages)."""
+USER: web.RequestKey[User] = web.RequestKey("user")
+"""The signed-in user of a request, set by the authentication middleware (read it with
+``crmd.auth.requests.current_user``)."""
 API_DOCUMENT: web.AppKey[dict[str, Any]] = web.AppKey("api_document")
 """The OpenAPI document, made on first use (the router is complete by then); the
 composition root sets it to ``{"aliases": ...}``, the original clients' routes."""

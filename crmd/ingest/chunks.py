@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from crmd.ingest.rows import CustomerRow, OrderRow
+from crmd.streams.describe import Payload
 
 FIELD = b"chunk"
 
@@ -32,3 +33,12 @@ class IngestChunk(msgspec.Struct, array_like=True, omit_defaults=True):
 
 encode = msgspec.msgpack.Encoder().encode
 decode = msgspec.msgpack.Decoder(IngestChunk).decode
+
+
+def describe(raw: bytes) -> Payload:
+    """A chunk in words, for a dead letter (``crmd.streams.describe``)."""
+    chunk = decode(raw)
+    rows = chunk.customers or chunk.orders
+    lines = f", lines {rows[0].line}-{rows[-1].line}" if rows else ""
+    summary = f"{chunk.kind} chunk {chunk.seq} of upload {chunk.upload}: {chunk.size} rows{lines}"
+    return Payload("ingest chunk", summary, chunk.user)

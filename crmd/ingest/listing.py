@@ -26,6 +26,7 @@ from crmd.errors import BadRequest
 from crmd.http.admission import slot
 from crmd.http.pages import PageQuery, read_page
 from crmd.http.responses import json_response
+from crmd.ingest.schema import RecordList
 from crmd.segments.counting import COUNTS
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import parse_rule
@@ -34,16 +35,6 @@ from crmd.store.windows import FILTERED_SCAN, MAX_SCAN, Window, newest
 
 HIDDEN = {"userId": 0, "_v": 0}
 _CURSOR = re.compile(r"^([0-9]{1,15})(?:\.([0-9]{1,15})(?:\.([0-9a-f]{8}))?)?$")
-
-
-class RecordList(msgspec.Struct):
-    items: list[dict[str, Any]]
-    """The records as imported, each with its ``id``."""
-    total: int | None
-    """How many records there are (with a rule: match it); null while a rule's matches
-    are still being counted (a later page, or ``total=exact``, asks again)."""
-    cursor: str | None
-    """Pass it back as ``cursor`` for the next page; null on the last."""
 
 
 class RecordsQuery(PageQuery):

@@ -2,71 +2,26 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
-from msgspec import UNSET, UnsetType
 
 from crmd.auth.requests import tenant_store
-from crmd.http.describe import Link, Media, Moment, described
+from crmd.http.describe import Link, Media, described
 from crmd.http.keys import IMPORTS
 from crmd.http.pages import PageQuery, newest_page, read_page
 from crmd.http.responses import json_response
-from crmd.http.spreadsheet import csv_line
 from crmd.ingest import upload as upload_service
-from crmd.ingest.errors import RowError
 from crmd.ingest.headers import MAX_MAPPING
-from crmd.ingest.listing import CustomersQuery, RecordList, RecordsQuery, list_records
+from crmd.ingest.listing import CustomersQuery, RecordsQuery, list_records
+from crmd.ingest.rejected import rejected_rows_csv
+from crmd.ingest.schema import RecordList, Upload, UploadAccepted, UploadList
 from crmd.store import documents
 
 routes = web.RouteTableDef()
 KINDS = "{kind:customers|orders}"
 HIDDEN = {"userId": 0, "_v": 0}
-
-
-UploadStatus = Literal["receiving", "queued", "processing", "done", "failed"]
-
-
-class Rows(msgspec.Struct):
-    received: int
-    valid: int
-    rejected: int
-
-
-class StoredRows(Rows):
-    persisted: int = 0
-    """Valid rows stored so far."""
-
-
-class UploadAccepted(msgspec.Struct):
-    uploadId: str
-    status: UploadStatus
-    rows: Rows
-    number: int
-    """How many rows will be imported (the valid ones)."""
-
-
-class Upload(msgspec.Struct):
-    id: str
-    uploadId: str
-    kind: Literal["customers", "orders"]
-    fileName: str
-    status: UploadStatus
-    rows: StoredRows
-    errors: list[RowError]
-    """The first rejected rows (all of them: ``errors.csv``)."""
-    createdAt: Moment
-    finishedAt: Moment | None
-    timings: dict[str, float]
-    reason: str | UnsetType = UNSET
-
-
-class UploadList(msgspec.Struct):
-    items: list[Upload]
-    total: int
 
 
 class KindPath(msgspec.Struct):
@@ -184,33 +139,7 @@ async def get_upload(request: web.Request) -> web.Response:
 )
 async def upload_errors_csv(request: web.Request) -> web.StreamResponse:
     """Every rejected row: its line, column, code and message, then the row as it was."""
-    doc = await _upload(request)
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="upload-{doc.id}-errors.csv"',
-        }
-    )
-    await response.prepare(request)
-    lines = [csv_line(["line", "column", "code", "message", "row"])]
-    size = 0
-    rows = tenant_store(request)["upload_errors"].find(
-        {"uploadId": doc.id}, sort=[("line", 1)], batch_size=1000
-    )
-    async for error in rows:
-        # The row as it was in the file, one cell here; made safe as a whole, since
-        # it is the cell a spreadsheet would evaluate.
-        raw = io.StringIO()
-        csv.writer(raw, lineterminator="").writerow(error.get("values", []))
-        line = [error["line"], error["column"], error["code"], error["message"], raw.getvalue()]
-        lines.append(csv_line(line))
-        size += len(lines[-1])
-        if size > 64 * 1024:
-            await response.write("".join(lines).encode())
-            lines, size = [], 0
-    await response.write("".join(lines).encode())
-    await response.write_eof()
-    return response
+    return await rejected_rows_csv(request)
 
 
 @routes.get("/api/v1/customers")

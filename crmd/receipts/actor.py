@@ -18,6 +18,7 @@ import msgspec
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
+from crmd.campaigns.stats import mark_for_recount
 from crmd.config import StreamsConfig
 from crmd.receipts import batch
 from crmd.receipts.apply import apply_receipts, recount_stats
@@ -49,14 +50,6 @@ return 0
 
 def recount_key(stream: str) -> str:
     return f"{stream}:recount"
-
-
-async def mark(redis: Redis, key: str, campaigns: set[tuple[str, str]]) -> None:
-    if campaigns:
-        async with redis.pipeline(transaction=False) as pipe:
-            for user, campaign in sorted(campaigns):
-                pipe.hincrby(key, f"{user}:{campaign}", 1)
-            await pipe.execute()
 
 
 async def recount_marked(db: AsyncDatabase[dict[str, Any]], redis: Redis, key: str) -> int:
@@ -98,7 +91,7 @@ def receipts_actor(
         hold a million receipts (100 callbacks of 10,000), far more than one handler's
         deadline allows, and what is acked here is not redone after a timeout."""
         touched = await apply_receipts(db, metrics, group, recount=False)
-        await mark(redis, key, touched)
+        await mark_for_recount(redis, key, touched)
         await redis.xack(stream, GROUP, *(e.id for e in entries))
         return bool(touched)
 

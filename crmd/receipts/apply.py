@@ -4,7 +4,7 @@ the affected campaigns' stats recounted.
 A receipt names a message by crmd's id, the vendor's id, or (the original project's
 way) campaign and customer. Named by crmd's id, as vendors that echo it do, a receipt
 costs one conditional update and nothing else: the id names the campaign
-(``dispatch.message_id``), the update matches only that vendor's log of that round, and
+(``crmd.messages.message_id``), the update matches only that vendor's log of that round, and
 it does in one statement what precedence says (``status.as_pipeline``). When some
 receipt of a batch matches nothing (a message crmd has not logged yet, a stale round,
 another vendor's id) or names its message another way, the batch takes the way that
@@ -33,10 +33,17 @@ from pymongo import UpdateOne, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
 
 from crmd.campaigns import stats
-from crmd.campaigns.dispatch import campaign_of, legacy_message_id, message_id, parse_send_key
+from crmd.messages import (
+    RANK,
+    MessageStatus,
+    campaign_of,
+    legacy_message_id,
+    message_id,
+    parse_send_key,
+)
 from crmd.plugins.vendor import ReceiptEvent
 from crmd.receipts.batch import ReceiptBatch
-from crmd.receipts.status import RANK, as_pipeline, as_updates
+from crmd.receipts.status import as_pipeline, as_updates
 from crmd.store.reads import find_in, in_batches
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_new
@@ -237,7 +244,9 @@ async def _apply_after_reading(
 
 
 def is_dead_address(event: ReceiptEvent) -> bool:
-    return event.status == "BOUNCED" or (event.status == "FAILED" and hard_failure(event.reason))
+    return event.status == MessageStatus.BOUNCED or (
+        event.status == MessageStatus.FAILED and hard_failure(event.reason)
+    )
 
 
 async def suppress_dead_addresses(
@@ -255,7 +264,7 @@ async def suppress_dead_addresses(
         found = logs.get((vendor, event.event_id))
         if found is None or not found.get("recipient"):
             continue  # not logged yet: suppressed when it is rematched
-        bounced = event.status == "BOUNCED"
+        bounced = event.status == MessageStatus.BOUNCED
         source: Source = "bounce" if bounced else "failure"
         reason = event.reason or ("bounced" if bounced else "failed for good")
         per_user[found["userId"]].append(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import msgspec
 
 from crmd.plugins.vendor import ReceiptEvent
+from crmd.streams.describe import Payload
 
 FIELD = b"receipts"
 
@@ -16,3 +19,13 @@ class ReceiptBatch(msgspec.Struct, array_like=True):
 
 encode = msgspec.msgpack.Encoder().encode
 decode = msgspec.msgpack.Decoder(ReceiptBatch).decode
+
+
+def describe(raw: bytes) -> Payload:
+    """A batch of receipts in words, for a dead letter (``crmd.streams.describe``). It
+    names no tenant: see ``Payload.user``."""
+    received = decode(raw)
+    statuses = Counter(event.status for event in received.events)
+    counts = ", ".join(f"{status} {n}" for status, n in sorted(statuses.items()))
+    summary = f"{len(received.events)} receipt events from vendor {received.vendor}"
+    return Payload("receipts", f"{summary} ({counts})" if counts else summary)

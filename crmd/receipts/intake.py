@@ -16,9 +16,9 @@ from redis.asyncio import Redis
 from crmd.campaigns.vendors import Vendors
 from crmd.errors import BadRequest, NotFound, Unauthorized, Unprocessable
 from crmd.http.bodies import NESTED_TOO_DEEP
+from crmd.messages import REPORTED
 from crmd.plugins.vendor import ReceiptEvent, Vendor
 from crmd.receipts import batch
-from crmd.receipts.status import RANK
 from crmd.store.limits import DATE_RANGE, to_utc
 from crmd.telemetry.metrics import Metrics
 
@@ -27,7 +27,7 @@ MAX_EVENTS = 10_000
 MAX_EVENT_ID = 200
 PLUGIN_BUDGET = 5.0
 """Seconds a vendor's verify_receipt or parse_receipts may take."""
-STATUSES = ", ".join(s for s in RANK if s != "PENDING")
+STATUSES = ", ".join(REPORTED)
 
 
 class ReceiptIntake:
@@ -111,7 +111,7 @@ def checked(events: list[ReceiptEvent]) -> list[ReceiptEvent]:
                 code="invalid_receipt",
                 details={"index": index, "field": "timestamp"},
             )
-        if event.status not in RANK or event.status == "PENDING":
+        if event.status not in REPORTED:
             raise Unprocessable(
                 f"receipt {index} has the unknown status {event.status!r}; statuses are {STATUSES}",
                 code="invalid_receipt",

@@ -1,5 +1,6 @@
 """Which delivery status wins. Receipts arrive late, twice, and out of order, so the
-merge must not depend on their order: each status has a rank and the highest seen wins.
+merge must not depend on their order: each status has a rank (``crmd.messages.RANK``)
+and the highest seen wins.
 
 PENDING < SENT < DELIVERED < OPENED < CLICKED, and the failures above them all: once
 FAILED or BOUNCED, a message stays so (BOUNCED, the more specific, over FAILED). A late
@@ -15,24 +16,11 @@ from typing import Any
 
 import msgspec
 
-RANK = {
-    "PENDING": 0,
-    "SENT": 1,
-    "DELIVERED": 2,
-    "OPENED": 3,
-    "CLICKED": 4,
-    "FAILED": 5,
-    "BOUNCED": 6,
-}
-UNKNOWN = "UNKNOWN"
-"""Given to messages still PENDING when a campaign's receipt window closes."""
-CANCELLED = "CANCELLED"
-"""Given to messages never handed to the vendor when their campaign is cancelled."""
-# Both keep the rank of PENDING: a receipt that comes after all still lands.
+from crmd.messages import RANK, MessageStatus
 
 
 class Outcome(msgspec.Struct):
-    status: str = "PENDING"
+    status: str = MessageStatus.PENDING
     first_seen: dict[str, datetime] = msgspec.field(default_factory=dict)
 
 

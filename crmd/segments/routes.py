@@ -10,22 +10,28 @@ with what is counted so far."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import msgspec
 from aiohttp import web
-from msgspec import UNSET, UnsetType
 
 from crmd.auth.requests import tenant_store
 from crmd.errors import BadRequest
 from crmd.http.admission import asked_for, expensive, expensive_when, slot
-from crmd.http.bodies import Body, json_body
-from crmd.http.describe import Link, Moment, described
+from crmd.http.bodies import json_body
+from crmd.http.describe import Link, described
 from crmd.http.pages import PageQuery, choice, newest_page, read_page
 from crmd.http.responses import json_response
 from crmd.segments.counting import COUNTS
 from crmd.segments.parse import RuleError
 from crmd.segments.query import InvalidRule
+from crmd.segments.schema import (
+    Preview,
+    PreviewBody,
+    Segment,
+    SegmentBody,
+    SegmentList,
+)
 from crmd.segments.service import preview, save_segment, segment_by_id, segment_size
 from crmd.store import documents
 
@@ -33,56 +39,11 @@ routes = web.RouteTableDef()
 MAX_IDS = 1000
 COUNTING_RETRY = "1"
 """Retry-After on an answer whose count goes on (202)."""
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["Loyal"])]
-RuleText = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=2000, examples=["spend > 1000 AND visits >= 3"])
-]
-
-
-class SegmentBody(Body):
-    name: Name | None = None
-    rule: RuleText | None = None
-
-
-class PreviewBody(Body):
-    rule: RuleText
-    ids: bool = False
-    """Also answer ``audienceIds``: the ids of at most 1,000 of the customers."""
-
-
-class Segment(msgspec.Struct):
-    id: str
-    name: str
-    rule: str
-    audienceSize: int | None
-    """How many customers matched when last counted (null: the rule no longer parses)."""
-    countedAt: Moment | None
-    createdAt: Moment
-    updatedAt: Moment
-
-
-class SegmentList(msgspec.Struct):
-    items: list[Segment]
-    total: int
 
 
 class RefreshQuery(msgspec.Struct):
     refresh: Literal["true", "false"] | None = None
     """``true``: count the audience now, for this answer."""
-
-
-class Preview(msgspec.Struct):
-    audienceSize: int
-    """How many customers the rule matches; while ``complete`` is false (the answer is
-    then 202), how many it matches among those counted so far."""
-    sample: list[dict[str, Any]]
-    """Up to ten of the newest matching customers, as imported."""
-    complete: bool = True
-    """False while the count goes on: ask again (``Retry-After``) for more."""
-    progress: float = 1.0
-    """The share of the customers counted, 0 to 1."""
-    audienceIds: list[str] | UnsetType = UNSET
-    """With ``ids``: the ids of up to 1,000 of them."""
 
 
 SEGMENT_LINKS = {

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
-from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from crmd.config import StreamsConfig
+
+if TYPE_CHECKING:  # the package is imported by its schema, which the client needs
+    from redis.asyncio import Redis
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +42,8 @@ async def rename_old_keys(redis: Redis, prefix: str) -> int:
     """Move the keys of crmd before 0.17 (``crmd:ingest``, ``crmd:ingest:dead``...)
     to the hash-tagged names, groups and pending entries with them; the number moved.
     A key whose new name is taken already is left, and logged."""
+    from redis.exceptions import ResponseError  # (not at import: see ``Redis`` above)
+
     moved = 0
     for name in StreamNames.__struct_fields__:
         old, new = f"{prefix}:{name}", stream_name(prefix, name)

@@ -23,6 +23,7 @@ from crmd.streams.dead import (
     KINDS,
     DeadLetter,
     DeadLetterError,
+    Describers,
     UnknownDeadLetter,
     checked_ids,
     drop,
@@ -31,6 +32,7 @@ from crmd.streams.dead import (
     replay,
     stream_names,
 )
+from crmd.streams.describe import Payload
 from crmd.streams.worker import dead_letter_stream, parse_id
 
 ACTIONS = ("list", "show", "replay", "drop")
@@ -110,9 +112,8 @@ def plain(text: str) -> str:
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
-def details(kind: str, letter: DeadLetter, now: datetime) -> list[str]:
-    """Everything about one dead letter."""
-    payload = letter.payload
+def details(kind: str, letter: DeadLetter, payload: Payload, now: datetime) -> list[str]:
+    """Everything about one dead letter, ``payload`` being what its entry says."""
     source = letter.source_id or "(unknown)"
     fields = ", ".join(
         f"{plain(k.decode(errors='replace'))} ({len(v)} bytes)" for k, v in letter.fields.items()
@@ -131,9 +132,12 @@ def details(kind: str, letter: DeadLetter, now: datetime) -> list[str]:
     ]
 
 
-async def run(config: Config, request: Request, out: TextIO | None = None) -> int:
-    """Connect to Redis, act, print; the exit code. DeadLetterError is the caller's to
-    report."""
+async def run(
+    config: Config, request: Request, describers: Describers, out: TextIO | None = None
+) -> int:
+    """Connect to Redis, act, print; the exit code. ``describers``: each stream's, from
+    the composition root (``crmd.app.dead_letter_describers``). DeadLetterError is the
+    caller's to report."""
     check_request(request)
     async with attach_services(
         "", config.redis.url, Path(config.embedded.data_dir), config.embedded.start_timeout
@@ -143,12 +147,18 @@ async def run(config: Config, request: Request, out: TextIO | None = None) -> in
         )
         try:
             names = stream_names(StreamNames.for_prefix(config.redis.stream_prefix))
-            return await act(redis, names, request, out or sys.stdout)
+            return await act(redis, names, request, out or sys.stdout, describers)
         finally:
             await redis.aclose()
 
 
-async def act(redis: Redis, names: dict[str, str], request: Request, out: TextIO) -> int:
+async def act(
+    redis: Redis,
+    names: dict[str, str],
+    request: Request,
+    out: TextIO,
+    describers: Describers,
+) -> int:
     now = datetime.now(UTC)
     kinds = [request.kind] if request.kind else list(KINDS)
     if request.action == "list":
@@ -170,13 +180,17 @@ async def act(redis: Redis, names: dict[str, str], request: Request, out: TextIO
             batch = ids[start : start + AT_ONCE]
             if request.action == "show":
                 for letter in await get_letters(redis, stream, batch):
-                    print("\n".join(details(kind, letter, now)), file=out)
+                    print(
+                        "\n".join(details(kind, letter, letter.payload(describers), now)), file=out
+                    )
             elif request.action == "replay":
                 for dead_id, new_id in await replay(redis, stream, batch):
                     print(f"replayed {kind} {dead_id} onto {stream} as {new_id}", file=out)
             else:
                 for letter in await drop(redis, stream, batch):
-                    print(f"dropped {kind} {letter.id} ({letter.payload.kind})", file=out)
+                    print(
+                        f"dropped {kind} {letter.id} ({letter.payload(describers).kind})", file=out
+                    )
     if request.every and not any(located.values()):
         print(f"no dead letters in {dead_letter_stream(names[kinds[0]])}", file=out)
     return 0

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from crmd.streams import StreamNames, text_of
-from crmd.streams.describe import Payload, describe
+from crmd.streams.describe import Describer, Payload, describe
 from crmd.streams.worker import dead_letter_stream, parse_id
 
 KINDS = StreamNames.__struct_fields__
@@ -33,6 +33,7 @@ MAX_SCAN = 2_000
 PAGE = 200
 ATTEMPTS = 10
 DEAD_FIELDS = (b"_dead_source_id", b"_dead_group", b"_dead_deliveries", b"_dead_error")
+Describers = Mapping[bytes, Describer]
 
 
 class DeadLetterError(Exception):
@@ -61,9 +62,9 @@ class DeadLetter(msgspec.Struct, frozen=True):
     def dead_at(self) -> datetime:
         return datetime.fromtimestamp(parse_id(self.id)[0] / 1000, UTC)
 
-    @property
-    def payload(self) -> Payload:
-        return describe(self.fields)
+    def payload(self, describers: Describers) -> Payload:
+        """What the entry says, by its stream's describer (``crmd.streams.describe``)."""
+        return describe(self.fields, describers)
 
 
 def stream_names(names: StreamNames) -> dict[str, str]:
@@ -215,6 +216,8 @@ class DeadLetters:
 
     redis: Redis
     streams: StreamNames
+    describers: Describers
+    """Each stream's describer, from the composition root: whose entry a letter is."""
 
     def names(self) -> dict[str, str]:
         return stream_names(self.streams)
@@ -226,14 +229,16 @@ class DeadLetters:
         found: list[DeadLetter] = []
         complete = True
         for name in kinds:
-            letters, whole = await _owned(self.redis, names[name], user, limit)
+            letters, whole = await _owned(self.redis, names[name], user, limit, self.describers)
             found += letters
             complete &= whole
         found.sort(key=lambda letter: parse_id(letter.id), reverse=True)
         return Owned(found[:limit], complete)
 
 
-async def _owned(redis: Redis, stream: str, user: str, limit: int) -> tuple[list[DeadLetter], bool]:
+async def _owned(
+    redis: Redis, stream: str, user: str, limit: int, describers: Describers
+) -> tuple[list[DeadLetter], bool]:
     """Up to ``limit`` of the user's dead letters, newest first, among the newest
     MAX_SCAN of the stream; and whether the scan saw the whole stream."""
     found: list[DeadLetter] = []
@@ -243,7 +248,7 @@ async def _owned(redis: Redis, stream: str, user: str, limit: int) -> tuple[list
         page = await _page(redis, stream, bound, count)
         seen += len(page)
         letters = [read_letter(stream, i, f) for i, f in page]
-        found += [letter for letter in letters if letter.payload.user == user]
+        found += [letter for letter in letters if letter.payload(describers).user == user]
         if len(page) < count:
             return found[:limit], True
         bound = "(" + letters[-1].id

@@ -2,21 +2,16 @@
 
 Pure: the entry's fields in, a ``Payload`` out. Each of crmd's streams carries one
 msgpack field (``chunk`` on ingest, ``job`` on dispatch, ``receipts`` on receipts); it is
-decoded with the stream's own decoder and summed up in a line. Anything else (a field
+decoded by the describer its domain gives for it and summed up in a line. Anything else (a field
 crmd does not know, a value that does not decode) is shown as a bounded repr, so a
 hostile or huge entry cannot flood a terminal or a response.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Mapping
 
 import msgspec
-
-from crmd.campaigns import jobs
-from crmd.ingest import chunks
-from crmd.receipts import batch
 
 MAX_VALUE = 80
 """Characters of an unknown field's value that are shown."""
@@ -33,40 +28,10 @@ class Payload(msgspec.Struct, frozen=True):
     message, never from the payload."""
 
 
-def _ingest(raw: bytes) -> Payload:
-    chunk = chunks.decode(raw)
-    rows = chunk.customers or chunk.orders
-    lines = f", lines {rows[0].line}-{rows[-1].line}" if rows else ""
-    summary = f"{chunk.kind} chunk {chunk.seq} of upload {chunk.upload}: {chunk.size} rows{lines}"
-    return Payload("ingest chunk", summary, chunk.user)
-
-
-def _dispatch(raw: bytes) -> Payload:
-    job = jobs.decode(raw)
-    if job.kind == "plan":
-        what = f"plan campaign {job.campaign} from customer {job.start}"
-    elif job.kind == "send" and job.chunk:
-        what = f"send campaign {job.campaign}, planned chunk {job.chunk}"
-    elif job.kind == "send":
-        what = f"send campaign {job.campaign}, {len(job.ids)} messages"
-    else:
-        what = f"{job.kind} campaign {job.campaign}"
-    return Payload("dispatch job", what, job.user)
-
-
-def _receipts(raw: bytes) -> Payload:
-    received = batch.decode(raw)
-    statuses = Counter(event.status for event in received.events)
-    counts = ", ".join(f"{status} {n}" for status, n in sorted(statuses.items()))
-    summary = f"{len(received.events)} receipt events from vendor {received.vendor}"
-    return Payload("receipts", f"{summary} ({counts})" if counts else summary)
-
-
-DESCRIBERS: Mapping[bytes, Callable[[bytes], Payload]] = {
-    chunks.FIELD: _ingest,
-    jobs.FIELD: _dispatch,
-    batch.FIELD: _receipts,
-}
+Describer = Callable[[bytes], Payload]
+"""A stream's field value in words; raises ``msgspec.DecodeError`` when it does not decode.
+Each domain writes the one for its own stream, and the composition root hands them here
+(``crmd.app.dead_letter_describers``): the stream machinery knows no domain."""
 
 
 def shown(value: bytes, limit: int = MAX_VALUE) -> str:
@@ -84,12 +49,13 @@ def _name(name: bytes) -> str:
     return name.decode(errors="backslashreplace")[:MAX_VALUE]
 
 
-def describe(fields: Mapping[bytes, bytes]) -> Payload:
-    """The entry in one line, and its owner when it names one."""
+def describe(fields: Mapping[bytes, bytes], describers: Mapping[bytes, Describer]) -> Payload:
+    """The entry in one line, and its owner when it names one: the first field that
+    ``describers`` knows, by its describer, and the rest as bounded reprs."""
     payload: Payload | None = None
     rest = []
     for name, value in fields.items():
-        describer = DESCRIBERS.get(name)
+        describer = describers.get(name)
         if describer is not None and payload is None:
             try:
                 payload = describer(value)

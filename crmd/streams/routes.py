@@ -12,34 +12,16 @@ import msgspec
 from aiohttp import web
 
 from crmd.auth.requests import current_user
-from crmd.http.describe import Moment, described
+from crmd.http.describe import described
 from crmd.http.keys import DEAD_LETTERS
 from crmd.http.pages import choice, whole_number
 from crmd.http.responses import json_response
-from crmd.streams.dead import OWNED_KINDS, DeadLetter
+from crmd.streams.dead import OWNED_KINDS, DeadLetter, Describers
+from crmd.streams.schema import DeadLetterList, DeadLetterView
 
 routes = web.RouteTableDef()
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-
-
-class DeadLetterView(msgspec.Struct, rename="camel"):
-    id: str
-    stream: str
-    """ingest or dispatch: receipts name no tenant, so no tenant sees theirs here."""
-    source_id: str
-    dead_at: Moment
-    deliveries: int
-    error: str
-    kind: str
-    summary: str
-
-
-class DeadLetterList(msgspec.Struct):
-    items: list[DeadLetterView]
-    complete: bool
-    """False when the newest dead letters were too many to look through all of them for
-    yours: older ones may exist beyond them."""
 
 
 class DeadLettersQuery(msgspec.Struct):
@@ -48,8 +30,8 @@ class DeadLettersQuery(msgspec.Struct):
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
 
 
-def letter_view(letter: DeadLetter, kind: str) -> DeadLetterView:
-    payload = letter.payload
+def letter_view(letter: DeadLetter, kind: str, describers: Describers) -> DeadLetterView:
+    payload = letter.payload(describers)
     return DeadLetterView(
         id=letter.id,
         stream=kind,
@@ -72,5 +54,6 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     dead_letters = request.app[DEAD_LETTERS]
     owned = await dead_letters.of_user(current_user(request).id, kind, limit)
     kinds = {stream: name for name, stream in dead_letters.names().items()}
-    items = [letter_view(letter, kinds[letter.stream]) for letter in owned.letters]
+    described = dead_letters.describers
+    items = [letter_view(letter, kinds[letter.stream], described) for letter in owned.letters]
     return json_response(DeadLetterList(items, owned.complete))

@@ -13,10 +13,11 @@ from aiohttp import web
 from crmd.auth.requests import tenant_store
 from crmd.emails import InvalidEmail, normalise_email
 from crmd.errors import BadRequest, NotFound, Unprocessable, UnsupportedMediaType
-from crmd.http.bodies import Body, json_body
+from crmd.http.bodies import json_body
 from crmd.http.describe import Media, Moment, described
 from crmd.http.pages import DEFAULT_LIMIT, MAX_LIMIT, Limit, choice, whole_number
 from crmd.http.responses import json_response
+from crmd.http.schema import Body
 from crmd.store import documents
 from crmd.suppressions import entries
 from crmd.suppressions.csvfile import MAX_ROWS, RejectedRow, parse_addresses

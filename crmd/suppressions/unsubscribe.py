@@ -10,8 +10,8 @@ from typing import Any
 import structlog
 from pymongo.asynchronous.database import AsyncDatabase
 
-from crmd.campaigns.dispatch import message_id
 from crmd.errors import NotFound
+from crmd.messages import message_id
 from crmd.store.tenant import TenantStore
 from crmd.suppressions.entries import Entry, address, find, suppress
 from crmd.suppressions.links import LinkTarget, UnsubscribeLinks

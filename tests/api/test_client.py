@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from crmd.campaigns.routes import Campaign
+from crmd.campaigns.schema import Campaign
 from crmd.client import ApiError, CampaignBody, Client
-from crmd.ingest.routes import Upload
+from crmd.ingest.schema import Upload
 
 CSV = (
     b"name,email,spend,visits\n"

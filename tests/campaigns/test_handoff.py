@@ -7,7 +7,8 @@ import pytest
 from bson import ObjectId
 
 from crmd.app import Crmd
-from crmd.campaigns.dispatch import Handoff, message_id
+from crmd.campaigns.dispatch import Handoff
+from crmd.messages import message_id
 from crmd.store.tenant import TenantStore
 
 USER = "u1"

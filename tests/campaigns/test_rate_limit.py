@@ -72,27 +72,6 @@ def test_a_zero_rate_cannot_stall_sending(redis: Any, key: str):
     assert RateLimiter(redis, key, 0).rate == 1.0
 
 
-def test_odd_message_ids_never_raise():
-    from crmd.campaigns.dispatch import parse_send_key
-
-    log = "a" * 24
-    assert parse_send_key(f"{log}:r2") == (log, 2)
-    assert parse_send_key(f"{log}:r²") == (f"{log}:r²", 0)
-    assert parse_send_key(f"{log}:r" + "9" * 5000)[1] == 0
-    assert parse_send_key("whatever") == ("whatever", 0)
-    # $ matched before a final line break: such an id is not one crmd made.
-    assert parse_send_key(f"{log}:r2\n") == (f"{log}:r2\n", 0)
-
-
-def test_a_log_id_names_its_campaign_only_when_it_is_one_crmd_made():
-    from crmd.campaigns.dispatch import campaign_of
-
-    campaign, suffix = "c" * 24, "0" * 16
-    assert campaign_of(f"{campaign}.{suffix}") == campaign
-    assert campaign_of(f"{campaign}.{suffix}\n") is None
-    assert campaign_of(campaign) is None
-
-
 async def test_a_high_rate_is_kept_to_the_microsecond(redis: Any, key: str):
     """At 50,000 a second a message is 20 µs: the reservation must keep every one of
     them (Lua's tostring kept 14 digits, rounding the time to 100 µs: no limit at all)."""

@@ -13,8 +13,9 @@ from bson import ObjectId
 
 from crmd import hookimpl
 from crmd.app import Crmd, open_crmd
-from crmd.campaigns.dispatch import Handoff, message_id, send_key
+from crmd.campaigns.dispatch import Handoff
 from crmd.config import Config
+from crmd.messages import message_id, send_key
 from crmd.plugins.context import PluginContext
 from crmd.plugins.manager import get_plugin_manager
 from crmd.plugins.vendor import (

@@ -14,12 +14,13 @@ from bson import ObjectId
 
 import crmd.receipts.actor as actor
 from crmd.app import Crmd
-from crmd.campaigns.dispatch import legacy_message_id, message_id
+from crmd.campaigns.stats import mark_for_recount
+from crmd.messages import RANK, legacy_message_id, message_id
 from crmd.plugins.vendor import ReceiptEvent
 from crmd.receipts import batch
 from crmd.receipts.apply import apply_receipts
 from crmd.receipts.batch import ReceiptBatch
-from crmd.receipts.status import RANK, fold
+from crmd.receipts.status import fold
 from crmd.store.tenant import TenantStore
 from tests.counted import commands
 
@@ -147,13 +148,13 @@ async def test_a_campaign_marked_again_during_its_recount_stays_marked(
 ):
     campaign, _ = await campaign_with_logs(system, 1)
     key = actor.recount_key(system.streams.receipts)
-    await actor.mark(system.redis, key, {(USER, campaign), (USER, "other")})
+    await mark_for_recount(system.redis, key, {(USER, campaign), (USER, "other")})
     recount = actor.recount_stats
     counted: list[set[tuple[str, str]]] = []
 
     async def marked_meanwhile(db: Any, pairs: set[tuple[str, str]]) -> None:
         counted.append(pairs)
-        await actor.mark(system.redis, key, {(USER, campaign)})  # another batch lands
+        await mark_for_recount(system.redis, key, {(USER, campaign)})  # another batch lands
         await recount(db, {p for p in pairs if p[1] == campaign})
 
     monkeypatch.setattr(actor, "recount_stats", marked_meanwhile)

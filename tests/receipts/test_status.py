@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crmd.receipts.status import RANK, Outcome, fold, merge
+from crmd.messages import RANK
+from crmd.receipts.status import Outcome, fold, merge
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

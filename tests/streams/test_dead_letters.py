@@ -16,7 +16,7 @@ import msgspec
 import pytest
 from bson import ObjectId
 
-from crmd.app import Crmd
+from crmd.app import Crmd, dead_letter_describers
 from crmd.campaigns import jobs
 from crmd.config import Config
 from crmd.ingest import chunks
@@ -99,6 +99,10 @@ async def kill_through_worker(redis: Any, config: Config, stream: str, fields: A
     return source_id
 
 
+DESCRIBERS = dead_letter_describers()
+"""Each stream's describer, as the composition root registers them."""
+
+
 def names(config: Config) -> StreamNames:
     return StreamNames.for_prefix(config.redis.stream_prefix)
 
@@ -113,7 +117,7 @@ async def test_the_workers_letter_reads_back_decoded(redis: Any, config: Config)
     assert (letter.stream, letter.source_id, letter.group) == (stream, source_id, GROUP)
     assert (letter.deliveries, letter.error) == (1, "RuntimeError: cannot apply this entry")
     assert letter.fields == job("alice")  # without the _dead_* fields
-    payload = letter.payload
+    payload = letter.payload(DESCRIBERS)
     assert (payload.kind, payload.user) == ("dispatch job", "alice")
     assert payload.summary == "send campaign c1, planned chunk k7"
     assert await get_letters(redis, stream, [letter.id]) == [letter]
@@ -130,21 +134,22 @@ async def test_list_is_newest_or_oldest_first_up_to_the_limit(redis: Any, config
 
 
 def test_each_streams_entries_are_described_with_their_owner():
-    ingest = describe(chunk("u1"))
+    ingest = describe(chunk("u1"), DESCRIBERS)
     assert (ingest.kind, ingest.user) == ("ingest chunk", "u1")
     assert "customers chunk 0 of upload" in ingest.summary and "2 rows, lines 2-3" in ingest.summary
-    receipt = describe(receipts())
+    receipt = describe(receipts(), DESCRIBERS)
     assert (receipt.kind, receipt.user) == ("receipts", None)  # no tenant in a callback
     assert receipt.summary == "2 receipt events from vendor dummy (FAILED 1, SENT 1)"
 
 
 def test_unknown_or_broken_fields_are_shown_bounded():
-    broken = describe({b"job": b"\xc1not msgpack", b"n": b"4"})
+    broken = describe({b"job": b"\xc1not msgpack", b"n": b"4"}, DESCRIBERS)
     assert broken.kind == "unknown" and broken.user is None
     assert broken.summary.startswith("job does not decode (")
     assert "n='4'" in broken.summary
     huge = describe(
-        {b"blob": b"\x00" * 100_000, **{f"f{i}".encode(): b"x" * 50 for i in range(50)}}
+        {b"blob": b"\x00" * 100_000, **{f"f{i}".encode(): b"x" * 50 for i in range(50)}},
+        DESCRIBERS,
     )
     assert len(huge.summary) == MAX_SUMMARY and huge.summary.endswith("…")
 
@@ -191,7 +196,7 @@ async def test_drop_deletes_only_the_given_letters(redis: Any, config: Config):
     stream = names(config).dispatch
     first, second = await plant(redis, stream, job("a")), await plant(redis, stream, job("b"))
     [dropped] = await drop(redis, stream, [first])
-    assert dropped.id == first and dropped.payload.user == "a"
+    assert dropped.id == first and dropped.payload(DESCRIBERS).user == "a"
     assert [letter.id for letter in await list_letters(redis, stream, 10)] == [second]
     assert await redis.xlen(stream) == 0  # dropping puts nothing back
 
@@ -390,5 +395,5 @@ def test_show_writes_control_characters_out():
         b"1-0",
         {b"evil\x1b[31m": b"x", b"_dead_error": b"bad \x1b[2J", b"_dead_group": b"crmd"},
     )
-    shown = "\n".join(details("ingest", letter, datetime.now(UTC)))
+    shown = "\n".join(details("ingest", letter, letter.payload(DESCRIBERS), datetime.now(UTC)))
     assert "\x1b" not in shown and "evil\\x1b[31m" in shown and "bad \\x1b[2J" in shown

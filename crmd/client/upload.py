@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from crmd.client import ApiError, Client
-from crmd.ingest.routes import Upload
+from crmd.ingest.schema import Upload
 
 CHUNK = 256 * 1024
 POLL_SECONDS = 0.5

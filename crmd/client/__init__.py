@@ -35,22 +35,21 @@ from typing import Any, TypeVar
 import aiohttp
 import msgspec
 
-from crmd.ai.routes import MessagesBody, RuleSuggestion, Summary, Tags, Variants
-from crmd.auth.routes import Me, SignedIn
-from crmd.campaigns.routes import (
+from crmd.ai.schema import MessagesBody, RuleSuggestion, Summary, Tags, Variants
+from crmd.auth.schema import Me, SignedIn
+from crmd.campaigns.schema import (
     Campaign,
+    CampaignBody,
     CampaignList,
     Dashboard,
     LogPage,
     RetriedCampaign,
     TestSent,
 )
-from crmd.campaigns.service import CampaignBody
 from crmd.http.describe import ErrorBody
-from crmd.ingest.listing import RecordList
-from crmd.ingest.routes import Upload, UploadAccepted, UploadList
-from crmd.segments.routes import Preview, Segment, SegmentList
-from crmd.streams.routes import DeadLetterList
+from crmd.ingest.schema import RecordList, Upload, UploadAccepted, UploadList
+from crmd.segments.schema import Preview, Segment, SegmentList
+from crmd.streams.schema import DeadLetterList
 
 T = TypeVar("T")
 FINISHED = ("done", "failed")

@@ -1,0 +1,149 @@
+"""A campaign on the wire: the bodies crmd decodes and the answers it encodes.
+
+Shared by the routes (``crmd.campaigns.routes``), the console and the typed client
+(``crmd.client``), which imports it without a database or Redis driver: keep it to
+msgspec and the other schema modules.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from crmd.http.describe import Moment
+from crmd.http.schema import Body
+from crmd.messages import LOG_STATUSES
+
+MAX_SUBJECT = 200
+"""Characters of a subject line as written (placeholders and all)."""
+MAX_HTML = 50_000
+"""Characters of an HTML body as written."""
+
+Text = Annotated[str, msgspec.Meta(max_length=200)]
+
+
+class CampaignBody(Body):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["Thanks"])]
+    message: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=1000, examples=["Hi {name}, thank you!"])
+    ]
+    """The text body; ``{unsubscribe_url}`` places the unsubscribe link (else it is
+    added on a line of its own at the end)."""
+    subject: Annotated[str, msgspec.Meta(max_length=MAX_SUBJECT)] = ""
+    """For e-mail: the subject line, with the same placeholders as the message."""
+    html: Annotated[str, msgspec.Meta(max_length=MAX_HTML)] = ""
+    """For e-mail: an HTML body sent beside the text, with the same placeholders (each
+    value HTML-escaped); without ``{unsubscribe_url}`` a link is added at its end."""
+    intent: Text = ""
+    rule: (
+        Annotated[str, msgspec.Meta(max_length=2000, examples=["spend > 1000 AND visits >= 3"])]
+        | None
+    ) = None
+    segmentId: str | None = None
+    vendor: Text | None = None
+    scheduledAt: datetime | None = None
+    draft: bool = False
+    """Save without sending; ``POST /campaigns/{id}/send`` sends it later."""
+
+
+class TestSend(Body):
+    email: Annotated[
+        str, msgspec.Meta(min_length=3, max_length=254, examples=["someone@example.com"])
+    ]
+
+
+CampaignStatus = Literal[
+    "draft", "scheduled", "queued", "planning", "sending", "sent", "completed", "paused",
+    "cancelled", "error",
+]  # fmt: skip
+
+LogStatus = Literal[LOG_STATUSES]  # type: ignore[valid-type]
+
+
+class CampaignStats(msgspec.Struct):
+    """The recipients by where their message is (delivered counts opened and clicked;
+    failed counts bounced)."""
+
+    pending: int
+    sent: int
+    delivered: int
+    failed: int
+    unknown: int
+    cancelled: int
+    suppressed: int = 0
+    """On the suppression list when the campaign was planned: not sent to."""
+
+
+class Campaign(msgspec.Struct):
+    id: str
+    name: str
+    message: str
+    subject: str
+    html: str
+    intent: str
+    rule: str
+    segmentId: str | None
+    vendor: str
+    status: CampaignStatus
+    audienceSize: int
+    stats: CampaignStats
+    deliveryRate: float
+    actions: list[Literal["send", "pause", "resume", "cancel", "retry_failed"]]
+    """What an operator may do now (``POST /campaigns/{id}/<action>``, retry_failed
+    being ``retry-failed``)."""
+    createdAt: Moment
+    scheduledAt: Moment | None
+    sentAt: Moment | None
+    completedAt: Moment | None
+    reason: str | UnsetType = UNSET
+    """Why it ended in ``error`` (or was refused)."""
+
+
+class RetriedCampaign(Campaign):
+    retried: int = 0
+    """Failed messages set to be sent again."""
+    queued: int = 0
+    """Messages queued to be sent (a chunk counts whole)."""
+
+
+class CampaignList(msgspec.Struct):
+    items: list[Campaign]
+    total: int
+    cursor: str | None
+    """Pass it back as ``cursor`` for the next page; null on the last."""
+
+
+class LogEntry(msgspec.Struct):
+    id: str
+    customerId: str
+    message: str
+    status: LogStatus
+    vendorMessageId: str | None
+    reason: str | None
+    updatedAt: Moment
+
+
+class LogPage(msgspec.Struct):
+    items: list[LogEntry]
+    total: int
+    cursor: str | None
+
+
+class TestSent(msgspec.Struct):
+    message: str
+    """The message as rendered for that address."""
+    vendor: str
+    accepted: bool
+    vendorMessageId: str | None
+    reason: str | None
+
+
+class Dashboard(msgspec.Struct):
+    customers: int
+    orders: int
+    campaigns: int
+    messages: dict[str, int]
+    """Messages by log status."""
