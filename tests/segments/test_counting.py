@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 import crmd.segments.counting as counting
 import crmd.segments.counts as counts
+import crmd.segments.slices as slices
 from crmd.app import Crmd
 from crmd.ingest.chunks import IngestChunk
 from crmd.ingest.persist import persist_chunk
@@ -22,9 +23,20 @@ from crmd.ingest.rows import CustomerRow
 from crmd.segments.counting import AudienceCounter
 from crmd.segments.counts import Rule
 from crmd.segments.query import InvalidRule, rule_filter
-from crmd.segments.slices import SLICE, CustomerVersions
+from crmd.segments.slices import CustomerVersions
 from crmd.store.tenant import TenantStore
 from tests.counted import read
+
+SLICE = 200
+"""The tests' slices: a fifth of crmd's, so that each test writes a fifth of the
+customers for as many slices (the counting does not depend on their size)."""
+
+
+@pytest.fixture(autouse=True)
+def small_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(slices, "SLICE", SLICE)
+    monkeypatch.setattr(counting, "SLICE", SLICE)
+
 
 CITIES = ("Delhi", "Pune", "Goa")
 NOW = datetime.now(UTC)
