@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 from enum import StrEnum
 from typing import Any
 
@@ -58,6 +59,20 @@ REACHED = (S.SENT, S.DELIVERED, S.OPENED, S.CLICKED)
 """The statuses of a message that reached its recipient, as far as anyone knows."""
 LOG_STATUSES = tuple(s.value for s in MessageStatus)
 """Every status a message's log may hold, in the order they are shown."""
+
+
+TEST_SEND = "test-"
+"""What a test send's message id begins with: it has no log, and its receipt is
+expected to find none."""
+
+
+def test_send_id() -> str:
+    """A test send's message id: never a log's."""
+    return f"{TEST_SEND}{secrets.token_hex(12)}"
+
+
+def is_test_send(message_id: str | None) -> bool:
+    return bool(message_id) and str(message_id).startswith(TEST_SEND)
 
 
 def message_id(campaign: str, customer: str) -> str:

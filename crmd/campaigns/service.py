@@ -27,7 +27,7 @@ from crmd.campaigns.transitions import move_or_refuse
 from crmd.campaigns.vendors import Vendors, guarded_send
 from crmd.emails import InvalidEmail, normalise_email
 from crmd.errors import CrmdError, Unprocessable
-from crmd.messages import MessageStatus
+from crmd.messages import MessageStatus, test_send_id
 from crmd.plugins.vendor import Accepted, Failed, SendResult, VendorMisconfigured
 from crmd.segments.counting import AudienceCounter
 from crmd.segments.query import rule_now
@@ -223,7 +223,7 @@ class Campaigns:
         vendor = self.vendors.get(doc["vendor"])
         recipient = {"recipient": email, "phone": customer.get("phone", ""), "message": text}
         message = compose.outgoing(
-            f"test-{ObjectId()}", {**recipient, "values": customer}, templates, url
+            test_send_id(), {**recipient, "values": customer}, templates, url
         )
         result: SendResult
         try:

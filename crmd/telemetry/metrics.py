@@ -51,7 +51,7 @@ class Metrics:
 
         self.receipts = Counter(
             "crmd_receipts",
-            "Receipt events by vendor and outcome (accepted, rejected, unknown)",
+            "Receipt events by vendor and outcome (accepted, rejected, unknown, test_send)",
             ["vendor", "outcome"],
             registry=r,
         )

@@ -251,3 +251,25 @@ async def test_the_same_event_twice_in_one_callback_is_counted_a_duplicate(
     await settled(delivering)
     stored = await delivering.db.communication_log.find_one({"_id": log["_id"]})
     assert stored["status"] == "DELIVERED"  # the first evt-x (SENT) won, not the CLICKED
+
+
+async def test_a_test_sends_receipt_is_expected_not_an_unknown_message(
+    client: Any, delivering: Crmd, sent: Any
+):
+    """A test send has no log: its receipt is an info line, not a warning, and is not
+    kept for a rematch; a receipt for a message crmd never made still is."""
+    from structlog.testing import capture_logs
+
+    from crmd.messages import test_send_id
+
+    tried = {**receipt({"_id": test_send_id()}, "DELIVERED", "t-1")}
+    stranger = {**receipt({"_id": "no-such-message"}, "DELIVERED", "s-1")}
+    with capture_logs() as logs:
+        assert (await post(client, delivering, [tried, stranger])).status == 202
+        await settled(delivering)
+    said = {line["event"]: line for line in logs if line["event"].startswith("receipt.")}
+    assert said["receipt.test_send"]["count"] == 1
+    assert said["receipt.test_send"]["log_level"] == "info"
+    assert said["receipt.unknown_message"]["count"] == 1
+    kept = [d["_id"] async for d in delivering.db.receipt_events.find({"unknown": True})]
+    assert kept == ["dummy_vendor:s-1"]
