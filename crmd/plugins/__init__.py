@@ -19,6 +19,7 @@ from crmd.plugins.markers import hookimpl, hookspec
 
 if TYPE_CHECKING:
     from crmd.config import is_loopback
+    from crmd.messages import MessageStatus
     from crmd.plugins.context import PluginContext, PluginSettingsError
     from crmd.plugins.suggester import Suggester
     from crmd.plugins.vendor import (
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "crmd.config": ("is_loopback",),
+    "crmd.messages": ("MessageStatus",),
     "crmd.plugins.context": ("PluginContext", "PluginSettingsError"),
     "crmd.plugins.suggester": ("Suggester",),
     "crmd.plugins.vendor": (
@@ -108,6 +110,7 @@ __all__ = [
     "Failed",
     "Health",
     "InList",
+    "MessageStatus",
     "Node",
     "Not",
     "Or",

@@ -43,6 +43,7 @@ from crmd.plugins import (
     Accepted,
     CheckResult,
     Failed,
+    MessageStatus,
     OutgoingMessage,
     PluginContext,
     ReceiptEvent,
@@ -176,7 +177,7 @@ class DummyVendor:
             failed = self.rng.random() < self.failure_rate
             receipts.append(
                 Receipt(
-                    status="FAILED" if failed else "SENT",
+                    status=MessageStatus.FAILED if failed else MessageStatus.SENT,
                     timestamp=now,
                     event_id=f"evt_{uuid.uuid4().hex}",
                     message_id=message.message_id,

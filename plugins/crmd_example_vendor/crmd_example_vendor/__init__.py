@@ -20,6 +20,7 @@ from crmd.plugins import (
     Accepted,
     CheckResult,
     Failed,
+    MessageStatus,
     OutgoingMessage,
     PluginContext,
     ReceiptEvent,
@@ -29,6 +30,8 @@ from crmd.plugins import (
 )
 
 NAME = "example_vendor"
+STATES = {"delivered": MessageStatus.DELIVERED, "failed": MessageStatus.FAILED}
+"""The gateway's states as crmd's statuses (any other is SENT)."""
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -91,7 +94,7 @@ class GatewayVendor:
             items = json.loads(body)["events"]
             return [
                 ReceiptEvent(
-                    status={"delivered": "DELIVERED", "failed": "FAILED"}.get(e["state"], "SENT"),
+                    status=STATES.get(e["state"], MessageStatus.SENT),
                     at=datetime.fromtimestamp(e["ts"], UTC),
                     event_id=e["event"],
                     vendor_message_id=e["id"],
