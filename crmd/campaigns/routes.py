@@ -184,7 +184,9 @@ def campaign_view(doc: dict[str, Any]) -> dict[str, Any]:
         "audienceSize": doc["audienceSize"],
         "stats": {k: counted.get(k, 0) for k in stats.GROUPS},
         "deliveryRate": stats.delivery_rate(counted, doc["audienceSize"]),
-        "actions": operator_actions(doc["status"], doc.get("plannedAt") is not None),
+        "actions": operator_actions(
+            doc["status"], doc.get("plannedAt") is not None, failed=counted.get("failed", 0)
+        ),
         "createdAt": doc["createdAt"],
         "scheduledAt": doc.get("scheduledAt"),
         "sentAt": doc.get("sentAt"),

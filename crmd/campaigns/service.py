@@ -185,8 +185,9 @@ class Campaigns:
         """Send again to FAILED recipients only; returns the campaign, how many were
         reset and how many queued."""
         campaign = str(object_id(campaign_id))
+        # Back to sending: it is not completed any more (it will be again, later).
         moved = await move_or_refuse(
-            store["campaigns"], object_id(campaign_id), Action.RETRY_FAILED
+            store["campaigns"], object_id(campaign_id), Action.RETRY_FAILED, completedAt=None
         )
         now = datetime.now(UTC)
         reset_fields = {

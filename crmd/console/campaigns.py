@@ -19,7 +19,8 @@ from crmd.campaigns.template import (
     parse_template,
     render,
 )
-from crmd.console.web import form, query_number, scripted, see_other, unfinished
+from crmd.console.paging import numbered
+from crmd.console.web import form, scripted, see_other, unfinished
 from crmd.console.web import render as render_page
 from crmd.errors import BadRequest, CrmdError, Unprocessable
 from crmd.http.admission import expensive
@@ -29,12 +30,13 @@ from crmd.http.responses import plain_json
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import RuleError, parse_rule
 from crmd.segments.query import InvalidRule, rule_now
-from crmd.store.numbering import highest
+from crmd.store.numbering import highest, tally
 from crmd.store.tenant import TenantStore
 from crmd.store.windows import newest
 
 routes = web.RouteTableDef()
 PREVIEWS = 3
+LIST_PAGE = 50
 FORM_FIELDS = ("name", "segment", "rule", "message", "subject", "html", "intent", "vendor", "at")
 LIMITS = {
     "name": 200,
@@ -64,19 +66,16 @@ class SuggestBody(Body):
 @routes.get("/campaigns")
 async def campaigns(request: web.Request) -> web.Response:
     store = tenant_store(request)
-    before = query_number(request, "before")
-    window = await newest(
-        store["campaigns"],
-        await highest(store.db, current_user(request).id, "campaigns"),
-        before=before,
-        limit=50,
-    )
+    user = current_user(request).id
+    page = numbered(request, int((await tally(store.db, user))["campaigns"]), LIST_PAGE)
+    top = await highest(store.db, user, "campaigns")
+    window = await newest(store["campaigns"], top, before=page.before(top), limit=LIST_PAGE)
     return render_page(
         request,
         "campaigns.html",
         {
             "items": [campaign_view(c) for c in window.items],
-            "page": {"first": before is None, "next": window.next_before, "said": ""},
+            "page": page.context(len(window.items), "campaigns", "/campaigns"),
         },
         section="Campaigns",
     )
