@@ -262,6 +262,13 @@
           node.textContent = Number(value).toLocaleString();
         }
       }
+      // The badge says the status of the same read as the figures: they agree.
+      if (data.status) {
+        for (const badge of document.querySelectorAll("[data-status-badge] .status")) {
+          badge.textContent = data.status;
+          badge.className = "status status-" + data.status;
+        }
+      }
       const chart = region.querySelector("[data-chart]");
       if (chart && data.chart) {
         // drawn by crmd from numbers; parsed as SVG, never as HTML
