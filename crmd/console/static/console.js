@@ -177,8 +177,10 @@
     const render = debounce(async () => {
       const mine = ++asked;
       const audience = audienceRule(form);
+      const subject = form.querySelector('[name="subject"]');
       const { ok, data } = await post(form.dataset.previewUrl, {
         message: message.value,
+        subject: subject ? subject.value : "",
         segment: audience.segment,
         rule: audience.rule,
       });
@@ -194,7 +196,8 @@
       for (const p of data.previews) {
         const item = el("div", null, "preview");
         item.append(el("div", "To " + p.name + " <" + p.email + ">", "to"));
-        item.append(el("div", p.text));
+        if (p.subject) item.append(el("div", p.subject, "subject"));
+        item.append(el("div", p.text, "body"));
         region.append(item);
       }
       if (data.audienceSize !== undefined) {
@@ -203,6 +206,7 @@
     }, 300);
     form.addEventListener("input", render);
     form.addEventListener("change", render);
+    if (message.value.trim() && !region.querySelector(".preview")) render(); // a form kept
   }
 
   // -- uploads with a progress bar -------------------------------------------------------
