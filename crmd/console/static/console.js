@@ -256,7 +256,7 @@
 
   // -- live figures -----------------------------------------------------------------
   function live(region) {
-    if (!window.EventSource) return;
+    if (!window.EventSource || !region.dataset.live) return; // settled: nothing to follow
     const source = new EventSource(region.dataset.live);
     const status = region.dataset.status;
     source.addEventListener("figures", (event) => {
