@@ -20,7 +20,7 @@ from crmd.segments.audience import audience
 from crmd.segments.counting import AudienceCounter
 from crmd.segments.counts import Count
 from crmd.segments.query import InvalidRule
-from crmd.store.numbering import reserve
+from crmd.store.numbering import add_to_tally, reserve
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_tallied
 
@@ -97,6 +97,35 @@ async def save_segment(
         "updatedAt": now,
     }
     await insert_tallied(store, "segments", [doc])
+    return doc
+
+
+async def change_segment(
+    counter: AudienceCounter,
+    store: TenantStore,
+    segment_id: str,
+    name: str | None,
+    rule: str | None,
+) -> Doc:
+    """Rename a segment or change its rule (counted again; an invalid rule is refused
+    before anything is written); the segment as it is now. NotFound (404) when it is
+    not the user's."""
+    doc = await store["segments"].get(segment_id, "segment")
+    changes: dict[str, Any] = {k: v for k, v in (("name", name), ("rule", rule)) if v}
+    changes["audienceSize"], changes["countedAt"] = await segment_size(
+        counter, store, rule or doc["rule"]
+    )
+    changes["updatedAt"] = datetime.now(UTC)
+    await store["segments"].update_one({"_id": doc["_id"]}, {"$set": changes})
+    return {**doc, **changes}
+
+
+async def remove_segment(store: TenantStore, segment_id: str) -> Doc:
+    """Delete a segment (the campaigns sent to it keep their copy of its rule); the
+    segment that was. NotFound (404) when it is not the user's."""
+    doc = await store["segments"].get(segment_id, "segment")
+    gone = await store["segments"].delete_one({"_id": doc["_id"]})
+    await add_to_tally(store.db, store.user_id, "segments", -gone.deleted_count)
     return doc
 
 
