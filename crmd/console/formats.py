@@ -60,6 +60,8 @@ def attribute_value(value: Any) -> str:
     """A custom attribute as the file had it, but a date in the console's one format
     (``2024-05-02``, whether the file said ``2024-05-02T00:00:00`` or ``02/05/2024``;
     day first, as most of the world writes it)."""
+    if isinstance(value, date):  # stored as a date (the file's looked like one)
+        return when(value)
     text = str(value)
     slashed = _SLASHED.fullmatch(text.strip())
     if slashed:
