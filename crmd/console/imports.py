@@ -9,11 +9,11 @@ from aiohttp import web
 
 from crmd.auth.requests import current_user, tenant_store
 from crmd.console.live import follow
+from crmd.console.paging import numbered
 from crmd.console.web import (
     CSRF_FIELD,
     check_csrf,
     checks_own_csrf,
-    query_number,
     render,
     see_other,
 )
@@ -21,29 +21,32 @@ from crmd.errors import CrmdError, Unprocessable
 from crmd.http.keys import IMPORTS
 from crmd.http.responses import plain_json
 from crmd.ingest import routes as ingest_routes
-from crmd.store.numbering import highest
+from crmd.store.numbering import highest, tally
 from crmd.store.windows import newest
 
 routes = web.RouteTableDef()
 KINDS = ("customers", "orders")
 ACTIVE = ("receiving", "queued", "processing")
 SHOWN_ERRORS = 200
+PAGE = 25
 FORM_FIELDS = (CSRF_FIELD, "kind")
 
 
 async def _page(request: web.Request, **extra: Any) -> web.Response:
     store = tenant_store(request)
-    before = query_number(request, "before")
+    user = current_user(request).id
+    page = numbered(request, int((await tally(store.db, user))["uploads"]), PAGE)
+    top = await highest(store.db, user, "uploads")
     window = await newest(
         store["uploads"],
-        await highest(store.db, current_user(request).id, "uploads"),
-        before=before,
-        limit=25,
+        top,
+        before=page.before(top),
+        limit=PAGE,
         projection={"fileName": 1, "kind": 1, "status": 1, "rows": 1, "createdAt": 1, "n": 1},
     )
     context = {
         "items": window.items,
-        "page": {"first": before is None, "next": window.next_before, "said": ""},
+        "page": page.context(len(window.items), "imports", "/imports"),
         "kind": "customers",
         "mapping": "",
         **extra,
