@@ -157,9 +157,7 @@ async def previews(
     by a query over all of them)."""
     store = tenant_store(request)
     user = current_user(request).id
-    templates = compose.Templates(
-        parse_template(message), compose.parse_subject(subject) if subject else [], []
-    )
+    templates = compose.Templates(parse_template(message), _subject(subject), [])
     node = parse_rule(rule)
     now = rule_now()
     found = await newest(
@@ -286,13 +284,23 @@ async def create(request: web.Request) -> web.StreamResponse:
     return see_other(f"/campaigns/{doc['_id']}", f"{doc['name']} {said[action]}.")
 
 
+def _subject(text: str) -> list[Any]:
+    """The subject's template; its mistake said of the subject, not of the message."""
+    try:
+        return compose.parse_subject(text) if text else []
+    except TemplateError as exc:
+        raise InvalidTemplate(exc, "subject") from None
+
+
 def _check_templates(body: CampaignBody) -> None:
     """The templates parse (as ``Campaigns.create`` will check), before the question."""
     parse_template(body.message)
-    if body.subject:
-        compose.parse_subject(body.subject)
+    _subject(body.subject)
     if body.html:
-        compose.parse_html(body.html)
+        try:
+            compose.parse_html(body.html)
+        except TemplateError as exc:
+            raise InvalidTemplate(exc, "html") from None
 
 
 def _check(body: CampaignBody) -> None:
@@ -321,6 +329,9 @@ async def preview_as_you_type(request: web.Request) -> web.Response:
     except (TemplateError, RuleError) as exc:  # still being typed: an answer, not a failure
         field = "message" if isinstance(exc, TemplateError) else "rule"
         return plain_json(unfinished(exc.message, exc.column) | {"field": field})
+    except InvalidTemplate as exc:  # the subject's
+        said = unfinished(exc.message, exc.details["column"])
+        return plain_json(said | {"field": exc.details["field"]})
     except Unprocessable as exc:
         return plain_json(unfinished(exc.message))
     return plain_json({"previews": shown})

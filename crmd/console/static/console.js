@@ -186,7 +186,8 @@
       });
       if (mine !== asked) return;
       if (!ok || data.error) {
-        const shown = data.field === "rule" ? audience.rule : message.value;
+        const field = data.field && form.querySelector('[name="' + data.field + '"]');
+        const shown = field ? field.value : message.value;
         return showError(region, data.error || {}, shown);
       }
       region.replaceChildren();
