@@ -4,6 +4,7 @@ the Content-Security-Policy allows where a style attribute would not be."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -104,11 +105,11 @@ def deliveries_chart(timeline: Mapping[str, Sequence[int]], audience: int) -> Ma
     axes = Markup(
         '<line x1="{pad}" y1="{base}" x2="{right}" y2="{base}" stroke="#c3cad6"></line>'
         '<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{base}" stroke="#c3cad6"></line>'
-        '<text x="{label_x}" y="{top_y}" text-anchor="end" font-size="11" fill="#5b6576">'
+        '<text x="{label_x}" y="{top_y}" text-anchor="end" font-size="15" fill="#5b6576">'
         "{top:,}</text>"
-        '<text x="{label_x}" y="{zero_y}" text-anchor="end" font-size="11" fill="#5b6576">'
+        '<text x="{label_x}" y="{zero_y}" text-anchor="end" font-size="15" fill="#5b6576">'
         "0</text>"
-        '<text x="{right}" y="{time_y}" text-anchor="end" font-size="11" fill="#5b6576">'
+        '<text x="{right}" y="{time_y}" text-anchor="end" font-size="15" fill="#5b6576">'
         "{duration}</text>"
     ).format(
         pad=PAD,
@@ -123,9 +124,9 @@ def deliveries_chart(timeline: Mapping[str, Sequence[int]], audience: int) -> Ma
     )
     legend = Markup("").join(
         Markup(
-            '<rect x="{x}" y="8" width="10" height="10" fill="{colour}"></rect>'
-            '<text x="{text_x}" y="17" font-size="12" fill="#1d2430">{name}</text>'
-        ).format(x=PAD + i * 120, colour=c, text_x=PAD + 14 + i * 120, name=n)
+            '<rect x="{x}" y="6" width="13" height="13" fill="{colour}"></rect>'
+            '<text x="{text_x}" y="18" font-size="16" fill="#1d2430">{name}</text>'
+        ).format(x=PAD + i * 150, colour=c, text_x=PAD + 18 + i * 150, name=n)
         for i, (n, c) in enumerate((("handed over", SENT), ("delivered", GOOD), ("failed", BAD)))
     )
     return Markup(
@@ -182,7 +183,8 @@ def receipts_timeline(
     counts = [0, 0, 0]
     for moment, which in events:
         counts[which] += 1
-        second = int(-(-(moment - start) // step) * step)  # the step's end it falls in
+        index = min(points, math.ceil((moment - start) / step))  # the step's end it is in
+        second = round(index * step)
         timeline[str(second)] = list(counts)
     return timeline
 
