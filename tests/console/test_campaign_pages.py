@@ -87,6 +87,8 @@ async def test_the_form_never_posts_twice_and_asks_before_sending(
     await p.get_by_role("button", name="Send to 2 customers").click()
     await p.wait_for_url(re.compile(r".*/campaigns/[0-9a-f]{24}(\?.*)?$"))
     assert await system.db.campaigns.count_documents({"name": "Right now"}) == 1
+    # Settled, so that the live page does not reload itself while leaving it.
+    await expect(p.locator(".lede .status")).to_have_text("completed", timeout=30_000)
 
     # A mistake comes back by a redirect too, the fields kept.
     await page.go("/campaigns/new")
