@@ -359,6 +359,7 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
             secure_cookies=config.server.base_url.startswith("https://"),
             session_seconds=config.auth.jwt_ttl_seconds,
             public_url=config.server.base_url,
+            currency=config.console.currency,
         ),
     )
     return app

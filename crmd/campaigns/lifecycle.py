@@ -120,11 +120,14 @@ def send_action(scheduled_at: datetime | None, now: datetime) -> Action:
     return Action.SCHEDULE if scheduled_at is not None and scheduled_at > now else Action.SEND
 
 
-def operator_actions(status: str, planned: bool) -> list[str]:
-    """The operator actions allowed from ``status``, by their public names."""
+def operator_actions(status: str, planned: bool, *, failed: int) -> list[str]:
+    """The operator actions allowed from ``status``, by their public names; retrying
+    the failed messages only when some failed."""
     allowed = []
     for action in OPERATOR_ACTIONS:
         real = resume_action(planned) if action is Action.RESUME else action
+        if action is Action.RETRY_FAILED and failed <= 0:
+            continue
         if allows(real, status):
             allowed.append(action.value)
     return allowed

@@ -171,8 +171,9 @@ class Campaigns:
         """Send again to FAILED recipients only; returns the campaign, how many were
         reset and how many queued."""
         campaign = str(object_id(campaign_id))
+        # Back to sending: it is not completed any more (it will be again, later).
         moved = await move_or_refuse(
-            store["campaigns"], object_id(campaign_id), Action.RETRY_FAILED
+            store["campaigns"], object_id(campaign_id), Action.RETRY_FAILED, completedAt=None
         )
         now = datetime.now(UTC)
         reset_fields = {
@@ -188,7 +189,10 @@ class Campaigns:
         }
         logs = store["communication_log"]
         # Before the logs: whoever checks whether the campaign is sent counts them.
-        await store["campaigns"].update_one({"_id": object_id(campaign_id)}, RESENT)
+        # The AI summary told of the failures retried now: it is written again on ask.
+        await store["campaigns"].update_one(
+            {"_id": object_id(campaign_id)}, {**RESENT, "$unset": {"summary": ""}}
+        )
         # Refused by the vendor: a new round, so a new message id. Given up on after
         # retries: the vendor may have taken it, so the same id again (it dedupes on it).
         refused = await logs.update_many(
@@ -304,7 +308,9 @@ def campaign_view(doc: Doc) -> Doc:
         "audienceSize": doc["audienceSize"],
         "stats": {k: counted.get(k, 0) for k in stats.GROUPS},
         "deliveryRate": stats.delivery_rate(counted, doc["audienceSize"]),
-        "actions": operator_actions(doc["status"], doc.get("plannedAt") is not None),
+        "actions": operator_actions(
+            doc["status"], doc.get("plannedAt") is not None, failed=counted.get("failed", 0)
+        ),
         "createdAt": doc["createdAt"],
         "scheduledAt": doc.get("scheduledAt"),
         "sentAt": doc.get("sentAt"),

@@ -200,6 +200,13 @@ class AiConfig(_Section):
     timeout: Seconds = 10.0
 
 
+class ConsoleConfig(_Section):
+    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}\Z")] = "INR"
+    """The currency of customers' spend and of order amounts, as an ISO 4217 code
+    (``INR``, ``USD``, ``EUR``...): the console shows every amount in it. crmd stores
+    amounts as plain numbers and converts nothing."""
+
+
 ROLES = ("http", "ingest", "dispatch", "receipts", "clock")
 """The actors a process can be asked to run: its roles in a cluster."""
 
@@ -224,6 +231,7 @@ class Config(_Section):
     ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
     campaigns: CampaignsConfig = msgspec.field(default_factory=CampaignsConfig)
     ai: AiConfig = msgspec.field(default_factory=AiConfig)
+    console: ConsoleConfig = msgspec.field(default_factory=ConsoleConfig)
     plugins: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """Each plugin's own table, ``[plugins.<name>]``, passed to it untouched."""
 

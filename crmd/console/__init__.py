@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from crmd.console import (
     campaign_page,
     campaigns,
     dashboard,
+    formats,
     imports,
     records,
     reference,
@@ -31,7 +31,6 @@ from crmd.console import (
 from crmd.console.chart import delivery_bar
 from crmd.console.live import CLOSING, closing_on_shutdown
 from crmd.console.web import CONSOLE, ConsoleSettings, console_route, security_headers
-from crmd.store.limits import to_utc
 
 STATIC = Path(__file__).parent / "static"
 ROUTES = (
@@ -55,27 +54,6 @@ def static_url(name: str) -> str:
     return f"/static/{name}?v={digest}"
 
 
-def money(value: Any) -> str:
-    if value is None or value == "":
-        return "-"
-    try:
-        return f"{float(value):,.2f}"
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def when(value: Any) -> str:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return str(value)
-    if not isinstance(value, datetime):
-        return ""
-    moment = to_utc(value)
-    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else ""
-
-
 def bar(campaign: Any) -> Any:
     return delivery_bar(campaign.get("stats", {}), int(campaign.get("audienceSize", 0)))
 
@@ -88,7 +66,17 @@ def setup_console(app: web.Application, settings: ConsoleSettings) -> None:
         loader=jinja2.PackageLoader("crmd.console", "templates"),
         autoescape=True,
     )
-    env.globals.update(static=static_url, money=money, when=when, bar=bar)
+    currency = settings.currency
+    env.globals.update(
+        static=static_url,
+        money=lambda value: formats.money(value, currency),
+        when=formats.when,
+        bar=bar,
+        attribute_label=formats.attribute_label,
+        attribute_value=formats.attribute_value,
+        excerpt=formats.excerpt,
+        currency=currency,
+    )
     app[CONSOLE] = settings
     app[CLOSING] = asyncio.Event()
     app.on_shutdown.append(closing_on_shutdown)

@@ -12,8 +12,9 @@ from aiohttp import web
 from crmd.ai.service import campaign_summary
 from crmd.auth.requests import tenant_store
 from crmd.campaigns.service import campaign_view
-from crmd.console.chart import as_chart
+from crmd.console.chart import chart_of
 from crmd.console.live import follow
+from crmd.console.paging import numbered
 from crmd.console.web import form, query_number, render, see_other
 from crmd.emails import InvalidEmail, normalise_email
 from crmd.errors import BadRequest, CrmdError
@@ -80,6 +81,10 @@ async def campaign(request: web.Request) -> web.Response:
         raise BadRequest(f"status must be one of {', '.join(LOG_STATUSES)}")
     after = query_number(request, "after")
     top = int(doc.get("lastSeq") or doc["audienceSize"] or 0)
+    numbered_page = None
+    if not status:  # every recipient has a number from 1: pages by number
+        numbered_page = numbered(request, top, LOG_PAGE)
+        after = numbered_page.before(top)
     log = await newest(
         store["communication_log"],
         top,
@@ -103,6 +108,9 @@ async def campaign(request: web.Request) -> web.Response:
     said = f"{len(log.items)} recipients"
     if status:
         said = f"{len(log.items)} {status.lower()}, among {log.scanned:,} recipients looked at"
+    summary = doc.get("summary")
+    if summary:  # written before the figures last changed (a retry since): say so
+        summary = {**summary, "stale": summary.get("stats") != view["stats"]}
     return render(
         request,
         "campaign.html",
@@ -112,13 +120,18 @@ async def campaign(request: web.Request) -> web.Response:
             "live": _live(view),
             "refresh": 3 if view["status"] not in (*SETTLED, "paused") else None,  # without script
             "figures": FIGURES,
-            "chart": as_chart(doc),
+            "chart": await chart_of(store, doc),
             "actions": _actions(view),
-            "summary": doc.get("summary"),
+            "summary": summary,
             "log": log.items,
             "log_status": status,
             "log_statuses": LOG_STATUSES,
             "log_page": {"first": after is None, "next": log.next_before, "said": said},
+            "log_numbered": (
+                numbered_page.context(len(log.items), "recipients", f"/campaigns/{view['id']}")
+                if numbered_page
+                else None
+            ),
         },
         section="Campaigns",
     )
@@ -126,14 +139,19 @@ async def campaign(request: web.Request) -> web.Response:
 
 @routes.get("/campaigns/{id}/events")
 async def campaign_events(request: web.Request) -> web.StreamResponse:
-    campaigns = tenant_store(request)["campaigns"]
+    store = tenant_store(request)
+    campaigns = store["campaigns"]
     doc = await campaigns.get(request.match_info["id"], "campaign")
 
     async def figures() -> tuple[dict[str, Any], bool]:
         now = await campaigns.find_one({"_id": doc["_id"]})
         assert now is not None
-        view = campaign_view(now)
-        data = {"figures": view["stats"], "status": view["status"], "chart": str(as_chart(now))}
+        view = campaign_view(now)  # figures and status from one read: they agree
+        data = {
+            "figures": view["stats"],
+            "status": view["status"],
+            "chart": str(await chart_of(store, now)),
+        }
         return data, not _live(view)
 
     return await follow(request, figures)
@@ -198,6 +216,11 @@ async def summarise(request: web.Request) -> web.StreamResponse:
         text, source = await campaign_summary(store, request.app[SUGGESTERS], doc)
     except CrmdError as exc:
         return see_other(where, exc.message, problem=True)
-    summary = {"summary": text, "source": source, "at": datetime.now(UTC)}
+    summary = {
+        "summary": text,
+        "source": source,
+        "at": datetime.now(UTC),
+        "stats": campaign_view(doc)["stats"],  # what it told of: stale once they change
+    }
     await store["campaigns"].update_one({"_id": doc["_id"]}, {"$set": {"summary": summary}})
     return see_other(where)

@@ -10,33 +10,34 @@ import msgspec
 from aiohttp import web
 
 from crmd.auth.requests import current_user, tenant_store
+from crmd.campaigns import compose
 from crmd.campaigns.schema import CampaignBody
 from crmd.campaigns.service import InvalidTemplate, campaign_view
-from crmd.campaigns.template import (
-    PLACEHOLDERS,
-    UNSUBSCRIBE,
-    TemplateError,
-    parse_template,
-    render,
-)
-from crmd.console.web import form, query_number, scripted, see_other, unfinished
+from crmd.campaigns.template import PLACEHOLDERS, UNSUBSCRIBE, TemplateError, parse_template
+from crmd.console import stash
+from crmd.console.paging import numbered
+from crmd.console.web import form, scripted, see_other, unfinished
 from crmd.console.web import render as render_page
 from crmd.errors import BadRequest, CrmdError, Unprocessable
 from crmd.http.admission import expensive
 from crmd.http.bodies import json_body
-from crmd.http.keys import CAMPAIGNS, SUGGESTERS
+from crmd.http.keys import CAMPAIGNS, HEALTH, SUGGESTERS
 from crmd.http.responses import plain_json
 from crmd.http.schema import Body
+from crmd.segments.counting import COUNTS
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import RuleError, parse_rule
 from crmd.segments.query import InvalidRule, rule_now
-from crmd.segments.service import segment_by_id
+from crmd.segments.service import preview, segment_by_id
 from crmd.store.documents import SegmentSummary, decode_all, projection
 from crmd.store.tenant import TenantStore
 from crmd.store.windows import newest
 
 routes = web.RouteTableDef()
 PREVIEWS = 3
+LIST_PAGE = 50
+AT_FORMAT = "%Y-%m-%d %H:%M"
+AT_HINT = "YYYY-MM-DD HH:MM"
 FORM_FIELDS = ("name", "segment", "rule", "message", "subject", "html", "intent", "vendor", "at")
 LIMITS = {
     "name": 200,
@@ -52,6 +53,7 @@ LIMITS = {
 
 class PreviewBody(Body):
     message: str = ""
+    subject: str = ""
     segment: str = ""
     rule: str = ""
 
@@ -66,19 +68,15 @@ class SuggestBody(Body):
 @routes.get("/campaigns")
 async def campaigns(request: web.Request) -> web.Response:
     store = tenant_store(request)
-    before = query_number(request, "before")
-    window = await newest(
-        store["campaigns"],
-        await store.highest("campaigns"),
-        before=before,
-        limit=50,
-    )
+    page = numbered(request, int((await store.tally())["campaigns"]), LIST_PAGE)
+    top = await store.highest("campaigns")
+    window = await newest(store["campaigns"], top, before=page.before(top), limit=LIST_PAGE)
     return render_page(
         request,
         "campaigns.html",
         {
             "items": [campaign_view(c) for c in window.items],
-            "page": {"first": before is None, "next": window.next_before, "said": ""},
+            "page": page.context(len(window.items), "campaigns", "/campaigns"),
         },
         section="Campaigns",
     )
@@ -103,6 +101,7 @@ async def _form_page(request: web.Request, values: dict[str, str], **extra: Any)
         "error": None,
         "rule_error": None,
         "template_error": None,
+        "confirm": None,
         **extra,
     }
     return render_page(
@@ -116,7 +115,27 @@ async def _form_page(request: web.Request, values: dict[str, str], **extra: Any)
 
 @routes.get("/campaigns/new")
 async def new_campaign(request: web.Request) -> web.Response:
+    """The form; with ``?form=``, as a POST left it (its preview, its mistakes, the
+    question before sending), so that reloading it posts nothing again."""
+    token = request.query.get("form", "")
+    if token:
+        state = await stash.kept(stash_redis(request), current_user(request).id, token)
+        if state is None:
+            return see_other("/campaigns/new", "That form is more than an hour old: start again.")
+        return await _form_page(request, state.pop("values"), **state)
     return await _form_page(request, {"segment": request.query.get("segment", "")[:64]})
+
+
+def stash_redis(request: web.Request) -> Any:
+    return request.app[HEALTH].redis
+
+
+async def _back_to_form(request: web.Request, values: dict[str, str], **state: Any) -> web.Response:
+    """Redirect to the form as this POST leaves it (Post/Redirect/Get)."""
+    token = await stash.keep(
+        stash_redis(request), current_user(request).id, {"values": values, **state}
+    )
+    return see_other(f"/campaigns/new?form={token}")
 
 
 async def audience_rule(store: TenantStore, segment: str, rule: str) -> str:
@@ -130,10 +149,15 @@ async def audience_rule(store: TenantStore, segment: str, rule: str) -> str:
     return rule
 
 
-async def previews(store: TenantStore, user: str, message: str, rule: str) -> list[dict[str, str]]:
-    """The message as the newest few customers of the audience will read it (found by
-    reading a bounded stretch of customers, not by a query over all of them)."""
-    parts = parse_template(message)
+async def previews(
+    request: web.Request, message: str, rule: str, subject: str = ""
+) -> list[dict[str, str]]:
+    """The message as the newest few customers of the audience will read it, subject
+    and unsubscribe line included (found by reading a bounded stretch of customers, not
+    by a query over all of them)."""
+    store = tenant_store(request)
+    user = current_user(request).id
+    templates = compose.Templates(parse_template(message), _subject(subject), [])
     node = parse_rule(rule)
     now = rule_now()
     found = await newest(
@@ -142,23 +166,33 @@ async def previews(store: TenantStore, user: str, message: str, rule: str) -> li
         limit=PREVIEWS,
         keep=lambda doc: evaluate(node, doc, now),
     )
-    return [
-        {"name": c.get("name", ""), "email": c.get("email", ""), "text": render(parts, c)}
-        for c in found.items
-    ]
+    links = request.app[CAMPAIGNS].links
+    shown = []
+    for c in found.items:
+        url = compose.unsubscribe_url(links, user, "preview", c["_id"], c.get("email", ""))
+        shown.append(
+            {
+                "name": c.get("name", ""),
+                "email": c.get("email", ""),
+                "subject": compose.subject_for(templates, c) if subject else "",
+                "text": compose.text_for(templates, c, url),
+            }
+        )
+    return shown
 
 
 def _at(text: str) -> datetime:
-    """The form's "Send at" (a browser's datetime-local, taken as UTC)."""
+    """The form's "Send at": ``YYYY-MM-DD HH:MM`` (or with a ``T``, as a browser's
+    date-time field sends it), in UTC."""
     try:
-        moment = datetime.fromisoformat(text)
+        moment = datetime.strptime(text.strip().replace("T", " ")[:16], AT_FORMAT)
     except ValueError:
         raise Unprocessable(
-            "give the date and time to send at, as YYYY-MM-DDTHH:MM",
+            f"give the date and time to send at, as {AT_HINT} (UTC)",
             code="invalid_body",
             details={"field": "at"},
         ) from None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment.replace(tzinfo=UTC)
     if moment <= datetime.now(UTC):
         raise Unprocessable(
             "choose a time in the future to schedule", code="invalid_body", details={"field": "at"}
@@ -166,10 +200,27 @@ def _at(text: str) -> datetime:
     return moment
 
 
+async def _audience_said(request: web.Request, values: dict[str, str], rule: str) -> dict[str, Any]:
+    """The question before sending: how many customers it goes to."""
+    if values["segment"]:
+        segment = await segment_by_id(tenant_store(request), values["segment"])
+        size, complete = segment.audienceSize, segment.audienceSize is not None
+    else:
+        found = await preview(request.app[COUNTS], tenant_store(request), rule)
+        size, complete = found.count.size, found.count.complete
+    if size is None:
+        said = "its customers are still being counted"
+    else:
+        said = f"{size:,} customer{'' if size == 1 else 's'}" + ("" if complete else " so far")
+    return {"size": size, "said": said}
+
+
 @routes.post("/campaigns")
 async def create(request: web.Request) -> web.StreamResponse:
     """Every button of the form posts here (the script handles preview and suggest in
-    place, but they work without it)."""
+    place, but they work without it). Each answers a redirect: to the campaign, or
+    back to the form as it was left (``new_campaign``). "Send now" asks first, saying
+    the audience's size; the form's "Send to N customers" answers."""
     fields = await form(request)
     values = {key: fields.get(key, "").strip() for key in FORM_FIELDS}
     for key, limit in LIMITS.items():
@@ -177,18 +228,17 @@ async def create(request: web.Request) -> web.StreamResponse:
             raise BadRequest(f"{key} is longer than {limit} characters", details={"field": key})
     action = fields.get("action", "send")
     store = tenant_store(request)
-    user = current_user(request).id
     try:
         rule = await audience_rule(store, values["segment"], values["rule"])
         if action == "preview":
-            shown = await previews(store, user, values["message"], rule)
-            return await _form_page(request, values, previews=shown)
+            shown = await previews(request, values["message"], rule, values["subject"])
+            return await _back_to_form(request, values, previews=shown)
         if action == "suggest":
             found, _ = await request.app[SUGGESTERS].messages(
                 values["name"], values["intent"], rule, 3
             )
-            return await _form_page(request, values, suggestions=found)
-        if action not in ("send", "draft", "schedule"):
+            return await _back_to_form(request, values, suggestions=found)
+        if action not in ("send", "confirmed-send", "draft", "schedule"):
             raise BadRequest("unknown action")
         body = CampaignBody(
             name=values["name"],
@@ -203,10 +253,15 @@ async def create(request: web.Request) -> web.StreamResponse:
             draft=action == "draft",
         )
         _check(body)
+        _check_templates(body)
+        if action == "send":  # not yet: first the question, with the audience's size
+            parse_rule(rule)
+            confirm = await _audience_said(request, values, rule)
+            return await _back_to_form(request, values, confirm=confirm)
         doc = await request.app[CAMPAIGNS].create(store, body)
     except (InvalidRule, RuleError) as exc:
         rule_error: dict[str, Any] = {"message": exc.message, "column": exc.column}
-        return await _form_page(request, values, rule_error=rule_error, status=422)
+        return await _back_to_form(request, values, rule_error=rule_error)
     except (InvalidTemplate, TemplateError) as exc:
         column = exc.column if isinstance(exc, TemplateError) else exc.details["column"]
         field = exc.details["field"] if isinstance(exc, InvalidTemplate) else "message"
@@ -216,11 +271,36 @@ async def create(request: web.Request) -> web.StreamResponse:
             "id": "template-error",
             "field": field,
         }
-        return await _form_page(request, values, template_error=template_error, status=422)
+        return await _back_to_form(request, values, template_error=template_error)
     except CrmdError as exc:
-        return await _form_page(request, values, error={"message": exc.message}, status=exc.status)
-    said = {"send": "is being sent", "draft": "is saved as a draft", "schedule": "is scheduled"}
+        if exc.status == 404:  # another user's segment, or a gone one: not found here
+            raise
+        return await _back_to_form(request, values, error={"message": exc.message})
+    said = {
+        "confirmed-send": "is being sent",
+        "draft": "is saved as a draft",
+        "schedule": "is scheduled",
+    }
     return see_other(f"/campaigns/{doc['_id']}", f"{doc['name']} {said[action]}.")
+
+
+def _subject(text: str) -> list[Any]:
+    """The subject's template; its mistake said of the subject, not of the message."""
+    try:
+        return compose.parse_subject(text) if text else []
+    except TemplateError as exc:
+        raise InvalidTemplate(exc, "subject") from None
+
+
+def _check_templates(body: CampaignBody) -> None:
+    """The templates parse (as ``Campaigns.create`` will check), before the question."""
+    parse_template(body.message)
+    _subject(body.subject)
+    if body.html:
+        try:
+            compose.parse_html(body.html)
+        except TemplateError as exc:
+            raise InvalidTemplate(exc, "html") from None
 
 
 def _check(body: CampaignBody) -> None:
@@ -245,10 +325,13 @@ async def preview_as_you_type(request: web.Request) -> web.Response:
         return plain_json({"previews": []})
     try:
         rule = await audience_rule(store, body.segment[:64], body.rule)
-        shown = await previews(store, current_user(request).id, body.message, rule)
+        shown = await previews(request, body.message, rule, body.subject[: LIMITS["subject"]])
     except (TemplateError, RuleError) as exc:  # still being typed: an answer, not a failure
         field = "message" if isinstance(exc, TemplateError) else "rule"
         return plain_json(unfinished(exc.message, exc.column) | {"field": field})
+    except InvalidTemplate as exc:  # the subject's
+        said = unfinished(exc.message, exc.details["column"])
+        return plain_json(said | {"field": exc.details["field"]})
     except Unprocessable as exc:
         return plain_json(unfinished(exc.message))
     return plain_json({"previews": shown})

@@ -4,13 +4,23 @@ the Content-Security-Policy allows where a style attribute would not be."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from markupsafe import Markup
 
+from crmd.messages import MessageStatus
+from crmd.store.tenant import TenantStore
+
 GOOD, SENT, BAD, PENDING, OTHER = "#1e7a4a", "#2456c7", "#b3261e", "#d5dae3", "#9a6200"
-WIDTH, HEIGHT, PAD = 640, 220, 56
+WIDTH, HEIGHT, PAD = 960, 240, 56
+POINTS = 120
+"""The most points a line of the chart has."""
+LOG_READ = 5_000
+"""The largest campaign whose chart is drawn from its messages' own times."""
+HANDED = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.FAILED, MessageStatus.UNKNOWN)
 SVG = "http://www.w3.org/2000/svg"
 
 
@@ -96,11 +106,11 @@ def deliveries_chart(timeline: Mapping[str, Sequence[int]], audience: int) -> Ma
     axes = Markup(
         '<line x1="{pad}" y1="{base}" x2="{right}" y2="{base}" stroke="#c3cad6"></line>'
         '<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{base}" stroke="#c3cad6"></line>'
-        '<text x="{label_x}" y="{top_y}" text-anchor="end" font-size="11" fill="#5b6576">'
+        '<text x="{label_x}" y="{top_y}" text-anchor="end" font-size="15" fill="#5b6576">'
         "{top:,}</text>"
-        '<text x="{label_x}" y="{zero_y}" text-anchor="end" font-size="11" fill="#5b6576">'
+        '<text x="{label_x}" y="{zero_y}" text-anchor="end" font-size="15" fill="#5b6576">'
         "0</text>"
-        '<text x="{right}" y="{time_y}" text-anchor="end" font-size="11" fill="#5b6576">'
+        '<text x="{right}" y="{time_y}" text-anchor="end" font-size="15" fill="#5b6576">'
         "{duration}</text>"
     ).format(
         pad=PAD,
@@ -115,9 +125,9 @@ def deliveries_chart(timeline: Mapping[str, Sequence[int]], audience: int) -> Ma
     )
     legend = Markup("").join(
         Markup(
-            '<rect x="{x}" y="8" width="10" height="10" fill="{colour}"></rect>'
-            '<text x="{text_x}" y="17" font-size="12" fill="#1d2430">{name}</text>'
-        ).format(x=PAD + i * 120, colour=c, text_x=PAD + 14 + i * 120, name=n)
+            '<rect x="{x}" y="6" width="13" height="13" fill="{colour}"></rect>'
+            '<text x="{text_x}" y="18" font-size="16" fill="#1d2430">{name}</text>'
+        ).format(x=PAD + i * 150, colour=c, text_x=PAD + 18 + i * 150, name=n)
         for i, (n, c) in enumerate((("handed over", SENT), ("delivered", GOOD), ("failed", BAD)))
     )
     return Markup(
@@ -143,4 +153,51 @@ def _duration(seconds: int) -> str:
 
 
 def as_chart(campaign: Mapping[str, Any]) -> Markup:
+    """From the campaign's stats snapshots (a campaign too large to read its log)."""
     return deliveries_chart(campaign.get("timeline") or {}, int(campaign.get("audienceSize", 0)))
+
+
+def receipts_timeline(
+    times: Sequence[Mapping[str, datetime]], points: int = POINTS
+) -> dict[str, list[int]]:
+    """``deliveries_chart``'s timeline from when each message was handed over,
+    delivered or failed (the log's first-seen ``times``, a receipt's own timestamp for
+    DELIVERED and FAILED): [handed over, delivered, failed] so far, at up to ``points``
+    evenly spaced seconds from the first of them."""
+    events: list[tuple[float, int]] = []
+    for seen in times:
+        moments = {k: v.replace(tzinfo=v.tzinfo or UTC).timestamp() for k, v in seen.items()}
+        handed = [moments[k] for k in HANDED if k in moments]
+        if handed:
+            events.append((min(handed), 0))
+        if MessageStatus.DELIVERED in moments:
+            events.append((moments[MessageStatus.DELIVERED], 1))
+        if MessageStatus.FAILED in moments:
+            events.append((moments[MessageStatus.FAILED], 2))
+    if not events:
+        return {}
+    events.sort()
+    start, end = events[0][0], events[-1][0]
+    span = max(end - start, 1.0)
+    step = max(span / points, 1.0)
+    timeline: dict[str, list[int]] = {}
+    counts = [0, 0, 0]
+    for moment, which in events:
+        counts[which] += 1
+        index = min(points, math.ceil((moment - start) / step))  # the step's end it is in
+        second = round(index * step)
+        timeline[str(second)] = list(counts)
+    return timeline
+
+
+async def chart_of(store: TenantStore, campaign: Mapping[str, Any]) -> Markup:
+    """The deliveries chart from the receipts' timestamps; from the stats snapshots for
+    a campaign larger than ``LOG_READ`` (its whole log would be read every second)."""
+    audience = int(campaign.get("audienceSize", 0))
+    if audience > LOG_READ:
+        return as_chart(campaign)
+    logs = store["communication_log"].find(
+        {"campaignId": str(campaign["_id"])}, projection={"times": 1}
+    )
+    times = [doc["times"] async for doc in logs if doc.get("times")]
+    return deliveries_chart(receipts_timeline(times), audience)

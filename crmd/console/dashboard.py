@@ -18,7 +18,7 @@ from crmd.ingest import chunks
 from crmd.ingest.upload import SUMMARY
 from crmd.store.documents import UploadSummary, decode_all
 from crmd.store.windows import newest
-from crmd.streams.worker import dead_letter_stream, stream_stats
+from crmd.streams.worker import LAG_COUNTED, dead_letter_stream, stream_stats
 
 routes = web.RouteTableDef()
 ACTIVE_IMPORTS = ("receiving", "queued", "processing")
@@ -109,7 +109,8 @@ async def system(request: web.Request) -> web.Response:
                 "name": stream,
                 "length": stats["length"],
                 "pending": sum(g["pending"] for g in groups),
-                "lag": sum(g["lag"] for g in groups),
+                "waiting": sum(g["lag"] for g in groups),
+                "more": any(g["lag"] >= LAG_COUNTED for g in groups),
                 "dead": await health.redis.xlen(dead),
             }
         )

@@ -10,11 +10,11 @@ from aiohttp import web
 
 from crmd.auth.requests import tenant_store
 from crmd.console.live import follow
+from crmd.console.paging import numbered
 from crmd.console.web import (
     CSRF_FIELD,
     check_csrf,
     checks_own_csrf,
-    query_number,
     render,
     see_other,
 )
@@ -27,6 +27,7 @@ from crmd.store.documents import Upload, UploadSummary, decode_all
 from crmd.store.windows import newest
 
 routes = web.RouteTableDef()
+PAGE = 25
 KINDS = ("customers", "orders")
 ACTIVE = ("receiving", "queued", "processing")
 SHOWN_ERRORS = 200
@@ -35,17 +36,18 @@ FORM_FIELDS = (CSRF_FIELD, "kind")
 
 async def _page(request: web.Request, **extra: Any) -> web.Response:
     store = tenant_store(request)
-    before = query_number(request, "before")
+    page = numbered(request, int((await store.tally())["uploads"]), PAGE)
+    top = await store.highest("uploads")
     window = await newest(
         store["uploads"],
-        await store.highest("uploads"),
-        before=before,
-        limit=25,
+        top,
+        before=page.before(top),
+        limit=PAGE,
         projection=SUMMARY,
     )
     context = {
         "items": decode_all(window.items, UploadSummary),
-        "page": {"first": before is None, "next": window.next_before, "said": ""},
+        "page": page.context(len(window.items), "imports", "/imports"),
         "kind": "customers",
         "mapping": "",
         **extra,

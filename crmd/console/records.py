@@ -11,6 +11,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from crmd.auth.requests import current_user, tenant_store
+from crmd.console.paging import numbered
 from crmd.console.web import query_number, query_text, render
 from crmd.errors import NotFound
 from crmd.http.admission import asked_for, expensive_when
@@ -53,13 +54,20 @@ def page_said(window: Window, what: str, filtered: bool) -> str:
 
 
 async def _listing(request: web.Request, kind: str, fields: FieldSet) -> dict[str, Any]:
+    """A page of ``kind``: by number ("51-100 of 200") when unfiltered; filtered by a
+    rule, the next stretch from where the last one stopped looking."""
     store = tenant_store(request)
     rule = query_text(request, "rule", 2000).strip()
     before = query_number(request, "before")
     keep, error = rule_keep(rule, fields)
     window = Window()
+    numbered_page = None
+    if not rule:
+        numbered_page = numbered(request, int((await store.tally())[kind]), PAGE)
     if error is None:
         top = await store.highest(kind)
+        if numbered_page is not None:
+            before = numbered_page.before(top)
         window = await newest(
             store[kind], top, before=before, limit=PAGE, keep=keep, max_scan=FILTERED_SCAN
         )
@@ -72,6 +80,9 @@ async def _listing(request: web.Request, kind: str, fields: FieldSet) -> dict[st
         "rule": rule,
         "error": error,
         "base": base,
+        "numbered": (
+            numbered_page.context(len(window.items), kind, base) if numbered_page else None
+        ),
         "page": {
             "first": before is None,
             "next": window.next_before,
@@ -102,6 +113,17 @@ async def orders(request: web.Request) -> web.Response:
             order["customer"] = record_id(user, "customer", f"x:{order['customer_external_id']}")
         elif order.get("customerEmail"):
             order["customer"] = record_id(user, "customer", f"e:{order['customerEmail']}")
+    wanted = sorted({o["customer"] for o in listing["items"] if o.get("customer")})
+    found = await tenant_store(request)["customers"].by_ids(
+        wanted, projection={"name": 1, "email": 1}
+    )
+    known = {str(c["_id"]): c for c in found}
+    for order in listing["items"]:
+        person = known.get(str(order.get("customer", "")))
+        if person is None:  # an order whose customer is not (or not yet) stored
+            order.pop("customer", None)
+        else:
+            order["customerName"] = person.get("name") or person.get("email") or ""
     return render(
         request, "orders.html", listing, section="Orders", status=422 if listing["error"] else 200
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from typing import Any
 
 from aiohttp import web
@@ -115,6 +116,7 @@ def operations(document: dict[str, Any]) -> list[dict[str, Any]]:
                     ],
                     "responses": [
                         {
+                            "key": f"{status} {r['description']}",
                             "status": status,
                             "description": r["description"],
                             "bodies": [
@@ -131,6 +133,24 @@ def operations(document: dict[str, Any]) -> list[dict[str, Any]]:
         for tag, found in groups.items()
         if found
     ]
+
+
+def shared_errors(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The error answers (same status, same meaning) that at least half the operations
+    give: said once, above them all, and no more under each. Each operation is told
+    which of them it may give (``shared``)."""
+    operations = [op for group in groups for op in group["operations"]]
+    seen: dict[str, dict[str, Any]] = {}
+    counts: Counter[str] = Counter()
+    for op in operations:
+        for answer in op["responses"]:
+            if answer["status"].startswith(("4", "5")):
+                counts[answer["key"]] += 1
+                seen.setdefault(answer["key"], answer)
+    keys = {key for key, n in counts.items() if n * 2 >= len(operations)}
+    for op in operations:
+        op["shared"] = [a["status"] for a in op["responses"] if a["key"] in keys]
+    return sorted((seen[key] for key in keys), key=lambda a: (a["status"], a["description"]))
 
 
 def schemas(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -162,13 +182,17 @@ def schemas(document: dict[str, Any]) -> list[dict[str, Any]]:
 @open_page
 async def reference(request: web.Request) -> web.Response:
     document = api_document(request.app)
+    groups = operations(document)
+    shared = shared_errors(groups)
     return render(
         request,
         "reference.html",
         {
             "title": "API reference",
             "info": document["info"],
-            "groups": operations(document),
+            "groups": groups,
+            "shared": shared,
+            "shared_keys": {a["key"] for a in shared},
             "schemas": schemas(document),
             "schemes": document["components"]["securitySchemes"],
         },

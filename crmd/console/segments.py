@@ -20,7 +20,13 @@ from crmd.segments.fields import known_fields
 from crmd.segments.parse import RuleError
 from crmd.segments.query import InvalidRule
 from crmd.segments.schema import RuleText
-from crmd.segments.service import preview, save_segment
+from crmd.segments.service import (
+    change_segment,
+    preview,
+    remove_segment,
+    save_segment,
+    segment_by_id,
+)
 from crmd.store.documents import Segment, decode_all
 from crmd.store.windows import newest
 
@@ -114,6 +120,64 @@ async def segment_form(request: web.Request) -> web.StreamResponse:
     size = doc.audienceSize
     said = "its customers are being counted" if size is None else f"{size:,} customers"
     return see_other("/segments", f"Saved {doc.name}: {said}.")
+
+
+async def _edit_page(request: web.Request, doc: Segment, **extra: Any) -> web.Response:
+    context = {
+        "title": f"Segment {doc.name}",
+        "s": doc,
+        "fields": known_fields(),
+        "name": doc.name,
+        "rule": doc.rule,
+        "counted": None,
+        "error": None,
+        **extra,
+    }
+    return render(
+        request, "segment.html", context, section="Segments", status=extra.get("status", 200)
+    )
+
+
+@routes.get("/segments/{id:[0-9a-f]{24}}")
+async def segment(request: web.Request) -> web.Response:
+    """One segment, to rename, to change its rule (counted as it is typed), or to delete."""
+    doc = await segment_by_id(tenant_store(request), request.match_info["id"])
+    return await _edit_page(request, doc)
+
+
+@routes.post("/segments/{id:[0-9a-f]{24}}")
+@expensive
+async def change(request: web.Request) -> web.StreamResponse:
+    store = tenant_store(request)
+    doc = await segment_by_id(store, request.match_info["id"])
+    fields = await form(request)
+    action = fields.get("action", "save")
+    if action not in ("save", "count"):
+        raise BadRequest("unknown action", details={"field": "action"})
+    rule = fields.get("rule", "").strip()
+    name = fields.get("name", "").strip()
+    if len(rule) > MAX_RULE or len(name) > MAX_NAME:
+        raise BadRequest("a field is longer than the form allows")
+    kept = {"rule": rule, "name": name}
+    try:
+        if not rule:
+            raise InvalidRule(RuleError("write a rule first", 1))
+        if action == "count":
+            return await _edit_page(request, doc, **kept, counted=await count(request, rule))
+        changed = await change_segment(request.app[COUNTS], store, str(doc.id), name or None, rule)
+    except InvalidRule as exc:
+        error = {"message": exc.message, "column": exc.column, "id": "rule-error"}
+        return await _edit_page(request, doc, **kept, error=error, status=422)
+    size = changed.audienceSize
+    said = "its customers are being counted" if size is None else f"{size:,} customers"
+    return see_other("/segments", f"Saved {changed.name}: {said}.")
+
+
+@routes.post("/segments/{id:[0-9a-f]{24}}/delete")
+async def delete(request: web.Request) -> web.StreamResponse:
+    await form(request)
+    gone = await remove_segment(tenant_store(request), request.match_info["id"])
+    return see_other("/segments", f"Deleted {gone.name}.")
 
 
 @routes.post("/segments/count")

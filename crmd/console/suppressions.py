@@ -8,7 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from crmd.auth.requests import tenant_store
-from crmd.console.web import form, query_number, query_text, render, see_other
+from crmd.console.paging import numbered
+from crmd.console.web import form, query_text, render, see_other
 from crmd.suppressions import entries
 from crmd.suppressions.entries import MAX_REASON, Entry
 
@@ -22,27 +23,24 @@ HOME = "/suppressions"
 async def suppressions(request: web.Request) -> web.Response:
     store = tenant_store(request)
     wanted = query_text(request, "email", MAX_TYPED).strip()
-    before = query_number(request, "before")
+    total = int((await store.tally())[entries.COLLECTION])
     page: dict[str, Any]
     if wanted:
         email = entries.address(wanted)
         found = await entries.find(store, email) if email else None
         items = [found] if found else []
         said = f"{wanted} is {'' if found else 'not '}on the list"
-        page = {"first": False, "next": None, "said": said}
+        page = {"said": said, "pages": 1, "links": [], "number": 1, "base": "", "join": "?"}
     else:
-        window = await entries.newest_entries(store, before, PAGE)
+        numbered_page = numbered(request, total, PAGE)
+        top = await store.highest(entries.COLLECTION)
+        window = await entries.newest_entries(store, numbered_page.before(top), PAGE)
         items = window.items
-        page = {"first": before is None, "next": window.next_before, "said": ""}
+        page = numbered_page.context(len(items), "addresses", "/suppressions")
     return render(
         request,
         "suppressions.html",
-        {
-            "items": items,
-            "page": page,
-            "wanted": wanted,
-            "total": (await store.tally())[entries.COLLECTION],
-        },
+        {"items": items, "page": page, "wanted": wanted, "total": total},
         section="Suppressions",
     )
 

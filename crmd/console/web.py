@@ -82,6 +82,8 @@ class ConsoleSettings:
     """Cookies only over HTTPS: when ``[server] public_url`` is https."""
     session_seconds: int
     public_url: str
+    currency: str = "INR"
+    """``[console] currency``: what amounts are shown in."""
 
 
 CONSOLE = web.AppKey("console", ConsoleSettings)

@@ -9,8 +9,7 @@ with what is counted so far."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 from aiohttp import web
@@ -32,7 +31,14 @@ from crmd.segments.schema import (
     SegmentBody,
     SegmentList,
 )
-from crmd.segments.service import preview, save_segment, segment_by_id, segment_size
+from crmd.segments.service import (
+    change_segment,
+    preview,
+    remove_segment,
+    save_segment,
+    segment_by_id,
+    segment_size,
+)
 from crmd.store import documents
 
 routes = web.RouteTableDef()
@@ -132,24 +138,16 @@ async def update_segment(request: web.Request) -> web.Response:
     body = await json_body(request, SegmentBody)
     if body.name is None and body.rule is None:
         raise BadRequest("send a new name, a new rule, or both")
-    store = tenant_store(request)
-    doc = await segment_by_id(store, request.match_info["id"])
-    changes: dict[str, Any] = {k: v for k, v in (("name", body.name), ("rule", body.rule)) if v}
-    changes["audienceSize"], changes["countedAt"] = await segment_size(
-        request.app[COUNTS], store, body.rule or doc.rule
+    changed = await change_segment(
+        request.app[COUNTS], tenant_store(request), request.match_info["id"], body.name, body.rule
     )
-    changes["updatedAt"] = datetime.now(UTC)
-    await store["segments"].update_one({"_id": doc.id}, {"$set": changes})
-    return json_response(segment_view(msgspec.structs.replace(doc, **changes)))
+    return json_response(segment_view(changed))
 
 
 @routes.delete("/api/v1/segments/{id}")
 @described("Delete a segment", tag="segments", ok={204: None})
 async def delete_segment(request: web.Request) -> web.Response:
-    store = tenant_store(request)
-    doc = await segment_by_id(store, request.match_info["id"])
-    gone = await store["segments"].delete_one({"_id": doc.id})
-    await store.add_to_tally("segments", -gone.deleted_count)
+    await remove_segment(tenant_store(request), request.match_info["id"])
     return web.Response(status=204)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 from bson import ObjectId
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
@@ -104,6 +105,35 @@ async def save_segment(
     }
     await insert_tallied(store, "segments", [doc])
     return decode(doc, Segment)
+
+
+async def change_segment(
+    counter: AudienceCounter,
+    store: TenantStore,
+    segment_id: str,
+    name: str | None,
+    rule: str | None,
+) -> Segment:
+    """Rename a segment or change its rule (counted again; an invalid rule is refused
+    before anything is written); the segment as it is now. NotFound (404) when it is
+    not the user's."""
+    doc = await segment_by_id(store, segment_id)
+    changes: dict[str, Any] = {k: v for k, v in (("name", name), ("rule", rule)) if v}
+    changes["audienceSize"], changes["countedAt"] = await segment_size(
+        counter, store, rule or doc.rule
+    )
+    changes["updatedAt"] = datetime.now(UTC)
+    await store["segments"].update_one({"_id": doc.id}, {"$set": changes})
+    return msgspec.structs.replace(doc, **changes)
+
+
+async def remove_segment(store: TenantStore, segment_id: str) -> Segment:
+    """Delete a segment (the campaigns sent to it keep their copy of its rule); the
+    segment that was. NotFound (404) when it is not the user's."""
+    doc = await segment_by_id(store, segment_id)
+    gone = await store["segments"].delete_one({"_id": doc.id})
+    await store.add_to_tally("segments", -gone.deleted_count)
+    return doc
 
 
 async def refresh_stale_counts(

@@ -80,7 +80,7 @@ async def test_retry_failed_sends_again_to_failed_recipients_only(
     campaign = await create(client, auth)
     first = await wait_status(client, auth, campaign["id"], "completed")
     failed = first["stats"]["failed"]
-    assert failed > 0
+    assert failed > 0 and "retry_failed" in first["actions"] and first["completedAt"]
     before = {
         d["_id"]: d
         async for d in delivering.db.communication_log.find({"campaignId": campaign["id"]})
@@ -89,7 +89,11 @@ async def test_retry_failed_sends_again_to_failed_recipients_only(
         await client.post(f"/api/v1/campaigns/{campaign['id']}/retry-failed", headers=auth)
     ).json()
     assert retried["retried"] == failed and retried["queued"] == failed
+    # Sending again: not completed any more, until it is again.
+    assert retried["status"] == "sending" and retried["completedAt"] is None
     second = await wait_status(client, auth, campaign["id"], "completed")
+    assert second["completedAt"] > first["completedAt"]
+    assert ("retry_failed" in second["actions"]) == (second["stats"]["failed"] > 0)
     after = {
         d["_id"]: d
         async for d in delivering.db.communication_log.find({"campaignId": campaign["id"]})

@@ -105,7 +105,9 @@ def test_a_new_campaign_is_a_draft_waits_or_is_queued():
     ],
 )
 def test_the_operator_sees_only_the_actions_allowed(status: str, planned: bool, buttons: list[str]):
-    assert operator_actions(status, planned) == buttons
+    assert operator_actions(status, planned, failed=1) == buttons
+    nothing_failed = [b for b in buttons if b != "retry_failed"]
+    assert operator_actions(status, planned, failed=0) == nothing_failed
 
 
 @given(st.lists(st.sampled_from(list(Action)), max_size=30))

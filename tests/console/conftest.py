@@ -125,7 +125,7 @@ def folder_for(request: pytest.FixtureRequest) -> Path:
 
 
 async def watched(browser: Browser, base: str, folder: Path, **options: Any) -> Watched:
-    context = await browser.new_context(viewport={"width": 1280, "height": 900}, **options)
+    context = await browser.new_context(**{"viewport": {"width": 1280, "height": 900}, **options})
     page = await context.new_page()
     seen = Watched(page, base, folder)
     page.on("pageerror", lambda error: seen.problems.append(f"page error: {error}"))

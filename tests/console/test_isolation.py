@@ -41,11 +41,14 @@ BY_ID = {  # pages of one thing: Alpha's answer 404 to Bravo
     "/imports/{id}/errors.csv": "upload_id",
     "/campaigns/{id}": "campaign_id",
     "/campaigns/{id}/events": "campaign_id",
+    "/segments/{id}": "segment_id",
 }
 ACTIONS = {  # POSTs on one of Alpha's things
     "/campaigns/{id}/{action}": ("send", "pause", "resume", "cancel", "retry-failed"),
     "/campaigns/{id}/test": ("test",),
     "/campaigns/{id}/summary": ("summary",),
+    "/segments/{id}": ("save",),
+    "/segments/{id}/delete": ("delete",),
 }
 CALLER_OWN = {  # POSTs that read or write only the caller's data: checked one by one below
     "/campaigns",
@@ -138,11 +141,13 @@ async def test_two_operators_never_see_or_touch_each_others_data(
     await bob.go("/campaigns")
     for path, actions in ACTIONS.items():
         for action in actions:
-            target = path.replace("{id}", alpha.campaign_id).replace("{action}", action)
+            thing = alpha.segment_id if path.startswith("/segments") else alpha.campaign_id
+            target = path.replace("{id}", thing).replace("{action}", action)
             answer = await post_as(bob, target, email="bravo@example.com")
             assert answer.status == 404, (target, answer.status)
     alpha_after = await system.db.campaigns.find_one({"name": "Alpha campaign"})
     assert alpha_after == alpha_before, "Bravo's requests changed Alpha's campaign"
+    assert await system.db.segments.count_documents({"name": "Alpha segment"}) == 1
 
     await check_caller_own_posts(page, bob, alpha, bravo, system)
 

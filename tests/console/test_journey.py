@@ -103,6 +103,13 @@ async def test_a_new_operator_does_the_whole_job(page: Watched, client: Any, sys
     await expect(preview).to_contain_text("Hi Customer, 20% off for you!")
     await page.shot("new-campaign")
     await p.get_by_role("button", name="Send now").click()
+    # Asked first, with the audience's size; the form is kept as it was.
+    await expect(p.get_by_role("heading", name="Send Festive now?")).to_be_visible()
+    await expect(p.get_by_label("Message", exact=True)).to_have_value(
+        "Hi {first_name|there}, 20% off for you!"
+    )
+    await page.shot("send-now-asks")
+    await p.get_by_role("button", name="Send to 21 customers").click()
     await p.wait_for_url(re.compile(r".*/campaigns/[0-9a-f]{24}(\?.*)?$"))
     campaign_id = p.url.split("?")[0].rsplit("/", 1)[1]
     await page.shot("campaign-sending")

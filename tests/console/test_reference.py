@@ -3,6 +3,7 @@ without signing in, with no script of anyone else's."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from playwright.async_api import expect
@@ -49,3 +50,21 @@ async def test_a_person_reads_the_reference_without_signing_in(page: Watched, cl
     logs = p.locator("#campaign_logs").get_by_role("row").filter(has_text="limit")
     await expect(logs).to_contain_text("≤ 500")
     assert scripts and all(url.startswith(page.base) for url in scripts), scripts
+
+
+async def test_the_reference_says_each_heading_and_the_shared_errors_once(client: Any):
+    html = await (await client.get("/reference")).text()
+    for level in ("h2", "h3"):
+        headings = [
+            re.sub(r"<[^>]+>|\s+", " ", h).strip()
+            for h in re.findall(rf"<{level}[^>]*>(.*?)</{level}>", html, re.S)
+        ]
+        repeated = {h for h in headings if headings.count(h) > 1}
+        assert not repeated, (level, repeated)
+    assert html.count("<caption>Errors any route may answer</caption>") == 1
+    shared = re.search(r"<caption>Errors any route may answer</caption>(.*?)</table>", html, re.S)
+    assert shared is not None
+    rows = re.findall(r"<tr><td>([0-9]{3})</td><td>([^<]*)</td>", shared.group(1))
+    assert rows, "the shared table lists the errors"
+    for status, meaning in rows:  # each is said there, and nowhere else
+        assert html.count(f"<tr><td>{status}</td><td>{meaning}</td>") == 1, (status, meaning)

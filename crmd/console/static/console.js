@@ -177,14 +177,17 @@
     const render = debounce(async () => {
       const mine = ++asked;
       const audience = audienceRule(form);
+      const subject = form.querySelector('[name="subject"]');
       const { ok, data } = await post(form.dataset.previewUrl, {
         message: message.value,
+        subject: subject ? subject.value : "",
         segment: audience.segment,
         rule: audience.rule,
       });
       if (mine !== asked) return;
       if (!ok || data.error) {
-        const shown = data.field === "rule" ? audience.rule : message.value;
+        const field = data.field && form.querySelector('[name="' + data.field + '"]');
+        const shown = field ? field.value : message.value;
         return showError(region, data.error || {}, shown);
       }
       region.replaceChildren();
@@ -194,7 +197,8 @@
       for (const p of data.previews) {
         const item = el("div", null, "preview");
         item.append(el("div", "To " + p.name + " <" + p.email + ">", "to"));
-        item.append(el("div", p.text));
+        if (p.subject) item.append(el("div", p.subject, "subject"));
+        item.append(el("div", p.text, "body"));
         region.append(item);
       }
       if (data.audienceSize !== undefined) {
@@ -203,6 +207,7 @@
     }, 300);
     form.addEventListener("input", render);
     form.addEventListener("change", render);
+    if (message.value.trim() && !region.querySelector(".preview")) render(); // a form kept
   }
 
   // -- uploads with a progress bar -------------------------------------------------------
@@ -252,7 +257,7 @@
 
   // -- live figures -----------------------------------------------------------------
   function live(region) {
-    if (!window.EventSource) return;
+    if (!window.EventSource || !region.dataset.live) return; // settled: nothing to follow
     const source = new EventSource(region.dataset.live);
     const status = region.dataset.status;
     source.addEventListener("figures", (event) => {
@@ -260,6 +265,13 @@
       for (const [name, value] of Object.entries(data.figures || {})) {
         for (const node of region.querySelectorAll('[data-figure="' + name + '"]')) {
           node.textContent = Number(value).toLocaleString();
+        }
+      }
+      // The badge says the status of the same read as the figures: they agree.
+      if (data.status) {
+        for (const badge of document.querySelectorAll("[data-status-badge] .status")) {
+          badge.textContent = data.status;
+          badge.className = "status status-" + data.status;
         }
       }
       const chart = region.querySelector("[data-chart]");

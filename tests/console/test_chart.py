@@ -1,0 +1,45 @@
+"""The deliveries chart is drawn from when each message was handed over, delivered and
+failed (the receipts' own timestamps), however the receipts trickled in."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from crmd.console.chart import deliveries_chart, receipts_timeline
+
+START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return START + timedelta(seconds=seconds)
+
+
+def test_the_timeline_counts_each_message_once_at_its_receipts_time():
+    times = [
+        {"SENT": at(0), "DELIVERED": at(30)},
+        {"SENT": at(0), "FAILED": at(45)},
+        {"SENT": at(10)},
+        {"FAILED": at(5)},  # refused at hand-over: handed over and failed at once
+        {},
+    ]
+    timeline = receipts_timeline(times, points=120)
+    last = timeline[max(timeline, key=int)]
+    assert last == [4, 1, 2]  # handed over, delivered, failed
+    assert max(int(second) for second in timeline) == 45
+    by_second = {int(k): v for k, v in timeline.items()}
+    assert by_second[30] == [4, 1, 1]  # at 30 s: delivered one, one failed (at 5 s) so far
+    assert receipts_timeline([]) == {}
+
+
+def test_the_chart_says_what_it_draws():
+    times = [{"SENT": at(0), "DELIVERED": at(90)}, {"SENT": at(1), "FAILED": at(2)}]
+    chart = str(deliveries_chart(receipts_timeline(times), 2))
+    assert 'aria-label="After 90 s: 2 handed over, 1 delivered, 1 failed, of 2"' in chart
+    assert 'viewBox="0 0 960 240"' in chart
+
+
+def test_a_long_campaign_keeps_few_points():
+    times = [{"SENT": at(i), "DELIVERED": at(i + 5)} for i in range(0, 36_000, 3)]
+    timeline = receipts_timeline(times, points=120)
+    assert len(timeline) <= 121
+    assert timeline[max(timeline, key=int)] == [12_000, 12_000, 0]
