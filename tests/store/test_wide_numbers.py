@@ -33,7 +33,8 @@ def attr_read_back(value: int) -> float | str:
 
 
 def money(value: int) -> str:
-    return f"{value:,}.00"
+    """As the console shows it in its default currency (``[console] currency``, INR)."""
+    return f"₹{value:,}.00"
 
 
 async def imported(client: Any, auth: Any) -> None:
@@ -139,7 +140,7 @@ async def test_numbers_beyond_32_bits_read_back_exactly_everywhere(client: Any, 
     html = await page.text()
     assert f"<dt>Visits</dt><dd>{SAFE}</dd>" in html
     assert f"<dt>Orders</dt><dd>1 ({money(SAFE)})</dd>" in html
-    assert f"<dt>score</dt><dd>{SAFE}</dd>" in html
+    assert f'<dt>Score <code class="muted">attrs.score</code></dt><dd>{SAFE}</dd>' in html
     page = await client.get("/orders")
     assert page.status == 200
     html = await page.text()
