@@ -98,8 +98,9 @@ async def test_redis_down_is_503_with_retry_after(
         headers={**auth, "Content-Type": "text/csv"},
     )
     assert upload.status == 503
-    # Said at once, not after the Redis client's retries (its default took 40 s here).
-    assert time.monotonic() - asked < 10
+    # Said at once, not after the Redis client's retries (its default took 40 s here;
+    # a busy machine may take a few seconds to answer anything).
+    assert time.monotonic() - asked < 20
     assert (await upload.json())["error"]["code"] == "unavailable"
     [job] = [j async for j in delivering.db.uploads.find({})]
     assert job["status"] == "failed" and job["reason"].startswith("could not queue")
