@@ -306,6 +306,7 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
             errors,
             compat.original_shapes,
             authenticate,
+            compat.whole_lists,
             console_pages,
             declared_answers,
         ],

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import TypeVar, cast
 
 from aiohttp import web
@@ -97,10 +97,26 @@ class Admission:
                 self._users.pop(user, None)
 
 
-def slot(request: web.Request) -> AbstractAsyncContextManager[None]:
+HOLDS_SLOT: web.RequestKey[bool] = web.RequestKey("holds_read_slot")
+"""Set while a request holds a slot: a read made of other reads (the original clients'
+whole lists, page by page) holds one, and the pages it asks for take no other."""
+
+
+@asynccontextmanager
+async def slot(request: web.Request) -> AsyncIterator[None]:
     """One of the signed-in user's slots, for the block: a handler that is an expensive
-    read only in part (the reading, not a wait for a count in the background)."""
-    return request.app[ADMISSION].slot(request[USER].id)
+    read only in part (the reading, not a wait for a count in the background). A
+    request that holds one already (or a clone made from it while it did) takes no
+    second one."""
+    if request.get(HOLDS_SLOT):
+        yield
+        return
+    async with request.app[ADMISSION].slot(request[USER].id):
+        request[HOLDS_SLOT] = True
+        try:
+            yield
+        finally:
+            request[HOLDS_SLOT] = False
 
 
 def asked_for(name: str) -> Callable[[web.Request], bool]:

@@ -318,9 +318,18 @@ async def original_shapes(request: web.Request, handler: Handler) -> web.StreamR
     shape = SHAPES.get(key)
     if shape is None or not original_client(request):
         return await handler(request)
-    if key in FULL_LISTS and original_lists.wants_all(request):
-        return _reshaped(await original_lists.in_full(request, handler), shape)
     return _reshaped(await handler(request), shape)
+
+
+@web.middleware
+async def whole_lists(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """An original client's list call without paging is answered whole (after sign-in:
+    it holds one of the user's read slots)."""
+    resource = request.match_info.route.resource
+    key = (request.method, resource.canonical if resource is not None else "")
+    if key in FULL_LISTS and original_client(request) and original_lists.wants_all(request):
+        return await original_lists.in_full(request, handler)
+    return await handler(request)
 
 
 def _reshaped(response: web.StreamResponse, shape: Callable[[Json], Json]) -> web.StreamResponse:

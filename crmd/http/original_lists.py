@@ -10,7 +10,9 @@ import msgspec
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from yarl import URL
 
+from crmd.http.admission import slot
 from crmd.http.pages import MAX_LIMIT
 from crmd.http.responses import plain_json
 
@@ -28,22 +30,44 @@ def wants_all(request: web.Request) -> bool:
 
 async def in_full(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The list's pages, followed by their cursors into one answer of at most
-    ``ORIGINAL_LIST_CAP`` items (the first failure is answered as it is)."""
-    items: list[Any] = []
-    url = request.rel_url.update_query(limit=MAX_LIMIT)
-    while True:
-        response = await handler(request.clone(rel_url=url))
-        if not isinstance(response, web.Response) or response.status != 200:
-            return response
-        if not isinstance(response.body, bytes):
-            return response
-        page = msgspec.json.decode(response.body)
-        items.extend(page.get("items") or [])
-        cursor = page.get("cursor")
-        if not cursor or len(items) >= ORIGINAL_LIST_CAP:
-            break
-        url = url.update_query(cursor=cursor)
-    if len(items) > ORIGINAL_LIST_CAP or cursor:
-        log.info("original.list_capped", path=request.path, cap=ORIGINAL_LIST_CAP)
+    ``ORIGINAL_LIST_CAP`` items (the first failure is answered as it is). It is one
+    expensive read: it holds one of the user's read slots throughout (or answers 429
+    ``busy``), and the pages it reads take no other."""
+    async with slot(request):
+        items: list[Any] = []
+        url = request.rel_url.update_query(limit=MAX_LIMIT)
+        while True:
+            page = await _page(request, handler, url)
+            if not isinstance(page, dict):
+                return page
+            items.extend(page.get("items") or [])
+            cursor = page.get("cursor")
+            if not cursor or len(items) >= ORIGINAL_LIST_CAP:
+                break
+            url = url.update_query(cursor=cursor)
+        if len(items) > ORIGINAL_LIST_CAP or (
+            cursor and await _more_after(request, handler, url.update_query(cursor=cursor))
+        ):
+            log.info("original.list_capped", path=request.path, cap=ORIGINAL_LIST_CAP)
     whole = {**page, "items": items[:ORIGINAL_LIST_CAP], "cursor": None}
     return plain_json(whole, 200)
+
+
+async def _page(
+    request: web.Request, handler: Handler, url: URL
+) -> dict[str, Any] | web.StreamResponse:
+    """One page's JSON, or the answer itself when it is not a page (an error)."""
+    response = await handler(request.clone(rel_url=url))
+    if not isinstance(response, web.Response) or response.status != 200:
+        return response
+    if not isinstance(response.body, bytes):
+        return response
+    page: dict[str, Any] = msgspec.json.decode(response.body)
+    return page
+
+
+async def _more_after(request: web.Request, handler: Handler, url: URL) -> bool:
+    """Whether the list goes on past ``url``'s cursor (a full last page has a cursor
+    whether or not anything follows it)."""
+    page = await _page(request, handler, url.update_query(limit=1))
+    return isinstance(page, dict) and bool(page.get("items"))

@@ -84,3 +84,27 @@ async def test_a_slot_freed_within_the_wait_is_taken(client: Any, system: Crmd):
     assert (await preview(client, auth)).status == 200
     await holder
     assert refused(system, "user") == 0
+
+
+async def test_an_original_clients_whole_list_is_one_expensive_read(
+    client: Any, system: Crmd, ingesting: Any
+):
+    """The original clients' unpaged list reads every page: it holds one of the user's
+    slots while it does (429 when none is free), and the pages it reads (a filtered one
+    included) take no second slot, so a user with one slot is not refused by itself."""
+    from tests.ingest.conftest import upload, wait_done
+
+    auth, user = await signed_in(client, "whole@example.com")
+    original = {"x-access-token": auth["Authorization"].removeprefix("Bearer ")}
+    rows = "name,email,visits\n" + "".join(f"P{i},p{i}@example.com,{i}\n" for i in range(60))
+    accepted = await (await upload(client, auth, "customers", rows)).json()
+    assert (await wait_done(client, auth, accepted["uploadId"]))["rows"]["persisted"] == 60
+    async with system.app[ADMISSION].slot(user):
+        busy = await client.get("/api/v1/customers", headers=original)
+        assert busy.status == 429 and busy.headers["Retry-After"] == "1"
+        # Paged, it is a plain page: no slot.
+        assert (await client.get("/api/v1/customers?limit=5", headers=original)).status == 200
+    whole = await client.get("/api/v1/customers?rule=visits>=10", headers=original)
+    assert whole.status == 200
+    assert len((await whole.json())["data"]) == 50
+    assert system.metrics.read_slots_in_use._value.get() == 0
