@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 
 from crmd import __version__
-from crmd.config import ConfigError, LoadedConfig, load_config
+from crmd.config import Config, ConfigError, LoadedConfig, load_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,12 +152,32 @@ def _print_token(loaded: LoadedConfig, email: str) -> int:
     from crmd.telemetry.logs import configure_logging
 
     configure_logging(loaded.config.logging, stream=sys.stderr)  # stdout is the token
+    made_secret = new_secret_made(loaded.config)
     try:
         print(asyncio.run(token_for_email(loaded.config, email)))
     except (TokenCommandError, SecretError, EmbeddedError, Unavailable) as exc:
         print(f"crmd: cannot make a token: {exc}", file=sys.stderr)
         return 1
+    if made_secret is not None:
+        print(
+            f"crmd: note: {made_secret} held no token secret, so a new one was made there; "
+            "a crmd serving from another data dir refuses this token (give `crmd token` "
+            "the running crmd's config: crmd --config /path/to/crmd.toml token ...)",
+            file=sys.stderr,
+        )
     return 0
+
+
+def new_secret_made(config: Config) -> Path | None:
+    """The data dir whose token secret ``crmd token`` is about to make (None when one is
+    configured, or already there): a token signed with it is only good for a crmd that
+    keeps its data there, which from another directory is seldom the one running."""
+    from crmd.auth.secret import SECRET_FILE
+
+    data_dir = Path(config.embedded.data_dir).resolve()
+    if config.auth.jwt_secret or (data_dir / SECRET_FILE).exists():
+        return None
+    return data_dir
 
 
 def _dead_letters(loaded: LoadedConfig, args: argparse.Namespace) -> int:

@@ -49,6 +49,11 @@ def test_token_command_starts_what_it_needs_and_signs_with_the_data_dirs_secret(
     claims = verify_token(result.stdout.strip(), (tmp_path / "jwt_secret").read_text())
     assert claims.email == "script@example.com"
     assert not (tmp_path / "urls.json").exists()  # the servers it started are gone
+    # A data dir with no secret yet gets one, and the command says so: a crmd serving
+    # from elsewhere would refuse the token. Once there, nothing is said.
+    assert f"crmd: note: {tmp_path.resolve()} held no token secret" in result.stderr
+    again = crmd_token(tmp_path, "script@example.com")
+    assert again.returncode == 0 and "crmd: note:" not in again.stderr
 
 
 def test_token_command_refuses_a_bad_email(tmp_path: Path):
