@@ -11,7 +11,7 @@ from aiohttp import web
 
 from crmd.ai.service import campaign_summary
 from crmd.auth.requests import tenant_store
-from crmd.campaigns.service import campaign_view
+from crmd.campaigns.service import campaign_by_id, campaign_view
 from crmd.console.chart import as_chart
 from crmd.console.live import follow
 from crmd.console.web import form, query_number, render, see_other
@@ -20,6 +20,7 @@ from crmd.errors import BadRequest, CrmdError
 from crmd.http.admission import asked_for, expensive, expensive_when
 from crmd.http.keys import CAMPAIGNS, SUGGESTERS
 from crmd.messages import LOG_STATUSES
+from crmd.store.documents import Campaign, decode
 from crmd.store.windows import FILTERED_SCAN, newest
 
 routes = web.RouteTableDef()
@@ -73,19 +74,19 @@ def _actions(campaign: dict[str, Any]) -> list[tuple[str, str]]:
 @expensive_when(asked_for("status"))
 async def campaign(request: web.Request) -> web.Response:
     store = tenant_store(request)
-    doc = await store["campaigns"].get(request.match_info["id"], "campaign")
+    doc = await campaign_by_id(store, request.match_info["id"])
     view = campaign_view(doc)
     status = request.query.get("status", "").upper()[:20]
     if status and status not in LOG_STATUSES:
         raise BadRequest(f"status must be one of {', '.join(LOG_STATUSES)}")
     after = query_number(request, "after")
-    top = int(doc.get("lastSeq") or doc["audienceSize"] or 0)
+    top = doc.lastSeq or doc.audienceSize
     log = await newest(
         store["communication_log"],
         top,
         before=after,
         limit=LOG_PAGE,
-        where={"campaignId": str(doc["_id"])},
+        where={"campaignId": str(doc.id)},
         keep=(lambda d: d["status"] == status) if status else None,
         max_scan=FILTERED_SCAN,
         number="seq",
@@ -107,14 +108,14 @@ async def campaign(request: web.Request) -> web.Response:
         request,
         "campaign.html",
         {
-            "title": doc["name"],
+            "title": doc.name,
             "c": view,
             "live": _live(view),
             "refresh": 3 if view["status"] not in (*SETTLED, "paused") else None,  # without script
             "figures": FIGURES,
             "chart": as_chart(doc),
             "actions": _actions(view),
-            "summary": doc.get("summary"),
+            "summary": doc.summary,
             "log": log.items,
             "log_status": status,
             "log_statuses": LOG_STATUSES,
@@ -126,12 +127,13 @@ async def campaign(request: web.Request) -> web.Response:
 
 @routes.get("/campaigns/{id}/events")
 async def campaign_events(request: web.Request) -> web.StreamResponse:
-    campaigns = tenant_store(request)["campaigns"]
-    doc = await campaigns.get(request.match_info["id"], "campaign")
+    store = tenant_store(request)
+    doc = await campaign_by_id(store, request.match_info["id"])
 
     async def figures() -> tuple[dict[str, Any], bool]:
-        now = await campaigns.find_one({"_id": doc["_id"]})
-        assert now is not None
+        found = await store["campaigns"].find_one({"_id": doc.id})
+        assert found is not None
+        now = decode(found, Campaign)
         view = campaign_view(now)
         data = {"figures": view["stats"], "status": view["status"], "chart": str(as_chart(now))}
         return data, not _live(view)
@@ -192,12 +194,12 @@ async def test_send(request: web.Request) -> web.StreamResponse:
 async def summarise(request: web.Request) -> web.StreamResponse:
     await form(request)
     store = tenant_store(request)
-    doc = await store["campaigns"].get(request.match_info["id"], "campaign")
-    where = f"/campaigns/{doc['_id']}"
+    doc = await campaign_by_id(store, request.match_info["id"])
+    where = f"/campaigns/{doc.id}"
     try:
         text, source = await campaign_summary(store, request.app[SUGGESTERS], doc)
     except CrmdError as exc:
         return see_other(where, exc.message, problem=True)
     summary = {"summary": text, "source": source, "at": datetime.now(UTC)}
-    await store["campaigns"].update_one({"_id": doc["_id"]}, {"$set": {"summary": summary}})
+    await store["campaigns"].update_one({"_id": doc.id}, {"$set": {"summary": summary}})
     return see_other(where)

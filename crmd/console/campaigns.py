@@ -31,7 +31,7 @@ from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import RuleError, parse_rule
 from crmd.segments.query import InvalidRule, rule_now
 from crmd.segments.service import segment_by_id
-from crmd.store.documents import SegmentSummary, decode_all, projection
+from crmd.store.documents import Campaign, SegmentSummary, decode_all, projection
 from crmd.store.tenant import TenantStore
 from crmd.store.windows import newest
 
@@ -77,7 +77,7 @@ async def campaigns(request: web.Request) -> web.Response:
         request,
         "campaigns.html",
         {
-            "items": [campaign_view(c) for c in window.items],
+            "items": [campaign_view(c) for c in decode_all(window.items, Campaign)],
             "page": {"first": before is None, "next": window.next_before, "said": ""},
         },
         section="Campaigns",
@@ -220,7 +220,7 @@ async def create(request: web.Request) -> web.StreamResponse:
     except CrmdError as exc:
         return await _form_page(request, values, error={"message": exc.message}, status=exc.status)
     said = {"send": "is being sent", "draft": "is saved as a draft", "schedule": "is scheduled"}
-    return see_other(f"/campaigns/{doc['_id']}", f"{doc['name']} {said[action]}.")
+    return see_other(f"/campaigns/{doc.id}", f"{doc.name} {said[action]}.")
 
 
 def _check(body: CampaignBody) -> None:

@@ -5,9 +5,10 @@ the Content-Security-Policy allows where a style attribute would not be."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from markupsafe import Markup
+
+from crmd.store.documents import Campaign
 
 GOOD, SENT, BAD, PENDING, OTHER = "#1e7a4a", "#2456c7", "#b3261e", "#d5dae3", "#9a6200"
 WIDTH, HEIGHT, PAD = 640, 220, 56
@@ -142,5 +143,5 @@ def _duration(seconds: int) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def as_chart(campaign: Mapping[str, Any]) -> Markup:
-    return deliveries_chart(campaign.get("timeline") or {}, int(campaign.get("audienceSize", 0)))
+def as_chart(campaign: Campaign) -> Markup:
+    return deliveries_chart(campaign.timeline, campaign.audienceSize)

@@ -4,10 +4,11 @@ production.
 
 Each Struct names its fields exactly as they are stored (``campaignId``, ``createdAt``;
 the original Mini-CRM's ``customer_external_id``), with ``_id`` read as ``id``.
-Documents are written as they always were; a Struct only reads them (``decode``). A
-field added to crmd later has a default, so that a document stored before it still
-reads; a field the Struct does not name (``userId``, a field of another era) is
-ignored.
+Most documents are written as they always were and a Struct only reads them
+(``decode``); a document crmd inserts whole (a campaign) is built as its Struct and
+stored through ``encode``, so that the stored shape has one definition. A field added
+to crmd later has a default, so that a document stored before it still reads; a field
+the Struct does not name (``userId``, a field of another era) is ignored.
 """
 
 from __future__ import annotations
@@ -30,6 +31,26 @@ def decode(doc: Mapping[str, Any], kind: type[D]) -> D:
 
 def decode_all(docs: Iterable[Mapping[str, Any]], kind: type[D]) -> list[D]:
     return [decode(doc, kind) for doc in docs]
+
+
+def encode(doc: msgspec.Struct) -> dict[str, Any]:
+    """``doc`` as the document to insert: its fields by their stored names, nested
+    Structs as documents, BSON's own values (ObjectId, datetime) kept as they are."""
+    return {
+        f.encode_name: _encoded(getattr(doc, f.name))
+        for f in msgspec.structs.fields(doc)
+        if getattr(doc, f.name) is not msgspec.UNSET
+    }
+
+
+def _encoded(value: Any) -> Any:
+    if isinstance(value, msgspec.Struct):
+        return encode(value)
+    if isinstance(value, list):
+        return [_encoded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _encoded(v) for k, v in value.items()}
+    return value
 
 
 def projection(kind: type[msgspec.Struct]) -> dict[str, int]:
@@ -129,3 +150,88 @@ class Segment(SegmentSummary, frozen=True, kw_only=True):
     createdAt: datetime
     updatedAt: datetime | None = None
     """None on segments saved before it was kept: read it as ``createdAt``."""
+
+
+# Campaigns (``campaigns``): what to send to whom, and how far it has gone.
+
+
+class CampaignState(msgspec.Struct, frozen=True, kw_only=True):
+    """A campaign's status alone (``projection(CampaignState)``): what a sender checks
+    between batches."""
+
+    id: ObjectId = msgspec.field(name="_id")
+    status: str
+    """A ``crmd.campaigns.lifecycle.Status`` value."""
+
+
+class CampaignProgress(CampaignState, frozen=True, kw_only=True):
+    """How far planning has gone (``projection(CampaignProgress)``): what the recount,
+    the check for a campaign handed over in full and the clock read."""
+
+    createdAt: datetime | None = None
+    plannedAt: datetime | None = None
+    """None until every recipient has a place."""
+    planTop: int | None = None
+    """The highest customer number when planning began (None: not begun)."""
+    planNext: int = 0
+    """The first customer number of the stretch to plan next."""
+    planSeq: int = 0
+    """The last place given so far."""
+    lastSeq: int | None = None
+    """The last place given, once planned."""
+    chunked: bool = False
+    """Its recipients wait in ``send_chunks`` (every campaign planned since chunks)."""
+    resent: bool = False
+    """Some of its logs were set to be sent again (retry-failed)."""
+
+
+class WrittenSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """How it went, in words (the console's summary), and who wrote them."""
+
+    summary: str
+    source: str
+    at: datetime
+
+
+class NewCampaign(CampaignState, frozen=True, kw_only=True):
+    """A campaign as it is created: the document ``encode`` inserts."""
+
+    n: int = 0
+    name: str
+    message: str
+    subject: str = ""
+    html: str = ""
+    intent: str = ""
+    rule: str
+    segmentId: str | None = None
+    vendor: str
+    ruleNow: datetime
+    """The moment the rule is evaluated at (its relative dates count from here)."""
+    audienceSize: int
+    """Counted at creation; the recipients planned, once planned."""
+    stats: dict[str, int] = {}
+    """Recipients by figure (``crmd.campaigns.stats.GROUPS``)."""
+    byStatus: dict[str, int] = {}
+    """Messages by log status, as last counted (``crmd.store.numbering.BY_STATUS``)."""
+    scheduledAt: datetime | None = None
+    createdAt: datetime
+    updatedAt: datetime | None = None
+    sentAt: datetime | None = None
+    completedAt: datetime | None = None
+
+
+class Campaign(NewCampaign, frozen=True, kw_only=True):
+    """A campaign as read back: what planning, sending and the operator added to it."""
+
+    plannedAt: datetime | None = None
+    planTop: int | None = None
+    planNext: int = 0
+    planSeq: int = 0
+    lastSeq: int | None = None
+    chunked: bool = False
+    resent: bool = False
+    timeline: dict[str, list[int]] = {}
+    """[handed over, delivered, failed] by second since it started."""
+    reason: str | None = None
+    """Why it ended in ``error``."""
+    summary: WrittenSummary | None = None

@@ -3,7 +3,7 @@ Struct names, and a read gives them back typed, the stored shape unchanged."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -11,6 +11,7 @@ import pytest
 from bson import ObjectId
 
 from crmd.app import Crmd
+from crmd.campaigns.service import campaign_by_id
 from crmd.ingest.upload import get_upload
 from crmd.segments.service import segment_by_id
 from crmd.store import documents
@@ -109,3 +110,68 @@ async def test_a_segment_reads_back_as_stored_and_answers_as_before(
     assert (await renamed.json())["name"] == "Bigger"
     raw = await system.db.segments.find_one({"_id": raw["_id"]})
     assert raw["name"] == "Bigger" and set(raw) == stored_names(documents.Segment) | {"userId"}
+
+
+async def test_a_campaign_is_stored_from_its_struct_and_answers_as_before(
+    system: Crmd, client: Any, auth: dict[str, str]
+):
+    body = {"name": "Thanks", "message": "Hi {name}", "rule": "spend > 5", "draft": True}
+    answered = await (await client.post("/api/v1/campaigns", json=body, headers=auth)).json()
+    raw = await system.db.campaigns.find_one({"_id": ObjectId(answered["id"])})
+    assert set(raw) == stored_names(documents.NewCampaign) | {"userId"}
+    assert (raw["status"], raw["subject"], raw["sentAt"], raw["byStatus"]) == (
+        "draft",
+        "",
+        None,
+        {},
+    )
+    store = TenantStore(system.db, raw["userId"])
+    found = await campaign_by_id(store, answered["id"])
+    assert isinstance(found, documents.Campaign)
+    assert (found.id, found.n, found.name, found.rule, found.status) == (
+        raw["_id"],
+        raw["n"],
+        "Thanks",
+        "spend > 5",
+        "draft",
+    )
+    assert found.stats == raw["stats"] and found.plannedAt is None and found.timeline == {}
+    shown = await (await client.get(f"/api/v1/campaigns/{answered['id']}", headers=auth)).json()
+    assert shown == {**answered, "createdAt": answered["createdAt"][:23] + "000Z"}
+    assert shown["actions"] == ["send", "cancel"]
+    listed = await (await client.get("/api/v1/campaigns", headers=auth)).json()
+    assert listed["items"] == [shown]
+    # What planning and sending add reads back too, and the answer follows it.
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    await system.db.campaigns.update_one(
+        {"_id": raw["_id"]},
+        {
+            "$set": {
+                "status": "sending",
+                "plannedAt": moment,
+                "lastSeq": 3,
+                "planSeq": 3,
+                "chunked": True,
+                "timeline.5": [1, 0, 0],
+                "stats.sent": 2,
+            }
+        },
+    )
+    found = await campaign_by_id(store, answered["id"])
+    assert (found.status, found.plannedAt, found.lastSeq, found.chunked) == (
+        "sending",
+        moment,
+        3,
+        True,
+    )
+    assert found.timeline == {"5": [1, 0, 0]}
+    shown = await (await client.get(f"/api/v1/campaigns/{answered['id']}", headers=auth)).json()
+    assert shown["status"] == "sending" and shown["stats"]["sent"] == 2
+    assert "pause" in shown["actions"] and "send" not in shown["actions"]
+    progress = documents.decode(
+        await system.db.campaigns.find_one(
+            {"_id": raw["_id"]}, projection=documents.projection(documents.CampaignProgress)
+        ),
+        documents.CampaignProgress,
+    )
+    assert (progress.status, progress.lastSeq, progress.resent) == ("sending", 3, False)
