@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 from bson import ObjectId
+from msgspec.structs import replace
 
 from crmd.campaigns import chunks, jobs, stats
 from crmd.campaigns.compose import Composer
@@ -29,7 +30,14 @@ from crmd.campaigns.transitions import move
 from crmd.campaigns.vendors import RateLimiter, RateLimits, Vendors, guarded_send
 from crmd.messages import RANK, MessageStatus, send_key
 from crmd.plugins.vendor import Accepted, Failed, Retry, Vendor, VendorMisconfigured
-from crmd.store.documents import Campaign, CampaignProgress, CampaignState, decode, projection
+from crmd.store.documents import (
+    Campaign,
+    CampaignProgress,
+    CampaignState,
+    MessageLog,
+    decode,
+    projection,
+)
 from crmd.store.tenant import TenantStore
 from crmd.suppressions.entries import Entry, suppress
 from crmd.suppressions.failures import dead_in, hard_failure
@@ -77,7 +85,7 @@ class Handoff:
     vendor: str
     fresh: bool
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
-    inserts: list[Doc] = field(default_factory=list)
+    inserts: list[MessageLog] = field(default_factory=list)
     updates: list[tuple[Doc, Doc]] = field(default_factory=list)
     logged: int = 0
     """Logs this handoff wrote, for the user's tally (added once, at the end: a crash
@@ -96,7 +104,9 @@ class Handoff:
         self.sent += int(sent)
         self.answered += 1
         if self.fresh:
-            self.inserts.append(self._log(doc, handed["status"], attempts) | _nested(handed))
+            self.inserts.append(
+                replace(self._log(doc, handed["status"], attempts), **_nested(handed))
+            )
             return
         self.updates.append(_handed_over(doc["_id"], handed))
 
@@ -114,9 +124,8 @@ class Handoff:
             campaign, customer = self.campaign_id, doc.get("customerId")
             self.dead.append(Entry(doc["recipient"], reason, "failure", campaign, customer))
         if self.fresh:
-            self.inserts.append(
-                self._log(doc, MessageStatus.FAILED, attempts) | failure | {"rank": FAILED_RANK}
-            )
+            log = self._log(doc, MessageStatus.FAILED, attempts)
+            self.inserts.append(replace(log, **failure, rank=FAILED_RANK))
             return
         failure.pop("times")
         self.updates.append(
@@ -152,11 +161,11 @@ class Handoff:
         self.logged += new
         # Logged already: by this chunk before a crash (nothing to add), or CANCELLED by
         # a cancel that came while the batch was with the vendor (now it is handed).
-        for doc in there:
-            if doc["vendorMessageId"] is not None:
-                sent = doc["status"] == MessageStatus.SENT
-                handed = self._handed(doc["vendorMessageId"], doc["attempts"], sent)
-                self.updates.append(_handed_over(doc["_id"], handed))
+        for log in there:
+            if log.vendorMessageId is not None:
+                sent = log.status == MessageStatus.SENT
+                handed = self._handed(log.vendorMessageId, log.attempts, sent)
+                self.updates.append(_handed_over(log.id, handed))
         if self.updates:
             await self.store["communication_log"].bulk_update(self.updates)
         self.inserts, self.updates, self.dead, self.answered = [], [], [], 0
@@ -180,7 +189,7 @@ class Handoff:
             }
         return handed
 
-    def _log(self, entry: Doc, status: str, attempts: int) -> Doc:
+    def _log(self, entry: Doc, status: MessageStatus, attempts: int) -> MessageLog:
         return chunks.new_log(entry, self.campaign_id, self.vendor, status, attempts, self.now)
 
 

@@ -131,6 +131,7 @@ async def campaign_logs(request: web.Request) -> web.Response:
         limit=page.limit,
         where=where,
         keep=(lambda d: d["status"] == status) if status else None,
+        projection=documents.projection(documents.LogLine),
         number="seq",
     )
     if not status:
@@ -142,15 +143,15 @@ async def campaign_logs(request: web.Request) -> web.Response:
     following = window.next_before
     items = [
         LogEntry(
-            id=d["_id"],
-            customerId=d["customerId"],
-            message=d["message"],
-            status=d["status"],
-            vendorMessageId=d.get("vendorMessageId"),
-            reason=d.get("reason"),
-            updatedAt=d["updatedAt"],
+            id=line.id,
+            customerId=line.customerId,
+            message=line.message,
+            status=line.status,
+            vendorMessageId=line.vendorMessageId,
+            reason=line.reason,
+            updatedAt=line.updatedAt,
         )
-        for d in window.items
+        for line in documents.decode_all(window.items, documents.LogLine)
     ]
     cursor = None if following is None else f"{following}.{total}"
     return json_response(LogPage(items, total, cursor))

@@ -20,7 +20,7 @@ from crmd.errors import BadRequest, CrmdError
 from crmd.http.admission import asked_for, expensive, expensive_when
 from crmd.http.keys import CAMPAIGNS, SUGGESTERS
 from crmd.messages import LOG_STATUSES
-from crmd.store.documents import Campaign, decode
+from crmd.store.documents import Campaign, LogLine, decode, decode_all, projection
 from crmd.store.windows import FILTERED_SCAN, newest
 
 routes = web.RouteTableDef()
@@ -90,16 +90,7 @@ async def campaign(request: web.Request) -> web.Response:
         keep=(lambda d: d["status"] == status) if status else None,
         max_scan=FILTERED_SCAN,
         number="seq",
-        projection={
-            "seq": 1,
-            "customerId": 1,
-            "recipient": 1,
-            "message": 1,
-            "status": 1,
-            "vendorMessageId": 1,
-            "reason": 1,
-            "updatedAt": 1,
-        },
+        projection=projection(LogLine),
     )
     said = f"{len(log.items)} recipients"
     if status:
@@ -116,7 +107,7 @@ async def campaign(request: web.Request) -> web.Response:
             "chart": as_chart(doc),
             "actions": _actions(view),
             "summary": doc.summary,
-            "log": log.items,
+            "log": decode_all(log.items, LogLine),
             "log_status": status,
             "log_statuses": LOG_STATUSES,
             "log_page": {"first": after is None, "next": log.next_before, "said": said},

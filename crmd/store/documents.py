@@ -19,6 +19,9 @@ from typing import Any, Literal, TypeVar, get_args
 
 import msgspec
 from bson import ObjectId
+from msgspec import UNSET, UnsetType
+
+from crmd.messages import MessageStatus
 
 D = TypeVar("D", bound=msgspec.Struct)
 
@@ -235,3 +238,72 @@ class Campaign(NewCampaign, frozen=True, kw_only=True):
     reason: str | None = None
     """Why it ended in ``error``."""
     summary: WrittenSummary | None = None
+
+
+# Message logs (``communication_log``): one per recipient of a campaign, its id the
+# message's (``crmd.messages.message_id``).
+
+
+class LogLine(msgspec.Struct, frozen=True, kw_only=True):
+    """A recipient as a campaign's recipient table shows it (``projection(LogLine)``)."""
+
+    id: str = msgspec.field(name="_id")
+    seq: int = 0
+    """The recipient's place in the campaign (logs of campaigns before places: 0)."""
+    customerId: str
+    recipient: str = ""
+    message: str = ""
+    status: MessageStatus
+    vendorMessageId: str | None = None
+    reason: str | None = None
+    updatedAt: datetime
+
+
+class MessageLog(msgspec.Struct, frozen=True, kw_only=True):
+    """A recipient's log as it is first written (``crmd.campaigns.chunks.new_log``).
+    The fields only some logs have are UNSET until a write gives them, so that
+    ``encode`` stores what was always stored."""
+
+    id: str = msgspec.field(name="_id")
+    seq: int
+    customerId: str
+    recipient: str
+    phone: str
+    message: str
+    """The text as sent (rendered at planning)."""
+    values: dict[str, Any] | UnsetType = UNSET
+    """The customer's values the subject and the HTML body use."""
+    campaignId: str
+    vendor: str
+    status: MessageStatus
+    rank: int
+    """``crmd.messages.RANK`` of the highest status reported."""
+    round: int
+    """The round of retry-failed it was sent in (0: the first)."""
+    attempts: int
+    vendorMessageId: str | None
+    createdAt: datetime
+    updatedAt: datetime
+    handedAt: datetime | UnsetType = UNSET
+    reason: str | UnsetType = UNSET
+    times: dict[str, datetime] | UnsetType = UNSET
+    """The first time each status was reported."""
+    gaveUp: bool | UnsetType = UNSET
+    """Failed after retries: the vendor may have taken it (a retry keeps its id)."""
+
+
+class ReceiptTarget(msgspec.Struct, frozen=True, kw_only=True):
+    """What applying a receipt reads of the log it names (``projection(ReceiptTarget)``).
+    Read across tenants on purpose: the log found decides the tenant (``userId``)."""
+
+    id: str = msgspec.field(name="_id")
+    userId: str
+    campaignId: str
+    customerId: str = ""
+    vendor: str | None = None
+    """None on logs written before the vendor was kept."""
+    vendorMessageId: str | None = None
+    round: int = 0
+    rank: int = 0
+    times: dict[str, datetime] = {}
+    recipient: str = ""

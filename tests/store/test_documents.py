@@ -11,8 +11,10 @@ import pytest
 from bson import ObjectId
 
 from crmd.app import Crmd
+from crmd.campaigns import chunks
 from crmd.campaigns.service import campaign_by_id
 from crmd.ingest.upload import get_upload
+from crmd.messages import MessageStatus
 from crmd.segments.service import segment_by_id
 from crmd.store import documents
 from crmd.store.tenant import TenantStore
@@ -175,3 +177,63 @@ async def test_a_campaign_is_stored_from_its_struct_and_answers_as_before(
         documents.CampaignProgress,
     )
     assert (progress.status, progress.lastSeq, progress.resent) == ("sending", 3, False)
+
+
+async def test_a_message_log_is_stored_from_its_struct_and_answers_as_before(
+    system: Crmd, client: Any, auth: dict[str, str]
+):
+    body = {"name": "Hi", "message": "Hi {name}", "rule": "spend > 5", "draft": True}
+    made = await (await client.post("/api/v1/campaigns", json=body, headers=auth)).json()
+    campaign = await system.db.campaigns.find_one({"_id": ObjectId(made["id"])})
+    store = TenantStore(system.db, campaign["userId"])
+    now = datetime.now(UTC)
+    entries = [
+        {"_id": f"m{i}", "seq": i, "customerId": f"c{i}", "recipient": f"{i}@x.io", "phone": ""}
+        | {"message": f"Hi {i}"}
+        for i in (1, 2)
+    ]
+    entries[0]["values"] = {"name": "One"}
+    logs = [
+        chunks.new_log(entries[0], made["id"], "dummy", MessageStatus.PENDING, 1, now),
+        chunks.suppressed_log(entries[1], made["id"], "dummy", now, "asked"),
+    ]
+    assert await chunks.insert_logs(store, logs) == (2, [])
+    always = stored_names(documents.MessageLog) - {"values", "reason", "times", "gaveUp"}
+    always -= {"handedAt"}
+    first = await system.db.communication_log.find_one({"_id": "m1"})
+    second = await system.db.communication_log.find_one({"_id": "m2"})
+    assert set(first) == always | {"values", "userId"} and first["values"] == {"name": "One"}
+    assert set(second) == always | {"reason", "userId"}
+    assert (first["status"], second["status"], second["reason"]) == (
+        "PENDING",
+        "SUPPRESSED",
+        "asked",
+    )
+    moments = {"createdAt": first["createdAt"], "updatedAt": first["updatedAt"]}  # to the ms
+    assert documents.decode(first, documents.MessageLog) == msgspec.structs.replace(
+        logs[0], **moments
+    )
+    await system.db.campaigns.update_one({"_id": campaign["_id"]}, {"$set": {"lastSeq": 2}})
+    answer = await client.get(f"/api/v1/campaigns/{made['id']}/logs", headers=auth)
+    shown = (await answer.json())["items"]
+    lines = [documents.decode(raw, documents.LogLine) for raw in (first, second)]
+    assert [line.status for line in lines] == [MessageStatus.PENDING, MessageStatus.SUPPRESSED]
+    assert shown == [
+        {
+            "id": raw["_id"],
+            "customerId": raw["customerId"],
+            "message": raw["message"],
+            "status": raw["status"],
+            "vendorMessageId": None,
+            "reason": raw.get("reason"),
+            "updatedAt": shown[0]["updatedAt"],
+        }
+        for raw in (first, second)
+    ]
+    target = documents.decode(first, documents.ReceiptTarget)
+    assert (target.userId, target.campaignId, target.rank, target.times) == (
+        store.user_id,
+        made["id"],
+        0,
+        {},
+    )
