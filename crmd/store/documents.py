@@ -307,3 +307,82 @@ class ReceiptTarget(msgspec.Struct, frozen=True, kw_only=True):
     rank: int = 0
     times: dict[str, datetime] = {}
     recipient: str = ""
+
+
+# Customers and orders (``customers``, ``orders``): records imported from CSV files
+# (``crmd.ingest``), their ``_id`` derived from the owner and the record's key.
+#
+# A record's custom attributes (the file's columns crmd does not know) are in ``attrs``;
+# a top-level field no Struct names (one written by an older crmd, or by hand) is kept
+# in ``extra`` by ``decode_record`` and written back by ``encode_record``, so a record
+# read and shown answers with every field it has. The rule evaluator
+# (``crmd.segments.evaluate``) still reads the raw documents: a rule may name any
+# stored field, and it runs on every customer a campaign plans, where a Struct per
+# document would only cost time.
+
+EXTRA = "$extra"
+"""``extra``'s name: no stored field can be called this (MongoDB refuses ``$`` first)."""
+_BOOKKEEPING = frozenset({"userId"})
+
+
+class Customer(msgspec.Struct, frozen=True, kw_only=True):
+    id: str = msgspec.field(name="_id")
+    n: int = 0
+    name: str = ""
+    email: str = ""
+    customer_external_id: str = ""
+    """The original Mini-CRM's name for the customer's own id."""
+    phone: str = ""
+    location: str = ""
+    spend: float = 0.0
+    visits: int = 0
+    lastActive: datetime | None = None
+    attrs: dict[str, Any] = {}
+    """The file's other columns, by their names, typed (``ingest.persist.attr_value``)."""
+    orderCount: int = 0
+    orderTotal: int | float = 0
+    """0 (an int) with no orders, as ``ingest.persist.order_stats`` stores it."""
+    lastOrderAt: datetime | None = None
+    version: str | UnsetType = msgspec.field(default=UNSET, name="_v")
+    """The import's version of the record (upload time and line): a later row wins."""
+    uploadId: str | UnsetType = UNSET
+    createdAt: datetime | UnsetType = UNSET
+    updatedAt: datetime | UnsetType = UNSET
+    extra: dict[str, Any] = msgspec.field(default_factory=dict, name=EXTRA)
+
+
+class Order(msgspec.Struct, frozen=True, kw_only=True):
+    id: str = msgspec.field(name="_id")
+    n: int = 0
+    amount: float
+    orderDate: datetime
+    customer_external_id: str = ""
+    customerEmail: str = ""
+    order_external_id: str = ""
+    items: list[str] = []
+    version: str | UnsetType = msgspec.field(default=UNSET, name="_v")
+    uploadId: str | UnsetType = UNSET
+    createdAt: datetime | UnsetType = UNSET
+    updatedAt: datetime | UnsetType = UNSET
+    extra: dict[str, Any] = msgspec.field(default_factory=dict, name=EXTRA)
+
+
+R = TypeVar("R", bound=Customer | Order)
+
+
+def decode_record(doc: Mapping[str, Any], kind: type[R]) -> R:
+    """A stored customer or order: the fields ``kind`` names, and the others in
+    ``extra`` (``userId``, the store's own, aside)."""
+    named = {f.encode_name for f in msgspec.structs.fields(kind)}
+    known = {k: v for k, v in doc.items() if k in named}
+    extra = {k: v for k, v in doc.items() if k not in named and k not in _BOOKKEEPING}
+    return decode({**known, EXTRA: extra}, kind)
+
+
+def encode_record(record: Customer | Order) -> dict[str, Any]:
+    """The record as stored (``userId`` aside): ``decode_record``'s inverse for every
+    record crmd wrote (a field missing from a record of another era comes back as its
+    default)."""
+    doc = encode(record)
+    extra = doc.pop(EXTRA)
+    return {**doc, **extra}

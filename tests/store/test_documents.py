@@ -19,7 +19,7 @@ from crmd.segments.service import segment_by_id
 from crmd.store import documents
 from crmd.store.tenant import TenantStore
 from crmd.suppressions import entries
-from tests.ingest.conftest import upload
+from tests.ingest.conftest import upload, wait_done
 
 
 def store_for(system: Crmd) -> TenantStore:
@@ -237,3 +237,53 @@ async def test_a_message_log_is_stored_from_its_struct_and_answers_as_before(
         0,
         {},
     )
+
+
+@pytest.mark.usefixtures("ingesting")
+async def test_customers_and_orders_read_back_as_stored_and_answer_as_before(
+    system: Crmd, client: Any, auth: dict[str, str]
+):
+    people = "customer_external_id,name,email,spend,tier\nK1,Asha,a@x.io,12,gold\nK2,Bo,b@x.io,3,\n"
+    made = await (await upload(client, auth, "customers", people)).json()
+    await wait_done(client, auth, made["uploadId"])
+    bought = "customer_external_id,amount,orderDate\nK1,9.5,2026-01-02\n"
+    made = await (await upload(client, auth, "orders", bought)).json()
+    await wait_done(client, auth, made["uploadId"])
+    raw = await system.db.customers.find_one({"customer_external_id": "K1"})
+    found = documents.decode_record(raw, documents.Customer)
+    assert (found.id, found.name, found.spend, found.attrs, found.orderCount) == (
+        raw["_id"],
+        "Asha",
+        12.0,
+        {"tier": "gold"},
+        1,
+    )
+    assert found.extra == {} and found.version == raw["_v"]
+    assert documents.encode_record(found) == {k: v for k, v in raw.items() if k != "userId"}
+    other = documents.decode_record(
+        await system.db.customers.find_one({"customer_external_id": "K2"}), documents.Customer
+    )
+    assert (other.orderCount, other.orderTotal, other.lastOrderAt, other.attrs) == (0, 0, None, {})
+    assert documents.encode_record(other)["orderTotal"] == 0
+    # A field no Struct names (an older crmd's) is kept, and answered, as it is.
+    await system.db.customers.update_one({"_id": raw["_id"]}, {"$set": {"legacyScore": 7}})
+    raw = await system.db.customers.find_one({"_id": raw["_id"]})
+    found = documents.decode_record(raw, documents.Customer)
+    assert found.extra == {"legacyScore": 7}
+    listed = (await (await client.get("/api/v1/customers", headers=auth)).json())["items"]
+    shown = next(item for item in listed if item["id"] == raw["_id"])
+    hidden = {"_id", "userId", "_v", "n"}
+    assert set(shown) == set(raw) - hidden | {"id"}
+    assert shown["legacyScore"] == 7 and shown["attrs"] == {"tier": "gold"}
+    assert shown["orderCount"] == 1 and shown["spend"] == 12.0
+    order_raw = await system.db.orders.find_one({"customer_external_id": "K1"})
+    order = documents.decode_record(order_raw, documents.Order)
+    assert (order.amount, order.orderDate.date().isoformat(), order.extra) == (
+        9.5,
+        "2026-01-02",
+        {},
+    )
+    assert documents.encode_record(order) == {k: v for k, v in order_raw.items() if k != "userId"}
+    [answered] = (await (await client.get("/api/v1/orders", headers=auth)).json())["items"]
+    assert set(answered) == set(order_raw) - hidden | {"id"}
+    assert (answered["id"], answered["amount"]) == (order_raw["_id"], 9.5)
