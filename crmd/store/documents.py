@@ -334,7 +334,7 @@ class Customer(msgspec.Struct, frozen=True, kw_only=True):
     """The original Mini-CRM's name for the customer's own id."""
     phone: str = ""
     location: str = ""
-    spend: float = 0.0
+    spend: int | float = 0.0
     visits: int = 0
     lastActive: datetime | None = None
     attrs: dict[str, Any] = {}
@@ -354,7 +354,7 @@ class Customer(msgspec.Struct, frozen=True, kw_only=True):
 class Order(msgspec.Struct, frozen=True, kw_only=True):
     id: str = msgspec.field(name="_id")
     n: int = 0
-    amount: float
+    amount: int | float
     orderDate: datetime
     customer_external_id: str = ""
     customerEmail: str = ""
