@@ -16,17 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 import msgspec
 from msgspec import UNSET
 
 from crmd.messages import FINAL_RANK, MessageStatus
-from crmd.store.documents import MessageLog, encode
+from crmd.store.documents import Doc, MessageLog, encode
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_new
 
-Doc = dict[str, Any]
 CHUNK_BYTES = 4_000_000
 """At most this many bytes of messages in one chunk (a document holds at most 16 MB)."""
 ENTRY_FIELDS = ("_id", "seq", "customerId", "recipient", "phone", "message")

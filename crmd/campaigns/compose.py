@@ -28,10 +28,9 @@ from crmd.campaigns.template import (
     uses_unsubscribe,
 )
 from crmd.plugins.vendor import OutgoingMessage
-from crmd.store.documents import Campaign
+from crmd.store.documents import Campaign, Doc
 from crmd.suppressions.links import UnsubscribeLinks
 
-Doc = dict[str, Any]
 MAX_SUBJECT_SENT = 500
 """A rendered subject is cut here (its values may be long): one header line."""
 UNSUBSCRIBE_LINE = "Unsubscribe: "

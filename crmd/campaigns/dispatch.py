@@ -34,6 +34,7 @@ from crmd.store.documents import (
     Campaign,
     CampaignProgress,
     CampaignState,
+    Doc,
     MessageLog,
     decode,
     projection,
@@ -44,7 +45,6 @@ from crmd.suppressions.failures import dead_in, hard_failure
 from crmd.suppressions.links import UnsubscribeLinks
 
 log = structlog.get_logger(__name__)
-Doc = dict[str, Any]
 VENDOR_BATCH = 100
 MAX_ATTEMPTS = 5
 MAX_RETRY_WAIT = 30.0

@@ -5,17 +5,15 @@ not the rest of a large campaign still sending, not a retry of failed messages."
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 
 from crmd.campaigns import chunks
 from crmd.messages import FINAL_RANK, MessageStatus
-from crmd.store.documents import Campaign
+from crmd.store.documents import Campaign, Doc
 from crmd.store.tenant import TenantStore
 from crmd.suppressions.entries import suppressed_among
 
-Doc = dict[str, Any]
 log = structlog.get_logger(__name__)
 
 

@@ -4,7 +4,6 @@ failed, test. Each status change is a lifecycle move; the handlers only parse an
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import msgspec
 import redis.exceptions
@@ -34,7 +33,7 @@ from crmd.segments.counting import AudienceCounter
 from crmd.segments.query import rule_now
 from crmd.segments.service import segment_by_id
 from crmd.store import documents
-from crmd.store.documents import Campaign
+from crmd.store.documents import Campaign, Doc
 from crmd.store.limits import DATE_RANGE, to_utc
 from crmd.store.tenant import TenantStore, object_id
 from crmd.store.writes import insert_tallied
@@ -42,8 +41,6 @@ from crmd.suppressions.links import UnsubscribeLinks
 from crmd.telemetry.logs import describe_error
 
 log = structlog.get_logger(__name__)
-
-Doc = dict[str, Any]
 
 
 async def campaign_by_id(store: TenantStore, campaign_id: str) -> Campaign:

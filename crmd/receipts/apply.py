@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
 from bson import ObjectId
@@ -44,7 +43,7 @@ from crmd.messages import (
 from crmd.plugins.vendor import ReceiptEvent
 from crmd.receipts.batch import ReceiptBatch
 from crmd.receipts.status import as_pipeline, as_updates
-from crmd.store.documents import ReceiptTarget, decode, projection
+from crmd.store.documents import Doc, ReceiptTarget, decode, projection
 from crmd.store.reads import find_in, in_batches
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_new
@@ -53,7 +52,6 @@ from crmd.suppressions.failures import dead_in, hard_failure
 from crmd.telemetry.metrics import Metrics
 
 log = structlog.get_logger(__name__)
-Doc = dict[str, Any]
 LOG_FIELDS = projection(ReceiptTarget)
 
 

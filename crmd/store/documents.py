@@ -24,6 +24,9 @@ from msgspec import UNSET, UnsetType
 from crmd.messages import MessageStatus
 
 D = TypeVar("D", bound=msgspec.Struct)
+Doc = dict[str, Any]
+"""A document as the driver gives it, before ``decode``; a filter, an update, a
+projection. The one alias: what is read is decoded into the Structs below."""
 
 
 def decode(doc: Mapping[str, Any], kind: type[D]) -> D:
