@@ -27,8 +27,6 @@ from crmd.store.writes import insert_new
 
 CHUNK_BYTES = 4_000_000
 """At most this many bytes of messages in one chunk (a document holds at most 16 MB)."""
-ENTRY_FIELDS = ("_id", "seq", "customerId", "recipient", "phone", "message")
-"""Every entry's; an entry may also hold ``values`` (``crmd.campaigns.compose``)."""
 
 
 def chunk_id(campaign_id: str, first_seq: int) -> str:
@@ -122,7 +120,9 @@ def new_log(
     attempts: int,
     now: datetime,
 ) -> MessageLog:
-    """A recipient's log as it is first written, from its entry in a chunk."""
+    """A recipient's log as it is first written, from its entry in a chunk (``_id``,
+    ``seq``, ``customerId``, ``recipient``, ``phone``, ``message``, and ``values`` when
+    the subject or the HTML body use some: ``crmd.campaigns.compose``)."""
     return MessageLog(
         id=entry["_id"],
         seq=entry["seq"],
