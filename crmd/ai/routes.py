@@ -15,6 +15,7 @@ from crmd.ai.schema import (
 )
 from crmd.ai.service import campaign_summary, valid_tags
 from crmd.auth.requests import tenant_store
+from crmd.campaigns.service import campaign_by_id
 from crmd.errors import Unprocessable
 from crmd.http.admission import expensive
 from crmd.http.bodies import json_body
@@ -55,7 +56,7 @@ async def rule_from_text(request: web.Request) -> web.Response:
 @expensive
 async def summarize(request: web.Request) -> web.Response:
     store = tenant_store(request)
-    campaign = await store["campaigns"].get(request.match_info["id"], "campaign")
+    campaign = await campaign_by_id(store, request.match_info["id"])
     summary, source = await campaign_summary(store, request.app[SUGGESTERS], campaign)
     return json_response(Summary(summary, source))
 

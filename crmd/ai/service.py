@@ -16,6 +16,7 @@ from crmd.messages import REACHED
 from crmd.plugins.suggester import Suggester
 from crmd.segments.fields import known_fields
 from crmd.segments.parse import RuleError, parse_rule
+from crmd.store.documents import Campaign
 from crmd.store.tenant import TenantStore
 
 log = structlog.get_logger(__name__)
@@ -177,16 +178,16 @@ async def spend_bands(store: TenantStore, campaign_id: str) -> dict[str, Any]:
 
 
 async def campaign_summary(
-    store: TenantStore, suggesters: Suggesters, campaign: dict[str, Any]
+    store: TenantStore, suggesters: Suggesters, campaign: Campaign
 ) -> tuple[str, str]:
     """How the campaign went, in words, and who wrote them; 422 when nobody could."""
-    counted = {k: campaign.get("stats", {}).get(k, 0) for k in stats.GROUPS}
-    breakdown = await spend_bands(store, str(campaign["_id"]))
+    counted = {k: campaign.stats.get(k, 0) for k in stats.GROUPS}
+    breakdown = await spend_bands(store, str(campaign.id))
     view = {
-        "name": campaign["name"],
-        "rule": campaign["rule"],
-        "audienceSize": campaign["audienceSize"],
-        "status": campaign["status"],
+        "name": campaign.name,
+        "rule": campaign.rule,
+        "audienceSize": campaign.audienceSize,
+        "status": campaign.status,
     }
     answer = await suggesters.first(
         "summary", lambda s: s.summarize_campaign(view, counted, breakdown), valid_summary

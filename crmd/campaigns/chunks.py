@@ -16,17 +16,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+
+import msgspec
+from msgspec import UNSET
 
 from crmd.messages import FINAL_RANK, MessageStatus
+from crmd.store.documents import Doc, MessageLog, encode
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_new
 
-Doc = dict[str, Any]
 CHUNK_BYTES = 4_000_000
 """At most this many bytes of messages in one chunk (a document holds at most 16 MB)."""
-ENTRY_FIELDS = ("_id", "seq", "customerId", "recipient", "phone", "message")
-"""Every entry's; an entry may also hold ``values`` (``crmd.campaigns.compose``)."""
 
 
 def chunk_id(campaign_id: str, first_seq: int) -> str:
@@ -113,39 +113,54 @@ async def recipients(store: TenantStore, ids: list[str]) -> int:
 
 
 def new_log(
-    entry: Doc, campaign_id: str, vendor: str, status: str, attempts: int, now: datetime
-) -> Doc:
-    """A recipient's log as it is first written, from its entry in a chunk."""
-    return {
-        **{k: entry[k] for k in ENTRY_FIELDS},
-        **({"values": entry["values"]} if entry.get("values") else {}),
-        "campaignId": campaign_id,
-        "vendor": vendor,
-        "status": status,
-        "rank": 0,
-        "round": 0,
-        "attempts": attempts,
-        "vendorMessageId": None,
-        "createdAt": now,
-        "updatedAt": now,
-    }
+    entry: Doc,
+    campaign_id: str,
+    vendor: str,
+    status: MessageStatus,
+    attempts: int,
+    now: datetime,
+) -> MessageLog:
+    """A recipient's log as it is first written, from its entry in a chunk (``_id``,
+    ``seq``, ``customerId``, ``recipient``, ``phone``, ``message``, and ``values`` when
+    the subject or the HTML body use some: ``crmd.campaigns.compose``)."""
+    return MessageLog(
+        id=entry["_id"],
+        seq=entry["seq"],
+        customerId=entry["customerId"],
+        recipient=entry["recipient"],
+        phone=entry["phone"],
+        message=entry["message"],
+        values=entry.get("values") or UNSET,
+        campaignId=campaign_id,
+        vendor=vendor,
+        status=status,
+        rank=0,
+        round=0,
+        attempts=attempts,
+        vendorMessageId=None,
+        createdAt=now,
+        updatedAt=now,
+    )
 
 
-def suppressed_log(entry: Doc, campaign_id: str, vendor: str, now: datetime, why: str) -> Doc:
+def suppressed_log(
+    entry: Doc, campaign_id: str, vendor: str, now: datetime, why: str
+) -> MessageLog:
     """The log of a recipient left out because their address is suppressed; ``why``
     is its reason (``suppressions.entries.listed_because``)."""
     log = new_log(entry, campaign_id, vendor, MessageStatus.SUPPRESSED, 0, now)
-    return log | {"rank": FINAL_RANK, "reason": why}
+    return msgspec.structs.replace(log, rank=FINAL_RANK, reason=why)
 
 
-async def insert_logs(store: TenantStore, docs: list[Doc]) -> tuple[int, list[Doc]]:
+async def insert_logs(store: TenantStore, logs: list[MessageLog]) -> tuple[int, list[MessageLog]]:
     """Insert new logs; returns how many were new (for the user's tally, which the
-    caller adds to) and the documents whose log existed already (a chunk sent again, a
-    cancel that came first)."""
-    if not docs:
+    caller adds to) and the logs that existed already (a chunk sent again, a cancel
+    that came first)."""
+    if not logs:
         return 0, []
+    docs = [encode(log) for log in logs]
     there = await insert_new(store["communication_log"].insert_many(docs))
-    return len(docs) - len(there), [docs[i] for i in there]
+    return len(logs) - len(there), [logs[i] for i in there]
 
 
 async def cancel_unsent(store: TenantStore, campaign_id: str, now: datetime) -> int:

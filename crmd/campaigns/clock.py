@@ -1,5 +1,8 @@
 """What happens to campaigns because time passed: the clock actor runs these.
 
+The scans over every tenant's campaigns read ``userId`` and ``_id`` as a dict: a
+maintenance pass over the database, not a read of one tenant's campaign.
+
 A scheduled campaign whose time has come is queued for planning; a sent campaign whose
 receipt window has closed is completed, its still-PENDING messages marked UNKNOWN (a
 late receipt still lands: UNKNOWN ranks below every real status). A campaign left
@@ -23,6 +26,7 @@ from crmd.campaigns.dispatch import cancel_unsent
 from crmd.campaigns.lifecycle import Action, Status
 from crmd.campaigns.transitions import move
 from crmd.messages import MessageStatus
+from crmd.store.documents import CampaignProgress, decode, projection
 from crmd.store.tenant import TenantStore
 
 log = structlog.get_logger(__name__)
@@ -70,27 +74,28 @@ async def recover_stranded(
     recovered = 0
     async for found in db.campaigns.find(stranded, projection={"userId": 1}):
         store = TenantStore(db, found["userId"])
-        campaign = await store["campaigns"].find_one_and_update(
+        moved = await store["campaigns"].find_one_and_update(
             {**stranded, "_id": found["_id"]},
             {"$set": {"strandCheckedAt": now}},
-            projection={"status": 1, "planNext": 1},
+            projection=projection(CampaignProgress),
             return_document=ReturnDocument.AFTER,
         )
-        if campaign is None:
+        if moved is None:
             continue  # another clock looks, or it moved on
+        campaign = decode(moved, CampaignProgress)
         if waiting is None:
             waiting = await jobs.awaiting_plan(redis, stream)
-        campaign_id = str(campaign["_id"])
+        campaign_id = str(campaign.id)
         if campaign_id in waiting:
             continue  # only waiting its turn behind other jobs
-        start = campaign.get("planNext") or 0
+        start = campaign.planNext
         job = jobs.DispatchJob("plan", campaign_id, store.user_id, start=start)
         await jobs.publish(redis, stream, [job])
         recovered += 1
         log.warning(
             "campaign.plan_requeued",
             campaign_id=campaign_id,
-            status=campaign["status"],
+            status=campaign.status,
             start=start,
         )
     return recovered

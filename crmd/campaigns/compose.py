@@ -28,9 +28,9 @@ from crmd.campaigns.template import (
     uses_unsubscribe,
 )
 from crmd.plugins.vendor import OutgoingMessage
+from crmd.store.documents import Campaign, Doc
 from crmd.suppressions.links import UnsubscribeLinks
 
-Doc = dict[str, Any]
 MAX_SUBJECT_SENT = 500
 """A rendered subject is cut here (its values may be long): one header line."""
 UNSUBSCRIBE_LINE = "Unsubscribe: "
@@ -50,11 +50,14 @@ def parse_html(text: str) -> list[Part]:
     return parse_template(text, what="HTML body", limit=MAX_HTML)
 
 
-def templates_of(campaign: Mapping[str, Any]) -> Templates:
+def templates_of(campaign: Campaign) -> Templates:
     """A stored campaign's templates (checked when it was created)."""
-    subject, body = campaign.get("subject") or "", campaign.get("html") or ""
+    return templates_for(campaign.message, campaign.subject, campaign.html)
+
+
+def templates_for(message: str, subject: str = "", body: str = "") -> Templates:
     return Templates(
-        parse_template(campaign["message"]),
+        parse_template(message),
         parse_subject(subject) if subject else [],
         parse_html(body) if body else [],
     )
@@ -128,9 +131,9 @@ def outgoing(message_id: str, recipient: Doc, templates: Templates, url: str) ->
 class Composer:
     """The messages of one campaign, a recipient at a time, as handed to the vendor."""
 
-    def __init__(self, campaign: Mapping[str, Any], user: str, links: UnsubscribeLinks | None):
+    def __init__(self, campaign: Campaign, user: str, links: UnsubscribeLinks | None):
         self.templates = templates_of(campaign)
-        self.campaign = str(campaign["_id"])
+        self.campaign = str(campaign.id)
         self.user = user
         self.links = links
 

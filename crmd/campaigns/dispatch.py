@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 from bson import ObjectId
+from msgspec.structs import replace
 
 from crmd.campaigns import chunks, jobs, stats
 from crmd.campaigns.compose import Composer
@@ -29,13 +30,21 @@ from crmd.campaigns.transitions import move
 from crmd.campaigns.vendors import RateLimiter, RateLimits, Vendors, guarded_send
 from crmd.messages import RANK, MessageStatus, send_key
 from crmd.plugins.vendor import Accepted, Failed, Retry, Vendor, VendorMisconfigured
+from crmd.store.documents import (
+    Campaign,
+    CampaignProgress,
+    CampaignState,
+    Doc,
+    MessageLog,
+    decode,
+    projection,
+)
 from crmd.store.tenant import TenantStore
 from crmd.suppressions.entries import Entry, suppress
 from crmd.suppressions.failures import dead_in, hard_failure
 from crmd.suppressions.links import UnsubscribeLinks
 
 log = structlog.get_logger(__name__)
-Doc = dict[str, Any]
 VENDOR_BATCH = 100
 MAX_ATTEMPTS = 5
 MAX_RETRY_WAIT = 30.0
@@ -72,10 +81,11 @@ class Handoff:
     a chunk and have no log yet; the others are logs sent again."""
 
     store: TenantStore
-    campaign: Doc
+    campaign_id: str
+    vendor: str
     fresh: bool
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
-    inserts: list[Doc] = field(default_factory=list)
+    inserts: list[MessageLog] = field(default_factory=list)
     updates: list[tuple[Doc, Doc]] = field(default_factory=list)
     logged: int = 0
     """Logs this handoff wrote, for the user's tally (added once, at the end: a crash
@@ -94,7 +104,9 @@ class Handoff:
         self.sent += int(sent)
         self.answered += 1
         if self.fresh:
-            self.inserts.append(self._log(doc, handed["status"], attempts) | _nested(handed))
+            self.inserts.append(
+                replace(self._log(doc, handed["status"], attempts), **_nested(handed))
+            )
             return
         self.updates.append(_handed_over(doc["_id"], handed))
 
@@ -109,12 +121,11 @@ class Handoff:
             "gaveUp": gave_up,
         }
         if not gave_up and doc.get("recipient") and hard_failure(reason):
-            campaign, customer = str(self.campaign["_id"]), doc.get("customerId")
+            campaign, customer = self.campaign_id, doc.get("customerId")
             self.dead.append(Entry(doc["recipient"], reason, "failure", campaign, customer))
         if self.fresh:
-            self.inserts.append(
-                self._log(doc, MessageStatus.FAILED, attempts) | failure | {"rank": FAILED_RANK}
-            )
+            log = self._log(doc, MessageStatus.FAILED, attempts)
+            self.inserts.append(replace(log, **failure, rank=FAILED_RANK))
             return
         failure.pop("times")
         self.updates.append(
@@ -150,11 +161,11 @@ class Handoff:
         self.logged += new
         # Logged already: by this chunk before a crash (nothing to add), or CANCELLED by
         # a cancel that came while the batch was with the vendor (now it is handed).
-        for doc in there:
-            if doc["vendorMessageId"] is not None:
-                sent = doc["status"] == MessageStatus.SENT
-                handed = self._handed(doc["vendorMessageId"], doc["attempts"], sent)
-                self.updates.append(_handed_over(doc["_id"], handed))
+        for log in there:
+            if log.vendorMessageId is not None:
+                sent = log.status == MessageStatus.SENT
+                handed = self._handed(log.vendorMessageId, log.attempts, sent)
+                self.updates.append(_handed_over(log.id, handed))
         if self.updates:
             await self.store["communication_log"].bulk_update(self.updates)
         self.inserts, self.updates, self.dead, self.answered = [], [], [], 0
@@ -178,9 +189,8 @@ class Handoff:
             }
         return handed
 
-    def _log(self, entry: Doc, status: str, attempts: int) -> Doc:
-        campaign_id, vendor = str(self.campaign["_id"]), self.campaign["vendor"]
-        return chunks.new_log(entry, campaign_id, vendor, status, attempts, self.now)
+    def _log(self, entry: Doc, status: MessageStatus, attempts: int) -> MessageLog:
+        return chunks.new_log(entry, self.campaign_id, self.vendor, status, attempts, self.now)
 
 
 def _nested(fields: Doc) -> Doc:
@@ -218,12 +228,13 @@ async def send_chunk(
     retries outlast the handler's deadline would otherwise start again from none, for
     ever). Returns how many messages were recorded SENT at hand-over: no receipt will
     have their campaign's stats recounted."""
-    campaign = await store["campaigns"].find_one({"_id": ObjectId(job.campaign)})
-    if campaign is None or campaign["status"] not in SENDING_STATES:
-        if campaign is not None and campaign["status"] == Status.CANCELLED:
+    found = await store["campaigns"].find_one({"_id": ObjectId(job.campaign)})
+    campaign = decode(found, Campaign) if found else None
+    if campaign is None or campaign.status not in SENDING_STATES:
+        if campaign is not None and campaign.status == Status.CANCELLED:
             await cancel_unsent(store, job.campaign)
         return 0  # paused or cancelled: resume re-queues what is unsent
-    vendor = vendors.get(campaign["vendor"])
+    vendor = vendors.get(campaign.vendor)
     limiter = limits.of(vendor)
     if job.chunk:
         chunk = await chunks.read(store, job.chunk)
@@ -239,7 +250,7 @@ async def send_chunk(
             | {"customerId": 1, "values": 1},
         )
     todo = await without_suppressed(store, campaign, todo, fresh=bool(job.chunk))
-    handoff = Handoff(store, campaign, fresh=bool(job.chunk))
+    handoff = Handoff(store, job.campaign, campaign.vendor, fresh=bool(job.chunk))
     composer = Composer(campaign, store.user_id, links)
     try:
         finished = await _hand_over(store, vendor, limiter, handoff, todo, composer)
@@ -268,7 +279,7 @@ async def _hand_over(
         wait = 0.0
         size = limiter.batch_size(VENDOR_BATCH)
         for start in range(0, len(todo), size):
-            if not await _still_sending(store, handoff.campaign["_id"]):
+            if not await _still_sending(store, ObjectId(handoff.campaign_id)):
                 return False  # resume re-queues the rest
             batch = todo[start : start + size]
             await limiter.take(len(batch))
@@ -296,10 +307,13 @@ async def stop_misconfigured(
 
 
 async def _still_sending(store: TenantStore, campaign_id: ObjectId) -> bool:
-    doc = await store["campaigns"].find_one({"_id": campaign_id}, projection={"status": 1})
-    if doc is not None and doc["status"] == Status.CANCELLED:
+    found = await store["campaigns"].find_one(
+        {"_id": campaign_id}, projection=projection(CampaignState)
+    )
+    status = decode(found, CampaignState).status if found else None
+    if status == Status.CANCELLED:
         await cancel_unsent(store, str(campaign_id))
-    return doc is not None and doc["status"] in SENDING_STATES
+    return status in SENDING_STATES
 
 
 async def _record(
@@ -343,16 +357,16 @@ async def mark_sent_if_done(store: TenantStore, campaign_id: str) -> None:
     chunks are counted first, and the logs (all its PENDING ones read) only when some
     wait there to be sent."""
     campaigns = store["campaigns"]
-    doc = await campaigns.find_one(
-        {"_id": ObjectId(campaign_id)},
-        projection={"status": 1, "plannedAt": 1, "chunked": 1, "resent": 1},
+    found = await campaigns.find_one(
+        {"_id": ObjectId(campaign_id)}, projection=projection(CampaignProgress)
     )
-    if doc is None or doc["status"] not in SENDING_STATES or doc.get("plannedAt") is None:
+    doc = decode(found, CampaignProgress) if found else None
+    if doc is None or doc.status not in SENDING_STATES or doc.plannedAt is None:
         return  # not planned yet: planning checks once it is done
     if await store["send_chunks"].count_documents({"campaignId": campaign_id, "done": False}):
         return
     logs = store["communication_log"]
-    if not doc.get("chunked") or doc.get("resent"):
+    if not doc.chunked or doc.resent:
         unsent = await logs.count_documents(
             {"campaignId": campaign_id, "status": MessageStatus.PENDING, "vendorMessageId": None}
         )

@@ -5,21 +5,20 @@ not the rest of a large campaign still sending, not a retry of failed messages."
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 
 from crmd.campaigns import chunks
 from crmd.messages import FINAL_RANK, MessageStatus
+from crmd.store.documents import Campaign, Doc
 from crmd.store.tenant import TenantStore
 from crmd.suppressions.entries import suppressed_among
 
-Doc = dict[str, Any]
 log = structlog.get_logger(__name__)
 
 
 async def without_suppressed(
-    store: TenantStore, campaign: Doc, todo: list[Doc], fresh: bool
+    store: TenantStore, campaign: Campaign, todo: list[Doc], fresh: bool
 ) -> list[Doc]:
     """``todo`` less the recipients now on the list, whose logs become SUPPRESSED with
     the list's reason: new logs for a chunk's entries (``fresh``), updated ones for
@@ -31,7 +30,7 @@ async def without_suppressed(
     held = [d for d in todo if d.get("recipient") in gone]
     now = datetime.now(UTC)
     if fresh:
-        campaign_id, vendor = str(campaign["_id"]), campaign["vendor"]
+        campaign_id, vendor = str(campaign.id), campaign.vendor
         logs = [
             chunks.suppressed_log(d, campaign_id, vendor, now, gone[d["recipient"]]) for d in held
         ]
@@ -47,7 +46,7 @@ async def without_suppressed(
                 for d in held
             ]
         )
-    log.info("campaign.suppressed_at_handover", campaign_id=str(campaign["_id"]), held=len(held))
+    log.info("campaign.suppressed_at_handover", campaign_id=str(campaign.id), held=len(held))
     return keep
 
 

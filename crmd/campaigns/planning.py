@@ -40,6 +40,7 @@ from crmd.campaigns.vendors import Vendors
 from crmd.messages import message_id
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import parse_rule
+from crmd.store.documents import Campaign, CampaignState, decode, projection
 from crmd.store.numbering import COUNTERS
 from crmd.store.tenant import TenantStore
 from crmd.suppressions.entries import suppressed_among
@@ -69,21 +70,23 @@ async def plan(
     campaign = await move(campaigns, ObjectId(job.campaign), Action.PLAN)
     if campaign is None:
         return  # not queued any more: cancelled, paused, or planned already
-    if campaign.get("planTop") is None:
+    if campaign.planTop is None:
         top = await store.highest("customers")
         await campaigns.update_one(
-            {"_id": campaign["_id"], "planTop": None},
+            {"_id": campaign.id, "planTop": None},
             # chunked: its recipients wait in send_chunks, not as logs (dispatch.resent)
             {"$set": {"planTop": top, "planNext": 1, "planSeq": 0, "chunked": True}},
         )
-        campaign = await campaigns.find_one({"_id": campaign["_id"]})
-        assert campaign is not None
-    start = job.start or campaign["planNext"]
-    if start != campaign["planNext"]:
+        found = await campaigns.find_one({"_id": campaign.id})
+        assert found is not None
+        campaign = decode(found, Campaign)
+    start = job.start or campaign.planNext
+    if start != campaign.planNext:
         return  # a copy of a job whose stretch is done (after a crash)
-    top, seq = campaign["planTop"], campaign["planSeq"]
+    top = campaign.planTop or 0
     end = min(start + PLAN_STRETCH, top + 1)
-    seq = await _plan_stretch(store, redis, stream, campaign, (start, end, seq), vendors, links)
+    stretch = (start, end, campaign.planSeq)
+    seq = await _plan_stretch(store, redis, stream, campaign, stretch, vendors, links)
     if seq is None:
         return  # paused or cancelled in the middle
     if end <= top:
@@ -93,7 +96,7 @@ async def plan(
             redis, stream, [jobs.DispatchJob("plan", job.campaign, store.user_id, start=end)]
         )
     await campaigns.update_one(
-        {"_id": campaign["_id"], "planNext": start},
+        {"_id": campaign.id, "planNext": start},
         {"$set": {"planNext": end, "planSeq": seq}},
     )
     if end > top:
@@ -104,7 +107,7 @@ async def _plan_stretch(
     store: TenantStore,
     redis: Redis,
     stream: str,
-    campaign: dict[str, Any],
+    campaign: Campaign,
     stretch: tuple[int, int, int],
     vendors: Vendors | None,
     links: UnsubscribeLinks | None,
@@ -113,10 +116,10 @@ async def _plan_stretch(
     given after ``seq``; the last place given, or None when the campaign stopped being
     planned."""
     start, end, seq = stretch
-    node = parse_rule(campaign["rule"])
-    now = campaign["ruleNow"].replace(tzinfo=UTC)
+    node = parse_rule(campaign.rule)
+    now = campaign.ruleNow.replace(tzinfo=UTC)
     templates = compose.templates_of(campaign)
-    rate = vendors.get(campaign["vendor"]).rate_limit() if vendors else 1000.0
+    rate = vendors.get(campaign.vendor).rate_limit() if vendors else 1000.0
     chunk = jobs.chunk_size(rate)
     found = [
         doc
@@ -147,22 +150,22 @@ async def _plan_stretch(
             batch = []
     await _write_chunks(store, redis, stream, campaign, batch, chunk, written)
     await _write_suppressed(store, campaign, left_out, written)
-    return seq if await _still_planning(store, campaign["_id"]) else None
+    return seq if await _still_planning(store, campaign.id) else None
 
 
-async def _planned(store: TenantStore, campaign: dict[str, Any], seq: int) -> None:
-    campaign_id = str(campaign["_id"])
+async def _planned(store: TenantStore, campaign: Campaign, seq: int) -> None:
+    campaign_id = str(campaign.id)
     size = seq  # every recipient has a place, from 1
     planned = await move(
         store["campaigns"],
-        campaign["_id"],
+        campaign.id,
         Action.PLANNED,
         audienceSize=size,
         plannedAt=datetime.now(UTC),
         lastSeq=seq,
     )
     if planned is None:
-        await _still_planning(store, campaign["_id"])  # a cancel: sweep what was written
+        await _still_planning(store, campaign.id)  # a cancel: sweep what was written
         return
     await stats.refresh(store, campaign_id)  # some may be sent already: counted, not assumed
     # Other processes may have sent every chunk while this one was still planning.
@@ -172,8 +175,10 @@ async def _planned(store: TenantStore, campaign: dict[str, Any], seq: int) -> No
 async def _still_planning(store: TenantStore, campaign_id: ObjectId) -> bool:
     """False once the campaign was paused or cancelled; a cancelled one has its
     unsent messages marked CANCELLED here (after the last of them was written)."""
-    doc = await store["campaigns"].find_one({"_id": campaign_id}, projection={"status": 1})
-    status = doc["status"] if doc else Status.CANCELLED
+    doc = await store["campaigns"].find_one(
+        {"_id": campaign_id}, projection=projection(CampaignState)
+    )
+    status = decode(doc, CampaignState).status if doc else Status.CANCELLED
     if status == Status.CANCELLED:
         await cancel_unsent(store, str(campaign_id))
     return status == Status.PLANNING
@@ -181,14 +186,14 @@ async def _still_planning(store: TenantStore, campaign_id: ObjectId) -> bool:
 
 def _entry(
     user: str,
-    campaign: dict[str, Any],
+    campaign: Campaign,
     customer: dict[str, Any],
     templates: compose.Templates | None,
     seq: int,
     links: UnsubscribeLinks | None,
 ) -> dict[str, Any]:
     """A recipient's plan: their message, or (no ``templates``: suppressed) none."""
-    campaign_id, email = str(campaign["_id"]), customer.get("email", "")
+    campaign_id, email = str(campaign.id), customer.get("email", "")
     entry = {
         "_id": message_id(campaign_id, customer["_id"]),
         "seq": seq,  # the recipient's place in the campaign: log pages are ranges of it
@@ -208,7 +213,7 @@ def _entry(
 
 async def _write_suppressed(
     store: TenantStore,
-    campaign: dict[str, Any],
+    campaign: Campaign,
     entries: list[tuple[dict[str, Any], str]],
     now: datetime,
 ) -> None:
@@ -216,7 +221,7 @@ async def _write_suppressed(
     its message's)."""
     if not entries:
         return
-    campaign_id, vendor = str(campaign["_id"]), campaign["vendor"]
+    campaign_id, vendor = str(campaign.id), campaign.vendor
     logs = [chunks.suppressed_log(e, campaign_id, vendor, now, why) for e, why in entries]
     new, _ = await chunks.insert_logs(store, logs)
     await store.add_to_tally("messages", new)
@@ -226,15 +231,15 @@ async def _write_chunks(
     store: TenantStore,
     redis: Redis,
     stream: str,
-    campaign: dict[str, Any],
+    campaign: Campaign,
     batch: list[dict[str, Any]],
     size: int,
     now: datetime,
 ) -> None:
     if not batch:
         return
-    campaign_id = str(campaign["_id"])
-    ids = await chunks.write(store, campaign_id, campaign["vendor"], batch, size, now)
+    campaign_id = str(campaign.id)
+    ids = await chunks.write(store, campaign_id, campaign.vendor, batch, size, now)
     await jobs.publish(redis, stream, jobs.chunk_jobs(campaign_id, store.user_id, ids))
 
 

@@ -21,7 +21,7 @@ from crmd.campaigns.schema import (
     TestSend,
     TestSent,
 )
-from crmd.campaigns.service import campaign_view
+from crmd.campaigns.service import campaign_by_id, campaign_view
 from crmd.errors import BadRequest
 from crmd.http.admission import asked_for, expensive_when
 from crmd.http.bodies import json_body
@@ -38,6 +38,7 @@ from crmd.http.pages import (
 )
 from crmd.http.responses import json_response
 from crmd.messages import LOG_STATUSES
+from crmd.store import documents
 from crmd.store.numbering import BY_STATUS
 from crmd.store.windows import oldest
 
@@ -63,7 +64,7 @@ CAMPAIGN_LINKS = {
 }
 
 
-def campaign(doc: dict[str, Any]) -> Campaign:
+def campaign(doc: documents.Campaign) -> Campaign:
     return msgspec.convert(campaign_view(doc), Campaign)
 
 
@@ -95,13 +96,14 @@ async def list_campaigns(request: web.Request) -> web.Response:
     page = read_page(request, keyset=False)
     store = tenant_store(request)
     docs, cursor, total = await newest_page(store, "campaigns", page, before_cursor(request))
-    return json_response(CampaignList([campaign(doc) for doc in docs], total, cursor))
+    found = documents.decode_all(docs, documents.Campaign)
+    return json_response(CampaignList([campaign(doc) for doc in found], total, cursor))
 
 
 @routes.get("/api/v1/campaigns/{id}")
 @described("A campaign, with its counts and the actions allowed now", tag="campaigns", ok=Campaign)
 async def get_campaign(request: web.Request) -> web.Response:
-    doc = await tenant_store(request)["campaigns"].get(request.match_info["id"], "campaign")
+    doc = await campaign_by_id(tenant_store(request), request.match_info["id"])
     return json_response(campaign(doc))
 
 
@@ -115,13 +117,13 @@ async def campaign_logs(request: web.Request) -> web.Response:
     range of their places (``seq``). A status filter is applied to what a range brought
     (at most 2,000 read a page), and its total counted on the first page and carried."""
     store = tenant_store(request)
-    doc = await store["campaigns"].get(request.match_info["id"], "campaign")
+    doc = await campaign_by_id(store, request.match_info["id"])
     page = read_page(request, keyset=False)
     status = choice(request, "status", LOG_STATUSES, upper=True)
     after, carried = _log_cursor(request)
     logs = store["communication_log"]
-    where: dict[str, Any] = {"campaignId": str(doc["_id"])}
-    top = int(doc.get("lastSeq") or doc.get("planSeq") or 0)  # (planned so far)
+    where: dict[str, Any] = {"campaignId": str(doc.id)}
+    top = doc.lastSeq or doc.planSeq  # (planned so far)
     window = await oldest(
         logs,
         top,
@@ -129,10 +131,11 @@ async def campaign_logs(request: web.Request) -> web.Response:
         limit=page.limit,
         where=where,
         keep=(lambda d: d["status"] == status) if status else None,
+        projection=documents.projection(documents.LogLine),
         number="seq",
     )
     if not status:
-        total = int(doc["audienceSize"]) if doc.get("plannedAt") else top
+        total = doc.audienceSize if doc.plannedAt else top
     elif carried is None:
         total = await logs.count_documents({**where, "status": status})
     else:
@@ -140,15 +143,15 @@ async def campaign_logs(request: web.Request) -> web.Response:
     following = window.next_before
     items = [
         LogEntry(
-            id=d["_id"],
-            customerId=d["customerId"],
-            message=d["message"],
-            status=d["status"],
-            vendorMessageId=d.get("vendorMessageId"),
-            reason=d.get("reason"),
-            updatedAt=d["updatedAt"],
+            id=line.id,
+            customerId=line.customerId,
+            message=line.message,
+            status=line.status,
+            vendorMessageId=line.vendorMessageId,
+            reason=line.reason,
+            updatedAt=line.updatedAt,
         )
-        for d in window.items
+        for line in documents.decode_all(window.items, documents.LogLine)
     ]
     cursor = None if following is None else f"{following}.{total}"
     return json_response(LogPage(items, total, cursor))

@@ -4,8 +4,8 @@ failed, test. Each status change is a lifecycle move; the handlers only parse an
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
+import msgspec
 import redis.exceptions
 import structlog
 from bson import ObjectId
@@ -32,8 +32,9 @@ from crmd.plugins.vendor import Accepted, Failed, SendResult, VendorMisconfigure
 from crmd.segments.counting import AudienceCounter
 from crmd.segments.query import rule_now
 from crmd.segments.service import segment_by_id
+from crmd.store import documents
+from crmd.store.documents import Campaign, Doc
 from crmd.store.limits import DATE_RANGE, to_utc
-from crmd.store.numbering import BY_STATUS
 from crmd.store.tenant import TenantStore, object_id
 from crmd.store.writes import insert_tallied
 from crmd.suppressions.links import UnsubscribeLinks
@@ -41,7 +42,10 @@ from crmd.telemetry.logs import describe_error
 
 log = structlog.get_logger(__name__)
 
-Doc = dict[str, Any]
+
+async def campaign_by_id(store: TenantStore, campaign_id: str) -> Campaign:
+    """The user's campaign ``campaign_id`` (404 when it is not theirs, or malformed)."""
+    return documents.decode(await store["campaigns"].get(campaign_id, "campaign"), Campaign)
 
 
 class InvalidTemplate(CrmdError):
@@ -66,7 +70,7 @@ class Campaigns:
         self.counter = counter
         self.links = links
 
-    async def create(self, store: TenantStore, body: CampaignBody) -> Doc:
+    async def create(self, store: TenantStore, body: CampaignBody) -> Campaign:
         checks = (
             ("message", body.message, parse_template),
             ("subject", body.subject, compose.parse_subject),
@@ -101,73 +105,72 @@ class Campaigns:
                     details={"field": "$.scheduledAt"},
                 )
         status = initial_status(body.draft, scheduled_at, datetime.now(UTC))
-        doc = {
-            "_id": ObjectId(),
-            "n": await store.reserve("campaigns", 1),
-            "name": body.name,
-            "message": body.message,
-            "subject": body.subject,
-            "html": body.html,
-            "intent": body.intent,
-            "rule": rule,
-            "segmentId": body.segmentId,
-            "vendor": vendor,
-            "ruleNow": now,
-            "status": status.value,
-            "audienceSize": audience,
-            "stats": {**dict.fromkeys(stats.GROUPS, 0), "pending": audience},
-            BY_STATUS: {},
-            "scheduledAt": scheduled_at,
-            "createdAt": now,
-            "updatedAt": now,
-            "sentAt": None,
-            "completedAt": None,
-        }
+        new = documents.NewCampaign(
+            id=ObjectId(),
+            n=await store.reserve("campaigns", 1),
+            name=body.name,
+            message=body.message,
+            subject=body.subject,
+            html=body.html,
+            intent=body.intent,
+            rule=rule,
+            segmentId=body.segmentId,
+            vendor=vendor,
+            ruleNow=now,
+            status=status.value,
+            audienceSize=audience,
+            stats={**dict.fromkeys(stats.GROUPS, 0), "pending": audience},
+            byStatus={},
+            scheduledAt=scheduled_at,
+            createdAt=now,
+            updatedAt=now,
+        )
+        doc = documents.encode(new)
         await insert_tallied(store, "campaigns", [doc])
         log.info(
-            "campaign.created", campaign_id=str(doc["_id"]), status=status.value, audience=audience
+            "campaign.created", campaign_id=str(new.id), status=status.value, audience=audience
         )
         if status is Status.QUEUED:
-            await self._plan(store, doc["_id"])  # type: ignore[arg-type]
-        return doc
+            await self._plan(store, new.id)
+        return documents.decode(doc, Campaign)
 
-    async def send(self, store: TenantStore, campaign_id: str) -> Doc:
+    async def send(self, store: TenantStore, campaign_id: str) -> Campaign:
         """A draft goes out: now, or at its scheduledAt."""
-        doc = await store["campaigns"].get(campaign_id, "campaign")
-        at = doc.get("scheduledAt")
+        doc = await campaign_by_id(store, campaign_id)
+        at = doc.scheduledAt
         action = send_action(to_utc(at) if at else None, datetime.now(UTC))
-        moved = await move_or_refuse(store["campaigns"], doc["_id"], action)
+        moved = await move_or_refuse(store["campaigns"], doc.id, action)
         if action is Action.SEND:
-            await self._plan(store, doc["_id"])
+            await self._plan(store, doc.id)
         return moved
 
-    async def pause(self, store: TenantStore, campaign_id: str) -> Doc:
+    async def pause(self, store: TenantStore, campaign_id: str) -> Campaign:
         return await move_or_refuse(store["campaigns"], object_id(campaign_id), Action.PAUSE)
 
-    async def resume(self, store: TenantStore, campaign_id: str) -> Doc:
+    async def resume(self, store: TenantStore, campaign_id: str) -> Campaign:
         """Paused before it was planned: plan it now. After: queue what is still unsent."""
-        doc = await store["campaigns"].get(campaign_id, "campaign")
-        action = resume_action(planned=doc.get("plannedAt") is not None)
-        moved = await move_or_refuse(store["campaigns"], doc["_id"], action)
+        doc = await campaign_by_id(store, campaign_id)
+        action = resume_action(planned=doc.plannedAt is not None)
+        moved = await move_or_refuse(store["campaigns"], doc.id, action)
         if action is Action.RESUME:
-            await self._requeue_unsent(store, str(doc["_id"]))
+            await self._requeue_unsent(store, str(doc.id))
         else:
             # The chunks planned before the pause had their jobs dropped while paused;
             # planning goes on from where it stopped.
-            await self._queue_open_chunks(store, str(doc["_id"]))
-            await self._plan(store, doc["_id"])
+            await self._queue_open_chunks(store, str(doc.id))
+            await self._plan(store, doc.id)
         return moved
 
-    async def cancel(self, store: TenantStore, campaign_id: str) -> Doc:
+    async def cancel(self, store: TenantStore, campaign_id: str) -> Campaign:
         """Planning and sending stop between batches, and every message not yet handed
         to the vendor becomes CANCELLED: written by the dispatch actor, a chunk at a
         time (a large audience's would keep this request waiting for minutes)."""
         moved = await move_or_refuse(store["campaigns"], object_id(campaign_id), Action.CANCEL)
-        job = jobs.DispatchJob("cancel", str(moved["_id"]), store.user_id)
+        job = jobs.DispatchJob("cancel", str(moved.id), store.user_id)
         await jobs.publish(self.redis, self.stream, [job])
         return moved
 
-    async def retry_failed(self, store: TenantStore, campaign_id: str) -> tuple[Doc, int, int]:
+    async def retry_failed(self, store: TenantStore, campaign_id: str) -> tuple[Campaign, int, int]:
         """Send again to FAILED recipients only; returns the campaign, how many were
         reset and how many queued."""
         campaign = str(object_id(campaign_id))
@@ -203,13 +206,13 @@ class Campaigns:
             {"campaignId": campaign, "status": MessageStatus.FAILED, "gaveUp": True}, reset_fields
         )
         queued = await self._requeue_unsent(store, campaign)
-        moved["stats"] = await stats.refresh(store, campaign)
+        moved = msgspec.structs.replace(moved, stats=await stats.refresh(store, campaign))
         return moved, refused.modified_count + gave_up.modified_count, queued
 
     async def test_send(self, store: TenantStore, campaign_id: str, email: str) -> Doc:
         """One rendered message to one address; no log, no stats. An address that is not
         a customer's gets the placeholders' defaults."""
-        doc = await store["campaigns"].get(campaign_id, "campaign")
+        doc = await campaign_by_id(store, campaign_id)
         try:
             email = normalise_email(email)
         except InvalidEmail as exc:
@@ -221,10 +224,10 @@ class Campaigns:
         url = ""
         if self.links is not None:  # to a customer: their link; else the address's
             url = self.links.url(
-                store.user_id, str(doc["_id"]), customer=customer.get("_id", ""), email=email
+                store.user_id, str(doc.id), customer=customer.get("_id", ""), email=email
             )
         text = compose.text_for(templates, customer, url)
-        vendor = self.vendors.get(doc["vendor"])
+        vendor = self.vendors.get(doc.vendor)
         recipient = {"recipient": email, "phone": customer.get("phone", ""), "message": text}
         message = compose.outgoing(
             test_send_id(), {**recipient, "values": customer}, templates, url
@@ -290,32 +293,31 @@ class Campaigns:
         await jobs.publish(self.redis, self.stream, jobs.send_jobs(campaign, store.user_id, ids))
 
 
-def campaign_view(doc: Doc) -> Doc:
+def campaign_view(doc: Campaign) -> Doc:
     """A stored campaign as the API and the console show it: its stats by figure, its
     delivery rate and what an operator may do now (``crmd.campaigns.schema.Campaign``)."""
-    counted = doc.get("stats", {})
     view = {
-        "id": str(doc["_id"]),
-        "name": doc["name"],
-        "message": doc["message"],
-        "subject": doc.get("subject", ""),
-        "html": doc.get("html", ""),
-        "intent": doc.get("intent", ""),
-        "rule": doc["rule"],
-        "segmentId": doc.get("segmentId"),
-        "vendor": doc["vendor"],
-        "status": doc["status"],
-        "audienceSize": doc["audienceSize"],
-        "stats": {k: counted.get(k, 0) for k in stats.GROUPS},
-        "deliveryRate": stats.delivery_rate(counted, doc["audienceSize"]),
+        "id": str(doc.id),
+        "name": doc.name,
+        "message": doc.message,
+        "subject": doc.subject,
+        "html": doc.html,
+        "intent": doc.intent,
+        "rule": doc.rule,
+        "segmentId": doc.segmentId,
+        "vendor": doc.vendor,
+        "status": doc.status,
+        "audienceSize": doc.audienceSize,
+        "stats": {k: doc.stats.get(k, 0) for k in stats.GROUPS},
+        "deliveryRate": stats.delivery_rate(doc.stats, doc.audienceSize),
         "actions": operator_actions(
-            doc["status"], doc.get("plannedAt") is not None, failed=counted.get("failed", 0)
+            doc.status, doc.plannedAt is not None, failed=doc.stats.get("failed", 0)
         ),
-        "createdAt": doc["createdAt"],
-        "scheduledAt": doc.get("scheduledAt"),
-        "sentAt": doc.get("sentAt"),
-        "completedAt": doc.get("completedAt"),
+        "createdAt": doc.createdAt,
+        "scheduledAt": doc.scheduledAt,
+        "sentAt": doc.sentAt,
+        "completedAt": doc.completedAt,
     }
-    if doc.get("reason"):
-        view["reason"] = doc["reason"]
+    if doc.reason:
+        view["reason"] = doc.reason
     return view

@@ -19,6 +19,7 @@ from pymongo import ReturnDocument
 from crmd.campaigns.lifecycle import Action
 from crmd.campaigns.transitions import move
 from crmd.messages import MessageStatus
+from crmd.store.documents import CampaignProgress, decode, projection
 from crmd.store.numbering import BY_STATUS
 from crmd.store.tenant import TenantStore
 
@@ -82,15 +83,15 @@ async def recount(store: TenantStore, campaign_id: str) -> tuple[dict[str, int],
     stats = summarise(by_status)
     now = datetime.now(UTC)
     # Read after the logs were counted: places given meanwhile count as pending.
-    started = await store["campaigns"].find_one(
-        {"_id": ObjectId(campaign_id)},
-        projection={"plannedAt": 1, "createdAt": 1, "lastSeq": 1, "planSeq": 1},
+    found = await store["campaigns"].find_one(
+        {"_id": ObjectId(campaign_id)}, projection=projection(CampaignProgress)
     )
+    started = decode(found, CampaignProgress) if found else None
     if started:
-        planned = int(started.get("lastSeq") or started.get("planSeq") or 0)
+        planned = started.lastSeq or started.planSeq
         stats["pending"] += max(0, planned - sum(by_status.values()))
     point: dict[str, Any] = {"stats": stats, BY_STATUS: by_status}
-    since = started and (started.get("plannedAt") or started.get("createdAt"))
+    since = started and (started.plannedAt or started.createdAt)
     if since:
         point[f"timeline.{timeline_key(since, now)}"] = timeline_point(stats)
     return stats, point

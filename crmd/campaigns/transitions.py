@@ -13,9 +13,9 @@ from pymongo import ReturnDocument
 
 from crmd.campaigns.lifecycle import MOVES, Action, refusal
 from crmd.errors import Conflict, NotFound
+from crmd.store.documents import Campaign, CampaignState, decode, projection
 from crmd.store.tenant import ScopedCollection
 
-Doc = dict[str, Any]
 log = structlog.get_logger(__name__)
 
 STEPS = {
@@ -38,38 +38,43 @@ STEPS = {
 
 async def move(
     campaigns: ScopedCollection, campaign_id: ObjectId, action: Action, **changes: Any
-) -> Doc | None:
+) -> Campaign | None:
     """Take ``action`` if the campaign's state allows it, setting ``changes`` with the
     new status; the campaign after the move, or None when it was not allowed (or the
     campaign is gone)."""
     rule = MOVES[action]
-    moved = await campaigns.find_one_and_update(
+    changed = {"status": rule.target.value, "updatedAt": datetime.now(UTC), **changes}
+    before = await campaigns.find_one_and_update(
         {"_id": campaign_id, "status": {"$in": sorted(rule.sources)}},
-        {"$set": {"status": rule.target.value, "updatedAt": datetime.now(UTC), **changes}},
-        return_document=ReturnDocument.AFTER,
+        {"$set": changed},
+        return_document=ReturnDocument.BEFORE,
     )
-    if moved is not None:
-        log_step(action, moved)
-    return moved
+    if before is None:
+        return None
+    campaign = decode({**before, **changed}, Campaign)  # every change is a whole field
+    if before["status"] != campaign.status or action is not Action.PLAN:
+        log_step(action, campaign)  # (a planner taking over from one that died: no step)
+    return campaign
 
 
-def log_step(action: Action, campaign: Doc) -> None:
-    """One line a move, with the campaign's counts and how long it has taken so far
-    (since it was created, and since it was planned once it was)."""
+def log_step(action: Action, campaign: Campaign) -> None:
+    """One line a move, with how long the campaign has taken so far (since it was
+    created, and since it was planned once it was); its audience; and, once completed,
+    its final figures (before then the stored ones lag the receipts)."""
     now = datetime.now(UTC)
     fields: dict[str, Any] = {
-        "campaign_id": str(campaign["_id"]),
-        "status": campaign["status"],
-        "seconds": _since(campaign.get("createdAt"), now),
+        "campaign_id": str(campaign.id),
+        "status": campaign.status,
+        "seconds": _since(campaign.createdAt, now),
+        "audience": campaign.audienceSize,
     }
-    if campaign.get("plannedAt") is not None:
-        fields["seconds_since_planned"] = _since(campaign["plannedAt"], now)
-    if campaign.get("audienceSize") is not None:
-        fields["audience"] = campaign["audienceSize"]
-    stats = campaign.get("stats") or {}
-    fields.update({k: stats[k] for k in ("sent", "failed", "pending") if k in stats})
+    if campaign.plannedAt is not None:
+        fields["seconds_since_planned"] = _since(campaign.plannedAt, now)
+    if action is Action.COMPLETE:  # counted by the recount that completed it
+        stats = campaign.stats
+        fields.update({k: v for k, v in stats.items() if v})
     if action is Action.FAIL:
-        log.warning(f"campaign.{STEPS[action]}", reason=campaign.get("reason"), **fields)
+        log.warning(f"campaign.{STEPS[action]}", reason=campaign.reason, **fields)
     else:
         log.info(f"campaign.{STEPS[action]}", **fields)
 
@@ -82,13 +87,13 @@ def _since(at: datetime | None, now: datetime) -> float | None:
 
 async def move_or_refuse(
     campaigns: ScopedCollection, campaign_id: ObjectId, action: Action, **changes: Any
-) -> Doc:
+) -> Campaign:
     """``move``, or 409 naming the action and the state the campaign was found in."""
     moved = await move(campaigns, campaign_id, action, **changes)
     if moved is not None:
         return moved
-    found = await campaigns.find_one({"_id": campaign_id}, projection={"status": 1})
+    found = await campaigns.find_one({"_id": campaign_id}, projection=projection(CampaignState))
     if found is None:  # absent, or another user's: the same from outside
         raise NotFound(f"campaign {str(campaign_id)!r} not found")
-    status = found["status"]
+    status = decode(found, CampaignState).status
     raise Conflict(refusal(action, status), details={"status": status, "action": action.value})

@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 from aiohttp import web
 
 from crmd.ai.service import campaign_summary
 from crmd.auth.requests import tenant_store
-from crmd.campaigns.service import campaign_view
+from crmd.campaigns.service import campaign_by_id, campaign_view
 from crmd.console.chart import chart_of
 from crmd.console.live import follow
 from crmd.console.paging import numbered
@@ -21,6 +22,7 @@ from crmd.errors import BadRequest, CrmdError
 from crmd.http.admission import asked_for, expensive, expensive_when
 from crmd.http.keys import CAMPAIGNS, SUGGESTERS
 from crmd.messages import LOG_STATUSES
+from crmd.store.documents import Campaign, LogLine, decode, decode_all, projection
 from crmd.store.windows import FILTERED_SCAN, newest
 
 routes = web.RouteTableDef()
@@ -74,13 +76,13 @@ def _actions(campaign: dict[str, Any]) -> list[tuple[str, str]]:
 @expensive_when(asked_for("status"))
 async def campaign(request: web.Request) -> web.Response:
     store = tenant_store(request)
-    doc = await store["campaigns"].get(request.match_info["id"], "campaign")
+    doc = await campaign_by_id(store, request.match_info["id"])
     view = campaign_view(doc)
     status = request.query.get("status", "").upper()[:20]
     if status and status not in LOG_STATUSES:
         raise BadRequest(f"status must be one of {', '.join(LOG_STATUSES)}")
     after = query_number(request, "after")
-    top = int(doc.get("lastSeq") or doc["audienceSize"] or 0)
+    top = int(doc.lastSeq or doc.audienceSize or 0)
     numbered_page = None
     if not status:  # every recipient has a number from 1: pages by number
         numbered_page = numbered(request, top, LOG_PAGE)
@@ -90,32 +92,24 @@ async def campaign(request: web.Request) -> web.Response:
         top,
         before=after,
         limit=LOG_PAGE,
-        where={"campaignId": str(doc["_id"])},
+        where={"campaignId": str(doc.id)},
         keep=(lambda d: d["status"] == status) if status else None,
         max_scan=FILTERED_SCAN,
         number="seq",
-        projection={
-            "seq": 1,
-            "customerId": 1,
-            "recipient": 1,
-            "message": 1,
-            "status": 1,
-            "vendorMessageId": 1,
-            "reason": 1,
-            "updatedAt": 1,
-        },
+        projection=projection(LogLine),
     )
     said = f"{len(log.items)} recipients"
     if status:
         said = f"{len(log.items)} {status.lower()}, among {log.scanned:,} recipients looked at"
-    summary = doc.get("summary")
-    if summary:  # written before the figures last changed (a retry since): say so
-        summary = {**summary, "stale": summary.get("stats") != view["stats"]}
+    summary = None
+    if doc.summary is not None:  # written before the figures last changed: say so
+        told = doc.summary.stats
+        summary = {**msgspec.structs.asdict(doc.summary), "stale": told != view["stats"]}
     return render(
         request,
         "campaign.html",
         {
-            "title": doc["name"],
+            "title": doc.name,
             "c": view,
             "live": _live(view),
             "refresh": 3 if view["status"] not in (*SETTLED, "paused") else None,  # without script
@@ -123,7 +117,7 @@ async def campaign(request: web.Request) -> web.Response:
             "chart": await chart_of(store, doc),
             "actions": _actions(view),
             "summary": summary,
-            "log": log.items,
+            "log": decode_all(log.items, LogLine),
             "log_status": status,
             "log_statuses": LOG_STATUSES,
             "log_page": {"first": after is None, "next": log.next_before, "said": said},
@@ -140,15 +134,15 @@ async def campaign(request: web.Request) -> web.Response:
 @routes.get("/campaigns/{id}/events")
 async def campaign_events(request: web.Request) -> web.StreamResponse:
     store = tenant_store(request)
-    campaigns = store["campaigns"]
-    doc = await campaigns.get(request.match_info["id"], "campaign")
+    doc = await campaign_by_id(store, request.match_info["id"])
 
     async def figures() -> tuple[dict[str, Any], bool]:
-        now = await campaigns.find_one({"_id": doc["_id"]})
-        assert now is not None
-        view = campaign_view(now)  # figures and status from one read: they agree
+        found = await store["campaigns"].find_one({"_id": doc.id})
+        assert found is not None
+        now = decode(found, Campaign)
+        view = campaign_view(now)
         data = {
-            "figures": view["stats"],
+            "figures": view["stats"],  # figures and status from one read: they agree
             "status": view["status"],
             "chart": str(await chart_of(store, now)),
         }
@@ -210,8 +204,8 @@ async def test_send(request: web.Request) -> web.StreamResponse:
 async def summarise(request: web.Request) -> web.StreamResponse:
     await form(request)
     store = tenant_store(request)
-    doc = await store["campaigns"].get(request.match_info["id"], "campaign")
-    where = f"/campaigns/{doc['_id']}"
+    doc = await campaign_by_id(store, request.match_info["id"])
+    where = f"/campaigns/{doc.id}"
     try:
         text, source = await campaign_summary(store, request.app[SUGGESTERS], doc)
     except CrmdError as exc:
@@ -222,5 +216,5 @@ async def summarise(request: web.Request) -> web.StreamResponse:
         "at": datetime.now(UTC),
         "stats": campaign_view(doc)["stats"],  # what it told of: stale once they change
     }
-    await store["campaigns"].update_one({"_id": doc["_id"]}, {"$set": {"summary": summary}})
+    await store["campaigns"].update_one({"_id": doc.id}, {"$set": {"summary": summary}})
     return see_other(where)

@@ -29,7 +29,7 @@ from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import RuleError, parse_rule
 from crmd.segments.query import InvalidRule, rule_now
 from crmd.segments.service import preview, segment_by_id
-from crmd.store.documents import SegmentSummary, decode_all, projection
+from crmd.store.documents import Campaign, SegmentSummary, decode_all, projection
 from crmd.store.tenant import TenantStore
 from crmd.store.windows import newest
 
@@ -75,7 +75,7 @@ async def campaigns(request: web.Request) -> web.Response:
         request,
         "campaigns.html",
         {
-            "items": [campaign_view(c) for c in window.items],
+            "items": [campaign_view(c) for c in decode_all(window.items, Campaign)],
             "page": page.context(len(window.items), "campaigns", "/campaigns"),
         },
         section="Campaigns",
@@ -281,7 +281,7 @@ async def create(request: web.Request) -> web.StreamResponse:
         "draft": "is saved as a draft",
         "schedule": "is scheduled",
     }
-    return see_other(f"/campaigns/{doc['_id']}", f"{doc['name']} {said[action]}.")
+    return see_other(f"/campaigns/{doc.id}", f"{doc.name} {said[action]}.")
 
 
 def _subject(text: str) -> list[Any]:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from markupsafe import Markup
 
 from crmd.messages import MessageStatus
+from crmd.store.documents import Campaign
 from crmd.store.tenant import TenantStore
 
 GOOD, SENT, BAD, PENDING, OTHER = "#1e7a4a", "#2456c7", "#b3261e", "#d5dae3", "#9a6200"
@@ -152,9 +152,9 @@ def _duration(seconds: int) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def as_chart(campaign: Mapping[str, Any]) -> Markup:
+def as_chart(campaign: Campaign) -> Markup:
     """From the campaign's stats snapshots (a campaign too large to read its log)."""
-    return deliveries_chart(campaign.get("timeline") or {}, int(campaign.get("audienceSize", 0)))
+    return deliveries_chart(campaign.timeline, campaign.audienceSize)
 
 
 def receipts_timeline(
@@ -190,14 +190,14 @@ def receipts_timeline(
     return timeline
 
 
-async def chart_of(store: TenantStore, campaign: Mapping[str, Any]) -> Markup:
+async def chart_of(store: TenantStore, campaign: Campaign) -> Markup:
     """The deliveries chart from the receipts' timestamps; from the stats snapshots for
     a campaign larger than ``LOG_READ`` (its whole log would be read every second)."""
-    audience = int(campaign.get("audienceSize", 0))
+    audience = campaign.audienceSize
     if audience > LOG_READ:
         return as_chart(campaign)
     logs = store["communication_log"].find(
-        {"campaignId": str(campaign["_id"])}, projection={"times": 1}
+        {"campaignId": str(campaign.id)}, projection={"times": 1}
     )
     times = [doc["times"] async for doc in logs if doc.get("times")]
     return deliveries_chart(receipts_timeline(times), audience)

@@ -16,7 +16,7 @@ from crmd.console.web import render
 from crmd.http.keys import CAMPAIGNS, HEALTH, SUGGESTERS
 from crmd.ingest import chunks
 from crmd.ingest.upload import SUMMARY
-from crmd.store.documents import UploadSummary, decode_all
+from crmd.store.documents import Campaign, UploadSummary, decode_all
 from crmd.store.windows import newest
 from crmd.streams.worker import LAG_COUNTED, dead_letter_stream, stream_stats
 
@@ -41,7 +41,7 @@ async def dashboard(request: web.Request) -> web.Response:
         "dashboard.html",
         {
             "tally": await store.tally(),
-            "campaigns": [campaign_view(c) for c in recent.items],
+            "campaigns": [campaign_view(c) for c in decode_all(recent.items, Campaign)],
             "imports": [
                 u for u in decode_all(uploads.items, UploadSummary) if u.status in ACTIVE_IMPORTS
             ],

@@ -21,6 +21,7 @@ from crmd.segments.evaluate import evaluate
 from crmd.segments.fields import CUSTOMERS, ORDERS, FieldSet
 from crmd.segments.parse import RuleError, parse_rule
 from crmd.segments.query import rule_now
+from crmd.store.documents import Customer, Order, decode_record
 from crmd.store.reads import find_in
 from crmd.store.windows import FILTERED_SCAN, Window, newest
 
@@ -135,17 +136,14 @@ async def customer(request: web.Request) -> web.Response:
     found = await store["customers"].by_ids([request.match_info["id"][:64]])
     if not found:
         raise NotFound("no such customer")
-    person = found[0]
-    orders: dict[Any, dict[str, Any]] = {}
-    keys = {
-        "customer_external_id": person.get("customer_external_id"),
-        "customerEmail": person.get("email"),
-    }
+    person = decode_record(found[0], Customer)
+    orders: dict[str, Order] = {}
+    keys = {"customer_external_id": person.customer_external_id, "customerEmail": person.email}
     for field, value in keys.items():
         if value:
             async with aclosing(find_in(store["orders"], field, [value])) as matching:
                 async for order in matching:
-                    orders[order["_id"]] = order
+                    orders[order["_id"]] = decode_record(order, Order)
                     if len(orders) >= ORDERS_SHOWN:
                         break
     recent = await newest(
@@ -157,7 +155,7 @@ async def customer(request: web.Request) -> web.Response:
     names = {str(c["_id"]): c["name"] for c in recent.items}
     logs = await store["communication_log"].by_ids(
         [
-            make(campaign, person["_id"])
+            make(campaign, person.id)
             for campaign in names
             for make in (message_id, legacy_message_id)
         ],
@@ -169,9 +167,9 @@ async def customer(request: web.Request) -> web.Response:
         request,
         "customer.html",
         {
-            "title": person.get("name") or person.get("email"),
+            "title": person.name or person.email,
             "c": person,
-            "orders": sorted(orders.values(), key=lambda o: str(o.get("orderDate")), reverse=True),
+            "orders": sorted(orders.values(), key=lambda o: o.orderDate, reverse=True),
             "messages": messages,
         },
         section="Customers",

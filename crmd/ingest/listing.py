@@ -31,9 +31,11 @@ from crmd.segments.counting import COUNTS
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import parse_rule
 from crmd.segments.query import rule_filter, rule_now
+from crmd.store.documents import Customer, Order, decode_record, encode_record
 from crmd.store.windows import FILTERED_SCAN, MAX_SCAN, Window, newest
 
 HIDDEN = {"userId": 0, "_v": 0}
+RECORDS: dict[str, type[Customer] | type[Order]] = {"customers": Customer, "orders": Order}
 _CURSOR = re.compile(r"^([0-9]{1,15})(?:\.([0-9]{1,15})(?:\.([0-9a-f]{8}))?)?$")
 
 
@@ -71,7 +73,9 @@ def _tag(user: str, rule: str, total: int) -> str:
     return hashlib.sha256(f"{user}\n{rule}\n{total}".encode()).hexdigest()[:8]
 
 
-async def list_records(request: web.Request, collection: str) -> web.Response:
+async def list_records(
+    request: web.Request, collection: Literal["customers", "orders"]
+) -> web.Response:
     page = read_page(request, keyset=False)
     store = tenant_store(request)
     user = current_user(request).id
@@ -90,7 +94,7 @@ async def list_records(request: web.Request, collection: str) -> web.Response:
                 projection=HIDDEN,
                 max_scan=max(MAX_SCAN, skip + page.limit),
             )
-        return _page(window, skip, tallies[collection], rule, user)
+        return _page(window, skip, tallies[collection], rule, user, RECORDS[collection])
     rule_filter(rule)  # 422 with the column for a bad rule
     node, now = parse_rule(rule), rule_now()
     # An offset counts matches: as far as it takes; a cursor's page: bounded. Only the
@@ -109,13 +113,18 @@ async def list_records(request: web.Request, collection: str) -> web.Response:
     if carried is None or request.query.get("total") == "exact":
         counted = await request.app[COUNTS].count(store, rule)
         total = counted.size if counted.complete else None
-    return _page(window, skip, total, rule, user)
+    return _page(window, skip, total, rule, user, Customer)
 
 
 def _page(
-    window: Window, skip: int, total: int | None, rule: str | None, user: str
+    window: Window,
+    skip: int,
+    total: int | None,
+    rule: str | None,
+    user: str,
+    kind: type[Customer] | type[Order],
 ) -> web.Response:
-    items = [_view(doc) for doc in window.items[skip:]]
+    items = [_view(decode_record(doc, kind)) for doc in window.items[skip:]]
     following = window.next_before
     cursor = None if following is None else str(following)
     if cursor and rule and total is not None:
@@ -123,7 +132,9 @@ def _page(
     return json_response(RecordList(items, total, cursor))
 
 
-def _view(doc: dict[str, Any]) -> dict[str, Any]:
+def _view(record: Customer | Order) -> dict[str, Any]:
+    """The record as stored, ``_id`` as ``id``, without its number."""
+    doc = encode_record(record)
     doc["id"] = doc.pop("_id")
     doc.pop("n", None)
     return doc

@@ -24,12 +24,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from crmd.ingest.chunks import IngestChunk
 from crmd.ingest.rows import CustomerRow, OrderRow, attr_value
+from crmd.store.documents import Doc
 from crmd.store.reads import find_in
 from crmd.store.tenant import ScopedCollection, TenantStore
 from crmd.store.writes import insert_new, insert_tallied
 
 log = structlog.get_logger(__name__)
-Doc = dict[str, Any]
 
 
 def record_id(user: str, kind: str, key: str) -> str:

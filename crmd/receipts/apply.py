@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
 from bson import ObjectId
@@ -45,6 +44,7 @@ from crmd.messages import (
 from crmd.plugins.vendor import ReceiptEvent
 from crmd.receipts.batch import ReceiptBatch
 from crmd.receipts.status import as_pipeline, as_updates
+from crmd.store.documents import Doc, ReceiptTarget, decode, projection
 from crmd.store.reads import find_in, in_batches
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_new
@@ -53,27 +53,16 @@ from crmd.suppressions.failures import dead_in, hard_failure
 from crmd.telemetry.metrics import Metrics
 
 log = structlog.get_logger(__name__)
-Doc = dict[str, Any]
-LOG_FIELDS = {
-    "userId": 1,
-    "campaignId": 1,
-    "customerId": 1,
-    "vendor": 1,
-    "vendorMessageId": 1,
-    "round": 1,
-    "rank": 1,
-    "times": 1,
-    "recipient": 1,
-}
+LOG_FIELDS = projection(ReceiptTarget)
 
 
 async def find_logs(
     db: AsyncDatabase[Doc], events: Sequence[tuple[str, ReceiptEvent]]
-) -> dict[tuple[str, str], Doc]:
+) -> dict[tuple[str, str], ReceiptTarget]:
     """Each event's log, keyed by (vendor, event id). These lookups are by ids crmd
     issued, across tenants on purpose: the log found decides the tenant."""
     logs = db.communication_log
-    found: dict[tuple[str, str], Doc] = {}
+    found: dict[tuple[str, str], ReceiptTarget] = {}
     ours = {parse_send_key(e.message_id)[0] for _, e in events if e.message_id}
     by_id = {d["_id"]: d async for d in find_in(logs, "_id", sorted(ours), None, LOG_FIELDS)}
     theirs: dict[str, set[str]] = defaultdict(set)
@@ -108,7 +97,7 @@ async def find_logs(
                 if doc is not None:
                     break
         if doc is not None and doc.get("vendor") in (vendor, None):
-            found[(vendor, event.event_id)] = doc
+            found[(vendor, event.event_id)] = decode(doc, ReceiptTarget)
     return found
 
 
@@ -117,15 +106,15 @@ def log_updates(event: ReceiptEvent, now: datetime) -> list[tuple[Doc, Doc]]:
     return as_updates(event.status, event.at, now, event.reason)
 
 
-def first_update(event: ReceiptEvent, now: datetime, log: Doc) -> tuple[Doc, Doc] | None:
+def first_update(event: ReceiptEvent, now: datetime, log: ReceiptTarget) -> tuple[Doc, Doc] | None:
     """The one update the receipt needs, judged from the log as just read (each update
     costs SecantusDB about as much as a read, matched or not): the rank rise with its
     first-seen time, or an earlier first-seen time alone, or nothing at all. A rise that
     no longer matches (another receipt got there first) is redone as log_updates."""
     rise, first_seen = log_updates(event, now)
-    if log.get("rank", 0) < RANK[event.status]:
+    if log.rank < RANK[event.status]:
         return rise[0], {**rise[1], **first_seen[1]}
-    seen = (log.get("times") or {}).get(event.status)
+    seen = log.times.get(event.status)
     if seen is not None and _aware(seen) <= _aware(event.at):
         return None
     return first_seen
@@ -197,7 +186,7 @@ async def _apply_after_reading(
     logs = await find_logs(db, events)
     now = datetime.now(UTC)
     per_user: dict[str, list[tuple[Doc, Doc]]] = defaultdict(list)
-    rises: dict[str, list[tuple[ReceiptEvent, Doc]]] = defaultdict(list)
+    rises: dict[str, list[tuple[ReceiptEvent, ReceiptTarget]]] = defaultdict(list)
     campaigns: set[tuple[str, str]] = set()
     unknown = []
     tests = 0
@@ -226,17 +215,17 @@ async def _apply_after_reading(
             continue
         first = first_update(event, now, doc)
         if first is not None:
-            per_user[doc["userId"]].append(({"_id": doc["_id"], **first[0]}, first[1]))
+            per_user[doc.userId].append(({"_id": doc.id, **first[0]}, first[1]))
             if first[0]:
-                rises[doc["userId"]].append((event, doc))
-        campaigns.add((doc["userId"], doc["campaignId"]))
+                rises[doc.userId].append((event, doc))
+        campaigns.add((doc.userId, doc.campaignId))
     for user, updates in per_user.items():
         mine = TenantStore(db, user, majority=True)["communication_log"]
         result = await mine.bulk_update(updates)
         if result.matched_count < len(updates):  # a rise lost a race: redo them exactly
             await mine.bulk_update(
                 [
-                    ({"_id": doc["_id"], **where}, update)
+                    ({"_id": doc.id, **where}, update)
                     for event, doc in rises[user]
                     for where, update in log_updates(event, now)
                 ]
@@ -270,13 +259,13 @@ async def suppress_dead_addresses(
     per_user: dict[str, list[Entry]] = defaultdict(list)
     for vendor, event in dead:
         found = logs.get((vendor, event.event_id))
-        if found is None or not found.get("recipient"):
+        if found is None or not found.recipient:
             continue  # not logged yet: suppressed when it is rematched
         bounced = event.status == MessageStatus.BOUNCED
         source: Source = "bounce" if bounced else "failure"
         reason = event.reason or ("bounced" if bounced else "failed for good")
-        per_user[found["userId"]].append(
-            Entry(found["recipient"], reason, source, found["campaignId"], found["customerId"])
+        per_user[found.userId].append(
+            Entry(found.recipient, reason, source, found.campaignId, found.customerId)
         )
     failures = [e for entries in per_user.values() for e in entries if e.source == "failure"]
     if failures and not dead_in(len(events), failures):  # every receipt alike: the relay

@@ -18,9 +18,8 @@ from typing import Any
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import RuleError, parse_rule
 from crmd.segments.query import InvalidRule, rule_filter, rule_now
+from crmd.store.documents import Doc
 from crmd.store.tenant import ScopedCollection
-
-Doc = dict[str, Any]
 
 
 def flat_filter(query: Doc) -> Doc | None:

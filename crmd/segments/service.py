@@ -21,11 +21,10 @@ from crmd.segments.audience import audience
 from crmd.segments.counting import AudienceCounter
 from crmd.segments.counts import Count
 from crmd.segments.query import InvalidRule
-from crmd.store.documents import Segment, decode
+from crmd.store.documents import Doc, Segment, decode
 from crmd.store.tenant import TenantStore
 from crmd.store.writes import insert_tallied
 
-Doc = dict[str, Any]
 SAMPLE = 10
 STALE_AFTER = timedelta(minutes=5)
 REFRESH_BATCH = 20

@@ -4,10 +4,11 @@ production.
 
 Each Struct names its fields exactly as they are stored (``campaignId``, ``createdAt``;
 the original Mini-CRM's ``customer_external_id``), with ``_id`` read as ``id``.
-Documents are written as they always were; a Struct only reads them (``decode``). A
-field added to crmd later has a default, so that a document stored before it still
-reads; a field the Struct does not name (``userId``, a field of another era) is
-ignored.
+Most documents are written as they always were and a Struct only reads them
+(``decode``); a document crmd inserts whole (a campaign) is built as its Struct and
+stored through ``encode``, so that the stored shape has one definition. A field added
+to crmd later has a default, so that a document stored before it still reads; a field
+the Struct does not name (``userId``, a field of another era) is ignored.
 """
 
 from __future__ import annotations
@@ -18,8 +19,14 @@ from typing import Any, Literal, TypeVar, get_args
 
 import msgspec
 from bson import ObjectId
+from msgspec import UNSET, UnsetType
+
+from crmd.messages import MessageStatus
 
 D = TypeVar("D", bound=msgspec.Struct)
+Doc = dict[str, Any]
+"""A document as the driver gives it, before ``decode``; a filter, an update, a
+projection. The one alias: what is read is decoded into the Structs below."""
 
 
 def decode(doc: Mapping[str, Any], kind: type[D]) -> D:
@@ -30,6 +37,26 @@ def decode(doc: Mapping[str, Any], kind: type[D]) -> D:
 
 def decode_all(docs: Iterable[Mapping[str, Any]], kind: type[D]) -> list[D]:
     return [decode(doc, kind) for doc in docs]
+
+
+def encode(doc: msgspec.Struct) -> dict[str, Any]:
+    """``doc`` as the document to insert: its fields by their stored names, nested
+    Structs as documents, BSON's own values (ObjectId, datetime) kept as they are."""
+    return {
+        f.encode_name: _encoded(getattr(doc, f.name))
+        for f in msgspec.structs.fields(doc)
+        if getattr(doc, f.name) is not msgspec.UNSET
+    }
+
+
+def _encoded(value: Any) -> Any:
+    if isinstance(value, msgspec.Struct):
+        return encode(value)
+    if isinstance(value, list):
+        return [_encoded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _encoded(v) for k, v in value.items()}
+    return value
 
 
 def projection(kind: type[msgspec.Struct]) -> dict[str, int]:
@@ -129,3 +156,239 @@ class Segment(SegmentSummary, frozen=True, kw_only=True):
     createdAt: datetime
     updatedAt: datetime | None = None
     """None on segments saved before it was kept: read it as ``createdAt``."""
+
+
+# Campaigns (``campaigns``): what to send to whom, and how far it has gone.
+
+
+class CampaignState(msgspec.Struct, frozen=True, kw_only=True):
+    """A campaign's status alone (``projection(CampaignState)``): what a sender checks
+    between batches."""
+
+    id: ObjectId = msgspec.field(name="_id")
+    status: str
+    """A ``crmd.campaigns.lifecycle.Status`` value."""
+
+
+class CampaignProgress(CampaignState, frozen=True, kw_only=True):
+    """How far planning has gone (``projection(CampaignProgress)``): what the recount,
+    the check for a campaign handed over in full and the clock read."""
+
+    createdAt: datetime | None = None
+    plannedAt: datetime | None = None
+    """None until every recipient has a place."""
+    planTop: int | None = None
+    """The highest customer number when planning began (None: not begun)."""
+    planNext: int = 0
+    """The first customer number of the stretch to plan next."""
+    planSeq: int = 0
+    """The last place given so far."""
+    lastSeq: int | None = None
+    """The last place given, once planned."""
+    chunked: bool = False
+    """Its recipients wait in ``send_chunks`` (every campaign planned since chunks)."""
+    resent: bool = False
+    """Some of its logs were set to be sent again (retry-failed)."""
+
+
+class WrittenSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """How it went, in words (the console's summary), and who wrote them."""
+
+    summary: str
+    source: str
+    at: datetime
+    stats: dict[str, int] | None = None
+    """The figures it told of: once they move, the console offers to summarise again
+    (None on summaries written before it was kept)."""
+
+
+class NewCampaign(CampaignState, frozen=True, kw_only=True):
+    """A campaign as it is created: the document ``encode`` inserts."""
+
+    n: int = 0
+    name: str
+    message: str
+    subject: str = ""
+    html: str = ""
+    intent: str = ""
+    rule: str
+    segmentId: str | None = None
+    vendor: str
+    ruleNow: datetime
+    """The moment the rule is evaluated at (its relative dates count from here)."""
+    audienceSize: int
+    """Counted at creation; the recipients planned, once planned."""
+    stats: dict[str, int] = {}
+    """Recipients by figure (``crmd.campaigns.stats.GROUPS``)."""
+    byStatus: dict[str, int] = {}
+    """Messages by log status, as last counted (``crmd.store.numbering.BY_STATUS``)."""
+    scheduledAt: datetime | None = None
+    createdAt: datetime
+    updatedAt: datetime | None = None
+    sentAt: datetime | None = None
+    completedAt: datetime | None = None
+
+
+class Campaign(NewCampaign, frozen=True, kw_only=True):
+    """A campaign as read back: what planning, sending and the operator added to it."""
+
+    plannedAt: datetime | None = None
+    planTop: int | None = None
+    planNext: int = 0
+    planSeq: int = 0
+    lastSeq: int | None = None
+    chunked: bool = False
+    resent: bool = False
+    timeline: dict[str, list[int]] = {}
+    """[handed over, delivered, failed] by second since it started."""
+    reason: str | None = None
+    """Why it ended in ``error``."""
+    summary: WrittenSummary | None = None
+
+
+# Message logs (``communication_log``): one per recipient of a campaign, its id the
+# message's (``crmd.messages.message_id``).
+
+
+class LogLine(msgspec.Struct, frozen=True, kw_only=True):
+    """A recipient as a campaign's recipient table shows it (``projection(LogLine)``)."""
+
+    id: str = msgspec.field(name="_id")
+    seq: int = 0
+    """The recipient's place in the campaign (logs of campaigns before places: 0)."""
+    customerId: str
+    recipient: str = ""
+    message: str = ""
+    status: MessageStatus
+    vendorMessageId: str | None = None
+    reason: str | None = None
+    updatedAt: datetime
+
+
+class MessageLog(msgspec.Struct, frozen=True, kw_only=True):
+    """A recipient's log as it is first written (``crmd.campaigns.chunks.new_log``).
+    The fields only some logs have are UNSET until a write gives them, so that
+    ``encode`` stores what was always stored."""
+
+    id: str = msgspec.field(name="_id")
+    seq: int
+    customerId: str
+    recipient: str
+    phone: str
+    message: str
+    """The text as sent (rendered at planning)."""
+    values: dict[str, Any] | UnsetType = UNSET
+    """The customer's values the subject and the HTML body use."""
+    campaignId: str
+    vendor: str
+    status: MessageStatus
+    rank: int
+    """``crmd.messages.RANK`` of the highest status reported."""
+    round: int
+    """The round of retry-failed it was sent in (0: the first)."""
+    attempts: int
+    vendorMessageId: str | None
+    createdAt: datetime
+    updatedAt: datetime
+    handedAt: datetime | UnsetType = UNSET
+    reason: str | UnsetType = UNSET
+    times: dict[str, datetime] | UnsetType = UNSET
+    """The first time each status was reported."""
+    gaveUp: bool | UnsetType = UNSET
+    """Failed after retries: the vendor may have taken it (a retry keeps its id)."""
+
+
+class ReceiptTarget(msgspec.Struct, frozen=True, kw_only=True):
+    """What applying a receipt reads of the log it names (``projection(ReceiptTarget)``).
+    Read across tenants on purpose: the log found decides the tenant (``userId``)."""
+
+    id: str = msgspec.field(name="_id")
+    userId: str
+    campaignId: str
+    customerId: str = ""
+    vendor: str | None = None
+    """None on logs written before the vendor was kept."""
+    vendorMessageId: str | None = None
+    round: int = 0
+    rank: int = 0
+    times: dict[str, datetime] = {}
+    recipient: str = ""
+
+
+# Customers and orders (``customers``, ``orders``): records imported from CSV files
+# (``crmd.ingest``), their ``_id`` derived from the owner and the record's key.
+#
+# A record's custom attributes (the file's columns crmd does not know) are in ``attrs``;
+# a top-level field no Struct names (one written by an older crmd, or by hand) is kept
+# in ``extra`` by ``decode_record`` and written back by ``encode_record``, so a record
+# read and shown answers with every field it has. The rule evaluator
+# (``crmd.segments.evaluate``) still reads the raw documents: a rule may name any
+# stored field, and it runs on every customer a campaign plans, where a Struct per
+# document would only cost time.
+
+EXTRA = "$extra"
+"""``extra``'s name: no stored field can be called this (MongoDB refuses ``$`` first)."""
+_BOOKKEEPING = frozenset({"userId"})
+
+
+class Customer(msgspec.Struct, frozen=True, kw_only=True):
+    id: str = msgspec.field(name="_id")
+    n: int = 0
+    name: str = ""
+    email: str = ""
+    customer_external_id: str = ""
+    """The original Mini-CRM's name for the customer's own id."""
+    phone: str = ""
+    location: str = ""
+    spend: int | float = 0.0
+    visits: int = 0
+    lastActive: datetime | None = None
+    attrs: dict[str, Any] = {}
+    """The file's other columns, by their names, typed (``ingest.persist.attr_value``)."""
+    orderCount: int = 0
+    orderTotal: int | float = 0
+    """0 (an int) with no orders, as ``ingest.persist.order_stats`` stores it."""
+    lastOrderAt: datetime | None = None
+    version: str | UnsetType = msgspec.field(default=UNSET, name="_v")
+    """The import's version of the record (upload time and line): a later row wins."""
+    uploadId: str | UnsetType = UNSET
+    createdAt: datetime | UnsetType = UNSET
+    updatedAt: datetime | UnsetType = UNSET
+    extra: dict[str, Any] = msgspec.field(default_factory=dict, name=EXTRA)
+
+
+class Order(msgspec.Struct, frozen=True, kw_only=True):
+    id: str = msgspec.field(name="_id")
+    n: int = 0
+    amount: int | float
+    orderDate: datetime
+    customer_external_id: str = ""
+    customerEmail: str = ""
+    order_external_id: str = ""
+    items: list[str] = []
+    version: str | UnsetType = msgspec.field(default=UNSET, name="_v")
+    uploadId: str | UnsetType = UNSET
+    createdAt: datetime | UnsetType = UNSET
+    updatedAt: datetime | UnsetType = UNSET
+    extra: dict[str, Any] = msgspec.field(default_factory=dict, name=EXTRA)
+
+
+R = TypeVar("R", bound=Customer | Order)
+
+
+def decode_record(doc: Mapping[str, Any], kind: type[R]) -> R:
+    """A stored customer or order: the fields ``kind`` names, and the others in
+    ``extra`` (``userId``, the store's own, aside)."""
+    named = {f.encode_name for f in msgspec.structs.fields(kind)}
+    known = {k: v for k, v in doc.items() if k in named}
+    extra = {k: v for k, v in doc.items() if k not in named and k not in _BOOKKEEPING}
+    return decode({**known, EXTRA: extra}, kind)
+
+
+def encode_record(record: Customer | Order) -> dict[str, Any]:
+    """The record as stored (``userId`` aside): ``decode_record``'s inverse for every
+    record crmd wrote (a field missing from a record of another era comes back as its
+    default)."""
+    doc = encode(record)
+    extra = doc.pop(EXTRA)
+    return {**doc, **extra}

@@ -27,9 +27,10 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from crmd.store.documents import Doc
+
 log = structlog.get_logger(__name__)
 
-Doc = dict[str, Any]
 COUNTERS = "counters"
 """Not a tenant collection: its documents are keyed ``<user>:<kind>``."""
 NUMBERED = ("customers", "orders", "campaigns", "segments", "uploads")

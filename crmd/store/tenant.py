@@ -25,9 +25,9 @@ from pymongo.results import (
 
 from crmd.errors import NotFound
 from crmd.store import numbering
+from crmd.store.documents import Doc
 from crmd.store.reads import in_batches
 
-Doc = dict[str, Any]
 TENANT_KEY = "userId"
 
 TENANT_COLLECTIONS = frozenset(

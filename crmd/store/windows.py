@@ -18,9 +18,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from crmd.store.documents import Doc
 from crmd.store.tenant import ScopedCollection
 
-Doc = dict[str, Any]
 MAX_SCAN = 2000
 FILTERED_SCAN = 200
 """The most records a filtered page reads (a rule, a status), in the console and the

@@ -20,7 +20,7 @@ ANA = {
 def templates(
     message: str = "Hi {first_name}", subject: str = "", html: str = ""
 ) -> compose.Templates:
-    return compose.templates_of({"message": message, "subject": subject, "html": html})
+    return compose.templates_for(message, subject, html)
 
 
 def test_a_text_without_the_placeholder_gets_the_link_on_a_line_of_its_own():

@@ -10,6 +10,7 @@ from crmd.app import Crmd
 from crmd.campaigns.dispatch import Handoff
 from crmd.messages import message_id
 from crmd.store.tenant import TenantStore
+from tests.campaigns.conftest import a_campaign
 
 USER = "u1"
 
@@ -27,7 +28,7 @@ async def test_a_handover_never_takes_back_what_a_log_knows(
 ):
     store = TenantStore(system.db, USER)
     campaign = ObjectId()
-    await store["campaigns"].insert_one({"_id": campaign, "status": "sending", "vendor": "v"})
+    await store["campaigns"].insert_one(a_campaign(campaign, "sending"))
     log = message_id(str(campaign), "c1")
     entry = {"_id": log, "seq": 1, "customerId": "c1", "recipient": "a@x.io", "phone": ""}
     entry["message"] = "Hi"
@@ -35,7 +36,7 @@ async def test_a_handover_never_takes_back_what_a_log_knows(
         {**entry, "campaignId": str(campaign), "vendor": "v", "status": status, "rank": rank}
         | {"vendorMessageId": None, "round": 0}
     )
-    handoff = Handoff(store, {"_id": campaign, "vendor": "v"}, fresh=True)
+    handoff = Handoff(store, str(campaign), "v", fresh=True)
     handoff.accepted(entry, "vendor-1", 1)
     await handoff.write()
     doc = await system.db.communication_log.find_one({"_id": log})

@@ -28,6 +28,7 @@ from crmd.plugins.vendor import (
 )
 from crmd.receipts.actor import recount_key
 from crmd.store.tenant import TenantStore
+from tests.campaigns.conftest import a_campaign
 from tests.campaigns.test_delivery_loop import load, start_campaign, wait_status
 
 RULE = "spend > 10000 AND visits < 3"  # 100 of load()'s customers: p1, p5, p9...
@@ -167,7 +168,7 @@ async def test_a_handover_after_a_cancel_swept_the_log_is_still_sent(system: Crm
     """The vendor took it while a cancel marked it CANCELLED: SENT, as it was sent."""
     store = TenantStore(system.db, "u1")
     campaign = ObjectId()
-    await store["campaigns"].insert_one({"_id": campaign, "status": "sending", "vendor": "v"})
+    await store["campaigns"].insert_one(a_campaign(campaign, "sending"))
     log = message_id(str(campaign), "c1")
     entry = {"_id": log, "seq": 1, "customerId": "c1", "recipient": "a@x.io", "phone": ""}
     entry["message"] = "Hi"
@@ -175,7 +176,7 @@ async def test_a_handover_after_a_cancel_swept_the_log_is_still_sent(system: Crm
         {**entry, "campaignId": str(campaign), "vendor": "v", "status": "CANCELLED", "rank": 0}
         | {"vendorMessageId": None, "round": 0}
     )
-    handoff = Handoff(store, {"_id": campaign, "vendor": "v"}, fresh=True)
+    handoff = Handoff(store, str(campaign), "v", fresh=True)
     handoff.accepted(entry, f"lw-{log}", 1, sent=True)
     await handoff.write()
     doc = await system.db.communication_log.find_one({"_id": log})

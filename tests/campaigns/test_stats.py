@@ -11,6 +11,7 @@ from bson import ObjectId
 from crmd.app import Crmd
 from crmd.campaigns import stats
 from crmd.store.tenant import TenantStore
+from tests.campaigns.conftest import a_campaign
 
 
 async def sent_campaign(system: Crmd) -> tuple[TenantStore, str]:
@@ -19,7 +20,7 @@ async def sent_campaign(system: Crmd) -> tuple[TenantStore, str]:
     campaign = ObjectId()
     now = datetime.now(UTC)
     await store["campaigns"].insert_one(
-        {"_id": campaign, "status": "sent", "lastSeq": 3, "createdAt": now, "plannedAt": now}
+        a_campaign(campaign, "sent", lastSeq=3, audienceSize=3, plannedAt=now)
     )
     await store["communication_log"].insert_many(
         [{"_id": f"m{i}", "campaignId": str(campaign), "status": "SENT"} for i in range(3)]

@@ -22,6 +22,7 @@ from crmd.receipts.apply import apply_receipts
 from crmd.receipts.batch import ReceiptBatch
 from crmd.receipts.status import fold
 from crmd.store.tenant import TenantStore
+from tests.campaigns.conftest import a_campaign
 from tests.counted import commands
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -33,7 +34,7 @@ async def campaign_with_logs(system: Crmd, n: int, named: bool = True) -> tuple[
     legacy ids of campaigns from before they did."""
     store = TenantStore(system.db, USER)
     campaign = ObjectId()
-    await store["campaigns"].insert_one({"_id": campaign, "status": "sent", "stats": {}})
+    await store["campaigns"].insert_one(a_campaign(campaign, "sent"))
     make = message_id if named else legacy_message_id
     ids = [make(str(campaign), f"c{i}") for i in range(n)]
     await store["communication_log"].insert_many(

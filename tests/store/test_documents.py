@@ -3,7 +3,7 @@ Struct names, and a read gives them back typed, the stored shape unchanged."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -11,12 +11,15 @@ import pytest
 from bson import ObjectId
 
 from crmd.app import Crmd
+from crmd.campaigns import chunks
+from crmd.campaigns.service import campaign_by_id
 from crmd.ingest.upload import get_upload
+from crmd.messages import MessageStatus
 from crmd.segments.service import segment_by_id
 from crmd.store import documents
 from crmd.store.tenant import TenantStore
 from crmd.suppressions import entries
-from tests.ingest.conftest import upload
+from tests.ingest.conftest import upload, wait_done
 
 
 def store_for(system: Crmd) -> TenantStore:
@@ -109,3 +112,178 @@ async def test_a_segment_reads_back_as_stored_and_answers_as_before(
     assert (await renamed.json())["name"] == "Bigger"
     raw = await system.db.segments.find_one({"_id": raw["_id"]})
     assert raw["name"] == "Bigger" and set(raw) == stored_names(documents.Segment) | {"userId"}
+
+
+async def test_a_campaign_is_stored_from_its_struct_and_answers_as_before(
+    system: Crmd, client: Any, auth: dict[str, str]
+):
+    body = {"name": "Thanks", "message": "Hi {name}", "rule": "spend > 5", "draft": True}
+    answered = await (await client.post("/api/v1/campaigns", json=body, headers=auth)).json()
+    raw = await system.db.campaigns.find_one({"_id": ObjectId(answered["id"])})
+    assert set(raw) == stored_names(documents.NewCampaign) | {"userId"}
+    assert (raw["status"], raw["subject"], raw["sentAt"], raw["byStatus"]) == (
+        "draft",
+        "",
+        None,
+        {},
+    )
+    store = TenantStore(system.db, raw["userId"])
+    found = await campaign_by_id(store, answered["id"])
+    assert isinstance(found, documents.Campaign)
+    assert (found.id, found.n, found.name, found.rule, found.status) == (
+        raw["_id"],
+        raw["n"],
+        "Thanks",
+        "spend > 5",
+        "draft",
+    )
+    assert found.stats == raw["stats"] and found.plannedAt is None and found.timeline == {}
+    shown = await (await client.get(f"/api/v1/campaigns/{answered['id']}", headers=auth)).json()
+    assert shown == {**answered, "createdAt": answered["createdAt"][:23] + "000Z"}
+    assert shown["actions"] == ["send", "cancel"]
+    listed = await (await client.get("/api/v1/campaigns", headers=auth)).json()
+    assert listed["items"] == [shown]
+    # What planning and sending add reads back too, and the answer follows it.
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    await system.db.campaigns.update_one(
+        {"_id": raw["_id"]},
+        {
+            "$set": {
+                "status": "sending",
+                "plannedAt": moment,
+                "lastSeq": 3,
+                "planSeq": 3,
+                "chunked": True,
+                "timeline.5": [1, 0, 0],
+                "stats.sent": 2,
+            }
+        },
+    )
+    found = await campaign_by_id(store, answered["id"])
+    assert (found.status, found.plannedAt, found.lastSeq, found.chunked) == (
+        "sending",
+        moment,
+        3,
+        True,
+    )
+    assert found.timeline == {"5": [1, 0, 0]}
+    shown = await (await client.get(f"/api/v1/campaigns/{answered['id']}", headers=auth)).json()
+    assert shown["status"] == "sending" and shown["stats"]["sent"] == 2
+    assert "pause" in shown["actions"] and "send" not in shown["actions"]
+    progress = documents.decode(
+        await system.db.campaigns.find_one(
+            {"_id": raw["_id"]}, projection=documents.projection(documents.CampaignProgress)
+        ),
+        documents.CampaignProgress,
+    )
+    assert (progress.status, progress.lastSeq, progress.resent) == ("sending", 3, False)
+
+
+async def test_a_message_log_is_stored_from_its_struct_and_answers_as_before(
+    system: Crmd, client: Any, auth: dict[str, str]
+):
+    body = {"name": "Hi", "message": "Hi {name}", "rule": "spend > 5", "draft": True}
+    made = await (await client.post("/api/v1/campaigns", json=body, headers=auth)).json()
+    campaign = await system.db.campaigns.find_one({"_id": ObjectId(made["id"])})
+    store = TenantStore(system.db, campaign["userId"])
+    now = datetime.now(UTC)
+    entries = [
+        {"_id": f"m{i}", "seq": i, "customerId": f"c{i}", "recipient": f"{i}@x.io", "phone": ""}
+        | {"message": f"Hi {i}"}
+        for i in (1, 2)
+    ]
+    entries[0]["values"] = {"name": "One"}
+    logs = [
+        chunks.new_log(entries[0], made["id"], "dummy", MessageStatus.PENDING, 1, now),
+        chunks.suppressed_log(entries[1], made["id"], "dummy", now, "asked"),
+    ]
+    assert await chunks.insert_logs(store, logs) == (2, [])
+    always = stored_names(documents.MessageLog) - {"values", "reason", "times", "gaveUp"}
+    always -= {"handedAt"}
+    first = await system.db.communication_log.find_one({"_id": "m1"})
+    second = await system.db.communication_log.find_one({"_id": "m2"})
+    assert set(first) == always | {"values", "userId"} and first["values"] == {"name": "One"}
+    assert set(second) == always | {"reason", "userId"}
+    assert (first["status"], second["status"], second["reason"]) == (
+        "PENDING",
+        "SUPPRESSED",
+        "asked",
+    )
+    moments = {"createdAt": first["createdAt"], "updatedAt": first["updatedAt"]}  # to the ms
+    assert documents.decode(first, documents.MessageLog) == msgspec.structs.replace(
+        logs[0], **moments
+    )
+    await system.db.campaigns.update_one({"_id": campaign["_id"]}, {"$set": {"lastSeq": 2}})
+    answer = await client.get(f"/api/v1/campaigns/{made['id']}/logs", headers=auth)
+    shown = (await answer.json())["items"]
+    lines = [documents.decode(raw, documents.LogLine) for raw in (first, second)]
+    assert [line.status for line in lines] == [MessageStatus.PENDING, MessageStatus.SUPPRESSED]
+    assert shown == [
+        {
+            "id": raw["_id"],
+            "customerId": raw["customerId"],
+            "message": raw["message"],
+            "status": raw["status"],
+            "vendorMessageId": None,
+            "reason": raw.get("reason"),
+            "updatedAt": shown[0]["updatedAt"],
+        }
+        for raw in (first, second)
+    ]
+    target = documents.decode(first, documents.ReceiptTarget)
+    assert (target.userId, target.campaignId, target.rank, target.times) == (
+        store.user_id,
+        made["id"],
+        0,
+        {},
+    )
+
+
+@pytest.mark.usefixtures("ingesting")
+async def test_customers_and_orders_read_back_as_stored_and_answer_as_before(
+    system: Crmd, client: Any, auth: dict[str, str]
+):
+    people = "customer_external_id,name,email,spend,tier\nK1,Asha,a@x.io,12,gold\nK2,Bo,b@x.io,3,\n"
+    made = await (await upload(client, auth, "customers", people)).json()
+    await wait_done(client, auth, made["uploadId"])
+    bought = "customer_external_id,amount,orderDate\nK1,9.5,2026-01-02\n"
+    made = await (await upload(client, auth, "orders", bought)).json()
+    await wait_done(client, auth, made["uploadId"])
+    raw = await system.db.customers.find_one({"customer_external_id": "K1"})
+    found = documents.decode_record(raw, documents.Customer)
+    assert (found.id, found.name, found.spend, found.attrs, found.orderCount) == (
+        raw["_id"],
+        "Asha",
+        12.0,
+        {"tier": "gold"},
+        1,
+    )
+    assert found.extra == {} and found.version == raw["_v"]
+    assert documents.encode_record(found) == {k: v for k, v in raw.items() if k != "userId"}
+    other = documents.decode_record(
+        await system.db.customers.find_one({"customer_external_id": "K2"}), documents.Customer
+    )
+    assert (other.orderCount, other.orderTotal, other.lastOrderAt, other.attrs) == (0, 0, None, {})
+    assert documents.encode_record(other)["orderTotal"] == 0
+    # A field no Struct names (an older crmd's) is kept, and answered, as it is.
+    await system.db.customers.update_one({"_id": raw["_id"]}, {"$set": {"legacyScore": 7}})
+    raw = await system.db.customers.find_one({"_id": raw["_id"]})
+    found = documents.decode_record(raw, documents.Customer)
+    assert found.extra == {"legacyScore": 7}
+    listed = (await (await client.get("/api/v1/customers", headers=auth)).json())["items"]
+    shown = next(item for item in listed if item["id"] == raw["_id"])
+    hidden = {"_id", "userId", "_v", "n"}
+    assert set(shown) == set(raw) - hidden | {"id"}
+    assert shown["legacyScore"] == 7 and shown["attrs"] == {"tier": "gold"}
+    assert shown["orderCount"] == 1 and shown["spend"] == 12.0
+    order_raw = await system.db.orders.find_one({"customer_external_id": "K1"})
+    order = documents.decode_record(order_raw, documents.Order)
+    assert (order.amount, order.orderDate.date().isoformat(), order.extra) == (
+        9.5,
+        "2026-01-02",
+        {},
+    )
+    assert documents.encode_record(order) == {k: v for k, v in order_raw.items() if k != "userId"}
+    [answered] = (await (await client.get("/api/v1/orders", headers=auth)).json())["items"]
+    assert set(answered) == set(order_raw) - hidden | {"id"}
+    assert (answered["id"], answered["amount"]) == (order_raw["_id"], 9.5)
