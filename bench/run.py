@@ -49,7 +49,7 @@ from bench.server import (
     upload_csv,
 )
 from bench.server import signed_in as signed_in_api
-from crmd.receipts.signature import signed_headers
+from crmd.plugins.signature import signed_headers
 from crmd.segments.query import rule_filter
 from crmd.store.indexes import INDEXES
 

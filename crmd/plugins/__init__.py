@@ -33,7 +33,7 @@ if TYPE_CHECKING:
         Vendor,
         VendorMisconfigured,
     )
-    from crmd.receipts.signature import (
+    from crmd.plugins.signature import (
         SECRET_PREFIX,
         SignatureError,
         secret_bytes,
@@ -72,7 +72,7 @@ _EXPORTS = {
         "Vendor",
         "VendorMisconfigured",
     ),
-    "crmd.receipts.signature": (
+    "crmd.plugins.signature": (
         "SECRET_PREFIX",
         "SignatureError",
         "secret_bytes",

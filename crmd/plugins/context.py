@@ -15,7 +15,7 @@ import msgspec
 import structlog
 
 from crmd.config import redact_value
-from crmd.receipts.signature import signed_headers
+from crmd.plugins.signature import signed_headers
 
 S = TypeVar("S", bound=msgspec.Struct)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from crmd.receipts.signature import signed_headers
+from crmd.plugins.signature import signed_headers
 
 
 def sign_receipt(

@@ -18,7 +18,7 @@ import pytest
 from crmd.app import Crmd
 from crmd.config import Config
 from crmd.plugins.context import plugin_secret
-from crmd.receipts.signature import signed_headers
+from crmd.plugins.signature import signed_headers
 from tests.campaigns.test_delivery_loop import load
 from tests.ingest.conftest import upload, wait_done
 

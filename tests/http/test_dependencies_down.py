@@ -17,7 +17,7 @@ from crmd.app import Crmd
 from crmd.campaigns.clock import recover_stranded
 from crmd.config import Config
 from crmd.plugins.context import plugin_secret
-from crmd.receipts.signature import signed_headers
+from crmd.plugins.signature import signed_headers
 from crmd.services.children import ServerProcess
 from crmd.services.embedded import Urls
 from crmd.services.servers import redis_process, secantus_process, start_and_wait

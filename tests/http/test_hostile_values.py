@@ -11,7 +11,7 @@ import pytest
 
 from crmd.app import Crmd
 from crmd.plugins.context import plugin_secret
-from crmd.receipts.signature import signed_headers
+from crmd.plugins.signature import signed_headers
 
 EDGES = ["9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+05:00"]
 

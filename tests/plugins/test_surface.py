@@ -60,7 +60,7 @@ def test_every_exported_name_resolves_to_its_defining_module():
         value = getattr(crmd.plugins, name)
         assert value is not None, name
     from crmd.plugins.vendor import VendorMisconfigured
-    from crmd.receipts.signature import signed_headers
+    from crmd.plugins.signature import signed_headers
     from crmd.segments.parse import parse_rule
 
     assert crmd.plugins.VendorMisconfigured is VendorMisconfigured

@@ -13,7 +13,7 @@ import pytest
 
 from crmd.app import Crmd
 from crmd.plugins.context import plugin_secret
-from crmd.receipts.signature import signed_headers
+from crmd.plugins.signature import signed_headers
 from tests.campaigns.test_delivery_loop import load, wait_status
 
 URL = "/api/v1/deliveryReceipt/dummy_vendor"

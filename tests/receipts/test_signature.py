@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from crmd.receipts.signature import SignatureError, signed_headers, verify
+from crmd.plugins.signature import SignatureError, signed_headers, verify
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 BODY = b'{"messageId":"m1","status":"DELIVERED"}'
