@@ -21,6 +21,14 @@ if TYPE_CHECKING:
     from crmd.config import is_loopback
     from crmd.messages import MessageStatus
     from crmd.plugins.context import PluginContext, PluginSettingsError
+    from crmd.plugins.signature import (
+        SECRET_PREFIX,
+        SignatureError,
+        secret_bytes,
+        sign,
+        signed_headers,
+        verify,
+    )
     from crmd.plugins.suggester import Suggester
     from crmd.plugins.vendor import (
         Accepted,
@@ -32,14 +40,6 @@ if TYPE_CHECKING:
         SendResult,
         Vendor,
         VendorMisconfigured,
-    )
-    from crmd.plugins.signature import (
-        SECRET_PREFIX,
-        SignatureError,
-        secret_bytes,
-        sign,
-        signed_headers,
-        verify,
     )
     from crmd.runtime.actor import Actor, Health
     from crmd.segments.ast import (

@@ -59,8 +59,8 @@ def test_every_exported_name_resolves_to_its_defining_module():
     for name in crmd.plugins.__all__:
         value = getattr(crmd.plugins, name)
         assert value is not None, name
-    from crmd.plugins.vendor import VendorMisconfigured
     from crmd.plugins.signature import signed_headers
+    from crmd.plugins.vendor import VendorMisconfigured
     from crmd.segments.parse import parse_rule
 
     assert crmd.plugins.VendorMisconfigured is VendorMisconfigured
