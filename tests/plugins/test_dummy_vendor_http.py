@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 from crmd_dummy_vendor import DummyVendor, Settings, gateway_app
 
@@ -57,6 +58,7 @@ async def test_http_mode_round_trip(aiohttp_server: Any):
         await server_vendor.close()
 
 
+@pytest.mark.slow  # runs a command as a process
 def test_crmd_dummy_vendor_command_serves_and_stops(tmp_path: Path):
     port = free_port()
     env = {**os.environ, "CRMD_EMBEDDED__DATA_DIR": str(tmp_path)}

@@ -62,6 +62,7 @@ async def test_plugin_actors_run_under_the_supervisor_before_http(installed: Pat
     assert names == ["ingest", "dispatch", "receipts", "clock", "acme_poller:5", "http"]
 
 
+@pytest.mark.slow  # runs crmd as a process
 def test_plugins_command_lists_them(installed: Path, tmp_path: Path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), *sys.path])}
     result = subprocess.run(

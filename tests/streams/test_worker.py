@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 from pymongo import UpdateOne
 
 from crmd.config import Config, StreamsConfig
@@ -205,6 +206,7 @@ async def test_stop_finishes_and_acks_the_batch_in_hand(
     assert await pending(redis, stream) == 0
 
 
+@pytest.mark.slow  # kills a process
 async def test_sigkill_after_commit_before_ack_applies_every_entry_exactly_once(
     config: Config, redis: Any, mongo: MongoClient
 ):
