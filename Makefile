@@ -15,6 +15,11 @@ $(BIN)/python:
 # third party's plugin would be (each registers through the entry-point group crmd).
 VENDOR_PLUGINS := plugins/crmd_smtp plugins/crmd_webhook
 
+# setuptools tells every editable install of a flat layout to beware of folders named
+# like the package in the working directory (one notice a package, on every `make run`):
+# crmd's own folder is that package, so the notice is silenced, and nothing else.
+export PYTHONWARNINGS := ignore:Editable installation
+
 $(VENV)/.run-deps: setup.cfg pyproject.toml $(VENDOR_PLUGINS:%=%/setup.cfg) | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[embedded]' $(VENDOR_PLUGINS:%=-e %)
 	@touch $@
