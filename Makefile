@@ -58,8 +58,12 @@ test: lint $(CHROMIUM)
 
 # The fast tier: lint, types and every test not marked slow (browser, cluster, kill,
 # bench), in under three minutes on two cores. `make test` still runs everything.
+# Four processes: what is left is mostly waiting on servers, not the CPU; each property
+# test tries a tenth of its examples (CRMD_TEST_TIER=check).
+CHECK_WORKERS ?= 4
+
 check: lint
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
+	CRMD_TEST_TIER=check $(BIN)/pytest -n $(CHECK_WORKERS) --dist loadfile -m "not slow"
 
 # The benchmark: about 20 minutes; writes bench/results.json. BENCH_ARGS=--quick for a
 # hundred times smaller smoke run. CRMD_MONGODB__URL / CRMD_REDIS__URL measure other servers.

@@ -6,6 +6,7 @@ of your own instead."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -26,6 +27,16 @@ from crmd.testing import crmd_with, make_test_config
 SLOW_FIXTURES = frozenset({"browser"})
 """A test that drives Chromium is slow wherever it lives (the other slow ones, cluster,
 kill and bench tests, say so in their module's ``pytestmark``)."""
+
+
+FAST_TIER = os.environ.get("CRMD_TEST_TIER") == "check"
+"""``make check`` (the fast tier) runs each property test on a tenth of its examples."""
+
+
+def examples(full: int) -> int:
+    """How many examples a property test tries: ``full`` in ``make test``, a tenth (at
+    least 25) in ``make check``."""
+    return max(25, full // 10) if FAST_TIER else full
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -27,6 +27,7 @@ from crmd.auth.tokens import verify_token
 from crmd.config import Config, ConfigError, load_config
 from crmd.console.web import FLASH
 from crmd.emails import InvalidEmail, normalise_email, plain_addresses
+from tests.conftest import examples
 from tests.console.test_security import csrf_of, signed_in
 from tests.ingest.conftest import upload, wait_done
 
@@ -104,7 +105,7 @@ def test_the_lengths_allowed_are_rfc_5321s():
         normalise_email(longest + "c")
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 @given(st.text(alphabet="ab1.-_+@'é", min_size=1, max_size=12))
 def test_the_import_lanes_check_is_the_same_rules(text: str):
     """What the fast lane vouches for is what normalise_email keeps as it is."""

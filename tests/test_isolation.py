@@ -292,6 +292,7 @@ async def two_users(client: Any) -> tuple[Headers, Headers, dict[str, Any], dict
     return alice, bob, signed[0]["user"], signed[1]["user"]
 
 
+@pytest.mark.slow  # every route, each with two users and the actors running: a sweep
 @pytest.mark.parametrize("route", sorted(ISOLATION))
 async def test_two_users_never_cross(
     route: tuple[str, str], client: Any, two_users: Any, delivering: Any

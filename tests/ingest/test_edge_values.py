@@ -18,6 +18,7 @@ from crmd.ingest.errors import RowError
 from crmd.ingest.headers import match_columns
 from crmd.ingest.persist import record_fields
 from crmd.ingest.rows import attr_value, validate
+from tests.conftest import examples
 from tests.ingest.conftest import upload, wait_done
 
 CUSTOMER_HEADER = ["name", "email", "spend", "visits", "lastActive", "tier"]
@@ -113,7 +114,7 @@ _rows = st.tuples(
 )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(_rows)
 def test_every_accepted_row_can_be_stored_and_rendered(values: tuple[str, ...]):
     result = validate(list(values), 2, "customers", COLUMNS)

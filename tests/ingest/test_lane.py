@@ -13,6 +13,7 @@ from crmd.ingest.headers import match_columns
 from crmd.ingest.lane import CustomerLane
 from crmd.ingest.parse import Limits, parse_upload
 from crmd.ingest.rows import CustomerRow, validate
+from tests.conftest import examples
 
 HEADER = ["customer_external_id", "name", "email", "phone", "location", "spend", "visits",
           "lastActive", "tier", "Loyalty Code"]  # fmt: skip
@@ -88,14 +89,14 @@ def through_lane(run: list[list[str]], lines: list[int]) -> list[CustomerRow | R
     return sorted(rows + rejected, key=lambda r: r.line)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(ROW, min_size=1, max_size=40))
 def test_every_row_comes_out_as_the_precise_path_makes_it(run):
     lines = list(range(2, 2 + len(run)))
     assert through_lane(run, lines) == precisely(run, lines)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(1500), deadline=None)
 @given(st.integers(0, 2000), EDGED)
 @example(3, {7: "2024-05-31T10:00:00.1234"})  # no zone: naive to msgspec, UTC to crmd
 @example(3, {7: "2024-05-31T10:00:00.1234567Z"})  # msgspec rounds, crmd truncates

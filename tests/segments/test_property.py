@@ -21,6 +21,7 @@ from crmd.segments.parse import parse_rule
 from crmd.services.embedded import Urls
 from crmd.store.indexes import INDEXES
 from crmd.store.tenant import ScopedCollection
+from tests.conftest import examples
 from tests.segments.render import render
 
 NOW = datetime(2025, 6, 15, 12, 30, 15, 123000, tzinfo=UTC)  # BSON keeps milliseconds
@@ -152,7 +153,7 @@ rules = st.recursive(
 
 
 @settings(
-    max_examples=500,
+    max_examples=examples(500),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
