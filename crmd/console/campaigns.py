@@ -70,7 +70,9 @@ async def campaigns(request: web.Request) -> web.Response:
     store = tenant_store(request)
     page = numbered(request, int((await store.tally())["campaigns"]), LIST_PAGE)
     top = await store.highest("campaigns")
-    window = await newest(store["campaigns"], top, before=page.before(top), limit=LIST_PAGE)
+    window = await newest(
+        store["campaigns"], top, before=await page.start(store["campaigns"], top), limit=LIST_PAGE
+    )
     return render_page(
         request,
         "campaigns.html",

@@ -41,7 +41,7 @@ async def _page(request: web.Request, **extra: Any) -> web.Response:
     window = await newest(
         store["uploads"],
         top,
-        before=page.before(top),
+        before=await page.start(store["uploads"], top),
         limit=PAGE,
         projection=SUMMARY,
     )

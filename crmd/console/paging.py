@@ -1,9 +1,12 @@
 """Numbered pages of a list: "51-100 of 200 customers", and links to pages by number.
 
 Records are numbered 1, 2, 3... as they are stored (``crmd.store.numbering``), and a
-list shows the newest first, so page ``k`` starts below number ``top + 1 - (k - 1) *
-size``: a page is found by arithmetic, not by reading the pages before it. Numbers a
-crash left unused make a page reach a little further down, never skip a record."""
+list shows the newest first. While every number up to the highest is held (the tally
+is the highest number), page ``k`` starts below number ``top + 1 - (k - 1) * size``:
+found by arithmetic, not by reading the pages before it. Once some are not (records
+deleted, numbers a crash left unused), arithmetic would show some records twice and
+never reach the oldest, so the page's first record is found by counting down the
+numbers index instead."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from aiohttp import web
 
 from crmd.console.web import query_number
 from crmd.errors import BadRequest
+from crmd.store.tenant import ScopedCollection
 
 DASH = "\u2013"
 SHOWN_AROUND = 2
@@ -32,8 +36,21 @@ class Numbered:
         return max(1, -(-self.total // self.size))
 
     def before(self, top: int) -> int:
-        """Where this page's records start (the ``before`` of ``crmd.store.windows``)."""
+        """Where this page's records start (the ``before`` of ``crmd.store.windows``),
+        when every number up to ``top`` is held."""
         return top + 1 - (self.number - 1) * self.size
+
+    async def start(self, records: ScopedCollection, top: int) -> int:
+        """Where this page's records start, whether or not numbers are missing: by
+        arithmetic while none is (the tally is ``top``), else below the number of the
+        page's first record, counted down the index (the pages before it are skipped
+        over in the index, not read)."""
+        if self.number == 1 or self.total >= top:
+            return self.before(top)
+        skipped = (self.number - 1) * self.size
+        found = records.find({}, projection={"n": 1}, sort=[("n", -1)], skip=skipped, limit=1)
+        first = [doc async for doc in found]
+        return int(first[0]["n"]) + 1 if first else 1
 
     def said(self, shown: int, what: str) -> str:
         """``51-100 of 200 customers``."""

@@ -68,7 +68,7 @@ async def _listing(request: web.Request, kind: str, fields: FieldSet) -> dict[st
     if error is None:
         top = await store.highest(kind)
         if numbered_page is not None:
-            before = numbered_page.before(top)
+            before = await numbered_page.start(store[kind], top)
         window = await newest(
             store[kind], top, before=before, limit=PAGE, keep=keep, max_scan=FILTERED_SCAN
         )

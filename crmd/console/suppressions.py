@@ -34,7 +34,8 @@ async def suppressions(request: web.Request) -> web.Response:
     else:
         numbered_page = numbered(request, total, PAGE)
         top = await store.highest(entries.COLLECTION)
-        window = await entries.newest_entries(store, numbered_page.before(top), PAGE)
+        start = await numbered_page.start(store[entries.COLLECTION], top)
+        window = await entries.newest_entries(store, start, PAGE)
         items = window.items
         page = numbered_page.context(len(items), "addresses", "/suppressions")
     return render(
