@@ -256,10 +256,17 @@ async def create(request: web.Request) -> web.StreamResponse:
         )
         _check(body)
         _check_templates(body)
+        if action == "confirmed-send" and not await _answered(request, values, fields):
+            action = "send"  # the form changed since the question (or no question was)
         if action == "send":  # not yet: first the question, with the audience's size
             parse_rule(rule)
             confirm = await _audience_said(request, values, rule)
+            confirm["confirmed"] = stash.confirmation(values, confirm["said"])
             return await _back_to_form(request, values, confirm=confirm)
+        if action == "confirmed-send" and not await stash.first_use(
+            stash_redis(request), current_user(request).id, fields.get("confirmed", "")
+        ):
+            return see_other("/campaigns", "That campaign was sent already.")
         doc = await request.app[CAMPAIGNS].create(store, body)
     except (InvalidRule, RuleError) as exc:
         rule_error: dict[str, Any] = {"message": exc.message, "column": exc.column}
@@ -284,6 +291,14 @@ async def create(request: web.Request) -> web.StreamResponse:
         "schedule": "is scheduled",
     }
     return see_other(f"/campaigns/{doc.id}", f"{doc.name} {said[action]}.")
+
+
+async def _answered(request: web.Request, values: dict[str, str], fields: Any) -> bool:
+    """Whether a "Send to N customers" answers the question about this very form: the
+    same values and the same audience as it was asked with."""
+    confirmed = fields.get("confirmed", "")
+    said = fields.get("said", "")
+    return bool(confirmed) and confirmed == stash.confirmation(values, said)
 
 
 def _subject(text: str) -> list[Any]:

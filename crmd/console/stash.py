@@ -8,6 +8,7 @@ holds only what that user typed and what crmd answered them."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from typing import Any
 
@@ -38,3 +39,17 @@ async def kept(redis: Redis, user: str, token: str) -> dict[str, Any] | None:
         return None
     state: dict[str, Any] = msgspec.json.decode(raw)
     return state
+
+
+def confirmation(values: dict[str, str], said: str) -> str:
+    """What "Send now" asked about: the form's values and the audience it named. The
+    answer carries it back; a form changed since is asked about again."""
+    text = msgspec.json.encode({"values": values, "said": said})
+    return hashlib.sha256(text).hexdigest()[:32]
+
+
+async def first_use(redis: Redis, user: str, confirmed: str) -> bool:
+    """True the first time this confirmation is answered (a double click, or a reload
+    of the answer, sends once)."""
+    used = await redis.set(f"{PREFIX}:sent:{user}:{confirmed}", 1, nx=True, ex=KEPT_SECONDS)
+    return bool(used)

@@ -30,26 +30,32 @@ def wants_all(request: web.Request) -> bool:
 
 async def in_full(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The list's pages, followed by their cursors into one answer of at most
-    ``ORIGINAL_LIST_CAP`` items (the first failure is answered as it is). It is one
-    expensive read: it holds one of the user's read slots throughout (or answers 429
-    ``busy``), and the pages it reads take no other."""
-    async with slot(request):
-        items: list[Any] = []
-        url = request.rel_url.update_query(limit=MAX_LIMIT)
-        while True:
-            page = await _page(request, handler, url)
-            if not isinstance(page, dict):
-                return page
-            items.extend(page.get("items") or [])
-            cursor = page.get("cursor")
-            if not cursor or len(items) >= ORIGINAL_LIST_CAP:
-                break
-            url = url.update_query(cursor=cursor)
-        if len(items) > ORIGINAL_LIST_CAP or (
-            cursor and await _more_after(request, handler, url.update_query(cursor=cursor))
-        ):
-            log.info("original.list_capped", path=request.path, cap=ORIGINAL_LIST_CAP)
-    whole = {**page, "items": items[:ORIGINAL_LIST_CAP], "cursor": None}
+    ``ORIGINAL_LIST_CAP`` items (the first failure is answered as it is). A list of
+    more than one page is an expensive read: the pages after the first are read
+    holding one of the user's read slots (or the answer is 429 ``busy``), and take no
+    other."""
+    url = request.rel_url.update_query(limit=MAX_LIMIT)
+    page = await _page(request, handler, url)
+    if not isinstance(page, dict):
+        return page
+    items: list[Any] = list(page.get("items") or [])
+    cursor = page.get("cursor")
+    if cursor:
+        async with slot(request):
+            while cursor and len(items) < ORIGINAL_LIST_CAP:
+                url = url.update_query(cursor=cursor)
+                page = await _page(request, handler, url)
+                if not isinstance(page, dict):
+                    return page
+                items.extend(page.get("items") or [])
+                cursor = page.get("cursor")
+            if len(items) > ORIGINAL_LIST_CAP or (
+                cursor and await _more_after(request, handler, url.update_query(cursor=cursor))
+            ):
+                log.info("original.list_capped", path=request.path, cap=ORIGINAL_LIST_CAP)
+    whole = {**page, "items": items[:ORIGINAL_LIST_CAP]}
+    if "cursor" in page:
+        whole["cursor"] = None
     return plain_json(whole, 200)
 
 

@@ -87,12 +87,16 @@ async def test_a_slot_freed_within_the_wait_is_taken(client: Any, system: Crmd):
 
 
 async def test_an_original_clients_whole_list_is_one_expensive_read(
-    client: Any, system: Crmd, ingesting: Any
+    client: Any, system: Crmd, ingesting: Any, monkeypatch: pytest.MonkeyPatch
 ):
-    """The original clients' unpaged list reads every page: it holds one of the user's
-    slots while it does (429 when none is free), and the pages it reads (a filtered one
-    included) take no second slot, so a user with one slot is not refused by itself."""
+    """The original clients' unpaged list reads every page: past the first it holds
+    one of the user's slots (429 when none is free), and the pages it reads (a filtered
+    one included) take no second slot, so a user with one slot is not refused by
+    itself. A list of one page is a plain page."""
+    from crmd.http import original_lists
     from tests.ingest.conftest import upload, wait_done
+
+    monkeypatch.setattr(original_lists, "MAX_LIMIT", 25)  # 60 customers: three pages
 
     auth, user = await signed_in(client, "whole@example.com")
     original = {"x-access-token": auth["Authorization"].removeprefix("Bearer ")}
@@ -102,8 +106,9 @@ async def test_an_original_clients_whole_list_is_one_expensive_read(
     async with system.app[ADMISSION].slot(user):
         busy = await client.get("/api/v1/customers", headers=original)
         assert busy.status == 429 and busy.headers["Retry-After"] == "1"
-        # Paged, it is a plain page: no slot.
+        # Paged, it is a plain page: no slot; nor is a list of one page.
         assert (await client.get("/api/v1/customers?limit=5", headers=original)).status == 200
+        assert (await client.get("/api/v1/segments", headers=original)).status == 200
     whole = await client.get("/api/v1/customers?rule=visits>=10", headers=original)
     assert whole.status == 200
     assert len((await whole.json())["data"]) == 50
