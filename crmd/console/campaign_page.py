@@ -104,7 +104,8 @@ async def campaign(request: web.Request) -> web.Response:
     summary = None
     if doc.summary is not None:  # written before the figures last changed: say so
         told = doc.summary.stats
-        summary = {**msgspec.structs.asdict(doc.summary), "stale": told != view["stats"]}
+        stale = told is not None and told != view["stats"]  # (older ones kept no figures)
+        summary = {**msgspec.structs.asdict(doc.summary), "stale": stale}
     return render(
         request,
         "campaign.html",
@@ -136,15 +137,19 @@ async def campaign_events(request: web.Request) -> web.StreamResponse:
     store = tenant_store(request)
     doc = await campaign_by_id(store, request.match_info["id"])
 
+    drawn: dict[str, Any] = {}  # the chart, redrawn only when the figures move
+
     async def figures() -> tuple[dict[str, Any], bool]:
         found = await store["campaigns"].find_one({"_id": doc.id})
         assert found is not None
         now = decode(found, Campaign)
         view = campaign_view(now)
+        if drawn.get("stats") != view["stats"]:  # (it reads the campaign's log)
+            drawn.update(stats=view["stats"], chart=str(await chart_of(store, now)))
         data = {
             "figures": view["stats"],  # figures and status from one read: they agree
             "status": view["status"],
-            "chart": str(await chart_of(store, now)),
+            "chart": drawn["chart"],
         }
         return data, not _live(view)
 
