@@ -23,7 +23,7 @@ from crmd.errors import BadRequest, CrmdError, Unprocessable
 from crmd.http import original_lists
 from crmd.http import original_shapes as shapes
 from crmd.http.bodies import REPLACED_BODY, read_json
-from crmd.http.describe import Media, description_of
+from crmd.http.describe import Media, description_of, route_template
 from crmd.http.forms import read_form
 from crmd.http.openapi import AliasDoc
 from crmd.http.responses import plain_json
@@ -313,9 +313,7 @@ FULL_LISTS = {
 
 @web.middleware
 async def original_shapes(request: web.Request, handler: Handler) -> web.StreamResponse:
-    resource = request.match_info.route.resource
-    key = (request.method, resource.canonical if resource is not None else "")
-    shape = SHAPES.get(key)
+    shape = SHAPES.get((request.method, route_template(request)))
     if shape is None or not original_client(request):
         return await handler(request)
     return _reshaped(await handler(request), shape)
@@ -325,8 +323,7 @@ async def original_shapes(request: web.Request, handler: Handler) -> web.StreamR
 async def whole_lists(request: web.Request, handler: Handler) -> web.StreamResponse:
     """An original client's list call without paging is answered whole (after sign-in:
     it holds one of the user's read slots)."""
-    resource = request.match_info.route.resource
-    key = (request.method, resource.canonical if resource is not None else "")
+    key = (request.method, route_template(request))
     if key in FULL_LISTS and original_client(request) and original_lists.wants_all(request):
         return await original_lists.in_full(request, handler)
     return await handler(request)

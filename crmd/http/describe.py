@@ -13,9 +13,12 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 
 import msgspec
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 DESCRIPTION = "__crmd_api__"
 PUBLIC = "__crmd_public__"
@@ -130,3 +133,11 @@ class ErrorBody(msgspec.Struct):
     """Every error crmd answers, whatever the route."""
 
     error: ErrorDetail
+
+
+def route_template(request: web.Request, unmatched: str = "") -> str:
+    """The template of the route a request matched (``/api/v1/campaigns/{id}``), the
+    name its metrics, costs and the original clients' shapes go by; ``unmatched`` when
+    it matched none."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else unmatched

@@ -15,7 +15,7 @@ from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 
 from crmd.errors import CrmdError
-from crmd.http.describe import ErrorBody, ErrorDetail, Media, description_of
+from crmd.http.describe import ErrorBody, ErrorDetail, Media, description_of, route_template
 from crmd.http.keys import METRICS
 from crmd.http.responses import ANSWERED, json_response
 from crmd.services.connect import DEPENDENCY_ERRORS
@@ -60,8 +60,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
 async def metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     status = 500
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else "unmatched"
+    route = route_template(request, "unmatched")
     try:
         with charged_to(f"{request.method} {route}"):
             response = await handler(request)
