@@ -7,8 +7,11 @@ no stream, no plugin.
 
 Each status has a rank and the highest reported wins (``crmd.receipts.status``):
 PENDING < SENT < DELIVERED < OPENED < CLICKED, and the failures above them all, BOUNCED
-(the more specific) over FAILED. UNKNOWN and CANCELLED keep the rank of PENDING, so a
-receipt that comes after all still lands; SUPPRESSED is final.
+(the more specific) over FAILED, and COMPLAINED (the recipient called it spam) above
+every other. UNKNOWN and CANCELLED keep the rank of PENDING, so a receipt that comes
+after all still lands; SUPPRESSED is final. SOFT_BOUNCED is reported but never held: a
+transient failure (a full mailbox) is kept as its first-seen time and counted, and the
+message keeps its status.
 """
 
 from __future__ import annotations
@@ -31,6 +34,14 @@ class MessageStatus(StrEnum):
     CLICKED = "CLICKED"
     FAILED = "FAILED"
     BOUNCED = "BOUNCED"
+    """A permanent failure reported after hand-over (a 5.x.x bounce): the address is
+    suppressed."""
+    COMPLAINED = "COMPLAINED"
+    """The recipient reported the message as spam: the address is suppressed at once."""
+    SOFT_BOUNCED = "SOFT_BOUNCED"
+    """Reported, never held: a transient failure (4.x.x). Its first-seen time is kept in
+    the log's ``times``; repeated soft bounces within ``[bounces] soft_window_days``
+    suppress the address."""
     UNKNOWN = "UNKNOWN"
     """Given to messages still PENDING when a campaign's receipt window closes."""
     CANCELLED = "CANCELLED"
@@ -49,15 +60,17 @@ RANK: dict[str, int] = {
     S.CLICKED: 4,
     S.FAILED: 5,
     S.BOUNCED: 6,
+    S.COMPLAINED: 7,
+    S.SOFT_BOUNCED: 0,
 }
 """The statuses a receipt may report (PENDING aside) and their ranks."""
 FINAL_RANK = 9
 """A SUPPRESSED message's rank: above every status a receipt may report."""
 REPORTED = tuple(s for s in RANK if s != S.PENDING)
 """What a receipt may say of a message."""
-REACHED = (S.SENT, S.DELIVERED, S.OPENED, S.CLICKED)
+REACHED = (S.SENT, S.DELIVERED, S.OPENED, S.CLICKED, S.COMPLAINED)
 """The statuses of a message that reached its recipient, as far as anyone knows."""
-LOG_STATUSES = tuple(s.value for s in MessageStatus)
+LOG_STATUSES = tuple(s.value for s in MessageStatus if s != S.SOFT_BOUNCED)
 """Every status a message's log may hold, in the order they are shown."""
 
 

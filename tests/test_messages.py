@@ -38,14 +38,18 @@ def test_a_status_is_its_upper_case_name_stored_and_sent_as_plain_text():
 def test_ranks_rise_along_the_way_and_failures_win():
     S = MessageStatus
     order = [S.PENDING, S.SENT, S.DELIVERED, S.OPENED, S.CLICKED, S.FAILED, S.BOUNCED]
-    assert [RANK[s] for s in order] == sorted(RANK.values()) == list(range(7))
+    order.append(S.COMPLAINED)
+    held = {s: RANK[s] for s in RANK if s != S.SOFT_BOUNCED}
+    assert [RANK[s] for s in order] == sorted(held.values()) == list(range(8))
     assert max(RANK.values()) < FINAL_RANK
     assert S.PENDING not in REPORTED and set(REPORTED) == set(RANK) - {S.PENDING}
     assert not set(REACHED) & {S.PENDING, S.FAILED, S.BOUNCED}
+    # A soft bounce is reported but never raises a status: its rank is PENDING's.
+    assert RANK[S.SOFT_BOUNCED] == RANK[S.PENDING] and S.SOFT_BOUNCED not in LOG_STATUSES
 
 
 def test_every_status_is_shown_and_counted_in_exactly_one_figure():
-    assert tuple(s.value for s in MessageStatus) == LOG_STATUSES
+    assert tuple(s.value for s in MessageStatus if s != MessageStatus.SOFT_BOUNCED) == LOG_STATUSES
     counted = [status for statuses in GROUPS.values() for status in statuses]
     assert sorted(counted) == sorted(LOG_STATUSES)
     entry = dict(id="m", customerId="c", message="hi", vendorMessageId=None, reason=None)

@@ -29,7 +29,12 @@ if TYPE_CHECKING:
 GROUPS = {
     "pending": (MessageStatus.PENDING,),
     "sent": (MessageStatus.SENT,),
-    "delivered": (MessageStatus.DELIVERED, MessageStatus.OPENED, MessageStatus.CLICKED),
+    "delivered": (
+        MessageStatus.DELIVERED,
+        MessageStatus.OPENED,
+        MessageStatus.CLICKED,
+        MessageStatus.COMPLAINED,
+    ),
     "failed": (MessageStatus.FAILED, MessageStatus.BOUNCED),
     "unknown": (MessageStatus.UNKNOWN,),
     "cancelled": (MessageStatus.CANCELLED,),

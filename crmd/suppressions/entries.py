@@ -125,6 +125,7 @@ def listed_because(entry: Suppression) -> str:
 _SOURCES = {
     "unsubscribe": "unsubscribed",
     "bounce": "bounced",
+    "complaint": "complained of spam",
     "failure": "refused for good",
     "operator": "added by an operator",
     "import": "imported from a file",

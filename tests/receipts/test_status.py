@@ -56,4 +56,12 @@ def test_order_never_matters(receipts, rng):
     rng.shuffle(shuffled)
     assert fold(receipts) == fold(shuffled)
     if receipts:
-        assert fold(receipts).status == max((s for s, _ in receipts), key=RANK.__getitem__)
+        status = fold(receipts).status
+        assert RANK[status] == max(RANK[s] for s, _ in receipts)
+        assert status != "SOFT_BOUNCED"  # reported, never held
+
+
+def test_a_soft_bounce_keeps_the_status_and_its_first_time():
+    outcome = fold([("SENT", at(1)), ("SOFT_BOUNCED", at(5)), ("SOFT_BOUNCED", at(3))])
+    assert outcome.status == "SENT" and outcome.first_seen["SOFT_BOUNCED"] == at(3)
+    assert fold([("COMPLAINED", at(9)), ("BOUNCED", at(2))]).status == "COMPLAINED"
