@@ -23,7 +23,7 @@ is suppressed: that is a relay refusing everyone (``failures.dead_in``).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -56,11 +56,25 @@ log = structlog.get_logger(__name__)
 LOG_FIELDS = projection(ReceiptTarget)
 
 
+Reporters = Mapping[str, Sequence[str]]
+"""Who reported a batch → the other vendors whose messages it may name
+(``ReceiptBatch.reports_for``)."""
+
+
+def may_name(reporters: Reporters, vendor: str) -> list[str | None]:
+    """The vendors of the logs ``vendor``'s events may name: its own, those it reports
+    for, and none (a log not yet handed over)."""
+    return [vendor, *reporters.get(vendor, ()), None]
+
+
 async def find_logs(
-    db: AsyncDatabase[Doc], events: Sequence[tuple[str, ReceiptEvent]]
+    db: AsyncDatabase[Doc],
+    events: Sequence[tuple[str, ReceiptEvent]],
+    reporters: Reporters | None = None,
 ) -> dict[tuple[str, str], ReceiptTarget]:
     """Each event's log, keyed by (vendor, event id). These lookups are by ids crmd
     issued, across tenants on purpose: the log found decides the tenant."""
+    reporters = reporters or {}
     logs = db.communication_log
     found: dict[tuple[str, str], ReceiptTarget] = {}
     ours = {parse_send_key(e.message_id)[0] for _, e in events if e.message_id}
@@ -71,9 +85,8 @@ async def find_logs(
             theirs[vendor].add(event.vendor_message_id)
     by_vendor_id: dict[tuple[str, str], Doc] = {}
     for vendor, ids in theirs.items():
-        async for match in find_in(
-            logs, "vendorMessageId", sorted(ids), {"vendor": vendor}, LOG_FIELDS
-        ):
+        whose = {"vendor": {"$in": may_name(reporters, vendor)[:-1]}}
+        async for match in find_in(logs, "vendorMessageId", sorted(ids), whose, LOG_FIELDS):
             by_vendor_id[(vendor, match["vendorMessageId"])] = match
     for vendor, event in events:
         doc: Doc | None = None
@@ -96,7 +109,7 @@ async def find_logs(
                 )
                 if doc is not None:
                     break
-        if doc is not None and doc.get("vendor") in (vendor, None):
+        if doc is not None and doc.get("vendor") in may_name(reporters, vendor):
             found[(vendor, event.event_id)] = decode(doc, ReceiptTarget)
     return found
 
@@ -131,21 +144,24 @@ async def apply_receipts(
     are recounted here unless ``recount`` is false (the actor then recounts them once
     it has caught up with the stream)."""
     unique: dict[tuple[str, str], tuple[str, ReceiptEvent]] = {}
+    reporters: dict[str, list[str]] = {}
     for received in batches:
+        if received.reports_for:
+            reporters[received.vendor] = received.reports_for
         for event in received.events:
             unique.setdefault((received.vendor, event.event_id), (received.vendor, event))
     events = list(unique.values())
-    campaigns = await _apply_by_our_id(db, events)
+    campaigns = await _apply_by_our_id(db, events, reporters)
     if campaigns is None:
-        campaigns = await _apply_after_reading(db, metrics, events)
-    await suppress_dead_addresses(db, events)
+        campaigns = await _apply_after_reading(db, metrics, events, reporters)
+    await suppress_dead_addresses(db, events, reporters)
     if recount:
         await recount_stats(db, campaigns)
     return campaigns
 
 
 async def _apply_by_our_id(
-    db: AsyncDatabase[Doc], events: Sequence[tuple[str, ReceiptEvent]]
+    db: AsyncDatabase[Doc], events: Sequence[tuple[str, ReceiptEvent]], reporters: Reporters
 ) -> set[tuple[str, str]] | None:
     """One conditional update per receipt, when every receipt names its message by
     crmd's id and every update finds its log; None (after applying what matched, which
@@ -161,7 +177,7 @@ async def _apply_by_our_id(
         named.add(campaign)
         where = {
             "_id": log_id,
-            "vendor": {"$in": [vendor, None]},
+            "vendor": {"$in": may_name(reporters, vendor)},
             "round": round_ if round_ else {"$in": [0, None]},
         }
         updates.append(UpdateOne(where, as_pipeline(event.status, event.at, now, event.reason)))
@@ -179,11 +195,14 @@ async def _apply_by_our_id(
 
 
 async def _apply_after_reading(
-    db: AsyncDatabase[Doc], metrics: Metrics, events: Sequence[tuple[str, ReceiptEvent]]
+    db: AsyncDatabase[Doc],
+    metrics: Metrics,
+    events: Sequence[tuple[str, ReceiptEvent]],
+    reporters: Reporters,
 ) -> set[tuple[str, str]]:
     """Each receipt's log read first: the update it needs then decided from it, and a
     receipt whose message is not found kept for a later try (``rematch_unknown``)."""
-    logs = await find_logs(db, events)
+    logs = await find_logs(db, events, reporters)
     now = datetime.now(UTC)
     per_user: dict[str, list[tuple[Doc, Doc]]] = defaultdict(list)
     rises: dict[str, list[tuple[ReceiptEvent, ReceiptTarget]]] = defaultdict(list)
@@ -200,6 +219,7 @@ async def _apply_after_reading(
                 {
                     "_id": f"{vendor}:{event.event_id}",
                     "vendor": vendor,
+                    "reportsFor": list(reporters.get(vendor, ())),
                     "status": event.status,
                     "at": event.at,
                     "receivedAt": now,
@@ -247,7 +267,9 @@ def is_dead_address(event: ReceiptEvent) -> bool:
 
 
 async def suppress_dead_addresses(
-    db: AsyncDatabase[Doc], events: Sequence[tuple[str, ReceiptEvent]]
+    db: AsyncDatabase[Doc],
+    events: Sequence[tuple[str, ReceiptEvent]],
+    reporters: Reporters | None = None,
 ) -> int:
     """Suppress the addresses of the bounces and hard failures among ``events``, each on
     its own tenant's list (the tenant from crmd's log, as always); returns how many
@@ -255,7 +277,7 @@ async def suppress_dead_addresses(
     dead = [(vendor, event) for vendor, event in events if is_dead_address(event)]
     if not dead:
         return 0
-    logs = await find_logs(db, dead)
+    logs = await find_logs(db, dead, reporters)
     per_user: dict[str, list[Entry]] = defaultdict(list)
     for vendor, event in dead:
         found = logs.get((vendor, event.event_id))
@@ -312,7 +334,8 @@ async def rematch_unknown(db: AsyncDatabase[Doc], metrics: Metrics, now: datetim
         )
         for d in docs
     ]
-    found = await find_logs(db, events)
+    reporters = {d["vendor"]: d["reportsFor"] for d in docs if d.get("reportsFor")}
+    found = await find_logs(db, events, reporters)
     matched = [(v, e) for v, e in events if (v, e.event_id) in found]
     if not matched:
         return 0
@@ -321,6 +344,10 @@ async def rematch_unknown(db: AsyncDatabase[Doc], metrics: Metrics, now: datetim
     by_vendor: dict[str, list[ReceiptEvent]] = defaultdict(list)
     for vendor, event in matched:
         by_vendor[vendor].append(event)
-    await apply_receipts(db, metrics, [ReceiptBatch(v, es) for v, es in by_vendor.items()])
+    await apply_receipts(
+        db,
+        metrics,
+        [ReceiptBatch(v, es, reporters.get(v, [])) for v, es in by_vendor.items()],
+    )
     log.info("receipt.rematched", count=len(matched))
     return len(matched)

@@ -14,7 +14,12 @@ FIELD = b"receipts"
 
 class ReceiptBatch(msgspec.Struct, array_like=True):
     vendor: str
+    """Who reported the events: a vendor, or a source of reports on other vendors' mail."""
     events: list[ReceiptEvent]
+    reports_for: list[str] = []
+    """The vendors whose messages these events may name besides ``vendor``'s own: a
+    provider's event webhook or the bounces listener reports on mail the smtp vendor
+    sent."""
 
 
 encode = msgspec.msgpack.Encoder().encode

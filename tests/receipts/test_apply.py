@@ -144,6 +144,23 @@ async def test_a_receipt_for_another_vendors_message_changes_nothing(system: Crm
     assert unknown is not None and unknown["unknown"] is True
 
 
+@pytest.mark.parametrize("named", [True, False])
+async def test_a_reporter_names_only_the_messages_of_the_vendors_it_reports_for(
+    system: Crmd, named: bool
+):
+    """A provider's webhook (or the bounces listener) reports on mail another vendor
+    sent: its events land on that vendor's logs, and on no other's, by either way."""
+    _, [a, b] = await campaign_with_logs(system, 2, named)
+    reports = ReceiptBatch("ses", [event(a, "BOUNCED", "e1")], reports_for=["v"])
+    await apply_receipts(system.db, system.metrics, [reports])
+    assert (await stored(system, a))["status"] == "BOUNCED"
+    elsewhere = ReceiptBatch("ses", [event(b, "DELIVERED", "e2")], reports_for=["w"])
+    await apply_receipts(system.db, system.metrics, [elsewhere])
+    assert (await stored(system, b))["status"] == "PENDING"
+    unknown = await system.db.receipt_events.find_one({"_id": "ses:e2"})
+    assert unknown is not None and unknown["reportsFor"] == ["w"]
+
+
 async def test_a_campaign_marked_again_during_its_recount_stays_marked(
     system: Crmd, monkeypatch: Any
 ):
