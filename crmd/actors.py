@@ -20,6 +20,7 @@ from crmd.ingest.actor import ingest_actor
 from crmd.ingest.publish import recover_interrupted
 from crmd.receipts.actor import receipts_actor, recount_key
 from crmd.receipts.apply import rematch_unknown
+from crmd.receipts.tracking_actor import tracking_actor
 from crmd.runtime.actor import Actor
 from crmd.runtime.clock import ClockActor, Task
 from crmd.runtime.lease import Lease, fence
@@ -31,7 +32,7 @@ from crmd.suppressions.links import UnsubscribeLinks
 if TYPE_CHECKING:
     from crmd.app import Crmd
 
-ACTORS = ("ingest", "dispatch", "receipts", "clock", "http")
+ACTORS = ("ingest", "dispatch", "receipts", "tracking", "clock", "http")
 """Every actor crmd runs, in the order they start (http last, so it stops first)."""
 HEALTH_ONLY = "health"
 """The actor that serves only /healthz, /readyz and /metrics, run in place of http by a
@@ -93,10 +94,21 @@ def build_actors(crmd: Crmd, plugin_actors: list[Actor]) -> dict[str, Actor]:
             settings,
             metrics,
             RateLimits(redis, config.redis.stream_prefix),
-            UnsubscribeLinks.from_secret(crmd.jwt_secret, config.server.base_url),
+            UnsubscribeLinks.from_secret(
+                crmd.jwt_secret, config.server.base_url, config.campaigns.tracking_days
+            ),
             recount_key(streams.receipts),
         ),
         receipts_actor(db, redis, streams.receipts, settings, metrics),
+        tracking_actor(
+            db,
+            redis,
+            streams.tracking,
+            recount_key(streams.receipts),
+            config.campaigns.machine_open_seconds,
+            settings,
+            metrics,
+        ),
         ClockActor(
             config.campaigns.clock_interval_seconds,
             tasks,

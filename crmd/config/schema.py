@@ -192,6 +192,17 @@ class CampaignsConfig(_Section):
     """One process's clock ticks at a time, under a lease in Redis; when that process
     dies another takes over within this time and one interval. At least twice
     clock_interval_seconds."""
+    track_clicks: bool = True
+    """A new campaign's default: its links are sent as click links
+    (``<public_url>/c/<token>``) that count each click and redirect."""
+    track_opens: bool = False
+    """A new campaign's default: its HTML body carries a 1x1 image
+    (``<public_url>/o/<token>``) whose loading counts as an open."""
+    tracking_days: Annotated[int, Meta(ge=1, le=3650)] = 365
+    """How long a message's click and open links work; after that they answer 404."""
+    machine_open_seconds: Annotated[int, Meta(ge=0, le=3600)] = 60
+    """An open from a known mail proxy's user agent this soon after hand-over is a
+    machine's (a privacy proxy fetching every image), counted apart from people's."""
 
 
 class AiConfig(_Section):
@@ -207,7 +218,7 @@ class ConsoleConfig(_Section):
     amounts as plain numbers and converts nothing."""
 
 
-ROLES = ("http", "ingest", "dispatch", "receipts", "clock")
+ROLES = ("http", "ingest", "dispatch", "receipts", "tracking", "clock")
 """The actors a process can be asked to run: its roles in a cluster."""
 
 

@@ -56,6 +56,13 @@ class Metrics:
             registry=r,
         )
 
+        self.tracking = Counter(
+            "crmd_tracking",
+            "Clicks (c) and opens (o) by outcome (queued, refused, lost)",
+            ["kind", "outcome"],
+            registry=r,
+        )
+
         self.mongo_commands = Counter(
             "crmd_mongo_commands",
             "Commands sent to MongoDB, by command name, collection and source (the route "
