@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 
 import pytest
+from bson import ObjectId
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,7 +13,9 @@ from crmd.campaigns import compose
 from crmd.campaigns.links import MAX_LINKS, tracked
 from crmd.campaigns.template import Link
 from crmd.messages import message_id
+from crmd.store import documents
 from crmd.tracking.tokens import TrackingLinks, today
+from tests.campaigns.conftest import a_campaign
 from tests.conftest import examples
 
 CAMPAIGN = "0123456789abcdef01234567"
@@ -111,3 +114,18 @@ def test_a_template_keeps_its_html_escaping_around_tracked_links():
     assert html.unescape(compose.html_for(compose.Templates([], [], body), {}, "")) == (
         '<a href="https://s.example/?q="x"">go</a>'
     )
+
+
+def test_a_tracked_campaigns_html_gets_click_links_and_the_open_image_before_its_end():
+    body = '<html><body><a href="https://shop.example/x">x</a></body></html>'
+    raw = a_campaign(ObjectId(CAMPAIGN), "sent", html=body, trackClicks=True, trackOpens=True)
+    made = compose.templates_of(documents.decode(raw, documents.Campaign))
+    recipient = {"recipient": "a@x.io", "message": "Hi"}
+    sent = compose.outgoing(LOG, recipient, made, "https://crm.example/u/t", TRACKER)
+    assert sent.html.index('href="https://crm.example/c/') < sent.html.index("/u/t")
+    assert sent.html.index("/u/t") < sent.html.index('<img src="https://crm.example/o/')
+    assert sent.html.endswith('style="border:0;width:1px;height:1px"></body></html>')
+    token = sent.html.split("/o/")[1].split('"')[0]
+    assert TRACKER.read("o", token) == (LOG, 0, today())
+    preview = compose.outgoing(LOG, recipient, made, "")  # no tracking: as written
+    assert "https://shop.example/x" in preview.html and "/o/" not in preview.html

@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
+from redis.asyncio import Redis
 
 from crmd.app import Crmd
 from crmd.messages import message_id
-from crmd.receipts.hits import Hit, apply_hits
+from crmd.receipts.hits import Hit, Tracker, apply_hits
 from crmd.store.tenant import TenantStore
 from crmd.tracking.tokens import TrackingLinks
 from tests.campaigns.conftest import a_campaign
@@ -163,3 +164,26 @@ async def test_hits_applied_twice_or_out_of_order_count_once_each(system: Crmd):
         "000000000002000-000000",
         "000000000002000-000001",
     ]
+
+
+def counted(system: Crmd, kind: str, outcome: str) -> float:
+    value = system.metrics.tracking.labels(kind, outcome)._value.get()
+    return float(value)
+
+
+async def test_a_click_redis_cannot_take_still_redirects_and_is_counted_lost(system: Crmd):
+    store = TenantStore(system.db, "u1")
+    campaign = ObjectId()
+    await store["campaigns"].insert_one(
+        a_campaign(campaign, "sent", links=["https://shop.example/a"], trackClicks=True)
+    )
+    links = TrackingLinks.from_secret(system.jwt_secret, "")
+    token = links.token("c", message_id(str(campaign), "c1"), 0)
+    gone = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)  # nothing listens
+    tracker = Tracker(links, system.db, gone, "{t}:tracking", system.metrics)
+    lost, refused = counted(system, "c", "lost"), counted(system, "c", "refused")
+    assert await tracker.click(token, "agent") == "https://shop.example/a"
+    assert counted(system, "c", "lost") == lost + 1
+    assert await tracker.click(token[:-1], "agent") is None
+    assert counted(system, "c", "refused") == refused + 1
+    await gone.aclose()
