@@ -164,7 +164,8 @@ class SmtpVendor:
             return Failed(message.message_id, f"cannot be sent by e-mail: {exc}"[:300])
         try:
             async with asyncio.timeout_at(deadline):
-                await client.sendmail(settings.address, [message.recipient], data)
+                sender = message.return_path or settings.address
+                await client.sendmail(sender, [message.recipient], data)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             [refused] = exc.recipients
             return self._answered(client, message.message_id, refused.code, refused.message)
