@@ -4,6 +4,7 @@ for the bounces and complaints mailed back to the envelope senders crmd sends wi
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -13,6 +14,12 @@ from crmd.runtime.actor import Actor, Health
 
 SESSION_TIMEOUT = 60.0
 """Seconds a client may sit idle between commands before it is hung up on."""
+MAX_SESSIONS = 100
+"""Connections served at once; more are told 421 (busy, come back later) and closed."""
+MAX_RECIPIENTS = 50
+"""Recipients of one mail (a bounce has one); more are told 452, as RFC 5321 says."""
+TOO_MANY_RECIPIENTS = "452 4.5.3 too many recipients"
+BUSY = b"421 4.3.2 too many connections, try again later\r\n"
 
 
 class Handler:
@@ -26,6 +33,8 @@ class Handler:
     ) -> str:
         if not self.inbox.accepts(address):
             return NOT_OURS
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return TOO_MANY_RECIPIENTS
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -44,10 +53,17 @@ class Listener(SMTP):
         self.sessions = sessions
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if len(self.sessions) >= MAX_SESSIONS:
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(BUSY)
+            transport.close()
+            return
         self.sessions.add(self)
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
+        if self not in self.sessions:
+            return  # turned away at connection_made: aiosmtpd never started on it
         self.sessions.discard(self)
         super().connection_lost(error)
 
@@ -60,6 +76,9 @@ class Listener(SMTP):
 class BouncesActor(Actor):
     def __init__(self, inbox: Inbox, host: str, port: int, max_bytes: int) -> None:
         super().__init__("bounces")
+        # aiosmtpd logs every session's peer and addresses at INFO; crmd logs what each
+        # mail came to (``bounce.queued``, ``bounce.dropped``) instead.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         self.inbox = inbox
         self.host = host
         self.port = port

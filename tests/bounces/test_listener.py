@@ -4,8 +4,10 @@ receipts actor to the messages' logs and to the suppression list."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from crmd.bounces.actor import MAX_SESSIONS
 from tests.bounces import samples
 from tests.bounces.conftest import Bounces
 
@@ -138,3 +140,21 @@ async def test_mail_of_no_use_is_dropped_and_the_listener_goes_on(bounces: Bounc
     listed = await bounces.until(bounces.suppressed)
     assert list(listed) == ["p1@x.io"]
     assert bounces.dropped("queued") == 1
+
+
+async def test_too_many_connections_are_turned_away_and_the_rest_served(bounces: Bounces):
+    opened = []
+    for _ in range(MAX_SESSIONS):
+        reader, writer = await asyncio.open_connection("127.0.0.1", bounces.port)
+        assert (await reader.readline()).startswith(b"220 ")
+        opened.append(writer)
+    reader, writer = await asyncio.open_connection("127.0.0.1", bounces.port)
+    assert (await reader.readline()).startswith(b"421 4.3.2")
+    assert await reader.read() == b""  # and closed
+    writer.close()
+    opened.pop().close()
+    await asyncio.sleep(0.2)
+    assert (await bounces.mail(samples.out_of_office(PLAIN, "<x@x.io>"), PLAIN))[0] == 250
+    for writer in opened:
+        writer.close()
+    assert bounces.dropped("not_a_report") == 1
