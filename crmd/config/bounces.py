@@ -29,9 +29,10 @@ class BouncesConfig(Struct, forbid_unknown_fields=True, kw_only=True):
     host: str = ""
     """The address the SMTP listener binds (``0.0.0.0`` for every interface); empty:
     off, and messages are sent with the smtp vendor's own envelope sender."""
-    port: Port = 25
-    """Where it listens: mail servers deliver to port 25 (a port below 1024 needs
-    CAP_NET_BIND_SERVICE, or a redirect, or your MTA forwarding to another port)."""
+    port: Port = 2525
+    """Where it listens. Mail servers deliver to port 25 of the bounce domain's MX: point
+    port 25 there (a redirect, or your MTA relaying the bounce domain to this port), or
+    set 25 and give crmd CAP_NET_BIND_SERVICE."""
     domain: str = ""
     """The domain of every message's envelope sender, ``<local>+<token>@domain``, whose
     MX points at the listener; empty: the domain of ``[plugins.smtp] from``."""
