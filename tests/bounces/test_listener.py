@@ -143,6 +143,12 @@ async def test_mail_of_no_use_is_dropped_and_the_listener_goes_on(bounces: Bounc
 
 
 async def test_too_many_connections_are_turned_away_and_the_rest_served(bounces: Bounces):
+    ready = await (await bounces.client.get("/readyz")).json()
+    assert ready["actors"]["bounces"] == {
+        "status": "ok",
+        "restarts": 0,
+        "detail": f"listening on 127.0.0.1:{bounces.port}",
+    }
     opened = []
     for _ in range(MAX_SESSIONS):
         reader, writer = await asyncio.open_connection("127.0.0.1", bounces.port)
