@@ -145,11 +145,11 @@ class Crmd:
     def run_order(self, names: Collection[str]) -> list[str]:
         """The named actors in the order they start: crmd's own, the plugins' (when all
         of crmd's are asked for), and http last, so that it stops first."""
-        unknown = set(names) - set(self.actors)
+        unknown = set(names) - set(self.actors) - set(ACTORS)  # a role that is off: not built
         if unknown:
             raise ValueError(f"no actor(s) {', '.join(sorted(unknown))}; actors: {ACTORS}")
-        order = [name for name in ACTORS if name in names and name != "http"]
-        if set(names) >= set(ACTORS):
+        order = [n for n in ACTORS if n in names and n in self.actors and n != "http"]
+        if set(names) >= {name for name in ACTORS if name in self.actors}:
             order += [name for name in self.actors if name not in (*ACTORS, HEALTH_ONLY)]
         order += [name for name in ("http", HEALTH_ONLY) if name in names]
         return order
@@ -374,6 +374,9 @@ async def serve(config: Config, environ: Mapping[str, str]) -> int:
 
     async def start(stack: contextlib.AsyncExitStack, lost: asyncio.Event) -> Supervisor:
         ensure_can_listen(config.server.host, config.server.port)
+        bounces = config.bounces
+        if bounces.host and "bounces" in config.supervisor.actors:
+            ensure_can_listen(bounces.host, bounces.port)
         crmd = await stack.enter_async_context(open_crmd(config, lost=lost))
         return crmd.start(roles(config.supervisor.actors))
 

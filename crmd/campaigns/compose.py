@@ -19,6 +19,8 @@ import html
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+import msgspec
+
 from crmd.campaigns.links import tracked
 from crmd.campaigns.schema import MAX_HTML, MAX_SUBJECT
 from crmd.campaigns.template import (
@@ -34,6 +36,7 @@ from crmd.plugins.vendor import OutgoingMessage
 from crmd.store.documents import Campaign, Doc
 from crmd.suppressions.links import UnsubscribeLinks
 from crmd.tracking.tokens import TrackingLinks
+from crmd.verp import ReturnPaths
 
 MAX_SUBJECT_SENT = 500
 """A rendered subject is cut here (its values may be long): one header line."""
@@ -183,18 +186,31 @@ def outgoing(
 
 
 class Composer:
-    """The messages of one campaign, a recipient at a time, as handed to the vendor."""
+    """The messages of one campaign, a recipient at a time, as handed to the vendor.
+    With ``return_paths`` (the bounces listener is on), a message to a vendor whose
+    bounces come back to it carries an envelope sender that names it."""
 
-    def __init__(self, campaign: Campaign, user: str, links: UnsubscribeLinks | None):
+    def __init__(
+        self,
+        campaign: Campaign,
+        user: str,
+        links: UnsubscribeLinks | None,
+        return_paths: ReturnPaths | None = None,
+    ):
         self.templates = templates_of(campaign)
         self.campaign = str(campaign.id)
         self.user = user
         self.links = links
         self.tracking = links.tracking if links is not None else None
+        covered = return_paths is not None and return_paths.covers(campaign.vendor)
+        self.return_paths = return_paths if covered else None
 
     def message(self, message_id: str, recipient: Doc) -> OutgoingMessage:
         """``recipient``: a chunk's entry, or a log sent again."""
         email = recipient.get("recipient", "")
         customer = recipient.get("customerId", "")
         url = unsubscribe_url(self.links, self.user, self.campaign, customer, email)
-        return outgoing(message_id, recipient, self.templates, url, self.tracking)
+        message = outgoing(message_id, recipient, self.templates, url, self.tracking)
+        if self.return_paths is None:
+            return message
+        return msgspec.structs.replace(message, return_path=self.return_paths.address(message_id))
