@@ -135,8 +135,9 @@ def bare_app(redis_url: str, stream: str) -> web.Application:
 
 
 @asynccontextmanager
-async def bare_redirect(work: Path, redis_url: str, stream: str) -> AsyncIterator[str]:
-    """The bare redirect app in a process of its own (as crmd is); its base URL."""
+async def bare_redirect(work: Path, redis_url: str, stream: str) -> AsyncIterator[tuple[int, str]]:
+    """The bare redirect app in a process of its own (as crmd is); its process id and
+    base URL."""
     port = free_port()
     log = (work / "bare.log").open("wb")
     process = await asyncio.to_thread(
@@ -148,7 +149,7 @@ async def bare_redirect(work: Path, redis_url: str, stream: str) -> AsyncIterato
     try:
         base = f"http://127.0.0.1:{port}"
         await wait_ready(process, base, work / "bare.log")
-        yield base
+        yield process.pid, base
     finally:
         await asyncio.to_thread(stop, process)
         log.close()

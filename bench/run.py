@@ -45,6 +45,7 @@ from bench.server import (
     Api,
     MemorySampler,
     Spent,
+    cpu_seconds,
     crmd_process,
     database_servers,
     spending,
@@ -54,6 +55,7 @@ from bench.server import signed_in as signed_in_api
 from crmd.config import StreamsConfig
 from crmd.messages import RANK, MessageStatus
 from crmd.plugins.signature import signed_headers
+from crmd.receipts.actor import RECOUNT_GAP
 from crmd.segments.counts import Rule
 from crmd.store.indexes import INDEXES
 from crmd.streams import StreamNames
@@ -86,8 +88,14 @@ CLICK_LINK = re.compile(r"/c/[A-Za-z0-9_-]+")
 REDIRECT_SHARE = 0.5
 """Of a bare aiohttp app's redirects per second: the token's check and the campaign's
 (cached) links may cost no more than the HTTP stack and the XADD do."""
+APPLIED_SHARE = 0.7
+"""Of the raw bulk update of the same logs, as receipts are reconciled: the same updates,
+batched as the actor reads them, only through the stream."""
 REDIRECT_P99_MS = 100.0
 """A person waits for the redirect: its p99 at full speed within the API's p50 target."""
+RECOUNT_WRITES = 4
+"""What one recount of a campaign's stats writes at most: its ticket, its count, the
+user's tally by status and the campaign's completion (``crmd.campaigns.stats``)."""
 APPLY_BATCH = StreamsConfig().batch_size
 """Hits the tracking actor reads at a time, so at most the updates of one bulk write:
 the raw limit writes as many at a time."""
@@ -707,7 +715,7 @@ class Bench:
             return await caught_up(redis, stream)
 
         try:
-            raw_seconds = await self.raw_click_updates(queued)
+            raw_seconds, raw_cpu = await self.raw_click_updates(queued)
             with self.sampler.phase("clicks"):
                 async with self.spending(api) as redirecting:
                     started = perf_counter()
@@ -727,8 +735,10 @@ class Bench:
                     applied_seconds = perf_counter() - started
                 await self.check_clicked(queued)
             bare_stream = f"bench:{self.db.name}:bare-clicks"
-            async with bare_redirect(self.work, self.redis_url, bare_stream) as bare_base:
+            async with bare_redirect(self.work, self.redis_url, bare_stream) as (pid, bare_base):
+                cpu_before = cpu_seconds(pid)
                 bare = await click_all(api.http, bare_base, clicks, clients)
+                bare_cpu_us = (cpu_seconds(pid) - cpu_before) * 1e6 / n
             await redis.delete(bare_stream)
         finally:
             await redis.aclose()
@@ -771,12 +781,55 @@ class Bench:
                 },
             )
         )
+        # A click's whole cost, from the first click to the last applied: the redirect's
+        # request, its share of a batch's one update per message (each of these
+        # messages is clicked once: one update a click), and the recounts the tracking
+        # actor asks of the receipts actor, at most one a RECOUNT_GAP and one at each
+        # end of the stretch, of RECOUNT_WRITES writes each.
+        writes = redirecting.documents / n
+        writes_limit = 1 + RECOUNT_WRITES * (2 + through_seconds / RECOUNT_GAP) / n
+        self.figures.append(
+            Figure(
+                "  database writes per 1,000 clicks, redirect and apply",
+                round(writes * 1000, 1),
+                round(writes_limit * 1000, 1),
+                "writes",
+                round(writes / writes_limit, 3),
+                f"<= {writes_limit * 1000:,.0f}",
+                writes <= writes_limit,
+                {"limit_is": "one update a click, and the recounts' writes"},
+            )
+        )
+        # crmd's CPU for a click (its request, its share of the tracking actor's batch
+        # and of the recounts) against what the bare app spends on its redirect and
+        # pymongo on the raw update, each part by the share its rate is held to.
+        raw_cpu_us = raw_cpu * 1e6 / n
+        cpu_us = redirecting.cpu * 1e6 / n
+        cpu_limit = bare_cpu_us / REDIRECT_SHARE + raw_cpu_us / APPLIED_SHARE
+        self.figures.append(
+            Figure(
+                "  crmd CPU per click, redirect and apply (µs)",
+                round(cpu_us, 1),
+                round(cpu_limit, 1),
+                "µs",
+                round(cpu_us / cpu_limit, 3),
+                f"<= {cpu_limit:,.0f}",
+                cpu_us <= cpu_limit,
+                {
+                    "limit_is": f"the bare app's CPU per redirect / {REDIRECT_SHARE} + "
+                    f"pymongo's per raw update / {APPLIED_SHARE}",
+                    "bare_cpu_us_per_request": round(bare_cpu_us, 1),
+                    "raw_cpu_us_per_update": round(raw_cpu_us, 1),
+                    "applying_cpu_us_per_click": applying.per(n)["cpu_us_per_item"],
+                },
+            )
+        )
         self.figures.append(
             rate_figure(
                 f"clicks applied, {n:,} queued at once (until acked)",
                 n / applied_seconds,
                 n / raw_seconds,
-                0.7,
+                APPLIED_SHARE,
                 unit="clicks/s",
                 limit_is=f"bulk update of the same logs, an UpdateOne a log, {APPLY_BATCH} a write",
                 seconds=round(applied_seconds, 2),
@@ -785,14 +838,15 @@ class Bench:
             )
         )
 
-    async def raw_click_updates(self, clicks: list[tuple[str, int]]) -> float:
+    async def raw_click_updates(self, clicks: list[tuple[str, int]]) -> tuple[float, float]:
         """The tracking actor's limit: each clicked log's status, rank, time and link
         count in one UpdateOne, ``APPLY_BATCH`` a bulk write, on a raw copy of the logs
-        (copied untimed)."""
+        (copied untimed). Returns the seconds and this process's CPU seconds the bulk
+        writes took."""
         raw = await scratch(self.db, "bench_raw_clicks", "communication_log")
         query = {"_id": {"$in": [log_id for log_id, _ in clicks]}}
         await copy_timed(self.db.communication_log, query, raw, batch=1000)
-        rank, spent = RANK[MessageStatus.CLICKED], 0.0
+        rank, spent, cpu = RANK[MessageStatus.CLICKED], 0.0, 0.0
         for start in range(0, len(clicks), APPLY_BATCH):
             at = datetime.now(UTC)
             updates = [
@@ -806,11 +860,12 @@ class Bench:
                 )
                 for log_id, link in clicks[start : start + APPLY_BATCH]
             ]
-            started = perf_counter()
+            started, cpu_started = perf_counter(), time.process_time()
             await raw.bulk_write(updates, ordered=False)
             spent += perf_counter() - started
+            cpu += time.process_time() - cpu_started
         await self.db.drop_collection("bench_raw_clicks")
-        return spent
+        return spent, cpu
 
     async def check_clicked(self, clicks: list[tuple[str, int]]) -> None:
         """Each message CLICKED, with one click on its link."""

@@ -80,6 +80,12 @@ def test_the_quick_benchmark_measures_every_figure(services: Urls, tmp_path: Pat
         recounts = 2 + figure["detail"]["seconds"] / RECOUNT_GAP
         assert 1 <= figure["detail"]["writes_per_item"] <= 1 + 4 * recounts / 200, figure
         assert figure["detail"]["cpu_us_per_item"] > 0, figure
+    writes = figures["  database writes per 1,000 clicks, redirect and apply"]
+    assert writes["met"] is True and writes["crmd"] >= 1000, writes
+    assert writes["crmd"] == pytest.approx(1000 * clicked[0]["detail"]["writes_per_item"], abs=1)
+    cpu = figures["  crmd CPU per click, redirect and apply (µs)"]
+    assert cpu["crmd"] > 0 and cpu["limit"] > 0 and cpu["met"] in (True, False), cpu
+    assert cpu["ratio"] == pytest.approx(cpu["crmd"] / cpu["limit"], rel=0.01)
     redirect = figures["  the redirect's latency, p50 / p99 ms"]
     assert 0 < redirect["crmd"] <= redirect["detail"]["p99_ms"] and redirect["limit"] == 100
     assert redirect["met"] == (redirect["detail"]["p99_ms"] <= 100)
