@@ -72,6 +72,7 @@ from crmd.plugins.manager import PluginError, collect, get_plugin_manager
 from crmd.receipts import batch
 from crmd.receipts import routes as receipt_routes
 from crmd.receipts.intake import ReceiptIntake
+from crmd.receipts.sources import ReceiptSources
 from crmd.runtime.actor import Actor
 from crmd.runtime.daemon import StartupError, ensure_can_listen, run_daemon
 from crmd.runtime.supervisor import Supervisor
@@ -117,6 +118,7 @@ class Crmd:
     plugins: pluggy.PluginManager
     vendors: Vendors
     suggesters: Suggesters
+    sources: ReceiptSources
     jwt_secret: str
     app: web.Application
     health: Health
@@ -229,6 +231,8 @@ async def open_crmd(
                 collect(plugins, "crmd_vendors", contexts), config.campaigns.default_vendor
             )
             stack.push_async_callback(vendors.close)
+            sources = ReceiptSources(vendors, collect(plugins, "crmd_receipt_sources", contexts))
+            stack.push_async_callback(sources.close)
             offered = collect(plugins, "crmd_suggesters", contexts)
             plugin_actors = collect(plugins, "crmd_actors", contexts)
         except PluginError as exc:
@@ -244,6 +248,7 @@ async def open_crmd(
             plugins=plugins,
             vendors=vendors,
             suggesters=Suggesters(offered, config.ai.order, config.ai.timeout),
+            sources=sources,
             jwt_secret=secret,
             app=web.Application(),
             health=Health(mongo, redis, streams.all(), metrics_registry, measure_stream),
@@ -336,7 +341,7 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
         server.read_slots, server.read_slots_per_user, server.read_wait, crmd.metrics
     )
     app[UNSUBSCRIBES] = Unsubscribes(crmd.web_db, links)
-    app[RECEIPTS] = ReceiptIntake(crmd.vendors, crmd.redis, crmd.streams.receipts, crmd.metrics)
+    app[RECEIPTS] = ReceiptIntake(crmd.sources, crmd.redis, crmd.streams, crmd.metrics)
     app[SUGGESTERS] = crmd.suggesters
     app[DEAD_LETTERS] = DeadLetters(crmd.redis, crmd.streams, dead_letter_describers())
     for table in (
@@ -388,6 +393,7 @@ async def check(config: Config) -> None:
             collect(manager, "crmd_vendors", contexts), config.campaigns.default_vendor
         )
         try:
+            ReceiptSources(vendors, collect(manager, "crmd_receipt_sources", contexts))
             collect(manager, "crmd_suggesters", contexts)
             collect(manager, "crmd_actors", contexts)
         finally:

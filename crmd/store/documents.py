@@ -72,9 +72,7 @@ def _bson(kind: type, value: Any) -> Any:
 
 # Suppressions (``suppressions``): one per address per tenant.
 
-SuppressionSource = Literal[
-    "unsubscribe", "bounce", "complaint", "failure", "operator", "import"
-]
+SuppressionSource = Literal["unsubscribe", "bounce", "complaint", "failure", "operator", "import"]
 """How an address came to be suppressed: its owner followed an unsubscribe link, a
 vendor reported a bounce or a hard failure, or an operator added it (one, or a file)."""
 SUPPRESSION_SOURCES: tuple[str, ...] = get_args(SuppressionSource)
