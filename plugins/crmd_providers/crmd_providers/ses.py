@@ -1,9 +1,12 @@
 """Amazon SES's events, delivered by an SNS topic to ``/api/v1/deliveryReceipt/ses``.
 
-Settings, in ``[plugins.ses]`` (off until ``region`` or ``topic_arns`` is set)::
+Settings, in ``[plugins.ses]`` (off until ``topic_arns`` is set)::
 
     topic_arns = ["arn:aws:sns:eu-west-1:123456789012:ses-events"]
     reports_for = ["smtp"]     # the vendors whose mail SES carries
+
+Only messages of the topics named are taken, and only their subscriptions confirmed:
+anyone can make an SNS topic, and AWS signs its messages as it signs yours.
 
 Both SES forms are read: notifications (``notificationType``) and event publishing
 (``eventType``). Delivery is DELIVERED, a Permanent bounce BOUNCED (the address is
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -39,17 +42,16 @@ from crmd_providers.events import (
 from crmd_providers.sns import MAX_CERTIFICATE, Envelope, Fetch, SnsVerifier
 
 NAME = "ses"
+TOPIC_ARN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_.-]{1,256}$"
 TIMEOUT = 4.0
 MAX_RECIPIENTS = 50
 """SES takes at most 50 recipients a message (crmd sends one)."""
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    topic_arns: list[str] = []
+    topic_arns: list[Annotated[str, msgspec.Meta(pattern=TOPIC_ARN)]] = []
     """The SNS topics whose messages are taken (and whose subscriptions are confirmed);
-    empty: any topic's, once the plugin is on."""
-    region: str = ""
-    """Set it (``eu-west-1``) to turn the plugin on without naming topics."""
+    empty turns the plugin off."""
     reports_for: ReportsFor = msgspec.field(default_factory=reports_for_default)
     sns_endpoint: str = ""
     """Tests only: a loopback ``http://127.0.0.1:<port>`` that certificates and
@@ -61,7 +63,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     @property
     def on(self) -> bool:
-        return bool(self.topic_arns or self.region)
+        return bool(self.topic_arns)
 
 
 def _loopback_url(url: str) -> bool:
@@ -97,8 +99,7 @@ class SesSource:
 
     def verify_receipt(self, headers: Mapping[str, str], body: bytes) -> Nonce | None:
         envelope = self.envelope(body)
-        topics = self.settings.topic_arns
-        if topics and envelope.topic_arn not in topics:
+        if envelope.topic_arn not in self.settings.topic_arns:
             raise ValueError(f"topic {envelope.topic_arn[:200]!r} is not in topic_arns")
         self.verifier.verify(envelope)
         return None

@@ -107,6 +107,17 @@ async def suppressed(server: RunningCrmd) -> dict[str, str]:
     return {d["email"]: d["source"] async for d in server.crmd.db.suppressions.find({})}
 
 
+async def wait_for_suppression(
+    server: RunningCrmd, address: str, timeout: float = 20
+) -> dict[str, str]:
+    """Every suppressed address once ``address`` is among them (a bounce's suppression
+    is written just after its log)."""
+    async with asyncio.timeout(timeout):
+        while address not in (held := await suppressed(server)):
+            await asyncio.sleep(0.1)
+    return held
+
+
 async def queued(server: RunningCrmd) -> int:
     """Receipt batches on the receipts stream so far."""
     length: int = await server.crmd.redis.xlen(server.crmd.streams.receipts)

@@ -25,6 +25,7 @@ from provider_kit import (
     send_campaign,
     suppressed,
     wait_for_status,
+    wait_for_suppression,
     wait_for_time,
 )
 
@@ -91,7 +92,7 @@ async def test_mailguns_events_move_each_message_and_a_permanent_failure_suppres
     await wait_for_status(crmd_server, "p3@x.io", "COMPLAINED")
     clicked = await wait_for_status(crmd_server, "p4@x.io", "CLICKED")
     assert {"OPENED", "CLICKED"} <= set(clicked["times"])
-    held = await suppressed(crmd_server)
+    held = await wait_for_suppression(crmd_server, "p1@x.io")
     assert held["p1@x.io"] == "bounce" and "p2@x.io" not in held and "p0@x.io" not in held
 
 

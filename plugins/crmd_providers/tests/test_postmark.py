@@ -21,6 +21,7 @@ from provider_kit import (
     send_campaign,
     suppressed,
     wait_for_status,
+    wait_for_suppression,
     wait_for_time,
 )
 
@@ -85,7 +86,7 @@ async def test_postmarks_webhooks_move_each_message_and_a_hard_bounce_suppresses
     await wait_for_status(crmd_server, "p3@x.io", "COMPLAINED")
     await wait_for_status(crmd_server, "p4@x.io", "OPENED")
     await wait_for_status(crmd_server, "p5@x.io", "CLICKED")
-    held = await suppressed(crmd_server)
+    held = await wait_for_suppression(crmd_server, "p1@x.io")
     assert held["p1@x.io"] == "bounce" and not {"p0@x.io", "p2@x.io"} & set(held)
 
 

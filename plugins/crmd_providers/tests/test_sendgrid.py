@@ -24,6 +24,7 @@ from provider_kit import (
     send_campaign,
     suppressed,
     wait_for_status,
+    wait_for_suppression,
     wait_for_time,
 )
 
@@ -100,7 +101,7 @@ async def test_sendgrids_events_move_each_message_and_a_bounce_suppresses(
         assert (await wait_for_time(crmd_server, soft, "SOFT_BOUNCED"))["status"] == "SENT"
     await wait_for_status(crmd_server, "p4@x.io", "COMPLAINED")
     await wait_for_status(crmd_server, "p5@x.io", "CLICKED")
-    held = await suppressed(crmd_server)
+    held = await wait_for_suppression(crmd_server, "p1@x.io")
     assert held["p1@x.io"] == "bounce"
     assert not {"p0@x.io", "p2@x.io", "p3@x.io", "p5@x.io"} & set(held)
 

@@ -30,6 +30,7 @@ from provider_kit import (
     send_campaign,
     suppressed,
     wait_for_status,
+    wait_for_suppression,
     wait_for_time,
 )
 
@@ -179,7 +180,7 @@ async def test_ses_events_in_both_forms_move_each_message_and_a_permanent_bounce
     await wait_for_status(crmd_server, "p3@x.io", "COMPLAINED")
     await wait_for_status(crmd_server, "p4@x.io", "OPENED")
     await wait_for_status(crmd_server, "p5@x.io", "CLICKED")
-    held = await suppressed(crmd_server)
+    held = await wait_for_suppression(crmd_server, "p1@x.io")
     assert held["p1@x.io"] == "bounce" and not {"p0@x.io", "p2@x.io"} & set(held)
     assert aws.fetched == ["/SimpleNotificationService-0123abcd.pem"]  # fetched once, kept
 
