@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 SNS_HOST = re.compile(r"sns\.[a-z0-9-]{3,40}\.amazonaws\.com(\.cn)?")
 """Matched whole: the hosts AWS serves signing certificates and confirmations from."""
+CERTIFICATE_PATH = re.compile(r"/SimpleNotificationService-[0-9A-Za-z]{1,64}\.pem")
+"""Matched whole: the path of every signing certificate SNS names."""
 MAX_CERTIFICATE = 64 * 1024
 CACHED_CERTIFICATES = 32
 HASHES = {"1": hashes.SHA1, "2": hashes.SHA256}
@@ -114,7 +116,10 @@ class SnsVerifier:
         algorithm = HASHES.get(envelope.signature_version)
         if algorithm is None:
             raise ValueError(f"unknown SignatureVersion {envelope.signature_version!r}")
-        key = self.public_key(checked_sns_url(envelope.signing_cert_url))
+        url = checked_sns_url(envelope.signing_cert_url)
+        if not CERTIFICATE_PATH.fullmatch(urlsplit(url).path) or urlsplit(url).query:
+            raise ValueError("SigningCertURL is not the URL of an SNS signing certificate")
+        key = self.public_key(url)
         try:
             signature = base64.b64decode(envelope.signature, validate=True)
             key.verify(signature, signed_text(envelope), padding.PKCS1v15(), algorithm())
