@@ -64,3 +64,14 @@ def test_only_the_providers_headers_of_the_named_one_are_added():
     assert "X-SMTPAPI" not in mail("mailgun") and "X-Mailgun-Variables" not in mail("sendgrid")
     with pytest.raises(ValueError, match="unknown provider 'sparkpost'"):
         provider_headers("m1", "sparkpost")
+
+
+@pytest.mark.parametrize("provider", ["sendgrid", "mailgun", "postmark"])
+def test_the_headers_are_plain_on_the_wire_never_encoded_words(provider: str):
+    message = OutgoingMessage(KEY, "asha@example.com", "", "Hi")
+    raw = build_message(message, "news@shop.example", "shop.example", provider=provider)
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert b"=?" not in head
+    unfolded = head.replace(b"\r\n ", b" ").replace(b"\r\n\t", b"\t")
+    assert KEY.encode() in unfolded.split(b"X-Crmd-Message-Id: ", 1)[1].split(b"\r\n")[0]
+    assert unfolded.count(KEY.encode()) == 2  # crmd's header and the provider's

@@ -40,11 +40,12 @@ def provider_headers(message_id: str, provider: str = "") -> list[tuple[str, str
     if provider not in PROVIDERS:
         raise ValueError(f"unknown provider {provider!r}; known: {', '.join(PROVIDERS[1:])}")
     headers = [("X-Crmd-Message-Id", message_id)]
-    variables = json.dumps({METADATA_KEY: message_id})
+    # JSON with its spaces: the email package folds a long header at a space, and a
+    # header it cannot fold it writes as an encoded-word, which no provider reads.
     if provider == "sendgrid":
         headers.append(("X-SMTPAPI", json.dumps({"unique_args": {METADATA_KEY: message_id}})))
     elif provider == "mailgun":
-        headers.append(("X-Mailgun-Variables", variables))
+        headers.append(("X-Mailgun-Variables", json.dumps({METADATA_KEY: message_id})))
     elif provider == "postmark":
         headers.append((f"X-PM-Metadata-{METADATA_KEY}", message_id))
     return headers
