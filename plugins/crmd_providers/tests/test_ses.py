@@ -4,9 +4,11 @@ for sns.<region>.amazonaws.com that crmd is pointed at (``sns_endpoint``)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -72,6 +74,8 @@ class Aws:
 
     async def certificate(self, request: web.Request) -> web.Response:
         self.fetched.append(request.path)
+        if "slow" in request.path:
+            await asyncio.sleep(30)
         return web.Response(body=certificate(AWS_KEY), content_type="application/x-pem-file")
 
     async def confirm(self, request: web.Request) -> web.Response:
@@ -279,3 +283,17 @@ async def test_forged_altered_unknown_and_huge_messages_change_nothing(
     assert await queued(crmd_server) == 0
     assert (await log_of(crmd_server, "p0@x.io"))["status"] == "SENT"
     assert await suppressed(crmd_server) == {}
+
+
+async def test_a_certificate_host_that_hangs_refuses_the_message_in_time(
+    mailbox: Mailbox, aws: Aws, crmd_server: RunningCrmd, crmd_client: aiohttp.ClientSession
+):
+    sent = await send_campaign(crmd_client, mailbox, 1)
+    bounce = ses_event("Bounce", sent.crmd_id("p0@x.io"), bounceType="Permanent")
+    slow = CERT_URL.replace("0123abcd", "slow0123")
+    started = time.monotonic()
+    status, answer = await post(crmd_server, "ses", sns(message=bounce, cert_url=slow))
+    assert status == 401 and "did not answer" in answer["error"]["message"]
+    assert time.monotonic() - started < 10
+    assert await queued(crmd_server) == 0
+    assert (await log_of(crmd_server, "p0@x.io"))["status"] == "SENT"
