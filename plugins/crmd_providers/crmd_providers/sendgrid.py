@@ -79,8 +79,9 @@ def load_key(text_key: str) -> ec.EllipticCurvePublicKey:
 class SendGridSource:
     name = NAME
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, log: Any) -> None:
         self.settings = settings
+        self.log = log
         self.reports_for = tuple(settings.reports_for)
         self.key = load_key(settings.public_key)
 
@@ -98,7 +99,15 @@ class SendGridSource:
         events = decode_json(body)
         if not isinstance(events, list):
             raise ValueError("SendGrid posts a JSON array of events")
-        return [r for e in events if isinstance(e, dict) for r in receipt(e)]
+        found, unreadable = [], 0
+        for event in events:
+            try:
+                found += receipt(event) if isinstance(event, dict) else []
+            except ValueError:  # one bad event must not have SendGrid retry the batch
+                unreadable += 1
+        if unreadable:
+            self.log.warning("sendgrid.events_unreadable", count=unreadable)
+        return found
 
     async def close(self) -> None:
         pass
@@ -134,4 +143,4 @@ def receipt(event: dict[str, Any]) -> list[ReceiptEvent]:
 @hookimpl
 def crmd_receipt_sources(context: PluginContext) -> list[SendGridSource]:
     settings = context.settings(Settings)
-    return [SendGridSource(settings)] if settings.public_key else []
+    return [SendGridSource(settings, context.log)] if settings.public_key else []

@@ -150,17 +150,28 @@ class SnsVerifier:
         """GET an SNS URL (already checked) from this worker thread, on crmd's loop."""
         if self.loop is None:
             raise ValueError("no event loop to fetch from")
-        fetching = self.fetch(redirected(url, self.endpoint))
+        fetching = self._fetched(redirected(url, self.endpoint))
         future = asyncio.run_coroutine_threadsafe(fetching, self.loop)
         host = urlsplit(url).hostname
         try:
-            answer: bytes = future.result(self.timeout)
+            # A little longer than the fetch's own timeout, which normally ends it first.
+            answer, error = future.result(self.timeout + 0.5)
         except TimeoutError:
             future.cancel()
             raise ValueError(f"{host} did not answer in {self.timeout:g} s") from None
-        except Exception as exc:
-            raise ValueError(f"could not fetch from {host}: {exc}"[:200]) from None
+        if error:
+            raise ValueError(f"could not fetch from {host}: {error}"[:200])
         return answer
+
+    async def _fetched(self, url: str) -> tuple[bytes, str]:
+        """The body, or what went wrong: never an exception, which a task whose waiter
+        has given up would leave unretrieved."""
+        try:
+            return await self.fetch(url), ""
+        except TimeoutError:
+            return b"", f"no answer in {self.timeout:g} s"
+        except Exception as exc:
+            return b"", f"{type(exc).__name__}: {exc}"
 
     def confirm(self, envelope: Envelope) -> None:
         """Follow a verified SubscriptionConfirmation's SubscribeURL (an SNS URL only)."""

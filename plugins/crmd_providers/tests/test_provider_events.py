@@ -14,6 +14,10 @@ from crmd_providers.events import check_fresh, from_message_id_header, short_id
 from crmd_providers.sns import Envelope, checked_sns_url, redirected, signed_text
 
 AT = 1777627800  # 2026-05-01T09:30:00Z
+SENDGRID_KEY = (
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7"
+    "yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA=="
+)
 
 
 def test_a_redelivered_event_has_the_same_event_id_and_another_event_another():
@@ -137,3 +141,27 @@ def test_the_string_signed_has_the_subject_only_when_the_message_has_one():
     subject = json.dumps(base | {"Subject": ""})
     with_subject = signed_text(msgspec.json.decode(subject, type=Envelope))
     assert b"MessageId\nm\nSubject\n\nTimestamp" in with_subject
+
+
+def test_one_unreadable_event_in_a_sendgrid_batch_is_dropped_alone():
+    source = sendgrid.SendGridSource(sendgrid.Settings(public_key=SENDGRID_KEY), Said())
+    batch = [
+        {"event": "delivered", "timestamp": AT, "sg_event_id": "a", "crmd_message_id": "m1"},
+        {"event": "delivered", "timestamp": "yesterday", "sg_event_id": "b"},
+        {"event": "open", "timestamp": AT, "sg_event_id": "c", "crmd_message_id": "m2"},
+        "not an event",
+    ]
+    found = source.parse_receipts({}, json.dumps(batch).encode())
+    read = [(e.event_id, e.message_id) for e in found]
+    assert read == [("sendgrid:a", "m1"), ("sendgrid:c", "m2")]
+    assert source.log.lines == [("sendgrid.events_unreadable", {"count": 1})]
+
+
+class Said:
+    """A logger that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, dict[str, object]]] = []
+
+    def warning(self, event: str, **fields: object) -> None:
+        self.lines.append((event, fields))
