@@ -21,7 +21,8 @@ from crmd.http.describe import ErrorBody, Media, Operation, described, descripti
 from crmd.http.docstrings import describe_fields
 from crmd.http.keys import API_DOCUMENT
 
-API_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics")
+API_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics", "/c/", "/o/")
+"""The routes the API document describes: the API, health, and the click and open links."""
 METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH")
 REF = "#/components/schemas/{name}"
 _PATH_PARAM = re.compile(r"{([A-Za-z_]\w*)(?::[^}]*)?}")

@@ -71,6 +71,10 @@ PIXEL = bytes.fromhex(
     "47494638396101000100800000000000ffffff21f90401000000002c000000000100010000020144003b"
 )
 """A transparent 1x1 GIF."""
+NOT_A_LINK_PAGE = Media(
+    "text/html",
+    {"description": "A plain page: the link is cut short, changed, not this server's, or expired."},
+)
 PRIVATE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer"}
 
 
@@ -84,9 +88,8 @@ def not_a_link() -> web.Response:
 @described(
     "A message's click link: counts the click, then redirects to the campaign's link",
     tag="tracking",
-    ok={302: None},
+    ok={302: None, 404: NOT_A_LINK_PAGE},
     auth="public",
-    errors=(404,),
 )
 async def click(request: web.Request) -> web.StreamResponse:
     agent = request.headers.get("User-Agent", "")
@@ -101,9 +104,8 @@ async def click(request: web.Request) -> web.StreamResponse:
 @described(
     "A message's open image (1x1 GIF): counts the open",
     tag="tracking",
-    ok={200: Media("image/gif", {"description": "A transparent 1x1 image."})},
+    ok={200: Media("image/gif", {"description": "A transparent 1x1 image."}), 404: NOT_A_LINK_PAGE},
     auth="public",
-    errors=(404,),
 )
 async def opened(request: web.Request) -> web.StreamResponse:
     agent = request.headers.get("User-Agent", "")
