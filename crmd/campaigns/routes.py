@@ -150,6 +150,10 @@ async def campaign_logs(request: web.Request) -> web.Response:
             vendorMessageId=line.vendorMessageId,
             reason=line.reason,
             updatedAt=line.updatedAt,
+            times=line.times,
+            opens=line.opens,
+            machineOpens=line.machineOpens,
+            clicks=line.clicks,
         )
         for line in documents.decode_all(window.items, documents.LogLine)
     ]

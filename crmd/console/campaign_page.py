@@ -13,6 +13,7 @@ from aiohttp import web
 from crmd.ai.service import campaign_summary
 from crmd.auth.requests import tenant_store
 from crmd.campaigns.service import campaign_by_id, campaign_view
+from crmd.campaigns.stats import GROUPS
 from crmd.console.chart import chart_of
 from crmd.console.live import follow
 from crmd.console.paging import numbered
@@ -64,6 +65,12 @@ def _live(campaign: dict[str, Any]) -> bool:
     )
 
 
+def told_of(campaign: dict[str, Any]) -> dict[str, int]:
+    """The figures a summary tells of (where the recipients' messages are), kept with
+    it to tell when it is out of date."""
+    return {k: campaign["stats"][k] for k in GROUPS}
+
+
 def _actions(campaign: dict[str, Any]) -> list[tuple[str, str]]:
     """The buttons for the actions the campaign allows now (``operator_actions``
     leaves out `Retry failed` when nothing failed)."""
@@ -102,7 +109,7 @@ async def campaign(request: web.Request) -> web.Response:
     summary = None
     if doc.summary is not None:  # written before the figures last changed: say so
         told = doc.summary.stats
-        stale = told is not None and told != view["stats"]  # (older ones kept no figures)
+        stale = told is not None and told != told_of(view)  # (older ones kept no figures)
         summary = {**msgspec.structs.asdict(doc.summary), "stale": stale}
     return render(
         request,
@@ -217,7 +224,7 @@ async def summarise(request: web.Request) -> web.StreamResponse:
         "summary": text,
         "source": source,
         "at": datetime.now(UTC),
-        "stats": campaign_view(doc)["stats"],  # what it told of: stale once they change
+        "stats": told_of(campaign_view(doc)),  # what it told of: stale once they change
     }
     await store["campaigns"].update_one({"_id": doc.id}, {"$set": {"summary": summary}})
     return see_other(where)

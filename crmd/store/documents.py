@@ -72,9 +72,7 @@ def _bson(kind: type, value: Any) -> Any:
 
 # Suppressions (``suppressions``): one per address per tenant.
 
-SuppressionSource = Literal[
-    "unsubscribe", "bounce", "complaint", "failure", "operator", "import"
-]
+SuppressionSource = Literal["unsubscribe", "bounce", "complaint", "failure", "operator", "import"]
 """How an address came to be suppressed: its owner followed an unsubscribe link, a
 vendor reported a bounce or a hard failure, or an operator added it (one, or a file)."""
 SUPPRESSION_SOURCES: tuple[str, ...] = get_args(SuppressionSource)
@@ -242,7 +240,14 @@ class Campaign(NewCampaign, frozen=True, kw_only=True):
     chunked: bool = False
     resent: bool = False
     timeline: dict[str, list[int]] = {}
-    """[handed over, delivered, failed] by second since it started."""
+    """[handed over, delivered, failed, opened, clicked] by second since it started
+    (points stored before opens and clicks were counted: the first three)."""
+    engagement: dict[str, int] = {}
+    """What its messages did, as last counted (``crmd.campaigns.engagement.FIGURES``)."""
+    links: list[str] = []
+    """The distinct tracked URLs, in the order of their index (none: no tracked link)."""
+    linkClicks: dict[str, list[int]] = {}
+    """[messages that clicked, clicks] by link index, as last counted."""
     reason: str | None = None
     """Why it ended in ``error``."""
     summary: WrittenSummary | None = None
@@ -265,6 +270,12 @@ class LogLine(msgspec.Struct, frozen=True, kw_only=True):
     vendorMessageId: str | None = None
     reason: str | None = None
     updatedAt: datetime
+    times: dict[str, datetime] = {}
+    """The first time each status was reported (``SOFT_BOUNCED`` too)."""
+    opens: int = 0
+    machineOpens: int = 0
+    clicks: dict[str, int] = {}
+    """Clicks by link index."""
 
 
 class MessageLog(msgspec.Struct, frozen=True, kw_only=True):
