@@ -14,9 +14,11 @@ that were clicked, per link (``LINK_CLICKS``). Pure: the pipelines are values.""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from crmd.messages import MessageStatus
+from crmd.store.documents import LogLine
 
 S = MessageStatus
 
@@ -27,11 +29,22 @@ def _has(field: str) -> dict[str, Any]:
     return {"$ne": [{"$ifNull": [f"${field}", None]}, None]}
 
 
+class LogActivity(LogLine, frozen=True, kw_only=True):
+    """A recipient's line with what its message did (``projection(LogActivity)``)."""
+
+    times: dict[str, datetime] = {}
+    """The first time each status was reported (``SOFT_BOUNCED`` too)."""
+    opens: int = 0
+    machineOpens: int = 0
+    clicks: dict[str, int] = {}
+    """Clicks by link index."""
+
+
 FLAGS: dict[str, dict[str, Any]] = {
-    "soft": _has("times.SOFT_BOUNCED"),
-    "opened": _has("times.OPENED"),
+    "soft": _has(f"times.{S.SOFT_BOUNCED}"),
+    "opened": _has(f"times.{S.OPENED}"),
     "machine": {"$gt": [{"$ifNull": ["$machineOpens", 0]}, 0]},
-    "clicked": _has("times.CLICKED"),
+    "clicked": _has(f"times.{S.CLICKED}"),
     "clicks": _has("clicks"),
 }
 """What the grouping asks of each log besides its status, each a true or false."""
@@ -135,3 +148,37 @@ def stats_view(stats: Mapping[str, int], done: Mapping[str, int]) -> dict[str, A
         "complaintRate": rate(got["complained"], delivered),
         "bounceRate": rate(got["bouncedHard"], handed),
     }
+
+
+STEPS = (
+    (S.SENT, "Handed over"),
+    (S.DELIVERED, "Delivered"),
+    (S.OPENED, "Opened"),
+    (S.CLICKED, "Clicked"),
+    (S.SOFT_BOUNCED, "Soft bounce"),
+    (S.BOUNCED, "Bounced"),
+    (S.FAILED, "Failed"),
+    (S.COMPLAINED, "Marked as spam"),
+)
+"""What a message's first-seen ``times`` tell, as a customer's page says it."""
+
+
+def what_it_did(log: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A message's story from its log, in the order it happened: each step's ``said``,
+    its ``at`` (None: when is not known) and ``detail`` (how many opens or clicks)."""
+    times = log.get("times") or {}
+    opens, machine = int(log.get("opens") or 0), int(log.get("machineOpens") or 0)
+    clicks = sum(int(n) for n in (log.get("clicks") or {}).values())
+    details = {
+        S.OPENED: f"{opens:,} time{'s' * (opens != 1)}" if opens else "",
+        S.CLICKED: f"{clicks:,} click{'s' * (clicks != 1)}" if clicks else "",
+    }
+    steps = [
+        {"said": said, "at": times[status], "detail": details.get(status, "")}
+        for status, said in STEPS
+        if times.get(status)
+    ]
+    steps.sort(key=lambda step: step["at"])
+    if machine and not times.get(S.OPENED):
+        steps.append({"said": "Opened by a machine only", "at": None, "detail": ""})
+    return steps

@@ -9,6 +9,7 @@ import msgspec
 from aiohttp import web
 
 from crmd.auth.requests import tenant_store
+from crmd.campaigns.engagement import LogActivity
 from crmd.campaigns.schema import (
     Campaign,
     CampaignBody,
@@ -131,7 +132,7 @@ async def campaign_logs(request: web.Request) -> web.Response:
         limit=page.limit,
         where=where,
         keep=(lambda d: d["status"] == status) if status else None,
-        projection=documents.projection(documents.LogLine),
+        projection=documents.projection(LogActivity),
         number="seq",
     )
     if not status:
@@ -155,7 +156,7 @@ async def campaign_logs(request: web.Request) -> web.Response:
             machineOpens=line.machineOpens,
             clicks=line.clicks,
         )
-        for line in documents.decode_all(window.items, documents.LogLine)
+        for line in documents.decode_all(window.items, LogActivity)
     ]
     cursor = None if following is None else f"{following}.{total}"
     return json_response(LogPage(items, total, cursor))

@@ -240,14 +240,10 @@ class Campaign(NewCampaign, frozen=True, kw_only=True):
     chunked: bool = False
     resent: bool = False
     timeline: dict[str, list[int]] = {}
-    """[handed over, delivered, failed, opened, clicked] by second since it started
-    (points stored before opens and clicks were counted: the first three)."""
-    engagement: dict[str, int] = {}
-    """What its messages did, as last counted (``crmd.campaigns.engagement.FIGURES``)."""
-    links: list[str] = []
-    """The distinct tracked URLs, in the order of their index (none: no tracked link)."""
-    linkClicks: dict[str, list[int]] = {}
-    """[messages that clicked, clicks] by link index, as last counted."""
+    """[handed over, delivered, failed, opened, clicked] by second since it started."""
+    engagement: dict[str, int] = {}  # what its messages did (crmd.campaigns.engagement)
+    links: list[str] = []  # its tracked URLs, by index
+    linkClicks: dict[str, list[int]] = {}  # [messages that clicked, clicks] by link index
     reason: str | None = None
     """Why it ended in ``error``."""
     summary: WrittenSummary | None = None
@@ -270,12 +266,6 @@ class LogLine(msgspec.Struct, frozen=True, kw_only=True):
     vendorMessageId: str | None = None
     reason: str | None = None
     updatedAt: datetime
-    times: dict[str, datetime] = {}
-    """The first time each status was reported (``SOFT_BOUNCED`` too)."""
-    opens: int = 0
-    machineOpens: int = 0
-    clicks: dict[str, int] = {}
-    """Clicks by link index."""
 
 
 class MessageLog(msgspec.Struct, frozen=True, kw_only=True):

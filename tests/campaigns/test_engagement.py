@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymongo import AsyncMongoClient
 
+from crmd.app import Crmd
 from crmd.campaigns import engagement, stats
 from crmd.messages import LOG_STATUSES, MessageStatus
 from crmd.services.embedded import Urls
@@ -161,3 +162,92 @@ def test_links_come_in_index_order_with_their_share():
     assert never == [
         {"url": "https://a.example/", "index": 0, "unique": 0, "total": 0, "share": None}
     ]
+
+
+async def test_the_api_and_its_document_carry_what_the_messages_did(
+    client: Any, auth: dict[str, str], system: Crmd
+):
+    body = {"name": "Links", "message": "Hi {name}", "rule": "spend > 5", "draft": True}
+    made = await (await client.post("/api/v1/campaigns", json=body, headers=auth)).json()
+    campaign = await system.db.campaigns.find_one({"_id": ObjectId(made["id"])})
+    urls = ["https://shop.example/sale", "https://shop.example/faq"]
+    await system.db.campaigns.update_one({"_id": campaign["_id"]}, {"$set": {"links": urls}})
+    store = TenantStore(system.db, campaign["userId"])
+    at = {"DELIVERED": START, "OPENED": START + timedelta(minutes=3)}
+    clicked = {**at, "CLICKED": START + timedelta(minutes=4)}
+    docs = [
+        {"status": "CLICKED", "times": clicked, "opens": 2, "clicks": {"0": 3, "1": 1}},
+        {"status": "CLICKED", "times": clicked, "opens": 1, "clicks": {"0": 1}},
+        {"status": "OPENED", "times": at, "opens": 1},
+        {"status": "DELIVERED", "times": {"DELIVERED": START}, "machineOpens": 2},
+        {"status": "COMPLAINED", "times": {**at, "COMPLAINED": START}},
+        {"status": "BOUNCED", "times": {"BOUNCED": START, "SOFT_BOUNCED": START}},
+        {"status": "SENT", "times": {"SOFT_BOUNCED": START}},
+        {"status": "SENT"},
+    ]
+    await store["communication_log"].insert_many(
+        [
+            {**d, "_id": f"m{i}", "seq": i + 1, "customerId": f"c{i}", "message": "Hi"}
+            | {"campaignId": made["id"], "updatedAt": START}
+            for i, d in enumerate(docs)
+        ]
+    )
+    await system.db.campaigns.update_one({"_id": campaign["_id"]}, {"$set": {"lastSeq": 8}})
+    await stats.refresh(store, made["id"])
+
+    answer = await (await client.get(f"/api/v1/campaigns/{made['id']}", headers=auth)).json()
+    got = answer["stats"]
+    assert (got["delivered"], got["sent"], got["failed"]) == (5, 2, 1)
+    assert got["bounced"] == {"hard": 1, "soft": 1}
+    assert got["opened"] == {"people": 4, "machine": 1}
+    assert (got["complained"], got["clicked"], got["clicks"]) == (1, 2, 5)
+    assert (got["openRate"], got["clickRate"], got["complaintRate"]) == (0.8, 0.4, 0.2)
+    assert got["bounceRate"] == 0.125  # one hard bounce of the eight handed over
+    assert answer["links"] == [
+        {"url": urls[0], "index": 0, "unique": 2, "total": 4, "share": 0.8},
+        {"url": urls[1], "index": 1, "unique": 1, "total": 1, "share": 0.2},
+    ]
+    page = await (await client.get(f"/api/v1/campaigns/{made['id']}/logs", headers=auth)).json()
+    first, *_, last = page["items"]
+    assert (first["clicks"], first["opens"], first["times"]["CLICKED"]) == (
+        {"0": 3, "1": 1},
+        2,
+        "2026-12-01T09:04:00Z",
+    )
+    assert not {"clicks", "opens", "machineOpens", "times"} & set(last)  # nothing to say
+
+    document = await (await client.get("/api/v1/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    described = schemas["CampaignStats"]["properties"]
+    for name in ("bounced", "complained", "opened", "clicked", "clicks", "openRate"):
+        assert name in described, name
+    assert set(schemas["Bounced"]["properties"]) == {"hard", "soft"}
+    assert set(schemas["Opened"]["properties"]) == {"people", "machine"}
+    assert "links" in schemas["Campaign"]["required"]
+    assert set(schemas["LinkClicks"]["properties"]) == {"url", "index", "unique", "total", "share"}
+    assert {"times", "opens", "clicks"} <= set(schemas["LogEntry"]["properties"])
+
+
+def test_a_messages_story_is_told_in_the_order_it_happened():
+    log = {
+        "times": {
+            "CLICKED": START + timedelta(minutes=9),
+            "SENT": START,
+            "OPENED": START + timedelta(minutes=4),
+            "DELIVERED": START + timedelta(minutes=1),
+        },
+        "opens": 1,
+        "clicks": {"0": 2, "2": 1},
+    }
+    assert [(s["said"], s["detail"]) for s in engagement.what_it_did(log)] == [
+        ("Handed over", ""),
+        ("Delivered", ""),
+        ("Opened", "1 time"),
+        ("Clicked", "3 clicks"),
+    ]
+    prefetched = {"times": {"DELIVERED": START}, "machineOpens": 3}
+    assert [s["said"] for s in engagement.what_it_did(prefetched)] == [
+        "Delivered",
+        "Opened by a machine only",
+    ]
+    assert engagement.what_it_did({"status": "PENDING"}) == []

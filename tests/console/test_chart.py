@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from crmd.console.chart import deliveries_chart, receipts_timeline
+from crmd.console.chart import (
+    deliveries_chart,
+    engagement_chart,
+    engagement_timeline,
+    receipts_timeline,
+)
 
 START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -43,3 +48,27 @@ def test_a_long_campaign_keeps_few_points():
     timeline = receipts_timeline(times, points=120)
     assert len(timeline) <= 121
     assert timeline[max(timeline, key=int)] == [12_000, 12_000, 0]
+
+
+def test_opens_and_clicks_count_from_the_first_hand_over():
+    times = [
+        {"SENT": at(0), "DELIVERED": at(5), "OPENED": at(60), "CLICKED": at(90)},
+        {"SENT": at(10), "DELIVERED": at(12), "OPENED": at(30)},
+        {"SENT": at(10), "SOFT_BOUNCED": at(20)},
+    ]
+    timeline = engagement_timeline(times, points=120)
+    by_second = {int(k): v for k, v in timeline.items()}
+    assert by_second == {30: [1, 0], 60: [2, 0], 90: [2, 1]}
+    assert engagement_timeline([{"SENT": at(0), "DELIVERED": at(3)}]) == {}
+    chart = str(engagement_chart(timeline, 2))
+    assert 'aria-label="After 90 s: 2 opened, 1 clicked, of 2 delivered"' in chart
+    assert "No opens or clicks yet" in str(engagement_chart({}, 2))
+
+
+def test_snapshots_kept_before_opens_and_clicks_still_draw_their_deliveries():
+    old_and_new = {"0": [3, 1, 0], "5": [4, 2, 1], "10": [4, 3, 1, 2, 1]}
+    chart = str(deliveries_chart(old_and_new, 4))
+    assert 'aria-label="After 10 s: 4 handed over, 3 delivered, 1 failed, of 4"' in chart
+    opened_clicked = {k: v[3:5] for k, v in old_and_new.items()}
+    drawn = str(engagement_chart(opened_clicked, 3))  # the one new point, from nothing
+    assert 'aria-label="After 10 s: 2 opened, 1 clicked, of 3 delivered"' in drawn
