@@ -24,9 +24,10 @@ S = MessageStatus
 
 
 def _has(field: str) -> dict[str, Any]:
-    # $ifNull first: a missing field and a null one both count as absent, on MongoDB
-    # as on SecantusDB.
-    return {"$ne": [{"$ifNull": [f"${field}", None]}, None]}
+    # A missing field and a null sort at or below null, a time or a document above it.
+    # (One comparison: SecantusDB evaluates each expression in Python, per log, and
+    # $ne of $ifNull cost the recount half as much again.)
+    return {"$gt": [f"${field}", None]}
 
 
 class LogActivity(LogLine, frozen=True, kw_only=True):
@@ -43,7 +44,7 @@ class LogActivity(LogLine, frozen=True, kw_only=True):
 FLAGS: dict[str, dict[str, Any]] = {
     "soft": _has(f"times.{S.SOFT_BOUNCED}"),
     "opened": _has(f"times.{S.OPENED}"),
-    "machine": {"$gt": [{"$ifNull": ["$machineOpens", 0]}, 0]},
+    "machine": {"$gt": ["$machineOpens", 0]},  # (missing sorts below every number)
     "clicked": _has(f"times.{S.CLICKED}"),
     "clicks": _has("clicks"),
 }
