@@ -5,6 +5,7 @@ neither chart nor links; a customer's page tells what each of their messages did
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,7 @@ def at(minutes: int) -> datetime:
     return START + timedelta(minutes=minutes)
 
 
+FINISHED = at(60)
 STORIES = [  # what each of the five customers' messages did
     {
         "status": "CLICKED",
@@ -55,10 +57,16 @@ STORIES = [  # what each of the five customers' messages did
 
 
 async def sent_campaign(
-    client: Any, system: Crmd, headers: dict[str, str], name: str, links: list[str]
+    client: Any,
+    system: Crmd,
+    headers: dict[str, str],
+    name: str,
+    links: list[str],
+    stories: list[dict[str, Any]] = STORIES,
+    completed: datetime = FINISHED,
 ) -> str:
-    """A campaign to every customer, finished two days ago, whose messages did what
-    ``STORIES`` say (written straight into their logs, as the trackers would)."""
+    """A campaign to every customer, ``completed`` (two days ago), whose messages did
+    what ``stories`` say (written straight into their logs, as the trackers would)."""
     made = await client.post(
         "/api/v1/campaigns",
         json={"name": name, "rule": "spend > 0", "message": "Hi {name}", "draft": True},
@@ -81,7 +89,7 @@ async def sent_campaign(
                 "campaignId": campaign,
                 "updatedAt": at(60),
             }
-            for n, (person, story) in enumerate(zip(people, STORIES, strict=True))
+            for n, (person, story) in enumerate(zip(people, stories, strict=True))
         ]
     )
     await system.db.campaigns.update_one(
@@ -90,11 +98,11 @@ async def sent_campaign(
             "$set": {
                 "status": "completed",
                 "links": links,
-                "lastSeq": len(STORIES),
-                "audienceSize": len(STORIES),
+                "lastSeq": len(stories),
+                "audienceSize": len(stories),
                 "plannedAt": START,
                 "sentAt": START,
-                "completedAt": at(60),
+                "completedAt": completed,
             }
         },
     )
@@ -106,15 +114,19 @@ async def figure(page: Watched, key: str) -> str:
     return await page.page.locator(f'[data-figure="{key}"]').inner_text()
 
 
+async def customers(client: Any, headers: dict[str, str], count: int) -> None:
+    text = "customer_external_id,name,email,spend\n" + "".join(
+        f"E{i},Person {i},person{i}@example.com,{i}\n" for i in range(1, count + 1)
+    )
+    uploaded = await (await upload(client, headers, "customers", text)).json()
+    await wait_done(client, headers, uploaded["uploadId"])
+
+
 async def test_a_campaigns_page_and_a_customers_page_show_what_the_messages_did(
     client: Any, system: Crmd, browser: Browser, served: str, request: Any
 ):
     headers = await sign_in_api(client, EMAIL)
-    text = "customer_external_id,name,email,spend\n" + "".join(
-        f"E{i},Person {i},person{i}@example.com,{i}\n" for i in range(1, 6)
-    )
-    uploaded = await (await upload(client, headers, "customers", text)).json()
-    await wait_done(client, headers, uploaded["uploadId"])
+    await customers(client, headers, len(STORIES))
     tracked = await sent_campaign(client, system, headers, "Tracked", LINKS)
     plain = await sent_campaign(client, system, headers, "Plain", [])
     await system.db.communication_log.update_many(  # nothing opened or clicked in it
@@ -192,3 +204,42 @@ async def test_a_campaigns_page_and_a_customers_page_show_what_the_messages_did(
         assert await overflow(page) <= width, await wider(page, width)
         assert not page.unexpected(), page.unexpected()
         await page.page.context.close()
+
+
+async def test_the_figures_of_what_the_messages_did_follow_the_logs_live(
+    client: Any, system: Crmd, page: Watched
+):
+    headers = await sign_in_api(client, EMAIL)
+    await customers(client, headers, len(STORIES) + 1)
+    awaiting = {"status": "SENT", "times": {"SENT": at(0)}}  # a receipt still to come
+    campaign = await sent_campaign(
+        client, system, headers, "Live", LINKS, [*STORIES, awaiting], datetime.now(UTC)
+    )
+    await page.sign_in(EMAIL)
+    await page.go(f"/campaigns/{campaign}")
+    await expect(page.page.locator('[data-figure="clicked"]')).to_have_text("1")
+    # The last recipient opens and clicks the second link twice: the trackers' writes.
+    doc = await system.db.campaigns.find_one({"_id": ObjectId(campaign)})
+    store = TenantStore(system.db, doc["userId"])
+    await store["communication_log"].update_one(
+        {"campaignId": campaign, "status": "SENT"},
+        {
+            "$set": {
+                "status": "CLICKED",
+                "times.DELIVERED": at(70),
+                "times.OPENED": at(71),
+                "times.CLICKED": at(72),
+                "opens": 1,
+                "clicks": {"1": 2},
+            }
+        },
+    )
+    await stats.refresh(store, campaign)
+    live = page.page.get_by_role("region", name="What the messages did")
+    await expect(live.locator('[data-figure="clicked"]')).to_have_text("2", timeout=15_000)
+    await expect(live.locator('[data-figure="clicks"]')).to_have_text("6")
+    await expect(live.locator('[data-figure="clickRate"]')).to_have_text("40.0%")  # 2 of 5
+    await expect(live.locator('[data-figure="openRate"]')).to_have_text("80.0%")
+    label = live.locator("[data-chart-engagement] svg")
+    await expect(label).to_have_attribute("aria-label", re.compile("4 opened, 2 clicked"))
+    await page.shot("followed")
