@@ -1,16 +1,25 @@
 """The deliveries chart is drawn from when each message was handed over, delivered and
-failed (the receipts' own timestamps), however the receipts trickled in."""
+failed (the receipts' own timestamps), however the receipts trickled in; the opens and
+clicks chart from when each was first opened and clicked, or from the stats snapshots
+of a campaign too large to read its log."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from bson import ObjectId
+
+from crmd.app import Crmd
 from crmd.console.chart import (
+    charts_of,
     deliveries_chart,
     engagement_chart,
     engagement_timeline,
     receipts_timeline,
 )
+from crmd.store import documents
+from crmd.store.tenant import TenantStore
+from tests.campaigns.conftest import a_campaign
 
 START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -72,3 +81,14 @@ def test_snapshots_kept_before_opens_and_clicks_still_draw_their_deliveries():
     opened_clicked = {k: v[3:5] for k, v in old_and_new.items()}
     drawn = str(engagement_chart(opened_clicked, 3))  # the one new point, from nothing
     assert 'aria-label="After 10 s: 2 opened, 1 clicked, of 3 delivered"' in drawn
+
+
+async def test_a_large_campaigns_opens_and_clicks_are_drawn_from_its_snapshots(system: Crmd):
+    store = TenantStore(system.db, "u1")
+    campaign = ObjectId()
+    snapshots = {"0": [10, 0, 0], "60": [6000, 5000, 10, 900, 120]}  # an old point, a new one
+    raw = a_campaign(campaign, "completed", audienceSize=6000, timeline=snapshots)
+    await store["campaigns"].insert_one(raw)  # (no log is read: there are none)
+    drawn = await charts_of(store, documents.decode(raw, documents.Campaign), 5000)
+    assert "900 opened, 120 clicked, of 5,000 delivered" in str(drawn.engagement)
+    assert "6,000 handed over, 5,000 delivered, 10 failed" in str(drawn.deliveries)
