@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import os
 import platform
+import re
 import statistics
 import sys
 import tempfile
@@ -35,6 +36,7 @@ from pymongo import AsyncMongoClient, UpdateOne
 from redis.asyncio import Redis
 
 import crmd
+from bench.clicks import Click, bare_redirect, caught_up, click_all, queue_clicks
 from bench.data import EVERYONE, RULES, csv_reader_seconds, write_customers
 from bench.load import IMPORT_SHARE, P50_LIMIT_MS, P99_LIMIT_MS, SHED_LIMIT, LoadSizes, measure_load
 from bench.scaling import measure_scaling
@@ -43,15 +45,20 @@ from bench.server import (
     Api,
     MemorySampler,
     Spent,
+    cpu_seconds,
     crmd_process,
     database_servers,
     spending,
     upload_csv,
 )
 from bench.server import signed_in as signed_in_api
+from crmd.config import StreamsConfig
+from crmd.messages import RANK, MessageStatus
 from crmd.plugins.signature import signed_headers
+from crmd.receipts.actor import RECOUNT_GAP
 from crmd.segments.counts import Rule
 from crmd.store.indexes import INDEXES
+from crmd.streams import StreamNames
 
 Doc = dict[str, Any]
 MB = 1024 * 1024
@@ -60,15 +67,47 @@ RAW_INGEST_SAMPLE = 100_000
 """The ingestion limit is timed on 100k of crmd's documents, not all 1M (the whole copy
 would add a quarter of an hour): 50k written into an empty collection, as crmd's first
 rows were, and 50k into the full one, as its last rows were."""
-PHASES = ("previews", "dispatch", "receipts", "console", "load", "ingestion", "scaling")
+PHASES = (
+    "previews",
+    "dispatch",
+    "receipts",
+    "clicks",
+    "console",
+    "load",
+    "ingestion",
+    "scaling",
+)
 CONSOLE_LIMIT_MS = 100
 ACTIVE = ("receiving", "queued", "processing")
+LINKS = ("https://shop.example/new", "https://shop.example/sale")
+"""The campaign's two links: each recipient's message carries them as its click links."""
+CAMPAIGN_MESSAGE = (
+    f"Hi {{first_name|there}}, {{spend}} well spent! New: {LINKS[0]} Sale: {LINKS[1]}"
+)
+CLICK_LINK = re.compile(r"/c/[A-Za-z0-9_-]+")
+REDIRECT_SHARE = 0.5
+"""Of a bare aiohttp app's redirects per second: the token's check and the campaign's
+(cached) links may cost no more than the HTTP stack and the XADD do."""
+APPLIED_SHARE = 0.7
+"""Of the raw bulk update of the same logs, as receipts are reconciled: the same updates,
+batched as the actor reads them, only through the stream."""
+REDIRECT_P99_MS = 100.0
+"""A person waits for the redirect: its p99 at full speed within the API's p50 target."""
+RECOUNT_WRITES = 4
+"""What one recount of a campaign's stats writes at most: its ticket, its count, the
+user's tally by status and the campaign's completion (``crmd.campaigns.stats``)."""
+APPLY_BATCH = StreamsConfig().batch_size
+"""Hits the tracking actor reads at a time, so at most the updates of one bulk write:
+the raw limit writes as many at a time."""
 
 
 class Sizes(msgspec.Struct, frozen=True):
     upload_rows: int = 1_000_000
     audience: int = 100_000
     single_receipts: int = 10_000
+    clicks: int = 20_000
+    """Clicked through the redirect, and as many more queued for the tracking actor."""
+    click_clients: int = 32
     preview_repeats: int = 1
     scaling_rows: int = 20_000
     load: LoadSizes = LoadSizes()
@@ -80,6 +119,8 @@ class Sizes(msgspec.Struct, frozen=True):
             self.upload_rows // 100,
             self.audience // 100,
             self.single_receipts // 100,
+            clicks=self.clicks // 100,
+            click_clients=8,
             scaling_rows=self.scaling_rows // 100,
             load=LoadSizes(self.load.rows // 100, clients=5, max_seconds=60),
         )
@@ -197,8 +238,10 @@ class Bench:
         sizes: Sizes,
         work: Path,
         database_pid: int | None = None,
+        redis_url: str = "",
     ) -> None:
         self.base = base
+        self.redis_url = redis_url
         self.database_pid = database_pid
         self.db = db
         self.sampler = sampler
@@ -471,7 +514,7 @@ class Bench:
                     expect=201,
                     json={
                         "name": "bench",
-                        "message": "Hi {first_name|there}, {spend} well spent!",
+                        "message": CAMPAIGN_MESSAGE,
                         "rule": EVERYONE,
                         "vendor": "dummy_vendor",
                     },
@@ -643,6 +686,196 @@ class Bench:
         say(f"  reconciled after {reconciled:.1f} s")
         return accepted, reconciled
 
+    async def clicks(self, api: Api, campaign: str) -> None:
+        """People clicking the sent campaign's links (``bench.clicks``): ``clicks`` of
+        its messages clicked once each through the redirect, against a bare redirect;
+        then as many clicks on other messages queued at once for the tracking actor,
+        against the raw database doing the same updates. Each clicked message is then
+        checked to be CLICKED with one click on its link."""
+        n, clients = self.sizes.clicks, self.sizes.click_clients
+        logs = [
+            d
+            async for d in self.db.communication_log.find(
+                {"campaignId": campaign}, {"message": 1}, batch_size=5000, limit=2 * n
+            )
+        ]
+        if len(logs) < 2 * n:
+            raise RuntimeError(f"clicks: {len(logs):,} messages sent, {2 * n:,} needed")
+        through, queued = logs[:n], [(str(d["_id"]), i % 2) for i, d in enumerate(logs[n:])]
+        clicks = []
+        for i, log in enumerate(through):
+            paths = CLICK_LINK.findall(log["message"])
+            if len(paths) != len(LINKS):
+                raise RuntimeError(f"message {log['_id']} has {len(paths)} click links: {paths}")
+            clicks.append(Click(paths[i % 2], LINKS[i % 2]))
+        stream = StreamNames.for_prefix(self.db.name).tracking
+        redis = Redis.from_url(self.redis_url)
+
+        async def applied() -> bool:
+            return await caught_up(redis, stream)
+
+        try:
+            raw_seconds, raw_cpu = await self.raw_click_updates(queued)
+            with self.sampler.phase("clicks"):
+                async with self.spending(api) as redirecting:
+                    started = perf_counter()
+                    answered = await click_all(api.http, self.base, clicks, clients)
+                    await wait_for("the clicks to be applied", applied, timeout=600, every=0.05)
+                    through_seconds = perf_counter() - started
+                if answered.wrong:
+                    raise RuntimeError(
+                        f"clicks: {answered.wrong} answers not a 302 to the campaign's link "
+                        f"({answered.statuses})"
+                    )
+                await self.check_clicked([(str(d["_id"]), i % 2) for i, d in enumerate(through)])
+                async with self.spending(api) as applying:
+                    started = perf_counter()
+                    await queue_clicks(redis, stream, queued)
+                    await wait_for("the clicks to be applied", applied, timeout=600, every=0.05)
+                    applied_seconds = perf_counter() - started
+                await self.check_clicked(queued)
+            bare_stream = f"bench:{self.db.name}:bare-clicks"
+            async with bare_redirect(self.work, self.redis_url, bare_stream) as (pid, bare_base):
+                cpu_before = cpu_seconds(pid)
+                bare = await click_all(api.http, bare_base, clicks, clients)
+                bare_cpu_us = (cpu_seconds(pid) - cpu_before) * 1e6 / n
+            await redis.delete(bare_stream)
+        finally:
+            await redis.aclose()
+        say(
+            f"clicks: {n:,} redirects at {answered.per_second:,.0f}/s (bare aiohttp "
+            f"{bare.per_second:,.0f}/s), applied {through_seconds - answered.seconds:.2f} s after "
+            f"the last; {n:,} queued at once applied in {applied_seconds:.2f} s (raw "
+            f"{raw_seconds:.2f} s)"
+        )
+        self.figures.append(
+            rate_figure(
+                f"clicks redirect, {n:,} GETs of /c/<token> by {clients} clients: answered",
+                answered.per_second,
+                bare.per_second,
+                REDIRECT_SHARE,
+                unit="requests/s",
+                limit_is="a bare aiohttp app answering the same GETs with one XADD and a 302",
+                statuses=answered.statuses,
+                answering_seconds=round(answered.seconds, 2),
+                # from the first click to the last applied: what a click costs in all
+                seconds=round(through_seconds, 2),
+                **redirecting.per(n),
+            )
+        )
+        p99 = quantile(answered.latencies, 0.99) * 1000
+        self.figures.append(
+            Figure(
+                "  the redirect's latency, p50 / p99 ms",
+                round(quantile(answered.latencies, 0.5) * 1000, 1),
+                REDIRECT_P99_MS,
+                "ms",
+                None,
+                f"p99 <= {REDIRECT_P99_MS:.0f}",
+                p99 <= REDIRECT_P99_MS,
+                {
+                    "p99_ms": round(p99, 1),
+                    "max_ms": round(max(answered.latencies) * 1000, 1),
+                    "bare_p50_ms": round(quantile(bare.latencies, 0.5) * 1000, 1),
+                    "bare_p99_ms": round(quantile(bare.latencies, 0.99) * 1000, 1),
+                },
+            )
+        )
+        # A click's whole cost, from the first click to the last applied: the redirect's
+        # request, its share of a batch's one update per message (each of these
+        # messages is clicked once: one update a click), and the recounts the tracking
+        # actor asks of the receipts actor, at most one a RECOUNT_GAP and one at each
+        # end of the stretch, of RECOUNT_WRITES writes each.
+        writes = redirecting.documents / n
+        writes_limit = 1 + RECOUNT_WRITES * (2 + through_seconds / RECOUNT_GAP) / n
+        self.figures.append(
+            Figure(
+                "  database writes per 1,000 clicks, redirect and apply",
+                round(writes * 1000, 1),
+                round(writes_limit * 1000, 1),
+                "writes",
+                round(writes / writes_limit, 3),
+                f"<= {writes_limit * 1000:,.0f}",
+                writes <= writes_limit,
+                {"limit_is": "one update a click, and the recounts' writes"},
+            )
+        )
+        # crmd's CPU for a click (its request, its share of the tracking actor's batch
+        # and of the recounts) against what the bare app spends on its redirect and
+        # pymongo on the raw update, each part by the share its rate is held to.
+        raw_cpu_us = raw_cpu * 1e6 / n
+        cpu_us = redirecting.cpu * 1e6 / n
+        cpu_limit = bare_cpu_us / REDIRECT_SHARE + raw_cpu_us / APPLIED_SHARE
+        self.figures.append(
+            Figure(
+                "  crmd CPU per click, redirect and apply (µs)",
+                round(cpu_us, 1),
+                round(cpu_limit, 1),
+                "µs",
+                round(cpu_us / cpu_limit, 3),
+                f"<= {cpu_limit:,.0f}",
+                cpu_us <= cpu_limit,
+                {
+                    "limit_is": f"the bare app's CPU per redirect / {REDIRECT_SHARE} + "
+                    f"pymongo's per raw update / {APPLIED_SHARE}",
+                    "bare_cpu_us_per_request": round(bare_cpu_us, 1),
+                    "raw_cpu_us_per_update": round(raw_cpu_us, 1),
+                    "applying_cpu_us_per_click": applying.per(n)["cpu_us_per_item"],
+                },
+            )
+        )
+        self.figures.append(
+            rate_figure(
+                f"clicks applied, {n:,} queued at once (until acked)",
+                n / applied_seconds,
+                n / raw_seconds,
+                APPLIED_SHARE,
+                unit="clicks/s",
+                limit_is=f"bulk update of the same logs, an UpdateOne a log, {APPLY_BATCH} a write",
+                seconds=round(applied_seconds, 2),
+                raw_seconds=round(raw_seconds, 2),
+                **applying.per(n),
+            )
+        )
+
+    async def raw_click_updates(self, clicks: list[tuple[str, int]]) -> tuple[float, float]:
+        """The tracking actor's limit: each clicked log's status, rank, time and link
+        count in one UpdateOne, ``APPLY_BATCH`` a bulk write, on a raw copy of the logs
+        (copied untimed). Returns the seconds and this process's CPU seconds the bulk
+        writes took."""
+        raw = await scratch(self.db, "bench_raw_clicks", "communication_log")
+        query = {"_id": {"$in": [log_id for log_id, _ in clicks]}}
+        await copy_timed(self.db.communication_log, query, raw, batch=1000)
+        rank, spent, cpu = RANK[MessageStatus.CLICKED], 0.0, 0.0
+        for start in range(0, len(clicks), APPLY_BATCH):
+            at = datetime.now(UTC)
+            updates = [
+                UpdateOne(
+                    {"_id": log_id},
+                    {
+                        "$set": {"status": "CLICKED", "rank": rank, "updatedAt": at},
+                        "$min": {"times.CLICKED": at},
+                        "$inc": {f"clicks.{link}": 1},
+                    },
+                )
+                for log_id, link in clicks[start : start + APPLY_BATCH]
+            ]
+            started, cpu_started = perf_counter(), time.process_time()
+            await raw.bulk_write(updates, ordered=False)
+            spent += perf_counter() - started
+            cpu += time.process_time() - cpu_started
+        await self.db.drop_collection("bench_raw_clicks")
+        return spent, cpu
+
+    async def check_clicked(self, clicks: list[tuple[str, int]]) -> None:
+        """Each message CLICKED, with one click on its link."""
+        for link in range(len(LINKS)):
+            ids = [log_id for log_id, clicked in clicks if clicked == link]
+            query = {"_id": {"$in": ids}, "status": "CLICKED", f"clicks.{link}": 1}
+            counted = await self.db.communication_log.count_documents(query)
+            if counted != len(ids):
+                raise RuntimeError(f"clicks: {counted:,} of {len(ids):,} on link {link} applied")
+
     async def load(self, api: Api) -> None:
         """Thirty clients at the API during an import (``bench.load``)."""
 
@@ -731,6 +964,7 @@ class Bench:
                 ("upload", "upload"),
                 ("campaign", "campaign"),
                 ("receipts", "receipts"),
+                ("clicks", "clicks"),
             )
             if phase in peaks
         ]
@@ -880,7 +1114,7 @@ async def measure(
     database_pid: int | None,
 ) -> dict[str, Any]:
     client: AsyncMongoClient[Doc] = AsyncMongoClient(mongodb, tz_aware=True, maxIdleTimeMS=30_000)
-    bench = Bench(base, client[database], sampler, sizes, work, database_pid)
+    bench = Bench(base, client[database], sampler, sizes, work, database_pid, redis)
     try:
         async with (
             signed_in_api(base, "importer@bench.example.com") as importer,
@@ -889,14 +1123,16 @@ async def measure(
         ):
             # The 1M-row import last, so the previews count over the 100k customers of
             # their user, not next to a million of another's.
-            if phases & {"previews", "dispatch", "receipts", "console"}:
+            if phases & {"previews", "dispatch", "receipts", "clicks", "console"}:
                 user = await bench.audience(sender)
             if "previews" in phases:
                 await bench.previews(sender, user)
-            if phases & {"dispatch", "receipts", "console"}:
+            if phases & {"dispatch", "receipts", "clicks", "console"}:
                 campaign = await bench.dispatch(sender)
             if "receipts" in phases:
                 await bench.receipts(sender, campaign)
+            if "clicks" in phases:
+                await bench.clicks(sender, campaign)
             if "console" in phases:
                 await bench.console(sender, campaign)
             if "load" in phases:

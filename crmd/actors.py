@@ -11,6 +11,8 @@ import functools
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
+from crmd.bounces.actor import BouncesActor
+from crmd.bounces.inbox import Inbox
 from crmd.campaigns import clock as campaign_clock
 from crmd.campaigns.actor import dispatch_actor
 from crmd.campaigns.vendors import RateLimits
@@ -20,6 +22,8 @@ from crmd.ingest.actor import ingest_actor
 from crmd.ingest.publish import recover_interrupted
 from crmd.receipts.actor import receipts_actor, recount_key
 from crmd.receipts.apply import rematch_unknown
+from crmd.receipts.soft import SoftBounceRule
+from crmd.receipts.tracking_actor import tracking_actor
 from crmd.runtime.actor import Actor
 from crmd.runtime.clock import ClockActor, Task
 from crmd.runtime.lease import Lease, fence
@@ -27,12 +31,14 @@ from crmd.segments import service as segments
 from crmd.segments.slices import CustomerVersions
 from crmd.store.numbering import recount_stale
 from crmd.suppressions.links import UnsubscribeLinks
+from crmd.verp import ReturnPaths
 
 if TYPE_CHECKING:
     from crmd.app import Crmd
 
-ACTORS = ("ingest", "dispatch", "receipts", "clock", "http")
-"""Every actor crmd runs, in the order they start (http last, so it stops first)."""
+ACTORS = ("ingest", "dispatch", "receipts", "tracking", "clock", "bounces", "http")
+"""Every actor crmd runs, in the order they start (http last, so it stops first). The
+bounces listener is built only when ``[bounces] host`` is set."""
 HEALTH_ONLY = "health"
 """The actor that serves only /healthz, /readyz and /metrics, run in place of http by a
 process without the API (a worker), so that it can still be watched."""
@@ -49,8 +55,11 @@ def build_actors(crmd: Crmd, plugin_actors: list[Actor]) -> dict[str, Actor]:
         bound = config.campaigns.stranded_after_seconds
         return await campaign_clock.recover_stranded(db, redis, streams.dispatch, bound, now)
 
+    soft = SoftBounceRule(config.bounces.soft_limit, config.bounces.soft_window_days)
+    return_paths = bounce_addresses(crmd)
+
     async def rematch(now: Any) -> object:
-        return await rematch_unknown(db, metrics, now)
+        return await rematch_unknown(db, metrics, now, soft)
 
     async def close_windows(now: Any) -> object:
         window = config.campaigns.receipt_window_seconds
@@ -93,10 +102,22 @@ def build_actors(crmd: Crmd, plugin_actors: list[Actor]) -> dict[str, Actor]:
             settings,
             metrics,
             RateLimits(redis, config.redis.stream_prefix),
-            UnsubscribeLinks.from_secret(crmd.jwt_secret, config.server.base_url),
+            UnsubscribeLinks.from_secret(
+                crmd.jwt_secret, config.server.base_url, config.campaigns.tracking_days
+            ),
             recount_key(streams.receipts),
+            return_paths,
         ),
-        receipts_actor(db, redis, streams.receipts, settings, metrics),
+        receipts_actor(db, redis, streams.receipts, settings, metrics, soft),
+        tracking_actor(
+            db,
+            redis,
+            streams.tracking,
+            recount_key(streams.receipts),
+            config.campaigns.machine_open_seconds,
+            settings,
+            metrics,
+        ),
         ClockActor(
             config.campaigns.clock_interval_seconds,
             tasks,
@@ -111,7 +132,20 @@ def build_actors(crmd: Crmd, plugin_actors: list[Actor]) -> dict[str, Actor]:
         ),
         *plugin_actors,
     ]
+    if return_paths is not None:
+        bounces = config.bounces
+        message_domain = config.smtp_sender.rpartition("@")[2]
+        inbox = Inbox(return_paths, message_domain, db, redis, streams.receipts, metrics)
+        actors.append(BouncesActor(inbox, bounces.host, bounces.port, bounces.max_bytes))
     return {actor.name: actor for actor in actors}
+
+
+def bounce_addresses(crmd: Crmd) -> ReturnPaths | None:
+    """The envelope senders that name their message, when the bounces listener is on."""
+    if not crmd.config.bounces.host:
+        return None
+    local, domain = crmd.config.bounce_sender
+    return ReturnPaths.from_secret(crmd.jwt_secret, local, domain)
 
 
 def roles(actors: Collection[str]) -> list[str]:

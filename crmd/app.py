@@ -60,6 +60,7 @@ from crmd.http.keys import (
     RECEIPTS,
     SIGN_IN,
     SUGGESTERS,
+    TRACKER,
     UNSUBSCRIBES,
 )
 from crmd.http.middleware import declared_answers, errors, metrics, request_context
@@ -69,8 +70,9 @@ from crmd.ingest.parse import Limits
 from crmd.ingest.upload import Imports
 from crmd.plugins.context import PluginContext, plugin_secret
 from crmd.plugins.manager import PluginError, collect, get_plugin_manager
-from crmd.receipts import batch
+from crmd.receipts import batch, hits
 from crmd.receipts import routes as receipt_routes
+from crmd.receipts.hits import Tracker
 from crmd.receipts.intake import ReceiptIntake
 from crmd.runtime.actor import Actor
 from crmd.runtime.daemon import StartupError, ensure_can_listen, run_daemon
@@ -143,11 +145,11 @@ class Crmd:
     def run_order(self, names: Collection[str]) -> list[str]:
         """The named actors in the order they start: crmd's own, the plugins' (when all
         of crmd's are asked for), and http last, so that it stops first."""
-        unknown = set(names) - set(self.actors)
+        unknown = set(names) - set(self.actors) - set(ACTORS)  # a role that is off: not built
         if unknown:
             raise ValueError(f"no actor(s) {', '.join(sorted(unknown))}; actors: {ACTORS}")
-        order = [name for name in ACTORS if name in names and name != "http"]
-        if set(names) >= set(ACTORS):
+        order = [n for n in ACTORS if n in names and n in self.actors and n != "http"]
+        if set(names) >= {name for name in ACTORS if name in self.actors}:
             order += [name for name in self.actors if name not in (*ACTORS, HEALTH_ONLY)]
         order += [name for name in ("http", HEALTH_ONLY) if name in names]
         return order
@@ -286,7 +288,7 @@ def dead_letter_describers() -> Describers:
     """Each stream's entries in words, by the domain that writes them: for the API's
     and the ``crmd dead-letters`` command's dead letters (the stream machinery knows no
     domain)."""
-    return {chunks.FIELD: chunks.describe, jobs.FIELD: jobs.describe, batch.FIELD: batch.describe}
+    return {domain.FIELD: domain.describe for domain in (chunks, jobs, batch, hits)}
 
 
 def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
@@ -314,13 +316,7 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
     )
     app.on_response_prepare.append(cross_origin.on_response_prepare)
     ingest = config.ingest
-    limits = Limits(
-        max_bytes=ingest.max_file_bytes,
-        max_rows=ingest.max_rows,
-        max_columns=ingest.max_columns,
-        max_field_bytes=ingest.max_field_bytes,
-        chunk_rows=ingest.chunk_rows,
-    )
+    limits = Limits.of(ingest)
     app[DATABASE] = crmd.web_db
     app[METRICS] = crmd.metrics
     app[HEALTH] = crmd.health
@@ -328,8 +324,13 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
     app[IMPORTS] = Imports(
         crmd.redis, crmd.streams.ingest, limits, ingest.spool_dir, ingest.uploads_at_once
     )
-    links = UnsubscribeLinks.from_secret(crmd.jwt_secret, config.server.base_url)
-    app[CAMPAIGNS] = Campaigns(crmd.redis, crmd.streams.dispatch, crmd.vendors, crmd.counter, links)
+    links = UnsubscribeLinks.from_secret(
+        crmd.jwt_secret, config.server.base_url, config.campaigns.tracking_days
+    )
+    defaults = (config.campaigns.track_clicks, config.campaigns.track_opens)
+    app[CAMPAIGNS] = Campaigns(
+        crmd.redis, crmd.streams.dispatch, crmd.vendors, crmd.counter, links, defaults
+    )
     app[COUNTS] = crmd.counter
     server = config.server
     app[ADMISSION] = Admission(
@@ -337,6 +338,8 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
     )
     app[UNSUBSCRIBES] = Unsubscribes(crmd.web_db, links)
     app[RECEIPTS] = ReceiptIntake(crmd.vendors, crmd.redis, crmd.streams.receipts, crmd.metrics)
+    tracking = crmd.streams.tracking
+    app[TRACKER] = Tracker(links.tracking, crmd.web_db, crmd.redis, tracking, crmd.metrics)
     app[SUGGESTERS] = crmd.suggesters
     app[DEAD_LETTERS] = DeadLetters(crmd.redis, crmd.streams, dead_letter_describers())
     for table in (
@@ -371,6 +374,9 @@ async def serve(config: Config, environ: Mapping[str, str]) -> int:
 
     async def start(stack: contextlib.AsyncExitStack, lost: asyncio.Event) -> Supervisor:
         ensure_can_listen(config.server.host, config.server.port)
+        bounces = config.bounces
+        if bounces.host and "bounces" in config.supervisor.actors:
+            ensure_can_listen(bounces.host, bounces.port)
         crmd = await stack.enter_async_context(open_crmd(config, lost=lost))
         return crmd.start(roles(config.supervisor.actors))
 

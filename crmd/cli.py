@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         each = dead.add_parser(action, help=about)
         if action != "list":  # one word each, so that ids may follow the options
             each.add_argument("ids", nargs="*", help="dead-letter ids, as `list` prints them")
-        each.add_argument("--stream", choices=["ingest", "dispatch", "receipts"])
+        each.add_argument("--stream", choices=["ingest", "dispatch", "receipts", "tracking"])
         if action != "show":
             each.add_argument("--all", action="store_true", help="every one (of --stream)")
         if action == "list":

@@ -25,6 +25,8 @@ RATIOS = (
     "receipts, 100 one per post: accepted",
     "upload acceptance (POST until 202)",
     "end-to-end ingestion (POST until persisted)",
+    "clicks redirect, 200 GETs of /c/<token> by 8 clients: answered",
+    "clicks applied, 200 queued at once (until acked)",
 )
 
 
@@ -68,10 +70,29 @@ def test_the_quick_benchmark_measures_every_figure(services: Urls, tmp_path: Pat
         recounts = 2 + figure["detail"]["seconds"] / RECOUNT_GAP
         assert 1 <= figure["detail"]["writes_per_item"] <= 1 + 4 * recounts / items, figure
     assert 1 <= figures[RATIOS[5]]["detail"]["writes_per_item"] <= 1.05
+    # Clicks: 200 messages clicked once each through the redirect (every answer a 302 to
+    # the campaign's own link, or the benchmark stops), 200 more queued at once. One
+    # update of its log a click (each message is clicked once, so never fewer), and
+    # the recounts the tracking actor asks for, bounded as the receipts' are.
+    clicked = [figures[RATIOS[6]], figures[RATIOS[7]]]
+    assert figures[RATIOS[6]]["detail"]["statuses"] == {"302": sizes["clicks"]} == {"302": 200}
+    for figure in clicked:
+        recounts = 2 + figure["detail"]["seconds"] / RECOUNT_GAP
+        assert 1 <= figure["detail"]["writes_per_item"] <= 1 + 4 * recounts / 200, figure
+        assert figure["detail"]["cpu_us_per_item"] > 0, figure
+    writes = figures["  database writes per 1,000 clicks, redirect and apply"]
+    assert writes["met"] is True and writes["crmd"] >= 1000, writes
+    assert writes["crmd"] == pytest.approx(1000 * clicked[0]["detail"]["writes_per_item"], abs=1)
+    cpu = figures["  crmd CPU per click, redirect and apply (µs)"]
+    assert cpu["crmd"] > 0 and cpu["limit"] > 0 and cpu["met"] in (True, False), cpu
+    assert cpu["ratio"] == pytest.approx(cpu["crmd"] / cpu["limit"], rel=0.01)
+    redirect = figures["  the redirect's latency, p50 / p99 ms"]
+    assert 0 < redirect["crmd"] <= redirect["detail"]["p99_ms"] and redirect["limit"] == 100
+    assert redirect["met"] == (redirect["detail"]["p99_ms"] <= 100)
     latency = figures["GET /api/v1/campaigns while the upload is processed, p50 / p99 ms"]
     assert 0 < latency["crmd"] <= latency["detail"]["p99_ms"]
     memory = [f for n, f in figures.items() if n.strip().startswith(("crmd peak", "campaign"))]
-    assert len(memory) == 4 and all(20 < f["crmd"] < 4000 for f in memory)
+    assert len(memory) == 5 and all(20 < f["crmd"] < 4000 for f in memory)
     console = next(f for n, f in figures.items() if n.startswith("console pages"))
     pages = console["detail"]["pages"]
     assert len(pages) == 14 and all(ms > 0 for ms in pages.values())

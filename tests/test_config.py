@@ -117,6 +117,31 @@ def test_crmd_variables_win_over_the_original_ones():
             "'http://a.example/app' is not an origin: write scheme://host[:port]",
         ),
         ("[server\n", {}, "crmd.toml: not valid TOML"),
+        (
+            '[bounces]\nhost = "0.0.0.0"\n',
+            {},
+            "crmd.toml: bounces.host = '0.0.0.0': the bounces listener is for mail the smtp "
+            "vendor sends: set [plugins.smtp] from",
+        ),
+        (
+            '[bounces]\nhost = "0.0.0.0"\n'
+            '[plugins.smtp]\nfrom = "a-very-long-local-part-here@s.io"\n',
+            {},
+            "crmd.toml: plugins.smtp.from = 'a-very-long-local-part-here@s.io': with bounces on, "
+            "its local part ('a-very-long-local-part-here') is the start of every envelope sender",
+        ),
+        (
+            '[bounces]\nhost = "0.0.0.0"\n[plugins.smtp]\nfrom = "news@localhost"\n',
+            {},
+            "crmd.toml: bounces.domain: the domain of [plugins.smtp] from, 'localhost', is not one",
+        ),
+        (
+            '[bounces]\ndomain = "bad_name"\n',
+            {},
+            "bounces.domain = 'bad_name': must be a domain name",
+        ),
+        ("[bounces]\nmax_bytes = 100\n", {}, "bounces.max_bytes = 100: Expected `int` >= 16384"),
+        ("[bounces]\nsoft_limit = 0\n", {}, "bounces.soft_limit = 0: Expected `int` >= 1"),
         # A final line break is no part of a name: msgspec's patterns are searched with
         # Python's re, where $ also matches before one.
         ('[mongodb]\ndatabase = "crmd\\n"\n', {}, "crmd.toml: mongodb.database = 'crmd\\n'"),
@@ -130,7 +155,7 @@ def test_crmd_variables_win_over_the_original_ones():
             "",
             {"CRMD_SUPERVISOR__ACTORS": "http,mailer"},
             "CRMD_SUPERVISOR__ACTORS: supervisor.actors = ['http', 'mailer']: 'mailer': name "
-            "one or more of http, ingest, dispatch, receipts, clock",
+            "one or more of http, ingest, dispatch, receipts, tracking, clock, bounces",
         ),
         (
             "",

@@ -24,6 +24,7 @@ from crmd.streams.actor import StreamActor
 from crmd.streams.worker import Entry, StreamWorker
 from crmd.suppressions.links import UnsubscribeLinks
 from crmd.telemetry.metrics import Metrics
+from crmd.verp import ReturnPaths
 
 
 def dispatch_actor(
@@ -36,11 +37,13 @@ def dispatch_actor(
     limits: RateLimits,
     links: UnsubscribeLinks | None = None,
     recounts: str | None = None,
+    return_paths: ReturnPaths | None = None,
 ) -> StreamActor:
     """``recounts``: the receipts actor's recount marks (``receipts.actor.recount_key``),
     where a campaign whose messages were recorded SENT at hand-over is marked
     (``stats.mark_for_recount``), as a receipt would mark it, so that its stats move
-    while it sends."""
+    while it sends. ``return_paths``: the envelope senders that name each message, when
+    the bounces listener is on (``crmd.verp``)."""
 
     async def handle(entries: Sequence[Entry]) -> None:
         for entry in entries:
@@ -51,7 +54,9 @@ def dispatch_actor(
             elif job.kind == "cancel":
                 await cancel_unsent(store, job.campaign)
             else:
-                sent = await send_chunk(store, vendors, limits, job, entry.deliveries, links)
+                sent = await send_chunk(
+                    store, vendors, limits, job, entry.deliveries, links, return_paths
+                )
                 if sent and recounts:
                     await mark_for_recount(redis, recounts, {(job.user, job.campaign)})
                 if await jobs.finished(redis, stream, job):

@@ -14,10 +14,14 @@ own at the end; an HTML body likewise, as a link before ``</body>``.
 
 from __future__ import annotations
 
+import functools
 import html
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+import msgspec
+
+from crmd.campaigns.links import tracked
 from crmd.campaigns.schema import MAX_HTML, MAX_SUBJECT
 from crmd.campaigns.template import (
     UNSUBSCRIBE,
@@ -27,9 +31,12 @@ from crmd.campaigns.template import (
     render,
     uses_unsubscribe,
 )
+from crmd.messages import parse_send_key
 from crmd.plugins.vendor import OutgoingMessage
 from crmd.store.documents import Campaign, Doc
 from crmd.suppressions.links import UnsubscribeLinks
+from crmd.tracking.tokens import TrackingLinks
+from crmd.verp import ReturnPaths
 
 MAX_SUBJECT_SENT = 500
 """A rendered subject is cut here (its values may be long): one header line."""
@@ -40,6 +47,12 @@ class Templates(NamedTuple):
     message: list[Part]
     subject: list[Part]
     html: list[Part]
+    opens: bool = False
+    """The HTML body ends with an open-tracking image."""
+
+
+LinkMaker = Callable[[int], str]
+"""A tracked link's address for one recipient, by the link's index."""
 
 
 def parse_subject(text: str) -> list[Part]:
@@ -51,8 +64,26 @@ def parse_html(text: str) -> list[Part]:
 
 
 def templates_of(campaign: Campaign) -> Templates:
-    """A stored campaign's templates (checked when it was created)."""
-    return templates_for(campaign.message, campaign.subject, campaign.html)
+    """A stored campaign's templates (checked when it was created), with their links as
+    click links when it tracks clicks, and the open image when it tracks opens."""
+    templates = templates_for(campaign.message, campaign.subject, campaign.html)
+    if campaign.trackClicks:
+        message, body, _ = tracked(templates.message, templates.html)
+        templates = templates._replace(message=message, html=body)
+    return templates._replace(opens=campaign.trackOpens and bool(templates.html))
+
+
+def links_of(message: str, body: str) -> list[str]:
+    """The distinct addresses a campaign's text and HTML bodies link to, in the order
+    of a click link's index (stored with the campaign when it tracks clicks)."""
+    return tracked(parse_template(message), parse_html(body) if body else [])[2]
+
+
+def click_links(tracking: TrackingLinks | None, log_id: str) -> LinkMaker | None:
+    """The recipient's click links; None (links as written) without tracking."""
+    if tracking is None:
+        return None
+    return functools.partial(tracking.click_url, parse_send_key(log_id)[0])
 
 
 def templates_for(message: str, subject: str = "", body: str = "") -> Templates:
@@ -72,8 +103,10 @@ def unsubscribe_url(
     return links.url(user, campaign, customer=str(customer))
 
 
-def text_for(templates: Templates, customer: Mapping[str, Any], url: str) -> str:
-    text = render(templates.message, customer, unsubscribe_url=url)
+def text_for(
+    templates: Templates, customer: Mapping[str, Any], url: str, link: LinkMaker | None = None
+) -> str:
+    text = render(templates.message, customer, unsubscribe_url=url, link=link)
     if url and not uses_unsubscribe(templates.message):
         text = f"{text}\n\n{UNSUBSCRIBE_LINE}{url}"
     return text
@@ -103,43 +136,81 @@ def subject_for(templates: Templates, values: Mapping[str, Any]) -> str:
     return " ".join(render(templates.subject, values).split())[:MAX_SUBJECT_SENT]
 
 
-def html_for(templates: Templates, values: Mapping[str, Any], url: str) -> str:
+def html_for(
+    templates: Templates,
+    values: Mapping[str, Any],
+    url: str,
+    link: LinkMaker | None = None,
+    pixel: str = "",
+) -> str:
+    """The HTML body; ``pixel``: the open image's address (with ``templates.opens``)."""
     if not templates.html:
         return ""
-    body = render(templates.html, values, unsubscribe_url=url, escape=html.escape)
+    body = render(templates.html, values, unsubscribe_url=url, escape=html.escape, link=link)
+    end = ""
     if url and not uses_unsubscribe(templates.html):
-        link = f'<p><a href="{html.escape(url)}">Unsubscribe</a></p>'
-        end = body.lower().rfind("</body>")
-        body = body[:end] + link + body[end:] if end >= 0 else body + link
+        end += f'<p><a href="{html.escape(url)}">Unsubscribe</a></p>'
+    if pixel and templates.opens:
+        end += (
+            f'<img src="{html.escape(pixel)}" width="1" height="1" alt="" '
+            'style="border:0;width:1px;height:1px">'
+        )
+    if end:
+        close = body.lower().rfind("</body>")
+        body = body[:close] + end + body[close:] if close >= 0 else body + end
     return body
 
 
-def outgoing(message_id: str, recipient: Doc, templates: Templates, url: str) -> OutgoingMessage:
-    """The message handed to the vendor for a planned recipient (or a log sent again)."""
+def outgoing(
+    message_id: str,
+    recipient: Doc,
+    templates: Templates,
+    url: str,
+    tracking: TrackingLinks | None = None,
+) -> OutgoingMessage:
+    """The message handed to the vendor for a planned recipient (or a log sent again).
+    Its text was rendered at planning (click links and all); its HTML is rendered now."""
     values = recipient.get("values") or {}
+    log_id = parse_send_key(message_id)[0]
+    link = click_links(tracking, log_id)
+    pixel = tracking.open_url(log_id) if tracking is not None and templates.opens else ""
     return OutgoingMessage(
         message_id,
         recipient.get("recipient", ""),
         recipient.get("phone", ""),
         recipient["message"],
         subject=subject_for(templates, values),
-        html=html_for(templates, values, url),
+        html=html_for(templates, values, url, link, pixel),
         unsubscribe_url=url,
     )
 
 
 class Composer:
-    """The messages of one campaign, a recipient at a time, as handed to the vendor."""
+    """The messages of one campaign, a recipient at a time, as handed to the vendor.
+    With ``return_paths`` (the bounces listener is on), a message to a vendor whose
+    bounces come back to it carries an envelope sender that names it."""
 
-    def __init__(self, campaign: Campaign, user: str, links: UnsubscribeLinks | None):
+    def __init__(
+        self,
+        campaign: Campaign,
+        user: str,
+        links: UnsubscribeLinks | None,
+        return_paths: ReturnPaths | None = None,
+    ):
         self.templates = templates_of(campaign)
         self.campaign = str(campaign.id)
         self.user = user
         self.links = links
+        self.tracking = links.tracking if links is not None else None
+        covered = return_paths is not None and return_paths.covers(campaign.vendor)
+        self.return_paths = return_paths if covered else None
 
     def message(self, message_id: str, recipient: Doc) -> OutgoingMessage:
         """``recipient``: a chunk's entry, or a log sent again."""
         email = recipient.get("recipient", "")
         customer = recipient.get("customerId", "")
         url = unsubscribe_url(self.links, self.user, self.campaign, customer, email)
-        return outgoing(message_id, recipient, self.templates, url)
+        message = outgoing(message_id, recipient, self.templates, url, self.tracking)
+        if self.return_paths is None:
+            return message
+        return msgspec.structs.replace(message, return_path=self.return_paths.address(message_id))

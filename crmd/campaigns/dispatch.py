@@ -43,6 +43,7 @@ from crmd.store.tenant import TenantStore
 from crmd.suppressions.entries import Entry, suppress
 from crmd.suppressions.failures import dead_in, hard_failure
 from crmd.suppressions.links import UnsubscribeLinks
+from crmd.verp import ReturnPaths
 
 log = structlog.get_logger(__name__)
 VENDOR_BATCH = 100
@@ -221,6 +222,7 @@ async def send_chunk(
     job: jobs.DispatchJob,
     deliveries: int = 1,
     links: UnsubscribeLinks | None = None,
+    return_paths: ReturnPaths | None = None,
 ) -> int:
     """Hand one chunk to the vendor: unsent messages only, in batches within its rate,
     retrying what the vendor asks to retry up to MAX_ATTEMPTS. A chunk's attempts are
@@ -251,7 +253,7 @@ async def send_chunk(
         )
     todo = await without_suppressed(store, campaign, todo, fresh=bool(job.chunk))
     handoff = Handoff(store, job.campaign, campaign.vendor, fresh=bool(job.chunk))
-    composer = Composer(campaign, store.user_id, links)
+    composer = Composer(campaign, store.user_id, links, return_paths)
     try:
         finished = await _hand_over(store, vendor, limiter, handoff, todo, composer)
     except VendorMisconfigured as exc:

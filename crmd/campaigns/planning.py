@@ -204,7 +204,9 @@ def _entry(
     }
     if templates is not None:
         url = compose.unsubscribe_url(links, user, campaign_id, customer["_id"], email)
-        entry["message"] = compose.text_for(templates, customer, url)
+        tracking = links.tracking if links is not None else None
+        link = compose.click_links(tracking, entry["_id"])
+        entry["message"] = compose.text_for(templates, customer, url, link)
         values = compose.values_for(templates, customer)
         if values:
             entry["values"] = values

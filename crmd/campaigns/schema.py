@@ -47,6 +47,13 @@ class CampaignBody(Body):
     scheduledAt: datetime | None = None
     draft: bool = False
     """Save without sending; ``POST /campaigns/{id}/send`` sends it later."""
+    trackClicks: bool | None = None
+    """Send each link the templates write whole (``http(s)://...``) as the recipient's
+    click link, which counts the click and redirects to it; default ``[campaigns]
+    track_clicks`` (on). The unsubscribe link is never one."""
+    trackOpens: bool | None = None
+    """Add a 1x1 open-tracking image to the HTML body; default ``[campaigns]
+    track_opens`` (off)."""
 
 
 class TestSend(Body):
@@ -150,6 +157,8 @@ class Campaign(msgspec.Struct):
     scheduledAt: Moment | None
     sentAt: Moment | None
     completedAt: Moment | None
+    trackClicks: bool = False
+    trackOpens: bool = False
     reason: str | UnsetType = UNSET
     """Why it ended in ``error`` (or was refused)."""
 

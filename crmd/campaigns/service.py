@@ -63,12 +63,15 @@ class Campaigns:
         vendors: Vendors,
         counter: AudienceCounter,
         links: UnsubscribeLinks | None = None,
+        tracking: tuple[bool, bool] = (True, False),
     ) -> None:
         self.redis = redis
         self.stream = stream
         self.vendors = vendors
         self.counter = counter
         self.links = links
+        self.tracking = tracking
+        """Whether a new campaign tracks (clicks, opens) when its body does not say."""
 
     async def create(self, store: TenantStore, body: CampaignBody) -> Campaign:
         checks = (
@@ -105,6 +108,8 @@ class Campaigns:
                     details={"field": "$.scheduledAt"},
                 )
         status = initial_status(body.draft, scheduled_at, datetime.now(UTC))
+        clicks = self.tracking[0] if body.trackClicks is None else body.trackClicks
+        opens = self.tracking[1] if body.trackOpens is None else body.trackOpens
         new = documents.NewCampaign(
             id=ObjectId(),
             n=await store.reserve("campaigns", 1),
@@ -124,6 +129,9 @@ class Campaigns:
             scheduledAt=scheduled_at,
             createdAt=now,
             updatedAt=now,
+            trackClicks=clicks,
+            trackOpens=opens,
+            links=compose.links_of(body.message, body.html) if clicks else [],
         )
         doc = documents.encode(new)
         await insert_tallied(store, "campaigns", [doc])
@@ -322,6 +330,8 @@ def campaign_view(doc: Campaign) -> Doc:
         "scheduledAt": doc.scheduledAt,
         "sentAt": doc.sentAt,
         "completedAt": doc.completedAt,
+        "trackClicks": doc.trackClicks,
+        "trackOpens": doc.trackOpens,
     }
     if doc.reason:
         view["reason"] = doc.reason

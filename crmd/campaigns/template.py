@@ -39,7 +39,18 @@ class Placeholder(msgspec.Struct, frozen=True):
     default: str = ""
 
 
-Part = str | Placeholder
+class Link(msgspec.Struct, frozen=True):
+    """A tracked link (``crmd.tracking.links``): written as the recipient's own click
+    link when a message is sent, as it was written in the template otherwise (a
+    preview, a test send)."""
+
+    index: int
+    """The link's place among the campaign's distinct links (``Campaign.links``)."""
+    written: str
+    """The link as the template has it (in HTML, with its entities)."""
+
+
+Part = str | Placeholder | Link
 
 
 def parse_template(
@@ -109,15 +120,21 @@ def render(
     *,
     unsubscribe_url: str = "",
     escape: Callable[[str], str] | None = None,
+    link: Callable[[int], str] | None = None,
 ) -> str:
     """The message for one customer. A missing or empty value takes the default, and
     so does one that cannot be written as text (an infinite or absurd number left by
     an older import): rendering never fails on a stored value. ``escape`` is applied to
-    each value (an HTML body's), not to the template's own text and defaults."""
+    each value (an HTML body's), not to the template's own text and defaults. ``link``
+    gives a tracked link's address by its index (without it, links stay as written)."""
     out = []
     for part in parts:
         if isinstance(part, str):
             out.append(part)
+            continue
+        if isinstance(part, Link):
+            tracked = link(part.index) if link else None
+            out.append(part.written if tracked is None else escape(tracked) if escape else tracked)
             continue
         try:
             value = unsubscribe_url if part.field == UNSUBSCRIBE else _value(part.field, customer)

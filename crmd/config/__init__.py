@@ -5,6 +5,7 @@
 environment.
 """
 
+from crmd.config.bounces import BouncesConfig
 from crmd.config.load import client_token, client_url, load_config, parse_duration
 from crmd.config.redact import redact_url, redact_value
 from crmd.config.schema import (
@@ -33,6 +34,7 @@ __all__ = [
     "ROLES",
     "AiConfig",
     "AuthConfig",
+    "BouncesConfig",
     "CampaignsConfig",
     "Config",
     "ConfigError",

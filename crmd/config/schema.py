@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta, Struct
 
+from crmd.config.bounces import BouncesConfig, bounce_checks
 from crmd.emails import InvalidEmail, normalise_email
 
 DEFAULT_PATHS = (Path("crmd.toml"), Path("/etc/crmd/crmd.toml"))
@@ -192,6 +194,17 @@ class CampaignsConfig(_Section):
     """One process's clock ticks at a time, under a lease in Redis; when that process
     dies another takes over within this time and one interval. At least twice
     clock_interval_seconds."""
+    track_clicks: bool = True
+    """A new campaign's default: its links are sent as click links
+    (``<public_url>/c/<token>``) that count each click and redirect."""
+    track_opens: bool = False
+    """A new campaign's default: its HTML body carries a 1x1 image
+    (``<public_url>/o/<token>``) whose loading counts as an open."""
+    tracking_days: Annotated[int, Meta(ge=1, le=3650)] = 365
+    """How long a message's click and open links work; after that they answer 404."""
+    machine_open_seconds: Annotated[int, Meta(ge=0, le=3600)] = 60
+    """An open from a known mail proxy's user agent this soon after hand-over is a
+    machine's (a privacy proxy fetching every image), counted apart from people's."""
 
 
 class AiConfig(_Section):
@@ -207,7 +220,7 @@ class ConsoleConfig(_Section):
     amounts as plain numbers and converts nothing."""
 
 
-ROLES = ("http", "ingest", "dispatch", "receipts", "clock")
+ROLES = ("http", "ingest", "dispatch", "receipts", "tracking", "clock", "bounces")
 """The actors a process can be asked to run: its roles in a cluster."""
 
 
@@ -232,8 +245,23 @@ class Config(_Section):
     campaigns: CampaignsConfig = msgspec.field(default_factory=CampaignsConfig)
     ai: AiConfig = msgspec.field(default_factory=AiConfig)
     console: ConsoleConfig = msgspec.field(default_factory=ConsoleConfig)
+    bounces: BouncesConfig = msgspec.field(default_factory=BouncesConfig)
     plugins: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """Each plugin's own table, ``[plugins.<name>]``, passed to it untouched."""
+
+    @property
+    def smtp_sender(self) -> str:
+        """The address of ``[plugins.smtp] from`` ("" when unset): the right side of its
+        domain is that of every Message-ID the smtp vendor writes."""
+        sender = self.plugins.get("smtp", {}).get("from", "")
+        return parseaddr(sender)[1] if isinstance(sender, str) else ""
+
+    @property
+    def bounce_sender(self) -> tuple[str, str]:
+        """(local part, domain) of the envelope senders bounces come back to: the local
+        part of ``[plugins.smtp] from`` and ``[bounces] domain``, else from's domain."""
+        local, _, domain = self.smtp_sender.rpartition("@")
+        return local, (self.bounces.domain or domain.lower())
 
 
 def cross_checks(config: Config) -> list[tuple[tuple[str, ...], str]]:
@@ -296,6 +324,7 @@ def cross_checks(config: Config) -> list[tuple[tuple[str, ...], str]]:
                 f"({campaigns.clock_interval_seconds} s), or the lease lapses between ticks",
             )
         )
+    problems += bounce_checks(config.bounces, *config.bounce_sender)
     if config.redis.socket_timeout * 1000 <= config.streams.block_ms:
         problems.append(
             (

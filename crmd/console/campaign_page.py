@@ -104,10 +104,13 @@ def done_figures(campaign: dict[str, Any]) -> dict[str, int | str]:
 
 
 def tracked(campaign: dict[str, Any]) -> bool:
-    """Opens and clicks are worth a chart: it has tracked links, or something was
-    opened or clicked (a campaign that tracks neither shows neither)."""
+    """Opens and clicks are worth a chart: it tracks opens or has tracked links, or
+    something was opened or clicked (a campaign that tracks neither shows neither)."""
     got = campaign["stats"]
-    return bool(campaign["links"]) or bool(got["opened"]["people"] + got["clicked"])
+    return (
+        bool(campaign["links"] or campaign.get("trackOpens"))
+        or got["opened"]["people"] + got["clicked"] > 0
+    )
 
 
 def _actions(campaign: dict[str, Any]) -> list[tuple[str, str]]:

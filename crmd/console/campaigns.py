@@ -39,6 +39,9 @@ LIST_PAGE = 50
 AT_FORMAT = "%Y-%m-%d %H:%M"
 AT_HINT = "YYYY-MM-DD HH:MM"
 FORM_FIELDS = ("name", "segment", "rule", "message", "subject", "html", "intent", "vendor", "at")
+TRACKING = ("track_clicks", "track_opens")
+"""The form's two boxes, ``on`` when ticked; ``tracked`` says the form was sent (an
+unticked box sends nothing), else they start as ``[campaigns]`` says."""
 LIMITS = {
     "name": 200,
     "segment": 64,
@@ -92,9 +95,12 @@ async def _form_page(request: web.Request, values: dict[str, str], **extra: Any)
         limit=200,
         projection=projection(SegmentSummary),
     )
+    ticked = dict(zip(TRACKING, request.app[CAMPAIGNS].tracking, strict=True))
+    if values.get("tracked"):
+        ticked = {key: values.get(key) == "on" for key in TRACKING}
     context = {
         "title": "New campaign",
-        "form": {key: values.get(key, "") for key in FORM_FIELDS},
+        "form": {key: values.get(key, "") for key in FORM_FIELDS} | ticked,
         "segments": decode_all(segments.items, SegmentSummary),
         "placeholders": [*PLACEHOLDERS, "first_name|there", UNSUBSCRIBE],
         "vendors": list(request.app[CAMPAIGNS].vendors.by_name),
@@ -224,7 +230,7 @@ async def create(request: web.Request) -> web.StreamResponse:
     back to the form as it was left (``new_campaign``). "Send now" asks first, saying
     the audience's size; the form's "Send to N customers" answers."""
     fields = await form(request)
-    values = {key: fields.get(key, "").strip() for key in FORM_FIELDS}
+    values = {key: fields.get(key, "").strip() for key in (*FORM_FIELDS, *TRACKING, "tracked")}
     for key, limit in LIMITS.items():
         if len(values[key]) > limit:
             raise BadRequest(f"{key} is longer than {limit} characters", details={"field": key})
@@ -253,6 +259,8 @@ async def create(request: web.Request) -> web.StreamResponse:
             vendor=values["vendor"] or None,
             scheduledAt=_at(values["at"]) if action == "schedule" else None,
             draft=action == "draft",
+            trackClicks=values["track_clicks"] == "on" if values["tracked"] else None,
+            trackOpens=values["track_opens"] == "on" if values["tracked"] else None,
         )
         _check(body)
         _check_templates(body)

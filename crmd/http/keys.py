@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from crmd.http.admission import Admission
     from crmd.http.health import Health
     from crmd.ingest.upload import Imports
+    from crmd.receipts.hits import Tracker
     from crmd.receipts.intake import ReceiptIntake
     from crmd.streams.dead import DeadLetters
     from crmd.suppressions.unsubscribe import Unsubscribes
@@ -32,6 +33,7 @@ SIGN_IN: web.AppKey[SignIn] = web.AppKey("sign_in")
 IMPORTS: web.AppKey[Imports] = web.AppKey("imports")
 CAMPAIGNS: web.AppKey[Campaigns] = web.AppKey("campaigns")
 RECEIPTS: web.AppKey[ReceiptIntake] = web.AppKey("receipts")
+TRACKER: web.AppKey[Tracker] = web.AppKey("tracker")
 SUGGESTERS: web.AppKey[Suggesters] = web.AppKey("suggesters")
 DEAD_LETTERS: web.AppKey[DeadLetters] = web.AppKey("dead_letters")
 HEALTH: web.AppKey[Health] = web.AppKey("health")

@@ -31,6 +31,7 @@ TAGS = {
     "segments": "Saved rules and previews of their audience",
     "campaigns": "Campaigns, their recipients' log and their lifecycle",
     "receipts": "Delivery receipts posted by vendors (signed)",
+    "tracking": "Click and open links in the messages sent (signed)",
     "ai": "Suggestions from the AI plugins",
     "suppressions": "Addresses never sent to: unsubscribed, bounced, or added by hand",
     "operations": "Dead letters, health and metrics",

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import msgspec
 
+from crmd.config import IngestConfig
 from crmd.ingest.errors import FileProblem, RowError
 from crmd.ingest.headers import match_columns
 from crmd.ingest.lane import CustomerLane
@@ -28,6 +29,17 @@ class Limits(msgspec.Struct, frozen=True):
     max_field_bytes: int = 64 * 1024
     chunk_rows: int = 500
     errors_kept: int = 1000
+
+    @classmethod
+    def of(cls, ingest: IngestConfig) -> Limits:
+        """The limits ``[ingest]`` sets."""
+        return cls(
+            max_bytes=ingest.max_file_bytes,
+            max_rows=ingest.max_rows,
+            max_columns=ingest.max_columns,
+            max_field_bytes=ingest.max_field_bytes,
+            chunk_rows=ingest.chunk_rows,
+        )
 
 
 class Sink(Protocol):

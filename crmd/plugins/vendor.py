@@ -34,6 +34,12 @@ class OutgoingMessage(msgspec.Struct, frozen=True):
     """The signed one-click unsubscribe link for this recipient, empty when there is none.
     When set, an e-mail vendor must send ``List-Unsubscribe: <url>`` and
     ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058)."""
+    return_path: str = ""
+    """The envelope sender (SMTP's MAIL FROM) to send this message with, empty: the
+    vendor's own. crmd sets it when its bounces listener is on (``[bounces]``): an
+    address of the bounce domain that names this message, so that its bounce names it
+    too. An e-mail vendor that sends by SMTP uses it as MAIL FROM; the From header stays
+    the vendor's."""
 
 
 class Accepted(msgspec.Struct, frozen=True, tag="accepted"):

@@ -22,6 +22,7 @@ from crmd.campaigns.stats import mark_for_recount
 from crmd.config import StreamsConfig
 from crmd.receipts import batch
 from crmd.receipts.apply import apply_receipts, recount_stats
+from crmd.receipts.soft import DEFAULT_RULE, SoftBounceRule
 from crmd.streams import GROUP, consumer_name
 from crmd.streams.actor import StreamActor
 from crmd.streams.worker import Entry, StreamWorker
@@ -73,7 +74,9 @@ def receipts_actor(
     stream: str,
     settings: StreamsConfig,
     metrics: Metrics,
+    soft: SoftBounceRule = DEFAULT_RULE,
 ) -> StreamActor:
+    """``soft``: when soft bounces suppress an address (``[bounces]``)."""
     key = recount_key(stream)
     oldest_unrecounted: float | None = None
     last_recount = -RECOUNT_GAP
@@ -90,7 +93,7 @@ def receipts_actor(
         """Apply a group, mark its campaigns, and ack its entries at once: a read may
         hold a million receipts (100 callbacks of 10,000), far more than one handler's
         deadline allows, and what is acked here is not redone after a timeout."""
-        touched = await apply_receipts(db, metrics, group, recount=False)
+        touched = await apply_receipts(db, metrics, group, recount=False, soft=soft)
         await mark_for_recount(redis, key, touched)
         await redis.xack(stream, GROUP, *(e.id for e in entries))
         return bool(touched)

@@ -13,8 +13,9 @@ message, never from the payload. Applying is idempotent (the status rank only ri
 first-seen times only fall), so duplicates, reordering, redelivery after a crash and
 the second way after the first all end in the same state.
 
-A BOUNCED receipt, or a FAILED one whose reason says the address is dead
-(``suppressions.failures``), puts the address on its tenant's suppression list; those
+A BOUNCED receipt, a COMPLAINED one (source ``complaint``, at once), or a FAILED one
+whose reason says the address is dead (``suppressions.failures``), puts the address on
+its tenant's suppression list; SOFT_BOUNCED ones are counted (``receipts.soft``); those
 receipts (rare) have their logs read for the address, whichever way they were applied.
 When every receipt of a batch (three or more) is a FAILED one with the same words, none
 is suppressed: that is a relay refusing everyone (``failures.dead_in``).
@@ -43,6 +44,7 @@ from crmd.messages import (
 )
 from crmd.plugins.vendor import ReceiptEvent
 from crmd.receipts.batch import ReceiptBatch
+from crmd.receipts.soft import DEFAULT_RULE, SoftBounceRule, count_soft_bounces
 from crmd.receipts.status import as_pipeline, as_updates
 from crmd.store.documents import Doc, ReceiptTarget, decode, projection
 from crmd.store.reads import find_in, in_batches
@@ -138,11 +140,15 @@ def _aware(at: datetime) -> datetime:
 
 
 async def apply_receipts(
-    db: AsyncDatabase[Doc], metrics: Metrics, batches: Sequence[ReceiptBatch], recount: bool = True
+    db: AsyncDatabase[Doc],
+    metrics: Metrics,
+    batches: Sequence[ReceiptBatch],
+    recount: bool = True,
+    soft: SoftBounceRule = DEFAULT_RULE,
 ) -> set[tuple[str, str]]:
     """Apply the receipts; returns the (user, campaign) pairs they touched, whose stats
     are recounted here unless ``recount`` is false (the actor then recounts them once
-    it has caught up with the stream)."""
+    it has caught up with the stream). ``soft``: when soft bounces suppress."""
     unique: dict[tuple[str, str], tuple[str, ReceiptEvent]] = {}
     reporters: dict[str, list[str]] = {}
     for received in batches:
@@ -154,7 +160,7 @@ async def apply_receipts(
     campaigns = await _apply_by_our_id(db, events, reporters)
     if campaigns is None:
         campaigns = await _apply_after_reading(db, metrics, events, reporters)
-    await suppress_dead_addresses(db, events, reporters)
+    await suppress_dead_addresses(db, events, reporters, soft)
     if recount:
         await recount_stats(db, campaigns)
     return campaigns
@@ -261,7 +267,7 @@ async def _apply_after_reading(
 
 
 def is_dead_address(event: ReceiptEvent) -> bool:
-    return event.status == MessageStatus.BOUNCED or (
+    return event.status in (MessageStatus.BOUNCED, MessageStatus.COMPLAINED) or (
         event.status == MessageStatus.FAILED and hard_failure(event.reason)
     )
 
@@ -270,22 +276,27 @@ async def suppress_dead_addresses(
     db: AsyncDatabase[Doc],
     events: Sequence[tuple[str, ReceiptEvent]],
     reporters: Reporters | None = None,
+    soft: SoftBounceRule = DEFAULT_RULE,
 ) -> int:
-    """Suppress the addresses of the bounces and hard failures among ``events``, each on
-    its own tenant's list (the tenant from crmd's log, as always); returns how many
-    receipts named one. Safe to repeat."""
-    dead = [(vendor, event) for vendor, event in events if is_dead_address(event)]
+    """Suppress the addresses of the bounces, complaints and hard failures among
+    ``events``, each on its own tenant's list (the tenant and the address from crmd's
+    log, as always), and count the soft bounces (``soft.count_soft_bounces``); returns
+    how many receipts named an address to suppress. Safe to repeat."""
+    softly = MessageStatus.SOFT_BOUNCED
+    dead = [(v, e) for v, e in events if is_dead_address(e) or e.status == softly]
     if not dead:
         return 0
     logs = await find_logs(db, dead, reporters)
     per_user: dict[str, list[Entry]] = defaultdict(list)
+    soft_bounced = []
     for vendor, event in dead:
         found = logs.get((vendor, event.event_id))
         if found is None or not found.recipient:
             continue  # not logged yet: suppressed when it is rematched
-        bounced = event.status == MessageStatus.BOUNCED
-        source: Source = "bounce" if bounced else "failure"
-        reason = event.reason or ("bounced" if bounced else "failed for good")
+        if event.status == softly:
+            soft_bounced.append((event, found))
+            continue
+        source, reason = _listed_as(event)
         per_user[found.userId].append(
             Entry(found.recipient, reason, source, found.campaignId, found.customerId)
         )
@@ -294,7 +305,18 @@ async def suppress_dead_addresses(
         per_user = {u: [e for e in es if e.source != "failure"] for u, es in per_user.items()}
     for user, entries in per_user.items():
         await suppress(TenantStore(db, user), entries)
+    if soft_bounced:
+        await count_soft_bounces(db, soft, soft_bounced)
     return sum(len(entries) for entries in per_user.values())
+
+
+def _listed_as(event: ReceiptEvent) -> tuple[Source, str]:
+    """How a dead address goes on the list: a complaint at once, as such."""
+    if event.status == MessageStatus.COMPLAINED:
+        return "complaint", "complaint"
+    if event.status == MessageStatus.BOUNCED:
+        return "bounce", event.reason or "bounced"
+    return "failure", event.reason or "failed for good"
 
 
 async def recount_stats(db: AsyncDatabase[Doc], campaigns: set[tuple[str, str]]) -> None:
@@ -306,7 +328,9 @@ REMATCH_WINDOW = timedelta(hours=1)
 REMATCH_BATCH = 1000
 
 
-async def rematch_unknown(db: AsyncDatabase[Doc], metrics: Metrics, now: datetime) -> int:
+async def rematch_unknown(
+    db: AsyncDatabase[Doc], metrics: Metrics, now: datetime, soft: SoftBounceRule = DEFAULT_RULE
+) -> int:
     """Receipts that named a message crmd could not find yet: a vendor may call back
     before crmd has recorded its message id. Recent ones are tried again; those that now
     match are applied (and no longer unknown). Returns how many matched."""
@@ -348,6 +372,7 @@ async def rematch_unknown(db: AsyncDatabase[Doc], metrics: Metrics, now: datetim
         db,
         metrics,
         [ReceiptBatch(v, es, reporters.get(v, [])) for v, es in by_vendor.items()],
+        soft=soft,
     )
     log.info("receipt.rematched", count=len(matched))
     return len(matched)

@@ -1,4 +1,5 @@
-"""``POST /api/v1/deliveryReceipt[/{vendor}]``: verified by the vendor, queued, 202."""
+"""``POST /api/v1/deliveryReceipt[/{vendor}]``: verified by the vendor, queued, 202; and
+a message's click and open links, ``GET /c/<token>`` and ``GET /o/<token>``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from aiohttp import web
 
 from crmd.auth.requests import public
 from crmd.http.describe import Media, described
-from crmd.http.keys import RECEIPTS
+from crmd.http.keys import RECEIPTS, TRACKER
 from crmd.http.responses import json_response
 
 routes = web.RouteTableDef()
@@ -59,3 +60,52 @@ async def vendor_receipt(request: web.Request) -> web.Response:
 )
 async def default_receipt(request: web.Request) -> web.Response:
     return await receive(request, None)
+
+
+NOT_A_LINK = (
+    "<!doctype html><meta charset=utf-8><title>Link not found</title>"
+    "<p>This link is not one of ours, is incomplete, or has expired.</p>"
+)
+PIXEL = bytes.fromhex(
+    "47494638396101000100800000000000ffffff21f90401000000002c000000000100010000020144003b"
+)
+"""A transparent 1x1 GIF."""
+PRIVATE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer"}
+
+
+def not_a_link() -> web.Response:
+    """A plain page: whoever follows a broken link is a person, not a REST client."""
+    return web.Response(status=404, text=NOT_A_LINK, content_type="text/html", headers=PRIVATE)
+
+
+@routes.get("/c/{token}")
+@public
+@described(
+    "A message's click link: counts the click, then redirects to the campaign's link",
+    tag="tracking",
+    ok={302: None},
+    auth="public",
+    errors=(404,),
+)
+async def click(request: web.Request) -> web.StreamResponse:
+    agent = request.headers.get("User-Agent", "")
+    target = await request.app[TRACKER].click(request.match_info["token"], agent)
+    if target is None:
+        return not_a_link()
+    return web.Response(status=302, headers={**PRIVATE, "Location": target})
+
+
+@routes.get("/o/{token}")
+@public
+@described(
+    "A message's open image (1x1 GIF): counts the open",
+    tag="tracking",
+    ok={200: Media("image/gif", {"description": "A transparent 1x1 image."})},
+    auth="public",
+    errors=(404,),
+)
+async def opened(request: web.Request) -> web.StreamResponse:
+    agent = request.headers.get("User-Agent", "")
+    if not await request.app[TRACKER].open(request.match_info["token"], agent):
+        return not_a_link()
+    return web.Response(body=PIXEL, content_type="image/gif", headers=PRIVATE)

@@ -227,6 +227,10 @@ class NewCampaign(CampaignState, frozen=True, kw_only=True):
     updatedAt: datetime | None = None
     sentAt: datetime | None = None
     completedAt: datetime | None = None
+    trackClicks: bool = False
+    trackOpens: bool = False
+    links: list[str] = []
+    """The addresses a click link's index names (``crmd.campaigns.links``)."""
 
 
 class Campaign(NewCampaign, frozen=True, kw_only=True):
@@ -242,7 +246,6 @@ class Campaign(NewCampaign, frozen=True, kw_only=True):
     timeline: dict[str, list[int]] = {}
     """[handed over, delivered, failed, opened, clicked] by second since it started."""
     engagement: dict[str, int] = {}  # what its messages did (crmd.campaigns.engagement)
-    links: list[str] = []  # its tracked URLs, by index
     linkClicks: dict[str, list[int]] = {}  # [messages that clicked, clicks] by link index
     reason: str | None = None
     """Why it ended in ``error``."""

@@ -53,6 +53,13 @@ INDEXES: IndexSpec = {
             name="user_campaign_done",
         ),
     ),
+    # One document per soft-bounced message (its log id): counted per address.
+    "soft_bounces": (
+        IndexModel(
+            [("userId", ASCENDING), ("email", ASCENDING), ("at", ASCENDING)],
+            name="user_email_at",
+        ),
+    ),
     "receipt_events": (
         IndexModel([("userId", ASCENDING), ("campaignId", ASCENDING)], name="user_campaign"),
     ),

@@ -43,6 +43,7 @@ TENANT_COLLECTIONS = frozenset(
         "upload_errors",
         "upload_chunks",
         "suppressions",
+        "soft_bounces",
     }
 )
 # Stages that read or write outside the scoped collection: not allowed anywhere in a

@@ -76,10 +76,11 @@ class StreamNames(msgspec.Struct, frozen=True):
     ingest: str
     dispatch: str
     receipts: str
+    tracking: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> StreamNames:
         return cls(**{name: stream_name(prefix, name) for name in cls.__struct_fields__})
 
     def all(self) -> list[str]:
-        return [self.ingest, self.dispatch, self.receipts]
+        return [self.ingest, self.dispatch, self.receipts, self.tracking]

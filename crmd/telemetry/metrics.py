@@ -55,6 +55,21 @@ class Metrics:
             ["vendor", "outcome"],
             registry=r,
         )
+        self.bounce_mails = Counter(
+            "crmd_bounce_mails",
+            "Mails the bounces listener received, by outcome: queued, or why dropped "
+            "(not_a_report, broken, no_outcome, not_a_complaint, unknown_message, forged, "
+            "too_large, error)",
+            ["outcome"],
+            registry=r,
+        )
+
+        self.tracking = Counter(
+            "crmd_tracking",
+            "Clicks (c) and opens (o) by outcome (queued, refused, lost)",
+            ["kind", "outcome"],
+            registry=r,
+        )
 
         self.mongo_commands = Counter(
             "crmd_mongo_commands",

@@ -81,3 +81,22 @@ def test_subjects_and_html_bodies_are_checked_like_messages(subject: str, html: 
     with pytest.raises(TemplateError) as refused:
         templates(subject=subject, html=html)
     assert refused.value.message.startswith(message)
+
+
+def test_a_message_to_a_vendor_whose_bounces_come_back_carries_its_own_sender():
+    from bson import ObjectId
+
+    from crmd.store.documents import Campaign, decode
+    from crmd.verp import ReturnPaths
+    from tests.campaigns.conftest import a_campaign
+
+    paths = ReturnPaths.from_secret("s" * 32, "news", "bounces.shop.example")
+    key = f"{ObjectId()}.0123456789abcdef:r2"
+    recipient = {"recipient": "ana@example.com", "customerId": "c1", "message": "Hi"}
+    for vendor, expected in (("smtp", paths.address(key)), ("dummy_vendor", "")):
+        campaign = decode(a_campaign(ObjectId(), "sending", vendor=vendor), Campaign)
+        message = compose.Composer(campaign, "u1", None, paths).message(key, recipient)
+        assert message.return_path == expected
+    assert paths.read(paths.address(key)) == key
+    smtp = decode(a_campaign(ObjectId(), "sending", vendor="smtp"), Campaign)
+    assert compose.Composer(smtp, "u1", None).message(key, recipient).return_path == ""

@@ -41,6 +41,11 @@ async def test_the_form_never_posts_twice_and_asks_before_sending(
     await p.get_by_label("Rule", exact=True).fill("spend > 1500")
     await p.get_by_label("Subject", exact=True).fill("News for {name}")
     await p.get_by_label("Message", exact=True).fill("Hi {name}")
+    # Tracking starts as [campaigns] says: clicks on, opens off.
+    await expect(p.get_by_label("Track clicks")).to_be_checked()
+    await expect(p.get_by_label("Track opens")).not_to_be_checked()
+    await p.get_by_label("Track opens").check()
+    await p.get_by_label("Track clicks").uncheck()
 
     # Preview: a POST, then the form again at an address of its own.
     await p.get_by_role("button", name="Preview", exact=True).click()
@@ -56,6 +61,8 @@ async def test_the_form_never_posts_twice_and_asks_before_sending(
     assert reloaded is not None and reloaded.request.method == "GET"
     await expect(previews).to_have_count(2)
     await expect(p.get_by_label("Name", exact=True)).to_have_value("Hello all")
+    await expect(p.get_by_label("Track opens")).to_be_checked()  # as it was left
+    await expect(p.get_by_label("Track clicks")).not_to_be_checked()
 
     # "Send at" takes what its hint says.
     hint = await p.locator("#at-hint").inner_text()
@@ -67,6 +74,7 @@ async def test_the_form_never_posts_twice_and_asks_before_sending(
     await p.wait_for_url(re.compile(r".*/campaigns/[0-9a-f]{24}$"))
     scheduled = await system.db.campaigns.find_one({"name": "Hello all"})
     assert scheduled is not None and scheduled["status"] == "scheduled"
+    assert scheduled["trackOpens"] is True and scheduled["trackClicks"] is False
     at = scheduled["scheduledAt"]
     assert at.replace(tzinfo=at.tzinfo or UTC) == datetime(2999, 1, 31, 9, 30, tzinfo=UTC)
     reloaded = await p.reload()

@@ -20,6 +20,8 @@ OPEN = {
     ("GET", "/sign-in/google/callback"),
     ("GET", "/u/{token}"),  # a signed unsubscribe link: checked in tests/suppressions
     ("POST", "/u/{token}"),
+    ("GET", "/c/{token}"),  # signed click and open links: checked in tests/tracking
+    ("GET", "/o/{token}"),
     ("GET", "/reference"),  # the API's description: the same for everyone
 }
 LISTS = {  # pages that list the caller's own data: Alpha's must not appear

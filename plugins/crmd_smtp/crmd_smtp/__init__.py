@@ -23,7 +23,10 @@ message, nothing left to post at shutdown, and no receipt awaited, so the campai
 completes as soon as every message is handed over. Callbacks to
 ``/api/v1/deliveryReceipt/smtp`` are refused: SMTP has no receipts.
 
-Every message carries ``Message-ID: <crmd's message id@the from domain>``. SMTP itself is
+Every message carries ``Message-ID: <crmd's message id@the from domain>``. With crmd's
+bounces listener on (``[bounces] host``), each message is sent with an envelope sender
+of its own (``OutgoingMessage.return_path``, ``<local>+<token>@<bounce domain>``) as MAIL
+FROM, so that its bounce names it; the From header stays ``from``. SMTP itself is
 at-least-once: after a crash, or a batch cut off by its time limit, every message of the
 batch in flight may go again, those the relay had already taken included, each with the
 same Message-ID, which is how the relay, or a reader, can tell the copy.

@@ -38,6 +38,10 @@ LOST_RETRY = 1.0
 
 SENDER_REFUSED = frozenset({550, 553, 554, 555})
 """Answers to MAIL FROM that refuse the sender itself: no message can go."""
+BOUNCE_SENDER_HINT = (
+    ": crmd's bounces listener is on, so each message goes with an envelope sender of the "
+    "bounce domain ([bounces] domain); let the relay send for it, or turn bounces off"
+)
 
 
 class ConnectionLost(Exception):
@@ -162,9 +166,10 @@ class SmtpVendor:
             data = build_message(message, settings.from_header, settings.domain)
         except ValueError as exc:  # a line break in the address, say
             return Failed(message.message_id, f"cannot be sent by e-mail: {exc}"[:300])
+        sender = message.return_path or settings.address
         try:
             async with asyncio.timeout_at(deadline):
-                await client.sendmail(settings.address, [message.recipient], data)
+                await client.sendmail(sender, [message.recipient], data)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             [refused] = exc.recipients
             return self._answered(client, message.message_id, refused.code, refused.message)
@@ -174,9 +179,10 @@ class SmtpVendor:
             if exc.code == 503:  # "bad sequence": the session is confused, start afresh
                 raise ConnectionLost(f"{exc.code} {exc.message}") from None
             if exc.code in SENDER_REFUSED:
+                own = "" if sender == settings.address else BOUNCE_SENDER_HINT
                 raise VendorMisconfigured(
-                    f"the relay {self.relay.where} refused the sender {settings.address!r} "
-                    f"({exc.code} {exc.message})"
+                    f"the relay {self.relay.where} refused the sender {sender!r} "
+                    f"({exc.code} {exc.message}){own}"
                 ) from None
             return self._answered(client, message.message_id, exc.code, exc.message)
         except aiosmtplib.SMTPResponseException as exc:

@@ -76,6 +76,28 @@ async def test_batches_arrive_once_each_on_one_connection_and_each_is_sent_at_on
     assert {sender for sender, _ in relay.envelopes} == {"news@shop.example"}
 
 
+async def test_a_message_with_a_return_path_is_sent_with_it_as_mail_from(
+    relay: LocalRelay, make_vendor: MakeVendor
+):
+    vendor = make_vendor(relay)
+    verp = "news+abc123@bounces.shop.example"
+    sent = await vendor.send([*batch("a@x.io", return_path=verp), *batch("b@x.io")])
+    assert [type(r) for r in sent] == [Accepted, Accepted]
+    assert relay.envelopes == [(verp, ["a@x.io"]), ("news@shop.example", ["b@x.io"])]
+    assert relay.received[0]["From"] == "Shop <news@shop.example>"  # the header stays
+
+
+async def test_a_relay_that_refuses_the_bounce_sender_says_which_and_why(
+    relay: LocalRelay, make_vendor: MakeVendor
+):
+    relay.mail_answers = ["553 5.7.1 sender not allowed"]
+    verp = "news+abc123@bounces.shop.example"
+    with pytest.raises(VendorMisconfigured) as refused:
+        await make_vendor(relay).send(batch("a@x.io", return_path=verp))
+    assert f"refused the sender '{verp}' (553 5.7.1 sender not allowed)" in str(refused.value)
+    assert "[bounces] domain" in str(refused.value) and relay.received == []
+
+
 async def test_the_one_click_headers_and_message_id_arrive_as_written_not_encoded(
     relay: LocalRelay, make_vendor: MakeVendor
 ):
