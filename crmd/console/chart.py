@@ -23,6 +23,14 @@ POINTS = 120
 LOG_READ = 5_000
 """The largest campaign whose chart is drawn from its messages' own times."""
 HANDED = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.FAILED, MessageStatus.UNKNOWN)
+REACHED = (
+    MessageStatus.DELIVERED,
+    MessageStatus.OPENED,
+    MessageStatus.CLICKED,
+    MessageStatus.COMPLAINED,
+)
+"""A message's first-seen times that say it was delivered (the stats' ``delivered``)."""
+FAILING = (MessageStatus.FAILED, MessageStatus.BOUNCED)
 SVG = "http://www.w3.org/2000/svg"
 
 
@@ -197,7 +205,9 @@ def receipts_timeline(
 ) -> dict[str, list[int]]:
     """``deliveries_chart``'s timeline from when each message was handed over,
     delivered or failed (the log's first-seen ``times``, a receipt's own timestamp for
-    DELIVERED and FAILED): [handed over, delivered, failed] so far, at up to ``points``
+    DELIVERED and FAILED; a message first heard of opened, clicked or complained about
+    was delivered then, a bounced one failed when it bounced): [handed over, delivered,
+    failed] so far, at up to ``points``
     evenly spaced seconds from the first of them."""
     events: list[tuple[float, int]] = []
     for seen in times:
@@ -205,10 +215,14 @@ def receipts_timeline(
         handed = [moments[k] for k in HANDED if k in moments]
         if handed:
             events.append((min(handed), 0))
-        if MessageStatus.DELIVERED in moments:
-            events.append((moments[MessageStatus.DELIVERED], 1))
-        if MessageStatus.FAILED in moments:
-            events.append((moments[MessageStatus.FAILED], 2))
+        # Counted once, on the line the stats count it on: a bounce fails a message
+        # that was delivered (unless its recipient complained, which ranks above).
+        reached = [moments[k] for k in REACHED if k in moments]
+        failed = [moments[k] for k in FAILING if k in moments]
+        if failed and MessageStatus.COMPLAINED not in moments:
+            events.append((min(failed), 2))
+        elif reached:
+            events.append((min(reached), 1))
     return _timeline(events, None, 3, points)
 
 

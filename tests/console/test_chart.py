@@ -92,3 +92,16 @@ async def test_a_large_campaigns_opens_and_clicks_are_drawn_from_its_snapshots(s
     drawn = await charts_of(store, documents.decode(raw, documents.Campaign), 5000)
     assert "900 opened, 120 clicked, of 5,000 delivered" in str(drawn.engagement)
     assert "6,000 handed over, 5,000 delivered, 10 failed" in str(drawn.deliveries)
+
+
+def test_a_message_heard_of_only_as_opened_clicked_or_complained_was_delivered_then():
+    times = [
+        {"SENT": at(0), "OPENED": at(20), "CLICKED": at(25)},  # an smtp vendor's: no DELIVERED
+        {"SENT": at(0), "COMPLAINED": at(40)},
+        {"SENT": at(0), "DELIVERED": at(10), "OPENED": at(30)},
+    ]
+    by_second = {int(k): v for k, v in receipts_timeline(times, points=120).items()}
+    assert (by_second[10], by_second[20], by_second[40]) == ([3, 1, 0], [3, 2, 0], [3, 3, 0])
+    bounced = [{"SENT": at(0), "DELIVERED": at(5), "BOUNCED": at(50)}, {"FAILED": at(3)}]
+    last = receipts_timeline(bounced)
+    assert last[max(last, key=int)] == [2, 0, 2]  # as the stats count them: two failed
