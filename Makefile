@@ -11,9 +11,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# The smtp and webhook vendors are packages of their own, installed beside crmd as a
-# third party's plugin would be (each registers through the entry-point group crmd).
-VENDOR_PLUGINS := plugins/crmd_smtp plugins/crmd_webhook
+# The smtp and webhook vendors and the mail providers' receipt sources are packages of
+# their own, installed beside crmd as a third party's plugin would be (each registers
+# through the entry-point group crmd).
+VENDOR_PLUGINS := plugins/crmd_smtp plugins/crmd_webhook plugins/crmd_providers
 
 # setuptools tells every editable install of a flat layout to beware of folders named
 # like the package in the working directory (one notice a package, on every `make run`):
@@ -35,7 +36,7 @@ run: $(VENV)/.run-deps
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check crmd plugins tests bench
 	$(BIN)/ruff format --check crmd plugins tests bench
-	$(BIN)/mypy crmd plugins/crmd_dummy_vendor plugins/crmd_basic_ai plugins/crmd_gemini plugins/crmd_example_vendor/crmd_example_vendor plugins/crmd_smtp/crmd_smtp plugins/crmd_webhook/crmd_webhook bench
+	$(BIN)/mypy crmd plugins/crmd_dummy_vendor plugins/crmd_basic_ai plugins/crmd_gemini plugins/crmd_example_vendor/crmd_example_vendor plugins/crmd_smtp/crmd_smtp plugins/crmd_webhook/crmd_webhook plugins/crmd_providers/crmd_providers bench
 
 # The console's browser tests drive Debian's Chromium (Playwright is pointed at it; it downloads no browser of its own).
 CHROMIUM ?= /usr/bin/chromium

@@ -74,6 +74,7 @@ from crmd.receipts import batch, hits
 from crmd.receipts import routes as receipt_routes
 from crmd.receipts.hits import Tracker
 from crmd.receipts.intake import ReceiptIntake
+from crmd.receipts.sources import ReceiptSources
 from crmd.runtime.actor import Actor
 from crmd.runtime.daemon import StartupError, ensure_can_listen, run_daemon
 from crmd.runtime.supervisor import Supervisor
@@ -119,6 +120,7 @@ class Crmd:
     plugins: pluggy.PluginManager
     vendors: Vendors
     suggesters: Suggesters
+    sources: ReceiptSources
     jwt_secret: str
     app: web.Application
     health: Health
@@ -231,6 +233,8 @@ async def open_crmd(
                 collect(plugins, "crmd_vendors", contexts), config.campaigns.default_vendor
             )
             stack.push_async_callback(vendors.close)
+            sources = ReceiptSources(vendors, collect(plugins, "crmd_receipt_sources", contexts))
+            stack.push_async_callback(sources.close)
             offered = collect(plugins, "crmd_suggesters", contexts)
             plugin_actors = collect(plugins, "crmd_actors", contexts)
         except PluginError as exc:
@@ -246,6 +250,7 @@ async def open_crmd(
             plugins=plugins,
             vendors=vendors,
             suggesters=Suggesters(offered, config.ai.order, config.ai.timeout),
+            sources=sources,
             jwt_secret=secret,
             app=web.Application(),
             health=Health(mongo, redis, streams.all(), metrics_registry, measure_stream),
@@ -337,7 +342,7 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
         server.read_slots, server.read_slots_per_user, server.read_wait, crmd.metrics
     )
     app[UNSUBSCRIBES] = Unsubscribes(crmd.web_db, links)
-    app[RECEIPTS] = ReceiptIntake(crmd.vendors, crmd.redis, crmd.streams.receipts, crmd.metrics)
+    app[RECEIPTS] = ReceiptIntake(crmd.sources, crmd.redis, crmd.streams, crmd.metrics)
     tracking = crmd.streams.tracking
     app[TRACKER] = Tracker(links.tracking, crmd.web_db, crmd.redis, tracking, crmd.metrics)
     app[SUGGESTERS] = crmd.suggesters
@@ -382,19 +387,3 @@ async def serve(config: Config, environ: Mapping[str, str]) -> int:
 
     log_url = f"http://{config.server.host}:{config.server.port}"
     return await run_daemon(start, environ, log_url, config.server.shutdown_timeout)
-
-
-async def check(config: Config) -> None:
-    """What ``crmd check-config`` checks beyond the settings' own types: the plugins load
-    and accept their settings. PluginError names the plugin and the key."""
-    async with aiohttp.ClientSession() as http:
-        manager = get_plugin_manager(config.plugins)
-        contexts = plugin_contexts(config, "check-config", http)
-        vendors = Vendors(
-            collect(manager, "crmd_vendors", contexts), config.campaigns.default_vendor
-        )
-        try:
-            collect(manager, "crmd_suggesters", contexts)
-            collect(manager, "crmd_actors", contexts)
-        finally:
-            await vendors.close()

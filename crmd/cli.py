@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check_config(loaded: LoadedConfig) -> int:
     """The settings, then the plugins with theirs: one line either way."""
-    from crmd.app import check
+    from crmd.checking import check
     from crmd.plugins.manager import PluginError
 
     try:

@@ -44,7 +44,7 @@ from crmd.plugins.markers import hookspec
 if TYPE_CHECKING:
     from crmd.plugins.context import PluginContext
     from crmd.plugins.suggester import Suggester
-    from crmd.plugins.vendor import Vendor
+    from crmd.plugins.vendor import ReceiptSource, Vendor
     from crmd.runtime.actor import Actor
 
 
@@ -91,6 +91,33 @@ def crmd_vendors(context: PluginContext) -> list[Vendor]:  # type: ignore[empty-
     Returns:
         A list of ``crmd.plugins.Vendor`` objects with distinct names; ``[]`` when your
         settings say you are off (crmd then never calls you again).
+    """
+
+
+@hookspec
+def crmd_receipt_sources(context: PluginContext) -> list[ReceiptSource]:  # type: ignore[empty-body]
+    """Return the receipt sources this plugin provides: objects following
+    ``crmd.plugins.ReceiptSource``, each reporting what became of mail another vendor
+    sent (a mail provider's event webhook about mail crmd handed to its SMTP relay
+    through the smtp vendor). A source has a ``name``, ``reports_for`` (the vendors whose
+    messages its events may name, usually ``("smtp",)``), ``verify_receipt()``,
+    ``parse_receipts()`` and ``async close()``.
+
+    Callbacks posted to ``/api/v1/deliveryReceipt/<name>`` (``context.receipt_url``)
+    reach your source when no vendor has that name (a source named like a vendor stops
+    start-up). They are handled as a vendor's are: ``verify_receipt`` then
+    ``parse_receipts``, each in a worker thread with a time limit, anything they raise
+    refusing the callback; events naming no message are dropped and counted. crmd
+    finds each message in its own records and applies an event only to a message one of
+    ``reports_for`` sent, so a callback never reaches another tenant's data.
+
+    Parameters:
+        context: your plugin's ``PluginContext``; ``context.receipt_url`` is the address
+            to give the provider, ``context.http`` the session for its calls.
+
+    Returns:
+        A list of ``crmd.plugins.ReceiptSource`` objects with distinct names; ``[]``
+        when your settings say you are off.
     """
 
 

@@ -90,6 +90,17 @@ class ReceiptEvent(msgspec.Struct, frozen=True):
     reason: str = ""
 
 
+class Nonce(msgspec.Struct, frozen=True):
+    """What a receipt source's ``verify_receipt`` returns when the provider's signature
+    covers a value that must be accepted once only (Mailgun's ``token``): crmd keeps
+    ``value`` for ``seconds`` (your freshness window) in Redis, so every crmd process
+    knows it. The same value again with the same body is the provider delivering its
+    webhook again (a duplicate, taken); with another body it is a replay, refused."""
+
+    value: str
+    seconds: float
+
+
 class CheckResult(msgspec.Struct, frozen=True):
     ok: bool
     detail: str = ""
@@ -126,3 +137,31 @@ class Vendor(Protocol):
 
     async def close(self) -> None:
         """Release what the vendor holds (sessions, tasks) at shutdown."""
+
+
+@runtime_checkable
+class ReceiptSource(Protocol):
+    """The object a plugin returns from ``crmd_receipt_sources``: the receipt half of a
+    vendor, for events about mail another vendor sent (a provider's event webhook about
+    mail crmd sent through its SMTP relay). Posted to ``/api/v1/deliveryReceipt/<name>``
+    (when no vendor has that name), a callback goes to ``verify_receipt`` and then
+    ``parse_receipts``, each in a worker thread under a time limit; anything they raise
+    refuses it (401 from ``verify_receipt``, 422 from ``parse_receipts``)."""
+
+    name: str
+    reports_for: Sequence[str]
+    """The vendors whose messages this source's events may name (``("smtp",)``): crmd
+    applies an event only to a message one of them sent."""
+
+    def verify_receipt(self, headers: Mapping[str, str], body: bytes) -> Nonce | None:
+        """Raise ``ValueError`` unless the callback really comes from the provider (its
+        signature, its freshness). Return a ``Nonce`` when the signature covers a value
+        that must be accepted once only, else None."""
+
+    def parse_receipts(self, headers: Mapping[str, str], body: bytes) -> Sequence[ReceiptEvent]:
+        """The receipt events of a verified callback, each with a ``message_id`` crmd
+        gave (events that name none are better left out: crmd drops them, counted).
+        Raise ``ValueError`` for a body you cannot read."""
+
+    async def close(self) -> None:
+        """Release what the source holds at shutdown."""

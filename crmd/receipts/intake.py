@@ -1,4 +1,4 @@
-"""Receiving a vendor's receipt callback: the vendor's plugin verifies and reads it,
+"""Receiving a vendor's (or a receipt source's) callback: its plugin verifies and reads it,
 each step under a time limit, crmd checks what it read, and the events are queued for
 the receipts actor. A vendor that raises or hangs refuses its own callback (4xx, named
 in the log); it never stalls a request or leaks a 500."""
@@ -6,6 +6,8 @@ in the log); it never stalls a request or leaks a 500."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,13 +15,14 @@ import msgspec
 import structlog
 from redis.asyncio import Redis
 
-from crmd.campaigns.vendors import Vendors
-from crmd.errors import BadRequest, NotFound, Unauthorized, Unprocessable
+from crmd.errors import BadRequest, Unauthorized, Unprocessable
 from crmd.http.bodies import NESTED_TOO_DEEP
 from crmd.messages import REPORTED
-from crmd.plugins.vendor import ReceiptEvent, Vendor
+from crmd.plugins.vendor import Nonce, ReceiptEvent
 from crmd.receipts import batch
+from crmd.receipts.sources import ReceiptSources
 from crmd.store.limits import DATE_RANGE, to_utc
+from crmd.streams import StreamNames, text_of
 from crmd.telemetry.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -28,20 +31,22 @@ MAX_EVENT_ID = 200
 PLUGIN_BUDGET = 5.0
 """Seconds a vendor's verify_receipt or parse_receipts may take."""
 STATUSES = ", ".join(REPORTED)
+MAX_NONCE_SECONDS = 86_400
+"""The longest a source's nonce is remembered, whatever it asks."""
 
 
 class ReceiptIntake:
     def __init__(
         self,
-        vendors: Vendors,
+        sources: ReceiptSources,
         redis: Redis,
-        stream: str,
+        streams: StreamNames,
         metrics: Metrics,
         budget: float = PLUGIN_BUDGET,
     ) -> None:
-        self.vendors = vendors
+        self.sources = sources
         self.redis = redis
-        self.stream = stream
+        self.stream = streams.receipts
         self.metrics = metrics
         self.budget = budget
 
@@ -49,47 +54,74 @@ class ReceiptIntake:
         self, vendor_name: str | None, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, int]:
         """Queue a callback's receipts; returns (accepted, duplicates)."""
+        sender = self.sources.reporter(vendor_name)
+        name = sender.name
         try:
-            vendor = self.vendors.get(vendor_name)
-        except Unprocessable:
-            raise NotFound(f"no vendor {vendor_name!r}") from None
-        try:
-            await self._in_time(vendor, "verify_receipt", vendor.verify_receipt, headers, body)
+            verified = await self._in_time(
+                name, "verify_receipt", sender.plugin.verify_receipt, headers, body
+            )
+            if isinstance(verified, Nonce):
+                await self._first_use(name, verified, body)
         except Exception as exc:  # a vendor bug must fail closed, never open
-            self.metrics.receipts.labels(vendor.name, "rejected").inc()
-            log.warning("receipt.rejected", vendor=vendor.name, reason=str(exc)[:200])
-            raise Unauthorized(f"receipt not accepted by {vendor.name}: {exc}"[:300]) from None
+            self.metrics.receipts.labels(name, "rejected").inc()
+            log.warning("receipt.rejected", vendor=name, reason=str(exc)[:200])
+            raise Unauthorized(f"receipt not accepted by {name}: {exc}"[:300]) from None
         try:
             parsed: Any = await self._in_time(
-                vendor, "parse_receipts", vendor.parse_receipts, headers, body
+                name, "parse_receipts", sender.plugin.parse_receipts, headers, body
             )
             events = list(parsed)
         except RecursionError:
             raise BadRequest(NESTED_TOO_DEEP, code="bad_json") from None
         except ValueError as exc:
-            raise Unprocessable(f"{vendor.name}: {exc}"[:500], code="invalid_receipt") from None
+            raise Unprocessable(f"{name}: {exc}"[:500], code="invalid_receipt") from None
         except Exception as exc:  # a vendor's bug: the sender hears it, the log names it
-            log.warning("receipt.parse_failed", vendor=vendor.name, error=repr(exc)[:300])
+            log.warning("receipt.parse_failed", vendor=name, error=repr(exc)[:300])
             raise Unprocessable(
-                f"the {vendor.name} vendor could not read this receipt", code="invalid_receipt"
+                f"the {name} vendor could not read this receipt", code="invalid_receipt"
             ) from None
+        if sender.reports_for:
+            events = self._naming_a_message(name, events)
         unique = checked(events)
-        await self.redis.xadd(
-            self.stream, {batch.FIELD: batch.encode(batch.ReceiptBatch(vendor.name, unique))}
-        )
-        self.metrics.receipts.labels(vendor.name, "accepted").inc(len(unique))
+        if unique:
+            entry = batch.ReceiptBatch(name, unique, list(sender.reports_for))
+            await self.redis.xadd(self.stream, {batch.FIELD: batch.encode(entry)})
+        self.metrics.receipts.labels(name, "accepted").inc(len(unique))
         return len(unique), len(events) - len(unique)
 
+    def _naming_a_message(self, name: str, events: list[ReceiptEvent]) -> list[ReceiptEvent]:
+        """A source's events that name a message crmd sent: the others (mail sent some
+        other way through the same provider) are dropped, counted, never an error the
+        provider would retry for days."""
+        named = [e for e in events if e.message_id or e.vendor_message_id]
+        if len(named) < len(events):
+            dropped = len(events) - len(named)
+            self.metrics.receipts.labels(name, "unnamed").inc(dropped)
+            log.info("receipt.unnamed_dropped", vendor=name, count=dropped)
+        return named
+
+    async def _first_use(self, name: str, nonce: Nonce, body: bytes) -> None:
+        """ValueError when the nonce came before with another body: a replay. With the
+        same body it is the provider's own redelivery, taken (its events are duplicates)."""
+        digest = hashlib.sha256(body).hexdigest()
+        key = f"{self.stream}:nonce:{name}:" + hashlib.sha256(nonce.value.encode()).hexdigest()
+        seconds = max(1, math.ceil(min(nonce.seconds, MAX_NONCE_SECONDS)))
+        if await self.redis.set(key, digest, nx=True, ex=seconds):
+            return
+        seen = await self.redis.get(key)
+        if seen is not None and text_of(seen) != digest:
+            raise ValueError("replayed: this signature was used before for another body")
+
     async def _in_time(
-        self, vendor: Vendor, name: str, call: Callable[..., Any], *args: object
+        self, name: str, call_name: str, call: Callable[..., Any], *args: object
     ) -> Any:
-        """The vendor's synchronous ``call`` in a worker thread, under the budget. (A
+        """The plugin's synchronous ``call`` in a worker thread, under the budget. (A
         thread that hangs cannot be stopped, but the request is answered.)"""
         try:
             return await asyncio.wait_for(asyncio.to_thread(call, *args), self.budget)
         except TimeoutError:
-            log.error("receipt.plugin_timeout", vendor=vendor.name, call=name, seconds=self.budget)
-            raise TimeoutError(f"{name} took longer than {self.budget:g} s") from None
+            log.error("receipt.plugin_timeout", vendor=name, call=call_name, seconds=self.budget)
+            raise TimeoutError(f"{call_name} took longer than {self.budget:g} s") from None
 
 
 def checked(events: list[ReceiptEvent]) -> list[ReceiptEvent]:

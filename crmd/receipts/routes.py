@@ -1,5 +1,6 @@
-"""``POST /api/v1/deliveryReceipt[/{vendor}]``: verified by the vendor, queued, 202; and
-a message's click and open links, ``GET /c/<token>`` and ``GET /o/<token>``."""
+"""``POST /api/v1/deliveryReceipt[/{vendor}]``: verified by the vendor's plugin (or by a
+receipt source's, such as a mail provider's event webhook), queued, 202; and a message's
+click and open links, ``GET /c/<token>`` and ``GET /o/<token>``."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class ReceiptsTaken(msgspec.Struct):
 
 RECEIPT_BODY = Media(
     "application/json",
-    {"description": "The vendor's own receipt format, read by its plugin."},
+    {"description": "The vendor's (or the provider's) own receipt format, read by its plugin."},
 )
 RECEIPT_ERRORS = (401, 400, 404, 422)
 
@@ -37,7 +38,7 @@ async def receive(request: web.Request, vendor: str | None) -> web.Response:
 @routes.post("/api/v1/deliveryReceipt/{vendor}")
 @public
 @described(
-    "A vendor's delivery receipts, verified by its plugin",
+    "A vendor's or a receipt source's (a mail provider's webhook) receipts, verified by its plugin",
     tag="receipts",
     body=RECEIPT_BODY,
     ok={202: ReceiptsTaken},

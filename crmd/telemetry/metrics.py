@@ -51,7 +51,8 @@ class Metrics:
 
         self.receipts = Counter(
             "crmd_receipts",
-            "Receipt events by vendor and outcome (accepted, rejected, unknown, test_send)",
+            "Receipt events by vendor and outcome "
+            "(accepted, rejected, unknown, unnamed, test_send)",
             ["vendor", "outcome"],
             registry=r,
         )

@@ -81,7 +81,7 @@ def test_importing_crmd_loads_none_of_the_surface_until_it_is_used():
 
 
 def test_every_hook_documents_its_parameters_and_return_value():
-    assert HOOKS == ["crmd_actors", "crmd_suggesters", "crmd_vendors"]
+    assert HOOKS == ["crmd_actors", "crmd_receipt_sources", "crmd_suggesters", "crmd_vendors"]
     for name in HOOKS:
         hook = getattr(hookspecs, name)
         doc = inspect.getdoc(hook) or ""

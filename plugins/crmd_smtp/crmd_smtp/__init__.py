@@ -12,6 +12,7 @@ Settings, in ``[plugins.smtp]`` (an empty ``host`` turns the plugin off)::
     timeout = 10                      # seconds one SMTP command may take
     ca_file = ""                      # PEM certificates to trust (a private CA)
     helo = ""                         # EHLO name; default: the domain of from
+    provider = ""                     # "ses", "sendgrid", "postmark", "mailgun": its event ids
 
 Each message is one mail transaction on a connection the process keeps open (and opens
 again when the relay drops it). The relay's answer decides the message's fate: 250 is

@@ -3,6 +3,7 @@ what an SMTP answer means for it. Nothing here touches a socket."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -25,13 +26,44 @@ def message_id_header(message_id: str, domain: str) -> str:
     return f"<{left}@{domain}>"
 
 
+PROVIDERS = ("", "ses", "sendgrid", "postmark", "mailgun")
+"""The relays whose event webhooks crmd reads (``crmd_providers``): "" for any other."""
+METADATA_KEY = "crmd_message_id"
+
+
+def provider_headers(message_id: str, provider: str = "") -> list[tuple[str, str]]:
+    """The headers that carry crmd's message id to where ``provider``'s events echo it:
+    ``X-Crmd-Message-Id`` always (SES returns it among the original headers), and
+    SendGrid's unique argument (``X-SMTPAPI``), Mailgun's variable
+    (``X-Mailgun-Variables``) or Postmark's metadata (``X-PM-Metadata-crmd_message_id``).
+    ValueError for a provider crmd does not know."""
+    if provider not in PROVIDERS:
+        raise ValueError(f"unknown provider {provider!r}; known: {', '.join(PROVIDERS[1:])}")
+    headers = [("X-Crmd-Message-Id", message_id)]
+    # JSON with its spaces: the email package folds a long header at a space, and a
+    # header it cannot fold it writes as an encoded-word, which no provider reads.
+    if provider == "sendgrid":
+        headers.append(("X-SMTPAPI", json.dumps({"unique_args": {METADATA_KEY: message_id}})))
+    elif provider == "mailgun":
+        headers.append(("X-Mailgun-Variables", json.dumps({METADATA_KEY: message_id})))
+    elif provider == "postmark":
+        headers.append((f"X-PM-Metadata-{METADATA_KEY}", message_id))
+    return headers
+
+
 def build_message(
-    message: OutgoingMessage, from_header: str, domain: str, at: datetime | None = None
+    message: OutgoingMessage,
+    from_header: str,
+    domain: str,
+    at: datetime | None = None,
+    *,
+    provider: str = "",
 ) -> bytes:
     """The message as sent: text/plain, or multipart/alternative with text/html when the
-    message has an HTML body; the subject; crmd's Message-ID; and, with an unsubscribe
-    link, the RFC 8058 one-click headers. ValueError for a value that cannot be a header
-    (a line break in the address, for one)."""
+    message has an HTML body; the subject; crmd's Message-ID and the headers that carry
+    its id to ``provider``'s event webhook (``provider_headers``); and, with an
+    unsubscribe link, the RFC 8058 one-click headers. ValueError for a value that cannot
+    be a header (a line break in the address, for one)."""
     mail = EmailMessage(policy=SMTP)
     mail["From"] = from_header
     mail["To"] = message.recipient
@@ -39,6 +71,8 @@ def build_message(
         mail["Subject"] = message.subject
     mail["Date"] = format_datetime(at or datetime.now(UTC))
     mail["Message-ID"] = message_id_header(message.message_id, domain)
+    for name, value in provider_headers(message.message_id, provider):
+        mail[name] = value
     mail.set_content(message.text, cte=_transfer_encoding(message.text))
     if message.html:
         mail.add_alternative(message.html, subtype="html", cte=_transfer_encoding(message.html))

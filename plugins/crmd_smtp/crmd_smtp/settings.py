@@ -35,6 +35,11 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A PEM file of the certificates to trust, for a relay with a private CA."""
     helo: str = ""
     """The name crmd gives in EHLO; empty: the domain of ``from``."""
+    provider: Literal["", "ses", "sendgrid", "postmark", "mailgun"] = ""
+    """The provider whose relay this is, when its event webhook reports to crmd
+    (``plugins/crmd_providers``): each message then also carries crmd's message id where
+    that provider echoes it (a SendGrid unique arg, Postmark metadata, a Mailgun
+    variable). Every message carries ``X-Crmd-Message-Id`` whatever this says."""
 
     def __post_init__(self) -> None:
         if not self.host:

@@ -163,7 +163,9 @@ class SmtpVendor:
         if not message.recipient.isascii():  # would need SMTPUTF8, which few relays offer
             return Failed(message.message_id, "cannot be sent by e-mail: a non-ASCII address")
         try:
-            data = build_message(message, settings.from_header, settings.domain)
+            data = build_message(
+                message, settings.from_header, settings.domain, provider=settings.provider
+            )
         except ValueError as exc:  # a line break in the address, say
             return Failed(message.message_id, f"cannot be sent by e-mail: {exc}"[:300])
         sender = message.return_path or settings.address

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import json
 import re
 from collections.abc import AsyncIterator, Callable
 from email.policy import compat32
@@ -85,6 +86,17 @@ async def test_a_message_with_a_return_path_is_sent_with_it_as_mail_from(
     assert [type(r) for r in sent] == [Accepted, Accepted]
     assert relay.envelopes == [(verp, ["a@x.io"]), ("news@shop.example", ["b@x.io"])]
     assert relay.received[0]["From"] == "Shop <news@shop.example>"  # the header stays
+
+
+async def test_a_providers_relay_gets_crmds_id_where_that_providers_events_echo_it(
+    relay: LocalRelay, make_vendor: MakeVendor
+):
+    await make_vendor(relay, provider="sendgrid").send(batch("a@x.io"))
+    await make_vendor(relay).send(batch("b@x.io"))
+    sendgrid, plain = relay.received
+    assert sendgrid["X-Crmd-Message-Id"] == plain["X-Crmd-Message-Id"] == "c1.0000"
+    assert json.loads(str(sendgrid["X-SMTPAPI"])) == {"unique_args": {"crmd_message_id": "c1.0000"}}
+    assert plain["X-SMTPAPI"] is None  # only for the provider named
 
 
 async def test_a_relay_that_refuses_the_bounce_sender_says_which_and_why(
