@@ -9,6 +9,7 @@ import msgspec
 from aiohttp import web
 
 from crmd.auth.requests import tenant_store
+from crmd.campaigns.engagement import LogActivity
 from crmd.campaigns.schema import (
     Campaign,
     CampaignBody,
@@ -131,7 +132,7 @@ async def campaign_logs(request: web.Request) -> web.Response:
         limit=page.limit,
         where=where,
         keep=(lambda d: d["status"] == status) if status else None,
-        projection=documents.projection(documents.LogLine),
+        projection=documents.projection(LogActivity),
         number="seq",
     )
     if not status:
@@ -150,8 +151,12 @@ async def campaign_logs(request: web.Request) -> web.Response:
             vendorMessageId=line.vendorMessageId,
             reason=line.reason,
             updatedAt=line.updatedAt,
+            times=line.times,
+            opens=line.opens,
+            machineOpens=line.machineOpens,
+            clicks=line.clicks,
         )
-        for line in documents.decode_all(window.items, documents.LogLine)
+        for line in documents.decode_all(window.items, LogActivity)
     ]
     cursor = None if following is None else f"{following}.{total}"
     return json_response(LogPage(items, total, cursor))

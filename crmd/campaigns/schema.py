@@ -70,9 +70,29 @@ CampaignStatus = Literal[
 LogStatus = Literal[LOG_STATUSES]  # type: ignore[valid-type]
 
 
+class Bounced(msgspec.Struct):
+    hard: int = 0
+    """Messages with a permanent failure (status ``BOUNCED``): the address is suppressed."""
+    soft: int = 0
+    """Messages with a transient failure reported (a full mailbox) and no hard bounce."""
+
+
+class Opened(msgspec.Struct):
+    people: int = 0
+    """Messages a person opened (the tracking image was fetched, by no known proxy)."""
+    machine: int = 0
+    """Messages whose image only a mail privacy proxy or prefetcher fetched: not read,
+    as far as anyone knows."""
+
+
 class CampaignStats(msgspec.Struct):
-    """The recipients by where their message is (delivered counts opened and clicked;
-    failed counts bounced)."""
+    """The recipients by where their message is (delivered counts opened, clicked and
+    complained; failed counts bounced), then what their messages did: counted from the
+    logs with the same pass, so the figures always agree with them.
+
+    The rates are over ``delivered`` (``bounceRate``: over the messages handed over,
+    since a bounced message is never delivered), rounded to four places, and null while
+    there is nothing to divide by, rather than a 0 that reads as a result."""
 
     pending: int
     sent: int
@@ -82,6 +102,36 @@ class CampaignStats(msgspec.Struct):
     cancelled: int
     suppressed: int = 0
     """On the suppression list when the campaign was planned: not sent to."""
+    bounced: Bounced = msgspec.field(default_factory=Bounced)
+    complained: int = 0
+    """Messages whose recipient reported them as spam (the address is suppressed)."""
+    opened: Opened = msgspec.field(default_factory=Opened)
+    clicked: int = 0
+    """Messages with a tracked link clicked at least once."""
+    clicks: int = 0
+    """Clicks on every tracked link, repeats included."""
+    openRate: float | None = None
+    """``opened.people`` over ``delivered``."""
+    clickRate: float | None = None
+    """``clicked`` over ``delivered``."""
+    complaintRate: float | None = None
+    """``complained`` over ``delivered``."""
+    bounceRate: float | None = None
+    """``bounced.hard`` over the messages handed over (sent, delivered, failed, unknown)."""
+
+
+class LinkClicks(msgspec.Struct):
+    """A tracked link of the campaign and its clicks."""
+
+    url: str
+    index: int
+    """Its place among the campaign's links (what a click's token names)."""
+    unique: int
+    """Messages whose recipient clicked it."""
+    total: int
+    """Clicks on it, repeats included."""
+    share: float | None
+    """Its part of every link's clicks (null before the first click)."""
 
 
 class Campaign(msgspec.Struct):
@@ -98,6 +148,8 @@ class Campaign(msgspec.Struct):
     audienceSize: int
     stats: CampaignStats
     deliveryRate: float
+    links: list[LinkClicks]
+    """Its tracked links in the order of their index (empty: it tracks no link)."""
     actions: list[Literal["send", "pause", "resume", "cancel", "retry_failed"]]
     """What an operator may do now (``POST /campaigns/{id}/<action>``, retry_failed
     being ``retry-failed``)."""
@@ -125,7 +177,11 @@ class CampaignList(msgspec.Struct):
     """Pass it back as ``cursor`` for the next page; null on the last."""
 
 
-class LogEntry(msgspec.Struct):
+class LogEntry(msgspec.Struct, omit_defaults=True):
+    """A recipient's message. What it did after hand-over (``times`` beyond the status,
+    ``opens``, ``machineOpens``, ``clicks``) is left out while there is none, so a log
+    answers as it did before they were counted."""
+
     id: str
     customerId: str
     message: str
@@ -133,6 +189,15 @@ class LogEntry(msgspec.Struct):
     vendorMessageId: str | None
     reason: str | None
     updatedAt: Moment
+    times: dict[str, Moment] = {}
+    """When each status was first reported (``SOFT_BOUNCED`` too, which never becomes
+    the status): what the message did, and when."""
+    opens: int = 0
+    """Times a person opened it."""
+    machineOpens: int = 0
+    """Times a mail privacy proxy or prefetcher fetched its image."""
+    clicks: dict[str, int] = {}
+    """Clicks by link index (``Campaign.links``)."""
 
 
 class LogPage(msgspec.Struct):

@@ -11,7 +11,7 @@ import structlog
 from bson import ObjectId
 from redis.asyncio import Redis
 
-from crmd.campaigns import chunks, compose, jobs, stats
+from crmd.campaigns import chunks, compose, engagement, jobs, stats
 from crmd.campaigns.dispatch import RESENT, mark_sent_if_done
 from crmd.campaigns.lifecycle import (
     Action,
@@ -302,8 +302,9 @@ class Campaigns:
 
 
 def campaign_view(doc: Campaign) -> Doc:
-    """A stored campaign as the API and the console show it: its stats by figure, its
-    delivery rate and what an operator may do now (``crmd.campaigns.schema.Campaign``)."""
+    """A stored campaign as the API and the console show it: its stats by figure (with
+    what its messages did), its delivery rate, its tracked links with their clicks and
+    what an operator may do now (``crmd.campaigns.schema.Campaign``)."""
     view = {
         "id": str(doc.id),
         "name": doc.name,
@@ -316,8 +317,12 @@ def campaign_view(doc: Campaign) -> Doc:
         "vendor": doc.vendor,
         "status": doc.status,
         "audienceSize": doc.audienceSize,
-        "stats": {k: doc.stats.get(k, 0) for k in stats.GROUPS},
+        "stats": {
+            **{k: doc.stats.get(k, 0) for k in stats.GROUPS},
+            **engagement.stats_view(doc.stats, doc.engagement),
+        },
         "deliveryRate": stats.delivery_rate(doc.stats, doc.audienceSize),
+        "links": engagement.links_view(doc.links, doc.linkClicks),
         "actions": operator_actions(
             doc.status, doc.plannedAt is not None, failed=doc.stats.get("failed", 0)
         ),

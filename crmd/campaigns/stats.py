@@ -4,6 +4,10 @@ A recipient gets a log when the vendor is handed the message (``crmd.campaigns.c
 so those planned and not yet handed over are the places given (``planSeq``, then
 ``lastSeq``) less the logs written: they count as pending too.
 
+What the messages did after hand-over (bounced, complained, opened, clicked, and the
+clicks per link: ``crmd.campaigns.engagement``) is counted in the same pass over the
+logs, and stored beside the stats (``engagement``, ``linkClicks``) in the same write.
+
 Recounts run at once in several places (the receipts actor, the dispatch actor, the
 clock), so each takes a ticket before it counts and stores its count only if no recount
 with a later ticket has stored one already: the stats never go back to an older count."""
@@ -16,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from bson import ObjectId
 from pymongo import ReturnDocument
 
+from crmd.campaigns import engagement
 from crmd.campaigns.lifecycle import Action
 from crmd.campaigns.transitions import move
 from crmd.messages import MessageStatus
@@ -49,14 +54,20 @@ def summarise(by_status: dict[str, int]) -> dict[str, int]:
     return {name: sum(by_status.get(s, 0) for s in statuses) for name, statuses in GROUPS.items()}
 
 
-async def count_by_status(store: TenantStore, campaign_id: str) -> dict[str, int]:
-    cursor = await store["communication_log"].aggregate(
-        [
-            {"$match": {"campaignId": campaign_id}},
-            {"$group": {"_id": "$status", "n": {"$sum": 1}}},
-        ]
-    )
-    return {doc["_id"]: doc["n"] async for doc in cursor}
+async def count_logs(
+    store: TenantStore, campaign_id: str
+) -> tuple[dict[str, int], dict[str, int], dict[str, list[int]]]:
+    """The campaign's logs by status, what they did (``engagement.FIGURES``) and the
+    clicks per link: one pass over its logs, and one over those clicked, if any were."""
+    logs = store["communication_log"]
+    groups = await logs.aggregate(engagement.log_groups(campaign_id))
+    by_status, figures, any_clicks = engagement.tally([doc async for doc in groups])
+    links: dict[str, list[int]] = {}
+    if any_clicks:
+        counted = await logs.aggregate(engagement.link_clicks(campaign_id))
+        links = engagement.links_by_index([doc async for doc in counted])
+    figures["clicks"] = sum(total for _, total in links.values())
+    return by_status, figures, links
 
 
 async def refresh(store: TenantStore, campaign_id: str) -> dict[str, int]:
@@ -83,8 +94,9 @@ async def take_ticket(store: TenantStore, campaign_id: str) -> int:
 
 
 async def recount(store: TenantStore, campaign_id: str) -> tuple[dict[str, int], dict[str, Any]]:
-    """The stats counted now, and the fields that store them (with the timeline's point)."""
-    by_status = await count_by_status(store, campaign_id)
+    """The stats counted now, and the fields that store them (with the timeline's point,
+    what the messages did and the clicks per link)."""
+    by_status, figures, links = await count_logs(store, campaign_id)
     stats = summarise(by_status)
     now = datetime.now(UTC)
     # Read after the logs were counted: places given meanwhile count as pending.
@@ -95,10 +107,15 @@ async def recount(store: TenantStore, campaign_id: str) -> tuple[dict[str, int],
     if started:
         planned = started.lastSeq or started.planSeq
         stats["pending"] += max(0, planned - sum(by_status.values()))
-    point: dict[str, Any] = {"stats": stats, BY_STATUS: by_status}
+    point: dict[str, Any] = {
+        "stats": stats,
+        BY_STATUS: by_status,
+        "engagement": figures,
+        "linkClicks": links,
+    }
     since = started and (started.plannedAt or started.createdAt)
     if since:
-        point[f"timeline.{timeline_key(since, now)}"] = timeline_point(stats)
+        point[f"timeline.{timeline_key(since, now)}"] = timeline_point(stats, figures)
     return stats, point
 
 
@@ -136,10 +153,18 @@ def timeline_key(since: datetime, now: datetime) -> int:
     return elapsed // step * step
 
 
-def timeline_point(stats: dict[str, int]) -> list[int]:
-    """[handed over, delivered, failed] so far."""
+def timeline_point(stats: dict[str, int], figures: dict[str, int] | None = None) -> list[int]:
+    """[handed over, delivered, failed, opened (by people), clicked] so far. (Points
+    stored before opens and clicks were counted have the first three only.)"""
     handed = sum(stats.get(k, 0) for k in ("sent", "delivered", "failed", "unknown"))
-    return [handed, stats.get("delivered", 0), stats.get("failed", 0)]
+    done = figures or {}
+    return [
+        handed,
+        stats.get("delivered", 0),
+        stats.get("failed", 0),
+        done.get("openedPeople", 0),
+        done.get("clicked", 0),
+    ]
 
 
 def delivery_rate(stats: dict[str, Any], audience: int) -> float:

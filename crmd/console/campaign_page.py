@@ -1,5 +1,7 @@
-"""One campaign: its figures live while it runs, the deliveries chart, the AI summary,
-the actions its lifecycle allows now, a test send, and the per-recipient log."""
+"""One campaign: its figures live while it runs, the deliveries chart, what its messages
+did (bounces, complaints, opens, clicks, with their chart and its links' clicks), the
+AI summary, the actions its lifecycle allows now, a test send, and the per-recipient
+log."""
 
 from __future__ import annotations
 
@@ -13,9 +15,10 @@ from aiohttp import web
 from crmd.ai.service import campaign_summary
 from crmd.auth.requests import tenant_store
 from crmd.campaigns.service import campaign_by_id, campaign_view
-from crmd.console.chart import chart_of
+from crmd.campaigns.stats import GROUPS
+from crmd.console.chart import charts_of
 from crmd.console.live import follow
-from crmd.console.paging import numbered
+from crmd.console.paging import DASH, numbered
 from crmd.console.web import form, query_number, render, see_other
 from crmd.emails import InvalidEmail, normalise_email
 from crmd.errors import BadRequest, CrmdError
@@ -35,6 +38,17 @@ FIGURES = (
     ("unknown", "Unknown"),
     ("suppressed", "Suppressed"),
 )
+DONE = (
+    ("bouncedHard", "Hard bounced", "bounceRate", "of handed over"),
+    ("bouncedSoft", "Soft bounced", None, "not suppressed"),
+    ("complained", "Complained", "complaintRate", "of delivered"),
+    ("openedPeople", "Opened", "openRate", "of delivered"),
+    ("openedMachine", "Opened by machines only", None, "not counted as opened"),
+    ("clicked", "Clicked", "clickRate", "of delivered"),
+    ("clicks", "Clicks", None, "on every link"),
+)
+"""What the messages did, as the page shows it: (figure, label, its rate, what the rate
+or the figure is of)."""
 ACTIONS = {
     "send": "Send now",
     "pause": "Pause",
@@ -61,6 +75,41 @@ def _live(campaign: dict[str, Any]) -> bool:
         and campaign["stats"]["sent"] > 0
         and completed is not None
         and datetime.now(UTC) - completed.replace(tzinfo=UTC) < RECEIPTS_AWAITED
+    )
+
+
+def told_of(campaign: dict[str, Any]) -> dict[str, int]:
+    """The figures a summary tells of (where the recipients' messages are), kept with
+    it to tell when it is out of date."""
+    return {k: campaign["stats"][k] for k in GROUPS}
+
+
+def done_figures(campaign: dict[str, Any]) -> dict[str, int | str]:
+    """What the messages did, flat and as the page writes it (rates as percentages, or
+    a dash while there is nothing to divide by): the live figures' values too."""
+    got = campaign["stats"]
+    flat: dict[str, int | str] = {
+        "bouncedHard": got["bounced"]["hard"],
+        "bouncedSoft": got["bounced"]["soft"],
+        "complained": got["complained"],
+        "openedPeople": got["opened"]["people"],
+        "openedMachine": got["opened"]["machine"],
+        "clicked": got["clicked"],
+        "clicks": got["clicks"],
+    }
+    for _, _, rate, _ in DONE:
+        if rate:
+            flat[rate] = DASH if got[rate] is None else f"{got[rate]:.1%}"
+    return flat
+
+
+def tracked(campaign: dict[str, Any]) -> bool:
+    """Opens and clicks are worth a chart: it tracks opens or has tracked links, or
+    something was opened or clicked (a campaign that tracks neither shows neither)."""
+    got = campaign["stats"]
+    return (
+        bool(campaign["links"] or campaign.get("trackOpens"))
+        or got["opened"]["people"] + got["clicked"] > 0
     )
 
 
@@ -96,13 +145,14 @@ async def campaign(request: web.Request) -> web.Response:
         number="seq",
         projection=projection(LogLine),
     )
+    charts = await charts_of(store, doc, view["stats"]["delivered"])
     said = f"{len(log.items)} recipients"
     if status:
         said = f"{len(log.items)} {status.lower()}, among {log.scanned:,} recipients looked at"
     summary = None
     if doc.summary is not None:  # written before the figures last changed: say so
         told = doc.summary.stats
-        stale = told is not None and told != view["stats"]  # (older ones kept no figures)
+        stale = told is not None and told != told_of(view)  # (older ones kept no figures)
         summary = {**msgspec.structs.asdict(doc.summary), "stale": stale}
     return render(
         request,
@@ -113,7 +163,10 @@ async def campaign(request: web.Request) -> web.Response:
             "live": _live(view),
             "refresh": 3 if view["status"] not in (*SETTLED, "paused") else None,  # without script
             "figures": FIGURES,
-            "chart": await chart_of(store, doc),
+            "chart": charts.deliveries,
+            "done": DONE,
+            "done_figures": done_figures(view),
+            "engagement_chart": charts.engagement if tracked(view) else None,
             "actions": _actions(view),
             "summary": summary,
             "log": decode_all(log.items, LogLine),
@@ -143,11 +196,15 @@ async def campaign_events(request: web.Request) -> web.StreamResponse:
         now = decode(found, Campaign)
         view = campaign_view(now)
         if drawn.get("stats") != view["stats"]:  # (it reads the campaign's log)
-            drawn.update(stats=view["stats"], chart=str(await chart_of(store, now)))
+            charts = await charts_of(store, now, view["stats"]["delivered"])
+            drawn.update(stats=view["stats"], chart=str(charts.deliveries))
+            drawn["engagement"] = str(charts.engagement) if tracked(view) else ""
         data = {
-            "figures": view["stats"],  # figures and status from one read: they agree
+            # figures and status from one read: they agree
+            "figures": {**told_of(view), **done_figures(view)},
             "status": view["status"],
             "chart": drawn["chart"],
+            "engagementChart": drawn["engagement"],
         }
         return data, not _live(view)
 
@@ -217,7 +274,7 @@ async def summarise(request: web.Request) -> web.StreamResponse:
         "summary": text,
         "source": source,
         "at": datetime.now(UTC),
-        "stats": campaign_view(doc)["stats"],  # what it told of: stale once they change
+        "stats": told_of(campaign_view(doc)),  # what it told of: stale once they change
     }
     await store["campaigns"].update_one({"_id": doc.id}, {"$set": {"summary": summary}})
     return see_other(where)

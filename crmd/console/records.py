@@ -11,6 +11,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from crmd.auth.requests import current_user, tenant_store
+from crmd.campaigns.engagement import what_it_did
 from crmd.console.paging import numbered
 from crmd.console.web import query_number, query_text, render
 from crmd.errors import NotFound
@@ -159,9 +160,14 @@ async def customer(request: web.Request) -> web.Response:
             for campaign in names
             for make in (message_id, legacy_message_id)
         ],
-        projection={"campaignId": 1, "message": 1, "status": 1, "updatedAt": 1},
+        projection={
+            **dict.fromkeys(("campaignId", "message", "status", "updatedAt", "times"), 1),
+            **dict.fromkeys(("opens", "machineOpens", "clicks"), 1),
+        },
     )
-    messages = [{**m, "campaignName": names.get(m["campaignId"], "")} for m in logs]
+    messages = [
+        {**m, "campaignName": names.get(m["campaignId"], ""), "did": what_it_did(m)} for m in logs
+    ]
     messages.sort(key=lambda m: m["updatedAt"], reverse=True)
     return render(
         request,

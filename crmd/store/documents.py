@@ -244,7 +244,9 @@ class Campaign(NewCampaign, frozen=True, kw_only=True):
     chunked: bool = False
     resent: bool = False
     timeline: dict[str, list[int]] = {}
-    """[handed over, delivered, failed] by second since it started."""
+    """[handed over, delivered, failed, opened, clicked] by second since it started."""
+    engagement: dict[str, int] = {}  # what its messages did (crmd.campaigns.engagement)
+    linkClicks: dict[str, list[int]] = {}  # [messages that clicked, clicks] by link index
     reason: str | None = None
     """Why it ended in ``error``."""
     summary: WrittenSummary | None = None

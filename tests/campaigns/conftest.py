@@ -7,6 +7,7 @@ from typing import Any
 
 from bson import ObjectId
 
+from crmd.campaigns.stats import GROUPS
 from crmd.store import documents
 
 
@@ -26,3 +27,9 @@ def a_campaign(campaign: ObjectId, status: str, **fields: Any) -> dict[str, Any]
         createdAt=now,
     )
     return documents.encode(new) | fields
+
+
+def placed(stats: dict[str, Any]) -> dict[str, int]:
+    """A campaign's answered stats by where its messages are (``stats.GROUPS``), without
+    what the messages did after (bounced, opened, clicked...)."""
+    return {k: stats[k] for k in GROUPS}

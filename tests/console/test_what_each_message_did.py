@@ -17,11 +17,12 @@ from typing import Any
 import aiosmtplib
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from playwright.async_api import Browser, Route
+from playwright.async_api import Browser, Route, expect
 
 from crmd.services.children import free_port
 from crmd.services.embedded import Urls
 from crmd.testing import load_customers, running_crmd, signed_in, wait_for_campaign
+from crmd.testing.running import TEST_EMAIL
 from tests.bounces import samples
 from tests.console.conftest import folder_for, watched
 
@@ -151,4 +152,29 @@ async def test_bounced_complained_opened_and_clicked_show_on_the_campaign(
         assert sorted(listed) == ["p1@x.io", "p2@x.io"]
         assert listed["p2@x.io"]["source"] == "complaint"
         assert listed["p1@x.io"]["source"] == "bounce"
+
+        # The campaign's stats count each of them, once recounted after the batches.
+        async def counted() -> dict[str, Any] | None:
+            answer = await (await client.get(f"/api/v1/campaigns/{campaign}")).json()
+            got = answer["stats"]
+            return (
+                answer if got["clicked"] and got["complained"] and got["bounced"]["hard"] else None
+            )
+
+        answer = await until(counted)
+        got = answer["stats"]
+        assert got["bounced"] == {"hard": 1, "soft": 0} and got["complained"] == 1
+        assert (got["opened"]["people"], got["clicked"], got["clicks"]) == (1, 1, 1)
+        assert answer["links"] == [
+            {"url": "https://shop.example/sale", "index": 0, "unique": 1, "total": 1, "share": 1.0}
+        ]
+        # ... and its page shows them, with the link's clicks.
+        await page.sign_in(TEST_EMAIL)
+        await page.go(f"/campaigns/{campaign}")
+        done = page.page.get_by_role("region", name="What the messages did")
+        for key, shown in (("bouncedHard", "1"), ("complained", "1"), ("clicked", "1")):
+            await expect(done.locator(f'[data-figure="{key}"]')).to_have_text(shown)
+        links = page.page.get_by_role("region", name="Links").locator("tbody tr td")
+        await expect(links).to_have_text(["https://shop.example/sale", "1", "1", "100.0%"])
+        await page.shot("campaign")
         assert page.unexpected() == []

@@ -256,6 +256,13 @@
   }
 
   // -- live figures -----------------------------------------------------------------
+  function redraw(chart, markup) {
+    if (!chart || !markup) return;
+    // drawn by crmd from numbers; parsed as SVG, never as HTML
+    const svg = new DOMParser().parseFromString(markup, "image/svg+xml").documentElement;
+    if (svg.nodeName === "svg") chart.replaceChildren(document.importNode(svg, true));
+  }
+
   function live(region) {
     if (!window.EventSource || !region.dataset.live) return; // settled: nothing to follow
     const source = new EventSource(region.dataset.live);
@@ -264,7 +271,8 @@
       const data = JSON.parse(event.data);
       for (const [name, value] of Object.entries(data.figures || {})) {
         for (const node of region.querySelectorAll('[data-figure="' + name + '"]')) {
-          node.textContent = Number(value).toLocaleString();
+          // a count, or a rate the server wrote already ("12.5%")
+          node.textContent = typeof value === "string" ? value : Number(value).toLocaleString();
         }
       }
       // The badge says the status of the same read as the figures: they agree.
@@ -274,12 +282,8 @@
           badge.className = "status status-" + data.status;
         }
       }
-      const chart = region.querySelector("[data-chart]");
-      if (chart && data.chart) {
-        // drawn by crmd from numbers; parsed as SVG, never as HTML
-        const svg = new DOMParser().parseFromString(data.chart, "image/svg+xml").documentElement;
-        if (svg.nodeName === "svg") chart.replaceChildren(document.importNode(svg, true));
-      }
+      redraw(region.querySelector("[data-chart]"), data.chart);
+      redraw(document.querySelector("[data-chart-engagement]"), data.engagementChart);
       if (data.status && data.status !== status) {
         source.close();
         window.location.reload(); // the actions allowed, the errors: the page says them
