@@ -21,6 +21,8 @@ from crmd.http.describe import ErrorBody, Media, Operation, described, descripti
 from crmd.http.docstrings import describe_fields
 from crmd.http.keys import API_DOCUMENT
 
+PEOPLES = "tracking"
+"""The tag of the links in the messages sent, which people follow in a browser."""
 API_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics", "/c/", "/o/")
 """The routes the API document describes: the API, health, and the click and open links."""
 METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH")
@@ -233,6 +235,8 @@ def _content(value: Any, schemas: Mapping[type, Any]) -> dict[str, Any]:
 
 
 def _errors(path: str, operation: Operation, has_input: bool, has_body: bool) -> list[int]:
+    if operation.tag == PEOPLES:
+        return sorted(operation.errors)  # a link a person follows: its own pages, no API errors
     statuses = set(operation.errors)
     if path.startswith("/api/") and operation.tag != "reference":
         statuses.add(503)
@@ -244,7 +248,7 @@ def _errors(path: str, operation: Operation, has_input: bool, has_body: bool) ->
         statuses.add(413)
     if _PATH_PARAM.search(path):
         statuses.add(404)
-    return sorted(statuses)
+    return sorted(statuses - set(operation.responses))  # declared as answers: not errors
 
 
 def _operation(
