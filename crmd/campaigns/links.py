@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
 
 from crmd.campaigns.template import Link, Part, Placeholder
 
 MAX_LINKS = 100
 """Links tracked per campaign; any further ones are sent as they are."""
 MAX_URL = 2000
-TEXT_URL = re.compile(r"https?://[^\s<>\"'`{}\[\]()|\\^]+", re.IGNORECASE)
+TEXT_URL = re.compile(r"https?://[^\s<>\"'`{}\[\]|\\^]+", re.IGNORECASE)
 TRAILING = ".,;:!?*"
 """Punctuation that ends a sentence rather than an address: 'see https://x.example.'"""
-HREF = re.compile(r"""(?P<lead>\bhref\s*=\s*)(?:"(?P<dq>[^"<>]*)"|'(?P<sq>[^'<>]*)')""", re.I)
+HREF = re.compile(r"""(?<=\s)href\s*=\s*(?:"(?P<dq>[^"<>]*)"|'(?P<sq>[^'<>]*)')""", re.I)
+IN_ANCHOR = re.compile(r"<\s*(?:a|area)\s[^<>]*$", re.IGNORECASE)
+"""The HTML before an ``href`` ends inside an ``<a>`` or ``<area>`` tag: a link a person
+follows (a stylesheet's ``<link href>`` is fetched by the mail program on every open)."""
+SEEN = 2000
+"""How much of the HTML before an ``href`` is looked at for its tag."""
 WEB = re.compile(r"https?://[^\s/?#]+", re.IGNORECASE)
 
 
@@ -38,8 +42,8 @@ class Catalogue:
     def index(self, url: str) -> int | None:
         """The address's index, a new one if needed; None when it is not to be tracked
         (too long, or past MAX_LINKS)."""
-        if len(url) > MAX_URL or not WEB.match(url):
-            return None
+        if len(url) > MAX_URL or not WEB.match(url) or not url.isprintable() or " " in url:
+            return None  # a line break would be a header's (the redirect's Location)
         if url not in self._index:
             if len(self.urls) >= MAX_LINKS:
                 return None
@@ -52,15 +56,12 @@ def tracked(message: list[Part], body: list[Part]) -> tuple[list[Part], list[Par
     """The text and HTML templates with their links as ``Link`` parts, and the
     campaign's distinct addresses (a ``Link``'s index is its place in them)."""
     catalogue = Catalogue()
-    text = _split(message, catalogue, _text_links)
-    page = _split(body, catalogue, _html_links)
+    text = _text_links(message, catalogue)
+    page = _html_links(body, catalogue)
     return text, page, catalogue.urls
 
 
-Finder = Callable[[str, Catalogue, bool, bool], list[Part]]
-
-
-def _split(parts: list[Part], catalogue: Catalogue, find: Finder) -> list[Part]:
+def _text_links(parts: list[Part], catalogue: Catalogue) -> list[Part]:
     out: list[Part] = []
     for i, part in enumerate(parts):
         if not isinstance(part, str):
@@ -68,17 +69,24 @@ def _split(parts: list[Part], catalogue: Catalogue, find: Finder) -> list[Part]:
             continue
         after_value = i > 0 and isinstance(parts[i - 1], Placeholder)
         before_value = i + 1 < len(parts) and isinstance(parts[i + 1], Placeholder)
-        out.extend(find(part, catalogue, after_value, before_value))
+        out.extend(_in_text(part, catalogue, after_value, before_value))
     return out
 
 
-def _text_links(
-    text: str, catalogue: Catalogue, after_value: bool, before_value: bool
-) -> list[Part]:
+def _address(found: str) -> str:
+    """The address a match in text is: without the punctuation that ends a sentence, or
+    a closing bracket it does not open ('(see https://x.example/a_(b))')."""
+    url = found.rstrip(TRAILING)
+    while url.endswith(")") and url.count(")") > url.count("("):
+        url = url[:-1].rstrip(TRAILING)
+    return url
+
+
+def _in_text(text: str, catalogue: Catalogue, after_value: bool, before_value: bool) -> list[Part]:
     out: list[Part] = []
     done = 0
     for match in TEXT_URL.finditer(text):
-        url = match.group().rstrip(TRAILING)
+        url = _address(match.group())
         start, end = match.start(), match.start() + len(url)
         if (start == 0 and after_value) or (end == len(text) and before_value):
             continue  # a value completes the address: it differs per recipient
@@ -92,12 +100,24 @@ def _text_links(
     return out
 
 
-def _html_links(
-    text: str, catalogue: Catalogue, after_value: bool, before_value: bool
-) -> list[Part]:
+def _html_links(parts: list[Part], catalogue: Catalogue) -> list[Part]:
+    out: list[Part] = []
+    seen = ""  # the HTML so far (a value as one character), for the tag an href is in
+    for part in parts:
+        if isinstance(part, str):
+            out.extend(_in_html(part, catalogue, seen))
+        else:
+            out.append(part)
+        seen = (seen + (part if isinstance(part, str) else "x"))[-SEEN:]
+    return out
+
+
+def _in_html(text: str, catalogue: Catalogue, seen: str) -> list[Part]:
     out: list[Part] = []
     done = 0
     for match in HREF.finditer(text):
+        if not IN_ANCHOR.search((seen + text[: match.start()])[-SEEN:]):
+            continue  # not an <a> or <area>: a stylesheet, a data-href...
         group = "dq" if match.group("dq") is not None else "sq"
         written = match.group(group)
         index = catalogue.index(html.unescape(written).strip())

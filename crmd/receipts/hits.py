@@ -18,6 +18,7 @@ it. It is counted apart (``machineOpens``) and does not make the message OPENED.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections import OrderedDict, defaultdict
@@ -31,6 +32,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -44,9 +46,13 @@ from crmd.tracking.tokens import Kind, TrackingLinks
 
 log = structlog.get_logger(__name__)
 FIELD = b"hit"
-KEEP_HITS = 50
-"""Stream entries remembered per message: enough for any redelivery (a batch is at most
-``streams.batch_size`` entries of which few name one message)."""
+KEEP_HITS = 1000
+"""Stream entries remembered per message, at least: the tracking actor keeps twice its
+read's size if that is more, so that a redelivered batch, all of whose hits may name one
+message, is still remembered whole."""
+LINKS_WAIT = 2.0
+"""Seconds a click may wait for its campaign's links to be read, before the person is
+told to try again (MongoDB away)."""
 MAX_AGENT = 200
 CACHED_CAMPAIGNS = 2048
 MACHINE_AGENTS = re.compile(
@@ -82,6 +88,10 @@ def describe(raw: bytes) -> Payload:
     return Payload("tracking", f"{what} of message {hit.log}")
 
 
+class LinksUnavailable(Exception):
+    """The campaign's links could not be read now: the person should try again."""
+
+
 class Tracker:
     """The request path: a token read, the campaign's links looked up, the hit queued."""
 
@@ -106,7 +116,13 @@ class Tracker:
         campaign does not have."""
         target = self.links.read("c", token)
         campaign = campaign_of(target.log_id) if target else None
-        urls = await self.campaign_links(campaign) if target and campaign else []
+        try:
+            async with asyncio.timeout(LINKS_WAIT):
+                urls = await self.campaign_links(campaign) if target and campaign else []
+        except (PyMongoError, TimeoutError) as exc:
+            self.metrics.tracking.labels("c", "unavailable").inc()
+            log.warning("tracking.unavailable", error=str(exc)[:200])
+            raise LinksUnavailable from None
         if target is None or not 0 <= target.link < len(urls):
             self._refused("c")
             return None
@@ -187,7 +203,10 @@ def sortable(entry_id: str) -> str:
 
 
 async def apply_hits(
-    db: AsyncDatabase[Doc], hits: Sequence[tuple[str, Hit]], machine_seconds: float
+    db: AsyncDatabase[Doc],
+    hits: Sequence[tuple[str, Hit]],
+    machine_seconds: float,
+    keep: int = KEEP_HITS,
 ) -> set[tuple[str, str]]:
     """Apply (entry id, hit) pairs: one update per message named. Returns the (user,
     campaign) pairs touched, for their stats to be recounted."""
@@ -219,7 +238,7 @@ async def apply_hits(
     if unknown:
         log.info("tracking.unknown_message", count=unknown)
     now = datetime.now(UTC)
-    updates = [UpdateOne({"_id": log_id}, pipeline(t, now)) for log_id, t in tallies.items()]
+    updates = [UpdateOne({"_id": log_id}, pipeline(t, now, keep)) for log_id, t in tallies.items()]
     if updates:
         await db.communication_log.bulk_write(updates, ordered=False)
     return {(logs[i]["userId"], logs[i]["campaignId"]) for i in tallies}
@@ -234,7 +253,7 @@ def _add(field: str, ids: list[str]) -> dict[str, Any]:
     return {"$add": [{"$ifNull": [f"${field}", 0]}, _new(ids)]}
 
 
-def pipeline(tally: Tally, now: datetime) -> list[Doc]:
+def pipeline(tally: Tally, now: datetime, keep: int = KEEP_HITS) -> list[Doc]:
     """The one update a message's hits need, right however often it is applied: each
     count grows only by the entries the log has not remembered, and the status rises
     only as receipts make it rise (a first-seen time counts whenever it is earlier:
@@ -254,5 +273,5 @@ def pipeline(tally: Tally, now: datetime) -> list[Doc]:
     stages.append({"$set": counts})
     unseen = {"$setDifference": [sorted(set(tally.ids)), {"$ifNull": ["$hits", []]}]}
     remembered = {"$concatArrays": [{"$ifNull": ["$hits", []]}, unseen]}
-    stages.append({"$set": {"hits": {"$slice": [remembered, -KEEP_HITS]}}})
+    stages.append({"$set": {"hits": {"$slice": [remembered, -keep]}}})
     return stages

@@ -11,6 +11,7 @@ from crmd.auth.requests import public
 from crmd.http.describe import Media, described
 from crmd.http.keys import RECEIPTS, TRACKER
 from crmd.http.responses import json_response
+from crmd.receipts.hits import LinksUnavailable
 
 routes = web.RouteTableDef()
 
@@ -71,6 +72,10 @@ PIXEL = bytes.fromhex(
     "47494638396101000100800000000000ffffff21f90401000000002c000000000100010000020144003b"
 )
 """A transparent 1x1 GIF."""
+TRY_AGAIN = (
+    "<!doctype html><meta charset=utf-8><title>Try again</title>"
+    "<p>This link cannot be followed right now. Please try again in a minute.</p>"
+)
 NOT_A_LINK_PAGE = Media(
     "text/html",
     {"description": "A plain page: the link is cut short, changed, not this server's, or expired."},
@@ -88,12 +93,20 @@ def not_a_link() -> web.Response:
 @described(
     "A message's click link: counts the click, then redirects to the campaign's link",
     tag="tracking",
-    ok={302: None, 404: NOT_A_LINK_PAGE},
+    ok={302: None, 404: NOT_A_LINK_PAGE, 503: Media("text/html", {"description": TRY_AGAIN})},
     auth="public",
 )
 async def click(request: web.Request) -> web.StreamResponse:
     agent = request.headers.get("User-Agent", "")
-    target = await request.app[TRACKER].click(request.match_info["token"], agent)
+    try:
+        target = await request.app[TRACKER].click(request.match_info["token"], agent)
+    except LinksUnavailable:
+        return web.Response(
+            status=503,
+            text=TRY_AGAIN,
+            content_type="text/html",
+            headers={**PRIVATE, "Retry-After": "30"},
+        )
     if target is None:
         return not_a_link()
     return web.Response(status=302, headers={**PRIVATE, "Location": target})

@@ -27,9 +27,11 @@ def tracking_actor(
     settings: StreamsConfig,
     metrics: Metrics,
 ) -> StreamActor:
+    keep = max(hits.KEEP_HITS, 2 * settings.batch_size)
+
     async def handle(entries: Sequence[Entry]) -> None:
         batch = [(entry.id, hits.decode(entry.fields[hits.FIELD])) for entry in entries]
-        touched = await hits.apply_hits(db, batch, machine_seconds)
+        touched = await hits.apply_hits(db, batch, machine_seconds, keep)
         await mark_for_recount(redis, recount_key, touched)
 
     worker = StreamWorker(redis, stream, GROUP, consumer_name(settings), handle, settings, metrics)

@@ -129,3 +129,36 @@ def test_a_tracked_campaigns_html_gets_click_links_and_the_open_image_before_its
     assert TRACKER.read("o", token) == (LOG, 0, today())
     preview = compose.outgoing(LOG, recipient, made, "")  # no tracking: as written
     assert "https://shop.example/x" in preview.html and "/o/" not in preview.html
+
+
+def test_an_address_with_brackets_is_tracked_whole_and_a_sentences_bracket_is_not_in_it():
+    _, _, urls = links_in(
+        "Read https://en.wikipedia.org/wiki/Mercury_(planet) today "
+        "(or https://shop.example/a_(b)), and (https://shop.example/c)."
+    )
+    assert urls == [
+        "https://en.wikipedia.org/wiki/Mercury_(planet)",
+        "https://shop.example/a_(b)",
+        "https://shop.example/c",
+    ]
+
+
+def test_only_a_persons_links_are_click_links_not_stylesheets_or_data_attributes():
+    page = (
+        '<html><head><link rel="stylesheet" href="https://fonts.example/css"></head><body>'
+        '<div data-href="https://shop.example/x">Hi</div>'
+        '<a title="{first_name}" href="https://shop.example/y">y</a>'
+        '<area shape="rect" href="https://shop.example/z"><a\nhref="https://shop.example/w">w</a>'
+        "</body></html>"
+    )
+    _, body, urls = links_in("Hi", page)
+    assert urls == ["https://shop.example/y", "https://shop.example/z", "https://shop.example/w"]
+    assert len([p for p in body if isinstance(p, Link)]) == 3
+
+
+def test_an_address_with_a_line_break_or_a_space_in_it_goes_as_written():
+    # A Location header cannot carry one: the redirect would fail, not the link.
+    _, body, urls = links_in(
+        "Hi", '<a href="https://shop.example/sale&#13;&#10;Set-Cookie: a=b">Sale</a>'
+    )
+    assert urls == [] and not any(isinstance(p, Link) for p in body)

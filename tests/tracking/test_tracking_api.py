@@ -9,11 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
+from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from crmd.app import Crmd
+from crmd.http.keys import TRACKER
 from crmd.messages import message_id
 from crmd.receipts.hits import Hit, Tracker, apply_hits
+from crmd.services.children import free_port
 from crmd.store.tenant import TenantStore
 from crmd.tracking.tokens import TrackingLinks
 from tests.campaigns.conftest import a_campaign
@@ -187,3 +190,36 @@ async def test_a_click_redis_cannot_take_still_redirects_and_is_counted_lost(sys
     assert await tracker.click(token[:-1], "agent") is None
     assert counted(system, "c", "refused") == refused + 1
     await gone.aclose()
+
+
+async def test_a_batch_of_many_hits_on_one_message_redelivered_counts_once(system: Crmd):
+    log = message_id(str(ObjectId()), "c1")
+    await system.db.communication_log.insert_one(
+        {"_id": log, "userId": "u1", "campaignId": "c", "status": "SENT", "rank": 1}
+    )
+    at = datetime.now(UTC).timestamp()
+    batch = [(f"{1_700_000_000_000 + i}-0", Hit("c", log, 0, at)) for i in range(600)]
+    keep = 2 * len(batch)  # what the actor keeps for a read of this size
+    await apply_hits(system.db, batch, 60, keep)
+    await apply_hits(system.db, batch, 60, keep)  # the same batch again
+    doc = await system.db.communication_log.find_one({"_id": log})
+    assert doc["clicks"] == {"0": 600} and len(doc["hits"]) == 600
+
+
+async def test_a_click_while_mongodb_is_away_answers_a_plain_try_again_page(
+    client: Any, system: Crmd
+):
+    links = TrackingLinks.from_secret(system.jwt_secret, "")
+    token_path = links.click_url(message_id(str(ObjectId()), "c1"), 0)
+    tracker = client.app[TRACKER]
+    away = AsyncMongoClient(port=free_port(), serverSelectionTimeoutMS=300)  # nothing there
+    tracker.db, kept = away.crmd, tracker.db
+    try:
+        before = counted(system, "c", "unavailable")
+        answer = await client.get(token_path, allow_redirects=False)
+        assert answer.status == 503 and answer.content_type == "text/html"
+        assert "try again" in (await answer.text()) and answer.headers["Retry-After"] == "30"
+        assert counted(system, "c", "unavailable") == before + 1
+    finally:
+        tracker.db = kept
+        await away.close()
