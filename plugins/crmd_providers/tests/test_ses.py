@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from crmd_providers.sns import checked_sns_url
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -241,6 +242,9 @@ async def test_a_subscription_is_confirmed_only_when_signed_and_for_a_configured
         "https://user@sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123abcd.pem",
         "https://sns.eu-west-1.amazonaws.com/anything/else.pem",
         "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123abcd.pem?x=1",
+        # An S3 host (the bucket named "sns"), not a region's SNS host.
+        "https://sns.s3-external-1.amazonaws.com/SimpleNotificationService-0123abcd.pem",
+        "https://sns.s3.amazonaws.com/SimpleNotificationService-0123abcd.pem",
     ],
 )
 async def test_a_certificate_from_anywhere_but_sns_is_never_fetched(
@@ -258,6 +262,22 @@ async def test_a_certificate_from_anywhere_but_sns_is_never_fetched(
     assert status == 401 and "sns" in answer["error"]["message"].lower()
     assert aws.fetched == [] and await queued(crmd_server) == 0
     assert (await log_of(crmd_server, "p0@x.io"))["status"] == "SENT"
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "sns.eu-west-1.amazonaws.com",
+        "sns.ap-southeast-2.amazonaws.com",
+        "sns.il-central-1.amazonaws.com",
+        "sns.us-gov-west-1.amazonaws.com",
+        "sns.cn-north-1.amazonaws.com.cn",
+        "sns.cn-northwest-1.amazonaws.com.cn",
+    ],
+)
+def test_the_sns_host_of_every_kind_of_region_is_taken(host: str):
+    url = f"https://{host}/SimpleNotificationService-0123abcd.pem"
+    assert checked_sns_url(url) == url
 
 
 async def test_forged_altered_unknown_and_huge_messages_change_nothing(
