@@ -280,6 +280,56 @@ def test_the_sns_host_of_every_kind_of_region_is_taken(host: str):
     assert checked_sns_url(url) == url
 
 
+def iso(at: float) -> str:
+    return dt.datetime.fromtimestamp(at, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+async def test_a_message_signed_longer_ago_or_further_ahead_than_max_age_is_refused(
+    mailbox: Mailbox, aws: Aws, crmd_server: RunningCrmd, crmd_client: aiohttp.ClientSession
+):
+    """A captured complaint, signed by AWS years ago, cannot be posted again today."""
+    sent = await send_campaign(crmd_client, mailbox, 1)
+    complaint = ses_event("Complaint", sent.crmd_id("p0@x.io"), complainedRecipients=[{}])
+    for at in ("2024-12-07T01:00:00.000Z", iso(time.time() - 3700), iso(time.time() + 3700)):
+        status, answer = await post(crmd_server, "ses", sns(message=complaint, Timestamp=at))
+        assert status == 401 and "stale" in answer["error"]["message"], at
+    unusable = sns(message=complaint, Timestamp="yesterday")
+    status, answer = await post(crmd_server, "ses", unusable)
+    assert status == 401 and "Timestamp" in answer["error"]["message"]
+    assert counted(crmd_server, "ses", "rejected") == 4
+    assert aws.fetched == []  # refused before any certificate is fetched
+    assert await queued(crmd_server) == 0
+    assert (await log_of(crmd_server, "p0@x.io"))["status"] == "SENT"
+    assert await suppressed(crmd_server) == {}
+    # Within max_age (an hour by default), SNS's own retries are taken.
+    late = sns(message=complaint, Timestamp=iso(time.time() - 3000))
+    assert await post(crmd_server, "ses", late) == (202, {"accepted": 1, "duplicates": 0})
+    await wait_for_status(crmd_server, "p0@x.io", "COMPLAINED")
+
+
+async def test_a_message_id_again_with_another_body_is_a_replay_the_same_body_a_redelivery(
+    mailbox: Mailbox, aws: Aws, crmd_server: RunningCrmd, crmd_client: aiohttp.ClientSession
+):
+    sent = await send_campaign(crmd_client, mailbox, 2)
+    delivery = sns(message=ses_event("Delivery", sent.crmd_id("p0@x.io")))
+    assert (await post(crmd_server, "ses", delivery))[0] == 202
+    # SNS delivering the same message again: taken.
+    assert (await post(crmd_server, "ses", delivery))[0] == 202
+    # The same signed message written out again (still AWS's signature), and another
+    # message under the same MessageId: each a replay.
+    captured = json.loads(delivery)
+    rewritten = json.dumps(captured, indent=1).encode()
+    bounce = ses_event("Bounce", sent.crmd_id("p1@x.io"), bounceType="Permanent")
+    same_id = sns(message=bounce, MessageId=captured["MessageId"])
+    for body in (rewritten, same_id):
+        status, answer = await post(crmd_server, "ses", body)
+        assert status == 401 and "replayed" in answer["error"]["message"]
+    assert counted(crmd_server, "ses", "rejected") == 2
+    await wait_for_status(crmd_server, "p0@x.io", "DELIVERED")
+    assert (await log_of(crmd_server, "p1@x.io"))["status"] == "SENT"
+    assert await suppressed(crmd_server) == {}
+
+
 async def test_forged_altered_unknown_and_huge_messages_change_nothing(
     mailbox: Mailbox, aws: Aws, crmd_server: RunningCrmd, crmd_client: aiohttp.ClientSession
 ):
