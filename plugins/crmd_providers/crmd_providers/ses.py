@@ -4,9 +4,16 @@ Settings, in ``[plugins.ses]`` (off until ``topic_arns`` is set)::
 
     topic_arns = ["arn:aws:sns:eu-west-1:123456789012:ses-events"]
     reports_for = ["smtp"]     # the vendors whose mail SES carries
+    max_age = 3600             # seconds either side of now a message's Timestamp may be
 
 Only messages of the topics named are taken, and only their subscriptions confirmed:
 anyone can make an SNS topic, and AWS signs its messages as it signs yours.
+
+A message whose signed ``Timestamp`` is over ``max_age`` from now is refused, and its
+``MessageId`` is taken once: the same id with another body, while it could still be
+fresh, is a replay and refused; the same body again is SNS delivering it again (and
+taken). SNS gives up retrying an HTTP(S) delivery within 3,600 s whatever the
+delivery policy (by default it retries 3 times, 20 s apart), hence the default.
 
 Both SES forms are read: notifications (``notificationType``) and event publishing
 (``eventType``). Delivery is DELIVERED, a Permanent bounce BOUNCED (the address is
@@ -19,6 +26,7 @@ headers"), else by its ``Message-ID`` (``mail.commonHeaders.messageId``).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -31,6 +39,7 @@ from crmd_providers.events import (
     MESSAGE_ID_HEADER,
     ReportsFor,
     at_iso,
+    check_fresh,
     decode_json,
     field,
     from_message_id_header,
@@ -45,6 +54,8 @@ NAME = "ses"
 TOPIC_ARN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_.-]{1,256}$"
 TIMEOUT = 4.0
 MAX_RECIPIENTS = 50
+MAX_AGE = 3600.0
+"""SNS retries an HTTP(S) delivery for at most 3,600 s, a limit of every delivery policy."""
 """SES takes at most 50 recipients a message (crmd sends one)."""
 
 
@@ -53,6 +64,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The SNS topics whose messages are taken (and whose subscriptions are confirmed);
     empty turns the plugin off."""
     reports_for: ReportsFor = msgspec.field(default_factory=reports_for_default)
+    max_age: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = MAX_AGE
+    """Seconds either side of now a message's signed Timestamp may be."""
     sns_endpoint: str = ""
     """Tests only: a loopback ``http://127.0.0.1:<port>`` that certificates and
     confirmations are fetched from instead of AWS (the host check still applies)."""
@@ -101,8 +114,14 @@ class SesSource:
         envelope = self.envelope(body)
         if envelope.topic_arn not in self.settings.topic_arns:
             raise ValueError(f"topic {envelope.topic_arn[:200]!r} is not in topic_arns")
+        try:
+            sent = at_iso(envelope.timestamp).timestamp()
+        except ValueError:
+            raise ValueError("no usable Timestamp") from None
+        check_fresh(str(sent), self.settings.max_age, time.time())
         self.verifier.verify(envelope)
-        return None
+        # Good for max_age either side of now: remembered for as long as that.
+        return Nonce(envelope.message_id, 2 * self.settings.max_age)
 
     def parse_receipts(self, headers: Mapping[str, str], body: bytes) -> Sequence[ReceiptEvent]:
         envelope = self.envelope(body)

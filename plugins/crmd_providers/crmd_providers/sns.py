@@ -25,8 +25,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-SNS_HOST = re.compile(r"sns\.[a-z0-9-]{3,40}\.amazonaws\.com(\.cn)?")
-"""Matched whole: the hosts AWS serves signing certificates and confirmations from."""
+SNS_HOST = re.compile(
+    r"sns\.[a-z]{2}(-gov)?-[a-z]+-[0-9]{1,2}\.amazonaws\.com"
+    r"|sns\.cn-[a-z]+-[0-9]{1,2}\.amazonaws\.com\.cn"
+)
+"""Matched whole: the hosts AWS serves signing certificates and confirmations from,
+``sns.`` and a region's name (``eu-west-1``, ``us-gov-west-1``; ``cn-north-1`` under
+``amazonaws.com.cn``). Only a region's shape: ``sns.s3-external-1.amazonaws.com`` is
+the S3 bucket named ``sns``, whose owner, not AWS, chooses the files it serves."""
 CERTIFICATE_PATH = re.compile(r"/SimpleNotificationService-[0-9A-Za-z]{1,64}\.pem")
 """Matched whole: the path of every signing certificate SNS names."""
 MAX_CERTIFICATE = 64 * 1024

@@ -55,6 +55,8 @@ def test_each_provider_filled_in_offers_one_source_reporting_for_smtp():
             {"topic_arns": [TOPIC], "sns_endpoint": "https://sns.example"},
             "plugins.ses.sns_endpoint",
         ),
+        (ses, "ses", {"topic_arns": [TOPIC], "max_age": 0}, "plugins.ses.max_age"),
+        (ses, "ses", {"topic_arns": [TOPIC], "max_age": 90_000}, "plugins.ses.max_age"),
         (sendgrid, "sendgrid", {"public_key": "not base64!"}, "plugins.sendgrid.public_key"),
         (sendgrid, "sendgrid", {"public_key": SENDGRID_KEY, "max_age": 0}, "max_age"),
         (postmark, "postmark", {"username": "u"}, "plugins.postmark.password"),

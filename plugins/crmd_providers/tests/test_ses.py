@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from crmd_providers.sns import checked_sns_url
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -241,6 +242,9 @@ async def test_a_subscription_is_confirmed_only_when_signed_and_for_a_configured
         "https://user@sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123abcd.pem",
         "https://sns.eu-west-1.amazonaws.com/anything/else.pem",
         "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123abcd.pem?x=1",
+        # An S3 host (the bucket named "sns"), not a region's SNS host.
+        "https://sns.s3-external-1.amazonaws.com/SimpleNotificationService-0123abcd.pem",
+        "https://sns.s3.amazonaws.com/SimpleNotificationService-0123abcd.pem",
     ],
 )
 async def test_a_certificate_from_anywhere_but_sns_is_never_fetched(
@@ -258,6 +262,72 @@ async def test_a_certificate_from_anywhere_but_sns_is_never_fetched(
     assert status == 401 and "sns" in answer["error"]["message"].lower()
     assert aws.fetched == [] and await queued(crmd_server) == 0
     assert (await log_of(crmd_server, "p0@x.io"))["status"] == "SENT"
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "sns.eu-west-1.amazonaws.com",
+        "sns.ap-southeast-2.amazonaws.com",
+        "sns.il-central-1.amazonaws.com",
+        "sns.us-gov-west-1.amazonaws.com",
+        "sns.cn-north-1.amazonaws.com.cn",
+        "sns.cn-northwest-1.amazonaws.com.cn",
+    ],
+)
+def test_the_sns_host_of_every_kind_of_region_is_taken(host: str):
+    url = f"https://{host}/SimpleNotificationService-0123abcd.pem"
+    assert checked_sns_url(url) == url
+
+
+def iso(at: float) -> str:
+    return dt.datetime.fromtimestamp(at, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+async def test_a_message_signed_longer_ago_or_further_ahead_than_max_age_is_refused(
+    mailbox: Mailbox, aws: Aws, crmd_server: RunningCrmd, crmd_client: aiohttp.ClientSession
+):
+    """A captured complaint, signed by AWS years ago, cannot be posted again today."""
+    sent = await send_campaign(crmd_client, mailbox, 1)
+    complaint = ses_event("Complaint", sent.crmd_id("p0@x.io"), complainedRecipients=[{}])
+    for at in ("2024-12-07T01:00:00.000Z", iso(time.time() - 3700), iso(time.time() + 3700)):
+        status, answer = await post(crmd_server, "ses", sns(message=complaint, Timestamp=at))
+        assert status == 401 and "stale" in answer["error"]["message"], at
+    unusable = sns(message=complaint, Timestamp="yesterday")
+    status, answer = await post(crmd_server, "ses", unusable)
+    assert status == 401 and "Timestamp" in answer["error"]["message"]
+    assert counted(crmd_server, "ses", "rejected") == 4
+    assert aws.fetched == []  # refused before any certificate is fetched
+    assert await queued(crmd_server) == 0
+    assert (await log_of(crmd_server, "p0@x.io"))["status"] == "SENT"
+    assert await suppressed(crmd_server) == {}
+    # Within max_age (an hour by default), SNS's own retries are taken.
+    late = sns(message=complaint, Timestamp=iso(time.time() - 3000))
+    assert await post(crmd_server, "ses", late) == (202, {"accepted": 1, "duplicates": 0})
+    await wait_for_status(crmd_server, "p0@x.io", "COMPLAINED")
+
+
+async def test_a_message_id_again_with_another_body_is_a_replay_the_same_body_a_redelivery(
+    mailbox: Mailbox, aws: Aws, crmd_server: RunningCrmd, crmd_client: aiohttp.ClientSession
+):
+    sent = await send_campaign(crmd_client, mailbox, 2)
+    delivery = sns(message=ses_event("Delivery", sent.crmd_id("p0@x.io")))
+    assert (await post(crmd_server, "ses", delivery))[0] == 202
+    # SNS delivering the same message again: taken.
+    assert (await post(crmd_server, "ses", delivery))[0] == 202
+    # The same signed message written out again (still AWS's signature), and another
+    # message under the same MessageId: each a replay.
+    captured = json.loads(delivery)
+    rewritten = json.dumps(captured, indent=1).encode()
+    bounce = ses_event("Bounce", sent.crmd_id("p1@x.io"), bounceType="Permanent")
+    same_id = sns(message=bounce, MessageId=captured["MessageId"])
+    for body in (rewritten, same_id):
+        status, answer = await post(crmd_server, "ses", body)
+        assert status == 401 and "replayed" in answer["error"]["message"]
+    assert counted(crmd_server, "ses", "rejected") == 2
+    await wait_for_status(crmd_server, "p0@x.io", "DELIVERED")
+    assert (await log_of(crmd_server, "p1@x.io"))["status"] == "SENT"
+    assert await suppressed(crmd_server) == {}
 
 
 async def test_forged_altered_unknown_and_huge_messages_change_nothing(
