@@ -16,10 +16,31 @@ SESSION_TIMEOUT = 60.0
 """Seconds a client may sit idle between commands before it is hung up on."""
 MAX_SESSIONS = 100
 """Connections served at once; more are told 421 (busy, come back later) and closed."""
+MAX_SESSIONS_PER_PEER = 10
+"""Connections served at once from one IP address, so that one host cannot hold the
+listener from every other; more from it are told 421 and closed."""
+SESSION_DEADLINE = 600.0
+"""Seconds one connection may last in all, however active (a byte a minute is not a
+session); then it is told 421 and closed."""
+DATA_DEADLINE = 120.0
+"""Seconds a client has to send one mail's content after DATA; then it is told 421 and
+closed."""
 MAX_RECIPIENTS = 50
 """Recipients of one mail (a bounce has one); more are told 452, as RFC 5321 says."""
 TOO_MANY_RECIPIENTS = "452 4.5.3 too many recipients"
 BUSY = b"421 4.3.2 too many connections, try again later\r\n"
+PEER_BUSY = b"421 4.3.2 too many connections from your address, try again later\r\n"
+TOO_LONG = b"421 4.4.2 session too long, closing\r\n"
+
+
+def turned_away(peers: list[str], peer: str) -> bytes | None:
+    """The answer to a new connection from ``peer`` while ``peers`` (one entry a session)
+    are served, or None to serve it."""
+    if len(peers) >= MAX_SESSIONS:
+        return BUSY
+    if peers.count(peer) >= MAX_SESSIONS_PER_PEER:
+        return PEER_BUSY
+    return None
 
 
 class Handler:
@@ -51,21 +72,44 @@ class Listener(SMTP):
         super().__init__(Handler(inbox), **kwargs)
         self.inbox = inbox
         self.sessions = sessions
+        self.peer = ""
+        self.deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if len(self.sessions) >= MAX_SESSIONS:
-            assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(BUSY)
+        assert isinstance(transport, asyncio.WriteTransport)
+        peername = transport.get_extra_info("peername")
+        self.peer = str(peername[0]) if peername else ""
+        answer = turned_away([session.peer for session in self.sessions], self.peer)
+        if answer is not None:
+            transport.write(answer)
             transport.close()
             return
         self.sessions.add(self)
         super().connection_made(transport)
+        self.deadline = self.loop.call_later(SESSION_DEADLINE, self.hang_up, transport)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self not in self.sessions:
             return  # turned away at connection_made: aiosmtpd never started on it
         self.sessions.discard(self)
+        if self.deadline is not None:
+            self.deadline.cancel()
         super().connection_lost(error)
+
+    def hang_up(self, transport: asyncio.WriteTransport) -> None:
+        """Past a deadline: said so, and closed (aiosmtpd's session ends on the loss)."""
+        if not transport.is_closing():
+            transport.write(TOO_LONG)
+            transport.close()
+
+    async def smtp_DATA(self, arg: str) -> None:
+        transport = self.transport
+        assert isinstance(transport, asyncio.WriteTransport)
+        deadline = self.loop.call_later(DATA_DEADLINE, self.hang_up, transport)
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            deadline.cancel()
 
     async def push(self, status: Any) -> None:
         if str(status).startswith("552"):

@@ -76,15 +76,17 @@ class Inbox:
         log.info("bounce.dropped", why="too_large")
 
     async def _take(self, raw: bytes, recipients: Sequence[str]) -> str:
+        if forged_token(recipients, self.return_paths):  # not rescued by its Message-ID
+            log.info("bounce.dropped", why="forged", size=len(raw))
+            return "forged"
         report = await asyncio.to_thread(read_report, raw)  # CPU work, off the loop
         if isinstance(report, Unusable):
             log.info("bounce.dropped", why=report.why, detail=report.detail, size=len(raw))
             return report.why
         named = named_message(report, recipients, self.return_paths, self.message_domain)
         if named is None:
-            why = "forged" if forged_token(recipients, self.return_paths) else "unknown_message"
-            log.info("bounce.dropped", why=why, status=report.status)
-            return why
+            log.info("bounce.dropped", why="unknown_message", status=report.status)
+            return "unknown_message"
         if named.forged:
             log.warning("bounce.forged_token", matched_by=named.how)
         if not await self._sent_by_us(named.key):

@@ -20,7 +20,7 @@ import msgspec
 from crmd.bounces.reports import Report
 from crmd.messages import campaign_of, parse_send_key
 from crmd.plugins.vendor import ReceiptEvent
-from crmd.verp import ReturnPaths
+from crmd.verp import SEPARATOR, ReturnPaths
 
 _QUOTED = re.compile(rb"=([0-9A-F]{2})")
 _LEGACY = re.compile(r"[0-9a-f]{24}")
@@ -52,7 +52,8 @@ def named_message(
     report: Report, recipients: Iterable[str], return_paths: ReturnPaths, message_domain: str
 ) -> Named | None:
     """The message the report names: by a VERP address first, then by Message-ID. None
-    when it names none (``forged`` is then told by the caller from ``forged_token``)."""
+    when it names none. The caller first drops a mail whose recipient carries a forged
+    token (``forged_token``); ``forged`` here tells of one the report's body quotes."""
     forged = False
     for address in (*recipients, *report.senders):
         if not return_paths.is_ours(address.strip().strip("<>")):
@@ -69,10 +70,21 @@ def named_message(
 
 
 def forged_token(recipients: Iterable[str], return_paths: ReturnPaths) -> bool:
-    """Whether a recipient carries a token that is not one crmd made."""
-    return any(
-        return_paths.is_ours(r) and "+" in r and return_paths.read(r) is None for r in recipients
-    )
+    """Whether a recipient is a VERP address of ours (``<local>+...@<bounce domain>``)
+    whose token does not verify. Such a mail is dropped whole: its Message-ID is not
+    tried, since a mail that forged the signed name will not be believed on the
+    unsigned one."""
+    prefix = f"{return_paths.local}{SEPARATOR}".lower()
+    for recipient in recipients:
+        address = recipient.strip().strip("<>")
+        local = address.rpartition("@")[0].lower()
+        if (
+            return_paths.is_ours(address)
+            and local.startswith(prefix)
+            and return_paths.read(address) is None
+        ):
+            return True
+    return False
 
 
 def receipt_for(report: Report, key: str, at: datetime) -> ReceiptEvent:

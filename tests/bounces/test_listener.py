@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from crmd.bounces.actor import MAX_SESSIONS
+import pytest
+
+from crmd.bounces import actor
+from crmd.bounces.actor import MAX_SESSIONS, MAX_SESSIONS_PER_PEER
 from tests.bounces import samples
 from tests.bounces.conftest import Bounces
 
@@ -150,12 +153,15 @@ async def test_too_many_connections_are_turned_away_and_the_rest_served(bounces:
         "detail": f"listening on 127.0.0.1:{bounces.port}",
     }
     opened = []
-    for _ in range(MAX_SESSIONS):
-        reader, writer = await asyncio.open_connection("127.0.0.1", bounces.port)
+    for i in range(MAX_SESSIONS):  # from 10 peers, each within its share
+        peer = f"127.0.0.{2 + i // MAX_SESSIONS_PER_PEER}"
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", bounces.port, local_addr=(peer, 0)
+        )
         assert (await reader.readline()).startswith(b"220 ")
         opened.append(writer)
     reader, writer = await asyncio.open_connection("127.0.0.1", bounces.port)
-    assert (await reader.readline()).startswith(b"421 4.3.2")
+    assert (await reader.readline()) == actor.BUSY
     assert await reader.read() == b""  # and closed
     writer.close()
     opened.pop().close()
@@ -164,3 +170,101 @@ async def test_too_many_connections_are_turned_away_and_the_rest_served(bounces:
     for writer in opened:
         writer.close()
     assert bounces.dropped("not_a_report") == 1
+
+
+def test_a_new_connection_is_turned_away_past_the_whole_or_its_peers_share():
+    peers = ["192.0.2.1"] * MAX_SESSIONS_PER_PEER + ["192.0.2.2"]
+    assert actor.turned_away(peers, "192.0.2.1") == actor.PEER_BUSY
+    assert actor.turned_away(peers, "192.0.2.2") is None
+    assert actor.turned_away(peers, "2001:db8::1") is None
+    full = [f"198.51.100.{i}" for i in range(MAX_SESSIONS)]
+    assert actor.turned_away(full, "192.0.2.9") == actor.BUSY
+
+
+async def test_one_peer_is_held_to_its_share_and_another_still_served(bounces: Bounces):
+    held = []
+    for _ in range(MAX_SESSIONS_PER_PEER):  # idle: a greeting read, nothing said
+        reader, writer = await asyncio.open_connection("127.0.0.1", bounces.port)
+        assert (await reader.readline()).startswith(b"220 ")
+        held.append(writer)
+    reader, writer = await asyncio.open_connection("127.0.0.1", bounces.port)
+    assert await reader.readline() == actor.PEER_BUSY
+    assert await reader.read() == b""  # and closed
+    writer.close()
+    # Another peer is served all the same, to the end of its mail.
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", bounces.port, local_addr=("127.0.0.2", 0)
+    )
+    assert (await reader.readline()).startswith(b"220 ")
+    writer.write(b"QUIT\r\n")
+    assert (await reader.readline()).startswith(b"221 ")
+    writer.close()
+    held.pop().close()
+    await asyncio.sleep(0.2)
+    assert (await bounces.mail(samples.out_of_office(PLAIN, "<x@x.io>"), PLAIN))[0] == 250
+    for writer in held:
+        writer.close()
+    assert bounces.dropped("not_a_report") == 1
+
+
+async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bytes:
+    """What the listener says before it closes the connection, within ``seconds``."""
+    said = b""
+    async with asyncio.timeout(seconds):
+        while chunk := await reader.read(1024):
+            said += chunk
+    return said
+
+
+async def test_a_session_is_closed_at_its_deadline_however_busy(
+    bounces: Bounces, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(actor, "SESSION_DEADLINE", 1.5)
+    reader, writer = await asyncio.open_connection("127.0.0.1", bounces.port)
+    assert (await reader.readline()).startswith(b"220 ")
+
+    async def keep_busy() -> None:  # a command every 0.2 s: never idle
+        while True:
+            writer.write(b"NOOP\r\n")
+            await asyncio.sleep(0.2)
+
+    busy = asyncio.create_task(keep_busy())
+    try:
+        said = await _closed_within(reader, 10)
+    finally:
+        busy.cancel()
+        writer.close()
+    # Served all along (never idle for the 60 s idle limit), then cut at the deadline.
+    assert said.count(b"250 ") >= 4
+    assert said.endswith(actor.TOO_LONG)
+
+
+async def test_a_mail_not_sent_within_the_data_deadline_is_cut(
+    bounces: Bounces, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(actor, "DATA_DEADLINE", 1.0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", bounces.port)
+    assert (await reader.readline()).startswith(b"220 ")
+    for command in (b"HELO mx.x.io", b"MAIL FROM:<>", f"RCPT TO:<{PLAIN}>".encode(), b"DATA"):
+        writer.write(command + b"\r\n")
+        answer = await reader.readline()
+        assert answer[:1] in (b"2", b"3"), (command, answer)
+    assert answer.startswith(b"354 ")
+    writer.write(b"Subject: slow\r\n\r\n")  # and the rest never comes
+    said = await _closed_within(reader, 10)
+    writer.close()
+    assert said == actor.TOO_LONG
+    assert await bounces.crmd.crmd.redis.xlen(bounces.crmd.crmd.streams.receipts) == 0
+
+
+async def test_a_complaint_by_message_id_suppresses_that_message_alone(bounces: Bounces):
+    campaign = await bounces.send_campaign()
+    logs = await bounces.logs(campaign)
+    # To the plain address, the complaint's attached copy claiming another recipient:
+    # whoever holds p1's message can report p1's message, and nothing else.
+    arf = samples.arf_report(PLAIN, logs["p1@x.io"]["vendorMessageId"], recipient="p4@x.io")
+    assert (await bounces.mail(arf, PLAIN))[0] == 250
+    listed = await bounces.until(bounces.suppressed)
+    assert list(listed) == ["p1@x.io"]
+    now = await bounces.logs(campaign)
+    assert (now["p1@x.io"]["status"], now["p4@x.io"]["status"]) == ("COMPLAINED", "SENT")

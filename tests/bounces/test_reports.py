@@ -146,6 +146,10 @@ def test_a_forged_token_names_nothing():
     found = report(samples.postfix_dsn(forged, "<unrelated@x.io>"))
     assert named_message(found, [forged], PATHS, "shop.example") is None
     assert forged_token([forged], PATHS) and not forged_token([TO], PATHS)
+    assert forged_token([f"<{forged.upper()}>"], PATHS)  # however written
+    # Only the sender's own local part carries tokens: another's "+" is not forged.
+    other = "postmaster+" + forged.partition("+")[2]
+    assert not forged_token([other, "news@shop.example"], PATHS)
 
 
 @pytest.mark.parametrize(
