@@ -77,7 +77,9 @@ class VendorMisconfigured(Exception):
 
 class ReceiptEvent(msgspec.Struct, frozen=True):
     status: str
-    """SENT, DELIVERED, FAILED, OPENED, CLICKED or BOUNCED."""
+    """SENT, DELIVERED, FAILED, OPENED, CLICKED, BOUNCED (a permanent failure after
+    hand-over: the address is suppressed), COMPLAINED (called spam: suppressed at once)
+    or SOFT_BOUNCED (a transient failure: counted, the status kept)."""
     at: datetime
     event_id: str
     """Unique per event at the vendor: a repeated event id is a duplicate."""
