@@ -108,7 +108,7 @@ def database(services: Urls) -> tuple[str, str]:
 
 
 @settings(
-    max_examples=examples(120),
+    max_examples=examples(50),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
