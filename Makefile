@@ -52,10 +52,12 @@ $(CHROMIUM):
 
 # Two processes (pytest-xdist), a file to each: most tests wait on servers and
 # subprocesses, not the CPU, and some read what an earlier test of their file left.
+# Files go out in the suite's own order, the heaviest first (tests/conftest.py), not
+# xdist's (the files with the most tests first), so that no process ends alone on one.
 TEST_WORKERS ?= 2
 
 test: lint $(CHROMIUM)
-	CRMD_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	CRMD_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The fast tier: lint, types and every test not marked slow (browser, cluster, kill,
 # bench), in under three minutes on two cores. `make test` still runs everything.
