@@ -60,7 +60,7 @@ test: lint $(CHROMIUM)
 	CRMD_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The fast tier: lint, types and every test not marked slow (browser, cluster, kill,
-# bench), in under three minutes on two cores. `make test` still runs everything.
+# bench), in about four minutes on two cores. `make test` still runs everything.
 # Four processes: what is left is mostly waiting on servers, not the CPU; each property
 # test tries a tenth of its examples (CRMD_TEST_TIER=check).
 CHECK_WORKERS ?= 4
