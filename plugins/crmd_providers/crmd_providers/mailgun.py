@@ -26,7 +26,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from crmd.plugins import Nonce, PluginContext, ReceiptEvent, hookimpl
+from crmd.plugins import MessageStatus, Nonce, PluginContext, ReceiptEvent, hookimpl
 from crmd_providers.events import (
     METADATA_KEY,
     ReportsFor,
@@ -44,10 +44,10 @@ from crmd_providers.events import (
 NAME = "mailgun"
 MIN_KEY = 16
 STATUSES = {
-    "delivered": "DELIVERED",
-    "complained": "COMPLAINED",
-    "opened": "OPENED",
-    "clicked": "CLICKED",
+    "delivered": MessageStatus.DELIVERED,
+    "complained": MessageStatus.COMPLAINED,
+    "opened": MessageStatus.OPENED,
+    "clicked": MessageStatus.CLICKED,
 }
 
 
@@ -110,7 +110,11 @@ def receipt(data: dict[str, Any]) -> list[ReceiptEvent]:
     delivery = field(data, "delivery-status")
     reason = text(delivery.get("message")) or text(delivery.get("description"))
     if kind == "failed":
-        status = "BOUNCED" if data.get("severity") == "permanent" else "SOFT_BOUNCED"
+        status = (
+            MessageStatus.BOUNCED
+            if data.get("severity") == "permanent"
+            else MessageStatus.SOFT_BOUNCED
+        )
         code = delivery.get("code")
         reason = f"{code} {reason} ({text(data.get('reason'))})" if code else reason
     elif kind == "clicked":

@@ -28,7 +28,7 @@ from typing import Any
 
 import msgspec
 
-from crmd.plugins import Nonce, PluginContext, ReceiptEvent, hookimpl
+from crmd.plugins import MessageStatus, Nonce, PluginContext, ReceiptEvent, hookimpl
 from crmd_providers.events import (
     MESSAGE_ID_HEADER,
     METADATA_KEY,
@@ -47,18 +47,18 @@ from crmd_providers.events import (
 NAME = "postmark"
 MIN_SECRET = 16
 BOUNCES = {
-    "HardBounce": "BOUNCED",
-    "BadEmailAddress": "BOUNCED",
-    "SoftBounce": "SOFT_BOUNCED",
-    "Transient": "SOFT_BOUNCED",
-    "DnsError": "SOFT_BOUNCED",
-    "SpamComplaint": "COMPLAINED",
+    "HardBounce": MessageStatus.BOUNCED,
+    "BadEmailAddress": MessageStatus.BOUNCED,
+    "SoftBounce": MessageStatus.SOFT_BOUNCED,
+    "Transient": MessageStatus.SOFT_BOUNCED,
+    "DnsError": MessageStatus.SOFT_BOUNCED,
+    "SpamComplaint": MessageStatus.COMPLAINED,
 }
 RECORDS = {
-    "Delivery": "DELIVERED",
-    "SpamComplaint": "COMPLAINED",
-    "Open": "OPENED",
-    "Click": "CLICKED",
+    "Delivery": MessageStatus.DELIVERED,
+    "SpamComplaint": MessageStatus.COMPLAINED,
+    "Open": MessageStatus.OPENED,
+    "Click": MessageStatus.CLICKED,
 }
 TIMES = {"Delivery": "DeliveredAt", "Bounce": "BouncedAt", "SpamComplaint": "BouncedAt"}
 

@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from crmd.plugins import Nonce, PluginContext, ReceiptEvent, hookimpl
+from crmd.plugins import MessageStatus, Nonce, PluginContext, ReceiptEvent, hookimpl
 from crmd_providers.events import (
     METADATA_KEY,
     ReportsFor,
@@ -46,12 +46,12 @@ NAME = "sendgrid"
 SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
 STATUSES = {
-    "delivered": "DELIVERED",
-    "deferred": "SOFT_BOUNCED",
-    "dropped": "FAILED",
-    "spamreport": "COMPLAINED",
-    "open": "OPENED",
-    "click": "CLICKED",
+    "delivered": MessageStatus.DELIVERED,
+    "deferred": MessageStatus.SOFT_BOUNCED,
+    "dropped": MessageStatus.FAILED,
+    "spamreport": MessageStatus.COMPLAINED,
+    "open": MessageStatus.OPENED,
+    "click": MessageStatus.CLICKED,
 }
 
 
@@ -121,7 +121,7 @@ def receipt(event: dict[str, Any]) -> list[ReceiptEvent]:
     reason = text(event.get("reason")) or text(event.get("response"))
     if kind == "bounce":
         blocked = event.get("type") == "blocked"
-        status = "SOFT_BOUNCED" if blocked else "BOUNCED"
+        status = MessageStatus.SOFT_BOUNCED if blocked else MessageStatus.BOUNCED
         classification = text(event.get("bounce_classification"))
         reason = "; ".join(p for p in (classification, text(event.get("status")), reason) if p)
     elif kind == "click":

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import msgspec
 
-from crmd.plugins import Nonce, PluginContext, ReceiptEvent, hookimpl, is_loopback
+from crmd.plugins import MessageStatus, Nonce, PluginContext, ReceiptEvent, hookimpl, is_loopback
 from crmd_providers.events import (
     MESSAGE_ID_HEADER,
     ReportsFor,
@@ -150,21 +150,29 @@ def ses_events(event: dict[str, Any], sns_id: str) -> list[ReceiptEvent]:
     mail, detail = field(event, "mail"), field(event, kind.lower())
     status, reason, recipients = "", "", 1
     if kind == "Delivery":
-        status, reason = "DELIVERED", text(detail.get("smtpResponse"))
+        status, reason = MessageStatus.DELIVERED, text(detail.get("smtpResponse"))
         recipients = len(detail.get("recipients") or [""])
     elif kind == "Bounce":
         bounced = objects(detail.get("bouncedRecipients"))
-        status = "BOUNCED" if detail.get("bounceType") == "Permanent" else "SOFT_BOUNCED"
+        status = (
+            MessageStatus.BOUNCED
+            if detail.get("bounceType") == "Permanent"
+            else MessageStatus.SOFT_BOUNCED
+        )
         diagnostic = next((text(b.get("diagnosticCode")) for b in bounced), "")
         reason = f"{text(detail.get('bounceType'))}/{text(detail.get('bounceSubType'))}"
         reason += f": {diagnostic}" if diagnostic else ""
         recipients = len(bounced) or 1
     elif kind == "Complaint":
-        status = "COMPLAINED"
+        status = MessageStatus.COMPLAINED
         reason = text(detail.get("complaintFeedbackType")) or "complaint"
         recipients = len(objects(detail.get("complainedRecipients"))) or 1
     elif kind in ("Open", "Click", "Reject"):
-        status = {"Open": "OPENED", "Click": "CLICKED", "Reject": "FAILED"}[kind]
+        status = {
+            "Open": MessageStatus.OPENED,
+            "Click": MessageStatus.CLICKED,
+            "Reject": MessageStatus.FAILED,
+        }[kind]
         reason = text(detail.get("link")) or text(detail.get("reason"))
     if not status:
         return []
