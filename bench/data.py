@@ -23,12 +23,14 @@ RULES = (
 )
 EVERYONE = "visits >= 0"
 """A rule every generated customer matches: the campaign's audience."""
+DATA_NOW = datetime(2026, 11, 1, tzinfo=UTC)
+"""The made-up data's "now": its dates are before it."""
 
 
 def write_customers(path: Path, rows: int, prefix: str, seed: int = 7) -> int:
     """A customers CSV of ``rows`` rows (ids ``<prefix><n>``); returns its size in bytes."""
     rng = random.Random(seed)  # noqa: S311 - made-up data
-    now = datetime(2026, 11, 1, tzinfo=UTC)
+    now = DATA_NOW
     with path.open("w", newline="", encoding="utf-8") as handle:
         out = csv.writer(handle)
         out.writerow(
@@ -74,16 +76,25 @@ def csv_reader_seconds(path: Path) -> tuple[int, float]:
     return rows, perf_counter() - started
 
 
-def write_orders(path: Path, rows: int, prefix: str, customers: int, seed: int = 9) -> int:
+def write_orders(
+    path: Path,
+    rows: int,
+    prefix: str,
+    customers: int,
+    seed: int = 9,
+    until: datetime = DATA_NOW,
+    days: int = 400,
+) -> int:
     """An orders CSV of ``rows`` orders (ids ``<prefix>-o<n>``) by the customers
-    ``<prefix>0`` to ``<prefix><customers - 1>``; returns its size in bytes."""
+    ``<prefix>0`` to ``<prefix><customers - 1>``, placed over the ``days`` (and one)
+    before ``until``; returns its size in bytes."""
     rng = random.Random(seed)  # noqa: S311 - made-up data
-    now = datetime(2026, 11, 1, tzinfo=UTC)
+    now = until
     with path.open("w", newline="", encoding="utf-8") as handle:
         out = csv.writer(handle)
         out.writerow(["order_external_id", "customer_external_id", "amount", "orderDate", "items"])
         for n in range(rows):
-            placed = now - timedelta(days=rng.randrange(0, 400), seconds=rng.randrange(86400))
+            placed = now - timedelta(days=rng.randrange(0, days), seconds=rng.randrange(86400))
             out.writerow(
                 [
                     f"{prefix}-o{n}",

@@ -36,8 +36,10 @@ from pymongo import AsyncMongoClient, UpdateOne
 from redis.asyncio import Redis
 
 import crmd
+from bench.attribution import measure_attribution
 from bench.clicks import Click, bare_redirect, caught_up, click_all, queue_clicks
 from bench.data import EVERYONE, RULES, csv_reader_seconds, write_customers
+from bench.flows import EVENT_BATCH, measure_flows
 from bench.load import IMPORT_SHARE, P50_LIMIT_MS, P99_LIMIT_MS, SHED_LIMIT, LoadSizes, measure_load
 from bench.scaling import measure_scaling
 from bench.server import (
@@ -52,7 +54,7 @@ from bench.server import (
     upload_csv,
 )
 from bench.server import signed_in as signed_in_api
-from crmd.config import StreamsConfig
+from crmd.config import CampaignsConfig, IngestConfig, StreamsConfig
 from crmd.messages import RANK, MessageStatus
 from crmd.plugins.signature import signed_headers
 from crmd.receipts.actor import RECOUNT_GAP
@@ -73,6 +75,8 @@ PHASES = (
     "receipts",
     "clicks",
     "console",
+    "attribution",
+    "flows",
     "load",
     "ingestion",
     "scaling",
@@ -99,6 +103,23 @@ user's tally by status and the campaign's completion (``crmd.campaigns.stats``).
 APPLY_BATCH = StreamsConfig().batch_size
 """Hits the tracking actor reads at a time, so at most the updates of one bulk write:
 the raw limit writes as many at a time."""
+ATTRIBUTED_SHARE = 0.5
+"""Of the raw bulk upsert of the same attribution documents: attribution also reads each
+chunk's messages and attributions by id, and marks the campaigns it touched."""
+ATTRIBUTED_UPLOAD_SHARE = 0.8
+"""Of the orders upload's speed with no campaign to credit."""
+CLOCK_SECONDS = CampaignsConfig().clock_interval_seconds
+EVENTS_ACCEPTED_SHARE = 0.5
+"""Of the raw insert of the same events: accepting one checks it, finds its customer
+and queues it, with no write of its own."""
+EVENTS_STORED_SHARE = 0.5
+"""Of the raw insert: storing also keeps each customer's recent event times."""
+TIMER_LAG_P99 = 2 * CLOCK_SECONDS
+"""A due wait is handed over at the clock's next tick, or the one after under load."""
+WRITTEN = ("attributions", "campaigns")
+"""What attribution writes: one document an attributed order, and the marks and results
+of the campaigns it touched."""
+CHUNK_ROWS = IngestConfig().chunk_rows
 
 
 class Sizes(msgspec.Struct, frozen=True):
@@ -107,6 +128,12 @@ class Sizes(msgspec.Struct, frozen=True):
     single_receipts: int = 10_000
     clicks: int = 20_000
     """Clicked through the redirect, and as many more queued for the tracking actor."""
+    attribution: int = 100_000
+    """Customers, the first campaign's recipients and orders of the attribution figures."""
+    flows: int = 10_000
+    """Customers run through a flow, and events of each kind posted."""
+    flow_waiting: int = 100_000
+    """Customers waiting at once, for the timer lag."""
     click_clients: int = 32
     preview_repeats: int = 1
     scaling_rows: int = 20_000
@@ -120,6 +147,9 @@ class Sizes(msgspec.Struct, frozen=True):
             self.audience // 100,
             self.single_receipts // 100,
             clicks=self.clicks // 100,
+            attribution=self.attribution // 100,
+            flows=self.flows // 100,
+            flow_waiting=self.flow_waiting // 100,
             click_clients=8,
             scaling_rows=self.scaling_rows // 100,
             load=LoadSizes(self.load.rows // 100, clients=5, max_seconds=60),
@@ -876,6 +906,180 @@ class Bench:
             if counted != len(ids):
                 raise RuntimeError(f"clicks: {counted:,} of {len(ids):,} on link {link} applied")
 
+    async def flows(self, api: Api) -> None:
+        """Events in, customers through a flow, and timers with many waiting
+        (``bench.flows``)."""
+        n, waiting = self.sizes.flows, self.sizes.flow_waiting
+        with self.sampler.phase("flows"):
+            m = await measure_flows(api, self.db, self.sampler.pid, self.work, n, waiting, say)
+        self.figures.append(
+            rate_figure(
+                f"events accepted, {n:,} posted {EVENT_BATCH:,} a request",
+                n / m.accept_seconds,
+                n / m.raw_seconds,
+                EVENTS_ACCEPTED_SHARE,
+                unit="events/s",
+                limit_is="insert_many of the same event documents, as many a write, into an "
+                "empty collection with the same indexes",
+                crmd_is="POST /api/v1/events until its 202s",
+                **m.event_spent.per(n),
+            )
+        )
+        self.figures.append(
+            rate_figure(
+                f"events stored, {n:,}",
+                n / m.store_seconds,
+                n / m.raw_seconds,
+                EVENTS_STORED_SHARE,
+                unit="events/s",
+                limit_is="the same raw insert_many",
+                crmd_is="from the first POST until all are in the events collection",
+            )
+        )
+        self.figures.append(
+            Figure(
+                f"flow steps, {n:,} customers through trigger, wait and send",
+                round(m.steps / m.step_seconds, 1),
+                None,
+                "steps/s",
+                None,
+                "reported",
+                None,
+                {
+                    "steps": m.steps,
+                    "seconds_less_the_wait": round(m.step_seconds, 2),
+                    **m.step_spent.per(m.steps),
+                },
+            )
+        )
+        self.figures.append(
+            Figure(
+                f"flow timer lag p99, {waiting:,} customers waiting",
+                round(m.lag_p99, 3),
+                TIMER_LAG_P99,
+                "s",
+                None,
+                f"<= {TIMER_LAG_P99}",
+                m.lag_p99 <= TIMER_LAG_P99,
+                {"p50": round(m.lag_p50, 3), "max": round(m.lag_max, 3)},
+            )
+        )
+
+    async def attribution(self, api: Api, bare: Api) -> None:
+        """Orders credited to the campaigns sent before them as they are stored
+        (``bench.attribution``): the same orders uploaded by a user with two sent
+        campaigns and by one with none; the difference is the attribution's writes and
+        CPU. Its speed, ``attribute`` timed over the same chunks again, is set against
+        the raw bulk upsert of the attribution documents it stored."""
+        n = self.sizes.attribution
+        measured = await measure_attribution(
+            api, bare, self.db, self.sampler.pid, self.work, n, CHUNK_ROWS, say
+        )
+        mine, theirs = measured.with_campaigns, measured.without
+        attributed = sum(measured.expected.values())
+        # What attribution writes: its documents and the campaigns' marks and sums (the
+        # user without campaigns writes neither). The difference in all crmd's writes
+        # is reported beside: it also holds the clock's ticks of the longer stretch.
+        own = {c: mine.writes.get(c, 0.0) - theirs.writes.get(c, 0.0) for c in WRITTEN}
+        writes = sum(own.values()) / attributed
+        cpu_us = (mine.cpu - theirs.cpu) * 1e6 / n
+
+        def per_order(cost: dict[str, float], collection: str) -> float:
+            return round(cost.get(collection, 0.0) / n, 3)
+
+        say(
+            f"  {attributed:,} attributed; the upload took {mine.seconds - theirs.seconds:.1f} s "
+            f"more than without, attribute() {measured.attribute_seconds:.1f} s (raw upserts "
+            f"{measured.raw_seconds:.1f} s); {writes:.3f} writes an attributed order, "
+            f"{cpu_us:,.0f} µs of crmd CPU an order"
+        )
+        self.figures.append(
+            rate_figure(
+                f"attribution, {n:,} orders after a {n:,}-recipient campaign and another",
+                attributed / measured.attribute_seconds,
+                attributed / measured.raw_seconds,
+                ATTRIBUTED_SHARE,
+                unit="orders/s",
+                limit_is=f"bulk upsert by _id of the same attribution documents, {CHUNK_ROWS} "
+                "a write, into an empty collection with the same indexes",
+                crmd_is=f"crmd's attribute() over the stored orders again, {CHUNK_ROWS} a "
+                "chunk, their attributions removed first",
+                orders=n,
+                attributed=attributed,
+                due=measured.expected,
+                seconds=round(measured.attribute_seconds, 2),
+                raw_seconds=round(measured.raw_seconds, 2),
+                attribute_cpu_us_per_order=round(measured.attribute_cpu * 1e6 / n, 1),
+                upload_seconds_more=round(mine.seconds - theirs.seconds, 2),
+                # per attributed order, and per order: the attribution's own, beyond the
+                # same upload with no campaign
+                writes_per_item=round(writes, 3),
+                cpu_us_per_item=round(cpu_us, 1),
+                writes=own,
+                all_writes_difference=mine.all_writes - theirs.all_writes,
+                logs_read_per_order=per_order(mine.reads, "communication_log"),
+                attributions_read_per_order=per_order(mine.reads, "attributions"),
+                database_seconds=mine.database,
+                without_database_seconds=theirs.database,
+            )
+        )
+        # One write an attributed order, the marks of the campaigns each chunk touched
+        # and the clock's sums (one write a campaign a tick, from the first chunk until
+        # the results are summed).
+        ticks = 2 + mine.seconds / CLOCK_SECONDS
+        marks = measured.campaigns * (measured.chunks + ticks)
+        limit = 1 + marks / attributed
+        self.figures.append(
+            Figure(
+                "  database writes per attributed order, attribution's own",
+                round(writes, 3),
+                round(limit, 3),
+                "writes",
+                round(writes / limit, 3),
+                f"<= {limit:.3f}",
+                writes <= limit,
+                {
+                    "limit_is": "one upsert an attributed order, and the campaigns' marks and sums",
+                    "writes_by_collection": mine.writes,
+                    "without_by_collection": theirs.writes,
+                },
+            )
+        )
+        raw_cpu_us = measured.raw_cpu * 1e6 / attributed
+        cpu_limit = raw_cpu_us * attributed / n / ATTRIBUTED_SHARE
+        self.figures.append(
+            Figure(
+                "  crmd CPU per order, attribution's own (µs)",
+                round(cpu_us, 1),
+                round(cpu_limit, 1),
+                "µs",
+                round(cpu_us / cpu_limit, 3),
+                f"<= {cpu_limit:,.0f}",
+                cpu_us <= cpu_limit,
+                {
+                    "limit_is": f"pymongo's CPU per raw upsert / {ATTRIBUTED_SHARE}, "
+                    "over every order",
+                    "raw_cpu_us_per_upsert": round(raw_cpu_us, 1),
+                },
+            )
+        )
+        self.figures.append(
+            rate_figure(
+                "  the orders upload with attribution, against without",
+                n / mine.seconds,
+                n / theirs.seconds,
+                ATTRIBUTED_UPLOAD_SHARE,
+                limit_is="the same upload by a user with the same customers and no campaign",
+                seconds=round(mine.seconds, 2),
+                without_seconds=round(theirs.seconds, 2),
+                # everything the upload cost, per order, with and without
+                writes_per_item=round(mine.all_writes / n, 3),
+                cpu_us_per_item=round(mine.cpu * 1e6 / n, 1),
+                without_writes_per_order=round(theirs.all_writes / n, 3),
+                without_cpu_us_per_order=round(theirs.cpu * 1e6 / n, 1),
+            )
+        )
+
     async def load(self, api: Api) -> None:
         """Thirty clients at the API during an import (``bench.load``)."""
 
@@ -1135,6 +1339,15 @@ async def measure(
                 await bench.clicks(sender, campaign)
             if "console" in phases:
                 await bench.console(sender, campaign)
+            if "attribution" in phases:
+                async with (
+                    signed_in_api(base, "attribution@bench.example.com") as attributed,
+                    signed_in_api(base, "orders@bench.example.com") as unattributed,
+                ):
+                    await bench.attribution(attributed, unattributed)
+            if "flows" in phases:
+                async with signed_in_api(base, "flows@bench.example.com") as flows:
+                    await bench.flows(flows)
             if "load" in phases:
                 await bench.load(team)
             if "ingestion" in phases:

@@ -86,6 +86,8 @@ format = "json"
 [ingest]
 max_rows = {max_rows}
 max_file_bytes = {1024**3}
+[flows]
+time_scale = 3600
 [plugins.dummy_vendor]
 receipts = false
 failure_rate = 0.0

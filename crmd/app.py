@@ -15,8 +15,8 @@ import contextlib
 import gc
 import hmac
 import sys
-from collections.abc import AsyncIterator, Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,48 +24,63 @@ import aiohttp
 import pluggy
 import structlog
 from aiohttp import web
-from pymongo.asynchronous.database import AsyncDatabase
-from redis.asyncio import Redis
 
-from crmd.actors import ACTORS, HEALTH_ONLY, build_actors, roles
+from crmd.actors import build_actors, roles
 from crmd.ai import routes as ai_routes
 from crmd.ai.service import Suggesters
 from crmd.auth import routes as auth_routes
 from crmd.auth.middleware import authenticate
 from crmd.auth.secret import SecretError, resolve_jwt_secret
 from crmd.auth.signin import SignIn
-from crmd.campaigns import jobs
+from crmd.campaigns import jobs, letters, single
 from crmd.campaigns import routes as campaign_routes
 from crmd.campaigns.planning import place_old_logs
 from crmd.campaigns.service import Campaigns
+from crmd.campaigns.single import MESSAGES, Messages
 from crmd.campaigns.vendors import Vendors
 from crmd.config import Config, redact_url
 from crmd.console import setup_console
 from crmd.console.web import ConsoleSettings
 from crmd.console.web import console as console_pages
+from crmd.customers import routes as customer_routes
+from crmd.customers.service import Customers
 from crmd.errors import Unavailable
+from crmd.events import model as events_model
+from crmd.events import routes as event_routes
+from crmd.events.intake import EventIntake
+from crmd.flows import routes as flow_routes
+from crmd.flows.checks import Limits as FlowLimits
+from crmd.flows.service import Flows
 from crmd.http import compat, health, openapi
 from crmd.http.admission import Admission
 from crmd.http.cors import Cors
 from crmd.http.health import Health
 from crmd.http.keys import (
+    ACCESS,
     ADMISSION,
     API_DOCUMENT,
+    API_KEYS,
     CAMPAIGNS,
+    CUSTOMERS,
     DATABASE,
     DEAD_LETTERS,
+    EVENTS,
+    FLOWS,
     HEALTH,
     IMPORTS,
+    INVITATIONS,
     METRICS,
     RECEIPTS,
     SIGN_IN,
     SUGGESTERS,
     TRACKER,
     UNSUBSCRIBES,
+    WEBHOOKS,
 )
 from crmd.http.middleware import declared_answers, errors, metrics, request_context
 from crmd.ingest import chunks
 from crmd.ingest import routes as ingest_routes
+from crmd.ingest.batches import Batches
 from crmd.ingest.parse import Limits
 from crmd.ingest.upload import Imports
 from crmd.plugins.context import PluginContext, plugin_secret
@@ -75,13 +90,13 @@ from crmd.receipts import routes as receipt_routes
 from crmd.receipts.hits import Tracker
 from crmd.receipts.intake import ReceiptIntake
 from crmd.receipts.sources import ReceiptSources
-from crmd.runtime.actor import Actor
 from crmd.runtime.daemon import StartupError, ensure_can_listen, run_daemon
 from crmd.runtime.supervisor import Supervisor
 from crmd.segments import routes as segment_routes
 from crmd.segments.counting import COUNTS, AudienceCounter
+from crmd.segments.slices import CustomerVersions
 from crmd.services.children import EmbeddedError
-from crmd.services.connect import MongoClient, connect_mongo, connect_redis
+from crmd.services.connect import connect_mongo, connect_redis
 from crmd.services.embedded import embedded_services
 from crmd.store.indexes import ensure_indexes
 from crmd.store.numbering import number_unnumbered
@@ -93,77 +108,26 @@ from crmd.streams.worker import ensure_group
 from crmd.suppressions import routes as suppression_routes
 from crmd.suppressions.links import UnsubscribeLinks
 from crmd.suppressions.unsubscribe import Unsubscribes
+from crmd.system import Crmd as Crmd  # (its home; crmd.app built it first)
 from crmd.telemetry.metrics import Metrics
 from crmd.telemetry.mongo import CommandCounter
+from crmd.webhooks import routes as webhook_routes
+from crmd.webhooks.service import Webhooks
+from crmd.workspaces import audit_routes, key_routes
+from crmd.workspaces import routes as workspace_routes
+from crmd.workspaces.access import Access
+from crmd.workspaces.guard import guard
+from crmd.workspaces.invitation_links import InvitationLinks
+from crmd.workspaces.invitations import Invitations
+from crmd.workspaces.keys import Keys
+from crmd.workspaces.migrate import give_users_workspaces
+from crmd.workspaces.rates import KeyRates
 
 log = structlog.get_logger(__name__)
 
 MAX_BODY = 1024**2
 """Bodies larger than this are refused with 413, except where a route streams its own."""
 SWITCH_INTERVAL = 0.001
-
-
-@dataclass
-class Crmd:
-    """A crmd, built and connected. Handlers and actors never see this object: each
-    was handed what it uses. The daemon and the tests reach the parts through it."""
-
-    config: Config
-    mongo: MongoClient
-    redis: Redis
-    db: AsyncDatabase[dict[str, Any]]
-    web_db: AsyncDatabase[dict[str, Any]]
-    """The same database through the requests' own few connections
-    (``[server] database_connections``)."""
-    streams: StreamNames
-    metrics: Metrics
-    plugins: pluggy.PluginManager
-    vendors: Vendors
-    suggesters: Suggesters
-    sources: ReceiptSources
-    jwt_secret: str
-    app: web.Application
-    health: Health
-    counter: AudienceCounter
-    actors: dict[str, Actor] = field(default_factory=dict)
-    supervisors: list[Supervisor] = field(default_factory=list)
-
-    def start(self, names: Collection[str] = ACTORS) -> Supervisor:
-        """Run the named actors (with all of them, the plugins' own too) under a
-        supervisor; an actor already running is not started twice."""
-        running = {a.name for s in self.supervisors for a in s.actors}
-        supervision = self.config.supervisor
-        supervisor = Supervisor(
-            [self.actors[name] for name in self.run_order(names) if name not in running],
-            self.metrics,
-            initial_delay=supervision.restart_initial_delay,
-            max_delay=supervision.restart_max_delay,
-        )
-        self.supervisors.append(supervisor)
-        self.health.supervisors.append(supervisor)
-        supervisor.start()
-        return supervisor
-
-    def run_order(self, names: Collection[str]) -> list[str]:
-        """The named actors in the order they start: crmd's own, the plugins' (when all
-        of crmd's are asked for), and http last, so that it stops first."""
-        unknown = set(names) - set(self.actors) - set(ACTORS)  # a role that is off: not built
-        if unknown:
-            raise ValueError(f"no actor(s) {', '.join(sorted(unknown))}; actors: {ACTORS}")
-        order = [n for n in ACTORS if n in names and n in self.actors and n != "http"]
-        if set(names) >= {name for name in ACTORS if name in self.actors}:
-            order += [name for name in self.actors if name not in (*ACTORS, HEALTH_ONLY)]
-        order += [name for name in ("http", HEALTH_ONLY) if name in names]
-        return order
-
-    async def stop(self) -> bool:
-        """Stop every running actor, the last started first; True when all stopped in
-        time."""
-        clean = True
-        while self.supervisors:
-            supervisor = self.supervisors.pop()
-            clean &= await supervisor.stop(self.config.server.shutdown_timeout)
-        return clean
 
 
 @contextlib.asynccontextmanager
@@ -224,6 +188,7 @@ async def open_crmd(
         await ensure_indexes(db)
         await number_unnumbered(db)
         await place_old_logs(db)
+        await give_users_workspaces(db)
         for stream in streams.all():
             await ensure_group(redis, stream, GROUP)
         try:
@@ -266,6 +231,7 @@ async def open_crmd(
             ),
         )
         stack.push_async_callback(crmd.counter.close)
+        crmd.http = http
         crmd.app = make_app(crmd, http)
         crmd.actors = build_actors(crmd, plugin_actors)
         # What start-up built lives as long as crmd: out of the collector's sight, so a
@@ -293,7 +259,7 @@ def dead_letter_describers() -> Describers:
     """Each stream's entries in words, by the domain that writes them: for the API's
     and the ``crmd dead-letters`` command's dead letters (the stream machinery knows no
     domain)."""
-    return {domain.FIELD: domain.describe for domain in (chunks, jobs, batch, hits)}
+    return {domain.FIELD: domain.describe for domain in (chunks, jobs, batch, hits, events_model)}
 
 
 def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
@@ -315,6 +281,7 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
             authenticate,
             compat.whole_lists,
             console_pages,
+            guard,
             declared_answers,
         ],
         client_max_size=MAX_BODY,
@@ -326,22 +293,41 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
     app[METRICS] = crmd.metrics
     app[HEALTH] = crmd.health
     app[SIGN_IN] = SignIn(crmd.web_db, crmd.jwt_secret, config.auth, http)
-    app[IMPORTS] = Imports(
-        crmd.redis, crmd.streams.ingest, limits, ingest.spool_dir, ingest.uploads_at_once
+    app[INVITATIONS] = Invitations(
+        crmd.web_db,
+        InvitationLinks.from_secret(crmd.jwt_secret, config.server.base_url),
+        config.workspaces.invitation_days,
+        partial(letters.hand_over, crmd.vendors) if config.workspaces.email_invitations else None,
     )
+    rates = KeyRates(crmd.redis, config.redis.stream_prefix, config.keys.requests_per_minute)
+    app[ACCESS] = Access(crmd.web_db, rates)
+    app[API_KEYS] = Keys(config.keys.max_per_workspace)
+    prefix = config.redis.stream_prefix
+    app[IMPORTS] = Imports(
+        crmd.redis, crmd.streams.ingest, limits, ingest.spool_dir, ingest.uploads_at_once, prefix
+    )
+    batches = Batches(crmd.redis, crmd.streams.ingest, ingest.chunk_rows, ingest.max_batch)
+    versions = CustomerVersions(crmd.redis, config.redis.stream_prefix)
     links = UnsubscribeLinks.from_secret(
         crmd.jwt_secret, config.server.base_url, config.campaigns.tracking_days
     )
-    defaults = (config.campaigns.track_clicks, config.campaigns.track_opens)
+    app[CUSTOMERS] = Customers(batches, versions, links.erased)
+    campaigns = config.campaigns
+    defaults = (campaigns.track_clicks, campaigns.track_opens)
+    experiment = (campaigns.holdout_percent, campaigns.attribution_days)
     app[CAMPAIGNS] = Campaigns(
-        crmd.redis, crmd.streams.dispatch, crmd.vendors, crmd.counter, links, defaults
+        crmd.redis, crmd.streams.dispatch, crmd.vendors, crmd.counter, links, defaults, experiment
     )
+    app[MESSAGES] = Messages(crmd.redis, crmd.streams.dispatch, crmd.vendors, links)
+    app[FLOWS] = Flows(crmd.vendors, FlowLimits(max_wait_days=config.flows.max_wait_days))
     app[COUNTS] = crmd.counter
     server = config.server
     app[ADMISSION] = Admission(
         server.read_slots, server.read_slots_per_user, server.read_wait, crmd.metrics
     )
-    app[UNSUBSCRIBES] = Unsubscribes(crmd.web_db, links)
+    app[EVENTS] = EventIntake(crmd.redis, crmd.streams.events, config.events, versions)
+    app[UNSUBSCRIBES] = Unsubscribes(crmd.web_db, links, crmd.redis, prefix)
+    app[WEBHOOKS] = Webhooks(crmd.web_db, crmd.redis, prefix, http, config.webhooks)
     app[RECEIPTS] = ReceiptIntake(crmd.sources, crmd.redis, crmd.streams, crmd.metrics)
     tracking = crmd.streams.tracking
     app[TRACKER] = Tracker(links.tracking, crmd.web_db, crmd.redis, tracking, crmd.metrics)
@@ -351,12 +337,20 @@ def make_app(crmd: Crmd, http: aiohttp.ClientSession) -> web.Application:
         health.routes,
         auth_routes.routes,
         ingest_routes.routes,
+        event_routes.routes,
+        customer_routes.routes,
         segment_routes.routes,
         campaign_routes.routes,
+        single.routes,
+        flow_routes.routes,
         receipt_routes.routes,
         stream_routes.routes,
         ai_routes.routes,
         suppression_routes.routes,
+        webhook_routes.routes,
+        workspace_routes.routes,
+        key_routes.routes,
+        audit_routes.routes,
         openapi.routes,
     ):
         app.add_routes(table)

@@ -1,4 +1,5 @@
-"""The ``crmd`` command: serve (the default), check-config, plugins, version."""
+"""The ``crmd`` command: serve (the default), check-config, plugins, version, and the
+operator's tools (token, upload, dead-letters, keys, dummy-vendor)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,37 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "list":
             each.add_argument("--limit", type=int, default=50, help="at most N (default 50)")
             each.add_argument("--oldest-first", action="store_true")
+    keys = commands.add_parser(
+        "keys", help="make, list or revoke a workspace's API keys"
+    ).add_subparsers(dest="action", required=True)
+    for action, about in (
+        ("create", "make a key and print it, this once"),
+        ("list", "the workspace's keys, newest first, one a line"),
+        ("revoke", "stop a key working, from its next request on"),
+    ):
+        each = keys.add_parser(action, help=about)
+        each.add_argument(
+            "--workspace",
+            required=True,
+            help="the workspace's id, or its owner's e-mail address (their own workspace)",
+        )
+        if action == "create":
+            each.add_argument("--name", required=True, help="what the key is for")
+            each.add_argument(
+                "--scope",
+                action="append",
+                required=True,
+                choices=["read", "write", "send", "import"],
+                dest="scopes",
+                help="what it may do (repeat the option for more than one)",
+            )
+            each.add_argument(
+                "--expires",
+                default="",
+                help="90d, 12h, 2w, a day (2027-06-30) or a moment; default: never",
+            )
+        if action == "revoke":
+            each.add_argument("id", help="the key's id, as `list` prints it")
     return parser
 
 
@@ -108,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _print_token(loaded, args.email)
     if command == "dead-letters":
         return _dead_letters(loaded, args)
+    if command == "keys":
+        return _keys(loaded, args)
     if command == "upload":
         return _upload(loaded, args)
     if command == "dummy-vendor":
@@ -204,6 +238,28 @@ def _dead_letters(loaded: LoadedConfig, args: argparse.Namespace) -> int:
         return 2
     except (DeadLetterError, EmbeddedError, Unavailable) as exc:
         print(f"crmd: dead-letters: {exc}", file=sys.stderr)
+        return 1
+
+
+def _keys(loaded: LoadedConfig, args: argparse.Namespace) -> int:
+    from crmd.errors import Unavailable
+    from crmd.services.children import EmbeddedError
+    from crmd.telemetry.logs import configure_logging
+    from crmd.workspaces.key_command import KeyCommandError, KeyRequest, run
+
+    configure_logging(loaded.config.logging, stream=sys.stderr)  # stdout is the answer
+    request = KeyRequest(
+        args.action,
+        args.workspace,
+        getattr(args, "name", ""),
+        getattr(args, "scopes", []),
+        getattr(args, "expires", ""),
+        getattr(args, "id", ""),
+    )
+    try:
+        return asyncio.run(run(loaded.config, request, sys.stdout, sys.stderr))
+    except (KeyCommandError, EmbeddedError, Unavailable) as exc:
+        print(f"crmd: keys {args.action}: {exc}", file=sys.stderr)
         return 1
 
 

@@ -50,8 +50,22 @@ class Unprocessable(CrmdError):
     status, code = 422, "invalid"
 
 
+class PayloadTooLarge(CrmdError):
+    status, code = 413, "payload_too_large"
+
+
 class UnsupportedMediaType(CrmdError):
     status, code = 415, "unsupported_media_type"
+
+
+class TooManyRequests(CrmdError):
+    """Slow down: ``retry_after`` says when the next request will be taken."""
+
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
 
 
 class Unavailable(CrmdError):

@@ -9,7 +9,7 @@ Each status has a rank and the highest reported wins (``crmd.receipts.status``):
 PENDING < SENT < DELIVERED < OPENED < CLICKED, and the failures above them all, BOUNCED
 (the more specific) over FAILED, and COMPLAINED (the recipient called it spam) above
 every other. UNKNOWN and CANCELLED keep the rank of PENDING, so a receipt that comes
-after all still lands; SUPPRESSED is final. SOFT_BOUNCED is reported but never held: a
+after all still lands; SUPPRESSED and HELD_OUT are final. SOFT_BOUNCED is reported but never held: a
 transient failure (a full mailbox) is kept as its first-seen time and counted, and the
 message keeps its status.
 """
@@ -49,6 +49,10 @@ class MessageStatus(StrEnum):
     SUPPRESSED = "SUPPRESSED"
     """A recipient on the suppression list when the campaign was planned, or when their
     message was to be handed over: never sent."""
+    HELD_OUT = "HELD_OUT"
+    """A recipient in the campaign's holdout group: never sent, on purpose, so that
+    their orders show what the others would have done without the message
+    (``crmd.campaigns.groups``). Final, like SUPPRESSED, and not a failure."""
 
 
 S = MessageStatus

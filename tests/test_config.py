@@ -155,7 +155,8 @@ def test_crmd_variables_win_over_the_original_ones():
             "",
             {"CRMD_SUPERVISOR__ACTORS": "http,mailer"},
             "CRMD_SUPERVISOR__ACTORS: supervisor.actors = ['http', 'mailer']: 'mailer': name "
-            "one or more of http, ingest, dispatch, receipts, tracking, clock, bounces",
+            "one or more of http, ingest, dispatch, receipts, tracking, events, flows, clock, "
+            "bounces",
         ),
         (
             "",

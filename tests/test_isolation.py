@@ -62,6 +62,61 @@ async def uploads_stay_with_their_owner(
         }, path
 
 
+async def posted_records_stay_with_their_owner(
+    client: Any, alice: Headers, bob: Headers, alice_user: Any, bob_user: Any
+) -> None:
+    """Alice posts a customer and an order; Bob neither sees, reads nor changes them."""
+    posted = [
+        ("customers", {"externalId": "ISO1", "name": "Iso", "email": "iso@example.com"}),
+        ("orders", {"customer_external_id": "ISO1", "amount": 5, "orderDate": "2026-01-01"}),
+    ]
+    for kind, item in posted:
+        response = await client.post(f"/api/v1/{kind}", json=item, headers=alice)
+        assert response.status == 202, kind
+        await wait_done(client, alice, (await response.json())["uploadId"])
+    listed = await (await client.get("/api/v1/customers", headers=alice)).json()
+    customer = next(c for c in listed["items"] if c["customer_external_id"] == "ISO1")
+    for path in (f"/api/v1/customers/{customer['id']}", "/api/v1/customers/ISO1"):
+        mine = await (await client.get(path, headers=alice)).json()
+        assert mine["orders"]["total"] == 1, path
+        assert (await client.get(path, headers=bob)).status == 404, path
+        patched = await client.patch(path, json={"name": "Bob's"}, headers=bob)
+        assert patched.status == 404, path
+    for path in ("/api/v1/customers", "/api/v1/orders"):
+        theirs = await (await client.get(path, headers=bob)).json()
+        assert theirs["items"] == [], path
+    # The same Idempotency-Key is each user's own.
+    key = {"Idempotency-Key": "iso-key"}
+    item = {"externalId": "ISO2", "name": "Iso", "email": "iso2@example.com"}
+    answers = []
+    for who in (alice, bob):
+        response = await client.post("/api/v1/customers", json=item, headers={**who, **key})
+        assert response.status == 202
+        answers.append((await response.json())["uploadId"])
+    assert answers[0] != answers[1]
+    assert (await client.get(f"/api/v1/uploads/{answers[0]}", headers=bob)).status == 404
+
+
+async def data_rights_stay_with_the_owner(
+    client: Any, alice: Headers, bob: Headers, alice_user: Any, bob_user: Any
+) -> None:
+    """Bob can neither export nor erase Alice's customer (by crmd id or by her own id),
+    and his attempts leave it whole; Alice can do both."""
+    item = {"externalId": "ISO-R", "name": "Iso Rights", "email": "iso-r@example.com"}
+    response = await client.post("/api/v1/customers", json=item, headers=alice)
+    await wait_done(client, alice, (await response.json())["uploadId"])
+    listed = await (await client.get("/api/v1/customers", headers=alice)).json()
+    customer = next(c for c in listed["items"] if c["customer_external_id"] == "ISO-R")
+    for key in (customer["id"], "ISO-R"):
+        path = f"/api/v1/customers/{key}"
+        assert (await client.get(f"{path}/export", headers=bob)).status == 404, key
+        assert (await client.delete(path, headers=bob)).status == 404, key
+    exported = await client.get(f"/api/v1/customers/{customer['id']}/export", headers=alice)
+    assert (await exported.json())["customer"]["email"] == "iso-r@example.com"
+    assert (await client.delete("/api/v1/customers/ISO-R", headers=alice)).status == 200
+    assert (await client.get("/api/v1/customers/ISO-R", headers=alice)).status == 404
+
+
 async def one_upload_is_404_to_others(
     client: Any, alice: Headers, bob: Headers, alice_user: Any, bob_user: Any
 ) -> None:
@@ -143,6 +198,29 @@ async def campaigns_stay_with_their_owner(
     assert mine["customers"] == 2 and mine["campaigns"] == 3
 
 
+async def flows_stay_with_their_owner(
+    client: Any, alice: Headers, bob: Headers, alice_user: Any, bob_user: Any
+) -> None:
+    body = {"name": "f", "trigger": {"event": "signup"}, "steps": [{"wait": "1h"}]}
+    made = await client.post("/api/v1/flows", headers=alice, json=body)
+    assert made.status == 201, await made.text()
+    base = f"/api/v1/flows/{(await made.json())['id']}"
+    assert (await (await client.get("/api/v1/flows", headers=alice)).json())["total"] == 1
+    assert (await (await client.get("/api/v1/flows", headers=bob)).json())["total"] == 0
+    for method, path in (
+        ("GET", base),
+        ("GET", base + "/versions/1"),
+        ("PATCH", base),
+        ("POST", base + "/activate"),
+        ("POST", base + "/pause"),
+        ("DELETE", base),
+    ):
+        answer = await client.request(method, path, headers=bob, json={"name": "x"})
+        assert answer.status == 404, (method, path)
+    mine = await (await client.get(base, headers=alice)).json()
+    assert mine["name"] == "f" and mine["status"] == "draft"
+
+
 async def ai_reads_only_the_users_own_data(
     client: Any, alice: Headers, bob: Headers, alice_user: Any, bob_user: Any
 ) -> None:
@@ -204,7 +282,200 @@ async def suppressions_stay_with_their_owner(
     assert (await (await client.get(url, headers=alice, params=one)).json())["items"]
 
 
+async def events_name_only_the_users_own_customers(
+    client: Any, alice: Headers, bob: Headers, alice_user: Any, bob_user: Any
+) -> None:
+    job = await (await upload(client, alice, "customers", CUSTOMERS)).json()
+    await wait_done(client, alice, job["uploadId"])
+    url = "/api/v1/events"
+    mine = await client.post(url, headers=alice, json={"customer": "C1", "name": "x", "id": "e1"})
+    answer = await mine.json()
+    assert mine.status == 202, answer
+    crmd_id = answer["items"][0]["customerId"]
+    for name in ("C1", "asha@example.com", crmd_id):  # alice's, by each way of naming
+        theirs = await client.post(url, headers=bob, json={"customer": name, "name": "x"})
+        assert theirs.status == 422
+        assert (await theirs.json())["error"]["details"][0]["field"] == "customer"
+
+
+async def messages_go_only_to_the_users_own_customers(
+    client: Any, alice: Headers, bob: Headers, alice_user: Any, bob_user: Any
+) -> None:
+    job = await (await upload(client, alice, "customers", CUSTOMERS)).json()
+    await wait_done(client, alice, job["uploadId"])
+    url = "/api/v1/messages"
+    mine = await client.post(url, headers=alice, json={"customer": "C1", "message": "Hi"})
+    answer = await mine.json()
+    assert mine.status == 202, answer
+    for name in ("C1", "asha@example.com", answer["customerId"]):
+        theirs = await client.post(url, headers=bob, json={"customer": name, "message": "Hi"})
+        assert theirs.status == 422
+        assert (await theirs.json())["error"]["details"]["field"] == "customer"
+
+
+async def webhooks_stay_with_their_owner(
+    client: Any, alice: Headers, bob: Headers, alice_user: Any, bob_user: Any
+) -> None:
+    url = "/api/v1/webhooks"
+    hook = {"url": "http://127.0.0.1:9/alice", "events": ["import.done"]}
+    made = await (await client.post(url, headers=alice, json=hook)).json()
+    one = f"{url}/{made['id']}"
+    assert (await (await client.get(url, headers=bob)).json())["total"] == 0
+    for method, path, body in (
+        ("GET", one, None),
+        ("PATCH", one, {"url": "http://127.0.0.1:9/bob"}),
+        ("POST", f"{one}/test", None),
+        ("GET", f"{one}/deliveries", None),
+        ("DELETE", one, None),
+    ):
+        assert (await client.request(method, path, headers=bob, json=body)).status == 404, path
+    theirs = await (await client.post(url, headers=bob, json=hook)).json()
+    assert (await client.get(f"{url}/{theirs['id']}", headers=alice)).status == 404
+    still = await (await client.get(one, headers=alice)).json()
+    assert still["url"] == "http://127.0.0.1:9/alice"
+    assert (await (await client.get(f"{one}/deliveries", headers=alice)).json())["items"] == []
+    assert (await (await client.get(url, headers=alice)).json())["total"] == 1
+
+
+async def keys_stay_with_their_workspace(
+    client: Any, alice: Headers, bob: Headers, alice_user: Any, bob_user: Any
+) -> None:
+    """Bob neither lists nor revokes Alice's keys, and his own key reads his workspace
+    alone, whichever workspace it names."""
+    url = "/api/v1/keys"
+    made = await client.post(url, json={"name": "alice's", "scopes": ["read"]}, headers=alice)
+    assert made.status == 201
+    alices = await made.json()
+    alices_key = {"Authorization": f"Bearer {alices['key']}"}
+    assert (await (await client.get(url, headers=bob)).json()) == {"items": [], "total": 0}
+    assert (await client.delete(f"{url}/{alices['id']}", headers=bob)).status == 404
+    assert (await client.get("/api/v1/keys", headers=alices_key)).status == 403
+    assert (await client.get("/api/v1/customers", headers=alices_key)).status == 200
+    theirs = await (
+        await client.post(url, json={"name": "bob's", "scopes": ["read"]}, headers=bob)
+    ).json()
+    bobs_key = {"Authorization": f"Bearer {theirs['key']}"}
+    listed = await (await client.get(url, headers=alice)).json()
+    assert [k["id"] for k in listed["items"]] == [alices["id"]]
+    job = await (await upload(client, alice, "customers", CUSTOMERS)).json()
+    await wait_done(client, alice, job["uploadId"])
+    mine = await (await client.get("/api/v1/customers", headers=alices_key)).json()
+    seen = await (await client.get("/api/v1/customers", headers=bobs_key)).json()
+    assert mine["total"] > 0 and seen["total"] == 0 and seen["items"] == []
+    named = {**bobs_key, "X-Crmd-Workspace": alice_user["id"]}
+    refused = await client.get("/api/v1/customers", headers=named)
+    assert refused.status == 403 and (await refused.json())["error"]["code"] == "key_workspace"
+    assert (await client.delete(f"{url}/{theirs['id']}", headers=alice)).status == 404
+    assert (await client.get("/api/v1/customers", headers=bobs_key)).status == 200
+
+
+async def workspaces_stay_with_their_members(
+    client: Any, alice: Headers, bob: Headers, alice_user: Any, bob_user: Any
+) -> None:
+    """Each sees only the workspaces they belong to; Bob can neither list, change nor
+    remove Alice's workspace's members, even naming it by id."""
+    made = await client.post("/api/v1/workspaces", json={"name": "Alice's shop"}, headers=alice)
+    assert made.status == 201
+    shop = (await made.json())["id"]
+    mine = {
+        w["id"]
+        for w in (await (await client.get("/api/v1/workspaces", headers=alice)).json())["items"]
+    }
+    theirs = {
+        w["id"]
+        for w in (await (await client.get("/api/v1/workspaces", headers=bob)).json())["items"]
+    }
+    assert shop in mine and alice_user["id"] in mine
+    assert theirs == {bob_user["id"]}
+    for workspace in (shop, alice_user["id"]):
+        base = f"/api/v1/workspaces/{workspace}/members"
+        for method, path, body in (
+            ("GET", base, None),
+            ("PATCH", f"{base}/{alice_user['id']}", {"role": "viewer"}),
+            ("DELETE", f"{base}/{alice_user['id']}", None),
+        ):
+            answer = await client.request(method, path, json=body, headers=bob)
+            assert answer.status == 403, (method, path)
+            assert (await answer.json())["error"]["code"] == "not_a_member"
+        listed = await (await client.get(base, headers=alice)).json()
+        assert [m["email"] for m in listed["items"]] == ["alice@example.com"]
+        assert listed["items"][0]["role"] == "owner"
+
+
+async def audit_entries_stay_in_their_workspace(
+    client: Any, alice: Headers, bob: Headers, alice_user: Any, bob_user: Any
+) -> None:
+    """Alice's actions are in her log; Bob's log has none of them, however he filters,
+    and naming her workspace is refused."""
+    made = await client.post(
+        "/api/v1/segments", headers=alice, json={"name": "A", "rule": "spend > 1"}
+    )
+    assert made.status == 201
+    segment = (await made.json())["id"]
+    mine = await (await client.get("/api/v1/audit", headers=alice)).json()
+    assert [(e["action"], e["objectId"]) for e in mine["items"]] == [("segment.saved", segment)]
+    for query in ("", f"?objectId={segment}", f"?who={alice_user['id']}", "?action=segment."):
+        theirs = await (await client.get(f"/api/v1/audit{query}", headers=bob)).json()
+        assert theirs == {"items": [], "cursor": None}, query
+        text = await (await client.get(f"/api/v1/audit.csv{query}", headers=bob)).text()
+        assert text == "at,action,outcome,by,from,objectId,fields,reason\n", query
+    mine_csv = await (await client.get("/api/v1/audit.csv", headers=alice)).text()
+    assert segment in mine_csv
+    there = {**bob, "X-Crmd-Workspace": alice_user["id"]}
+    for path in ("/api/v1/audit", "/api/v1/audit.csv"):
+        answer = await client.get(path, headers=there)
+        assert answer.status == 403, path
+        assert (await answer.json())["error"]["code"] == "not_a_member"
+
+
+async def invitations_stay_with_their_workspace(
+    client: Any, alice: Headers, bob: Headers, alice_user: Any, bob_user: Any
+) -> None:
+    """Bob can neither list, make nor withdraw invitations of Alice's workspace, even
+    naming it, nor withdraw hers through his own; her invitation's link, for another
+    address, does not let him in."""
+    mine, theirs = alice_user["id"], bob_user["id"]
+    body = {"email": "carol@example.com", "role": "viewer"}
+    made = await client.post(f"/api/v1/workspaces/{mine}/invitations", json=body, headers=alice)
+    assert made.status == 201
+    invitation = await made.json()
+    base = f"/api/v1/workspaces/{mine}/invitations"
+    for method, path, sent in (
+        ("GET", base, None),
+        ("POST", base, {"email": "bob2@example.com", "role": "owner"}),
+        ("DELETE", f"{base}/{invitation['id']}", None),
+    ):
+        answer = await client.request(method, path, json=sent, headers=bob)
+        assert answer.status == 403, (method, path)
+        assert (await answer.json())["error"]["code"] == "not_a_member"
+    own = f"/api/v1/workspaces/{theirs}/invitations"
+    assert (await (await client.get(own, headers=bob)).json())["total"] == 0
+    assert (await client.delete(f"{own}/{invitation['id']}", headers=bob)).status == 404
+    token = invitation["link"].rsplit("/", 1)[1]
+    taken = await client.post("/api/v1/invitations/accept", json={"token": token}, headers=bob)
+    assert taken.status == 403
+    assert (await taken.json())["error"]["code"] == "wrong_person"
+    workspaces = await (await client.get("/api/v1/workspaces", headers=bob)).json()
+    assert [w["id"] for w in workspaces["items"]] == [theirs]
+    listed = await (await client.get(base, headers=alice)).json()
+    assert [i["id"] for i in listed["items"]] == [invitation["id"]]
+
+
 ISOLATION: dict[tuple[str, str], Check] = {
+    ("GET", "/api/v1/workspaces"): workspaces_stay_with_their_members,
+    ("POST", "/api/v1/workspaces"): workspaces_stay_with_their_members,
+    ("GET", "/api/v1/workspaces/{id}/members"): workspaces_stay_with_their_members,
+    ("PATCH", "/api/v1/workspaces/{id}/members/{user}"): workspaces_stay_with_their_members,
+    ("DELETE", "/api/v1/workspaces/{id}/members/{user}"): workspaces_stay_with_their_members,
+    ("GET", "/api/v1/workspaces/{id}/invitations"): invitations_stay_with_their_workspace,
+    ("POST", "/api/v1/workspaces/{id}/invitations"): invitations_stay_with_their_workspace,
+    (
+        "DELETE",
+        "/api/v1/workspaces/{id}/invitations/{invitation}",
+    ): invitations_stay_with_their_workspace,
+    ("POST", "/api/v1/invitations/accept"): invitations_stay_with_their_workspace,
+    ("POST", "/api/v1/events"): events_name_only_the_users_own_customers,
+    ("POST", "/api/v1/messages"): messages_go_only_to_the_users_own_customers,
     ("POST", "/api/v1/ai/messages"): ai_reads_only_the_users_own_data,
     ("POST", "/api/v1/ai/rule"): ai_reads_only_the_users_own_data,
     ("POST", "/api/v1/ai/tags"): ai_reads_only_the_users_own_data,
@@ -218,6 +489,14 @@ ISOLATION: dict[tuple[str, str], Check] = {
     ("GET", "/api/v1/compaigns/getCompaign"): campaigns_stay_with_their_owner,
     ("GET", "/api/v1/compaign/getCompaigns"): campaigns_stay_with_their_owner,
     ("GET", "/api/v1/campaigns/{id}"): campaigns_stay_with_their_owner,
+    ("POST", "/api/v1/flows"): flows_stay_with_their_owner,
+    ("GET", "/api/v1/flows"): flows_stay_with_their_owner,
+    ("GET", "/api/v1/flows/{id}"): flows_stay_with_their_owner,
+    ("GET", "/api/v1/flows/{id}/versions/{n}"): flows_stay_with_their_owner,
+    ("PATCH", "/api/v1/flows/{id}"): flows_stay_with_their_owner,
+    ("POST", "/api/v1/flows/{id}/activate"): flows_stay_with_their_owner,
+    ("POST", "/api/v1/flows/{id}/pause"): flows_stay_with_their_owner,
+    ("DELETE", "/api/v1/flows/{id}"): flows_stay_with_their_owner,
     ("GET", "/api/v1/campaigns/{id}/logs"): campaigns_stay_with_their_owner,
     ("POST", "/api/v1/campaigns/{id}/send"): campaigns_stay_with_their_owner,
     ("POST", "/api/v1/campaigns/{id}/pause"): campaigns_stay_with_their_owner,
@@ -248,12 +527,30 @@ ISOLATION: dict[tuple[str, str], Check] = {
     ("GET", "/api/v1/uploads"): uploads_stay_with_their_owner,
     ("GET", "/api/v1/customers"): uploads_stay_with_their_owner,
     ("GET", "/api/v1/orders"): uploads_stay_with_their_owner,
+    ("POST", "/api/v1/customers"): posted_records_stay_with_their_owner,
+    ("POST", "/api/v1/orders"): posted_records_stay_with_their_owner,
+    ("GET", "/api/v1/customers/{id}"): posted_records_stay_with_their_owner,
+    ("PATCH", "/api/v1/customers/{id}"): posted_records_stay_with_their_owner,
+    ("DELETE", "/api/v1/customers/{id}"): data_rights_stay_with_the_owner,
+    ("GET", "/api/v1/customers/{id}/export"): data_rights_stay_with_the_owner,
     ("GET", "/api/v1/uploads/{id}"): one_upload_is_404_to_others,
     ("GET", "/api/v1/uploads/{id}/errors.csv"): one_upload_is_404_to_others,
     ("GET", "/api/v1/suppressions"): suppressions_stay_with_their_owner,
     ("POST", "/api/v1/suppressions"): suppressions_stay_with_their_owner,
     ("DELETE", "/api/v1/suppressions"): suppressions_stay_with_their_owner,
     ("DELETE", "/api/v1/suppressions/{email}"): suppressions_stay_with_their_owner,
+    ("POST", "/api/v1/webhooks"): webhooks_stay_with_their_owner,
+    ("GET", "/api/v1/webhooks"): webhooks_stay_with_their_owner,
+    ("GET", "/api/v1/webhooks/{id}"): webhooks_stay_with_their_owner,
+    ("PATCH", "/api/v1/webhooks/{id}"): webhooks_stay_with_their_owner,
+    ("DELETE", "/api/v1/webhooks/{id}"): webhooks_stay_with_their_owner,
+    ("POST", "/api/v1/webhooks/{id}/test"): webhooks_stay_with_their_owner,
+    ("GET", "/api/v1/webhooks/{id}/deliveries"): webhooks_stay_with_their_owner,
+    ("POST", "/api/v1/keys"): keys_stay_with_their_workspace,
+    ("GET", "/api/v1/keys"): keys_stay_with_their_workspace,
+    ("DELETE", "/api/v1/keys/{id}"): keys_stay_with_their_workspace,
+    ("GET", "/api/v1/audit"): audit_entries_stay_in_their_workspace,
+    ("GET", "/api/v1/audit.csv"): audit_entries_stay_in_their_workspace,
 }
 
 

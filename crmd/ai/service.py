@@ -7,10 +7,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+import msgspec
 import structlog
 
 from crmd.campaigns import stats
+from crmd.campaigns.service import campaign_view
 from crmd.campaigns.template import TemplateError, parse_template
+from crmd.campaigns.wording import effect_statement, overclaims
 from crmd.errors import Unprocessable
 from crmd.messages import REACHED
 from crmd.plugins.suggester import Suggester
@@ -180,18 +183,51 @@ async def spend_bands(store: TenantStore, campaign_id: str) -> dict[str, Any]:
 async def campaign_summary(
     store: TenantStore, suggesters: Suggesters, campaign: Campaign
 ) -> tuple[str, str]:
-    """How the campaign went, in words, and who wrote them; 422 when nobody could."""
+    """How the campaign went, in words, and who wrote them; 422 when nobody could.
+
+    The suggesters get the campaign's ``effect`` (as the API answers it) and
+    ``effectStatement``, the one sentence crmd itself writes of it
+    (``crmd.campaigns.wording``). An answer that does not carry that sentence word for
+    word gets it appended: whatever a model writes, the effect it states is the one the
+    interval supports."""
     counted = {k: campaign.stats.get(k, 0) for k in stats.GROUPS}
     breakdown = await spend_bands(store, str(campaign.id))
+    found = campaign_view(campaign).get("effect")
+    effect = None if found is None else msgspec.to_builtins(found)
+    statement = effect_statement(effect)
     view = {
         "name": campaign.name,
         "rule": campaign.rule,
         "audienceSize": campaign.audienceSize,
         "status": campaign.status,
+        "effect": effect,
+        "effectStatement": statement,
     }
+
     answer = await suggesters.first(
-        "summary", lambda s: s.summarize_campaign(view, counted, breakdown), valid_summary
+        "summary",
+        lambda s: s.summarize_campaign(view, counted, breakdown),
+        summary_check(effect, statement),
     )
     if answer is None:
         raise Unprocessable("no suggester could summarise this campaign", code="not_understood")
-    return answer
+    return with_statement(answer[0], statement), answer[1]
+
+
+def summary_check(effect: Any, statement: str) -> Callable[[Any], str | None]:
+    """A summary's check: ``valid_summary``, and no claim of an effect the interval does
+    not support (``wording.overclaims``). A refused answer passes the question to the
+    next suggester (basic_ai last, whose words are crmd's own)."""
+
+    def checked(raw: Any) -> str | None:
+        text = valid_summary(raw)
+        return None if text is None or overclaims(text, effect, statement) else text
+
+    return checked
+
+
+def with_statement(text: str, statement: str) -> str:
+    """The summary, ending with the effect's statement unless it carries it already."""
+    if not statement or statement in " ".join(text.split()):
+        return text
+    return f"{text.rstrip()} {statement}"

@@ -1,4 +1,5 @@
-"""Every /api/ route needs a valid crmd token, except those marked ``@public``."""
+"""Every /api/ route needs a valid crmd token or API key, except those marked ``@public``.
+What the caller may do there is the guard's (``crmd.workspaces.guard``)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from crmd.auth.requests import is_public
-from crmd.errors import Unauthorized
+from crmd.errors import Forbidden, Unauthorized
 from crmd.http.compat import request_token
-from crmd.http.keys import SIGN_IN, USER
+from crmd.http.keys import ACCESS, CALLER, SIGN_IN, USER
+from crmd.workspaces.access import WORKSPACE_HEADER, is_key
 
 API_PREFIX = "/api/"
 
@@ -21,7 +23,23 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     token = request_token(request)
     if token is None:
         raise Unauthorized("sign in first: send Authorization: Bearer <token>")
-    user = await request.app[SIGN_IN].user_for_token(token)
+    access = request.app[ACCESS]
+    address = request.remote or ""
+    if is_key(token):
+        caller = await access.for_key(token, address)
+        named = request.headers.get(WORKSPACE_HEADER, "").strip()
+        if named and named != caller.workspace:  # a key works in its own workspace only
+            raise Forbidden(
+                "an API key works in its own workspace only: send no X-Crmd-Workspace "
+                "with it (or its own workspace's id)",
+                code="key_workspace",
+            )
+        request[CALLER] = caller
+        with structlog.contextvars.bound_contextvars(key_id=caller.key):
+            return await handler(request)
+    user, claimed = await request.app[SIGN_IN].user_and_workspace(token)
     request[USER] = user
+    wanted = request.headers.get(WORKSPACE_HEADER, "").strip() or claimed
+    request[CALLER] = await access.for_person(user.id, user.email, wanted, address)
     with structlog.contextvars.bound_contextvars(user_id=user.id):
         return await handler(request)

@@ -8,9 +8,12 @@ from typing import Any
 from aiohttp import web
 
 from crmd.auth.users import User
+from crmd.errors import Forbidden
 from crmd.http.describe import PUBLIC
-from crmd.http.keys import DATABASE, USER
-from crmd.store.tenant import TenantStore
+from crmd.http.keys import USER
+from crmd.workspaces.requests import caller as caller
+from crmd.workspaces.requests import tenant_id as tenant_id
+from crmd.workspaces.requests import tenant_store as tenant_store
 
 H = Callable[..., Awaitable[Any]]
 
@@ -26,10 +29,7 @@ def is_public(handler: object) -> bool:
 
 
 def current_user(request: web.Request) -> User:
-    """The signed-in user. Handlers take the tenant from here and nowhere else."""
+    """The signed-in person (a key has none: routes for people only are guarded)."""
+    if USER not in request:
+        raise Forbidden("an API key cannot do this; sign in as a person", code="person_only")
     return request[USER]
-
-
-def tenant_store(request: web.Request) -> TenantStore:
-    """The signed-in user's data, and only theirs."""
-    return TenantStore(request.app[DATABASE], current_user(request).id)

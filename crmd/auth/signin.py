@@ -47,12 +47,20 @@ class SignIn:
         self.google_certs = GoogleCerts(http, config.google_certs_url)
         self._users: dict[str, tuple[float, User]] = {}
 
-    def token(self, user: User) -> str:
-        return issue_token(user.id, user.email, self.secret, self.config.jwt_ttl_seconds)
+    def token(self, user: User, workspace: str = "") -> str:
+        """A token for ``user``, working in ``workspace`` unless a request names another
+        (empty: their own workspace)."""
+        return issue_token(
+            user.id, user.email, self.secret, self.config.jwt_ttl_seconds, workspace=workspace
+        )
 
     async def user_for_token(self, token: str) -> User:
         """The token's user, or Unauthorized / Forbidden saying why not. The allow-list
         is checked on every request, so removing someone takes effect at once."""
+        return (await self.user_and_workspace(token))[0]
+
+    async def user_and_workspace(self, token: str) -> tuple[User, str]:
+        """The token's user and the workspace it names (its ``ws`` claim, or empty)."""
         try:
             claims = verify_token(token, self.secret, self.config.clock_skew_seconds)
         except TokenError as exc:
@@ -64,7 +72,7 @@ class SignIn:
             raise Unauthorized("dev login is off: sign in with Google")
         if not allowed(user, self.config.allowed_domains, self.config.allowed_emails):
             raise Forbidden(f"{user.email} is no longer allowed to use this server")
-        return user
+        return user, claims.ws
 
     async def _user(self, user_id: str) -> User | None:
         """The user, as read at most ``USER_FRESH`` seconds ago."""

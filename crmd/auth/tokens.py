@@ -22,10 +22,17 @@ class Claims(msgspec.Struct, frozen=True):
     email: str
     iat: int
     exp: int
+    ws: str = ""
+    """The workspace the token works in; empty: the person's own."""
 
 
 def issue_token(
-    user_id: str, email: str, secret: str, ttl_seconds: int, now: float | None = None
+    user_id: str,
+    email: str,
+    secret: str,
+    ttl_seconds: int,
+    now: float | None = None,
+    workspace: str = "",
 ) -> str:
     issued = int(time.time() if now is None else now)
     payload = {
@@ -36,6 +43,8 @@ def issue_token(
         "iat": issued,
         "exp": issued + ttl_seconds,
     }
+    if workspace:
+        payload["ws"] = workspace
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 

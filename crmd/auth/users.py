@@ -13,6 +13,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from crmd.emails import normalise_email
+from crmd.workspaces.members import ensure_own_workspace
 
 Database = AsyncDatabase[dict[str, Any]]
 
@@ -68,7 +69,11 @@ async def upsert_user(
         return_document=ReturnDocument.AFTER,
     )
     assert doc is not None  # upsert=True always leaves a document
-    return _user(doc)
+    user = _user(doc)
+    # Every way in (Google, dev login, ``crmd token``) comes here: no one is left
+    # without a workspace of their own.
+    await ensure_own_workspace(db, user.id, user.email, user.name)
+    return user
 
 
 def dev_subject(email: str) -> str:

@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
 from crmd.campaigns import jobs
+from crmd.campaigns.cap import FrequencyCap
 from crmd.campaigns.dispatch import cancel_unsent, mark_sent_if_done, send_chunk
 from crmd.campaigns.lifecycle import Action
 from crmd.campaigns.planning import plan
@@ -38,6 +39,7 @@ def dispatch_actor(
     links: UnsubscribeLinks | None = None,
     recounts: str | None = None,
     return_paths: ReturnPaths | None = None,
+    cap: FrequencyCap | None = None,
 ) -> StreamActor:
     """``recounts``: the receipts actor's recount marks (``receipts.actor.recount_key``),
     where a campaign whose messages were recorded SENT at hand-over is marked
@@ -55,7 +57,7 @@ def dispatch_actor(
                 await cancel_unsent(store, job.campaign)
             else:
                 sent = await send_chunk(
-                    store, vendors, limits, job, entry.deliveries, links, return_paths
+                    store, vendors, limits, job, entry.deliveries, links, return_paths, cap
                 )
                 if sent and recounts:
                     await mark_for_recount(redis, recounts, {(job.user, job.campaign)})

@@ -131,6 +131,7 @@ def new_log(
         phone=entry["phone"],
         message=entry["message"],
         values=entry.get("values") or UNSET,
+        variant=entry.get("variant", UNSET),
         campaignId=campaign_id,
         vendor=vendor,
         status=status,

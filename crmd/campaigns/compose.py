@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from crmd.campaigns.links import tracked
+from crmd.campaigns.links import Catalogue, tracked
 from crmd.campaigns.schema import MAX_HTML, MAX_SUBJECT
 from crmd.campaigns.template import (
     UNSUBSCRIBE,
@@ -63,20 +63,36 @@ def parse_html(text: str) -> list[Part]:
     return parse_template(text, what="HTML body", limit=MAX_HTML)
 
 
-def templates_of(campaign: Campaign) -> Templates:
+def templates_of(campaign: Campaign) -> list[Templates]:
     """A stored campaign's templates (checked when it was created), with their links as
-    click links when it tracks clicks, and the open image when it tracks opens."""
-    templates = templates_for(campaign.message, campaign.subject, campaign.html)
-    if campaign.trackClicks:
-        message, body, _ = tracked(templates.message, templates.html)
-        templates = templates._replace(message=message, html=body)
-    return templates._replace(opens=campaign.trackOpens and bool(templates.html))
+    click links when it tracks clicks, and the open image when it tracks opens: one set,
+    or one per A/B variant (by its index), their links numbered in one catalogue."""
+    texts = [(v.message, v.subject, v.html) for v in campaign.variants] or [
+        (campaign.message, campaign.subject, campaign.html)
+    ]
+    catalogue = Catalogue()
+    found = []
+    for text in texts:
+        templates = templates_for(*text)
+        if campaign.trackClicks:
+            message, body, _ = tracked(templates.message, templates.html, catalogue)
+            templates = templates._replace(message=message, html=body)
+        found.append(templates._replace(opens=campaign.trackOpens and bool(templates.html)))
+    return found
 
 
-def links_of(message: str, body: str) -> list[str]:
-    """The distinct addresses a campaign's text and HTML bodies link to, in the order
+def links_of(*texts: tuple[str, str]) -> list[str]:
+    """The distinct addresses a campaign's (text, HTML) bodies link to, in the order
     of a click link's index (stored with the campaign when it tracks clicks)."""
-    return tracked(parse_template(message), parse_html(body) if body else [])[2]
+    catalogue = Catalogue()
+    for message, body in texts:
+        tracked(parse_template(message), parse_html(body) if body else [], catalogue)
+    return catalogue.urls
+
+
+def variant_of(recipient: Mapping[str, Any]) -> int:
+    """The index of the templates a recipient (a chunk's entry, a log) is sent."""
+    return int(recipient.get("variant") or 0)
 
 
 def click_links(tracking: TrackingLinks | None, log_id: str) -> LinkMaker | None:
@@ -210,7 +226,8 @@ class Composer:
         email = recipient.get("recipient", "")
         customer = recipient.get("customerId", "")
         url = unsubscribe_url(self.links, self.user, self.campaign, customer, email)
-        message = outgoing(message_id, recipient, self.templates, url, self.tracking)
+        templates = self.templates[variant_of(recipient)]
+        message = outgoing(message_id, recipient, templates, url, self.tracking)
         if self.return_paths is None:
             return message
         return msgspec.structs.replace(message, return_path=self.return_paths.address(message_id))

@@ -64,11 +64,17 @@ FIGURES = (
 
 
 def log_groups(campaign_id: str) -> list[dict[str, Any]]:
-    """The pipeline that counts a campaign's logs by status and ``FLAGS``: each result is
-    ``{"_id": {"status": ..., <flag>: bool, ...}, "n": count}``."""
+    """The pipeline that counts a campaign's logs by status, A/B variant (null: none)
+    and ``FLAGS``: each result is ``{"_id": {"status": ..., "variant": ..., <flag>:
+    bool, ...}, "n": count}``."""
     return [
         {"$match": {"campaignId": campaign_id}},
-        {"$group": {"_id": {"status": "$status", **FLAGS}, "n": {"$sum": 1}}},
+        {
+            "$group": {
+                "_id": {"status": "$status", "variant": "$variant", **FLAGS},
+                "n": {"$sum": 1},
+            }
+        },
     ]
 
 
@@ -103,6 +109,23 @@ def tally(groups: Iterable[Mapping[str, Any]]) -> tuple[dict[str, int], dict[str
         figures["clicked"] += n if key["clicked"] else 0
         any_clicks = any_clicks or bool(key["clicks"])
     return by_status, figures, any_clicks
+
+
+UNSENT = (S.HELD_OUT, S.CANCELLED, S.SUPPRESSED)
+
+
+def by_variant(groups: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """From ``log_groups``'s results: each A/B variant's ``recipients`` (messaged:
+    neither held out nor never sent) and ``clicked``."""
+    counted: dict[str, dict[str, int]] = {}
+    for group in groups:
+        key, n = group["_id"], int(group["n"])
+        if key.get("variant") is None or key["status"] in UNSENT:
+            continue
+        figures = counted.setdefault(str(key["variant"]), {"recipients": 0, "clicked": 0})
+        figures["recipients"] += n
+        figures["clicked"] += n if key["clicked"] else 0
+    return counted
 
 
 def links_by_index(counted: Iterable[Mapping[str, Any]]) -> dict[str, list[int]]:

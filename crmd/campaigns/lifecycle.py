@@ -10,6 +10,9 @@ writes a status, as a conditional update built from this table.
     paused --resume--> sending (planned before) or queued (replan: never planned)
     draft, scheduled, queued, planning, sending, paused --cancel--> cancelled
     sent, completed, sending --retry_failed--> sending
+    sending --tested--> testing --decide--> queued   (an A/B test's test share is out;
+                                                      the winner goes to the rest)
+    testing --pause--> paused --resume--> sending (and on to testing)
     any state but completed, cancelled and error --fail--> error
 """
 
@@ -29,6 +32,8 @@ class Status(enum.StrEnum):
     SENDING = "sending"
     SENT = "sent"
     COMPLETED = "completed"
+    TESTING = "testing"
+    """An A/B test's test share is handed over: the winner is picked at ``decideAt``."""
     PAUSED = "paused"
     CANCELLED = "cancelled"
     ERROR = "error"
@@ -49,6 +54,10 @@ class Action(enum.StrEnum):
     COMPLETE = "complete"
     RETRY_FAILED = "retry_failed"
     FAIL = "fail"
+    TESTED = "tested"
+    """An A/B test's test share is handed over: wait for its results."""
+    DECIDE = "decide"
+    """The winner is picked: plan the rest of the audience with it."""
 
     @property
     def verb(self) -> str:
@@ -71,16 +80,18 @@ MOVES: dict[Action, Move] = {
     # "planning" again: a planner that died half way is followed by another.
     Action.PLAN: Move(frozenset({S.QUEUED, S.PLANNING}), S.PLANNING),
     Action.PLANNED: Move(frozenset({S.PLANNING}), S.SENDING),
-    Action.PAUSE: Move(frozenset({S.QUEUED, S.PLANNING, S.SENDING}), S.PAUSED),
+    Action.PAUSE: Move(frozenset({S.QUEUED, S.PLANNING, S.SENDING, S.TESTING}), S.PAUSED),
     Action.RESUME: Move(frozenset({S.PAUSED}), S.SENDING),
     Action.REPLAN: Move(frozenset({S.PAUSED}), S.QUEUED),
     Action.CANCEL: Move(
-        frozenset({S.DRAFT, S.SCHEDULED, S.QUEUED, S.PLANNING, S.SENDING, S.PAUSED}),
+        frozenset({S.DRAFT, S.SCHEDULED, S.QUEUED, S.PLANNING, S.SENDING, S.TESTING, S.PAUSED}),
         S.CANCELLED,
     ),
     Action.HANDED_OVER: Move(frozenset({S.SENDING}), S.SENT),
     Action.COMPLETE: Move(frozenset({S.SENT}), S.COMPLETED),
     Action.RETRY_FAILED: Move(frozenset({S.SENT, S.COMPLETED, S.SENDING}), S.SENDING),
+    Action.TESTED: Move(frozenset({S.SENDING}), S.TESTING),
+    Action.DECIDE: Move(frozenset({S.TESTING}), S.QUEUED),
     Action.FAIL: Move(frozenset(set(S) - {S.COMPLETED, S.CANCELLED, S.ERROR}), S.ERROR),
 }
 

@@ -52,10 +52,13 @@ class Catalogue:
         return self._index[url]
 
 
-def tracked(message: list[Part], body: list[Part]) -> tuple[list[Part], list[Part], list[str]]:
+def tracked(
+    message: list[Part], body: list[Part], catalogue: Catalogue | None = None
+) -> tuple[list[Part], list[Part], list[str]]:
     """The text and HTML templates with their links as ``Link`` parts, and the
-    campaign's distinct addresses (a ``Link``'s index is its place in them)."""
-    catalogue = Catalogue()
+    campaign's distinct addresses (a ``Link``'s index is its place in them). An A/B
+    test's variants share one ``catalogue``, so an index names one address in all."""
+    catalogue = catalogue or Catalogue()
     text = _text_links(message, catalogue)
     page = _html_links(body, catalogue)
     return text, page, catalogue.urls

@@ -14,6 +14,13 @@ A customer whose address is on the tenant's suppression list keeps their place b
 not sent to: their log is written at once as SUPPRESSED (the campaign's stats count
 them as ``suppressed``). The list is asked once a stretch, for all its customers.
 
+A customer in the holdout (``crmd.campaigns.groups``) is planned like the others, with
+no message, and logged HELD_OUT when their chunk is sent: the time they would have been
+messaged, from which their orders are attributed. An A/B test's recipients are each
+planned with their variant's message; with a winner to pick, the test share is planned
+first and the rest once the winner is known, by a second pass over the same customers
+(``planNext`` back at 1; places go on from ``planSeq``).
+
 Safe to repeat anywhere: a chunk's id is its campaign and its first place, and a log's
 is derived from (campaign, customer), so planning a stretch again adds nothing; a job
 whose stretch is already recorded does nothing; a crash between queueing the next job
@@ -32,7 +39,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
-from crmd.campaigns import chunks, compose, jobs, stats
+from crmd.campaigns import chunks, compose, groups, jobs, stats
 from crmd.campaigns.dispatch import cancel_unsent, mark_sent_if_done
 from crmd.campaigns.lifecycle import Action, Status
 from crmd.campaigns.transitions import move
@@ -128,23 +135,37 @@ async def _plan_stretch(
         )
     ]
     found.sort(key=lambda doc: doc["n"])
-    taken = [customer for customer in found if evaluate(node, customer, now)]
-    held = await suppressed_among(store, (str(c.get("email") or "") for c in taken))
+    taken = []
+    for customer in found:
+        if evaluate(node, customer, now):
+            group = groups.group_of(campaign, str(customer["_id"]))
+            if groups.in_phase(campaign, group):
+                taken.append((customer, group))
+    erased = links.erased if links is not None else None
+    emails = (str(c.get("email") or "") for c, _ in taken)
+    held = await suppressed_among(store, emails, erased=erased)
     written = datetime.now(UTC)
     batch: list[dict[str, Any]] = []
     left_out: list[tuple[dict[str, Any], str]] = []
-    for customer in taken:
+    for customer, group in taken:
         seq += 1
         why = held.get(str(customer.get("email") or ""))
         if why is not None:
             left_out.append((_entry(store.user_id, campaign, customer, None, seq, None), why))
             continue
+        variant = groups.variant_sent(campaign, group)
+        chosen = None if group.held else templates[variant or 0]
         try:
-            batch.append(_entry(store.user_id, campaign, customer, templates, seq, links))
+            entry = _entry(store.user_id, campaign, customer, chosen, seq, links)
         except Exception as exc:  # a bug, but one that names whom it concerns
             raise PlanningError(
                 f"customer {customer.get('_id')}: {type(exc).__name__}: {exc}"[:500]
             ) from exc
+        if variant is not None and not group.held:  # the held out are no variant's
+            entry["variant"] = variant
+        if group.held:  # placed with the rest, so it is "handed over" when they are
+            entry["heldOut"] = True
+        batch.append(entry)
         if len(batch) >= PLAN_BATCH:
             await _write_chunks(store, redis, stream, campaign, batch, chunk, written)
             batch = []

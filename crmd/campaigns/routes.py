@@ -220,7 +220,7 @@ async def retry_failed(request: web.Request) -> web.Response:
 async def test_send(request: web.Request) -> web.Response:
     body = await json_body(request, TestSend)
     answer = await request.app[CAMPAIGNS].test_send(
-        tenant_store(request), request.match_info["id"], body.email
+        tenant_store(request), request.match_info["id"], body.email, body.variant
     )
     return json_response(msgspec.convert(answer, TestSent))
 

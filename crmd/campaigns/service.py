@@ -11,8 +11,10 @@ import structlog
 from bson import ObjectId
 from redis.asyncio import Redis
 
-from crmd.campaigns import chunks, compose, engagement, jobs, stats
+from crmd.campaigns import chunks, compose, effect, engagement, groups, jobs, stats
 from crmd.campaigns.dispatch import RESENT, mark_sent_if_done
+from crmd.campaigns.experiments import InvalidTemplate as InvalidTemplate
+from crmd.campaigns.experiments import check_test_share, design_of
 from crmd.campaigns.lifecycle import (
     Action,
     Status,
@@ -22,11 +24,10 @@ from crmd.campaigns.lifecycle import (
     send_action,
 )
 from crmd.campaigns.schema import CampaignBody
-from crmd.campaigns.template import TemplateError, parse_template
 from crmd.campaigns.transitions import move_or_refuse
 from crmd.campaigns.vendors import Vendors, guarded_send
 from crmd.emails import InvalidEmail, normalise_email
-from crmd.errors import CrmdError, Unprocessable
+from crmd.errors import Unprocessable
 from crmd.messages import MessageStatus, test_send_id
 from crmd.plugins.vendor import Accepted, Failed, SendResult, VendorMisconfigured
 from crmd.segments.counting import AudienceCounter
@@ -48,13 +49,6 @@ async def campaign_by_id(store: TenantStore, campaign_id: str) -> Campaign:
     return documents.decode(await store["campaigns"].get(campaign_id, "campaign"), Campaign)
 
 
-class InvalidTemplate(CrmdError):
-    status, code = 422, "invalid_template"
-
-    def __init__(self, error: TemplateError, field: str = "message") -> None:
-        super().__init__(error.message, details={"field": field, "column": error.column})
-
-
 class Campaigns:
     def __init__(
         self,
@@ -64,6 +58,7 @@ class Campaigns:
         counter: AudienceCounter,
         links: UnsubscribeLinks | None = None,
         tracking: tuple[bool, bool] = (True, False),
+        experiment: tuple[float, int] = (0.0, 7),
     ) -> None:
         self.redis = redis
         self.stream = stream
@@ -72,19 +67,14 @@ class Campaigns:
         self.links = links
         self.tracking = tracking
         """Whether a new campaign tracks (clicks, opens) when its body does not say."""
+        self.experiment = experiment
+        """A new campaign's holdout percent and attribution days when it does not say."""
 
     async def create(self, store: TenantStore, body: CampaignBody) -> Campaign:
-        checks = (
-            ("message", body.message, parse_template),
-            ("subject", body.subject, compose.parse_subject),
-            ("html", body.html, compose.parse_html),
-        )
-        for field, text, parse in checks:
-            try:
-                if text or field == "message":
-                    parse(text)
-            except TemplateError as exc:
-                raise InvalidTemplate(exc, field) from None
+        clicks = self.tracking[0] if body.trackClicks is None else body.trackClicks
+        opens = self.tracking[1] if body.trackOpens is None else body.trackOpens
+        if not body.variants:  # before the audience is counted: a typo answers at once
+            design_of(body, self.experiment, clicks, 0)
         rule = body.rule
         if body.segmentId:
             rule = (await segment_by_id(store, body.segmentId)).rule
@@ -97,6 +87,9 @@ class Campaigns:
         now = rule_now()
         # How many it would reach now; planning counts the recipients it keeps.
         audience = (await self.counter.count_all(store, rule)).size
+        design = design_of(body, self.experiment, clicks, audience)
+        first = design.variants[0] if design.variants else body
+        texts = [(v.message, v.html) for v in design.variants] or [(body.message, body.html)]
         vendor = self.vendors.get(body.vendor).name
         scheduled_at = None
         if body.scheduledAt is not None:  # a time without a zone is UTC
@@ -108,15 +101,13 @@ class Campaigns:
                     details={"field": "$.scheduledAt"},
                 )
         status = initial_status(body.draft, scheduled_at, datetime.now(UTC))
-        clicks = self.tracking[0] if body.trackClicks is None else body.trackClicks
-        opens = self.tracking[1] if body.trackOpens is None else body.trackOpens
         new = documents.NewCampaign(
             id=ObjectId(),
             n=await store.reserve("campaigns", 1),
             name=body.name,
-            message=body.message,
-            subject=body.subject,
-            html=body.html,
+            message=first.message,
+            subject=first.subject,
+            html=first.html,
             intent=body.intent,
             rule=rule,
             segmentId=body.segmentId,
@@ -131,7 +122,12 @@ class Campaigns:
             updatedAt=now,
             trackClicks=clicks,
             trackOpens=opens,
-            links=compose.links_of(body.message, body.html) if clicks else [],
+            links=compose.links_of(*texts) if clicks else [],
+            holdout=design.holdout,
+            attributionDays=design.attribution_days,
+            seed=groups.new_seed(),
+            variants=design.variants,
+            abTest=design.ab_test,
         )
         doc = documents.encode(new)
         await insert_tallied(store, "campaigns", [doc])
@@ -147,6 +143,9 @@ class Campaigns:
         doc = await campaign_by_id(store, campaign_id)
         at = doc.scheduledAt
         action = send_action(to_utc(at) if at else None, datetime.now(UTC))
+        if doc.abTest is not None and doc.abTest.mode == "winner":  # its audience now
+            audience = (await self.counter.count_all(store, doc.rule)).size
+            check_test_share(doc.abTest, doc.holdout, len(doc.variants), audience)
         moved = await move_or_refuse(store["campaigns"], doc.id, action)
         if action is Action.SEND:
             await self._plan(store, doc.id)
@@ -217,9 +216,11 @@ class Campaigns:
         moved = msgspec.structs.replace(moved, stats=await stats.refresh(store, campaign))
         return moved, refused.modified_count + gave_up.modified_count, queued
 
-    async def test_send(self, store: TenantStore, campaign_id: str, email: str) -> Doc:
-        """One rendered message to one address; no log, no stats. An address that is not
-        a customer's gets the placeholders' defaults."""
+    async def test_send(
+        self, store: TenantStore, campaign_id: str, email: str, variant: int = 0
+    ) -> Doc:
+        """One rendered message (of the A/B ``variant``) to one address; no log, no
+        stats. An address that is not a customer's gets the placeholders' defaults."""
         doc = await campaign_by_id(store, campaign_id)
         try:
             email = normalise_email(email)
@@ -228,7 +229,12 @@ class Campaigns:
                 f"email {exc}", details={"field": "$.email"}, code="invalid_email"
             ) from None
         customer = await store["customers"].find_one({"email": email}) or {"email": email}
-        templates = compose.templates_of(doc)
+        every = compose.templates_of(doc)
+        if variant >= len(every):
+            raise Unprocessable(
+                f"the campaign has no variant {variant}", details={"field": "$.variant"}
+            )
+        templates = every[variant]
         url = ""
         if self.links is not None:  # to a customer: their link; else the address's
             url = self.links.url(
@@ -332,6 +338,12 @@ def campaign_view(doc: Campaign) -> Doc:
         "completedAt": doc.completedAt,
         "trackClicks": doc.trackClicks,
         "trackOpens": doc.trackOpens,
+        "holdout": doc.holdout,
+        "attributionDays": doc.attributionDays,
+        "revenue": effect.revenue_of(doc),
+        "effect": effect.effect_view(doc),
+        "variants": effect.variants_view(doc),
+        "abTest": effect.ab_view(doc),
     }
     if doc.reason:
         view["reason"] = doc.reason

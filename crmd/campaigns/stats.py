@@ -44,10 +44,12 @@ GROUPS = {
     "unknown": (MessageStatus.UNKNOWN,),
     "cancelled": (MessageStatus.CANCELLED,),
     "suppressed": (MessageStatus.SUPPRESSED,),
+    "heldOut": (MessageStatus.HELD_OUT,),
 }
 """Each figure of a campaign's stats and the log statuses it counts. ``suppressed``:
 recipients on the suppression list when the campaign was planned or when their message
-was to be handed over, never sent to."""
+was to be handed over, never sent to; ``heldOut``: the campaign's holdout group, never
+sent to on purpose."""
 
 
 def summarise(by_status: dict[str, int]) -> dict[str, int]:
@@ -56,18 +58,19 @@ def summarise(by_status: dict[str, int]) -> dict[str, int]:
 
 async def count_logs(
     store: TenantStore, campaign_id: str
-) -> tuple[dict[str, int], dict[str, int], dict[str, list[int]]]:
-    """The campaign's logs by status, what they did (``engagement.FIGURES``) and the
-    clicks per link: one pass over its logs, and one over those clicked, if any were."""
+) -> tuple[dict[str, int], dict[str, int], dict[str, list[int]], dict[str, dict[str, int]]]:
+    """The campaign's logs by status, what they did (``engagement.FIGURES``), the
+    clicks per link and the A/B variants' figures: one pass over its logs, and one over
+    those clicked, if any were."""
     logs = store["communication_log"]
-    groups = await logs.aggregate(engagement.log_groups(campaign_id))
-    by_status, figures, any_clicks = engagement.tally([doc async for doc in groups])
+    groups = [doc async for doc in await logs.aggregate(engagement.log_groups(campaign_id))]
+    by_status, figures, any_clicks = engagement.tally(groups)
     links: dict[str, list[int]] = {}
     if any_clicks:
         counted = await logs.aggregate(engagement.link_clicks(campaign_id))
         links = engagement.links_by_index([doc async for doc in counted])
     figures["clicks"] = sum(total for _, total in links.values())
-    return by_status, figures, links
+    return by_status, figures, links, engagement.by_variant(groups)
 
 
 async def refresh(store: TenantStore, campaign_id: str) -> dict[str, int]:
@@ -96,7 +99,7 @@ async def take_ticket(store: TenantStore, campaign_id: str) -> int:
 async def recount(store: TenantStore, campaign_id: str) -> tuple[dict[str, int], dict[str, Any]]:
     """The stats counted now, and the fields that store them (with the timeline's point,
     what the messages did and the clicks per link)."""
-    by_status, figures, links = await count_logs(store, campaign_id)
+    by_status, figures, links, variants = await count_logs(store, campaign_id)
     stats = summarise(by_status)
     now = datetime.now(UTC)
     # Read after the logs were counted: places given meanwhile count as pending.
@@ -113,6 +116,8 @@ async def recount(store: TenantStore, campaign_id: str) -> tuple[dict[str, int],
         "engagement": figures,
         "linkClicks": links,
     }
+    if variants:
+        point["variantStats"] = variants
     since = started and (started.plannedAt or started.createdAt)
     if since:
         point[f"timeline.{timeline_key(since, now)}"] = timeline_point(stats, figures)
@@ -168,8 +173,10 @@ def timeline_point(stats: dict[str, int], figures: dict[str, int] | None = None)
 
 
 def delivery_rate(stats: dict[str, Any], audience: int) -> float:
+    """Recipients reached over those meant to be messaged (the holdout is not)."""
     reached = stats.get("sent", 0) + stats.get("delivered", 0)
-    return round(reached / audience, 4) if audience else 0.0
+    meant = audience - stats.get("heldOut", 0)
+    return round(reached / meant, 4) if meant > 0 else 0.0
 
 
 async def mark_for_recount(redis: Redis, key: str, campaigns: set[tuple[str, str]]) -> None:

@@ -32,6 +32,8 @@ STEPS = {
     Action.COMPLETE: "completed",
     Action.RETRY_FAILED: "retrying",
     Action.FAIL: "failed",
+    Action.TESTED: "testing",
+    Action.DECIDE: "winner_picked",
 }
 """Each move's line in the log: ``campaign.<step>``."""
 

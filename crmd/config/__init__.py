@@ -6,6 +6,7 @@ environment.
 """
 
 from crmd.config.bounces import BouncesConfig
+from crmd.config.keys import KeysConfig
 from crmd.config.load import client_token, client_url, load_config, parse_duration
 from crmd.config.redact import redact_url, redact_value
 from crmd.config.schema import (
@@ -18,6 +19,7 @@ from crmd.config.schema import (
     ConfigError,
     ConsoleConfig,
     EmbeddedConfig,
+    EventsConfig,
     IngestConfig,
     LoadedConfig,
     LoggingConfig,
@@ -28,6 +30,7 @@ from crmd.config.schema import (
     SupervisorConfig,
     is_loopback,
 )
+from crmd.config.webhooks import WebhooksConfig
 
 __all__ = [
     "EMBEDDED",
@@ -40,7 +43,9 @@ __all__ = [
     "ConfigError",
     "ConsoleConfig",
     "EmbeddedConfig",
+    "EventsConfig",
     "IngestConfig",
+    "KeysConfig",
     "LoadedConfig",
     "LoggingConfig",
     "MongoConfig",
@@ -48,6 +53,7 @@ __all__ = [
     "ServerConfig",
     "StreamsConfig",
     "SupervisorConfig",
+    "WebhooksConfig",
     "client_token",
     "client_url",
     "is_loopback",

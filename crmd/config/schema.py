@@ -7,12 +7,17 @@ import ipaddress
 import re
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
 
+from crmd.config.audit import AuditConfig
 from crmd.config.bounces import BouncesConfig, bounce_checks
+from crmd.config.flows import FlowsConfig, flow_checks
+from crmd.config.keys import KeysConfig
+from crmd.config.webhooks import WebhooksConfig
+from crmd.config.workspaces import WorkspacesConfig
 from crmd.emails import InvalidEmail, normalise_email
 
 DEFAULT_PATHS = (Path("crmd.toml"), Path("/etc/crmd/crmd.toml"))
@@ -177,6 +182,26 @@ class IngestConfig(_Section):
     the system's temporary directory."""
     uploads_at_once: Annotated[int, Meta(ge=1, le=64)] = 2
     """Files parsed at the same time by one process; more wait their turn."""
+    max_batch: Annotated[int, Meta(ge=1, le=10_000)] = 1000
+    """Records one ``POST /api/v1/customers`` or ``/orders`` may carry (more: 413)."""
+
+
+class EventsConfig(_Section):
+    """``POST /api/v1/events`` and the events actor."""
+
+    max_batch: Annotated[int, Meta(ge=1, le=10_000)] = 1000
+    """Events one request may carry (an array); more is refused whole (422)."""
+    max_properties_bytes: Annotated[int, Meta(ge=64, le=1024 * 1024)] = 16 * 1024
+    """An event's ``properties``, encoded as JSON, at most this many bytes."""
+    max_depth: Annotated[int, Meta(ge=1, le=32)] = 5
+    """How deeply ``properties`` may nest objects and arrays (a flat object is 1)."""
+    unknown_customer: Literal["refuse", "create"] = "refuse"
+    """An event naming no known customer: refused (422, field ``customer``), or the
+    customer is created with that external id (or e-mail, when it is one)."""
+    retention_days: Annotated[int, Meta(ge=1, le=36_500)] = 365
+    """Events older than this are deleted by the clock, and refused when posted."""
+    retention_batch: Annotated[int, Meta(ge=1, le=100_000)] = 5_000
+    """Events one clock pass deletes at most (the next pass goes on)."""
 
 
 class CampaignsConfig(_Section):
@@ -205,6 +230,12 @@ class CampaignsConfig(_Section):
     machine_open_seconds: Annotated[int, Meta(ge=0, le=3600)] = 60
     """An open from a known mail proxy's user agent this soon after hand-over is a
     machine's (a privacy proxy fetching every image), counted apart from people's."""
+    holdout_percent: Annotated[float, Meta(ge=0, le=50)] = 0.0
+    """A new campaign's default holdout: this share of its audience, drawn at random,
+    is not sent to, so that its orders show what the message changed."""
+    attribution_days: Annotated[int, Meta(ge=1, le=90)] = 7
+    """A new campaign's default: orders this many days after a recipient's message
+    count for it."""
 
 
 class AiConfig(_Section):
@@ -220,7 +251,17 @@ class ConsoleConfig(_Section):
     amounts as plain numbers and converts nothing."""
 
 
-ROLES = ("http", "ingest", "dispatch", "receipts", "tracking", "clock", "bounces")
+ROLES = (
+    "http",
+    "ingest",
+    "dispatch",
+    "receipts",
+    "tracking",
+    "events",
+    "flows",
+    "clock",
+    "bounces",
+)
 """The actors a process can be asked to run: its roles in a cluster."""
 
 
@@ -243,9 +284,15 @@ class Config(_Section):
     supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
     ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
     campaigns: CampaignsConfig = msgspec.field(default_factory=CampaignsConfig)
+    events: EventsConfig = msgspec.field(default_factory=EventsConfig)
     ai: AiConfig = msgspec.field(default_factory=AiConfig)
     console: ConsoleConfig = msgspec.field(default_factory=ConsoleConfig)
     bounces: BouncesConfig = msgspec.field(default_factory=BouncesConfig)
+    flows: FlowsConfig = msgspec.field(default_factory=FlowsConfig)
+    webhooks: WebhooksConfig = msgspec.field(default_factory=WebhooksConfig)
+    workspaces: WorkspacesConfig = msgspec.field(default_factory=WorkspacesConfig)
+    keys: KeysConfig = msgspec.field(default_factory=KeysConfig)
+    audit: AuditConfig = msgspec.field(default_factory=AuditConfig)
     plugins: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """Each plugin's own table, ``[plugins.<name>]``, passed to it untouched."""
 
@@ -325,6 +372,7 @@ def cross_checks(config: Config) -> list[tuple[tuple[str, ...], str]]:
             )
         )
     problems += bounce_checks(config.bounces, *config.bounce_sender)
+    problems += flow_checks(config.flows)
     if config.redis.socket_timeout * 1000 <= config.streams.block_ms:
         problems.append(
             (

@@ -16,17 +16,23 @@ from aiohttp import web
 from aiohttp.web import RouteDef
 
 from crmd.console import (
+    audit,
     campaign_page,
     campaigns,
     dashboard,
+    flows,
     formats,
     imports,
+    keys,
     records,
     reference,
+    rights,
     segments,
     signin,
     suppressions,
+    team,
     unsubscribe,
+    webhooks,
 )
 from crmd.console.chart import delivery_bar
 from crmd.console.live import CLOSING, closing_on_shutdown
@@ -37,13 +43,19 @@ ROUTES = (
     signin.routes,
     dashboard.routes,
     records.routes,
+    rights.routes,
     imports.routes,
     segments.routes,
     campaigns.routes,
     campaign_page.routes,
+    flows.routes,
     reference.routes,
     suppressions.routes,
     unsubscribe.routes,
+    webhooks.routes,
+    team.routes,
+    keys.routes,
+    audit.routes,
 )
 
 

@@ -1,6 +1,7 @@
 """One campaign: its figures live while it runs, the deliveries chart, what its messages
-did (bounces, complaints, opens, clicks, with their chart and its links' clicks), the
-AI summary, the actions its lifecycle allows now, a test send, and the per-recipient
+did (bounces, complaints, opens, clicks, with their chart and its links' clicks), its
+effect (messaged against held out, with the intervals drawn) and its A/B test, the AI
+summary, the actions its lifecycle allows now, a test send, and the per-recipient
 log."""
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from crmd.auth.requests import tenant_store
 from crmd.campaigns.service import campaign_by_id, campaign_view
 from crmd.campaigns.stats import GROUPS
 from crmd.console.chart import charts_of
+from crmd.console.effect_panel import effect_panel, variants_panel
+from crmd.console.formats import money
 from crmd.console.live import follow
 from crmd.console.paging import DASH, numbered
-from crmd.console.web import form, query_number, render, see_other
+from crmd.console.web import CONSOLE, form, query_number, render, see_other
 from crmd.emails import InvalidEmail, normalise_email
 from crmd.errors import BadRequest, CrmdError
 from crmd.http.admission import asked_for, expensive, expensive_when
@@ -27,6 +30,7 @@ from crmd.http.keys import CAMPAIGNS, SUGGESTERS
 from crmd.messages import LOG_STATUSES
 from crmd.store.documents import Campaign, LogLine, decode, decode_all, projection
 from crmd.store.windows import FILTERED_SCAN, newest
+from crmd.workspaces.guard import audited
 
 routes = web.RouteTableDef()
 FIGURES = (
@@ -37,7 +41,9 @@ FIGURES = (
     ("cancelled", "Cancelled"),
     ("unknown", "Unknown"),
     ("suppressed", "Suppressed"),
+    ("heldOut", "Held out"),
 )
+"""The recipients by where their message is (held out: only with a holdout)."""
 DONE = (
     ("bouncedHard", "Hard bounced", "bounceRate", "of handed over"),
     ("bouncedSoft", "Soft bounced", None, "not suppressed"),
@@ -78,10 +84,33 @@ def _live(campaign: dict[str, Any]) -> bool:
     )
 
 
+def _refresh(status: str) -> int | None:
+    """Seconds between reloads without script: often while it sends, seldom while an
+    A/B test waits its hours for a winner, never once it rests."""
+    if status in (*SETTLED, "paused"):
+        return None
+    return 60 if status == "testing" else 3
+
+
 def told_of(campaign: dict[str, Any]) -> dict[str, int]:
     """The figures a summary tells of (where the recipients' messages are), kept with
     it to tell when it is out of date."""
     return {k: campaign["stats"][k] for k in GROUPS}
+
+
+def summary_basis(campaign: dict[str, Any]) -> dict[str, int]:
+    """What a summary tells of, kept with it to tell when it is out of date: where the
+    messages are and, once there is an effect, the orders attributed to each group and
+    whether the window was open (a summary written while it was is stale after)."""
+    basis = told_of(campaign)
+    effect = campaign.get("effect")
+    if effect:
+        effect = msgspec.to_builtins(effect)
+        for group in ("messaged", "heldOut"):
+            basis[f"{group}Converted"] = int(effect[group]["converted"])
+            basis[f"{group}Orders"] = int(effect[group]["orders"])
+        basis["provisional"] = int(bool(effect["window"]["provisional"]))
+    return basis
 
 
 def done_figures(campaign: dict[str, Any]) -> dict[str, int | str]:
@@ -146,13 +175,18 @@ async def campaign(request: web.Request) -> web.Response:
         projection=projection(LogLine),
     )
     charts = await charts_of(store, doc, view["stats"]["delivered"])
+    currency = request.app[CONSOLE].currency
+
+    def written(value: Any) -> str:
+        return money(value, currency)
+
     said = f"{len(log.items)} recipients"
     if status:
         said = f"{len(log.items)} {status.lower()}, among {log.scanned:,} recipients looked at"
     summary = None
     if doc.summary is not None:  # written before the figures last changed: say so
         told = doc.summary.stats
-        stale = told is not None and told != told_of(view)  # (older ones kept no figures)
+        stale = told is not None and told != summary_basis(view)  # (older ones kept none)
         summary = {**msgspec.structs.asdict(doc.summary), "stale": stale}
     return render(
         request,
@@ -161,7 +195,9 @@ async def campaign(request: web.Request) -> web.Response:
             "title": doc.name,
             "c": view,
             "live": _live(view),
-            "refresh": 3 if view["status"] not in (*SETTLED, "paused") else None,  # without script
+            "refresh": _refresh(view["status"]),
+            "effect": effect_panel(view, written),
+            "ab": variants_panel(view, written),
             "figures": FIGURES,
             "chart": charts.deliveries,
             "done": DONE,
@@ -234,6 +270,7 @@ async def act(request: web.Request) -> web.StreamResponse:
         if exc.status == 404:
             raise
         return see_other(f"/campaigns/{quote(campaign_id)}", exc.message, problem=True)
+    audited(request, campaign_id)
     return see_other(f"/campaigns/{quote(campaign_id)}", f"{done[action]}.")
 
 
@@ -249,9 +286,18 @@ async def test_send(request: web.Request) -> web.StreamResponse:
         return see_other(
             f"/campaigns/{campaign_id}", "Give an email address to send the test to.", problem=True
         )
-    answer = await request.app[CAMPAIGNS].test_send(
-        tenant_store(request), request.match_info["id"], email
-    )
+    variant = fields.get("variant", "0")
+    if not (variant.isdigit() and len(variant) == 1):
+        return see_other(f"/campaigns/{campaign_id}", "Choose a variant to test.", problem=True)
+    try:
+        answer = await request.app[CAMPAIGNS].test_send(
+            tenant_store(request), request.match_info["id"], email, int(variant)
+        )
+    except CrmdError as exc:
+        if exc.status == 404:
+            raise
+        return see_other(f"/campaigns/{campaign_id}", exc.message, problem=True)
+    audited(request, request.match_info["id"])
     if answer["accepted"]:
         said = f"Test sent to {email} through {answer['vendor']}: {answer['message']}"
     else:
@@ -274,7 +320,7 @@ async def summarise(request: web.Request) -> web.StreamResponse:
         "summary": text,
         "source": source,
         "at": datetime.now(UTC),
-        "stats": told_of(campaign_view(doc)),  # what it told of: stale once they change
+        "stats": summary_basis(campaign_view(doc)),  # what it told of: stale once it moves
     }
     await store["campaigns"].update_one({"_id": doc.id}, {"$set": {"summary": summary}})
     return see_other(where)

@@ -6,15 +6,29 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
-from crmd.auth.requests import current_user, tenant_store
+from crmd.auth.requests import tenant_id, tenant_store
 from crmd.campaigns import compose
 from crmd.campaigns.schema import CampaignBody
 from crmd.campaigns.service import InvalidTemplate, campaign_view
 from crmd.campaigns.template import PLACEHOLDERS, UNSUBSCRIBE, TemplateError, parse_template
 from crmd.console import stash
+from crmd.console.campaign_form import (
+    LETTERS,
+    PARTS,
+    PLACED,
+    SLOTS,
+    ab_open,
+    body_fields,
+    check_limits,
+    check_templates,
+    form_field,
+    slot_field,
+    slots_used,
+    subject_template,
+    template_error,
+)
 from crmd.console.paging import numbered
 from crmd.console.web import form, scripted, see_other, unfinished
 from crmd.console.web import render as render_page
@@ -32,13 +46,19 @@ from crmd.segments.service import preview, segment_by_id
 from crmd.store.documents import Campaign, SegmentSummary, decode_all, projection
 from crmd.store.tenant import TenantStore
 from crmd.store.windows import newest
+from crmd.workspaces.guard import audited
 
 routes = web.RouteTableDef()
 PREVIEWS = 3
 LIST_PAGE = 50
 AT_FORMAT = "%Y-%m-%d %H:%M"
 AT_HINT = "YYYY-MM-DD HH:MM"
-FORM_FIELDS = ("name", "segment", "rule", "message", "subject", "html", "intent", "vendor", "at")
+AB_FIELDS = ("abTest-mode", "abTest-testPercent", "abTest-waitMinutes", "abTest-metric")
+FORM_FIELDS = (
+    *("name", "segment", "rule", "message", "subject", "html", "intent", "vendor", "at"),
+    *("holdout", "attributionDays", *AB_FIELDS),
+    *(slot_field(slot, part) for slot in SLOTS for part in PARTS),
+)
 TRACKING = ("track_clicks", "track_opens")
 """The form's two boxes, ``on`` when ticked; ``tracked`` says the form was sent (an
 unticked box sends nothing), else they start as ``[campaigns]`` says."""
@@ -51,6 +71,12 @@ LIMITS = {
     "html": 16_000,  # a form field's limit (crmd.http.forms); the API takes 50,000
     "intent": 200,
     "vendor": 200,
+    "holdout": 20,
+    "attributionDays": 20,
+    **dict.fromkeys(AB_FIELDS, 20),
+    **{f"variants-{slot}-message": 1000 for slot in SLOTS},
+    **{f"variants-{slot}-subject": 200 for slot in SLOTS},
+    **{f"variants-{slot}-html": 16_000 for slot in SLOTS},
 }
 
 
@@ -98,15 +124,22 @@ async def _form_page(request: web.Request, values: dict[str, str], **extra: Any)
     ticked = dict(zip(TRACKING, request.app[CAMPAIGNS].tracking, strict=True))
     if values.get("tracked"):
         ticked = {key: values.get(key) == "on" for key in TRACKING}
+    error = extra.pop("error", None)
+    field_error = None
+    if error and error.get("field") in PLACED:  # said beside its field, not at the top
+        error, field_error = None, error
     context = {
         "title": "New campaign",
+        "error": error,
+        "field_error": field_error,
+        "slots": [(slot, LETTERS[slot]) for slot in SLOTS],
+        "ab_open": ab_open(values, field_error, extra.get("template_error")),
         "form": {key: values.get(key, "") for key in FORM_FIELDS} | ticked,
         "segments": decode_all(segments.items, SegmentSummary),
         "placeholders": [*PLACEHOLDERS, "first_name|there", UNSUBSCRIBE],
         "vendors": list(request.app[CAMPAIGNS].vendors.by_name),
         "previews": [],
         "suggestions": [],
-        "error": None,
         "rule_error": None,
         "template_error": None,
         "confirm": None,
@@ -127,7 +160,7 @@ async def new_campaign(request: web.Request) -> web.Response:
     question before sending), so that reloading it posts nothing again."""
     token = request.query.get("form", "")
     if token:
-        state = await stash.kept(stash_redis(request), current_user(request).id, token)
+        state = await stash.kept(stash_redis(request), tenant_id(request), token)
         if state is None:
             return see_other("/campaigns/new", "That form is more than an hour old: start again.")
         return await _form_page(request, state.pop("values"), **state)
@@ -140,9 +173,7 @@ def stash_redis(request: web.Request) -> Any:
 
 async def _back_to_form(request: web.Request, values: dict[str, str], **state: Any) -> web.Response:
     """Redirect to the form as this POST leaves it (Post/Redirect/Get)."""
-    token = await stash.keep(
-        stash_redis(request), current_user(request).id, {"values": values, **state}
-    )
+    token = await stash.keep(stash_redis(request), tenant_id(request), {"values": values, **state})
     return see_other(f"/campaigns/new?form={token}")
 
 
@@ -164,8 +195,8 @@ async def previews(
     and unsubscribe line included (found by reading a bounded stretch of customers, not
     by a query over all of them)."""
     store = tenant_store(request)
-    user = current_user(request).id
-    templates = compose.Templates(parse_template(message), _subject(subject), [])
+    user = tenant_id(request)
+    templates = compose.Templates(parse_template(message), subject_template(subject), [])
     node = parse_rule(rule)
     now = rule_now()
     found = await newest(
@@ -248,22 +279,23 @@ async def create(request: web.Request) -> web.StreamResponse:
             return await _back_to_form(request, values, suggestions=found)
         if action not in ("send", "confirmed-send", "draft", "schedule"):
             raise BadRequest("unknown action")
-        body = CampaignBody(
-            name=values["name"],
-            message=values["message"],
-            subject=values["subject"],
-            html=values["html"],
-            intent=values["intent"],
-            rule=None if values["segment"] else rule,
-            segmentId=values["segment"] or None,
-            vendor=values["vendor"] or None,
-            scheduledAt=_at(values["at"]) if action == "schedule" else None,
-            draft=action == "draft",
-            trackClicks=values["track_clicks"] == "on" if values["tracked"] else None,
-            trackOpens=values["track_opens"] == "on" if values["tracked"] else None,
-        )
-        _check(body)
-        _check_templates(body)
+        given: dict[str, Any] = {
+            "name": values["name"],
+            "message": values["message"],
+            "subject": values["subject"],
+            "html": values["html"],
+            "intent": values["intent"],
+            "rule": None if values["segment"] else rule,
+            "segmentId": values["segment"] or None,
+            "vendor": values["vendor"] or None,
+            "scheduledAt": _at(values["at"]) if action == "schedule" else None,
+            "draft": action == "draft",
+            "trackClicks": values["track_clicks"] == "on" if values["tracked"] else None,
+            "trackOpens": values["track_opens"] == "on" if values["tracked"] else None,
+        }
+        body = CampaignBody(**(given | body_fields(values)))
+        check_limits(body, slots_used(values))
+        check_templates(body)
         if action == "confirmed-send" and not await _answered(request, values, fields):
             action = "send"  # the form changed since the question (or no question was)
         if action == "send":  # not yet: first the question, with the audience's size
@@ -272,33 +304,32 @@ async def create(request: web.Request) -> web.StreamResponse:
             confirm["confirmed"] = stash.confirmation(values, confirm["said"])
             return await _back_to_form(request, values, confirm=confirm)
         if action == "confirmed-send" and not await stash.first_use(
-            stash_redis(request), current_user(request).id, fields.get("confirmed", "")
+            stash_redis(request), tenant_id(request), fields.get("confirmed", "")
         ):
             return see_other("/campaigns", "That campaign was sent already.")
         doc = await request.app[CAMPAIGNS].create(store, body)
     except (InvalidRule, RuleError) as exc:
         rule_error: dict[str, Any] = {"message": exc.message, "column": exc.column}
         return await _back_to_form(request, values, rule_error=rule_error)
-    except (InvalidTemplate, TemplateError) as exc:
-        column = exc.column if isinstance(exc, TemplateError) else exc.details["column"]
-        field = exc.details["field"] if isinstance(exc, InvalidTemplate) else "message"
-        template_error: dict[str, Any] = {
-            "message": exc.message,
-            "column": column,
-            "id": "template-error",
-            "field": field,
-        }
-        return await _back_to_form(request, values, template_error=template_error)
+    except TemplateError as exc:  # the message's, parsed for the preview
+        return await _back_to_form(request, values, template_error=template_error(exc, values))
     except CrmdError as exc:
         if exc.status == 404:  # another user's segment, or a gone one: not found here
             raise
-        return await _back_to_form(request, values, error={"message": exc.message})
-    said = {
+        if exc.code == InvalidTemplate.code:  # a template's (this form's check or the API's)
+            return await _back_to_form(request, values, template_error=template_error(exc, values))
+        said: dict[str, Any] = {"message": exc.message}
+        path = exc.details.get("field") if isinstance(exc.details, dict) else None
+        if isinstance(path, str):  # beside the field it names (the form's own or the API's)
+            said["field"] = form_field(path, slots_used(values))
+        return await _back_to_form(request, values, error=said)
+    done = {
         "confirmed-send": "is being sent",
         "draft": "is saved as a draft",
         "schedule": "is scheduled",
     }
-    return see_other(f"/campaigns/{doc.id}", f"{doc.name} {said[action]}.")
+    audited(request, str(doc.id))
+    return see_other(f"/campaigns/{doc.id}", f"{doc.name} {done[action]}.")
 
 
 async def _answered(request: web.Request, values: dict[str, str], fields: Any) -> bool:
@@ -307,35 +338,6 @@ async def _answered(request: web.Request, values: dict[str, str], fields: Any) -
     confirmed = fields.get("confirmed", "")
     said = fields.get("said", "")
     return bool(confirmed) and confirmed == stash.confirmation(values, said)
-
-
-def _subject(text: str) -> list[Any]:
-    """The subject's template; its mistake said of the subject, not of the message."""
-    try:
-        return compose.parse_subject(text) if text else []
-    except TemplateError as exc:
-        raise InvalidTemplate(exc, "subject") from None
-
-
-def _check_templates(body: CampaignBody) -> None:
-    """The templates parse (as ``Campaigns.create`` will check), before the question."""
-    parse_template(body.message)
-    _subject(body.subject)
-    if body.html:
-        try:
-            compose.parse_html(body.html)
-        except TemplateError as exc:
-            raise InvalidTemplate(exc, "html") from None
-
-
-def _check(body: CampaignBody) -> None:
-    """The same limits as the API's body (name and message required, lengths)."""
-    try:
-        msgspec.convert(msgspec.to_builtins(body), CampaignBody)
-    except msgspec.ValidationError as exc:
-        message, _, path = str(exc).partition(" - at `")
-        field = path.rstrip("`").removeprefix("$.") or "form"
-        raise Unprocessable(f"{field}: {message}", details={"field": field}) from None
 
 
 @routes.post("/campaigns/preview")

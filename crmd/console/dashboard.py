@@ -9,7 +9,7 @@ from typing import Any, cast
 import msgspec
 from aiohttp import web
 
-from crmd.auth.requests import current_user, tenant_store
+from crmd.auth.requests import tenant_id, tenant_store
 from crmd.campaigns import jobs
 from crmd.campaigns.service import campaign_view
 from crmd.console.web import render
@@ -99,7 +99,7 @@ async def system(request: web.Request) -> web.Response:
     _, report = await health.readiness()
     streams = []
     mine = []
-    user = current_user(request).id
+    user = tenant_id(request)
     for stream in health.streams:
         stats = await stream_stats(health.redis, stream)
         groups = stats["groups"].values()

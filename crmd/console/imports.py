@@ -25,6 +25,7 @@ from crmd.ingest.rejected import rejected_rows_csv
 from crmd.ingest.upload import SUMMARY, get_upload, upload_summary
 from crmd.store.documents import Upload, UploadSummary, decode_all
 from crmd.store.windows import newest
+from crmd.workspaces.guard import audited
 
 routes = web.RouteTableDef()
 PAGE = 25
@@ -89,6 +90,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
         if isinstance(exc.details, dict) and exc.details.get("line"):
             problem += f" (line {exc.details['line']})"
         return await _page(request, problem=problem, status=exc.status)
+    audited(request, answer["uploadId"])
     location = f"/imports/{answer['uploadId']}"
     if scripted:
         return plain_json({"location": location, **answer}, status=202)

@@ -10,8 +10,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from crmd.auth.requests import current_user, tenant_store
+from crmd.auth.requests import tenant_id, tenant_store
 from crmd.campaigns.engagement import what_it_did
+from crmd.console.customer_flows import events_of, flow_messages, flows_of
 from crmd.console.paging import numbered
 from crmd.console.web import query_number, query_text, render
 from crmd.errors import NotFound
@@ -109,7 +110,7 @@ async def customers(request: web.Request) -> web.Response:
 @routes.get("/orders")
 async def orders(request: web.Request) -> web.Response:
     listing = await _listing(request, "orders", ORDERS)
-    user = current_user(request).id
+    user = tenant_id(request)
     for order in listing["items"]:
         if order.get("customer_external_id"):
             order["customer"] = record_id(user, "customer", f"x:{order['customer_external_id']}")
@@ -154,19 +155,24 @@ async def customer(request: web.Request) -> web.Response:
         projection={"name": 1, "n": 1},
     )
     names = {str(c["_id"]): c["name"] for c in recent.items}
+    fields = {
+        **dict.fromkeys(("campaignId", "message", "status", "updatedAt", "times"), 1),
+        **dict.fromkeys(("opens", "machineOpens", "clicks"), 1),
+    }
     logs = await store["communication_log"].by_ids(
         [
             make(campaign, person.id)
             for campaign in names
             for make in (message_id, legacy_message_id)
         ],
-        projection={
-            **dict.fromkeys(("campaignId", "message", "status", "updatedAt", "times"), 1),
-            **dict.fromkeys(("opens", "machineOpens", "clicks"), 1),
-        },
+        projection=fields,
     )
+    runs = await flows_of(store, person.id)
     messages = [
         {**m, "campaignName": names.get(m["campaignId"], ""), "did": what_it_did(m)} for m in logs
+    ]
+    messages += [
+        {**m, "did": what_it_did(m)} for m in await flow_messages(store, person.id, runs, fields)
     ]
     messages.sort(key=lambda m: m["updatedAt"], reverse=True)
     return render(
@@ -177,6 +183,8 @@ async def customer(request: web.Request) -> web.Response:
             "c": person,
             "orders": sorted(orders.values(), key=lambda o: o.orderDate, reverse=True),
             "messages": messages,
+            "flows": runs,
+            "events": await events_of(store, person.id),
         },
         section="Customers",
     )

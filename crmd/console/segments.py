@@ -29,6 +29,7 @@ from crmd.segments.service import (
 )
 from crmd.store.documents import Segment, decode_all
 from crmd.store.windows import newest
+from crmd.workspaces.guard import audited
 
 routes = web.RouteTableDef()
 SAMPLE_SHOWN = 5
@@ -117,6 +118,7 @@ async def segment_form(request: web.Request) -> web.StreamResponse:
         return await _page(request, **kept, error=error, status=422)
     except CrmdError as exc:
         return await _page(request, **kept, error={"message": exc.message}, status=exc.status)
+    audited(request, str(doc.id))
     size = doc.audienceSize
     said = "its customers are being counted" if size is None else f"{size:,} customers"
     return see_other("/segments", f"Saved {doc.name}: {said}.")
@@ -170,6 +172,7 @@ async def change(request: web.Request) -> web.StreamResponse:
         return await _edit_page(request, doc, **kept, error=error, status=422)
     size = changed.audienceSize
     said = "its customers are being counted" if size is None else f"{size:,} customers"
+    audited(request, str(changed.id))
     return see_other("/segments", f"Saved {changed.name}: {said}.")
 
 
@@ -177,6 +180,7 @@ async def change(request: web.Request) -> web.StreamResponse:
 async def delete(request: web.Request) -> web.StreamResponse:
     await form(request)
     gone = await remove_segment(tenant_store(request), request.match_info["id"])
+    audited(request, request.match_info["id"])
     return see_other("/segments", f"Deleted {gone.name}.")
 
 

@@ -53,3 +53,11 @@ async def first_use(redis: Redis, user: str, confirmed: str) -> bool:
     of the answer, sends once)."""
     used = await redis.set(f"{PREFIX}:sent:{user}:{confirmed}", 1, nx=True, ex=KEPT_SECONDS)
     return bool(used)
+
+
+async def take(redis: Redis, user: str, token: str) -> dict[str, Any] | None:
+    """``kept``, and gone after: what may be shown once only (a webhook's secret)."""
+    state = await kept(redis, user, token)
+    if state is not None:
+        await redis.delete(_key(user, token))
+    return state

@@ -12,6 +12,7 @@ from crmd.console.paging import numbered
 from crmd.console.web import form, query_text, render, see_other
 from crmd.suppressions import entries
 from crmd.suppressions.entries import MAX_REASON, Entry
+from crmd.workspaces.guard import audited
 
 routes = web.RouteTableDef()
 PAGE = 50
@@ -56,6 +57,8 @@ async def add(request: web.Request) -> web.Response:
     if len(reason) > MAX_REASON:
         return see_other(HOME, f"Keep the reason under {MAX_REASON} characters.", problem=True)
     added, _ = await entries.suppress(tenant_store(request), [Entry(email, reason, "operator")])
+    if added:
+        audited(request, email)
     return see_other(HOME, f"{email} is suppressed." if added else f"{email} was already.")
 
 
@@ -65,4 +68,5 @@ async def remove(request: web.Request) -> web.Response:
     email = entries.address(fields.get("email", "")[:MAX_TYPED])
     if email is None or not await entries.remove(tenant_store(request), email):
         return see_other(HOME, "That address is not on the list.", problem=True)
+    audited(request, email)
     return see_other(HOME, f"{email} may be sent campaigns again.")

@@ -26,10 +26,12 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from crmd.console.navigation import may_open
 from crmd.console.origins import Origin, is_own, own_origins
+from crmd.console.workspace import WORKSPACES, place
 from crmd.errors import BadRequest, CrmdError, Forbidden
 from crmd.http.forms import read_form
-from crmd.http.keys import SIGN_IN, USER
+from crmd.http.keys import CALLER, SIGN_IN, USER
 
 log = structlog.get_logger(__name__)
 
@@ -47,7 +49,12 @@ NAV = (
     ("/imports", "Imports"),
     ("/segments", "Segments"),
     ("/campaigns", "Campaigns"),
+    ("/flows", "Flows"),
     ("/suppressions", "Suppressions"),
+    ("/webhooks", "Webhooks"),
+    ("/members", "Members"),
+    ("/keys", "API keys"),
+    ("/audit", "Audit"),
     ("/plugins", "Plugins"),
     ("/system", "System"),
     ("/reference", "API"),
@@ -213,9 +220,11 @@ async def _console_request(request: web.Request, handler: Handler) -> web.Stream
     token = request.cookies.get(SESSION)
     if token:
         try:
-            request[USER] = await request.app[SIGN_IN].user_for_token(token)
+            request[USER] = user = await request.app[SIGN_IN].user_for_token(token)
         except CrmdError:
             token = None  # expired, or the user is gone: as if signed out
+        else:
+            await place(request, user.id, user.email)
     if PRE_SESSION in request.cookies:
         request[PRE] = request.cookies[PRE_SESSION]
     is_open = (
@@ -255,6 +264,7 @@ def _title(status: int) -> str:
         403: "Not allowed",
         404: "Not found",
         409: "Not now",
+        410: "No longer valid",
         413: "Too large",
         422: "That did not work",
         429: "Slow down",
@@ -291,7 +301,9 @@ def render(
         request[PRE] = request.get(PRE) or secrets.token_urlsafe(24)
     full = {
         "user": request.get(USER),
-        "nav": NAV if USER in request else (),
+        "caller": request.get(CALLER),
+        "workspaces": request.get(WORKSPACES, ()),
+        "nav": may_open(NAV, request.get(CALLER)) if USER in request else (),
         "section": section,
         "csrf": csrf_token(request),
         "title": context.get("title") or section or "crmd",

@@ -24,7 +24,7 @@ from typing import TypeVar, cast
 from aiohttp import web
 
 from crmd.errors import CrmdError
-from crmd.http.keys import ADMISSION, USER
+from crmd.http.keys import ADMISSION, CALLER
 from crmd.telemetry.metrics import Metrics
 
 Page = TypeVar("Page", bound=Callable[[web.Request], Awaitable[web.StreamResponse]])
@@ -111,7 +111,7 @@ async def slot(request: web.Request) -> AsyncIterator[None]:
     if request.get(HOLDS_SLOT):
         yield
         return
-    async with request.app[ADMISSION].slot(request[USER].id):
+    async with request.app[ADMISSION].slot(request[CALLER].workspace):
         request[HOLDS_SLOT] = True
         try:
             yield

@@ -10,14 +10,19 @@ from aiohttp import BodyPartReader, web
 from crmd.errors import BadRequest
 from crmd.http.bodies import BROKEN_FORM, broken_form, next_part
 
-MAX_FIELDS = 32
+MAX_FIELDS = 48
+"""The new-campaign form has 34 when every field is sent (A/B variants B to E among
+them), its confirmation included."""
 MAX_FIELD_BYTES = 16 * 1024
 
 
-async def read_form(request: web.Request, nested: bool = False) -> dict[str, Any]:
-    """A form's text fields (urlencoded or multipart): at most MAX_FIELDS fields of at
-    most MAX_FIELD_BYTES, each name once, all UTF-8; 400 naming the field otherwise.
-    With ``nested``, ``a[b]`` is ``{"a": {"b": ...}}``, as axios sends an object."""
+async def read_form(
+    request: web.Request, nested: bool = False, max_fields: int = MAX_FIELDS
+) -> dict[str, Any]:
+    """A form's text fields (urlencoded or multipart): at most ``max_fields`` fields of
+    at most MAX_FIELD_BYTES, each name once, all UTF-8; 400 naming the field otherwise.
+    With ``nested``, ``a[b]`` is ``{"a": {"b": ...}}``, as axios sends an object. (A
+    form with a row of fields per item, the flow editor's, passes its own bound.)"""
     pairs: list[tuple[str, bytes]] = []
     if request.content_type == "application/x-www-form-urlencoded":
         charset = (request.charset or "utf-8").lower()
@@ -33,9 +38,9 @@ async def read_form(request: web.Request, nested: bool = False) -> dict[str, Any
                         urllib.parse.unquote_to_bytes(raw_value.replace(b"+", b" ")),
                     )
                 )
-                if len(pairs) > MAX_FIELDS:
+                if len(pairs) > max_fields:
                     raise BadRequest(
-                        f"the form has more than {MAX_FIELDS} fields", code="form_too_large"
+                        f"the form has more than {max_fields} fields", code="form_too_large"
                     )
     elif request.content_type == "multipart/form-data":
         try:
@@ -44,9 +49,9 @@ async def read_form(request: web.Request, nested: bool = False) -> dict[str, Any
                 if not isinstance(part, BodyPartReader) or part.filename is not None:
                     raise BadRequest("the form may hold text fields only", code="unexpected_part")
                 pairs.append((part.name or "", await part.read(decode=False)))
-                if len(pairs) > MAX_FIELDS:
+                if len(pairs) > max_fields:
                     raise BadRequest(
-                        f"the form has more than {MAX_FIELDS} fields", code="form_too_large"
+                        f"the form has more than {max_fields} fields", code="form_too_large"
                     )
         except BROKEN_FORM:
             raise broken_form() from None

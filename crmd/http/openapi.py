@@ -11,7 +11,7 @@ from __future__ import annotations
 import http
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, get_args, get_origin
 
 import msgspec
 from aiohttp import web
@@ -31,12 +31,20 @@ _PATH_PARAM = re.compile(r"{([A-Za-z_]\w*)(?::[^}]*)?}")
 TAGS = {
     "auth": "Signing in",
     "uploads": "CSV imports of customers and orders, and what they produced",
+    "events": "What customers did: posted by their systems, or raised by their orders",
+    "customers": "Customers and orders sent as JSON; one customer with what happened to it",
+    "messages": "One message to one customer, sent now (transactional or marketing)",
     "segments": "Saved rules and previews of their audience",
     "campaigns": "Campaigns, their recipients' log and their lifecycle",
+    "flows": "Triggered flows: their definitions, versions and counts",
     "receipts": "Delivery receipts posted by vendors (signed)",
     "tracking": "Click and open links in the messages sent (signed)",
     "ai": "Suggestions from the AI plugins",
     "suppressions": "Addresses never sent to: unsubscribed, bounced, or added by hand",
+    "webhooks": "crmd's own events posted to your URLs, signed, with a delivery log",
+    "workspaces": "Workspaces, their members and invitations",
+    "keys": "API keys: named, scoped, revocable credentials for programs",
+    "audit": "Who did what, when and from where",
     "operations": "Dead letters, health and metrics",
     "reference": "This document",
 }
@@ -45,7 +53,9 @@ SECURITY_SCHEMES = {
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "JWT",
-        "description": "The token from POST /api/v1/user/oauth or /api/v1/user/dev-login.",
+        "description": "The token from POST /api/v1/user/oauth or /api/v1/user/dev-login, "
+        "or an API key (crmd_...) from POST /api/v1/keys. A person's token works in their own "
+        "workspace unless the X-Crmd-Workspace header names another they belong to.",
     },
     "accessToken": {
         "type": "apiKey",
@@ -164,6 +174,8 @@ def _types(operations: Iterable[Operation], aliases: Iterable[AliasDoc]) -> list
         if isinstance(value, tuple) and not isinstance(value, Media):
             for each in value:
                 add(each)
+        elif get_origin(value) is list:  # a JSON array of a Struct (list[Event])
+            add(get_args(value)[0])
         elif isinstance(value, type) and value not in found:
             found.append(value)
 
@@ -223,9 +235,15 @@ def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _content(value: Any, schemas: Mapping[type, Any]) -> dict[str, Any]:
-    values = value if isinstance(value, tuple) and not isinstance(value, Media) else (value,)
+    values: tuple[Any, ...] = (
+        value if isinstance(value, tuple) and not isinstance(value, Media) else (value,)
+    )
     content: dict[str, Any] = {}
-    json_types = [schemas[v] for v in values if isinstance(v, type)]
+    json_types = [
+        {"type": "array", "items": schemas[get_args(v)[0]]} if get_origin(v) is list else schemas[v]
+        for v in values
+        if isinstance(v, type) or get_origin(v) is list
+    ]
     if json_types:
         schema = json_types[0] if len(json_types) == 1 else {"anyOf": json_types}
         content["application/json"] = {"schema": schema}

@@ -33,5 +33,13 @@ def json_response(data: msgspec.Struct, status: int = 200) -> web.Response:
     return response
 
 
+def secret_json(data: msgspec.Struct, status: int = 200) -> web.Response:
+    """An answer holding a secret shown once (a key, an invitation's link): no cache,
+    proxy or browser history keeps it."""
+    response = json_response(data, status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def plain_json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=_encode(data), status=status, content_type="application/json")

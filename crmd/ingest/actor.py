@@ -12,8 +12,10 @@ from redis.asyncio import Redis
 
 from crmd.config import StreamsConfig
 from crmd.ingest import chunks
-from crmd.ingest.persist import mark_failed, persist_chunk
+from crmd.ingest.finished import announce_done
+from crmd.ingest.persist import OrdersWritten, mark_failed, no_order_events, persist_chunk
 from crmd.segments.slices import CustomerVersions
+from crmd.store.tenant import TenantStore
 from crmd.streams import GROUP, consumer_name
 from crmd.streams.actor import StreamActor
 from crmd.streams.worker import Entry, StreamWorker
@@ -29,10 +31,19 @@ def ingest_actor(
     settings: StreamsConfig,
     metrics: Metrics,
     versions: CustomerVersions,
+    orders_written: OrdersWritten = no_order_events,
+    prefix: str = "crmd",
 ) -> StreamActor:
+    """``orders_written``: told the orders each chunk wrote (where they raise their
+    ``order`` events, ``crmd.events.orders.OrderEvents``). ``prefix``: the Redis keys'
+    (webhooks' subscriptions, for ``import.done``)."""
+
     async def persist(entries: Sequence[Entry]) -> None:
         for entry in entries:
-            await persist_chunk(db, chunks.decode(entry.fields[chunks.FIELD]), versions.changed)
+            chunk = chunks.decode(entry.fields[chunks.FIELD])
+            if await persist_chunk(db, chunk, versions.changed, orders_written):
+                store = TenantStore(db, chunk.user, majority=True)
+                await announce_done(store, redis, prefix, chunk.upload)
 
     async def give_up(entry: Entry, reason: str) -> None:
         try:

@@ -123,11 +123,11 @@ def match_columns(
         )
     attrs = {}
     if kind == "customers":
-        attrs = {_attr_name(cleaned[i]): i for i in range(len(cleaned)) if i not in taken}
+        attrs = {attr_name(cleaned[i]): i for i in range(len(cleaned)) if i not in taken}
     return Columns(fields=fields, attrs=attrs, headers=cleaned)
 
 
-def _attr_name(header: str) -> str:
+def attr_name(header: str) -> str:
     """A custom attribute's key: the header, lower-cased, with runs of anything but
     letters and digits turned into ``_`` (so rules can say ``attrs.loyalty_tier``)."""
     return re.sub(r"[^0-9a-z]+", "_", header.lower()).strip("_") or "column"

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from aiohttp import web
 
-from crmd.auth.requests import current_user, tenant_store
+from crmd.auth.requests import tenant_id, tenant_store
 from crmd.errors import BadRequest
 from crmd.http.admission import slot
 from crmd.http.pages import PageQuery, read_page
@@ -78,7 +78,7 @@ async def list_records(
 ) -> web.Response:
     page = read_page(request, keyset=False)
     store = tenant_store(request)
-    user = current_user(request).id
+    user = tenant_id(request)
     rule = request.query.get("rule") if collection == "customers" else None
     before, carried = _cursor(request, user, rule)
     skip = page.offset if before is None else 0

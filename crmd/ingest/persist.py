@@ -1,5 +1,6 @@
 """Writing a chunk to MongoDB: idempotent, one bulk operation per step, the later row
-winning.
+winning. Orders are attributed to the campaigns whose messages came before them
+(``crmd.campaigns.attribution``) as they are written.
 
 Each record's ``_id`` is derived from its owner and its key, so writing the same chunk
 twice finds the same documents. The new records are inserted unordered (SecantusDB
@@ -15,13 +16,14 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 import structlog
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
+from crmd.campaigns.attribution import attribute
 from crmd.ingest.chunks import IngestChunk
 from crmd.ingest.rows import CustomerRow, OrderRow, attr_value
 from crmd.store.documents import Doc
@@ -64,21 +66,34 @@ def record_fields(row: CustomerRow | OrderRow) -> Doc:
     return fields
 
 
+class Written(NamedTuple):
+    numbers: list[int]
+    """The numbers (``n``) of the records written."""
+    stale: set[str]
+    """The ids of records stored already in a newer version than the row's (a late copy
+    of an older chunk): not written, and what depends on their fields must not be
+    worked out from the row either."""
+
+
 async def write_versioned(
     store: TenantStore, kind: str, records: Sequence[tuple[str, str, Doc]], upload: str
-) -> list[int]:
+) -> Written:
     """Insert (id, version, fields) records; update the ones that existed with an older
-    version. Returns the numbers (``n``) of the records written.
+    version.
 
     The ones that exist are looked up first (by ``_id``: cheap), so that only new
     records take a number (``n``, the order they arrived in) and join the tally, in the
     transaction that inserts them (``insert_tallied``)."""
     if not records:
-        return []
+        return Written([], set())
     collection = store[kind]
     now = datetime.now(UTC)
-    stored = await collection.by_ids([r[0] for r in records], projection={"_id": 1, "n": 1})
+    stored = await collection.by_ids(
+        [r[0] for r in records], projection={"_id": 1, "n": 1, "_v": 1}
+    )
     known = {d["_id"]: d.get("n", 0) for d in stored}
+    newer = {d["_id"]: str(d.get("_v") or "") for d in stored}
+    stale = {_id for _id, version, _ in records if newer.get(_id, "") > version}
     new = [r for r in records if r[0] not in known]
     first = await store.reserve(kind, len(new))
     docs = [
@@ -97,7 +112,7 @@ async def write_versioned(
     numbers = [doc["n"] for i, doc in enumerate(docs) if i not in raced] + list(known.values())
     existing = [r for r in records if r[0] in known] + [new[i] for i in sorted(raced)]
     if not existing:
-        return numbers
+        return Written(numbers, stale)
     if raced:  # another writer numbered them
         found = await collection.by_ids([new[i][0] for i in raced], projection={"n": 1})
         numbers += [d.get("n", 0) for d in found]
@@ -109,7 +124,7 @@ async def write_versioned(
         for _id, version, fields in existing
     ]
     await collection.bulk_update(updates)
-    return numbers
+    return Written(numbers, stale)
 
 
 Changed = Callable[[str, Iterable[int]], Awaitable[None]]
@@ -121,10 +136,42 @@ async def _unchanged(user: str, numbers: Iterable[int]) -> None:
     return None
 
 
-async def persist_chunk(
-    db: AsyncDatabase[Doc], chunk: IngestChunk, changed: Changed = _unchanged
+class OrdersWritten(Protocol):
+    async def __call__(
+        self,
+        store: TenantStore,
+        orders: list[tuple[str, Doc]],
+        customers: list[Doc],
+        index: OrderIndex | None,
+        source: str,
+        /,
+    ) -> None:
+        """Told the orders a chunk wrote (``(_id, fields)``, none stored since in a newer
+        version), the customers they name and those customers' orders, and what wrote
+        them (``upload:<id>:<seq>``, the same when the chunk is written again): where
+        orders raise their events (``crmd.events.orders.OrderEvents``)."""
+
+
+async def no_order_events(
+    store: TenantStore,
+    orders: list[tuple[str, Doc]],
+    customers: list[Doc],
+    index: OrderIndex | None,
+    source: str,
+    /,
 ) -> None:
-    """Apply one chunk; safe to repeat."""
+    return None
+
+
+async def persist_chunk(
+    db: AsyncDatabase[Doc],
+    chunk: IngestChunk,
+    changed: Changed = _unchanged,
+    orders_written: OrdersWritten = no_order_events,
+) -> bool:
+    """Apply one chunk; safe to repeat. The orders it writes are told to
+    ``orders_written`` (each new one raises an ``order`` event). True when the chunk
+    may have finished its upload (``record_progress``)."""
     store = TenantStore(db, chunk.user, majority=True)
     if chunk.customers:
         rows = latest_by_key(chunk.customers, lambda r: r.key)
@@ -141,19 +188,24 @@ async def persist_chunk(
             )
             for r in rows
         ]
-        await changed(chunk.user, await write_versioned(store, "customers", records, chunk.upload))
+        written = await write_versioned(store, "customers", records, chunk.upload)
+        await changed(chunk.user, written.numbers)
     if chunk.orders:
         rows = latest_by_key(chunk.orders, order_key)
         records = [
             (record_id(chunk.user, "order", order_key(r)), chunk.version(r.line), record_fields(r))
             for r in rows
         ]
-        await write_versioned(store, "orders", records, chunk.upload)
-        refreshed = await refresh_order_stats(
+        stale = (await write_versioned(store, "orders", records, chunk.upload)).stale
+        refreshed, customers, owned = await refresh_order_stats(
             store, {r.customer_external_id for r in rows}, {r.customerEmail for r in rows}
         )
         await changed(chunk.user, refreshed)
-    await record_progress(store, chunk)
+        # An order stored since in a newer version keeps the attribution made from it.
+        fresh = [(i, fields) for i, _, fields in records if i not in stale]
+        await attribute(store, fresh, customers)
+        await orders_written(store, fresh, customers, owned, f"upload:{chunk.upload}:{chunk.seq}")
+    return await record_progress(store, chunk)
 
 
 async def _find_by_any(
@@ -202,11 +254,13 @@ class OrderIndex:
 
 async def refresh_order_stats(
     store: TenantStore, external_ids: set[str], emails: set[str]
-) -> list[int]:
+) -> tuple[list[int], list[Doc], OrderIndex | None]:
     """After orders are written: recompute orderCount, orderTotal and lastOrderAt of every
     customer they name, from the orders themselves (nothing is counted incrementally, so
     the stats are right whichever file came first and after any re-upload). Only
-    customers whose stats changed are written; returns their numbers."""
+    customers whose stats changed are written; returns their numbers, every customer
+    the orders name (for their attribution to campaigns), and those customers' orders
+    (whether an order is a customer's first; None when no customer is named)."""
     customers = await _find_by_any(
         store["customers"],
         {
@@ -216,7 +270,7 @@ async def refresh_order_stats(
         {"customer_external_id": 1, "email": 1, "n": 1, **dict.fromkeys(STATS, 1)},
     )
     if not customers:
-        return []
+        return [], [], None
     orders = await OrderIndex.load(
         store,
         {c.get("customer_external_id") or "" for c in customers},
@@ -232,7 +286,7 @@ async def refresh_order_stats(
             numbers.append(customer.get("n", 0))
     if updates:
         await store["customers"].bulk_update(updates)
-    return numbers
+    return numbers, customers, orders
 
 
 STATS = ("orderCount", "orderTotal", "lastOrderAt")
@@ -253,9 +307,10 @@ def _as_naive(stats: Doc) -> Doc:
     return {**stats, "lastOrderAt": last.replace(tzinfo=None) if last else None}
 
 
-async def record_progress(store: TenantStore, chunk: IngestChunk) -> None:
+async def record_progress(store: TenantStore, chunk: IngestChunk) -> bool:
     """Count the chunk into its upload once and mark the upload done when every valid
-    row is persisted.
+    row is persisted; True when this chunk is, or (redelivered) may be, its upload's
+    last (its webhooks are then told, ``crmd.ingest.finished``).
 
     Each stored chunk leaves a marker document; the first to insert it adds the chunk's
     rows to the count. A redelivered chunk finds its marker and sets the count from all
@@ -269,7 +324,8 @@ async def record_progress(store: TenantStore, chunk: IngestChunk) -> None:
     active = {"_id": upload_id, "status": {"$in": ["receiving", "queued", "processing"]}}
     marker = {"_id": f"{chunk.upload}:{chunk.seq}", "uploadId": chunk.upload, "rows": chunk.size}
     update: Doc = {"$set": {"status": "processing", "updatedAt": now}}
-    if not await insert_new(store["upload_chunks"].insert_many([marker])):
+    redelivered = bool(await insert_new(store["upload_chunks"].insert_many([marker])))
+    if not redelivered:
         update["$inc"] = {"rows.persisted": chunk.size}
     else:
         update["$set"]["rows.persisted"] = await persisted_rows(store, chunk.upload)
@@ -277,7 +333,7 @@ async def record_progress(store: TenantStore, chunk: IngestChunk) -> None:
     if not counted.modified_count:
         counted = await revive(store, chunk, now)
     if counted.modified_count:
-        await uploads.update_one(
+        finished = await uploads.update_one(
             {
                 "_id": upload_id,
                 "status": "processing",
@@ -285,6 +341,8 @@ async def record_progress(store: TenantStore, chunk: IngestChunk) -> None:
             },
             {"$set": {"status": "done", "finishedAt": now}},
         )
+        return bool(finished.modified_count) or redelivered
+    return redelivered
 
 
 async def mark_failed(db: AsyncDatabase[Doc], chunk: IngestChunk, reason: str) -> None:

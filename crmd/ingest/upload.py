@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from crmd.errors import BadRequest, Conflict, Unavailable, Unprocessable
 from crmd.ingest.body import open_body, parse_streaming
 from crmd.ingest.errors import FileProblem
+from crmd.ingest.finished import announce_done
 from crmd.ingest.headers import parse_mapping
 from crmd.ingest.parse import Limits
 from crmd.ingest.publish import (
@@ -61,9 +62,18 @@ class Imports:
     up to a record's worth of memory); the others wait their turn."""
 
     def __init__(
-        self, redis: Redis, stream: str, limits: Limits, spool_dir: str | None, at_once: int
+        self,
+        redis: Redis,
+        stream: str,
+        limits: Limits,
+        spool_dir: str | None,
+        at_once: int,
+        prefix: str = "crmd",
     ) -> None:
+        """``prefix``: the Redis keys' (webhooks, told of an upload with no valid row,
+        done at once)."""
         self.redis = redis
+        self.prefix = prefix
         self.stream = stream
         self.limits = limits
         self.spool_dir = spool_dir or None
@@ -78,9 +88,12 @@ class Imports:
     ) -> tuple[int, dict[str, Any]]:
         """``kind`` None: the form says it (``form`` reads and checks its fields)."""
         async with self.turns:
-            return await receive_upload(
+            status, answered = await receive_upload(
                 request, kind, store, self.redis, self.stream, self.limits, self.spool_dir, form
             )
+        if answered.get("status") == "done":
+            await announce_done(store, self.redis, self.prefix, answered["uploadId"])
+        return status, answered
 
 
 FormCheck = tuple[tuple[str, ...], Callable[[dict[str, str]], str]]

@@ -29,7 +29,12 @@ class Suggester(Protocol):
     async def summarize_campaign(
         self, campaign: dict[str, Any], stats: dict[str, int], breakdown: dict[str, Any]
     ) -> str | None:
-        """A short plain-language summary of how the campaign went."""
+        """A short plain-language summary of how the campaign went. ``campaign`` has
+        its ``name``, ``rule``, ``audienceSize`` and ``status``, its ``effect`` (as
+        ``GET /api/v1/campaigns/{id}`` answers it; null before it is sent) and
+        ``effectStatement``: crmd's own sentence of that effect, claiming only what its
+        95 % interval supports (empty without an effect). Carry that sentence word for
+        word; crmd appends it to a summary that does not."""
 
     async def tag_segment(self, rule: str, stats: dict[str, Any]) -> Sequence[str] | None:
         """Labels for a segment, such as "Win-back" or "High value"."""

@@ -11,7 +11,7 @@ while its recount ran, so no receipt's effect on the stats can be lost.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -75,8 +75,11 @@ def receipts_actor(
     settings: StreamsConfig,
     metrics: Metrics,
     soft: SoftBounceRule = DEFAULT_RULE,
+    on_applied: Callable[[list[batch.ReceiptBatch]], Awaitable[object]] | None = None,
 ) -> StreamActor:
-    """``soft``: when soft bounces suppress an address (``[bounces]``)."""
+    """``soft``: when soft bounces suppress an address (``[bounces]``). ``on_applied``:
+    told of each group once it is applied and before it is acked (webhooks' message
+    outcomes), so that a crash in between redoes it."""
     key = recount_key(stream)
     oldest_unrecounted: float | None = None
     last_recount = -RECOUNT_GAP
@@ -95,6 +98,8 @@ def receipts_actor(
         deadline allows, and what is acked here is not redone after a timeout."""
         touched = await apply_receipts(db, metrics, group, recount=False, soft=soft)
         await mark_for_recount(redis, key, touched)
+        if on_applied is not None:
+            await on_applied(group)
         await redis.xack(stream, GROUP, *(e.id for e in entries))
         return bool(touched)
 

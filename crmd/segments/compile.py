@@ -7,7 +7,18 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from crmd.segments.ast import And, Compare, DateValue, Exists, InList, Node, Not, Or, Relative
+from crmd.segments.ast import (
+    And,
+    Compare,
+    DateValue,
+    EventCount,
+    Exists,
+    InList,
+    Node,
+    Not,
+    Or,
+    Relative,
+)
 
 DAY = timedelta(days=1)
 _RANGE_OPS = {">": "$gt", ">=": "$gte", "<": "$lt", "<=": "$lte"}
@@ -52,7 +63,43 @@ def compile_rule(node: Node, now: datetime) -> dict[str, Any]:
         return {node.field: {"$exists": True, "$nin": [None, ""]}}
     if isinstance(node, InList):
         return {"$or": [_compare(Compare(node.field, "=", v), now) for v in node.values]}
+    if isinstance(node, EventCount):
+        return _event_count(node, now)
     return _compare(node, now)
+
+
+ALWAYS: dict[str, Any] = {"_id": {"$exists": True}}
+
+
+def since(days: int | None, now: datetime) -> datetime | None:
+    """The start of an event count's window (None: no window)."""
+    return None if days is None else now - timedelta(days=days)
+
+
+def _at_least(node: EventCount, times: int, now: datetime) -> dict[str, Any]:
+    """The customer has ``times`` of the event (in the window). The times are kept
+    newest first, so that is exactly: the ``times``-th time exists (and is in the
+    window). Not more than the times kept: the parser refuses larger counts."""
+    if times <= 0:
+        return ALWAYS
+    start = since(node.days, now)
+    place = f"{node.field}.{times - 1}"
+    return {place: {"$exists": True}} if start is None else {place: {"$gte": start}}
+
+
+def _event_count(node: EventCount, now: datetime) -> dict[str, Any]:
+    """Every comparison as "at least k times" and its negation: one filter, no reads."""
+    n, op = node.count, node.op
+    if op == ">=":
+        return _at_least(node, n, now)
+    if op == ">":
+        return _at_least(node, n + 1, now)
+    if op == "<":
+        return {"$nor": [_at_least(node, n, now)]}
+    if op == "<=":
+        return {"$nor": [_at_least(node, n + 1, now)]}
+    exactly = {"$and": [_at_least(node, n, now), {"$nor": [_at_least(node, n + 1, now)]}]}
+    return exactly if op == "=" else {"$nor": [exactly]}
 
 
 def _compare(node: Compare, now: datetime) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from crmd.segments.ast import And, Compare, Exists, InList, Node, Not, Or, Relative
+from crmd.segments.ast import And, Compare, EventCount, Exists, InList, Node, Not, Or, Relative
 from crmd.segments.parse import RuleError, parse_rule
 from crmd.segments.query import InvalidRule, rule_filter, rule_now
 from crmd.segments.slices import numbers_of, slice_of
@@ -153,8 +153,10 @@ def _has_age(node: Node) -> bool:
             return True
         if isinstance(part, InList) and any(isinstance(v, Relative) for v in part.values):
             return True
+        if isinstance(part, EventCount) and part.days is not None:
+            return True
     return False
 
 
 def _fields(node: Node) -> set[str]:
-    return {p.field for p in _walk(node) if isinstance(p, Compare | InList | Exists)}
+    return {p.field for p in _walk(node) if isinstance(p, Compare | InList | Exists | EventCount)}

@@ -8,8 +8,20 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from crmd.segments.ast import And, Compare, DateValue, Exists, InList, Node, Not, Or, Relative
-from crmd.segments.compile import day_of, instant, text_pattern
+from crmd.segments.ast import (
+    TIMES_KEPT,
+    And,
+    Compare,
+    DateValue,
+    EventCount,
+    Exists,
+    InList,
+    Node,
+    Not,
+    Or,
+    Relative,
+)
+from crmd.segments.compile import day_of, instant, since, text_pattern
 
 _MISSING = object()
 _ORDER = {
@@ -40,12 +52,27 @@ def evaluate(node: Node, doc: dict[str, Any], now: datetime) -> bool:
         return lookup(doc, node.field) not in (_MISSING, None, "")
     if isinstance(node, InList):
         return any(evaluate(Compare(node.field, "=", v), doc, now) for v in node.values)
+    if isinstance(node, EventCount):
+        return bool(_COUNT_OPS[node.op](event_count(node, doc, now), node.count))
     if node.op == "!=":
         return not evaluate(Compare(node.field, "=", node.value), doc, now)
     actual = lookup(doc, node.field)
     if isinstance(actual, list):  # as MongoDB: an array matches when one element does
         return any(_holds(node, item, now) for item in actual)
     return _holds(node, actual, now)
+
+
+_COUNT_OPS = {**_ORDER, "=": lambda a, b: a == b, "!=": lambda a, b: a != b}
+
+
+def event_count(node: EventCount, doc: dict[str, Any], now: datetime) -> int:
+    """How many of the customer's kept times of the event fall in the node's window."""
+    times = lookup(doc, node.field)
+    if not isinstance(times, list):
+        return 0
+    start = since(node.days, now)
+    kept = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in times if isinstance(t, datetime)]
+    return sum(1 for t in kept[:TIMES_KEPT] if start is None or t >= start)
 
 
 def _holds(node: Compare, actual: Any, now: datetime) -> bool:

@@ -23,7 +23,22 @@ FIELDS: dict[str, str] = {
 INACTIVE_DAYS = "inactive_days"
 """Readable form: ``inactive_days > 90`` means ``lastActive < 90d``."""
 
+EVENT_NAME = re.compile(r"[A-Za-z0-9_:-]{1,64}", re.ASCII)
+"""An event's name (``crmd.events``): 1 to 64 letters, digits, ``_``, ``:`` or ``-``
+(matched whole). No dot and no ``$``: a name is a field of the customer's document
+(``eventTimes.<name>``) and a word of the rule language (``event.<name>.count``)."""
+EVENT_NAME_RULE = "1 to 64 characters, each a letter, a digit, '_', ':' or '-'"
+
+
+def is_event_name(text: str) -> bool:
+    return EVENT_NAME.fullmatch(text) is not None
+
+
 _ATTRIBUTE_NAME = re.compile(r"attrs\.[A-Za-z0-9_]{1,64}")  # fullmatch: $ allows a final "\n"
+_EVENT_PROPERTY = re.compile(r"event\.[A-Za-z0-9_]{1,64}")
+EVENT_PREFIX = "event."
+"""A property of the event (or order) a rule is checked against: ``event.<property>``,
+typed as a custom attribute is, by the value it is compared with."""
 
 
 ORDER_FIELDS: dict[str, str] = {
@@ -40,10 +55,13 @@ ORDER_FIELDS: dict[str, str] = {
 class FieldSet:
     """The fields one kind of record offers a rule."""
 
-    def __init__(self, types: dict[str, str], customers: bool) -> None:
+    def __init__(self, types: dict[str, str], customers: bool, events: bool = False) -> None:
         self.types = types
         self.customers = customers
         """Customers also have ``inactive_days`` and custom attributes."""
+        self.events = events
+        """A rule checked against an event as it happens (a flow's trigger or goal) may
+        also name the event's properties, ``event.<property>``."""
         self.by_lower = {name.lower(): name for name in types}
 
     def type_of(self, name: str) -> str | None:
@@ -52,6 +70,8 @@ class FieldSet:
         if self.customers and name.lower() == INACTIVE_DAYS:
             return NUMBER
         if self.customers and _ATTRIBUTE_NAME.fullmatch(name):
+            return ATTRIBUTE
+        if self.events and _EVENT_PROPERTY.fullmatch(name):
             return ATTRIBUTE
         canonical = self.by_lower.get(name.lower())
         return self.types[canonical] if canonical else None
@@ -63,11 +83,14 @@ class FieldSet:
 
     def listing(self) -> str:
         extras = [INACTIVE_DAYS, "attrs.<name>"] if self.customers else []
+        extras += ["event.<property>"] if self.events else []
         return ", ".join([*self.types, *extras])
 
 
 CUSTOMERS = FieldSet(FIELDS, customers=True)
 ORDERS = FieldSet(ORDER_FIELDS, customers=False)
+CUSTOMERS_AND_EVENT = FieldSet(FIELDS, customers=True, events=True)
+"""A flow's trigger or goal rule: the customer's fields and the event's properties."""
 
 
 def field_type(name: str) -> str | None:

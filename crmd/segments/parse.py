@@ -10,9 +10,11 @@ import re
 from typing import cast
 
 from crmd.segments.ast import (
+    MAX_EVENT_COUNT,
     And,
     Compare,
     DateValue,
+    EventCount,
     Exists,
     InList,
     Node,
@@ -45,11 +47,13 @@ from crmd.store.limits import MAX_AGE_DAYS, MAX_NUMBER, number_in_range
 
 __all__ = ["RuleError", "parse_rule"]
 
+COUNT_OPS = frozenset({">", ">=", "<", "<=", "=", "==", "!="})
+
 
 class Parser:
     def __init__(self, rule: str, fields: FieldSet = CUSTOMERS) -> None:
         self.fields = fields
-        self.tokens = tokenize(rule)
+        self.tokens = tokenize(rule, event_properties=fields.events)
         self.at = 0
         self.depth = 0
 
@@ -128,7 +132,45 @@ class Parser:
             self.advance()
             name, _ = self.field()
             return Exists(name)
+        if self.token.kind == "event":
+            return self.event_count()
         return self.comparison()
+
+    def event_count(self) -> Node:
+        """``event.<name>.count <op> <count> [in <duration>]``."""
+        name = str(self.advance().value)
+        op_token = self.token
+        if op_token.kind != "symbol" or op_token.text not in COUNT_OPS:
+            raise self.unexpected("a comparison (> >= < <= = !=) after an event count")
+        op = "=" if op_token.text == "==" else op_token.text
+        self.advance()
+        count_token = self.token
+        if count_token.kind != "number":
+            raise self.unexpected("a whole number of times")
+        count = cast(float, count_token.value)
+        column = count_token.column
+        if count != int(count):
+            raise RuleError(f"an event count is a whole number (column {column})", column)
+        if count > MAX_EVENT_COUNT:
+            raise RuleError(
+                f"an event count goes up to {MAX_EVENT_COUNT} (column {column}): crmd keeps "
+                f"each customer's last {MAX_EVENT_COUNT + 1} times of an event",
+                column,
+            )
+        self.advance()
+        if not self.is_word("in"):
+            return EventCount(name, op, int(count))
+        self.advance()
+        window = self.token
+        if window.kind != "relative":
+            raise self.unexpected("a duration after in, like 30d, 4w, 3m or 1y")
+        self.advance()
+        days = cast(Relative, window.value).days
+        if days < 1:
+            raise RuleError(
+                f"the window at column {window.column} must be at least a day", window.column
+            )
+        return EventCount(name, op, int(count), days)
 
     def field(self) -> tuple[str, str]:
         token = self.token

@@ -22,6 +22,27 @@ from bson import ObjectId
 from msgspec import UNSET, UnsetType
 
 from crmd.messages import MessageStatus
+from crmd.store.experiments import AbTest, Variant, Winner
+from crmd.store.uploads import (
+    Upload,
+    UploadError,
+    UploadKind,
+    UploadRows,
+    UploadStatus,
+    UploadSummary,
+)
+
+__all__ = [
+    "AbTest",
+    "Upload",
+    "UploadError",
+    "UploadKind",
+    "UploadRows",
+    "UploadStatus",
+    "UploadSummary",
+    "Variant",
+    "Winner",
+]  # fmt: skip
 
 D = TypeVar("D", bound=msgspec.Struct)
 Doc = dict[str, Any]
@@ -72,68 +93,23 @@ def _bson(kind: type, value: Any) -> Any:
 
 # Suppressions (``suppressions``): one per address per tenant.
 
-SuppressionSource = Literal["unsubscribe", "bounce", "complaint", "failure", "operator", "import"]
-"""How an address came to be suppressed: its owner followed an unsubscribe link, a
-vendor reported a bounce or a hard failure, or an operator added it (one, or a file)."""
+SuppressionSource = Literal[  # how: an unsubscribe link, a bounce or hard failure, an operator
+    "unsubscribe", "bounce", "complaint", "failure", "operator", "import", "erasure"
+]  # (one address, or a file), or the customer's erasure (``crmd.suppressions.erased``)
 SUPPRESSION_SOURCES: tuple[str, ...] = get_args(SuppressionSource)
 
 
 class Suppression(msgspec.Struct, frozen=True, kw_only=True):
     id: str = msgspec.field(name="_id")
-    """Derived from the tenant and the address (``suppressions.entries.entry_id``)."""
-    email: str
+    """Derived from the tenant and the address, or an erased one's hash (``entries``)."""
+    email: str  # "" in an erased customer's entry, which keeps only
+    erased: str = ""  # the keyed hash of the address (``crmd.suppressions.erased``)
     reason: str = ""
     source: SuppressionSource = "operator"
     campaignId: str | None = None
     customerId: str | None = None
     n: int = 0
     createdAt: datetime
-
-
-# Uploads (``uploads``): one per CSV file received.
-
-UploadKind = Literal["customers", "orders"]
-UploadStatus = Literal["receiving", "queued", "processing", "done", "failed"]
-
-
-class UploadRows(msgspec.Struct, frozen=True, kw_only=True):
-    received: int
-    valid: int
-    rejected: int
-    persisted: int = 0
-
-
-class UploadError(msgspec.Struct, frozen=True, kw_only=True):
-    """One of the first rejected rows (every one is in ``upload_errors``)."""
-
-    line: int
-    column: str
-    code: str
-    message: str
-
-
-class UploadSummary(msgspec.Struct, frozen=True, kw_only=True):
-    """What lists and live figures read of an upload (``projection(UploadSummary)``)."""
-
-    id: ObjectId = msgspec.field(name="_id")
-    n: int = 0
-    kind: UploadKind
-    fileName: str
-    status: UploadStatus
-    rows: UploadRows
-    createdAt: datetime
-
-
-class Upload(UploadSummary, frozen=True, kw_only=True):
-    errors: list[UploadError] = []
-    chunks: int = 0
-    updatedAt: datetime | None = None
-    heartbeatAt: datetime | None = None
-    finishedAt: datetime | None = None
-    timings: dict[str, float] = {}
-    reason: str = ""
-    """Why it failed."""
-    idempotencyKey: str | None = None
 
 
 # Segments (``segments``): a saved rule and its size as last counted.
@@ -189,6 +165,10 @@ class CampaignProgress(CampaignState, frozen=True, kw_only=True):
     """Its recipients wait in ``send_chunks`` (every campaign planned since chunks)."""
     resent: bool = False
     """Some of its logs were set to be sent again (retry-failed)."""
+    abTest: AbTest | None = None
+    winner: Winner | None = None
+    decideAt: datetime | None = None
+    """When an A/B test's winner is to be picked (status ``testing``)."""
 
 
 class WrittenSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -231,6 +211,14 @@ class NewCampaign(CampaignState, frozen=True, kw_only=True):
     trackOpens: bool = False
     links: list[str] = []
     """The addresses a click link's index names (``crmd.campaigns.links``)."""
+    holdout: float = 0.0
+    """The percentage of the audience held out (``HELD_OUT``, never sent)."""
+    attributionDays: int = 7
+    """Orders this many days after a recipient's message count for the campaign."""
+    seed: str = ""
+    """The key of its recipients' random groups (``crmd.campaigns.groups``)."""
+    variants: list[Variant] = []
+    abTest: AbTest | None = None
 
 
 class Campaign(NewCampaign, frozen=True, kw_only=True):
@@ -250,6 +238,15 @@ class Campaign(NewCampaign, frozen=True, kw_only=True):
     reason: str | None = None
     """Why it ended in ``error``."""
     summary: WrittenSummary | None = None
+    winner: Winner | None = None
+    decideAt: datetime | None = None
+    """When an A/B test's winner is to be picked (status ``testing``)."""
+    results: dict[str, Any] = {}
+    """The orders attributed to it, summed by group (``crmd.campaigns.attribution``)."""
+    variantStats: dict[str, dict[str, int]] = {}
+    """Its logs by variant: recipients, clicked (``crmd.campaigns.stats``)."""
+    kind: str = "campaign"  # or flow, message: not listed (``crmd.campaigns.one``)
+    transactional: bool = False  # not capped; to the unsubscribed, not the undeliverable
 
 
 # Message logs (``communication_log``): one per recipient of a campaign, its id the
@@ -285,6 +282,8 @@ class MessageLog(msgspec.Struct, frozen=True, kw_only=True):
     """The text as sent (rendered at planning)."""
     values: dict[str, Any] | UnsetType = UNSET
     """The customer's values the subject and the HTML body use."""
+    variant: int | UnsetType = UNSET
+    """The A/B variant sent (its index), in a campaign with variants."""
     campaignId: str
     vendor: str
     status: MessageStatus
@@ -355,6 +354,7 @@ class Customer(msgspec.Struct, frozen=True, kw_only=True):
     orderTotal: int | float = 0
     """0 (an int) with no orders, as ``ingest.persist.order_stats`` stores it."""
     lastOrderAt: datetime | None = None
+    eventTimes: dict[str, list[datetime]] | UnsetType = UNSET  # newest first, by name
     version: str | UnsetType = msgspec.field(default=UNSET, name="_v")
     """The import's version of the record (upload time and line): a later row wins."""
     uploadId: str | UnsetType = UNSET

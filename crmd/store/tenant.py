@@ -29,6 +29,8 @@ from crmd.store.documents import Doc
 from crmd.store.reads import in_batches
 
 TENANT_KEY = "userId"
+"""Holds the workspace's id. The name is from before workspaces: keeping it let the
+upgrade leave every document as it was (``crmd.workspaces.migrate``)."""
 
 TENANT_COLLECTIONS = frozenset(
     {
@@ -44,6 +46,17 @@ TENANT_COLLECTIONS = frozenset(
         "upload_chunks",
         "suppressions",
         "soft_bounces",
+        "attributions",
+        "flows",
+        "flow_versions",
+        "flow_states",
+        "flow_steps",
+        "events",
+        "idempotency_keys",
+        "webhooks",
+        "webhook_deliveries",
+        "api_keys",
+        "audit",
     }
 )
 # Stages that read or write outside the scoped collection: not allowed anywhere in a

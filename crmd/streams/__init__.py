@@ -77,10 +77,12 @@ class StreamNames(msgspec.Struct, frozen=True):
     dispatch: str
     receipts: str
     tracking: str
+    events: str
+    flows: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> StreamNames:
         return cls(**{name: stream_name(prefix, name) for name in cls.__struct_fields__})
 
     def all(self) -> list[str]:
-        return [self.ingest, self.dispatch, self.receipts, self.tracking]
+        return [self.ingest, self.dispatch, self.receipts, self.tracking, self.events, self.flows]

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 import msgspec
 from aiohttp import web
 
-from crmd.auth.requests import current_user
+from crmd.auth.requests import tenant_id
 from crmd.http.describe import described
 from crmd.http.keys import DEAD_LETTERS
 from crmd.http.pages import choice, whole_number
@@ -52,7 +52,7 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     kind = choice(request, "stream", OWNED_KINDS)
     limit = whole_number(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     dead_letters = request.app[DEAD_LETTERS]
-    owned = await dead_letters.of_user(current_user(request).id, kind, limit)
+    owned = await dead_letters.of_user(tenant_id(request), kind, limit)
     kinds = {stream: name for name, stream in dead_letters.names().items()}
     described = dead_letters.describers
     items = [letter_view(letter, kinds[letter.stream], described) for letter in owned.letters]

@@ -27,6 +27,9 @@ from crmd.store.documents import (
 from crmd.store.tenant import TenantStore
 from crmd.store.windows import newest
 from crmd.store.writes import insert_new
+from crmd.suppressions.erased import REASON as ERASED_REASON
+from crmd.suppressions.erased import SOURCE as ERASURE
+from crmd.suppressions.erased import ErasedAddresses, erased_id
 
 COLLECTION = "suppressions"
 MAX_REASON = 200
@@ -93,11 +96,23 @@ async def _insert(store: TenantStore, entries: Sequence[Entry]) -> tuple[int, in
     return len(docs) - len(raced), len(known) + len(raced)
 
 
-async def suppressed_among(store: TenantStore, emails: Iterable[str]) -> dict[str, str]:
+UNDELIVERABLE = frozenset({"bounce", "complaint", "failure"})
+"""The ways onto the list that stop even a transactional message: the address does not
+take mail, or its owner called crmd's mail spam."""
+
+
+async def suppressed_among(
+    store: TenantStore,
+    emails: Iterable[str],
+    sources: frozenset[str] | None = None,
+    erased: ErasedAddresses | None = None,
+) -> dict[str, str]:
     """Which of ``emails`` (as stored: normalised) are on the list, each with why
-    (``listed_because``). One read when the tenant has never suppressed anyone (the
-    common case); else the smaller of the list and the question is read, in batches,
-    never one address at a time."""
+    (``listed_because``); with ``sources``, only those put there one of those ways.
+    With ``erased``, an erased customer's address is found by its hash too, whatever
+    ``sources`` says (such a person is never messaged again). One read when the tenant
+    has never suppressed anyone (the common case); else the smaller of the list and the
+    question is read, in batches, never one address at a time."""
     wanted = {e for e in emails if e}
     if not wanted:
         return {}
@@ -106,13 +121,26 @@ async def suppressed_among(store: TenantStore, emails: Iterable[str]) -> dict[st
     listed = await store.highest(COLLECTION)
     if not listed:
         return {}
+
+    def counts(entry: Suppression) -> bool:
+        return sources is None or entry.source in sources or entry.source == ERASURE
+
     if listed <= len(wanted):
         everyone = store[COLLECTION].find({}, batch_size=WRITE_BATCH)
         listing = [decode(d, Suppression) async for d in everyone]
-        return {e.email: listed_because(e) for e in listing if e.email in wanted}
+        found = {e.email: listed_because(e) for e in listing if e.email in wanted and counts(e)}
+        hashes = {e.erased: e for e in listing if e.erased}
+        if hashes and erased is not None:
+            for email in wanted - found.keys():
+                entry = hashes.get(erased.digest(store.user_id, email))
+                if entry is not None:
+                    found[email] = listed_because(entry)
+        return found
     ids = {entry_id(store.user_id, e): e for e in wanted}
-    found = decode_all(await store[COLLECTION].by_ids(ids), Suppression)
-    return {ids[e.id]: listed_because(e) for e in found}
+    if erased is not None:  # asked in the same reads as the plain entries
+        ids.update({erased_id(store.user_id, erased.digest(store.user_id, e)): e for e in wanted})
+    listing = decode_all(await store[COLLECTION].by_ids(ids), Suppression)
+    return {ids[e.id]: listed_because(e) for e in listing if counts(e)}
 
 
 def listed_because(entry: Suppression) -> str:
@@ -129,7 +157,29 @@ _SOURCES = {
     "failure": "refused for good",
     "operator": "added by an operator",
     "import": "imported from a file",
+    ERASURE: ERASED_REASON,
 }
+
+
+async def suppress_erased(store: TenantStore, digest: str) -> bool:
+    """Put an erased customer's address on the list as its hash ``digest``
+    (``ErasedAddresses.digest``); False when it was there already. Safe to repeat."""
+    _id = erased_id(store.user_id, digest)
+    if await store[COLLECTION].find_one({"_id": _id}, projection={"_id": 1}):
+        return False
+    doc = {
+        "_id": _id,
+        "email": "",
+        "erased": digest,
+        "reason": "",
+        "source": ERASURE,
+        "n": await store.reserve(COLLECTION, 1),
+        "createdAt": datetime.now(UTC),
+    }
+    added = not await insert_new(store[COLLECTION].insert_many([doc]))
+    if added:
+        await store.add_to_tally(COLLECTION, 1)
+    return added
 
 
 async def find(store: TenantStore, email: str) -> Suppression | None:
@@ -148,10 +198,13 @@ async def remove(store: TenantStore, email: str) -> bool:
 async def remove_where(store: TenantStore, source: Source | None, campaign: str | None) -> int:
     """Take off the list every entry that came ``source``'s way and from ``campaign``'s
     messages (None: any); how many were taken off. The undo of a mass suppression: a
-    relay that refused a whole campaign's audience as dead addresses."""
-    where: dict[str, str] = {}
-    if source is not None:
+    relay that refused a whole campaign's audience as dead addresses. An erased
+    customer's entry is never taken off (``crmd.suppressions.erased``)."""
+    where: dict[str, object] = {"source": {"$ne": ERASURE}}
+    if source is not None and source != ERASURE:
         where["source"] = source
+    elif source == ERASURE:  # an erased customer's entry stays for good
+        return 0
     if campaign is not None:
         where["campaignId"] = campaign
     gone = await store[COLLECTION].delete_many(where)

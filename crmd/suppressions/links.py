@@ -22,6 +22,7 @@ from typing import Annotated
 import msgspec
 
 from crmd.errors import BadRequest, Forbidden
+from crmd.suppressions.erased import ErasedAddresses
 from crmd.tracking.tokens import TrackingLinks
 
 LINK_PATH = "/u/"
@@ -73,19 +74,29 @@ def _incomplete() -> BadLink:
 
 class UnsubscribeLinks:
     """Makes and reads the links of one crmd (one key, one public address). A message's
-    other signed links, for clicks and opens, come with them (``tracking``)."""
+    other signed links, for clicks and opens, come with them (``tracking``), and so
+    does the key that recognises erased customers' addresses (``erased``), since every
+    path that plans or hands over a message holds these."""
 
-    def __init__(self, key: bytes, base_url: str, tracking: TrackingLinks | None = None) -> None:
+    def __init__(
+        self,
+        key: bytes,
+        base_url: str,
+        tracking: TrackingLinks | None = None,
+        erased: ErasedAddresses | None = None,
+    ) -> None:
         self.key = key
         self.base_url = base_url.rstrip("/")
         self.tracking = tracking or TrackingLinks.from_secret(key.hex(), base_url)
+        self.erased = erased or ErasedAddresses.from_secret(key.hex())
 
     @classmethod
     def from_secret(cls, secret: str, base_url: str, tracking_days: int = 365) -> UnsubscribeLinks:
         """The key is derived from crmd's secret for this one use, so a link's signature
         says nothing about any other token crmd signs."""
         key = hmac.new(secret.encode(), b"crmd unsubscribe links", hashlib.sha256).digest()
-        return cls(key, base_url, TrackingLinks.from_secret(secret, base_url, tracking_days))
+        tracking = TrackingLinks.from_secret(secret, base_url, tracking_days)
+        return cls(key, base_url, tracking, ErasedAddresses.from_secret(secret))
 
     def _mac(self, payload: bytes) -> bytes:
         return hmac.new(self.key, payload, hashlib.sha256).digest()[:MAC_BYTES]

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from crmd.auth.requests import tenant_store
 from crmd.emails import InvalidEmail, normalise_email
-from crmd.errors import BadRequest, NotFound, Unprocessable, UnsupportedMediaType
+from crmd.errors import BadRequest, Conflict, NotFound, Unprocessable, UnsupportedMediaType
 from crmd.http.bodies import json_body
 from crmd.http.describe import Media, Moment, described
 from crmd.http.pages import DEFAULT_LIMIT, MAX_LIMIT, Limit, choice, whole_number
@@ -22,6 +22,8 @@ from crmd.store import documents
 from crmd.suppressions import entries
 from crmd.suppressions.csvfile import MAX_ROWS, RejectedRow, parse_addresses
 from crmd.suppressions.entries import MAX_REASON, SOURCES, Entry, Source
+from crmd.suppressions.erased import SHOWN
+from crmd.suppressions.erased import SOURCE as ERASURE
 
 routes = web.RouteTableDef()
 _CURSOR = re.compile(r"^[0-9]{1,15}$")
@@ -29,12 +31,16 @@ _CURSOR = re.compile(r"^[0-9]{1,15}$")
 
 class Suppression(msgspec.Struct):
     email: str
+    """The address; "" in an erased customer's entry (see ``erased``)."""
     reason: str
     source: Source
     campaignId: str | None
     """The campaign whose message led here (an unsubscribe link, a bounce)."""
     customerId: str | None
     createdAt: Moment
+    erased: str | None = None
+    """An erased customer's entry (``source`` is ``erasure``): the start of the keyed
+    hash that is all crmd keeps of the address. It stays on the list for good."""
 
 
 class SuppressionList(msgspec.Struct):
@@ -91,6 +97,7 @@ def suppression(entry: documents.Suppression) -> Suppression:
         entry.campaignId,
         entry.customerId,
         entry.createdAt,
+        entry.erased[:SHOWN] or None,
     )
 
 
@@ -175,12 +182,15 @@ async def add_suppressions(request: web.Request) -> web.Response:
     tag="suppressions",
     query=RemovalQuery,
     ok=Removed,
+    errors=(409,),
 )
 async def remove_suppressions(request: web.Request) -> web.Response:
     """The undo of a mass suppression (a relay that refused a whole audience as dead
     addresses): ``?source=failure&campaignId=...`` takes off what that campaign's
     failures put on. At least one of ``source`` and ``campaignId`` is required, so the
-    whole list is never emptied by a request that forgot its filter."""
+    whole list is never emptied by a request that forgot its filter. Erased customers'
+    entries are never taken off: ``source=erasure`` is 409, and other filters pass them
+    by."""
     source = cast(Source | None, choice(request, "source", SOURCES))
     campaign = request.query.get("campaignId") or None
     if campaign is not None and len(campaign) > 64:
@@ -190,6 +200,13 @@ async def remove_suppressions(request: web.Request) -> web.Response:
             "name what to take off the list: source, campaignId or both (one address: "
             "DELETE /api/v1/suppressions/{email})",
             details={"field": "source"},
+        )
+    if source == ERASURE:
+        raise Conflict(
+            "erased customers' entries stay on the list for good: crmd no longer knows "
+            "their addresses, only that it must never message them",
+            details={"field": "source"},
+            code="erased_entries_stay",
         )
     removed = await entries.remove_where(tenant_store(request), source, campaign)
     return json_response(Removed(removed))
@@ -203,7 +220,9 @@ async def remove_suppressions(request: web.Request) -> web.Response:
     ok={204: None},
 )
 async def remove_suppression(request: web.Request) -> web.Response:
-    """The address may be sent to again from the next campaign planned."""
+    """The address may be sent to again from the next campaign planned. An erased
+    customer's address is on the list only as its hash, which stays for good: naming
+    the address here finds nothing (404)."""
     email = _address(request.match_info["email"], "email")
     if not await entries.remove(tenant_store(request), email):
         raise NotFound(f"{email} is not on the suppression list")

@@ -9,12 +9,15 @@ from typing import Any
 
 import structlog
 from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
 
 from crmd.errors import NotFound
 from crmd.messages import message_id
 from crmd.store.tenant import TenantStore
 from crmd.suppressions.entries import Entry, address, find, suppress
 from crmd.suppressions.links import LinkTarget, UnsubscribeLinks
+from crmd.webhooks.emit import emit
+from crmd.webhooks.kinds import Kind
 
 log = structlog.get_logger(__name__)
 REASON = "followed the unsubscribe link in a message"
@@ -28,9 +31,19 @@ class Recipient:
 
 
 class Unsubscribes:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], links: UnsubscribeLinks) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[dict[str, Any]],
+        links: UnsubscribeLinks,
+        redis: Redis | None = None,
+        prefix: str = "crmd",
+    ) -> None:
+        """``redis``: where webhooks' subscriptions are looked up (``customer.unsubscribed``
+        is emitted only with it)."""
         self.db = db
         self.links = links
+        self.redis = redis
+        self.prefix = prefix
 
     async def recipient(self, token: str) -> Recipient:
         """Whom the link names, and whether they are unsubscribed already. A read only:
@@ -49,6 +62,13 @@ class Unsubscribes:
         added, _ = await suppress(store, [entry])
         if added:
             log.info("suppression.unsubscribed", user_id=target.user, campaign_id=target.campaign)
+            if self.redis is not None:
+                data = {
+                    "email": email,
+                    "customerId": target.customer or None,
+                    "campaignId": target.campaign,
+                }
+                await emit(store, self.redis, Kind.CUSTOMER_UNSUBSCRIBED, data, prefix=self.prefix)
         return email
 
     async def _address(self, store: TenantStore, target: LinkTarget) -> str:

@@ -126,6 +126,15 @@ class Metrics:
             registry=r,
             buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        self.flow_timer_lag = Histogram(
+            "crmd_flow_timer_lag_seconds",
+            "How late a flow's wait ended: handed to the engine less its due time",
+            registry=r,
+            buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900),
+        )
+        self.flow_steps = Counter(
+            "crmd_flow_steps", "Flow steps run, by kind", ["kind"], registry=r
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,7 +1,8 @@
 """crmd's offline AI: deterministic, no key, always on, and the last to be asked.
 
 Message variants per intent, rules from common audience sentences, a numeric campaign
-summary, and tags read off a rule. Settings: none (``enabled = false`` turns it off).
+summary (led by crmd's statement of the campaign's effect), and tags read off a rule.
+Settings: none (``enabled = false`` turns it off).
 """
 
 from __future__ import annotations
@@ -139,8 +140,16 @@ def tags_for(rule: str, audience: int | None) -> list[str]:
     return list(dict.fromkeys(tags)) or ["General"]
 
 
-def summary_for(stats: dict[str, int], breakdown: dict[str, Any]) -> str:
-    """In the stats' own words: SENT is "sent" (handed over), not "delivered"."""
+def summary_for(
+    stats: dict[str, int],
+    breakdown: dict[str, Any],
+    effect_statement: str = "",
+    measured: bool = True,
+) -> str:
+    """The effect first, in crmd's own statement word for word (it claims only what the
+    interval supports), then the delivery in the stats' own words: SENT is "sent"
+    (handed over), not "delivered". Without a holdout (not ``measured``) the delivery
+    leads and the statement (attributed revenue, no effect) follows."""
     counts = {name: stats.get(name, 0) for name in ("sent", "delivered", "failed")}
     for extra in ("pending", "unknown", "cancelled"):
         if stats.get(extra):
@@ -158,7 +167,9 @@ def summary_for(stats: dict[str, int], breakdown: dict[str, Any]) -> str:
             f" Best: spend {best['band']} ({best['rate'] * 100:.1f}% sent or delivered);"
             f" worst: spend {worst['band']} ({worst['rate'] * 100:.1f}%)."
         )
-    return text
+    if not effect_statement:
+        return text
+    return f"{effect_statement} {text}" if measured else f"{text} {effect_statement}"
 
 
 class BasicSuggester:
@@ -175,7 +186,9 @@ class BasicSuggester:
     async def summarize_campaign(
         self, campaign: dict[str, Any], stats: dict[str, int], breakdown: dict[str, Any]
     ) -> str:
-        return summary_for(stats, breakdown)
+        effect = campaign.get("effect") or {}
+        measured = bool((effect.get("heldOut") or {}).get("customers"))
+        return summary_for(stats, breakdown, str(campaign.get("effectStatement") or ""), measured)
 
     async def tag_segment(self, rule: str, stats: dict[str, Any]) -> Sequence[str]:
         return tags_for(rule, stats.get("audienceSize"))

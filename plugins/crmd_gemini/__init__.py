@@ -117,12 +117,7 @@ class GeminiSuggester:
     async def summarize_campaign(
         self, campaign: dict[str, Any], stats: dict[str, int], breakdown: dict[str, Any]
     ) -> str | None:
-        answer = await self.ask(
-            f"Summarise in two plain sentences how this campaign went. Name: "
-            f"{campaign.get('name')!r}; stats: {stats}; by spend band: {breakdown}. "
-            'Answer as JSON: {"summary": "..."}.',
-            SummaryAnswer,
-        )
+        answer = await self.ask(summary_prompt(campaign, stats, breakdown), SummaryAnswer)
         return answer.summary if answer else None
 
     async def tag_segment(self, rule: str, stats: dict[str, Any]) -> Sequence[str] | None:
@@ -132,6 +127,26 @@ class GeminiSuggester:
             TagsAnswer,
         )
         return answer.tags if answer else None
+
+
+def summary_prompt(
+    campaign: dict[str, Any], stats: dict[str, int], breakdown: dict[str, Any]
+) -> str:
+    """The question for a campaign's summary. With an effect measured, Gemini is given
+    crmd's statement of it to include word for word, and told to claim nothing beyond
+    it (crmd appends the statement to an answer without it all the same)."""
+    prompt = (
+        "Summarise in two plain sentences how this campaign went. Name: "
+        f"{campaign.get('name')!r}; delivery: {stats}; delivery by spend band: {breakdown}."
+    )
+    statement = campaign.get("effectStatement")
+    if statement:
+        prompt += (
+            f" Its effect on orders (messaged customers against a held-out group, with 95 % "
+            f"intervals): {msgspec.json.encode(campaign.get('effect')).decode()}. Include "
+            f"this sentence word for word, and claim no effect beyond it: {statement!r}"
+        )
+    return prompt + ' Answer as JSON: {"summary": "..."}.'
 
 
 @hookimpl

@@ -58,18 +58,24 @@ NEVER_SUCCEED = {
     "POST /api/receipt": "the same, on the original clients' path",
     "POST /api/v1/user/oauth": "Google sign-in is off in the suite (tests/auth plays Google)",
     "GET /api/v1/user/oauth": "the same, on the original clients' path",
+    "POST /api/v1/workspaces/{id}/invitations": "a generated workspace id names none the "
+    "caller belongs to (403 not_a_member); invitations are tested in "
+    "tests/workspaces/test_invitations.py",
+    "GET /api/v1/workspaces/{id}/invitations": "the same",
+    "DELETE /api/v1/workspaces/{id}/invitations/{invitation}": "the same",
+    "POST /api/v1/invitations/accept": "a generated token is not a link crmd signed",
 }
 """Operations a generated request cannot succeed on, each with its reason."""
 REPORTED = 2000
 """Characters of each failure shown (a generated request can be very long)."""
 CUSTOMERS = (
-    "name,email,phone,spend,visits,lastActive\n"
+    "customer_external_id,name,email,phone,spend,visits,lastActive\n"
     + "".join(
-        f"C{i},c{i}@example.com,+1555000{i:04d},{i * 37 % 5000},{i % 9},"
+        f"X{i},C{i},c{i}@example.com,+1555000{i:04d},{i * 37 % 5000},{i % 9},"
         f"2026-0{1 + i % 9}-1{i % 9}\n"
         for i in range(60)
     )
-    + "Broken,not-an-email,,x,1,\n"
+    + "XB,Broken,not-an-email,,x,1,\n"
 )
 
 
@@ -178,10 +184,25 @@ def existing(case: Any) -> dict[str, str]:
         }
     if "{id}" not in path:
         return {}
+    if "/webhooks/" in path:  # one reused: a tenant may have only so many
+        listed = made("GET", "/api/v1/webhooks", {})["items"]
+        hook = {"url": "http://127.0.0.1:9/fuzzed", "events": ["import.done"]}
+        return {"id": listed[0]["id"] if listed else made("POST", "/api/v1/webhooks", hook)["id"]}
+    if "/keys/" in path:  # a live key: the newest, or a new one
+        live = [k["id"] for k in made("GET", "/api/v1/keys", {})["items"] if k["state"] == "live"]
+        key = {"name": "fuzzed", "scopes": ["read"]}
+        return {"id": live[0] if live else made("POST", "/api/v1/keys", key)["id"]}
     if "/segment" in path:
         return {"id": made("POST", "/api/v1/segments", {"rule": "visits > 1"})["id"]}
     if "/uploads/" in path:
         return {"id": SEEDED["upload"]}
+    if "/flows/" in path:
+        return flow_for(path)
+    if "/customers/" in path:  # a customer of the seeded upload, by crmd's id
+        token = HEADERS["Authorization"].split()[1]
+        status, listed = call(f"{BASE[0]}/api/v1/customers?limit=1", "GET", token)
+        assert status == 200 and listed["items"], listed
+        return {"id": listed["items"][0]["id"]}
     action = path.rsplit("/", 1)[-1]
     draft = action in ("send", "cancel")
     campaign = {"name": "Fuzzed", "message": "Hi {name}", "rule": "visits > 2", "draft": draft}
@@ -189,6 +210,19 @@ def existing(case: Any) -> dict[str, str]:
     if action == "resume":
         made("POST", f"/api/v1/campaigns/{found['id']}/pause", {})
     return {"id": found["id"]}
+
+
+def flow_for(path: str) -> dict[str, str]:
+    """A flow the operation can act on: a draft to activate, an active one to pause."""
+    status = "active" if path.endswith("/pause") else "draft"
+    body = {
+        "name": "Fuzzed",
+        "status": status,
+        "trigger": {"event": "signup"},
+        "steps": [{"wait": "1d"}, {"send": {"message": "Welcome, {name}!"}}],
+    }
+    found = {"id": made("POST", "/api/v1/flows", body)["id"]}
+    return {**found, "n": "1"} if "{n}" in path else found
 
 
 def validate(case: Any, response: Any = None, **kwargs: Any) -> None:

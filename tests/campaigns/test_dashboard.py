@@ -30,6 +30,9 @@ async def test_the_summary_is_one_read_of_the_tallies_and_follows_the_receipts(
     after, _ = charged(delivering, route)
     spent = {key: n - before.get(key, 0) for key, n in after.items() if n != before.get(key, 0)}
     assert spent.pop(("find", "users"), 1) == 1  # who (read at most every few seconds)
+    # In which workspace, with which role: read on every request, so that a member
+    # removed or a role lowered is refused on their very next one.
+    assert spent.pop(("find", "memberships")) == 1
     assert spent == {("find", COUNTERS): 1}  # and the tally
     assert summary["messages"] == await statuses_logged(delivering)
     assert summary["customers"] == 400 and summary["campaigns"] == 1

@@ -1,6 +1,6 @@
 """Data put in through the API, for console tests that are about something else than
-typing it in: one user's customers, orders, an import with a bad row, a segment and a
-sent campaign, each with a name no other user's page may show."""
+typing it in: one user's customers, orders, an import with a bad row, a segment, a
+sent campaign and a flow, each with a name no other user's page may show."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ class Seeded:
     upload_id: str
     segment_id: str
     campaign_id: str
+    flow_id: str
+    webhook_id: str
 
 
 async def sign_in_api(client: Any, email: str) -> dict[str, str]:
@@ -82,6 +84,34 @@ async def seed(client: Any, email: str, marker: str, *, send: bool = True) -> Se
                 if doc["status"] == "completed":
                     break
                 await asyncio.sleep(0.2)
+    flow = await client.post(
+        "/api/v1/flows",
+        json={
+            "name": f"{marker} flow",
+            "status": "active",
+            "trigger": {"event": "signup"},
+            "steps": [{"wait": "1h"}, {"send": {"message": f"Welcome from {marker}"}}],
+        },
+        headers=headers,
+    )
+    assert flow.status == 201, await flow.text()
+    hook = await client.post(
+        "/api/v1/webhooks",
+        json={
+            "url": f"http://127.0.0.1:9/{marker.lower()}",
+            "events": ["import.done"],
+            "description": f"{marker} webhook",
+        },
+        headers=headers,
+    )
+    assert hook.status == 201, await hook.text()
     return Seeded(
-        headers, marker, customer_id, upload_id, (await segment.json())["id"], campaign_id
+        headers,
+        marker,
+        customer_id,
+        upload_id,
+        (await segment.json())["id"],
+        campaign_id,
+        (await flow.json())["id"],
+        (await hook.json())["id"],
     )

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bson import ObjectId
+
 from crmd.app import Crmd
 from crmd.console.web import API_PATHS, STATIC_PREFIX
 from tests.console.conftest import Watched
@@ -32,25 +34,43 @@ LISTS = {  # pages that list the caller's own data: Alpha's must not appear
     "/segments",
     "/campaigns",
     "/campaigns/new",
+    "/flows",
+    "/flows/new",
+    "/webhooks",
+    "/keys",
     "/suppressions",
     "/plugins",
     "/system",
+    "/members",
+    "/audit",
 }
+OWN_FILES = {"/audit.csv"}  # downloads of the caller's own data: Alpha's must not be in them
 BY_ID = {  # pages of one thing: Alpha's answer 404 to Bravo
     "/customers/{id}": "customer_id",
+    "/customers/{id}/export": "customer_id",
     "/imports/{id}": "upload_id",
     "/imports/{id}/events": "upload_id",
     "/imports/{id}/errors.csv": "upload_id",
     "/campaigns/{id}": "campaign_id",
     "/campaigns/{id}/events": "campaign_id",
     "/segments/{id}": "segment_id",
+    "/flows/{id}": "flow_id",
+    "/flows/{id}/edit": "flow_id",
+    "/webhooks/{id}": "webhook_id",
 }
 ACTIONS = {  # POSTs on one of Alpha's things
+    "/customers/{id}/erase": ("erase",),
     "/campaigns/{id}/{action}": ("send", "pause", "resume", "cancel", "retry-failed"),
     "/campaigns/{id}/test": ("test",),
     "/campaigns/{id}/summary": ("summary",),
     "/segments/{id}": ("save",),
     "/segments/{id}/delete": ("delete",),
+    "/flows/{id}/{move}": ("pause", "activate", "archive"),
+    "/flows/{id}/edit": ("edit",),
+    "/webhooks/{id}/test": ("test",),
+    "/webhooks/{id}/enabled": ("enabled",),
+    "/webhooks/{id}/delete": ("delete",),
+    "/keys/{id}/revoke": ("revoke",),
 }
 CALLER_OWN = {  # POSTs that read or write only the caller's data: checked one by one below
     "/campaigns",
@@ -62,6 +82,19 @@ CALLER_OWN = {  # POSTs that read or write only the caller's data: checked one b
     "/imports",
     "/suppressions",
     "/suppressions/remove",
+    "/flows/new",
+    "/webhooks",
+    "/keys",
+}
+
+TEAM = {  # a workspace's people: checked one by one in check_team
+    ("POST", "/workspace"),
+    ("POST", "/members/invite"),
+    ("POST", "/members/{user}/role"),
+    ("POST", "/members/{user}/remove"),
+    ("POST", "/members/invitations/{invitation}/withdraw"),
+    ("GET", "/invitations/{token}"),
+    ("POST", "/invitations/{token}"),
 }
 
 
@@ -78,8 +111,9 @@ def console_routes(system: Crmd) -> set[tuple[str, str]]:
 def test_every_console_route_has_an_isolation_check(system: Crmd):
     covered = (
         OPEN
-        | {("GET", path) for path in LISTS | BY_ID.keys()}
+        | {("GET", path) for path in LISTS | OWN_FILES | BY_ID.keys()}
         | {("POST", path) for path in ACTIONS.keys() | CALLER_OWN}
+        | TEAM
     )
     routes = console_routes(system)
     assert STATIC_PREFIX == "/static/"
@@ -110,6 +144,12 @@ async def test_two_operators_never_see_or_touch_each_others_data(
     alpha = await seed(client, "alpha@example.com", "Alpha")
     bravo = await seed(client, "bravo@example.com", "Bravo")
     alpha_before = await system.db.campaigns.find_one({"name": "Alpha campaign"})
+    alpha_flow_before = await system.db.flows.find_one({"name": "Alpha flow"})
+    alpha_key = await client.post(
+        "/api/v1/keys", json={"name": "Alpha key", "scopes": ["read"]}, headers=alpha.headers
+    )
+    assert alpha_key.status == 201
+    alpha_key_id = (await alpha_key.json())["id"]
 
     bob = second_page
     await bob.sign_in("bravo@example.com")
@@ -135,6 +175,11 @@ async def test_two_operators_never_see_or_touch_each_others_data(
         async with client.get(theirs, headers=session) as answer:
             assert answer.status == 404, theirs
             assert "Alpha" not in await answer.text(), theirs
+    for path in sorted(OWN_FILES):
+        async with client.get(path, headers=session) as answer:
+            text = await answer.text()
+            assert answer.status == 200 and "bravo@example.com" in text, path
+            assert "alpha" not in text.lower(), path
     bob.allowed.append(r"status of 404 \(Not Found\)")  # the browser says so of a 404 page
     await bob.go(f"/campaigns/{alpha.campaign_id}")
     assert await bob.page.get_by_role("heading", name="Not found").is_visible()
@@ -144,14 +189,68 @@ async def test_two_operators_never_see_or_touch_each_others_data(
     for path, actions in ACTIONS.items():
         for action in actions:
             thing = alpha.segment_id if path.startswith("/segments") else alpha.campaign_id
+            thing = alpha.flow_id if path.startswith("/flows") else thing
+            thing = alpha.webhook_id if path.startswith("/webhooks") else thing
+            thing = alpha.customer_id if path.startswith("/customers") else thing
+            thing = alpha_key_id if path.startswith("/keys") else thing
             target = path.replace("{id}", thing).replace("{action}", action)
-            answer = await post_as(bob, target, email="bravo@example.com")
+            target = target.replace("{move}", action)
+            saving = {"action": "save"} if path.startswith("/flows") else {}
+            typed = {"confirm": "alpha1@example.com"}  # Alpha's customer's own address
+            answer = await post_as(bob, target, email="bravo@example.com", **saving, **typed)
             assert answer.status == 404, (target, answer.status)
     alpha_after = await system.db.campaigns.find_one({"name": "Alpha campaign"})
     assert alpha_after == alpha_before, "Bravo's requests changed Alpha's campaign"
+    alpha_hook = await system.db.webhooks.find_one({"description": "Alpha webhook"})
+    assert alpha_hook is not None and alpha_hook["enabled"], (
+        "Bravo's requests moved Alpha's webhook"
+    )
+    alpha_flow = await system.db.flows.find_one({"name": "Alpha flow"})
+    assert alpha_flow == alpha_flow_before, "Bravo's requests changed Alpha's flow"
     assert await system.db.segments.count_documents({"name": "Alpha segment"}) == 1
+    assert await system.db.customers.count_documents({"_id": alpha.customer_id}) == 1
+    alphas_key = await system.db.api_keys.find_one({"name": "Alpha key"})
+    assert alphas_key is not None and alphas_key["revokedAt"] is None, "Bravo revoked it"
 
+    await check_team(client, bob, alpha, system)
     await check_caller_own_posts(page, bob, alpha, bravo, system)
+
+
+async def check_team(client: Any, bob: Watched, alpha: Seeded, system: Crmd) -> None:
+    """Bravo can neither switch to Alpha's workspace, change, remove or withdraw
+    anything of it, nor use its invitation for another address; what she invites is
+    invited to her own workspace."""
+    me = await (await client.get("/api/v1/user/me", headers=alpha.headers)).json()
+    alphas = me["user"]["id"]
+    invited = await client.post(
+        f"/api/v1/workspaces/{alphas}/invitations",
+        json={"email": "carol@example.com", "role": "admin"},
+        headers=alpha.headers,
+    )
+    invitation = await invited.json()
+    token = invitation["link"].rsplit("/", 1)[1]
+    bob.allowed.append(r"status of 40[34]")
+    for path, fields in (
+        ("/workspace", {"id": alphas}),
+        (f"/members/{alphas}/role", {"role": "viewer"}),
+        (f"/members/{alphas}/remove", {}),
+        (f"/members/invitations/{invitation['id']}/withdraw", {}),
+        (f"/invitations/{token}", {}),
+    ):
+        answer = await post_as(bob, path, **fields)
+        assert answer.status in (403, 404), (path, answer.status)
+        assert "crmd_workspace" not in answer.headers.get("set-cookie", ""), path
+    memberships = [m async for m in system.db.memberships.find({"workspaceId": alphas})]
+    assert [(m["email"], m["role"]) for m in memberships] == [("alpha@example.com", "owner")]
+    pending = await system.db.invitations.find_one({"_id": ObjectId(invitation["id"])})
+    assert pending is not None and "withdrawnAt" not in pending and "usedAt" not in pending
+    seen = await bob.page.goto(f"{bob.base}/invitations/{token}")
+    assert seen is not None and seen.status == 200
+    assert not await bob.page.get_by_role("button", name="Accept and join").count()
+    await bob.go("/members")
+    assert (await post_as(bob, "/members/invite", email="dan@example.com", role="viewer")).ok
+    hers = await system.db.invitations.find_one({"email": "dan@example.com"})
+    assert hers is not None and hers["workspaceId"] != alphas
 
 
 async def check_caller_own_posts(
@@ -163,6 +262,31 @@ async def check_caller_own_posts(
     )
     assert answer.status == 404
     assert await system.db.campaigns.count_documents({"name": "Stolen"}) == 0
+    # A flow entered by Alpha's segment: refused as no such segment, nothing created.
+    answer = await post_as(
+        bob,
+        "/flows/new",
+        name="Stolen flow",
+        trigger="segment",
+        triggerSegment=alpha.segment_id,
+        **{"step-0-kind": "exit"},
+        action="draft",
+    )
+    assert answer.status == 200 and "no segment" in await answer.text()
+    assert await system.db.flows.count_documents({"name": "Stolen flow"}) == 0
+    # A webhook Bravo makes is Bravo's, not Alpha's.
+    fields = {"url": "http://127.0.0.1:9/b", "event-import.done": "on"}
+    made = await post_as(bob, "/webhooks", **fields)
+    assert made.status == 200, made.status
+    hers = await system.db.webhooks.find_one({"url": "http://127.0.0.1:9/b"})
+    alphas = await system.db.webhooks.find_one({"description": "Alpha webhook"})
+    assert hers is not None and alphas is not None and hers["userId"] != alphas["userId"]
+    # A key Bravo makes is her workspace's, and her keys page lists no other.
+    made = await post_as(bob, "/keys", once="bravo-1", name="Bravo key", **{"scope-read": "on"})
+    assert made.status == 200 and "Your new key, Bravo key" in await made.text()
+    hers = await system.db.api_keys.find_one({"name": "Bravo key"})
+    alphas = await system.db.api_keys.find_one({"name": "Alpha key"})
+    assert hers is not None and alphas is not None and hers["userId"] != alphas["userId"]
     # Counting and previewing see only Bravo's customers.
     counted = await (await post_json_as(bob, "/segments/count", {"rule": "spend > 0"})).json()
     assert counted["audienceSize"] == 3

@@ -1,6 +1,7 @@
 """Every console page at a desktop's width (1280 px) and a phone's (390 px): nothing
-wider than the window, the header on one line at 1280 px (the user's email and "Sign
-out" unwrapped), and at 390 px a menu that opens to the whole navigation. A screenshot
+wider than the window, the header in at most two lines at 1280 px (the navigation, then
+the workspace with its role, the user's email and "Sign out" unwrapped, when they do not
+fit beside it), and at 390 px a menu that opens to the whole navigation. A screenshot
 of each page at each width is left in ``screenshots/test_layout/``."""
 
 from __future__ import annotations
@@ -29,10 +30,16 @@ def every_page(seeded: Seeded) -> list[tuple[str, str]]:
         ("campaigns", "/campaigns"),
         ("campaign-new", "/campaigns/new"),
         ("campaign", f"/campaigns/{seeded.campaign_id}"),
+        ("flows", "/flows"),
+        ("flow-new", "/flows/new"),
+        ("flow", f"/flows/{seeded.flow_id}"),
+        ("flow-edit", f"/flows/{seeded.flow_id}/edit"),
         ("suppressions", "/suppressions"),
+        ("members", "/members"),
         ("plugins", "/plugins"),
         ("system", "/system"),
         ("reference", "/reference"),
+        ("audit", "/audit"),
         ("not-found", "/no-such-page"),
     ]
 
@@ -91,7 +98,9 @@ async def test_every_page_fits_a_desktop_and_a_phone(
             if width >= 1000:
                 assert await one_line(page, "header.bar .who .email"), name
                 assert await one_line(page, "header.bar .who button"), name
-                assert (await header.bounding_box() or {"height": 999})["height"] < 70, name
+                place = page.page.locator("header.bar .workspace")
+                assert (await place.bounding_box() or {"height": 99})["height"] < 40, name
+                assert (await header.bounding_box() or {"height": 999})["height"] < 110, name
                 assert await page.page.get_by_role("navigation", name="Main").is_visible()
             else:
                 links = page.page.get_by_role("navigation", name="Main").get_by_role("link")

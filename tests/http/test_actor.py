@@ -13,6 +13,7 @@ from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from crmd.app import Crmd
+from crmd.auth.requests import public
 from crmd.http.actor import HttpActor, problem_of
 from crmd.runtime.supervisor import Supervisor
 from crmd.services.children import free_port
@@ -26,7 +27,7 @@ async def test_request_log_lines_name_the_actor_and_the_request(system: Crmd):
         return web.Response(text="hi")
 
     app = system.app
-    app.router.add_get("/hello", hello)
+    app.router.add_get("/hello", public(hello))  # (no permission rule: open)
     port = free_port()
     supervisor = Supervisor([HttpActor(app, "127.0.0.1", port, 2)], system.metrics)
     with capture_logs(processors=[merge_contextvars]) as logs:
@@ -50,7 +51,7 @@ async def test_stop_lets_a_request_in_flight_finish_and_refuses_new_ones(system:
         return web.Response(text="done")
 
     app = system.app
-    app.router.add_get("/slow", slow)
+    app.router.add_get("/slow", public(slow))  # (no permission rule: open)
     port = free_port()
     supervisor = Supervisor([HttpActor(app, "127.0.0.1", port, 5)], system.metrics)
     supervisor.start()

@@ -10,6 +10,7 @@ from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from crmd.app import Crmd
+from crmd.auth.requests import public
 from crmd.runtime.actor import Actor, Health
 from crmd.runtime.supervisor import Supervisor
 
@@ -132,7 +133,7 @@ async def test_unexpected_errors_are_500_and_logged_with_the_request_id(
     async def boom(request: web.Request) -> web.Response:
         raise RuntimeError("unexpected")
 
-    system.app.router.add_get("/boom", boom)
+    system.app.router.add_get("/boom", public(boom))  # (no permission rule: open)
     client = await aiohttp_client(system.app)
     with capture_logs(processors=[merge_contextvars]) as logs:
         response = await client.get("/boom", headers={"X-Request-ID": "req-42"})

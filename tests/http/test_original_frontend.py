@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 from crmd.app import Crmd
 from crmd.config import Config
 from crmd.http import original_lists
+from crmd.http.forms import MAX_FIELDS
 from crmd.http.original_shapes import conditions
 from crmd.services.embedded import Urls
 from tests.conftest import make_test_config
@@ -304,7 +305,11 @@ async def test_a_campaign_status_other_than_draft_is_refused_not_sent(
 @pytest.mark.parametrize(
     ("body", "content_type", "code"),
     [
-        (b"&".join(b"compaignDetails[x%d]=1" % n for n in range(33)), "", "form_too_large"),
+        (
+            b"&".join(b"compaignDetails[x%d]=1" % n for n in range(MAX_FIELDS + 1)),
+            "",
+            "form_too_large",
+        ),
         (b"compaignDetails[name]=a&compaignDetails[name]=b", "", "bad_form"),
         (b"compaignDetails[name]=\xff", "", "bad_form"),
         (b"compaignDetails[name]=a", "; charset=bogus", "bad_form"),

@@ -31,10 +31,10 @@ async def test_a_replayed_dead_chunk_revives_its_upload(
     real = crmd.ingest.actor.persist_chunk
     broken = {"on": True}
 
-    async def fails_for_the_second_chunk(db: Any, chunk: Any, changed: Any) -> Any:
+    async def fails_for_the_second_chunk(db: Any, chunk: Any, *told: Any) -> Any:
         if chunk.seq == 1 and broken["on"]:
             raise ValueError("the database refused the chunk")
-        return await real(db, chunk, changed)
+        return await real(db, chunk, *told)
 
     monkeypatch.setattr(crmd.ingest.actor, "persist_chunk", fails_for_the_second_chunk)
     rows = "customer_external_id,name,email\n" + "".join(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from crmd.app import ACTORS
+from crmd.actors import ACTORS
 from crmd.plugins.manager import PluginError, describe, get_plugin_manager
 from crmd.services.embedded import Urls
 from tests.conftest import crmd_with
@@ -59,7 +59,17 @@ def test_enabled_false_turns_a_plugin_off(installed: Path):
 async def test_plugin_actors_run_under_the_supervisor_before_http(installed: Path, services: Urls):
     async with crmd_with(services, plugins={"acme_poller": {"every": 5}}) as crmd:
         names = crmd.run_order(ACTORS)
-    assert names == ["ingest", "dispatch", "receipts", "tracking", "clock", "acme_poller:5", "http"]
+    assert names == [
+        "ingest",
+        "dispatch",
+        "receipts",
+        "tracking",
+        "events",
+        "flows",
+        "clock",
+        "acme_poller:5",
+        "http",
+    ]
 
 
 @pytest.mark.slow  # runs crmd as a process

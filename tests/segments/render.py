@@ -6,6 +6,7 @@ import json
 
 from crmd.segments.ast import (
     And,
+    EventCount,
     Exists,
     InList,
     Node,
@@ -38,6 +39,9 @@ def render(node: Node) -> str:
         return f"NOT ({render(node.item)})"
     if isinstance(node, Exists):
         return f"exists {node.field}"
+    if isinstance(node, EventCount):
+        window = "" if node.days is None else f" in {node.days}d"
+        return f"event.{node.name}.count {node.op} {node.count}{window}"
     if isinstance(node, InList):
         return f"{node.field} in ({', '.join(render_value(v) for v in node.values)})"
     return f"{node.field} {node.op} {render_value(node.value)}"

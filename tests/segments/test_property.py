@@ -14,7 +14,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymongo import MongoClient
 
-from crmd.segments.ast import And, Compare, DateValue, Exists, InList, Node, Not, Or, Relative
+from crmd.segments.ast import (
+    TIMES_KEPT,
+    And,
+    Compare,
+    DateValue,
+    EventCount,
+    Exists,
+    InList,
+    Node,
+    Not,
+    Or,
+    Relative,
+)
 from crmd.segments.compile import compile_rule
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import parse_rule
@@ -49,6 +61,8 @@ DAYS = [
     datetime(2024, 4, 30, 12, tzinfo=UTC),
 ]
 MOMENTS = [NOW - timedelta(days=a) for a in AGES] + DAYS
+EVENT_NAMES = ["buy", "sign-up:web"]
+EVENT_AGES = [0.5, 1, 6.9, 7, 7.1, 29, 30, 31, 89.99, 90, 400, -0.5]
 ATTR_VALUES: list[Any] = ["gold", "Gold", "silver", 5.0, 7.5, True, False, DAYS[0], "5"]
 
 
@@ -73,6 +87,16 @@ def customer(rng: random.Random, n: int) -> dict[str, Any]:
         if value is not None:
             doc[field] = value
     doc["attrs"] = {k: v for k in ("tier", "points") if (v := maybe(ATTR_VALUES, 0.4)) is not None}
+    times = {}
+    for name in EVENT_NAMES:
+        # As the events' writer keeps them: newest first, at most TIMES_KEPT; a few
+        # customers at the cap.
+        count = rng.choice([0, 0, 1, 2, 3, 4, 6, TIMES_KEPT])
+        if count:
+            picked = [NOW - timedelta(days=rng.choice(EVENT_AGES)) for _ in range(count)]
+            times[name] = sorted(picked, reverse=True)
+    if times or rng.random() < 0.5:
+        doc["eventTimes"] = times
     return doc
 
 
@@ -104,7 +128,14 @@ DATE_FIELDS = ["lastActive", "lastOrderAt"]
 
 @st.composite
 def comparisons(draw: st.DrawFn) -> Node:
-    kind = draw(st.sampled_from(["number", "text", "date", "attr", "in", "exists"]))
+    kind = draw(st.sampled_from(["number", "text", "date", "attr", "in", "exists", "event"]))
+    if kind == "event":
+        return EventCount(
+            draw(st.sampled_from(EVENT_NAMES)),
+            draw(st.sampled_from([">", ">=", "<", "<=", "=", "!="])),
+            draw(st.sampled_from([0, 1, 2, 3, 5, 98, 99])),
+            draw(st.sampled_from([None, 1, 7, 30, 90, 365])),
+        )
     if kind == "number":
         return Compare(
             draw(st.sampled_from(NUMBER_FIELDS)),

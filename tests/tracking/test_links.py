@@ -119,7 +119,7 @@ def test_a_template_keeps_its_html_escaping_around_tracked_links():
 def test_a_tracked_campaigns_html_gets_click_links_and_the_open_image_before_its_end():
     body = '<html><body><a href="https://shop.example/x">x</a></body></html>'
     raw = a_campaign(ObjectId(CAMPAIGN), "sent", html=body, trackClicks=True, trackOpens=True)
-    made = compose.templates_of(documents.decode(raw, documents.Campaign))
+    [made] = compose.templates_of(documents.decode(raw, documents.Campaign))
     recipient = {"recipient": "a@x.io", "message": "Hi"}
     sent = compose.outgoing(LOG, recipient, made, "https://crm.example/u/t", TRACKER)
     assert sent.html.index('href="https://crm.example/c/') < sent.html.index("/u/t")

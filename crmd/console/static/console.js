@@ -3,7 +3,8 @@
 // - a campaign form previews its message for real customers as you type;
 // - "Suggest" buttons ask the AI plugins without leaving the page;
 // - an upload shows its progress;
-// - live pages follow their figures over Server-Sent Events.
+// - live pages follow their figures over Server-Sent Events;
+// - a "Copy" button copies a key shown once.
 // Everything the server sends is put in with textContent; the only markup taken as it
 // is, is the chart, which the server draws from numbers alone.
 "use strict";
@@ -255,6 +256,47 @@
     });
   }
 
+  // -- A/B variants: one slot at a time -------------------------------------------------
+  // Without script every slot shows; with it, the filled ones (and a mistake's) and one
+  // empty slot more each time "Add a variant" is pressed.
+  function variantSlots(section) {
+    const slots = Array.from(section.querySelectorAll("[data-variant-slot]"));
+    const button = section.querySelector("[data-add-variant]");
+    if (!slots.length || !button) return;
+    const used = (slot) =>
+      slot.querySelector(".problem") ||
+      Array.from(slot.querySelectorAll("input, textarea")).some((f) => f.value.trim());
+    let shown = 1;
+    slots.forEach((slot, i) => { if (used(slot)) shown = i + 1; });
+    const update = () => {
+      slots.forEach((slot, i) => { slot.hidden = i >= shown; });
+      button.hidden = shown >= slots.length;
+    };
+    button.addEventListener("click", () => {
+      shown += 1;
+      update();
+      slots[shown - 1].querySelector("textarea").focus();
+    });
+    update();
+  }
+
+  // A "Copy" button copies the text of the element it names (a key shown once), and
+  // says so in the status beside it. Without a script (or a clipboard) it stays hidden.
+  function copyButton(button) {
+    const source = document.getElementById(button.dataset.copy);
+    const said = document.getElementById(button.dataset.copy + "-copied");
+    if (!source || !navigator.clipboard) return;
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      try {
+        await navigator.clipboard.writeText(source.textContent.trim());
+        if (said) said.textContent = "Copied.";
+      } catch (e) {
+        if (said) said.textContent = "Could not copy: select the text and copy it.";
+      }
+    });
+  }
+
   // -- live figures -----------------------------------------------------------------
   function redraw(chart, markup) {
     if (!chart || !markup) return;
@@ -299,4 +341,6 @@
   document.querySelectorAll("form[data-preview-url]").forEach(preview);
   document.querySelectorAll("form[data-upload]").forEach(upload);
   document.querySelectorAll("[data-live]").forEach(live);
+  document.querySelectorAll("[data-ab-test]").forEach(variantSlots);
+  document.querySelectorAll("button[data-copy]").forEach(copyButton);
 })();

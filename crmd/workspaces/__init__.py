@@ -1,0 +1,1 @@
+"""Workspaces: who shares which data, with which role; API keys; the audit log."""
