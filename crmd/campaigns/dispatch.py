@@ -23,12 +23,14 @@ from bson import ObjectId
 from msgspec.structs import replace
 
 from crmd.campaigns import chunks, jobs, stats
+from crmd.campaigns.cap import FrequencyCap, without_capped
 from crmd.campaigns.compose import Composer
-from crmd.campaigns.held import without_suppressed
+from crmd.campaigns.held import without_held_out, without_suppressed
 from crmd.campaigns.lifecycle import SENDING_STATES, Action, Status
 from crmd.campaigns.transitions import move
 from crmd.campaigns.vendors import RateLimiter, RateLimits, Vendors, guarded_send
-from crmd.messages import RANK, MessageStatus, send_key
+from crmd.campaigns.winner import decide_at
+from crmd.messages import FINAL_RANK, RANK, MessageStatus, send_key
 from crmd.plugins.vendor import Accepted, Failed, Retry, Vendor, VendorMisconfigured
 from crmd.store.documents import (
     Campaign,
@@ -97,6 +99,8 @@ class Handoff:
     """Messages this handoff recorded SENT at hand-over (``Accepted.sent``)."""
     answered: int = 0
     """Messages the vendor answered since the last write (for ``dead_in``)."""
+    handed: list[tuple[str, Doc]] = field(default_factory=list)
+    """Logs (existing ones) handed over since the last write, with what was handed."""
 
     def accepted(self, doc: Doc, vendor_id: str, attempts: int, sent: bool = False) -> None:
         """The vendor took it: PENDING until its receipt, or SENT at once when the
@@ -110,6 +114,7 @@ class Handoff:
             )
             return
         self.updates.append(_handed_over(doc["_id"], handed))
+        self.handed.append((doc["_id"], handed))
 
     def failed(self, doc: Doc, reason: str, attempts: int, gave_up: bool) -> None:
         # gaveUp: the vendor may have taken it after all; a retry keeps its id.
@@ -167,10 +172,41 @@ class Handoff:
                 sent = log.status == MessageStatus.SENT
                 handed = self._handed(log.vendorMessageId, log.attempts, sent)
                 self.updates.append(_handed_over(log.id, handed))
+                self.handed.append((log.id, handed))
         if self.updates:
-            await self.store["communication_log"].bulk_update(self.updates)
+            done = await self.store["communication_log"].bulk_update(self.updates)
+            if self.handed and done.matched_count < len(self.updates):
+                await self._receipt_came_first()
         self.inserts, self.updates, self.dead, self.answered = [], [], [], 0
+        self.handed = []
         self.now = datetime.now(UTC)
+
+    async def _receipt_came_first(self) -> None:
+        """A vendor that echoes crmd's id may post a message's receipt before this
+        write: the log has risen past PENDING, and the hand-over left it alone. It
+        keeps what the receipt said and gains the vendor's id (later receipts may name
+        the message by it). Not a log that failed at hand-over (``gaveUp`` is set):
+        retry-failed sends again only what has no vendor id."""
+        await self.store["communication_log"].bulk_update(
+            [
+                (
+                    {
+                        "_id": log_id,
+                        "vendorMessageId": None,
+                        "rank": {"$gt": 0, "$lt": FINAL_RANK},
+                        "gaveUp": {"$exists": False},
+                    },
+                    {
+                        "$set": {
+                            "vendorMessageId": handed["vendorMessageId"],
+                            "attempts": handed["attempts"],
+                            "handedAt": handed["handedAt"],
+                        }
+                    },
+                )
+                for log_id, handed in self.handed
+            ]
+        )
 
     def _handed(self, vendor_id: str, attempts: int, sent: bool) -> Doc:
         """The fields a handover sets (``$set`` style). SENT looks exactly as if its
@@ -223,13 +259,14 @@ async def send_chunk(
     deliveries: int = 1,
     links: UnsubscribeLinks | None = None,
     return_paths: ReturnPaths | None = None,
+    cap: FrequencyCap | None = None,
 ) -> int:
     """Hand one chunk to the vendor: unsent messages only, in batches within its rate,
     retrying what the vendor asks to retry up to MAX_ATTEMPTS. A chunk's attempts are
     counted in memory, and each earlier delivery of its job counts as one (a chunk whose
     retries outlast the handler's deadline would otherwise start again from none, for
-    ever). Returns how many messages were recorded SENT at hand-over: no receipt will
-    have their campaign's stats recounted."""
+    ever). Returns how many messages were recorded SENT at hand-over or HELD_OUT: no
+    receipt will have their campaign's stats recounted."""
     found = await store["campaigns"].find_one({"_id": ObjectId(job.campaign)})
     campaign = decode(found, Campaign) if found else None
     if campaign is None or campaign.status not in SENDING_STATES:
@@ -249,10 +286,16 @@ async def send_chunk(
             job.ids,
             {"status": MessageStatus.PENDING, "vendorMessageId": None},
             {"recipient": 1, "phone": 1, "message": 1, "attempts": 1, "round": 1}
-            | {"customerId": 1, "values": 1},
+            | {"customerId": 1, "values": 1, "variant": 1},
         )
-    todo = await without_suppressed(store, campaign, todo, fresh=bool(job.chunk))
+    erased = links.erased if links is not None else None
+    todo = await without_suppressed(store, campaign, todo, bool(job.chunk), erased)
     handoff = Handoff(store, job.campaign, campaign.vendor, fresh=bool(job.chunk))
+    planned = len(todo)
+    todo = await without_held_out(store, campaign, todo)
+    handoff.sent += planned - len(todo)  # HELD_OUT: no receipt will recount them either
+    # After the holdout: a held-out customer is sent nothing, so uses none of the cap.
+    todo = await without_capped(store, cap, campaign, todo, bool(job.chunk), campaign.transactional)
     composer = Composer(campaign, store.user_id, links, return_paths)
     try:
         finished = await _hand_over(store, vendor, limiter, handoff, todo, composer)
@@ -375,6 +418,10 @@ async def mark_sent_if_done(store: TenantStore, campaign_id: str) -> None:
         if unsent:
             return
     now = datetime.now(UTC)
+    deciding = decide_at(doc, now)
+    if deciding is not None:  # an A/B test's share: the winner goes to the rest later
+        await move(campaigns, ObjectId(campaign_id), Action.TESTED, decideAt=deciding)
+        return
     sent = await move(campaigns, ObjectId(campaign_id), Action.HANDED_OVER, sentAt=now)
     if sent is None:
         return
