@@ -111,34 +111,33 @@ async def _add(
     session: AsyncClientSession | None,
     highest: dict[str, int] | None = None,
 ) -> None:
+    # The tally is made first, if missing, and only then added to: an upsert that adds
+    # is not safe to try again (the embedded server may answer a duplicate key for an
+    # upsert it applied, and the try again would count the records twice).
     # A new user's tallies start at nothing, known; users from before tallies were
     # kept are counted when their tallies are first read.
-    fresh: Doc = {kind: 0 for kind in TALLIED if kind not in increments}
-    fresh[_STATUSES_KNOWN] = True
-    if not any(key.startswith(BY_STATUS) for key in increments):
-        fresh[BY_STATUS] = {}
+    update: Doc = {"$inc": increments, **({"$max": highest} if highest else {})}
     for _ in range(UPSERT_TRIES):
+        done = await db[COUNTERS].update_one({"_id": _key(user, "tally")}, update, session=session)
+        if done.matched_count:
+            return
+        fresh: Doc = {kind: 0 for kind in TALLIED}
         try:
-            await db[COUNTERS].update_one(
-                {"_id": _key(user, "tally")},
+            await db[COUNTERS].insert_one(
                 {
-                    "$inc": increments,
-                    "$setOnInsert": {
-                        "user": user,
-                        "kind": "tally",
-                        "countedAt": datetime.now(UTC),
-                        **fresh,
-                    },
-                    **({"$max": highest} if highest else {}),
+                    "_id": _key(user, "tally"),
+                    "user": user,
+                    "kind": "tally",
+                    "countedAt": datetime.now(UTC),
+                    _STATUSES_KNOWN: True,
+                    BY_STATUS: {},
+                    **fresh,
                 },
-                upsert=True,
                 session=session,
             )
-            return
         except DuplicateKeyError:
             if session is not None:
-                raise
-            continue  # a concurrent first write made the tally: add to it
+                raise  # the transaction is tried again whole
     raise RuntimeError(f"the tally of {user} could not be added to")
 
 
