@@ -10,7 +10,7 @@ import pytest
 from bson import ObjectId
 
 from crmd.app import Crmd
-from crmd.campaigns.dispatch import Handoff
+from crmd.campaigns.handoff import Handoff
 from crmd.messages import message_id
 from crmd.plugins.vendor import ReceiptEvent
 from crmd.receipts.apply import apply_receipts

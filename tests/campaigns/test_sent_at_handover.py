@@ -13,7 +13,7 @@ from bson import ObjectId
 
 from crmd import hookimpl
 from crmd.app import Crmd, open_crmd
-from crmd.campaigns.dispatch import Handoff
+from crmd.campaigns.handoff import Handoff
 from crmd.config import Config
 from crmd.messages import message_id, send_key
 from crmd.plugins.context import PluginContext
