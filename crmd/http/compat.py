@@ -152,8 +152,13 @@ def fields_taken(handler: Handler) -> frozenset[str] | None:
     values = body if isinstance(body, tuple) and not isinstance(body, Media) else (body,)
     for value in values:
         if isinstance(value, type) and issubclass(value, msgspec.Struct):
-            return frozenset(field.encode_name for field in msgspec.structs.fields(value))
+            return _stored_names(value)
     return None
+
+
+@functools.cache  # once a type: msgspec reads the annotations again on every call
+def _stored_names(struct: type[msgspec.Struct]) -> frozenset[str]:
+    return frozenset(field.encode_name for field in msgspec.structs.fields(struct))
 
 
 async def _without_other_fields(request: web.Request, taken: frozenset[str]) -> bytes | None:

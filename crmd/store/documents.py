@@ -13,7 +13,7 @@ the Struct does not name (``userId``, a field of another era) is ignored.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal, TypeVar, get_args
 
@@ -22,6 +22,7 @@ from bson import ObjectId
 from msgspec import UNSET, UnsetType
 
 from crmd.messages import MessageStatus
+from crmd.store.codec import Doc, decode, decode_all, encode, field_names, projection
 from crmd.store.experiments import AbTest, Variant, Winner
 from crmd.store.uploads import (
     Upload,
@@ -34,6 +35,7 @@ from crmd.store.uploads import (
 
 __all__ = [
     "AbTest",
+    "Doc",
     "Upload",
     "UploadError",
     "UploadKind",
@@ -42,54 +44,12 @@ __all__ = [
     "UploadSummary",
     "Variant",
     "Winner",
+    "decode",
+    "decode_all",
+    "encode",
+    "field_names",
+    "projection",
 ]  # fmt: skip
-
-D = TypeVar("D", bound=msgspec.Struct)
-Doc = dict[str, Any]
-"""A document as the driver gives it, before ``decode``; a filter, an update, a
-projection. The one alias: what is read is decoded into the Structs below."""
-
-
-def decode(doc: Mapping[str, Any], kind: type[D]) -> D:
-    """``doc`` as read from MongoDB, as a ``kind``. BSON's own values (ObjectId, an
-    aware datetime) are taken as they are."""
-    return msgspec.convert(doc, kind, dec_hook=_bson)
-
-
-def decode_all(docs: Iterable[Mapping[str, Any]], kind: type[D]) -> list[D]:
-    return [decode(doc, kind) for doc in docs]
-
-
-def encode(doc: msgspec.Struct) -> dict[str, Any]:
-    """``doc`` as the document to insert: its fields by their stored names, nested
-    Structs as documents, BSON's own values (ObjectId, datetime) kept as they are."""
-    return {
-        f.encode_name: _encoded(getattr(doc, f.name))
-        for f in msgspec.structs.fields(doc)
-        if getattr(doc, f.name) is not msgspec.UNSET
-    }
-
-
-def _encoded(value: Any) -> Any:
-    if isinstance(value, msgspec.Struct):
-        return encode(value)
-    if isinstance(value, list):
-        return [_encoded(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _encoded(v) for k, v in value.items()}
-    return value
-
-
-def projection(kind: type[msgspec.Struct]) -> dict[str, int]:
-    """A projection that reads the fields ``kind`` names, and no others."""
-    return dict.fromkeys((f.encode_name for f in msgspec.structs.fields(kind)), 1)
-
-
-def _bson(kind: type, value: Any) -> Any:
-    if kind is ObjectId and isinstance(value, ObjectId):
-        return value
-    raise NotImplementedError(f"no {kind.__name__} from {type(value).__name__}")
-
 
 # Suppressions (``suppressions``): one per address per tenant.
 
@@ -385,7 +345,8 @@ R = TypeVar("R", bound=Customer | Order)
 def decode_record(doc: Mapping[str, Any], kind: type[R]) -> R:
     """A stored customer or order: the fields ``kind`` names, and the others in
     ``extra`` (``userId``, the store's own, aside)."""
-    named = {f.encode_name for f in msgspec.structs.fields(kind)}
+    struct: type[msgspec.Struct] = kind
+    named = {stored for _, stored in field_names(struct)}
     known = {k: v for k, v in doc.items() if k in named}
     extra = {k: v for k, v in doc.items() if k not in named and k not in _BOOKKEEPING}
     return decode({**known, EXTRA: extra}, kind)
