@@ -62,6 +62,8 @@ class PhaseProfile(msgspec.Struct):
     file: str
     """The speedscope file, relative to results.json's folder."""
     samples: int
+    seconds: float
+    """crmd's CPU seconds the samples stand for."""
     top: list[Cost]
     note: str = ""
 
@@ -90,29 +92,32 @@ def package_of(file: str) -> str:
     return parts[-1] if parts else "?"
 
 
-def top_costs(profile: Speedscope, top: int = TOP) -> tuple[int, list[Cost]]:
-    """The number of samples, and the ``top`` places they went (see the module)."""
+def top_costs(profile: Speedscope, top: int = TOP) -> tuple[int, float, list[Cost]]:
+    """The number of samples, the CPU seconds they stand for (py-spy weighs each sample
+    by its interval), and the ``top`` places they went (see the module)."""
     frames = profile.shared.frames
     where: list[str] = []
     for frame in frames:
         module = module_of(frame.file)
         where.append(f"{module}:{frame.name}" if module else "")
     costs: dict[str, float] = defaultdict(float)
-    total = 0.0
+    total, count = 0.0, 0
     for sampled in profile.profiles:
         weights = sampled.weights or [1.0] * len(sampled.samples)
         for stack, weight in zip(sampled.samples, weights, strict=False):
             if not stack:
                 continue
             total += weight
+            count += 1
             ours = next((where[i] for i in reversed(stack) if where[i]), None)
             if ours is None:
                 ours = f"{package_of(frames[stack[-1]].file)} (outside crmd)"
             costs[ours] += weight
     if not total:
-        return 0, []
+        return 0, 0.0, []
     best = sorted(costs.items(), key=lambda kv: -kv[1])[:top]
-    return int(total), [Cost(name, round(weight / total, 3)) for name, weight in best]
+    costed = [Cost(name, round(weight / total, 3)) for name, weight in best]
+    return count, round(total, 2), costed
 
 
 class Profiler:
@@ -131,7 +136,7 @@ class Profiler:
             return
         tool = py_spy()
         if tool is None:
-            self.phases[name] = PhaseProfile("", 0, [], "py-spy is not installed")
+            self.phases[name] = PhaseProfile("", 0, 0.0, [], "py-spy is not installed")
             yield
             return
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -159,9 +164,11 @@ class Profiler:
         relative = os.path.relpath(out, self.folder.parent if self.folder else out.parent)
         if not out.exists():
             why = err.decode(errors="replace").strip().splitlines()
-            return PhaseProfile("", 0, [], f"py-spy could not record: {why[-1] if why else '?'}")
-        samples, top = top_costs(msgspec.json.decode(out.read_bytes(), type=Speedscope))
-        return PhaseProfile(relative, samples, top)
+            return PhaseProfile(
+                "", 0, 0.0, [], f"py-spy could not record: {why[-1] if why else '?'}"
+            )
+        samples, seconds, top = top_costs(msgspec.json.decode(out.read_bytes(), type=Speedscope))
+        return PhaseProfile(relative, samples, seconds, top)
 
     def results(self) -> dict[str, Any]:
         return {name: msgspec.to_builtins(p) for name, p in self.phases.items()}
@@ -169,9 +176,9 @@ class Profiler:
 
 def markdown(profiles: dict[str, Any]) -> str:
     """The README's table: each phase's top costs by share of crmd's CPU."""
-    lines = ["| phase | samples | top five costs, by share of crmd's CPU |", "|---|---:|---|"]
+    lines = ["| phase | CPU s | top five costs, by share of crmd's CPU |", "|---|---:|---|"]
     for name, found in profiles.items():
         profile = msgspec.convert(found, PhaseProfile)
         costs = ", ".join(f"`{c.where}` {c.share:.0%}" for c in profile.top) or profile.note
-        lines.append(f"| {name} | {profile.samples:,} | {costs} |")
+        lines.append(f"| {name} | {profile.seconds:,.1f} | {costs} |")
     return "\n".join(lines)

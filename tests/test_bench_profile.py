@@ -28,10 +28,10 @@ def profile(*stacks: list[int], weights: list[float] | None = None) -> Speedscop
 
 
 def test_a_sample_goes_to_crmds_innermost_frame_whoever_did_the_work():
-    samples, top = top_costs(
+    samples, seconds, top = top_costs(
         profile([0, 1, 2], [0, 1, 2], [0, 3, 4], [0, 3], [0, 5], [0], weights=[1, 1, 1, 2, 1, 2])
     )
-    assert samples == 8
+    assert (samples, seconds) == (6, 8.0)
     assert [(c.where, c.share) for c in top] == [
         ("crmd.ingest.persist:persist_chunk", 0.25),  # pymongo's work, asked for by crmd
         ("crmd.campaigns.dispatch:send_chunk", 0.25),
@@ -43,20 +43,32 @@ def test_a_sample_goes_to_crmds_innermost_frame_whoever_did_the_work():
 
 def test_only_the_top_five_are_kept_and_an_empty_profile_has_none():
     stacks = [[0, 1], [0, 1], [0, 3], [0, 3], [0, 4], [0, 5], [0, 2], [0]]
-    samples, top = top_costs(profile(*stacks))
-    assert samples == 8 and len(top) == 5 and top[0].share == 0.25
-    assert top_costs(profile()) == (0, [])
-    assert top_costs(profile([0, 6, 2]))[1][0].where == "crmd.campaigns.planning:plan"
+    samples, seconds, top = top_costs(profile(*stacks))
+    assert (samples, seconds) == (8, 8.0) and len(top) == 5 and top[0].share == 0.25
+    assert top_costs(profile()) == (0, 0.0, [])
+    assert top_costs(profile([0, 6, 2]))[2][0].where == "crmd.campaigns.planning:plan"
 
 
 def test_the_readme_table_names_each_phase_its_samples_and_its_costs():
-    _, top = top_costs(profile([0, 1, 2], [0, 5]))
+    samples, seconds, top = top_costs(profile([0, 1, 2], [0, 5], weights=[0.75, 0.75]))
     found = {
-        "ingestion": {"file": "profiles/ingestion.speedscope.json", "samples": 2, "top": top},
-        "flows": {"file": "", "samples": 0, "top": [], "note": "py-spy is not installed"},
+        "ingestion": {
+            "file": "profiles/ingestion.speedscope.json",
+            "samples": samples,
+            "seconds": seconds,
+            "top": top,
+        },
+        "flows": {
+            "file": "",
+            "samples": 0,
+            "seconds": 0,
+            "top": [],
+            "note": "py-spy is not installed",
+        },
     }
     table = markdown(msgspec.to_builtins(found))
     assert table.splitlines()[2] == (
-        "| ingestion | 2 | `crmd.ingest.persist:persist_chunk` 50%, `aiohttp (outside crmd)` 50% |"
+        "| ingestion | 1.5 | `crmd.ingest.persist:persist_chunk` 50%, "
+        "`aiohttp (outside crmd)` 50% |"
     )
-    assert table.splitlines()[3] == "| flows | 0 | py-spy is not installed |"
+    assert table.splitlines()[3] == "| flows | 0.0 | py-spy is not installed |"
