@@ -25,6 +25,10 @@ $(VENV)/.run-deps: setup.cfg pyproject.toml $(VENDOR_PLUGINS:%=%/setup.cfg) | $(
 	$(BIN)/pip install --quiet -e '.[embedded]' $(VENDOR_PLUGINS:%=-e %)
 	@touch $@
 
+$(VENV)/.bench-deps: setup.cfg pyproject.toml $(VENDOR_PLUGINS:%=%/setup.cfg) | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[bench]' $(VENDOR_PLUGINS:%=-e %)
+	@touch $@
+
 $(VENV)/.test-deps: setup.cfg pyproject.toml $(VENDOR_PLUGINS:%=%/setup.cfg) | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[embedded,test]' $(VENDOR_PLUGINS:%=-e %)
 	@touch $@
@@ -70,7 +74,7 @@ check: lint
 
 # The benchmark: about 20 minutes; writes bench/results.json. BENCH_ARGS=--quick for a
 # hundred times smaller smoke run. CRMD_MONGODB__URL / CRMD_REDIS__URL measure other servers.
-bench: $(VENV)/.run-deps
+bench: $(VENV)/.bench-deps
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:

@@ -41,6 +41,8 @@ from bench.clicks import Click, bare_redirect, caught_up, click_all, queue_click
 from bench.data import EVERYONE, RULES, csv_reader_seconds, write_customers
 from bench.flows import EVENT_BATCH, measure_flows
 from bench.load import IMPORT_SHARE, P50_LIMIT_MS, P99_LIMIT_MS, SHED_LIMIT, LoadSizes, measure_load
+from bench.profile import Profiler
+from bench.profile import markdown as profiles_markdown
 from bench.scaling import measure_scaling
 from bench.server import (
     RECEIPT_SECRET,
@@ -69,6 +71,8 @@ RAW_INGEST_SAMPLE = 100_000
 """The ingestion limit is timed on 100k of crmd's documents, not all 1M (the whole copy
 would add a quarter of an hour): 50k written into an empty collection, as crmd's first
 rows were, and 50k into the full one, as its last rows were."""
+PROFILES = "profiles"
+"""The folder beside results.json that the phases' profiles go to."""
 PHASES = (
     "previews",
     "dispatch",
@@ -1303,6 +1307,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"({result['servers']} servers); crmd {m['crmd']}; {result['when'][:10]}, "
         f"{result['seconds'] / 60:.0f} minutes."
     )
+    if result.get("profiles"):
+        lines.append(f"\n{profiles_markdown(result['profiles'])}")
     return "\n".join(lines)
 
 
@@ -1316,9 +1322,11 @@ async def measure(
     work: Path,
     phases: set[str],
     database_pid: int | None,
+    profiler: Profiler,
 ) -> dict[str, Any]:
     client: AsyncMongoClient[Doc] = AsyncMongoClient(mongodb, tz_aware=True, maxIdleTimeMS=30_000)
     bench = Bench(base, client[database], sampler, sizes, work, database_pid, redis)
+    phase = profiler.phase
     try:
         async with (
             signed_in_api(base, "importer@bench.example.com") as importer,
@@ -1330,33 +1338,43 @@ async def measure(
             if phases & {"previews", "dispatch", "receipts", "clicks", "console"}:
                 user = await bench.audience(sender)
             if "previews" in phases:
-                await bench.previews(sender, user)
+                with phase("previews"):
+                    await bench.previews(sender, user)
             if phases & {"dispatch", "receipts", "clicks", "console"}:
-                campaign = await bench.dispatch(sender)
+                with phase("dispatch"):
+                    campaign = await bench.dispatch(sender)
             if "receipts" in phases:
-                await bench.receipts(sender, campaign)
+                with phase("receipts"):
+                    await bench.receipts(sender, campaign)
             if "clicks" in phases:
-                await bench.clicks(sender, campaign)
+                with phase("clicks"):
+                    await bench.clicks(sender, campaign)
             if "console" in phases:
-                await bench.console(sender, campaign)
+                with phase("console"):
+                    await bench.console(sender, campaign)
             if "attribution" in phases:
                 async with (
                     signed_in_api(base, "attribution@bench.example.com") as attributed,
                     signed_in_api(base, "orders@bench.example.com") as unattributed,
                 ):
-                    await bench.attribution(attributed, unattributed)
+                    with phase("attribution"):
+                        await bench.attribution(attributed, unattributed)
             if "flows" in phases:
                 async with signed_in_api(base, "flows@bench.example.com") as flows:
-                    await bench.flows(flows)
+                    with phase("flows"):
+                        await bench.flows(flows)
             if "load" in phases:
-                await bench.load(team)
+                with phase("load"):
+                    await bench.load(team)
             if "ingestion" in phases:
-                await bench.ingestion(importer)
+                with phase("ingestion"):
+                    await bench.ingestion(importer)
         bench.memory()
         return {
             "versions": await versions(redis, bench.db),
             "notes": bench.notes,
             "figures": [msgspec.to_builtins(f) for f in bench.figures],
+            "profiles": profiler.results(),
         }
     finally:
         await client.drop_database(database)
@@ -1373,6 +1391,13 @@ def main(argv: list[str] | None = None) -> int:
         "--phases",
         default=",".join(PHASES),
         help=f"a comma-separated subset of {','.join(PHASES)} (for profiling)",
+    )
+    parser.add_argument(
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="record a py-spy profile of crmd a phase, beside --out "
+        "(the default in a full run; --profile in a quick one)",
     )
     parser.add_argument(
         "--markdown",
@@ -1398,6 +1423,8 @@ def main(argv: list[str] | None = None) -> int:
             with crmd_process(work, urls, database, sizes.upload_rows) as (process, base):
                 sampler = MemorySampler(process.pid)
                 sampler.start()
+                profiling = not args.quick if args.profile is None else args.profile
+                profiler = Profiler(process.pid, args.out.parent / PROFILES if profiling else None)
                 try:
                     measured = asyncio.run(
                         measure(
@@ -1410,6 +1437,7 @@ def main(argv: list[str] | None = None) -> int:
                             work,
                             phases,
                             running.database_pid,
+                            profiler,
                         )
                     )
                 finally:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.run import PHASES
 from crmd.receipts.actor import RECOUNT_GAP
 from crmd.services.embedded import Urls
 
@@ -36,7 +37,7 @@ def test_the_quick_benchmark_measures_every_figure(services: Urls, tmp_path: Pat
     out = tmp_path / "results.json"
     env = {**os.environ, "CRMD_MONGODB__URL": services.mongodb, "CRMD_REDIS__URL": services.redis}
     done = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "bench.run", "--quick", "--profile", "--out", str(out)],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -47,6 +48,17 @@ def test_the_quick_benchmark_measures_every_figure(services: Urls, tmp_path: Pat
     assert done.returncode == 0, done.stderr[-4000:]
     result = json.loads(out.read_text())
     assert result["mode"] == "quick"
+    # A py-spy profile a phase, beside results.json, with its top costs by share.
+    profiles = result["profiles"]
+    assert set(profiles) == set(PHASES) - {"scaling"}, profiles
+    for name, profile in profiles.items():
+        assert profile["note"] == "" and profile["samples"] > 0 < profile["seconds"], name
+        assert (tmp_path / profile["file"]).stat().st_size > 0
+        shares = [cost["share"] for cost in profile["top"]]
+        assert 1 <= len(shares) <= 5 and shares == sorted(shares, reverse=True)
+        assert 0 < sum(shares) <= 1.001
+    # Sending is crmd's own work: the dispatch's top costs name crmd's code.
+    assert any(c["where"].startswith("crmd.") for c in profiles["dispatch"]["top"]), profiles
     assert result["servers"] == "from the environment"
     assert result["sizes"]["upload_rows"] == 10_000
     figures = {f["name"]: f for f in result["figures"]}
