@@ -29,6 +29,9 @@ RATE = 200
 """Samples a second."""
 TOP = 5
 CRMD_PACKAGES = ("crmd", "crmd_dummy_vendor", "crmd_basic_ai", "crmd_smtp", "crmd_webhook")
+ENTRY = ("crmd.cli", "crmd.__main__")
+"""Modules that only start the event loop: a sample whose innermost crmd frame is one of
+them is the loop's own work (or a library's), named by the leaf's package."""
 
 
 class Frame(msgspec.Struct):
@@ -79,7 +82,8 @@ def module_of(file: str) -> str | None:
     parts = Path(file).with_suffix("").parts
     for i, part in enumerate(parts):
         if part in CRMD_PACKAGES:  # from the repository or installed: crmd's own
-            return ".".join(parts[i:])
+            module = ".".join(parts[i:])
+            return None if module in ENTRY else module
     return None
 
 

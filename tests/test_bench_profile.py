@@ -16,6 +16,7 @@ FRAMES = [
     {"name": "message", "file": "/work/crmd/campaigns/compose.py"},  # 4
     {"name": "handle", "file": f"{SITE}/aiohttp/web_protocol.py"},  # 5
     {"name": "plan", "file": f"{SITE}/crmd/campaigns/planning.py"},  # 6: crmd installed
+    {"name": "_serve", "file": "/work/crmd/cli.py"},  # 7: only starts the loop
 ]
 
 
@@ -47,6 +48,7 @@ def test_only_the_top_five_are_kept_and_an_empty_profile_has_none():
     assert (samples, seconds) == (8, 8.0) and len(top) == 5 and top[0].share == 0.25
     assert top_costs(profile()) == (0, 0.0, [])
     assert top_costs(profile([0, 6, 2]))[2][0].where == "crmd.campaigns.planning:plan"
+    assert top_costs(profile([7, 0]))[2][0].where == "base_events (outside crmd)"
 
 
 def test_the_readme_table_names_each_phase_its_samples_and_its_costs():
