@@ -26,7 +26,7 @@ $(VENV)/.run-deps: setup.cfg pyproject.toml $(VENDOR_PLUGINS:%=%/setup.cfg) | $(
 	@touch $@
 
 $(VENV)/.bench-deps: setup.cfg pyproject.toml $(VENDOR_PLUGINS:%=%/setup.cfg) | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[bench]' $(VENDOR_PLUGINS:%=-e %)
+	$(BIN)/pip install --quiet -e '.[embedded,bench]' $(VENDOR_PLUGINS:%=-e %)
 	@touch $@
 
 $(VENV)/.test-deps: setup.cfg pyproject.toml $(VENDOR_PLUGINS:%=%/setup.cfg) | $(BIN)/python

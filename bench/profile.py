@@ -13,7 +13,9 @@ are shares of crmd's CPU time in the phase."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -77,32 +79,56 @@ def py_spy() -> str | None:
     return str(beside) if beside.exists() else shutil.which("py-spy")
 
 
-def module_of(file: str) -> str | None:
-    """``crmd.campaigns.dispatch`` for a file of crmd's own packages, else None."""
-    parts = Path(file).with_suffix("").parts
-    for i, part in enumerate(parts):
-        if part in CRMD_PACKAGES:  # from the repository or installed: crmd's own
-            module = ".".join(parts[i:])
+Roots = dict[Path, str]
+"""The folders crmd's packages are imported from, and each one's name."""
+
+
+def package_roots() -> Roots:
+    """Where this Python imports crmd's packages from: the crmd process, on the same
+    machine and the same environment, runs the same files."""
+    roots: Roots = {}
+    for name in CRMD_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            roots[Path(folder)] = roots[Path(folder).resolve()] = name
+    return roots
+
+
+def module_of(file: str, roots: Roots) -> str | None:
+    """``crmd.campaigns.dispatch`` for a file of crmd's own packages, else None (a
+    checkout in a folder named ``crmd`` is not a package of that name)."""
+    path = Path(file).with_suffix("")
+    for root, name in roots.items():
+        if path.is_relative_to(root):
+            parts = [p for p in path.relative_to(root).parts if p != "__init__"]
+            module = ".".join((name, *parts))
             return None if module in ENTRY else module
     return None
 
 
 def package_of(file: str) -> str:
-    """The top package of a library's (or the standard library's) file."""
+    """The top package of a library's or the standard library's file (``aiohttp``,
+    ``asyncio``), or the module's own name for a top-level one (``selectors``)."""
     parts = Path(file).with_suffix("").parts
-    if "site-packages" in parts:
-        rest = parts[parts.index("site-packages") + 1 :]
-        return rest[0] if rest else "?"
+    for folder in ("site-packages", "dist-packages"):
+        if folder in parts[:-1]:
+            return parts[parts.index(folder) + 1]
+    for i, part in enumerate(parts[:-1]):
+        if re.fullmatch(r"python3\.\d+", part):
+            return parts[i + 1]
     return parts[-1] if parts else "?"
 
 
-def top_costs(profile: Speedscope, top: int = TOP) -> tuple[int, float, list[Cost]]:
+def top_costs(
+    profile: Speedscope, top: int = TOP, roots: Roots | None = None
+) -> tuple[int, float, list[Cost]]:
     """The number of samples, the CPU seconds they stand for (py-spy weighs each sample
     by its interval), and the ``top`` places they went (see the module)."""
     frames = profile.shared.frames
+    roots = package_roots() if roots is None else roots
     where: list[str] = []
     for frame in frames:
-        module = module_of(frame.file)
+        module = module_of(frame.file, roots)
         where.append(f"{module}:{frame.name}" if module else "")
     costs: dict[str, float] = defaultdict(float)
     total, count = 0.0, 0

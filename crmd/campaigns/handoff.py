@@ -127,8 +127,9 @@ class Handoff:
         """A vendor that echoes crmd's id may post a message's receipt before this
         write: the log has risen past PENDING, and the hand-over left it alone. It
         keeps what the receipt said and gains the vendor's id (later receipts may name
-        the message by it). Not a log that failed at hand-over (``gaveUp`` is set):
-        retry-failed sends again only what has no vendor id."""
+        the message by it). Not a FAILED log (given up on at hand-over by another
+        consumer, or failed by its receipt): it keeps what its failure said, and
+        retry-failed starts it again from no vendor id."""
         await self.store["communication_log"].bulk_update(
             [
                 (
@@ -136,7 +137,7 @@ class Handoff:
                         "_id": log_id,
                         "vendorMessageId": None,
                         "rank": {"$gt": 0, "$lt": FINAL_RANK},
-                        "gaveUp": {"$exists": False},
+                        "status": {"$ne": MessageStatus.FAILED},
                     },
                     {
                         "$set": {

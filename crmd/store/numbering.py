@@ -137,7 +137,7 @@ async def _add(
             )
         except DuplicateKeyError:
             if session is not None:
-                raise  # the transaction is tried again whole
+                raise  # the caller's transaction fails with it, as it always did
     raise RuntimeError(f"the tally of {user} could not be added to")
 
 

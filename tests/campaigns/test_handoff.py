@@ -63,14 +63,21 @@ async def test_a_handover_never_takes_back_what_a_log_knows(
     assert doc["vendorMessageId"] == vendor_id
 
 
-async def test_a_receipt_that_comes_before_the_handover_is_written_keeps_both(system: Crmd):
+@pytest.mark.parametrize(
+    "round_", [0, 1], ids=["first send", "a round of retry-failed (gaveUp: false)"]
+)
+async def test_a_receipt_that_comes_before_the_handover_is_written_keeps_both(
+    system: Crmd, round_: int
+):
     """A vendor that echoes crmd's id can post the receipt while the batch is still being
     recorded: the log says DELIVERED, and has the vendor's id for later receipts."""
-    campaign, entry = await a_log(system, "PENDING", 0)
+    retried = {"round": round_, "gaveUp": False} if round_ else {}
+    campaign, entry = await a_log(system, "PENDING", 0, **retried)
     at = datetime(2026, 1, 1, tzinfo=UTC)
-    early = ReceiptEvent("DELIVERED", at, "e1", message_id=entry["_id"])
+    sent_as = f"{entry['_id']}:r{round_}" if round_ else entry["_id"]
+    early = ReceiptEvent("DELIVERED", at, "e1", message_id=sent_as)
     await apply_receipts(system.db, system.metrics, [ReceiptBatch("v", [early])])
-    doc = await hand_over(system, campaign, entry, fresh=False)
+    doc = await hand_over(system, campaign, {**entry, "round": round_}, fresh=False)
     assert (doc["status"], doc["vendorMessageId"], doc["attempts"]) == ("DELIVERED", "vendor-1", 1)
     assert doc["handedAt"] is not None
     # A later receipt that names only the vendor's id finds it.
