@@ -126,21 +126,31 @@ async def test_the_reported_interval_holds_the_true_lift(
     rng = random.Random(seed)
     lines: list[str] = []
     made = {"messaged": [0, 0, 0.0], "held": [0, 0, 0.0]}  # converted, orders, revenue
+    groups: dict[str, list[dict[str, Any]]] = {"messaged": [], "held": []}
     for log in sorted(logs, key=lambda log: log["seq"]):
-        group = "held" if log["status"] == MessageStatus.HELD_OUT else "messaged"
-        handed = log["handedAt"].replace(tzinfo=UTC)
+        groups["held" if log["status"] == MessageStatus.HELD_OUT else "messaged"].append(log)
         who = external_id(numbers[log["customerId"]])
         # An order from before the message never counts.
-        before = (handed - timedelta(minutes=5)).isoformat()
+        before = (log["handedAt"].replace(tzinfo=UTC) - timedelta(minutes=5)).isoformat()
         lines.append(f"B-{who},{who},{rng.uniform(10, 50):.2f},{before}")
-        if rng.random() < (messaged_p if group == "messaged" else held_p):
-            made[group][0] += 1
-            for k in range(rng.choice((1, 1, 2))):
-                amount = round(rng.lognormvariate(MU, SIGMA), 2)
-                at = (handed + timedelta(seconds=1 + k)).isoformat()
-                lines.append(f"O-{who}-{k},{who},{amount},{at}")
-                made[group][1] += 1
-                made[group][2] += amount
+    # Each group buys as its rate says, exactly: p of its customers, a third of them twice,
+    # at amounts drawn from the lognormal and scaled to its mean. A sample drawn at random
+    # would miss the true lift one run in twenty (a 95 % interval), by design of the
+    # interval, not of crmd; here the figures must hold it every run.
+    for group, members in groups.items():
+        buyers = rng.sample(
+            members, round((messaged_p if group == "messaged" else held_p) * len(members))
+        )
+        bought = [(log, k) for j, log in enumerate(buyers) for k in range(2 if j % 3 == 0 else 1)]
+        drawn = [rng.lognormvariate(MU, SIGMA) for _ in bought]
+        scale = MEAN_ORDER * len(drawn) / sum(drawn) if drawn else 1.0
+        made[group][0] = len(buyers)
+        for (log, k), amount in zip(bought, drawn, strict=True):
+            who = external_id(numbers[log["customerId"]])
+            at = (log["handedAt"].replace(tzinfo=UTC) + timedelta(seconds=1 + k)).isoformat()
+            lines.append(f"O-{who}-{k},{who},{round(amount * scale, 2)},{at}")
+            made[group][1] += 1
+            made[group][2] += round(amount * scale, 2)
     await upload_orders(client, auth, lines)
     orders = made["messaged"][1] + made["held"][1]
     answer = await wait_results(client, auth, campaign, int(orders))
