@@ -116,9 +116,20 @@ def vendor_settings() -> dict[str, Any]:
 
 
 @pytest.fixture
-def config(services: Urls, port: int, vendor_settings: dict[str, Any]) -> Config:
+def campaigns_settings() -> dict[str, Any]:
+    """The [campaigns] table; a test module may override it (a faster clock)."""
+    return {}
+
+
+@pytest.fixture
+def config(
+    services: Urls, port: int, vendor_settings: dict[str, Any], campaigns_settings: dict[str, Any]
+) -> Config:
     return make_test_config(
-        services, server={"port": port}, plugins={"dummy_vendor": vendor_settings}
+        services,
+        server={"port": port},
+        plugins={"dummy_vendor": vendor_settings},
+        campaigns=campaigns_settings,
     )
 
 
@@ -173,9 +184,17 @@ async def auth(client: Any) -> dict[str, str]:
 
 
 @pytest.fixture
-async def delivering(client: Any, system: Crmd, ingesting: Any) -> Crmd:
+def delivering_actors() -> tuple[str, ...]:
+    """The actors ``delivering`` starts; a test module may add to them (the clock)."""
+    return ("dispatch", "receipts")
+
+
+@pytest.fixture
+async def delivering(
+    client: Any, system: Crmd, ingesting: Any, delivering_actors: tuple[str, ...]
+) -> Crmd:
     """The dispatch and receipts actors running, the dummy vendor calling the test
     server back."""
-    supervisor = system.start(("dispatch", "receipts"))
+    supervisor = system.start(delivering_actors)
     assert await supervisor.wait_healthy(10)
     return system

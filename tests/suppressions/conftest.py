@@ -15,11 +15,7 @@ import pytest
 from aiohttp import web
 from crmd_dummy_vendor import DummyVendor, SendRequest, Settings
 
-from crmd.app import Crmd
-from crmd.config import Config
 from crmd.plugins.vendor import Failed, OutgoingMessage, SendResult
-from crmd.services.embedded import Urls
-from crmd.testing import make_test_config
 from tests.ingest.conftest import upload, wait_done
 
 SECRET = "vendor-and-crmd-share-this-secret-0123456789"
@@ -64,25 +60,18 @@ async def gateway(aiohttp_server: Any) -> AsyncIterator[Gateway]:
 
 
 @pytest.fixture
-def config(services: Urls, port: int, vendor_settings: dict[str, Any]) -> Config:
-    """The suite's config, with a clock that ticks twice a second (below)."""
-    return make_test_config(
-        services,
-        server={"port": port},
-        plugins={"dummy_vendor": vendor_settings},
-        campaigns={"clock_interval_seconds": 0.5, "clock_lease_seconds": 3.0},
-    )
+def campaigns_settings() -> dict[str, Any]:
+    """A clock that ticks twice a second (below)."""
+    return {"clock_interval_seconds": 0.5, "clock_lease_seconds": 3.0}
 
 
 @pytest.fixture
-async def delivering(client: Any, system: Crmd, ingesting: Any) -> Crmd:
+def delivering_actors() -> tuple[str, ...]:
     """Dispatch and receipts, and the clock as a daemon runs it: the gateway calls back
     within 50-200 ms, and on a loaded machine a receipt can come before crmd has logged
     its message; the clock matches such receipts again (``rematch_unknown``), without
     which the campaign would never complete."""
-    supervisor = system.start(("dispatch", "receipts", "clock"))
-    assert await supervisor.wait_healthy(10)
-    return system
+    return ("dispatch", "receipts", "clock")
 
 
 @pytest.fixture
