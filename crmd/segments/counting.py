@@ -11,7 +11,10 @@ known by its parsed form, so ``spend>1000`` and ``spend > 1,000`` are one rule.
 Counting is done in the background, one task per user in each process: it reads a run
 of slices (the newest stale one first, then runs of up to ``MAX_RUN`` slices) once for
 every rule being counted for that user, and tests each customer in Python (the reference
-evaluator). Reading costs the database the same for one rule or ten; only
+evaluator). Reading costs the database the same for one rule or ten. A rule with many
+slices unknown (``GROUPED_FROM``) is counted by the database instead, reading no
+customer: a first count is the database's own count of the rule, good until a slice
+moves; after that, each slice's count in one pass grouped by slice. Only
 ``count_slots`` runs are read at once in a process, whatever the number of users, and
 after each run a user's counting rests as long as the run took (``REST``), so counting
 never takes more than that share of the database from imports, sends and pages. A
@@ -27,9 +30,11 @@ What a count is made of, and when it is current: ``crmd.segments.counts``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import structlog
@@ -38,9 +43,29 @@ from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from crmd.segments.counts import ENCODE, ENTRY, SAMPLE, Count, Entry, Job, Rule
+from crmd.segments.counts import (
+    ENCODE,
+    ENTRY,
+    SAMPLE,
+    WHOLE,
+    WHOLE_ENTRY,
+    Count,
+    Entry,
+    Job,
+    Rule,
+    Whole,
+    digest,
+    sample_of,
+)
 from crmd.segments.evaluate import evaluate
-from crmd.segments.slices import SLICE, CustomerVersions, numbers_of, slice_keys, slice_of
+from crmd.segments.slices import (
+    SLICE,
+    CustomerVersions,
+    numbers_of,
+    runs,
+    slice_keys,
+    slice_of,
+)
 from crmd.store.numbering import highest
 from crmd.store.tenant import TenantStore
 from crmd.telemetry.logs import describe_error
@@ -52,6 +77,12 @@ log = structlog.get_logger(__name__)
 MAX_RUN = 8
 """Slices read at most in one go (8,000 customers, about half a second of SecantusDB's
 time): a count of another user waits at most that long for the database."""
+GROUPED_FROM = 2 * MAX_RUN
+"""Stale slices of a rule from which the database counts all of its slices in one pass,
+grouped by slice, rather than crmd reading their customers to test: a first count, or
+one an hour moved the moment of. It costs the database about what its own count of the
+rule costs (its plan, its indexes), where reading runs of slices costs a read of every
+customer; only the newest slices with matches are then read, for the sample."""
 REST = 1.0
 """After each run of slices, counting pauses this many times as long as the run took."""
 WAKE = 1.0
@@ -92,6 +123,7 @@ class AudienceCounter:
         self._slots = asyncio.Semaphore(slots)
         self._jobs: dict[str, dict[str, Job]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._rested: dict[str, float] = {}  # when a user's counting may read again
 
     async def count(self, store: TenantStore, rule: str | Rule, wait: float | None = None) -> Count:
         """``rule``'s count over the store's user's customers: at once when what is kept
@@ -140,12 +172,9 @@ class AudienceCounter:
 
     async def _count_direct(self, store: TenantStore, rule: Rule) -> Count:
         """The database's own count of the rule, and its newest matches as the sample."""
-        async with self._slots:
+        async with self._slot():
             size = await store["customers"].count_documents(rule.filter)
-            newest = store["customers"].find(
-                rule.filter, projection={"_id": 1}, sort=[("n", -1)], limit=SAMPLE
-            )
-            sample = [str(doc["_id"]) async for doc in newest]
+        sample = await self._newest(store, rule)
         return Count(size=size, complete=True, progress=1.0, moment=rule.moment, sample=sample)
 
     def _track(self, user: str) -> dict[str, Job]:
@@ -181,6 +210,8 @@ class AudienceCounter:
         versions = {int(k): int(v) for k, v in stored[0].items()}
         for job, entries in zip(jobs, stored[1:], strict=True):
             job.versions, job.top = versions, top
+            whole = entries.pop(WHOLE.encode(), None)
+            job.whole = WHOLE_ENTRY.decode(whole) if whole is not None else None
             job.entries = {int(k): ENTRY.decode(v) for k, v in entries.items()}
 
     async def _work(self, user: str) -> None:
@@ -198,22 +229,34 @@ class AudienceCounter:
                 needing: set[int] = set()
                 for job in jobs:
                     needing.update(job.stale(now))
-                read_for = 0.0
-                if needing:  # the newest stale slice and those right under it
+                # Counting rests as long as it read, before it reads again: at most half
+                # of the database's time, however many slices are left to read, and
+                # nothing to wait for when the last count was longer ago than it took.
+                resting = self._rested.get(user, 0.0) - time.monotonic()
+                if needing and resting > 0:
+                    await asyncio.sleep(resting)
+                    continue
+                began = time.monotonic()
+                # Many slices unknown: the database counts them (no customer read).
+                grouped = [job for job in jobs if len(job.stale(now)) >= GROUPED_FROM]
+                cold = [job for job in grouped if job.cold(now)]
+                if cold:
+                    await self._count_whole(store, cold)
+                elif grouped:
+                    await self._count_grouped(store, grouped)
+                elif needing:  # the newest stale slice and those right under it
                     newest = lowest = max(needing)
                     while lowest - 1 in needing and newest - lowest + 1 < run:
                         lowest -= 1
-                    began = time.monotonic()
                     await self._count_run(store, lowest, newest, jobs)
-                    read_for = time.monotonic() - began
                     run = min(run * 2, MAX_RUN)
+                if needing:
+                    ended = time.monotonic()
+                    self._rested[user] = ended + (ended - began) * REST
                 for job in jobs:
                     job.tell()
                 if not needing:
                     return
-                # Counting rests as long as it read: at most half of the database's
-                # time, however many slices a first count or an import leaves to read.
-                await asyncio.sleep(read_for * REST)
         except Exception as exc:  # the database or Redis went away: the waiters hear it
             log.warning("counts.stopped", user=user, error=describe_error(exc))
             for job in jobs:
@@ -221,21 +264,100 @@ class AudienceCounter:
         finally:
             self.metrics.counts_waiting.set(0)
 
-    async def _keep(self, user: str, made: dict[Job, dict[int, Entry]]) -> None:
-        """Store jobs' new entries in Redis."""
+    async def _keep(
+        self, user: str, made: dict[Job, dict[int, Entry]], wholes: dict[Job, Whole] | None = None
+    ) -> None:
+        """Store jobs' new entries in Redis, and their counts of all the customers."""
         _, counts = slice_keys(self.prefix, user)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for job, entries in made.items():
-                if not entries:
+            for job in {**made, **(wholes or {})}:
+                kept: dict[str, Entry | Whole] = {str(k): e for k, e in made.get(job, {}).items()}
+                if wholes and job in wholes:
+                    kept[WHOLE] = wholes[job]
+                if not kept:
                     continue
                 key = f"{counts}:{job.rule.key}"
-                pipe.hset(key, mapping={str(k): ENCODE.encode(e) for k, e in entries.items()})
+                pipe.hset(key, mapping={k: ENCODE.encode(e) for k, e in kept.items()})
                 pipe.expire(key, KEPT_FOR)
             await pipe.execute()
 
-    async def _count_run(self, store: TenantStore, first: int, last: int, jobs: list[Job]) -> None:
+    async def _count_whole(self, store: TenantStore, jobs: list[Job]) -> None:
+        """A first count: the database's own count of each job's rule, good until a slice
+        moves on (then ``_count_grouped``), and the newest matches for the sample."""
+        started = time.time()
+        wholes: dict[Job, Whole] = {}
+        for job in jobs:
+            async with self._slot():
+                size = await store["customers"].count_documents(job.rule.filter)
+            job.whole = wholes[job] = Whole(digest(job.versions, job.top), size, started)
+        # The sample: the newest slice, then two more, up to ``MAX_RUN`` (their counts
+        # kept too); for a rule whose matches are rarer, the database's newest.
+        first = last = newest = slice_of(jobs[0].top)
+        short = list(jobs)
+        read: dict[Job, dict[int, Entry]] = {job: {} for job in jobs}
+        while short and last >= 0:
+            for job, entries in (await self._count_run(store, first, last, short)).items():
+                read[job].update(entries)
+                wholes[job].sample = sample_of(read[job])
+            short = [j for j in short if len(wholes[j].sample) < min(SAMPLE, wholes[j].size)]
+            if newest - first + 1 >= MAX_RUN:
+                break
+            first, last = max(first - 2 * (last - first + 1), 0), first - 1
+        for job in short:
+            wholes[job].sample = await self._newest(store, job.rule)
+        for job in jobs:  # (as a caller's look at Redis meanwhile may have dropped it)
+            job.whole = wholes[job]
+        await self._keep(store.user_id, {}, wholes)
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """One of the process's ``count_slots``: the database is read in it."""
+        asked = time.monotonic()
+        async with self._slots:
+            self.metrics.count_wait.observe(time.monotonic() - asked)
+            yield
+
+    async def _newest(self, store: TenantStore, rule: Rule) -> list[str]:
+        async with self._slot():
+            found = store["customers"].find(
+                rule.filter, projection={"_id": 1}, sort=[("n", -1)], limit=SAMPLE
+            )
+            return [str(doc["_id"]) async for doc in found]
+
+    async def _count_grouped(self, store: TenantStore, jobs: list[Job]) -> None:
+        """Every slice of each job's rule counted by the database in one pass, grouped by
+        slice; then the newest slices with matches read, for the sample."""
+        versions, top = jobs[0].versions, jobs[0].top
+        slices = slice_of(top) + 1
+        started = time.time()
+        made: dict[Job, dict[int, Entry]] = {}
+        for job in jobs:
+            sizes = [0] * slices
+            async with self._slot():
+                slice_of_n = {"$floor": {"$divide": [{"$subtract": ["$n", 1]}, SLICE]}}
+                grouped = {"$group": {"_id": slice_of_n, "size": {"$sum": 1}}}
+                cursor = await store["customers"].aggregate([{"$match": job.rule.filter}, grouped])
+                async for group in cursor:
+                    k = group["_id"]
+                    if isinstance(k, int | float) and 0 <= k < slices:
+                        sizes[int(k)] = group["size"]
+            made[job] = {k: Entry(versions.get(k, 0), n, started) for k, n in enumerate(sizes)}
+            job.entries.update(made[job])
+        await self._keep(store.user_id, made)
+        sampled: set[int] = set()
+        for entries in made.values():  # the newest slices that hold a sample's matches
+            newest = sorted((k for k, e in entries.items() if e.size), reverse=True)
+            held = itertools.accumulate(entries[k].size for k in newest)  # (up to and with k)
+            kept = zip(newest, held, strict=True)
+            sampled.update(k for k, upto in kept if upto - entries[k].size < SAMPLE)
+        for first, last in runs(sorted(sampled)):
+            await self._count_run(store, first, last, jobs)
+
+    async def _count_run(
+        self, store: TenantStore, first: int, last: int, jobs: list[Job]
+    ) -> dict[Job, dict[int, Entry]]:
         """Read slices ``first``..``last`` once, test every job's rule on each customer,
-        and keep each job's count of each slice."""
+        and keep (and return) each job's count of each slice."""
         versions = jobs[0].versions
         lo, hi = numbers_of(first)[0], numbers_of(last)[1]
         fields = sorted({f for job in jobs for f in job.rule.fields})
@@ -243,9 +365,7 @@ class AudienceCounter:
         newest: dict[str, list[deque[str]]] = {
             job.rule.key: [deque(maxlen=SAMPLE) for _ in range(last - first + 1)] for job in jobs
         }
-        asked = time.monotonic()
-        async with self._slots:
-            self.metrics.count_wait.observe(time.monotonic() - asked)
+        async with self._slot():
             started = time.time()
             cursor = store["customers"].find(
                 {"n": {"$gte": lo, "$lt": hi}},
@@ -273,6 +393,7 @@ class AudienceCounter:
         for job, entries in made.items():
             job.entries.update(entries)
         await self._keep(store.user_id, made)
+        return made
 
 
 COUNTS: web.AppKey[AudienceCounter] = web.AppKey("counts")

@@ -42,6 +42,26 @@ class Entry(msgspec.Struct, array_like=True):
     """The ids of its newest matches, up to ``SAMPLE``, newest first."""
 
 
+class Whole(msgspec.Struct, array_like=True):
+    """One rule over all of a user's customers at once: the database's own count of it,
+    right for as long as no slice has moved since (``versions``, a digest of them all)."""
+
+    versions: str
+    size: int
+    at: float
+    sample: list[str] = []
+
+
+WHOLE = "whole"
+"""The field of a rule's cached counts that holds its ``Whole`` (the others: slices)."""
+
+
+def digest(versions: dict[int, int], top: int) -> str:
+    """What every slice's version and the highest number come to, in a few bytes."""
+    encoded = msgspec.msgpack.encode([top, sorted(versions.items())])
+    return hashlib.blake2b(encoded, digest_size=12).hexdigest()
+
+
 class Count(msgspec.Struct):
     size: int
     """The matches among the customers counted (all of them, when ``complete``)."""
@@ -55,6 +75,7 @@ class Count(msgspec.Struct):
 
 
 ENTRY = msgspec.msgpack.Decoder(Entry)
+WHOLE_ENTRY = msgspec.msgpack.Decoder(Whole)
 ENCODE = msgspec.msgpack.Encoder()
 
 
@@ -76,7 +97,7 @@ class Rule:
         self.moment = moment
         encoded = msgspec.json.encode([self.node, moment.isoformat() if self.timed else None])
         self.key = hashlib.sha256(encoded).hexdigest()[:32]
-        self.fields = sorted(_fields(self.node))
+        self.fields = sorted(fields_of(self.node))
 
 
 class Job:
@@ -85,6 +106,7 @@ class Job:
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
         self.entries: dict[int, Entry] = {}
+        self.whole: Whole | None = None
         self.versions: dict[int, int] = {}
         self.top = 0
         self.asked = time.monotonic()
@@ -92,8 +114,22 @@ class Job:
         """Resolved when the worker has looked at it again (with the error that stopped
         counting, if one did); then replaced."""
 
+    def whole_count(self, now: float) -> Whole | None:
+        """The count of all the customers at once, while it is current."""
+        whole = self.whole
+        if whole is None or now - whole.at > TRUSTED_FOR:
+            return None
+        return whole if whole.versions == digest(self.versions, self.top) else None
+
+    def cold(self, now: float) -> bool:
+        """Nothing of the rule's count is known: neither a current slice nor a count of
+        all the customers that slices have moved on from."""
+        return self.whole is None and len(self.stale(now)) == slice_of(self.top) + 1
+
     def stale(self, now: float) -> list[int]:
-        """The slices whose count is not current."""
+        """The slices whose count is not current (none while all are counted at once)."""
+        if self.whole_count(now) is not None:
+            return []
         return [
             k
             for k in range(slice_of(self.top) + 1 if self.top else 0)
@@ -110,6 +146,9 @@ class Job:
         self.moved = asyncio.get_running_loop().create_future()
 
     def count(self, now: float) -> Count:
+        whole = self.whole_count(now)
+        if whole is not None:
+            return Count(whole.size, True, 1.0, self.rule.moment, whole.sample)
         fresh = [
             (k, e)
             for k, e in sorted(self.entries.items(), reverse=True)
@@ -130,6 +169,14 @@ class Job:
             moment=self.rule.moment,
             sample=sample,
         )
+
+
+def sample_of(entries: dict[int, Entry]) -> list[str]:
+    """The sample of these slices' entries, newest first."""
+    sample: list[str] = []
+    for k in sorted(entries, reverse=True):
+        sample += entries[k].sample[: SAMPLE - len(sample)]
+    return sample
 
 
 def _fresh(entry: Entry | None, version: int, now: float) -> bool:
@@ -158,5 +205,6 @@ def _has_age(node: Node) -> bool:
     return False
 
 
-def _fields(node: Node) -> set[str]:
+def fields_of(node: Node) -> set[str]:
+    """The customer fields (paths) the rule reads."""
     return {p.field for p in _walk(node) if isinstance(p, Compare | InList | Exists | EventCount)}

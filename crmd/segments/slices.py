@@ -16,7 +16,7 @@ version then; and no count is trusted past ``crmd.segments.counts.TRUSTED_FOR``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from redis.asyncio import Redis
 
@@ -33,6 +33,18 @@ def slice_of(n: int) -> int:
 def numbers_of(k: int) -> tuple[int, int]:
     """The numbers ``[lo, hi)`` slice ``k`` holds."""
     return k * SLICE + 1, (k + 1) * SLICE + 1
+
+
+def runs(ordered: list[int]) -> Iterator[tuple[int, int]]:
+    """The runs of consecutive numbers in ``ordered``, as (first, last)."""
+    run: list[int] = []
+    for k in ordered:
+        if run and k != run[-1] + 1:
+            yield run[0], run[-1]
+            run = []
+        run.append(k)
+    if run:
+        yield run[0], run[-1]
 
 
 def slice_keys(prefix: str, user: str) -> tuple[str, str]:

@@ -25,7 +25,7 @@ from crmd.segments.counts import Rule
 from crmd.segments.query import InvalidRule, rule_filter
 from crmd.segments.slices import CustomerVersions
 from crmd.store.tenant import TenantStore
-from tests.counted import read
+from tests.counted import commands, read
 
 SLICE = 200
 """The tests' slices: a fifth of crmd's, so that each test writes a fifth of the
@@ -338,3 +338,102 @@ async def test_a_count_waited_for_ends_though_other_rules_pushed_its_rule_out(
     )
     for rule, count in zip(rules, counted, strict=True):
         assert count.size == await customers.truth(rule), rule
+
+
+async def test_a_first_count_over_many_slices_is_the_databases_and_reads_only_its_sample(
+    system: Crmd, customers: Customers, monkeypatch: pytest.MonkeyPatch
+):
+    """A first count over many slices is the database's own count of the rule, not a
+    read of every customer; its sample is still the newest matches, read from the
+    newest slices (or, for a rare rule, asked of the database)."""
+    monkeypatch.setattr(counting, "GROUPED_FROM", 2)
+    monkeypatch.setattr(counting, "MAX_RUN", 2)  # the sample reads 3 slices at most
+    await customers.write(rows(range(2 * SLICE + 300, 6 * SLICE + 50), seed=3))  # 7 slices
+    for rule in ("spend > 900", 'location in ("Delhi", "Pune") OR visits >= 8', "spend > 997"):
+        read = read_by_counting(system)
+        counted = await system.counter.count_all(customers.store, rule)
+        truth = await customers.truth(rule)
+        assert counted.complete and counted.size == truth, rule
+        newest = customers.store["customers"].find(
+            rule_filter(rule, Rule(rule).moment), projection={"_id": 1}, sort=[("n", -1)], limit=10
+        )
+        assert counted.sample == [str(doc["_id"]) async for doc in newest], rule
+        # The count's one document, then the slices read for the sample: the newest
+        # (50 customers), then two more; then, for a rare rule, the database's newest.
+        sampled = read_by_counting(system) - read
+        if rule == "spend > 997":
+            assert sampled == 1 + 450 + min(truth, 10)
+        elif rule.startswith("location"):  # two in three customers: the newest slice
+            assert sampled == 1 + 50
+        else:
+            assert sampled in (1 + 50, 1 + 450)
+        assert (await system.counter.count(customers.store, rule, wait=0)).size == truth
+        assert read_by_counting(system) - read == sampled  # counted again: nothing read
+
+
+async def test_after_a_first_count_an_import_has_the_slices_counted_then_only_its_own_read(
+    system: Crmd, customers: Customers, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(counting, "GROUPED_FROM", 2)
+    monkeypatch.setattr(counts, "LAG", 0.0)
+    rule = "visits > 5"
+    first = await system.counter.count_all(customers.store, rule)
+    assert first.size == await customers.truth(rule)
+    await customers.write(rows(range(2 * SLICE + 300, 2 * SLICE + 350), seed=4))  # slice 3
+    read = read_by_counting(system)
+    again = await system.counter.count_all(customers.store, rule)
+    assert again.size == await customers.truth(rule) > first.size
+    assert again.sample[0] != first.sample[0]  # a new customer is the newest match
+    sampled = read_by_counting(system) - read  # the database counted; crmd read the sample
+    assert sampled < 2 * SLICE + 350
+    await customers.write(rows(range(2 * SLICE + 350, 2 * SLICE + 360), seed=5))  # slice 3
+    read = read_by_counting(system)
+    third = await system.counter.count_all(customers.store, rule)
+    assert third.size == await customers.truth(rule)
+    assert read_by_counting(system) - read == SLICE // 2 + 60  # slice 3 alone
+
+
+async def test_a_first_count_is_asked_of_the_database_once_while_callers_keep_asking(
+    system: Crmd, customers: Customers, monkeypatch: pytest.MonkeyPatch
+):
+    """A caller asking meanwhile reads the rule's entries from Redis: it must not drop
+    the count of all the customers before it is kept (the bench's preview, polled every
+    50 ms, counted its rule three times over)."""
+    monkeypatch.setattr(counting, "GROUPED_FROM", 2)
+    rule = "visits > 2 AND spend > 100"
+    before = commands(system).get("aggregate", 0)
+    whole = asyncio.create_task(system.counter.count_all(customers.store, rule))
+    while not whole.done():
+        await system.counter.count(customers.store, rule, wait=0)
+        await asyncio.sleep(0.002)
+    asked = commands(system).get("aggregate", 0) - before
+    assert (await whole).size == await customers.truth(rule)
+    assert asked == 1  # count_documents, once
+
+
+async def test_a_rest_is_owed_only_when_counting_comes_back_before_it_is_over(
+    system: Crmd, customers: Customers, monkeypatch: pytest.MonkeyPatch
+):
+    """Counting rests as long as it read before it reads again; time the user spent
+    elsewhere counts toward the rest (a preview asked well after the last is not held)."""
+    counter = system.counter
+    runs: list[tuple[float, float]] = []
+    count_run = counter._count_run
+
+    async def slow(*args: Any) -> Any:
+        began = asyncio.get_running_loop().time()
+        await asyncio.sleep(0.3)  # a database slower than this one
+        made = await count_run(*args)
+        runs.append((began, asyncio.get_running_loop().time()))
+        return made
+
+    monkeypatch.setattr(counter, "_count_run", slow)
+    await counter.count_all(customers.store, "visits > 1")
+    ended = runs[-1][1]
+    await counter.count_all(customers.store, "visits > 2")  # asked at once: it waits
+    first_of_second = len(runs) - 3  # (three runs a count: one slice, two, then one)
+    assert runs[first_of_second][0] - ended >= (ended - runs[first_of_second - 1][0]) * 0.9
+    await asyncio.sleep(runs[-1][1] - runs[-1][0] + 0.1)  # the user looked elsewhere
+    asked = asyncio.get_running_loop().time()
+    await counter.count_all(customers.store, "visits > 3")
+    assert runs[-3][0] - asked < 0.1  # not held
