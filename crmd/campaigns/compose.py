@@ -128,6 +128,16 @@ def text_for(
     return text
 
 
+def fields_used(found: list[Templates]) -> set[str]:
+    """The customer fields (top-level) the templates' placeholders read."""
+    used = set()
+    for templates in found:
+        for part in (*templates.message, *templates.subject, *templates.html):
+            if isinstance(part, Placeholder) and part.field != UNSUBSCRIBE:
+                used.add("name" if part.field == "first_name" else part.field.split(".")[0])
+    return used
+
+
 def values_for(templates: Templates, customer: Mapping[str, Any]) -> Doc:
     """The customer's values the subject and the HTML body use (kept with the recipient
     until the message is handed over)."""

@@ -45,6 +45,7 @@ from crmd.campaigns.lifecycle import Action, Status
 from crmd.campaigns.transitions import move
 from crmd.campaigns.vendors import Vendors
 from crmd.messages import message_id
+from crmd.segments.counts import fields_of
 from crmd.segments.evaluate import evaluate
 from crmd.segments.parse import parse_rule
 from crmd.store.documents import Campaign, CampaignState, decode, projection
@@ -128,10 +129,16 @@ async def _plan_stretch(
     templates = compose.templates_of(campaign)
     rate = vendors.get(campaign.vendor).rate_limit() if vendors else 1000.0
     chunk = jobs.chunk_size(rate)
+    # What the rule and the templates read, and no more: most of a customer's fields
+    # (its dates, its kept event times) would only be decoded to be dropped.
+    read = {"n", "email", "phone", *compose.fields_used(templates)}
+    read |= {field.split(".")[0] for field in fields_of(node)}
     found = [
         doc
         async for doc in store["customers"].find(
-            {"n": {"$gte": start, "$lt": end}}, batch_size=PLAN_BATCH
+            {"n": {"$gte": start, "$lt": end}},
+            projection=dict.fromkeys(sorted(read), 1),
+            batch_size=PLAN_BATCH,
         )
     ]
     found.sort(key=lambda doc: doc["n"])
