@@ -43,27 +43,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from crmd.segments.counts import (
-    ENCODE,
-    ENTRY,
-    SAMPLE,
-    WHOLE,
-    WHOLE_ENTRY,
-    Count,
-    Entry,
-    Job,
-    Rule,
-    Whole,
-    digest,
-    sample_of,
-)
+from crmd.segments import kept
+from crmd.segments.counts import SAMPLE, Count, Entry, Job, Rule, Whole, sample_of
 from crmd.segments.evaluate import evaluate
 from crmd.segments.slices import (
     SLICE,
     CustomerVersions,
     numbers_of,
     runs,
-    slice_keys,
     slice_of,
 )
 from crmd.store.numbering import highest
@@ -91,8 +78,6 @@ ASKED_FOR = 60.0
 """Seconds a rule is tracked after it was last asked for."""
 MAX_RULES = 32
 """Rules tracked per user at most (the oldest asked goes first)."""
-KEPT_FOR = 2 * 86400
-"""A rule's entries are dropped from Redis after two days without a count."""
 
 
 class AudienceCounter:
@@ -196,23 +181,12 @@ class AudienceCounter:
         await asyncio.gather(*workers, return_exceptions=True)
         self._workers.clear()
         self._jobs.clear()
+        self._rested.clear()
 
     async def _refresh(self, user: str, jobs: Iterable[Job]) -> None:
         """Read the slices' versions, the highest number and each job's entries."""
-        jobs = list(jobs)
-        versions_key, counts = slice_keys(self.prefix, user)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(versions_key)
-            for job in jobs:
-                pipe.hgetall(f"{counts}:{job.rule.key}")
-            stored = await pipe.execute()
         top = await highest(self.db, user, "customers")
-        versions = {int(k): int(v) for k, v in stored[0].items()}
-        for job, entries in zip(jobs, stored[1:], strict=True):
-            job.versions, job.top = versions, top
-            whole = entries.pop(WHOLE.encode(), None)
-            job.whole = WHOLE_ENTRY.decode(whole) if whole is not None else None
-            job.entries = {int(k): ENTRY.decode(v) for k, v in entries.items()}
+        await kept.read(self.redis, self.prefix, user, list(jobs), top)
 
     async def _work(self, user: str) -> None:
         """Count the user's tracked rules until each is current, newest slices first."""
@@ -238,7 +212,8 @@ class AudienceCounter:
                     continue
                 began = time.monotonic()
                 # Many slices unknown: the database counts them (no customer read).
-                grouped = [job for job in jobs if len(job.stale(now)) >= GROUPED_FROM]
+                many = max(GROUPED_FROM, (slice_of(max(job.top for job in jobs)) + 1) // 2)
+                grouped = [job for job in jobs if len(job.stale(now)) >= many]
                 cold = [job for job in grouped if job.cold(now)]
                 if cold:
                     await self._count_whole(store, cold)
@@ -264,50 +239,32 @@ class AudienceCounter:
         finally:
             self.metrics.counts_waiting.set(0)
 
-    async def _keep(
-        self, user: str, made: dict[Job, dict[int, Entry]], wholes: dict[Job, Whole] | None = None
-    ) -> None:
-        """Store jobs' new entries in Redis, and their counts of all the customers."""
-        _, counts = slice_keys(self.prefix, user)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for job in {**made, **(wholes or {})}:
-                kept: dict[str, Entry | Whole] = {str(k): e for k, e in made.get(job, {}).items()}
-                if wholes and job in wholes:
-                    kept[WHOLE] = wholes[job]
-                if not kept:
-                    continue
-                key = f"{counts}:{job.rule.key}"
-                pipe.hset(key, mapping={k: ENCODE.encode(e) for k, e in kept.items()})
-                pipe.expire(key, KEPT_FOR)
-            await pipe.execute()
-
     async def _count_whole(self, store: TenantStore, jobs: list[Job]) -> None:
         """A first count: the database's own count of each job's rule, good until a slice
         moves on (then ``_count_grouped``), and the newest matches for the sample."""
         started = time.time()
         wholes: dict[Job, Whole] = {}
         for job in jobs:
+            taken_at = job.digest  # (before the count: a write meanwhile makes it stale)
             async with self._slot():
                 size = await store["customers"].count_documents(job.rule.filter)
-            job.whole = wholes[job] = Whole(digest(job.versions, job.top), size, started)
-        # The sample: the newest slice, then two more, up to ``MAX_RUN`` (their counts
-        # kept too); for a rule whose matches are rarer, the database's newest.
+            wholes[job] = Whole(taken_at, size, started)
+        # The sample: the newest slice, then two more, then four (their counts kept
+        # too); for a rule whose matches are rarer, the database's newest.
         first = last = newest = slice_of(jobs[0].top)
-        short = list(jobs)
+        short = [job for job in jobs if wholes[job].size]
         read: dict[Job, dict[int, Entry]] = {job: {} for job in jobs}
-        while short and last >= 0:
+        while short and last >= 0 and newest - last < MAX_RUN:
             for job, entries in (await self._count_run(store, first, last, short)).items():
                 read[job].update(entries)
                 wholes[job].sample = sample_of(read[job])
             short = [j for j in short if len(wholes[j].sample) < min(SAMPLE, wholes[j].size)]
-            if newest - first + 1 >= MAX_RUN:
-                break
-            first, last = max(first - 2 * (last - first + 1), 0), first - 1
+            first, last = max(first - 2 * (last - first + 1), 0, newest - MAX_RUN + 1), first - 1
         for job in short:
             wholes[job].sample = await self._newest(store, job.rule)
-        for job in jobs:  # (as a caller's look at Redis meanwhile may have dropped it)
+        for job in jobs:  # (whole, sample and all: a waiter may look at it now)
             job.whole = wholes[job]
-        await self._keep(store.user_id, {}, wholes)
+        await kept.keep(self.redis, self.prefix, store.user_id, {}, wholes)
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
@@ -342,16 +299,19 @@ class AudienceCounter:
                     if isinstance(k, int | float) and 0 <= k < slices:
                         sizes[int(k)] = group["size"]
             made[job] = {k: Entry(versions.get(k, 0), n, started) for k, n in enumerate(sizes)}
-            job.entries.update(made[job])
-        await self._keep(store.user_id, made)
         sampled: set[int] = set()
         for entries in made.values():  # the newest slices that hold a sample's matches
             newest = sorted((k for k, e in entries.items() if e.size), reverse=True)
             held = itertools.accumulate(entries[k].size for k in newest)  # (up to and with k)
-            kept = zip(newest, held, strict=True)
-            sampled.update(k for k, upto in kept if upto - entries[k].size < SAMPLE)
-        for first, last in runs(sorted(sampled)):
+            upto = zip(newest, held, strict=True)
+            sampled.update(k for k, total in upto if total - entries[k].size < SAMPLE)
+        for first, last in runs(sorted(sampled)):  # (read first: kept with their sample)
             await self._count_run(store, first, last, jobs)
+        for job, entries in made.items():
+            unread = {k: e for k, e in entries.items() if k not in sampled}
+            made[job] = unread
+            job.entries.update(unread)
+        await kept.keep(self.redis, self.prefix, store.user_id, made)
 
     async def _count_run(
         self, store: TenantStore, first: int, last: int, jobs: list[Job]
@@ -392,7 +352,7 @@ class AudienceCounter:
         }
         for job, entries in made.items():
             job.entries.update(entries)
-        await self._keep(store.user_id, made)
+        await kept.keep(self.redis, self.prefix, store.user_id, made)
         return made
 
 

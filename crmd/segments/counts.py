@@ -52,10 +52,6 @@ class Whole(msgspec.Struct, array_like=True):
     sample: list[str] = []
 
 
-WHOLE = "whole"
-"""The field of a rule's cached counts that holds its ``Whole`` (the others: slices)."""
-
-
 def digest(versions: dict[int, int], top: int) -> str:
     """What every slice's version and the highest number come to, in a few bytes."""
     encoded = msgspec.msgpack.encode([top, sorted(versions.items())])
@@ -109,6 +105,8 @@ class Job:
         self.whole: Whole | None = None
         self.versions: dict[int, int] = {}
         self.top = 0
+        self.digest = ""
+        """``digest(versions, top)``: what a whole count must have been taken at."""
         self.asked = time.monotonic()
         self.moved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         """Resolved when the worker has looked at it again (with the error that stopped
@@ -119,7 +117,7 @@ class Job:
         whole = self.whole
         if whole is None or now - whole.at > TRUSTED_FOR:
             return None
-        return whole if whole.versions == digest(self.versions, self.top) else None
+        return whole if whole.versions == self.digest else None
 
     def cold(self, now: float) -> bool:
         """Nothing of the rule's count is known: neither a current slice nor a count of
