@@ -46,13 +46,7 @@ from redis.exceptions import RedisError
 from crmd.segments import kept
 from crmd.segments.counts import SAMPLE, Count, Entry, Job, Rule, Whole, sample_of
 from crmd.segments.evaluate import evaluate
-from crmd.segments.slices import (
-    SLICE,
-    CustomerVersions,
-    numbers_of,
-    runs,
-    slice_of,
-)
+from crmd.segments.slices import SLICE, CustomerVersions, numbers_of, runs, slice_of
 from crmd.store.numbering import highest
 from crmd.store.tenant import TenantStore
 from crmd.telemetry.logs import describe_error

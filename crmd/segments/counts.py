@@ -153,9 +153,6 @@ class Job:
             if k <= slice_of(self.top) and _fresh(e, self.versions.get(k, 0), now)
         ]
         counted = sum(min(numbers_of(k)[1], self.top + 1) - numbers_of(k)[0] for k, _ in fresh)
-        sample: list[str] = []
-        for _, entry in fresh:
-            sample += entry.sample[: SAMPLE - len(sample)]
         # A slice standing on ``LAG`` (written to since it was counted) makes the count
         # usable, not complete: its newest rows may be missing.
         lagging = any(e.version != self.versions.get(k, 0) for k, e in fresh)
@@ -165,7 +162,7 @@ class Job:
             complete=complete,
             progress=1.0 if complete else min(round(counted / self.top, 3), 0.999),
             moment=self.rule.moment,
-            sample=sample,
+            sample=sample_of(dict(fresh)),
         )
 
 
