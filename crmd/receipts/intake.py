@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -29,7 +29,7 @@ log = structlog.get_logger(__name__)
 MAX_EVENTS = 10_000
 MAX_EVENT_ID = 200
 PLUGIN_BUDGET = 5.0
-"""Seconds a vendor's verify_receipt or parse_receipts may take."""
+"""Seconds a vendor's verify_receipt and parse_receipts may take together."""
 STATUSES = ", ".join(REPORTED)
 MAX_NONCE_SECONDS = 86_400
 """The longest a source's nonce is remembered, whatever it asks."""
@@ -56,21 +56,28 @@ class ReceiptIntake:
         """Queue a callback's receipts; returns (accepted, duplicates)."""
         sender = self.sources.reporter(vendor_name)
         name = sender.name
+        # One hop to a worker thread for both calls, under one budget; the body is parsed
+        # only once its signature held, and each call keeps its own error.
+        calls = _Calls(sender.plugin, headers, body)
         try:
-            verified = await self._in_time(
-                name, "verify_receipt", sender.plugin.verify_receipt, headers, body
-            )
-            if isinstance(verified, Nonce):
-                await self._first_use(name, verified, body)
+            async with asyncio.timeout(self.budget):
+                await asyncio.to_thread(calls)
+        except TimeoutError:
+            log.error("receipt.plugin_timeout", vendor=name, call=calls.step, seconds=self.budget)
+            calls.late(f"{calls.step} took longer than {self.budget:g} s")
+        try:
+            if calls.refused is not None:
+                raise calls.refused
+            if isinstance(calls.verified, Nonce):
+                await self._first_use(name, calls.verified, body)
         except Exception as exc:  # a vendor bug must fail closed, never open
             self.metrics.receipts.labels(name, "rejected").inc()
             log.warning("receipt.rejected", vendor=name, reason=str(exc)[:200])
             raise Unauthorized(f"receipt not accepted by {name}: {exc}"[:300]) from None
         try:
-            parsed: Any = await self._in_time(
-                name, "parse_receipts", sender.plugin.parse_receipts, headers, body
-            )
-            events = list(parsed)
+            if calls.unread is not None:
+                raise calls.unread
+            events = list(calls.parsed)
         except RecursionError:
             raise BadRequest(NESTED_TOO_DEEP, code="bad_json") from None
         except ValueError as exc:
@@ -112,16 +119,39 @@ class ReceiptIntake:
         if seen is not None and text_of(seen) != digest:
             raise ValueError("replayed: this signature was used before for another body")
 
-    async def _in_time(
-        self, name: str, call_name: str, call: Callable[..., Any], *args: object
-    ) -> Any:
-        """The plugin's synchronous ``call`` in a worker thread, under the budget. (A
-        thread that hangs cannot be stopped, but the request is answered.)"""
+
+class _Calls:
+    """A plugin's ``verify_receipt`` then ``parse_receipts`` of one callback, run in a
+    worker thread as one call: what each said or raised, and the step it is at (a
+    thread that hangs cannot be stopped, but the request is answered)."""
+
+    def __init__(self, plugin: Any, headers: Mapping[str, str], body: bytes) -> None:
+        self.plugin, self.headers, self.body = plugin, headers, body
+        self.step = "verify_receipt"
+        self.verified: Any = None
+        self.refused: Exception | None = None
+        self.parsed: Any = ()
+        self.unread: Exception | None = None
+
+    def __call__(self) -> None:
         try:
-            return await asyncio.wait_for(asyncio.to_thread(call, *args), self.budget)
-        except TimeoutError:
-            log.error("receipt.plugin_timeout", vendor=name, call=call_name, seconds=self.budget)
-            raise TimeoutError(f"{call_name} took longer than {self.budget:g} s") from None
+            self.verified = self.plugin.verify_receipt(self.headers, self.body)
+        except Exception as exc:
+            self.refused = exc
+            return
+        self.step = "parse_receipts"
+        try:
+            self.parsed = self.plugin.parse_receipts(self.headers, self.body)
+        except Exception as exc:
+            self.unread = exc
+
+    def late(self, said: str) -> None:
+        """The budget ran out at ``step``: that step failed with ``said``; whatever the
+        thread does after is not read."""
+        if self.step == "verify_receipt":
+            self.refused = TimeoutError(said)
+        else:
+            self.unread = TimeoutError(said)
 
 
 def checked(events: list[ReceiptEvent]) -> list[ReceiptEvent]:

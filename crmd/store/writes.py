@@ -48,9 +48,11 @@ async def insert_tallied(store: TenantStore, kind: str, docs: Sequence[dict[str,
 
         async def insert(session: AsyncClientSession, left: list[int] = left) -> None:
             chosen = [docs[i] for i in left]
-            await collection.insert_many(chosen, session=session)
             top = max((int(d.get("n", 0)) for d in chosen), default=0)
+            # The tally first: writers of one user's chunks conflict on that one
+            # document, and the one that loses finds out before it inserts anything.
             await add_to_tally(store.db, store.user_id, kind, len(left), session, top)
+            await collection.insert_many(chosen, session=session)
 
         try:
             async with store.db.client.start_session() as session:

@@ -217,6 +217,8 @@ class Troubled:
             time.sleep(3)
 
     def parse_receipts(self, headers: Mapping[str, str], body: bytes) -> Sequence[ReceiptEvent]:
+        if self.mode == "parse hangs":
+            time.sleep(3)
         raise KeyError("events")
 
     async def check(self) -> CheckResult:
@@ -240,6 +242,8 @@ class TroubledPlugin:
     [
         ("hangs", 401, "verify_receipt took longer than 0.5 s"),
         ("raises", 422, "the troubled vendor could not read this receipt"),
+        # verified, then stuck reading: the sender hears its body could not be read
+        ("parse hangs", 422, "the troubled vendor could not read this receipt"),
     ],
 )
 async def test_a_vendor_that_hangs_or_raises_on_a_receipt_refuses_it_and_is_named(

@@ -7,11 +7,13 @@ import asyncio
 from typing import Any
 
 from bson import ObjectId
+from pymongo import AsyncMongoClient, monitoring
 
 from crmd.app import Crmd
 from crmd.ingest.chunks import IngestChunk
 from crmd.ingest.persist import persist_chunk
 from crmd.ingest.rows import CustomerRow
+from crmd.store.documents import Doc
 from crmd.store.numbering import (
     COUNTERS,
     add_to_tally,
@@ -161,3 +163,44 @@ async def test_first_reservations_at_once_each_get_numbers_of_their_own(system: 
         assert len(set(numbers)) == 160  # a try that lost may leave a gap, never a repeat
         await asyncio.gather(*(add_to_tally(system.db, user, "orders", 3) for _ in range(16)))
         assert (await system.db.counters.find_one({"_id": f"{user}:tally"}))["orders"] == 48
+
+
+class Inserts(monitoring.CommandListener):
+    """Counts the ``insert`` commands sent to the customers collection."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "insert" and event.command.get("insert") == "customers":
+            self.sent += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        return None
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        return None
+
+
+async def test_workers_storing_one_users_chunks_at_once_insert_each_chunk_once(system: Crmd):
+    """Each chunk inserts its rows and adds them to the user's one tally document in one
+    transaction; two at once conflict on that document. The tally is written first, so
+    the one that loses finds out before it inserts anything and waits: no chunk's rows
+    are inserted, thrown away and inserted again (what made two ingest workers slower
+    than one), and the tally counts every row once."""
+    await persist_chunk(system.db, customers_chunk(ALICE, range(0, 1)))  # the tally exists
+    inserts = Inserts()
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(
+        system.config.mongodb.url, event_listeners=[inserts], tz_aware=True
+    )
+    try:
+        db = client[system.config.mongodb.database]
+        chunks = [
+            customers_chunk(ALICE, range(1 + k * 2000, 1 + (k + 1) * 2000), k) for k in range(3)
+        ]
+        await asyncio.gather(*(persist_chunk(db, chunk) for chunk in chunks))
+    finally:
+        await client.close()
+    assert inserts.sent == 3
+    assert (await tally(system.db, ALICE))["customers"] == 6001
+    assert len(await numbers(system, ALICE)) == 6001
