@@ -6,9 +6,12 @@ hold from one machine to another even where the absolute times do not. crmd runs
 ``crmd serve`` in a process of its own, so its resident memory is its own. The table
 goes to stdout, the figures and the machine to ``bench/results.json``.
 
-    python -m bench.run [--quick] [--out PATH]
+    python -m bench.run [--quick | --full] [--out PATH]
 
-``--quick`` is a hundred times smaller: a smoke test of this code, not a measurement.
+The default run takes samples small enough for about 20 minutes on two cores, where a
+smaller sample gives the same ratios; ``--full`` takes the full sizes (a million rows,
+100,000 customers), for over two hours; ``--quick`` is a hundred times smaller than
+those: a smoke test of this code, not a measurement.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
@@ -157,6 +160,23 @@ class Sizes(msgspec.Struct, frozen=True):
             click_clients=8,
             scaling_rows=self.scaling_rows // 100,
             load=LoadSizes(self.load.rows // 100, clients=5, max_seconds=60),
+        )
+
+    def budget(self) -> Sizes:
+        """The default run's sizes, for about 20 minutes on two cores: the samples where
+        a smaller one gives the same ratios (``docs/benchmarks.md`` sets the two sizes
+        side by side); ``--full`` runs these defaults, for over two hours."""
+        return Sizes(
+            self.upload_rows // 10,
+            self.audience // 2,
+            self.single_receipts // 2,
+            clicks=self.clicks // 2,
+            attribution=self.attribution // 20,
+            flows=self.flows // 5,
+            flow_waiting=self.flow_waiting // 5,
+            click_clients=self.click_clients,
+            scaling_rows=self.scaling_rows // 2,
+            load=LoadSizes(self.load.rows // 5, self.load.clients, max_seconds=300),
         )
 
 
@@ -1358,7 +1378,15 @@ async def measure(
 ) -> dict[str, Any]:
     client: AsyncMongoClient[Doc] = AsyncMongoClient(mongodb, tz_aware=True, maxIdleTimeMS=30_000)
     bench = Bench(base, client[database], sampler, sizes, work, database_pid, redis)
-    phase = profiler.phase
+    seconds: dict[str, float] = {}
+
+    @contextmanager
+    def phase(name: str) -> Iterator[None]:
+        started = time.monotonic()
+        with profiler.phase(name):
+            yield
+        seconds[name] = round(time.monotonic() - started, 1)
+
     try:
         async with (
             signed_in_api(base, "importer@bench.example.com") as importer,
@@ -1368,7 +1396,9 @@ async def measure(
             # The 1M-row import last, so the previews count over the 100k customers of
             # their user, not next to a million of another's.
             if phases & {"previews", "dispatch", "receipts", "clicks", "console"}:
+                started = time.monotonic()
                 user = await bench.audience(sender)
+                seconds["audience"] = round(time.monotonic() - started, 1)
             if "previews" in phases:
                 with phase("previews"):
                     await bench.previews(sender, user)
@@ -1407,6 +1437,7 @@ async def measure(
             "notes": bench.notes,
             "figures": [msgspec.to_builtins(f) for f in bench.figures],
             "profiles": profiler.results(),
+            "phaseSeconds": seconds,
         }
     finally:
         await client.drop_database(database)
@@ -1415,8 +1446,13 @@ async def measure(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--quick", action="store_true", help="a hundred times smaller: a smoke test"
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="a hundred times smaller: a smoke test")
+    size.add_argument(
+        "--full",
+        action="store_true",
+        help="the full sizes (1M rows, 100k customers), over two hours; the default run "
+        "takes smaller samples, for about 20 minutes",
     )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results.json")
     parser.add_argument(
@@ -1444,7 +1480,8 @@ def main(argv: list[str] | None = None) -> int:
     phases = set(args.phases.split(","))
     if not phases <= set(PHASES):
         parser.error(f"unknown phases: {', '.join(sorted(phases - set(PHASES)))}")
-    sizes = Sizes().quick() if args.quick else Sizes()
+    mode = "quick" if args.quick else "full" if args.full else "budget"
+    sizes = {"quick": Sizes().quick(), "full": Sizes(), "budget": Sizes().budget()}[mode]
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="crmd-bench-") as tmp:
         work = Path(tmp)
@@ -1476,11 +1513,13 @@ def main(argv: list[str] | None = None) -> int:
                     sampler.stop()
             if "scaling" in phases:
                 say(f"scaling: {sizes.scaling_rows:,} rows and messages, 1 to 3 workers")
+                started_scaling = time.monotonic()
                 scaled = measure_scaling(work, urls, database, sizes.scaling_rows)
+                measured["phaseSeconds"]["scaling"] = round(time.monotonic() - started_scaling, 1)
                 measured["figures"] += [msgspec.to_builtins(f) for f in scaling_figures(scaled)]
     result = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "mode": "quick" if args.quick else "full",
+        "mode": mode,
         "sizes": msgspec.to_builtins(sizes),
         "servers": servers,
         "machine": {**machine(), **measured.pop("versions")},
