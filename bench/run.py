@@ -173,8 +173,8 @@ class Sizes(msgspec.Struct, frozen=True):
             self.single_receipts // 2,
             clicks=self.clicks // 2,
             attribution=self.attribution // 20,
-            flows=self.flows // 5,
-            flow_waiting=self.flow_waiting // 5,
+            flows=self.flows // 20,
+            flow_waiting=self.flow_waiting // 50,
             click_clients=self.click_clients,
             scaling_rows=self.scaling_rows // 2,
             load=LoadSizes(self.load.rows // 5, self.load.clients, max_seconds=300),
@@ -1472,7 +1472,7 @@ async def measure(
         await client.close()
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="a hundred times smaller: a smoke test")
@@ -1502,14 +1502,28 @@ def main(argv: list[str] | None = None) -> int:
         help="print the table of a results.json as Markdown, and exit",
     )
     args = parser.parse_args(argv)
+    phases = set(args.phases.split(","))
+    if not phases <= set(PHASES):
+        parser.error(f"unknown phases: {', '.join(sorted(phases - set(PHASES)))}")
+    return args
+
+
+def sizes_for(args: argparse.Namespace) -> tuple[str, Sizes]:
+    """The run's mode and its sizes: ``budget`` unless ``--full`` or ``--quick``."""
+    if args.quick:
+        return "quick", Sizes().quick()
+    if args.full:
+        return "full", Sizes()
+    return "budget", Sizes().budget()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
     if args.markdown:
         sys.stdout.write(markdown(msgspec.json.decode(args.markdown.read_bytes())) + "\n")
         return 0
     phases = set(args.phases.split(","))
-    if not phases <= set(PHASES):
-        parser.error(f"unknown phases: {', '.join(sorted(phases - set(PHASES)))}")
-    mode = "quick" if args.quick else "full" if args.full else "budget"
-    sizes = {"quick": Sizes().quick(), "full": Sizes(), "budget": Sizes().budget()}[mode]
+    mode, sizes = sizes_for(args)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="crmd-bench-") as tmp:
         work = Path(tmp)

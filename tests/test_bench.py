@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.run import PHASES
+from bench.run import PHASES, Sizes, arguments, sizes_for
 from crmd.receipts.actor import RECOUNT_GAP
 from crmd.services.embedded import Urls
 
@@ -48,6 +48,9 @@ def test_the_quick_benchmark_measures_every_figure(services: Urls, tmp_path: Pat
     assert done.returncode == 0, done.stderr[-4000:]
     result = json.loads(out.read_text())
     assert result["mode"] == "quick"
+    # How long each phase took (the audience's upload too), each within the whole run.
+    assert set(result["phaseSeconds"]) == set(PHASES) | {"audience"}, result["phaseSeconds"]
+    assert 0 < sum(result["phaseSeconds"].values()) <= result["seconds"]
     # A py-spy profile a phase, beside results.json, with its top costs by share.
     profiles = result["profiles"]
     assert set(profiles) == set(PHASES) - {"scaling"}, profiles
@@ -170,3 +173,17 @@ def test_the_quick_benchmark_measures_every_figure(services: Urls, tmp_path: Pat
     assert machine["redis"] and machine["database"] and machine["python"]
     for name in figures:
         assert name in done.stdout  # the table
+
+
+def test_the_default_run_takes_the_budget_sizes_and_full_the_full_ones():
+    """``make bench`` runs for about 20 minutes on samples a fraction of the full sizes;
+    ``--full`` and ``--quick`` are the full sizes and a hundredth of them."""
+    full = Sizes()
+    assert sizes_for(arguments([])) == ("budget", full.budget())
+    assert sizes_for(arguments(["--full"])) == ("full", full)
+    assert sizes_for(arguments(["--quick"])) == ("quick", full.quick())
+    budget = full.budget()
+    assert budget.upload_rows < full.upload_rows and budget.audience < full.audience
+    assert budget.quick() != budget  # (a quick run is of the full sizes, not these)
+    with pytest.raises(SystemExit):
+        arguments(["--quick", "--full"])

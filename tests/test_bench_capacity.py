@@ -100,4 +100,4 @@ def test_docs_capacity_holds_what_the_model_makes_of_the_run_it_cites(capsys):
     path = DOCS.parent / cited.group(1)
     assert main([str(path)]) == 0
     assert capsys.readouterr().out.strip() in doc
-    assert msgspec.json.decode(path.read_bytes())["mode"] == "full"
+    assert msgspec.json.decode(path.read_bytes())["mode"] in ("full", "budget")  # measured

@@ -147,7 +147,8 @@ class ReceiptSource(Protocol):
     vendor, for events about mail another vendor sent (a provider's event webhook about
     mail crmd sent through its SMTP relay). Posted to ``/api/v1/deliveryReceipt/<name>``
     (when no vendor has that name), a callback goes to ``verify_receipt`` and then
-    ``parse_receipts``, each in a worker thread under a time limit; anything they raise
+    ``parse_receipts``, one after the other in a worker thread, under one time limit for
+    both (``parse_receipts`` only when ``verify_receipt`` passed); anything they raise
     refuses it (401 from ``verify_receipt``, 422 from ``parse_receipts``)."""
 
     name: str

@@ -1,5 +1,5 @@
 """Receiving a vendor's (or a receipt source's) callback: its plugin verifies and reads it,
-each step under a time limit, crmd checks what it read, and the events are queued for
+in one worker thread under one time limit, crmd checks what it read, and the events are queued for
 the receipts actor. A vendor that raises or hangs refuses its own callback (4xx, named
 in the log); it never stalls a request or leaks a 500."""
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,8 +64,8 @@ class ReceiptIntake:
             async with asyncio.timeout(self.budget):
                 await asyncio.to_thread(calls)
         except TimeoutError:
-            log.error("receipt.plugin_timeout", vendor=name, call=calls.step, seconds=self.budget)
-            calls.late(f"{calls.step} took longer than {self.budget:g} s")
+            step = calls.late(self.budget)
+            log.error("receipt.plugin_timeout", vendor=name, call=step, seconds=self.budget)
         try:
             if calls.refused is not None:
                 raise calls.refused
@@ -77,7 +78,7 @@ class ReceiptIntake:
         try:
             if calls.unread is not None:
                 raise calls.unread
-            events = list(calls.parsed)
+            events = calls.parsed
         except RecursionError:
             raise BadRequest(NESTED_TOO_DEEP, code="bad_json") from None
         except ValueError as exc:
@@ -122,36 +123,52 @@ class ReceiptIntake:
 
 class _Calls:
     """A plugin's ``verify_receipt`` then ``parse_receipts`` of one callback, run in a
-    worker thread as one call: what each said or raised, and the step it is at (a
-    thread that hangs cannot be stopped, but the request is answered)."""
+    worker thread as one call: what each said or raised, and the step it is at. A
+    thread that hangs cannot be stopped, but the request is answered: once ``late``,
+    nothing the thread does after is kept, and it parses nothing more."""
 
     def __init__(self, plugin: Any, headers: Mapping[str, str], body: bytes) -> None:
         self.plugin, self.headers, self.body = plugin, headers, body
         self.step = "verify_receipt"
         self.verified: Any = None
         self.refused: Exception | None = None
-        self.parsed: Any = ()
+        self.parsed: list[ReceiptEvent] = []
         self.unread: Exception | None = None
+        self._lock = threading.Lock()
+        self._abandoned = False
 
     def __call__(self) -> None:
         try:
-            self.verified = self.plugin.verify_receipt(self.headers, self.body)
+            verified = self.plugin.verify_receipt(self.headers, self.body)
         except Exception as exc:
-            self.refused = exc
+            self._keep(refused=exc)
             return
-        self.step = "parse_receipts"
-        try:
-            self.parsed = self.plugin.parse_receipts(self.headers, self.body)
+        if not self._keep(verified=verified, step="parse_receipts"):
+            return
+        try:  # (listed here: a plugin's generator runs in this thread, in the budget)
+            self._keep(parsed=list(self.plugin.parse_receipts(self.headers, self.body)))
         except Exception as exc:
-            self.unread = exc
+            self._keep(unread=exc)
 
-    def late(self, said: str) -> None:
-        """The budget ran out at ``step``: that step failed with ``said``; whatever the
-        thread does after is not read."""
-        if self.step == "verify_receipt":
-            self.refused = TimeoutError(said)
-        else:
-            self.unread = TimeoutError(said)
+    def _keep(self, **said: Any) -> bool:
+        """Keep what a step said, unless the budget ran out first (then False)."""
+        with self._lock:
+            if self._abandoned:
+                return False
+            for name, value in said.items():
+                setattr(self, name, value)
+            return True
+
+    def late(self, budget: float) -> str:
+        """The budget ran out: the step it ran out in fails; returns that step."""
+        with self._lock:
+            self._abandoned = True
+            said = TimeoutError(f"{self.step} took longer than {budget:g} s")
+            if self.step == "verify_receipt":
+                self.refused = said
+            else:
+                self.unread = said
+            return self.step
 
 
 def checked(events: list[ReceiptEvent]) -> list[ReceiptEvent]:

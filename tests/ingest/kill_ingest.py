@@ -5,10 +5,10 @@ Usage: python -m tests.ingest.kill_ingest MONGO_URL DATABASE REDIS_URL PREFIX UP
 
 With KILL_AT, the process SIGKILLs itself inside the KILL_AT-th chunk, after its rows
 are written and before its progress is counted and it is acked: the middle of a chunk.
-With ``tally`` it dies instead as the KILL_AT-th addition to the customers' tally goes
-to the database (after the chunk's new rows were sent): the moment a crash used to
-leave the rows stored and the tally short. Without KILL_AT, the process runs until the
-upload is done.
+With ``tally`` it dies instead as the KILL_AT-th chunk's new customers are sent, in the
+transaction that has just added them to the tally: the moment between the rows and
+their tally, where a crash used to leave the rows stored and the tally short. Without
+KILL_AT, the process runs until the upload is done.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tests.actor_process import die_at, process_crmd, run_until
 async def main(argv: list[str]) -> None:
     mongo_url, database, redis_url, prefix, upload_id = argv[:5]
     if len(argv) > 6 and argv[6] == "tally":
-        monitoring.register(DieAtTally(int(argv[5])))
+        monitoring.register(DieAtInsert(int(argv[5])))
     elif len(argv) > 5:
         die_at(persist, "record_progress", int(argv[5]), before=True)
     async with process_crmd(mongo_url, database, redis_url, prefix, "ingest-under-test") as system:
@@ -43,8 +43,9 @@ async def main(argv: list[str]) -> None:
         await run_until(actor.worker, done)
 
 
-class DieAtTally(monitoring.CommandListener):
-    """SIGKILL as the ``call``-th update adding to a customers tally is sent."""
+class DieAtInsert(monitoring.CommandListener):
+    """SIGKILL as the ``call``-th insert of new customers, in the transaction that has
+    added them to the tally, is sent (the tally's update sent before it, both open)."""
 
     def __init__(self, call: int) -> None:
         self.call = call
@@ -52,12 +53,11 @@ class DieAtTally(monitoring.CommandListener):
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         command = event.command
-        if event.command_name != "update" or command.get("update") != "counters":
+        if event.command_name != "insert" or command.get("insert") != "customers":
             return
-        if any("customers" in u.get("u", {}).get("$inc", {}) for u in command.get("updates", [])):
-            self.seen += 1
-            if self.seen == self.call:
-                os.kill(os.getpid(), signal.SIGKILL)
+        self.seen += 1
+        if self.seen == self.call:
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         return None

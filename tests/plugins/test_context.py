@@ -4,6 +4,7 @@ context; a vendor that raises or hangs on a receipt refuses its own callback."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -198,6 +199,10 @@ async def test_a_plugin_gets_its_own_narrow_context(services: Urls):
         await crmd.mongo.drop_database(config.mongodb.database)
 
 
+PARSED: list[str] = []
+"""The modes whose parse_receipts was called."""
+
+
 class Troubled:
     """A vendor whose receipt code hangs or raises, as a buggy plugin's might."""
 
@@ -215,8 +220,11 @@ class Troubled:
     def verify_receipt(self, headers: Mapping[str, str], body: bytes) -> None:
         if self.mode == "hangs":
             time.sleep(3)
+        if self.mode == "refuses":
+            raise ValueError("bad signature")
 
     def parse_receipts(self, headers: Mapping[str, str], body: bytes) -> Sequence[ReceiptEvent]:
+        PARSED.append(self.mode)
         if self.mode == "parse hangs":
             time.sleep(3)
         raise KeyError("events")
@@ -241,6 +249,7 @@ class TroubledPlugin:
     ("mode", "status", "words"),
     [
         ("hangs", 401, "verify_receipt took longer than 0.5 s"),
+        ("refuses", 401, "receipt not accepted by troubled: bad signature"),
         ("raises", 422, "the troubled vendor could not read this receipt"),
         # verified, then stuck reading: the sender hears its body could not be read
         ("parse hangs", 422, "the troubled vendor could not read this receipt"),
@@ -263,4 +272,7 @@ async def test_a_vendor_that_hangs_or_raises_on_a_receipt_refuses_it_and_is_name
         error = (await response.json())["error"]
         assert words in error["message"]
         assert await crmd.redis.xlen(crmd.streams.receipts) == 0
+        # A body is read only once its signature held (one that hangs is given up on).
+        await asyncio.sleep(3 if mode == "hangs" else 0)
+        assert (mode in PARSED) == (mode not in ("hangs", "refuses")), PARSED
         await crmd.mongo.drop_database(config.mongodb.database)

@@ -204,3 +204,16 @@ async def test_workers_storing_one_users_chunks_at_once_insert_each_chunk_once(s
     assert inserts.sent == 3
     assert (await tally(system.db, ALICE))["customers"] == 6001
     assert len(await numbers(system, ALICE)) == 6001
+
+
+async def test_one_chunk_stored_twice_at_once_counts_its_rows_once(system: Crmd):
+    """A redelivered chunk racing its first delivery (two workers): whichever inserts
+    second finds the rows there (duplicate keys inside its transaction, its tally
+    addition undone with them) and counts none of them again."""
+    user = str(ObjectId())
+    await persist_chunk(system.db, customers_chunk(user, range(0, 1)))  # the tally exists
+    chunk = customers_chunk(user, range(1, 1501), seq=1)
+    await asyncio.gather(*(persist_chunk(system.db, chunk) for _ in range(3)))
+    stored = await numbers(system, user)
+    assert len(stored) == 1501 and len(set(stored.values())) == 1501
+    assert (await tally(system.db, user))["customers"] == 1501
