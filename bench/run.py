@@ -885,9 +885,11 @@ class Bench:
         # request, its share of a batch's one update per message (each of these
         # messages is clicked once: one update a click), and the recounts the tracking
         # actor asks of the receipts actor, at most one a RECOUNT_GAP and one at each
-        # end of the stretch, of RECOUNT_WRITES writes each.
+        # end of the stretch, and one the phase before asked for that lands in it, of
+        # RECOUNT_WRITES writes each (the quick run's 200 clicks saw 15 writes more
+        # than 200, against a bound of 12 without that one).
         writes = redirecting.documents / n
-        writes_limit = 1 + RECOUNT_WRITES * (2 + through_seconds / RECOUNT_GAP) / n
+        writes_limit = 1 + RECOUNT_WRITES * (3 + through_seconds / RECOUNT_GAP) / n
         self.figures.append(
             Figure(
                 "  database writes per 1,000 clicks, redirect and apply",
