@@ -1495,7 +1495,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="record a py-spy profile of crmd a phase, beside --out "
-        "(the default in a full run; --profile in a quick one)",
+        "(the default, but in a quick run)",
     )
     parser.add_argument(
         "--markdown",

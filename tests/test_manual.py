@@ -372,19 +372,38 @@ def test_the_typed_clients_example_runs(daemon: Daemon, tmp_path: Path):
 
 
 def test_the_benchmarks_page_is_what_make_bench_prints():
-    """The table's columns are the ones ``--markdown`` prints, the phases it names are
-    the benchmark's, and --quick is as much smaller as the page says."""
+    """The figures' table's columns are the ones ``--markdown`` prints, the phases it
+    names are the benchmark's, the sizes it gives for a full and a default run are the
+    ones they take, and --quick is as much smaller as the page says."""
     from bench.run import PHASES, Sizes, markdown
 
     text = page("docs/benchmarks.md")
-    table = [line for line in text.splitlines() if line.startswith("|")]
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("| figure |"))
     machine = {"cores": 2, "cpu": "x", "memory_gib": 1, "python": "3", "redis": "6"}
     machine |= {"database": "8", "crmd": "0"}
-    printed = markdown(
-        {"figures": [], "machine": machine, "servers": "embedded", "when": "2026", "seconds": 60}
-    )
-    assert table[:2] == printed.splitlines()[:2]
+    result = {"figures": [], "machine": machine, "servers": "embedded", "when": "2026"}
+    result |= {"seconds": 60, "mode": "budget", "sizes": msgspec.to_builtins(Sizes())}
+    assert lines[first : first + 2] == markdown(result).splitlines()[:2]
     for phases in re.findall(r'--phases ([a-z,]+)"', text):
         assert set(phases.split(",")) <= set(PHASES), phases
+    full, budget = Sizes(), Sizes().budget()
+    sizes = {
+        "rows imported (upload, ingestion)": ["upload_rows"],
+        "customers previewed, sent to, receipts in posts of 1,000": ["audience"],
+        "receipts one per post": ["single_receipts"],
+        "clicks": ["clicks"],
+        "orders attributed": ["attribution"],
+        "customers through a flow / waiting": ["flows", "flow_waiting"],
+        "rows and messages, scaling": ["scaling_rows"],
+    }
+    for label, names in sizes.items():
+        row = next(line for line in lines if line.startswith(f"| {label} |"))
+        said = [cell.strip() for cell in row.strip("|").split("|")[1:]]
+        assert said == [
+            " / ".join(f"{getattr(of, name):,}" for name in names) for of in (full, budget)
+        ], row
+    row = next(line for line in lines if line.startswith("| rows imported under load |"))
+    assert f"| {full.load.rows:,} | {budget.load.rows:,} |" in row
     assert Sizes().audience // Sizes().quick().audience == 100
-    assert "--quick` runs it a hundred times smaller" in text
+    assert "`BENCH_ARGS=--quick` a hundredth of" in text
