@@ -88,9 +88,17 @@ class ReceiptIntake:
             raise Unprocessable(
                 f"the {name} vendor could not read this receipt", code="invalid_receipt"
             ) from None
-        if sender.reports_for:
-            events = self._naming_a_message(name, events)
-        unique = checked(events)
+        try:
+            if not all(isinstance(event, ReceiptEvent) for event in events):
+                raise TypeError("parse_receipts gave something other than ReceiptEvents")
+            if sender.reports_for:
+                events = self._naming_a_message(name, events)
+            unique = checked(events)
+        except (AttributeError, TypeError) as exc:  # a ReceiptEvent of the wrong types
+            log.warning("receipt.parse_failed", vendor=name, error=repr(exc)[:300])
+            raise Unprocessable(
+                f"the {name} vendor could not read this receipt", code="invalid_receipt"
+            ) from None
         if unique:
             entry = batch.ReceiptBatch(name, unique, list(sender.reports_for))
             await self.redis.xadd(self.stream, {batch.FIELD: batch.encode(entry)})

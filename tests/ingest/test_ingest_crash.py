@@ -76,8 +76,8 @@ async def test_killed_as_a_chunk_is_counted_the_customers_total_counts_it_once(
 ):
     """The probe's crash: killed between a chunk's new rows and the tally they join,
     the total stayed a chunk short (199,500 of 200,000). Rows and tally are one
-    transaction now (killed as the rows are sent, the tally added to just before): the
-    chunk written again after the restart counts once. (The restart waits for the
+    transaction now (killed as it is committed, both written): the chunk written again
+    after the restart counts once. (The restart waits for the
     database to give up the dead transaction, which holds the tally: 60 s.)"""
     rows = "customer_external_id,name,email\n" + "".join(
         f"T{i},Name {i},t{i}@x.io\n" for i in range(1200)

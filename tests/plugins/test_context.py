@@ -8,6 +8,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -201,6 +202,8 @@ async def test_a_plugin_gets_its_own_narrow_context(services: Urls):
 
 PARSED: list[str] = []
 """The modes whose parse_receipts was called."""
+VERIFIED = threading.Event()
+"""Set as a hanging verify_receipt returns at last."""
 
 
 class Troubled:
@@ -220,6 +223,7 @@ class Troubled:
     def verify_receipt(self, headers: Mapping[str, str], body: bytes) -> None:
         if self.mode == "hangs":
             time.sleep(3)
+            VERIFIED.set()
         if self.mode == "refuses":
             raise ValueError("bad signature")
 
@@ -227,6 +231,8 @@ class Troubled:
         PARSED.append(self.mode)
         if self.mode == "parse hangs":
             time.sleep(3)
+        if self.mode == "gives junk":  # a ReceiptEvent with no usable id and time
+            return [ReceiptEvent("DELIVERED", "yesterday", None)]  # type: ignore[arg-type]
         raise KeyError("events")
 
     async def check(self) -> CheckResult:
@@ -253,6 +259,7 @@ class TroubledPlugin:
         ("raises", 422, "the troubled vendor could not read this receipt"),
         # verified, then stuck reading: the sender hears its body could not be read
         ("parse hangs", 422, "the troubled vendor could not read this receipt"),
+        ("gives junk", 422, "the troubled vendor could not read this receipt"),
     ],
 )
 async def test_a_vendor_that_hangs_or_raises_on_a_receipt_refuses_it_and_is_named(
@@ -273,6 +280,8 @@ async def test_a_vendor_that_hangs_or_raises_on_a_receipt_refuses_it_and_is_name
         assert words in error["message"]
         assert await crmd.redis.xlen(crmd.streams.receipts) == 0
         # A body is read only once its signature held (one that hangs is given up on).
-        await asyncio.sleep(3 if mode == "hangs" else 0)
+        if mode == "hangs":
+            assert await asyncio.to_thread(VERIFIED.wait, 10)
+            await asyncio.sleep(0.2)  # (time for a parse that should not come)
         assert (mode in PARSED) == (mode not in ("hangs", "refuses")), PARSED
         await crmd.mongo.drop_database(config.mongodb.database)
