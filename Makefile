@@ -72,7 +72,7 @@ CHECK_WORKERS ?= 4
 check: lint
 	CRMD_TEST_TIER=check $(BIN)/pytest -n $(CHECK_WORKERS) --dist loadfile -m "not slow"
 
-# The benchmark: about 20 minutes on samples of the full sizes; writes bench/results.json.
+# The benchmark: about 25 minutes on samples of the full sizes; writes bench/results.json.
 # BENCH_ARGS=--full for the full sizes (over two hours), --quick for a smoke run.
 # CRMD_MONGODB__URL / CRMD_REDIS__URL measure other servers.
 bench: $(VENV)/.bench-deps
