@@ -84,10 +84,7 @@ class ReceiptIntake:
         except ValueError as exc:
             raise Unprocessable(f"{name}: {exc}"[:500], code="invalid_receipt") from None
         except Exception as exc:  # a vendor's bug: the sender hears it, the log names it
-            log.warning("receipt.parse_failed", vendor=name, error=repr(exc)[:300])
-            raise Unprocessable(
-                f"the {name} vendor could not read this receipt", code="invalid_receipt"
-            ) from None
+            raise unreadable(name, exc) from None
         try:
             if not all(isinstance(event, ReceiptEvent) for event in events):
                 raise TypeError("parse_receipts gave something other than ReceiptEvents")
@@ -95,10 +92,7 @@ class ReceiptIntake:
                 events = self._naming_a_message(name, events)
             unique = checked(events)
         except (AttributeError, TypeError) as exc:  # a ReceiptEvent of the wrong types
-            log.warning("receipt.parse_failed", vendor=name, error=repr(exc)[:300])
-            raise Unprocessable(
-                f"the {name} vendor could not read this receipt", code="invalid_receipt"
-            ) from None
+            raise unreadable(name, exc) from None
         if unique:
             entry = batch.ReceiptBatch(name, unique, list(sender.reports_for))
             await self.redis.xadd(self.stream, {batch.FIELD: batch.encode(entry)})
@@ -177,6 +171,13 @@ class _Calls:
             else:
                 self.unread = said
             return self.step
+
+
+def unreadable(name: str, exc: Exception) -> Unprocessable:
+    """What the sender hears when its vendor's parse_receipts failed it (the log names
+    the error; the answer does not)."""
+    log.warning("receipt.parse_failed", vendor=name, error=repr(exc)[:300])
+    return Unprocessable(f"the {name} vendor could not read this receipt", code="invalid_receipt")
 
 
 def checked(events: list[ReceiptEvent]) -> list[ReceiptEvent]:
