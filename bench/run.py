@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,7 +65,7 @@ from crmd.plugins.signature import signed_headers
 from crmd.receipts.actor import RECOUNT_GAP
 from crmd.segments.counts import Rule
 from crmd.store.indexes import INDEXES
-from crmd.store.reads import in_batches
+from crmd.store.reads import find_in
 from crmd.streams import StreamNames
 
 Doc = dict[str, Any]
@@ -256,19 +256,6 @@ async def copy_timed(
         spent += await _insert(target, docs)
         count += len(docs)
     return count, spent
-
-
-async def by_ids(
-    source: Any, ids: list[Any], projection: Doc | None = None
-) -> AsyncIterator[list[Doc]]:
-    """``source``'s documents among ``ids``, a batch at a time: asked ``IN_BATCH`` ids
-    a query, by ``_id`` alone, as crmd asks (``crmd.store.reads``): SecantusDB tests each
-    document against the whole ``$in`` list, and 5,000 ids in one, with two more fields,
-    took minutes."""
-    for keys in in_batches(ids):
-        docs = [d async for d in source.find({"_id": {"$in": keys}}, projection)]
-        if docs:
-            yield docs
 
 
 async def _insert(target: Any, docs: list[Doc]) -> float:
@@ -946,8 +933,10 @@ class Bench:
         (copied untimed). Returns the seconds and this process's CPU seconds the bulk
         writes took."""
         raw = await scratch(self.db, "bench_raw_clicks", "communication_log")
-        async for docs in by_ids(self.db.communication_log, [log_id for log_id, _ in clicks]):
-            await raw.insert_many(docs, ordered=False)
+        # (by _id alone, a few at a time, as crmd asks: SecantusDB tests each document
+        # against the whole $in list, and 5,000 ids in one with two more fields took minutes)
+        found = find_in(self.db.communication_log, "_id", [log_id for log_id, _ in clicks])
+        await raw.insert_many([doc async for doc in found], ordered=False)
         rank, spent, cpu = RANK[MessageStatus.CLICKED], 0.0, 0.0
         for start in range(0, len(clicks), APPLY_BATCH):
             at = datetime.now(UTC)
@@ -974,10 +963,9 @@ class Bench:
         link_of = dict(clicks)
         applied = 0
         projection = {"status": 1, "clicks": 1}
-        async for docs in by_ids(self.db.communication_log, list(link_of), projection):
-            for doc in docs:
-                counted = (doc.get("clicks") or {}).get(str(link_of[str(doc["_id"])]))
-                applied += doc["status"] == "CLICKED" and counted == 1
+        async for doc in find_in(self.db.communication_log, "_id", link_of, projection=projection):
+            counted = (doc.get("clicks") or {}).get(str(link_of[str(doc["_id"])]))
+            applied += doc["status"] == "CLICKED" and counted == 1
         if applied != len(clicks):
             raise RuntimeError(f"clicks: {applied:,} of {len(clicks):,} applied")
 
