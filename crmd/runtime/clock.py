@@ -6,10 +6,13 @@ given, in order, each with the same ``now``. The composition root hands it the t
 
 Every crmd process may run a clock, but only one ticks at a time: the one holding the
 ``lease``. The others stand by and take over within the lease's time when the holder
-dies. Before each task the holder renews the lease and passes its fencing token through
-``fence``, so a holder that stalled and lost the lease stops at its next task. Each
-task is a conditional update all the same, so even two ticks at once change nothing
-twice.
+dies. Before each task the holder renews the lease, so a holder that stalled and lost it
+stops at its next task. Its fencing token goes through ``fence`` (a write to the
+database) at the first task of each tick and whenever the token is new, so that a
+holder Redis forgot (it lost its data, and another took a fresh token) stops by the next
+tick: once a tick, not once a task, as fifteen writes every five seconds were a fifth
+of the database's time under load. Each task is a conditional update all the same, so
+even two ticks at once change nothing twice.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class ClockActor(Actor):
         """Whether this clock held the lease at its last tick (None before its first);
         /readyz shows it as the actor's detail."""
         self.ticks = 0
+        self._fenced: int | None = None
+        """The token recorded through ``fence`` in this tick."""
 
     async def run(self) -> None:
         self.health = Health.OK
@@ -66,6 +71,7 @@ class ClockActor(Actor):
         is renewed before each task and, while a task runs, in the background, so a
         long task does not let it lapse."""
         now = datetime.now(UTC)
+        self._fenced = None
         renewing = asyncio.create_task(self._renew()) if self.lease is not None else None
         try:
             for _, task in self.tasks:
@@ -94,12 +100,14 @@ class ClockActor(Actor):
             return True
         token = await self.lease.hold()
         leading = token is not None
-        if token is not None and self.fence is not None:
+        if token is not None and self.fence is not None and token != self._fenced:
             newest = await self.fence(token, now)
             if newest > token:  # a newer holder exists: give way, and never lag behind it
                 leading = False
                 await self.lease.release()
                 await self.lease.advance(newest)
+            else:
+                self._fenced = token
         if leading != self.leading:
             log.info("clock.leading" if leading else "clock.standing_by", token=token)
             self.leading = leading

@@ -106,6 +106,37 @@ async def test_a_redis_that_lost_its_counter_does_not_fence_clocks_out_for_ever(
     assert int(await system.redis.get(f"{{{name}}}:token")) == 8
 
 
+async def test_the_token_is_fenced_once_a_tick_and_a_newer_one_stops_the_next(
+    config: Any, system: Crmd
+):
+    """Fifteen tasks a tick wrote the fence fifteen times: it is written at the first
+    task, and a newer holder's token recorded meanwhile (Redis forgot this one) stops
+    the holder at its next tick."""
+    name = f"{config.redis.stream_prefix}:clock-test"
+    ran: list[str] = []
+    fenced: list[int] = []
+
+    async def fencing(token: int, now: datetime) -> int:
+        fenced.append(token)
+        return await fence(system.db, name, token, now)
+
+    async def task(now: datetime) -> None:
+        ran.append("task")
+
+    clock = ClockActor(
+        0.05,
+        [("one", task), ("two", task), ("three", task)],
+        Lease(system.redis, name, 30, holder="a"),
+        fencing,
+    )
+    assert await clock.tick() and await clock.tick()
+    assert ran == ["task"] * 6
+    assert len(fenced) == 2 and fenced[0] == fenced[1]  # once a tick, the same token
+    await fence(system.db, name, fenced[0] + 5, datetime.now(UTC))  # a newer holder
+    assert not await clock.tick()
+    assert ran == ["task"] * 6
+
+
 async def test_two_clocks_start_a_scheduled_campaign_once(client: Any, auth: Any, delivering: Crmd):
     """Two processes' clocks, as the composition root builds them, on one Redis and one
     database: one leads, and the due campaign is planned once and sent whole."""
