@@ -13,11 +13,15 @@ of slices (the newest stale one first, then runs of up to ``MAX_RUN`` slices) on
 every rule being counted for that user, and tests each customer in Python (the reference
 evaluator). Reading costs the database the same for one rule or ten. A rule with many
 slices unknown (``GROUPED_FROM``) is counted by the database instead, reading no
-customer: a first count is the database's own count of the rule, good until a slice
-moves; after that, each slice's count in one pass grouped by slice. Only
+customer: a first count is the database's own count of the rule over every slice but
+the newest, good until one of those moves (an import appending new customers moves only
+the newest and those after it, which are read); after that, each slice's count in one
+pass grouped by slice. Only
 ``count_slots`` runs are read at once in a process, whatever the number of users, and
-after each run a user's counting rests as long as the run took (``REST``), so counting
-never takes more than that share of the database from imports, sends and pages. A
+after each run (or each rule's first count: on SecantusDB, a first count of 50,000
+customers slows every other command for its second or two) a user's counting rests as
+long as the run took (``REST``), so counting never takes more than that share of the
+database from imports, sends and pages. A
 caller waits for its count a bounded time and then has what is counted so far with its
 progress; the counting goes on without it.
 
@@ -209,8 +213,8 @@ class AudienceCounter:
                 many = max(GROUPED_FROM, (slice_of(max(job.top for job in jobs)) + 1) // 2)
                 grouped = [job for job in jobs if len(job.stale(now)) >= many]
                 cold = [job for job in grouped if job.cold(now)]
-                if cold:
-                    await self._count_whole(store, cold)
+                if cold:  # one at a time: each reads every customer in the database
+                    await self._count_whole(store, cold[:1])
                 elif grouped:
                     await self._count_grouped(store, grouped)
                 elif needing:  # the newest stale slice and those right under it
@@ -234,28 +238,38 @@ class AudienceCounter:
             self.metrics.counts_waiting.set(0)
 
     async def _count_whole(self, store: TenantStore, jobs: list[Job]) -> None:
-        """A first count: the database's own count of each job's rule, good until a slice
-        moves on (then ``_count_grouped``), and the newest matches for the sample."""
+        """A first count: the database's own count of each job's rule over the slices
+        under the newest (``Whole``), good until one of them moves, whatever an import
+        appends; the newest slice read beside it, then slices under it for the sample
+        while it is short (or, for a rarer rule, the database's newest)."""
         started = time.time()
+        below = slice_of(jobs[0].top)  # (the jobs' versions and top were read together)
+        under = {"n": {"$lt": numbers_of(below)[0]}}
         wholes: dict[Job, Whole] = {}
         for job in jobs:
-            taken_at = job.digest  # (before the count: a write meanwhile makes it stale)
-            async with self._slot():
-                size = await store["customers"].count_documents(job.rule.filter)
-            wholes[job] = Whole(taken_at, size, started)
-        # The sample: the newest slice, then two more, then four (their counts kept
-        # too); for a rule whose matches are rarer, the database's newest.
-        first = last = newest = slice_of(jobs[0].top)
-        short = [job for job in jobs if wholes[job].size]
+            taken_at = job.digest(below)  # (before the count: a write meanwhile makes it stale)
+            size = 0
+            if below:
+                async with self._slot():
+                    size = await store["customers"].count_documents(
+                        {"$and": [job.rule.filter, under]}
+                    )
+            wholes[job] = Whole(taken_at, size, started, below=below)
+        newest = await self._count_run(store, below, below, jobs)
+        # The sample: the newest slice's matches, then two slices more, then four (their
+        # counts kept too); for a rule whose matches are rarer, the database's newest.
+        wanted = {j: min(SAMPLE, wholes[j].size) - len(newest[j][below].sample) for j in jobs}
+        short = [job for job in jobs if wanted[job] > 0]
         read: dict[Job, dict[int, Entry]] = {job: {} for job in jobs}
-        while short and last >= 0 and newest - last < MAX_RUN:
+        first, last = max(below - 2, 0, below - MAX_RUN + 1), below - 1
+        while short and last >= 0 and below - last < MAX_RUN:
             for job, entries in (await self._count_run(store, first, last, short)).items():
                 read[job].update(entries)
                 wholes[job].sample = sample_of(read[job])
-            short = [j for j in short if len(wholes[j].sample) < min(SAMPLE, wholes[j].size)]
-            first, last = max(first - 2 * (last - first + 1), 0, newest - MAX_RUN + 1), first - 1
+            short = [j for j in short if len(wholes[j].sample) < wanted[j]]
+            first, last = max(first - 2 * (last - first + 1), 0, below - MAX_RUN + 1), first - 1
         for job in short:
-            wholes[job].sample = await self._newest(store, job.rule)
+            wholes[job].sample = await self._newest(store, job.rule, under)
         for job in jobs:  # (whole, sample and all: a waiter may look at it now)
             job.whole = wholes[job]
         await kept.keep(self.redis, self.prefix, store.user_id, {}, wholes)
@@ -268,10 +282,15 @@ class AudienceCounter:
             self.metrics.count_wait.observe(time.monotonic() - asked)
             yield
 
-    async def _newest(self, store: TenantStore, rule: Rule) -> list[str]:
+    async def _newest(
+        self, store: TenantStore, rule: Rule, among: dict[str, Any] | None = None
+    ) -> list[str]:
+        """The ids of the rule's newest matches (``among`` the customers that filter
+        selects, if given)."""
+        query = rule.filter if among is None else {"$and": [rule.filter, among]}
         async with self._slot():
             found = store["customers"].find(
-                rule.filter, projection={"_id": 1}, sort=[("n", -1)], limit=SAMPLE
+                query, projection={"_id": 1}, sort=[("n", -1)], limit=SAMPLE
             )
             return [str(doc["_id"]) async for doc in found]
 

@@ -43,18 +43,22 @@ class Entry(msgspec.Struct, array_like=True):
 
 
 class Whole(msgspec.Struct, array_like=True):
-    """One rule over all of a user's customers at once: the database's own count of it,
-    right for as long as no slice has moved since (``versions``, a digest of them all)."""
+    """One rule over every slice below ``below`` at once: the database's own count of
+    it, right for as long as none of those slices has moved since (``versions``, a digest
+    of theirs). The slices from ``below`` up, where an import appends, are counted one by
+    one beside it, so that new customers never make it stale."""
 
     versions: str
     size: int
     at: float
     sample: list[str] = []
+    """The newest matches below ``below``, newest first."""
+    below: int = 0
 
 
-def digest(versions: dict[int, int], top: int) -> str:
-    """What every slice's version and the highest number come to, in a few bytes."""
-    encoded = msgspec.msgpack.encode([top, sorted(versions.items())])
+def digest(versions: dict[int, int], below: int) -> str:
+    """What the versions of the slices under ``below`` come to, in a few bytes."""
+    encoded = msgspec.msgpack.encode([below, sorted(i for i in versions.items() if i[0] < below)])
     return hashlib.blake2b(encoded, digest_size=12).hexdigest()
 
 
@@ -105,32 +109,40 @@ class Job:
         self.whole: Whole | None = None
         self.versions: dict[int, int] = {}
         self.top = 0
-        self.digest = ""
-        """``digest(versions, top)``: what a whole count must have been taken at."""
+        self._digests: tuple[dict[int, int], dict[int, str]] = ({}, {})
         self.asked = time.monotonic()
         self.moved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         """Resolved when the worker has looked at it again (with the error that stopped
         counting, if one did); then replaced."""
 
+    def digest(self, below: int) -> str:
+        """``digest(versions, below)`` of the versions read last (kept until they are
+        read again: a waiter asks for it on every look)."""
+        versions, made = self._digests
+        if versions is not self.versions:
+            versions, made = self._digests = (self.versions, {})
+        if below not in made:
+            made[below] = digest(versions, below)
+        return made[below]
+
     def whole_count(self, now: float) -> Whole | None:
-        """The count of all the customers at once, while it is current."""
+        """The count of the slices under its ``below`` at once, while it is current."""
         whole = self.whole
         if whole is None or now - whole.at > TRUSTED_FOR:
             return None
-        return whole if whole.versions == self.digest else None
+        return whole if whole.versions == self.digest(whole.below) else None
 
     def cold(self, now: float) -> bool:
         """Nothing of the rule's count is known: neither a current slice nor a count of
-        all the customers that slices have moved on from."""
+        the slices at once that slices have moved on from."""
         return self.whole is None and len(self.stale(now)) == slice_of(self.top) + 1
 
     def stale(self, now: float) -> list[int]:
-        """The slices whose count is not current (none while all are counted at once)."""
-        if self.whole_count(now) is not None:
-            return []
+        """The slices whose count is not current (none under a current whole count)."""
+        whole = self.whole_count(now)
         return [
             k
-            for k in range(slice_of(self.top) + 1 if self.top else 0)
+            for k in range(whole.below if whole else 0, slice_of(self.top) + 1 if self.top else 0)
             if not _fresh(self.entries.get(k), self.versions.get(k, 0), now)
         ]
 
@@ -145,24 +157,29 @@ class Job:
 
     def count(self, now: float) -> Count:
         whole = self.whole_count(now)
-        if whole is not None:
-            return Count(whole.size, True, 1.0, self.rule.moment, whole.sample)
+        below = whole.below if whole else 0
         fresh = [
             (k, e)
             for k, e in sorted(self.entries.items(), reverse=True)
-            if k <= slice_of(self.top) and _fresh(e, self.versions.get(k, 0), now)
+            if below <= k <= slice_of(self.top) and _fresh(e, self.versions.get(k, 0), now)
         ]
         counted = sum(min(numbers_of(k)[1], self.top + 1) - numbers_of(k)[0] for k, _ in fresh)
+        size = sum(e.size for _, e in fresh)
+        sample = sample_of(dict(fresh))
+        if whole is not None:
+            counted += numbers_of(below)[0] - 1
+            size += whole.size
+            sample = [*sample, *whole.sample][:SAMPLE]
         # A slice standing on ``LAG`` (written to since it was counted) makes the count
         # usable, not complete: its newest rows may be missing.
         lagging = any(e.version != self.versions.get(k, 0) for k, e in fresh)
         complete = not self.top or (counted >= self.top and not lagging)
         return Count(
-            size=sum(e.size for _, e in fresh),
+            size=size,
             complete=complete,
             progress=1.0 if complete else min(round(counted / self.top, 3), 0.999),
             moment=self.rule.moment,
-            sample=sample_of(dict(fresh)),
+            sample=sample,
         )
 
 

@@ -1,12 +1,12 @@
 """Where a user's counts of rules are kept in Redis, shared by every process: a hash per
 rule of its slices' entries (``crmd.segments.counts.Entry``, by slice number) and, in a
-key beside it, its count of all the customers at once (``Whole``), if it has one."""
+key beside it, its count of the older slices at once (``Whole``), if it has one."""
 
 from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from crmd.segments.counts import ENCODE, ENTRY, WHOLE_ENTRY, Entry, Job, Whole, digest
+from crmd.segments.counts import ENCODE, ENTRY, WHOLE_ENTRY, Entry, Job, Whole
 from crmd.segments.slices import slice_keys
 
 KEPT_FOR = 2 * 86400
@@ -24,10 +24,9 @@ async def read(redis: Redis, prefix: str, user: str, jobs: list[Job], top: int) 
             pipe.get(f"{counts}:{job.rule.key}:whole")
         stored = await pipe.execute()
     versions = {int(k): int(v) for k, v in stored[0].items()}
-    moved = digest(versions, top)
     for i, job in enumerate(jobs):
         entries, whole = stored[1 + 2 * i], stored[2 + 2 * i]
-        job.versions, job.top, job.digest = versions, top, moved
+        job.versions, job.top = versions, top
         job.entries = {int(k): ENTRY.decode(v) for k, v in entries.items()}
         job.whole = WHOLE_ENTRY.decode(whole) if whole is not None else None
 
