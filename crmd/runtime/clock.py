@@ -7,12 +7,13 @@ given, in order, each with the same ``now``. The composition root hands it the t
 Every crmd process may run a clock, but only one ticks at a time: the one holding the
 ``lease``. The others stand by and take over within the lease's time when the holder
 dies. Before each task the holder renews the lease, so a holder that stalled and lost it
-stops at its next task. Its fencing token goes through ``fence`` (a write to the
-database) at the first task of each tick and whenever the token is new, so that a
-holder Redis forgot (it lost its data, and another took a fresh token) stops by the next
-tick: once a tick, not once a task, as fifteen writes every five seconds were a fifth
-of the database's time under load. Each task is a conditional update all the same, so
-even two ticks at once change nothing twice.
+(to another, or because Redis lost its data) stops at its next task. Its fencing token
+goes through ``fence`` (a write to the database) at the first task of each tick and
+whenever the token is new: a holder whose Redis still names it while another holds a
+newer token (two Redis servers each believing they are the one) stops at its next tick.
+Once a tick, not once a task, as fifteen writes every five seconds were a fifth of the
+database's time under load. Each task is a conditional update all the same, so even two
+ticks at once change nothing twice.
 """
 
 from __future__ import annotations

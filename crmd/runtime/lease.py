@@ -3,9 +3,9 @@
 
 The lease expires unless its holder renews it, so when the holder dies another process
 takes it within ``seconds``. A holder that stalled past its lease and wakes up still
-believes it holds it: the fencing token is what tells it otherwise. Before each piece of
-work the holder records its token in MongoDB, and a record of a larger token there
-means a newer holder exists (``fence``).
+believes it holds it: the fencing token is what tells it otherwise. The holder records
+its token in MongoDB before its work (the clock: at each tick's first task), and a
+record of a larger token there means a newer holder exists (``fence``).
 """
 
 from __future__ import annotations

@@ -68,6 +68,10 @@ grouped by slice, rather than crmd reading their customers to test: a first coun
 one an hour moved the moment of. It costs the database about what its own count of the
 rule costs (its plan, its indexes), where reading runs of slices costs a read of every
 customer; only the newest slices with matches are then read, for the sample."""
+MARGIN = 1
+"""Slices under the newest that a first count leaves to be read beside it: an import's
+chunks in flight have taken their numbers and not yet written them (two chunks of the
+default 500 rows fit), and a count over a slice they write to would be stale at once."""
 REST = 1.0
 """After each run of slices, counting pauses this many times as long as the run took."""
 WAKE = 1.0
@@ -191,6 +195,7 @@ class AudienceCounter:
         charge_task_to("counts")
         store = TenantStore(self.db, user)
         run = 1
+        cold_turn = False  # (the last turn was a first count)
         jobs: list[Job] = []
         try:
             while True:
@@ -213,16 +218,23 @@ class AudienceCounter:
                 many = max(GROUPED_FROM, (slice_of(max(job.top for job in jobs)) + 1) // 2)
                 grouped = [job for job in jobs if len(job.stale(now)) >= many]
                 cold = [job for job in grouped if job.cold(now)]
-                if cold:  # one at a time: each reads every customer in the database
-                    await self._count_whole(store, cold[:1])
-                elif grouped:
+                # A first count reads every customer in the database: one rule's at a
+                # time, and, while the others' counts are owed too, every other turn.
+                warm = [job for job in jobs if job not in cold]
+                owed = {k for job in warm for k in job.stale(now)}
+                if cold and not (owed and cold_turn):
+                    await self._count_whole(store, cold[0], warm)
+                    cold_turn = True
+                elif grouped := [job for job in grouped if job in warm]:
                     await self._count_grouped(store, grouped)
-                elif needing:  # the newest stale slice and those right under it
-                    newest = lowest = max(needing)
-                    while lowest - 1 in needing and newest - lowest + 1 < run:
+                    cold_turn = False
+                elif owed:  # the newest stale slice and those right under it
+                    newest = lowest = max(owed)
+                    while lowest - 1 in owed and newest - lowest + 1 < run:
                         lowest -= 1
-                    await self._count_run(store, lowest, newest, jobs)
+                    await self._count_run(store, lowest, newest, warm)
                     run = min(run * 2, MAX_RUN)
+                    cold_turn = False
                 if needing:
                     ended = time.monotonic()
                     self._rested[user] = ended + (ended - began) * REST
@@ -237,42 +249,36 @@ class AudienceCounter:
         finally:
             self.metrics.counts_waiting.set(0)
 
-    async def _count_whole(self, store: TenantStore, jobs: list[Job]) -> None:
-        """A first count: the database's own count of each job's rule over the slices
-        under the newest (``Whole``), good until one of them moves, whatever an import
-        appends; the newest slice read beside it, then slices under it for the sample
-        while it is short (or, for a rarer rule, the database's newest)."""
+    async def _count_whole(self, store: TenantStore, job: Job, beside: list[Job]) -> None:
+        """A first count: the database's own count of the job's rule over the slices
+        under the newest ``MARGIN + 1`` (``Whole``), good until one of them moves,
+        whatever an import appends; those newest slices read beside it (for the rules
+        ``beside`` too, whose counts they bring up to date), then slices under them for
+        the whole's sample while it is short (or, for a rarer rule, the database's
+        newest)."""
         started = time.time()
-        below = slice_of(jobs[0].top)  # (the jobs' versions and top were read together)
+        top = slice_of(job.top)
+        below = max(top - MARGIN, 0)
         under = {"n": {"$lt": numbers_of(below)[0]}}
-        wholes: dict[Job, Whole] = {}
-        for job in jobs:
-            taken_at = job.digest(below)  # (before the count: a write meanwhile makes it stale)
-            size = 0
-            if below:
-                async with self._slot():
-                    size = await store["customers"].count_documents(
-                        {"$and": [job.rule.filter, under]}
-                    )
-            wholes[job] = Whole(taken_at, size, started, below=below)
-        newest = await self._count_run(store, below, below, jobs)
-        # The sample: the newest slice's matches, then two slices more, then four (their
+        taken_at = job.digest(below)  # (before the count: a write meanwhile makes it stale)
+        size = 0
+        if below:
+            async with self._slot():
+                size = await store["customers"].count_documents({"$and": [job.rule.filter, under]})
+        whole = Whole(taken_at, size, started, below=below)
+        await self._count_run(store, below, top, [job, *beside])
+        # The sample under the newest slices: one slice, then two more, then four (their
         # counts kept too); for a rule whose matches are rarer, the database's newest.
-        wanted = {j: min(SAMPLE, wholes[j].size) - len(newest[j][below].sample) for j in jobs}
-        short = [job for job in jobs if wanted[job] > 0]
-        read: dict[Job, dict[int, Entry]] = {job: {} for job in jobs}
-        first, last = max(below - 2, 0, below - MAX_RUN + 1), below - 1
-        while short and last >= 0 and below - last < MAX_RUN:
-            for job, entries in (await self._count_run(store, first, last, short)).items():
-                read[job].update(entries)
-                wholes[job].sample = sample_of(read[job])
-            short = [j for j in short if len(wholes[j].sample) < wanted[j]]
-            first, last = max(first - 2 * (last - first + 1), 0, below - MAX_RUN + 1), first - 1
-        for job in short:
-            wholes[job].sample = await self._newest(store, job.rule, under)
-        for job in jobs:  # (whole, sample and all: a waiter may look at it now)
-            job.whole = wholes[job]
-        await kept.keep(self.redis, self.prefix, store.user_id, {}, wholes)
+        read: dict[int, Entry] = {}
+        first = last = below - 1
+        while len(whole.sample) < min(SAMPLE, size) and last >= 0 and below - last <= MAX_RUN:
+            read.update((await self._count_run(store, first, last, [job]))[job])
+            whole.sample = sample_of(read)
+            first, last = max(first - 2 * (last - first + 1), 0, below - MAX_RUN), first - 1
+        if len(whole.sample) < min(SAMPLE, size):
+            whole.sample = await self._newest(store, job.rule, under)
+        job.whole = whole  # (whole, sample and all: a waiter may look at it now)
+        await kept.keep(self.redis, self.prefix, store.user_id, {}, {job: whole})
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:

@@ -38,7 +38,7 @@ async def keep(
     made: dict[Job, dict[int, Entry]],
     wholes: dict[Job, Whole] | None = None,
 ) -> None:
-    """Store jobs' new entries, and their counts of all the customers."""
+    """Store jobs' new entries, and their counts of the older slices at once."""
     _, counts = slice_keys(prefix, user)
     async with redis.pipeline(transaction=False) as pipe:
         for job, entries in made.items():

@@ -24,6 +24,7 @@ from crmd.segments.counting import AudienceCounter
 from crmd.segments.counts import Rule
 from crmd.segments.query import InvalidRule, rule_filter
 from crmd.segments.slices import CustomerVersions
+from crmd.store.numbering import reserve
 from crmd.store.tenant import TenantStore
 from tests.counted import commands, read
 
@@ -335,18 +336,47 @@ async def test_first_counts_asked_at_once_are_taken_one_at_a_time_with_a_rest_be
     wholes: list[tuple[float, float, int]] = []
     count_whole = counter._count_whole
 
-    async def timed(store: Any, jobs: list[Any]) -> None:
+    async def timed(store: Any, job: Any, beside: list[Any]) -> None:
         began = asyncio.get_running_loop().time()
-        await count_whole(store, jobs)
-        wholes.append((began, asyncio.get_running_loop().time(), len(jobs)))
+        await count_whole(store, job, beside)
+        wholes.append((began, asyncio.get_running_loop().time(), job.rule.key))
 
     monkeypatch.setattr(counter, "_count_whole", timed)
     rules = ("visits > 4", "spend > 300", 'location = "Goa"')
     counted = await asyncio.gather(*(counter.count_all(customers.store, r) for r in rules))
     assert [c.size for c in counted] == [await customers.truth(r) for r in rules]
-    assert [n for _, _, n in wholes] == [1, 1, 1]
+    assert sorted(key for _, _, key in wholes) == sorted(Rule(r).key for r in rules)
     for (began, ended, _), (next_began, _, _) in itertools.pairwise(wholes):
         assert next_began - ended >= (ended - began) * 0.9
+
+
+async def test_a_rule_counted_before_does_not_wait_for_the_first_counts_of_others(
+    system: Crmd, customers: Customers, monkeypatch: pytest.MonkeyPatch
+):
+    """A campaign's audience (a rule counted before, its new slices owed) is brought up
+    to date at the first turn, not after every rule typed for the first time."""
+    monkeypatch.setattr(counting, "GROUPED_FROM", 3)
+    monkeypatch.setattr(counts, "LAG", 0.0)
+    counter = system.counter
+    await counter.count_all(customers.store, "visits > 4")
+    await customers.write(rows(range(2 * SLICE + 300, 2 * SLICE + 320), seed=8))
+    began: list[float] = []
+    count_whole = counter._count_whole
+
+    async def timed(store: Any, job: Any, beside: list[Any]) -> None:
+        began.append(asyncio.get_running_loop().time())
+        await count_whole(store, job, beside)
+
+    monkeypatch.setattr(counter, "_count_whole", timed)
+
+    async def warm() -> float:
+        counted = await counter.count_all(customers.store, "visits > 4")
+        assert counted.size == await customers.truth("visits > 4")
+        return asyncio.get_running_loop().time()
+
+    cold = ("spend > 300", 'location = "Goa"', "spend > 700")
+    done, *_ = await asyncio.gather(warm(), *(counter.count_all(customers.store, r) for r in cold))
+    assert len(began) == 3 and done < began[1]
 
 
 async def test_a_count_waited_for_ends_though_other_rules_pushed_its_rule_out(
@@ -382,15 +412,18 @@ async def test_a_first_count_over_many_slices_is_the_databases_and_reads_only_it
             rule_filter(rule, Rule(rule).moment), projection={"_id": 1}, sort=[("n", -1)], limit=10
         )
         assert counted.sample == [str(doc["_id"]) async for doc in newest], rule
-        # The count's one document, then the slices read for the sample: the newest
-        # (50 customers), then one more (MAX_RUN); for a rare rule, the database's newest.
+        # The count's one document (slices 0-4), the newest two slices read beside it
+        # (250 customers), then those under them for the count's own sample: one
+        # slice, then one more (MAX_RUN); for a rare rule, the database's newest.
         sampled = read_by_counting(system) - read
         if rule == "spend > 997":
-            assert sampled == 1 + 250 + min(truth, 10)
-        elif rule.startswith("location"):  # two in three customers: the newest slice
-            assert sampled == 1 + 50
+            under = {"$and": [rule_filter(rule, Rule(rule).moment), {"n": {"$lt": 1001}}]}
+            older = await customers.store["customers"].count_documents(under)
+            assert sampled == 1 + 250 + 400 + min(older, 10)
+        elif rule.startswith("location"):  # two in three customers: one slice
+            assert sampled == 1 + 250 + 200
         else:
-            assert sampled in (1 + 50, 1 + 250)
+            assert sampled in (1 + 250 + 200, 1 + 250 + 400)
         assert (await system.counter.count(customers.store, rule, wait=0)).size == truth
         assert read_by_counting(system) - read == sampled  # counted again: nothing read
 
@@ -407,7 +440,7 @@ async def test_after_a_first_count_an_import_has_only_its_new_slices_read(
     rule = "visits > 5"
     first = await system.counter.count_all(customers.store, rule)
     assert first.size == await customers.truth(rule)
-    # 700 customers: slices 0-2 counted at once, slice 3 (601-700) read beside them.
+    # 700 customers: slices 0-1 counted at once, slices 2-3 (401-700) read beside them.
     await customers.write(rows(range(2 * SLICE + 300, 4 * SLICE + 50), seed=4))  # to 850
     read, asked = read_by_counting(system), commands(system).get("aggregate", 0)
     again = await system.counter.count_all(customers.store, rule)
@@ -420,6 +453,49 @@ async def test_after_a_first_count_an_import_has_only_its_new_slices_read(
     third = await system.counter.count_all(customers.store, rule)
     assert third.size == await customers.truth(rule)
     assert read_by_counting(system) - read == 60  # slice 4 alone
+
+
+async def test_a_chunk_in_flight_when_a_first_count_is_taken_leaves_it_standing(
+    system: Crmd, customers: Customers, monkeypatch: pytest.MonkeyPatch
+):
+    """A chunk takes its numbers before its transaction writes them: the first count
+    leaves the slices they may fall in to be read, so the chunk's commit does not make
+    it stale (it was, and every rule was counted twice over)."""
+    monkeypatch.setattr(counting, "GROUPED_FROM", 3)  # 5 slices unknown; not the 2 written
+    monkeypatch.setattr(counts, "LAG", 0.0)
+    rule = "visits > 5"
+    first = await reserve(system.db, customers.user, "customers", 150)  # 701-850, unwritten
+    counted = await system.counter.count_all(customers.store, rule)
+    assert counted.complete and counted.size == await customers.truth(rule)
+    late = [
+        {"_id": str(ObjectId()), "userId": customers.user, "n": n, "visits": 9, "spend": 1.0}
+        for n in range(first, first + 150)
+    ]
+    await system.db.customers.insert_many(late)  # the chunk commits
+    await customers.versions.changed(customers.user, range(first, first + 150))
+    asked = commands(system).get("aggregate", 0)
+    again = await system.counter.count_all(customers.store, rule)
+    assert commands(system).get("aggregate", 0) == asked  # still standing
+    assert again.complete and again.size == await customers.truth(rule) == counted.size + 150
+
+
+async def test_a_first_counts_sample_stays_whole_when_the_newest_slices_change(
+    system: Crmd, customers: Customers, monkeypatch: pytest.MonkeyPatch
+):
+    """The newest slices lie outside the database's count: when their customers stop
+    matching, the sample is made up from under them, not left short."""
+    monkeypatch.setattr(counting, "GROUPED_FROM", 2)
+    monkeypatch.setattr(counts, "LAG", 0.0)
+    rule = "spend > 500"
+    await system.counter.count_all(customers.store, rule)
+    await customers.write(rows(range(2 * SLICE, 2 * SLICE + 300), seed=7, spend=0.0))
+    again = await system.counter.count_all(customers.store, rule)
+    truth = await customers.truth(rule)
+    assert again.complete and again.size == truth and truth >= 10
+    newest = customers.store["customers"].find(
+        rule_filter(rule, Rule(rule).moment), projection={"_id": 1}, sort=[("n", -1)], limit=10
+    )
+    assert again.sample == [str(doc["_id"]) async for doc in newest]
 
 
 async def test_a_first_count_stands_aside_when_a_slice_under_the_newest_moves(
