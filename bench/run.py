@@ -71,10 +71,6 @@ from crmd.streams import StreamNames
 Doc = dict[str, Any]
 MB = 1024 * 1024
 MEMORY_LIMIT_MB = 250
-RAW_INGEST_SAMPLE = 100_000
-"""The ingestion limit is timed on 100k of crmd's documents, not all 1M (the whole copy
-would add a quarter of an hour): 50k written into an empty collection, as crmd's first
-rows were, and 50k into the full one, as its last rows were."""
 PROFILES = "profiles"
 """The folder beside results.json that the phases' profiles go to."""
 PHASES = (
@@ -133,6 +129,8 @@ CHUNK_ROWS = IngestConfig().chunk_rows
 class Sizes(msgspec.Struct, frozen=True):
     upload_rows: int = 1_000_000
     audience: int = 100_000
+    batched_receipts: int = 100_000
+    """Of the audience's messages, those sent a receipt in posts of 1,000."""
     single_receipts: int = 10_000
     clicks: int = 20_000
     """Clicked through the redirect, and as many more queued for the tracking actor."""
@@ -145,6 +143,11 @@ class Sizes(msgspec.Struct, frozen=True):
     click_clients: int = 32
     preview_repeats: int = 1
     scaling_rows: int = 20_000
+    raw_ingest: int = 100_000
+    """The ingestion's limit is timed on this many of crmd's documents, not all the
+    upload's (the whole 1M would add a quarter of an hour): half written into an empty
+    collection, as crmd's first rows were, and half into the full one, as its last rows
+    were."""
     load: LoadSizes = LoadSizes()
 
     def quick(self) -> Sizes:
@@ -153,13 +156,15 @@ class Sizes(msgspec.Struct, frozen=True):
         return Sizes(
             self.upload_rows // 100,
             self.audience // 100,
-            self.single_receipts // 100,
+            single_receipts=self.single_receipts // 100,
             clicks=self.clicks // 100,
             attribution=self.attribution // 100,
             flows=self.flows // 100,
             flow_waiting=self.flow_waiting // 100,
             click_clients=8,
             scaling_rows=self.scaling_rows // 100,
+            batched_receipts=self.batched_receipts // 100,
+            raw_ingest=self.raw_ingest // 100,
             load=LoadSizes(self.load.rows // 100, clients=5, max_seconds=60),
         )
 
@@ -170,13 +175,15 @@ class Sizes(msgspec.Struct, frozen=True):
         return Sizes(
             self.upload_rows // 10,
             self.audience // 2,
-            self.single_receipts // 2,
+            single_receipts=self.single_receipts // 2,
             clicks=self.clicks // 2,
             attribution=self.attribution // 20,
             flows=self.flows // 20,
             flow_waiting=self.flow_waiting // 50,
             click_clients=self.click_clients,
             scaling_rows=self.scaling_rows // 2,
+            batched_receipts=self.batched_receipts // 4,
+            raw_ingest=self.raw_ingest * 2 // 5,
             load=LoadSizes(self.load.rows // 5, self.load.clients, max_seconds=300),
         )
 
@@ -400,7 +407,7 @@ class Bench:
         # The limit at both ends of crmd's run: half the sample into an empty collection
         # with the same indexes, half into crmd's own collection, now full (as another
         # tenant's documents, with new ids).
-        half = min(rows, RAW_INGEST_SAMPLE) // 2
+        half = min(rows, self.sizes.raw_ingest) // 2
         uploaded = {"uploadId": upload_id}
         raw = await scratch(self.db, "bench_raw_customers", "customers")
         first, first_seconds = await copy_timed(
@@ -643,7 +650,8 @@ class Bench:
                 {"campaignId": campaign}, {"_id": 1}, batch_size=5000
             )
         ]
-        n, singles = len(ids), ids[: self.sizes.single_receipts]
+        ids, singles = ids[: self.sizes.batched_receipts], ids[: self.sizes.single_receipts]
+        n = len(ids)
         raw_seconds = await self.raw_updates(ids)
         with self.sampler.phase("receipts"):
             batched = [ids[i : i + 1000] for i in range(0, n, 1000)]
@@ -1376,7 +1384,8 @@ def sizes_said(result: dict[str, Any]) -> str:
     sizes = result["sizes"]
     return (
         f"{sizes['upload_rows']:,} rows imported, {sizes['audience']:,} customers previewed "
-        f"and sent to, {sizes['attribution']:,} orders attributed, {sizes['flows']:,} "
+        f"and sent to, {sizes.get('batched_receipts', sizes['audience']):,} receipts in "
+        f"posts, {sizes['attribution']:,} orders attributed, {sizes['flows']:,} "
         f"customers through a flow, {sizes['load']['rows']:,} rows under load, "
         f"{sizes['scaling_rows']:,} scaled"
     )

@@ -390,12 +390,14 @@ def test_the_benchmarks_page_is_what_make_bench_prints():
     full, budget = Sizes(), Sizes().budget()
     sizes = {
         "rows imported (upload, ingestion)": ["upload_rows"],
-        "customers previewed, sent to, receipts in posts of 1,000": ["audience"],
+        "customers previewed and sent to": ["audience"],
+        "receipts in posts of 1,000": ["batched_receipts"],
         "receipts one per post": ["single_receipts"],
         "clicks": ["clicks"],
         "orders attributed": ["attribution"],
         "customers through a flow / waiting": ["flows", "flow_waiting"],
         "rows and messages, scaling": ["scaling_rows"],
+        "rows copied raw for the ingestion's limit": ["raw_ingest"],
     }
     for label, names in sizes.items():
         row = next(line for line in lines if line.startswith(f"| {label} |"))
