@@ -650,6 +650,8 @@ class Bench:
                 {"campaignId": campaign}, {"_id": 1}, batch_size=5000
             )
         ]
+        if self.sizes.single_receipts > self.sizes.batched_receipts:
+            raise ValueError("the receipts one per post are some of those in posts of 1,000")
         ids, singles = ids[: self.sizes.batched_receipts], ids[: self.sizes.single_receipts]
         n = len(ids)
         raw_seconds = await self.raw_updates(ids)

@@ -83,7 +83,7 @@ def test_the_quick_benchmark_measures_every_figure(services: Urls, tmp_path: Pat
     # end) spread over the phase's items.
     sizes = result["sizes"]
     for figure, items in zip(
-        reconciled, (sizes["audience"], sizes["single_receipts"]), strict=True
+        reconciled, (sizes["batched_receipts"], sizes["single_receipts"]), strict=True
     ):
         recounts = 3 + figure["detail"]["seconds"] / RECOUNT_GAP
         assert 1 <= figure["detail"]["writes_per_item"] <= 1 + 4 * recounts / items, figure

@@ -13,10 +13,10 @@ of slices (the newest stale one first, then runs of up to ``MAX_RUN`` slices) on
 every rule being counted for that user, and tests each customer in Python (the reference
 evaluator). Reading costs the database the same for one rule or ten. A rule with many
 slices unknown (``GROUPED_FROM``) is counted by the database instead, reading no
-customer: a first count is the database's own count of the rule over every slice but
-the newest, good until one of those moves (an import appending new customers moves only
-the newest and those after it, which are read); after that, each slice's count in one
-pass grouped by slice. Only
+customer: a first count is the database's own count of the rule, less the newest two
+slices (read in the same snapshot), good until one of the others moves (an import
+appending new customers moves only the newest and those after them, which are read);
+after that, each slice's count in one pass grouped by slice. Only
 ``count_slots`` runs are read at once in a process, whatever the number of users, and
 after each run (or each rule's first count: on SecantusDB, a first count of 50,000
 customers slows every other command for its second or two) a user's counting rests as
@@ -43,7 +43,9 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.read_concern import ReadConcern
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -250,35 +252,46 @@ class AudienceCounter:
             self.metrics.counts_waiting.set(0)
 
     async def _count_whole(self, store: TenantStore, job: Job, beside: list[Job]) -> None:
-        """A first count: the database's own count of the job's rule over the slices
-        under the newest ``MARGIN + 1`` (``Whole``), good until one of them moves,
-        whatever an import appends; those newest slices read beside it (for the rules
-        ``beside`` too, whose counts they bring up to date), then slices under them for
-        the whole's sample while it is short (or, for a rarer rule, the database's
-        newest)."""
+        """A first count: the database's own count of the job's rule (the plan and the
+        cost of ``count_documents``), and, in the same snapshot, the slices from the
+        newest ``MARGIN + 1`` up read and tested (for the rules ``beside`` too, whose
+        counts they bring up to date). What the slices under them hold is the one
+        less the other (``Whole``), good until one of them moves, whatever an import
+        appends. Then slices under them are read for the whole's own sample while it is
+        short (or, for a rarer rule, the database's newest); everything is kept at once,
+        so no process sees the rule half counted."""
         started = time.time()
-        top = slice_of(job.top)
-        below = max(top - MARGIN, 0)
-        under = {"n": {"$lt": numbers_of(below)[0]}}
+        below = max(slice_of(job.top) - MARGIN, 0)
         taken_at = job.digest(below)  # (before the count: a write meanwhile makes it stale)
-        size = 0
-        if below:
-            async with self._slot():
-                size = await store["customers"].count_documents({"$and": [job.rule.filter, under]})
+        # One snapshot: the import's rows landing meanwhile are in both reads or in neither.
+        snapshot = ReadConcern("snapshot")
+        async with (
+            self._slot(),
+            self.db.client.start_session() as session,
+            await session.start_transaction(read_concern=snapshot),
+        ):
+            size = await store["customers"].count_documents(job.rule.filter, session=session)
+            top = slice_of(await highest(self.db, store.user_id, "customers", session))
+            made = await self._read_run(store, below, top, [job, *beside], session)
+        size -= sum(e.size for e in made[job].values())
         whole = Whole(taken_at, size, started, below=below)
-        await self._count_run(store, below, top, [job, *beside])
-        # The sample under the newest slices: one slice, then two more, then four (their
-        # counts kept too); for a rule whose matches are rarer, the database's newest.
+        # The sample under those slices: one slice, then two more, then four (their counts
+        # kept too); for a rule whose matches are rarer, the database's newest.
         read: dict[int, Entry] = {}
         first = last = below - 1
         while len(whole.sample) < min(SAMPLE, size) and last >= 0 and below - last <= MAX_RUN:
-            read.update((await self._count_run(store, first, last, [job]))[job])
+            async with self._slot():
+                read.update((await self._read_run(store, first, last, [job]))[job])
             whole.sample = sample_of(read)
             first, last = max(first - 2 * (last - first + 1), 0, below - MAX_RUN), first - 1
-        if len(whole.sample) < min(SAMPLE, size):
+        if len(whole.sample) < min(SAMPLE, whole.size):
+            under = {"n": {"$lt": numbers_of(below)[0]}}
             whole.sample = await self._newest(store, job.rule, under)
+        made[job].update(read)
+        for other, entries in made.items():
+            other.entries.update(entries)
         job.whole = whole  # (whole, sample and all: a waiter may look at it now)
-        await kept.keep(self.redis, self.prefix, store.user_id, {}, {job: whole})
+        await kept.keep(self.redis, self.prefix, store.user_id, made, {job: whole})
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
@@ -337,6 +350,23 @@ class AudienceCounter:
     ) -> dict[Job, dict[int, Entry]]:
         """Read slices ``first``..``last`` once, test every job's rule on each customer,
         and keep (and return) each job's count of each slice."""
+        async with self._slot():
+            made = await self._read_run(store, first, last, jobs)
+        for job, entries in made.items():
+            job.entries.update(entries)
+        await kept.keep(self.redis, self.prefix, store.user_id, made)
+        return made
+
+    async def _read_run(
+        self,
+        store: TenantStore,
+        first: int,
+        last: int,
+        jobs: list[Job],
+        session: AsyncClientSession | None = None,
+    ) -> dict[Job, dict[int, Entry]]:
+        """Each job's count of slices ``first``..``last``, read once and tested (the
+        caller holds a slot, and keeps them)."""
         versions = jobs[0].versions
         lo, hi = numbers_of(first)[0], numbers_of(last)[1]
         fields = sorted({f for job in jobs for f in job.rule.fields})
@@ -344,20 +374,20 @@ class AudienceCounter:
         newest: dict[str, list[deque[str]]] = {
             job.rule.key: [deque(maxlen=SAMPLE) for _ in range(last - first + 1)] for job in jobs
         }
-        async with self._slot():
-            started = time.time()
-            cursor = store["customers"].find(
-                {"n": {"$gte": lo, "$lt": hi}},
-                projection={"n": 1, **dict.fromkeys(fields, 1)},
-                batch_size=SLICE // 4,
-            )
-            async for doc in cursor:
-                place = slice_of(doc["n"]) - first
-                for job in jobs:
-                    if evaluate(job.rule.node, doc, job.rule.moment):
-                        sizes[job.rule.key][place] += 1
-                        newest[job.rule.key][place].append(str(doc["_id"]))
-        made = {
+        started = time.time()
+        cursor = store["customers"].find(
+            {"n": {"$gte": lo, "$lt": hi}},
+            projection={"n": 1, **dict.fromkeys(fields, 1)},
+            batch_size=SLICE // 4,
+            session=session,
+        )
+        async for doc in cursor:
+            place = slice_of(doc["n"]) - first
+            for job in jobs:
+                if evaluate(job.rule.node, doc, job.rule.moment):
+                    sizes[job.rule.key][place] += 1
+                    newest[job.rule.key][place].append(str(doc["_id"]))
+        return {
             job: {
                 first + i: Entry(
                     versions.get(first + i, 0),
@@ -369,10 +399,6 @@ class AudienceCounter:
             }
             for job in jobs
         }
-        for job, entries in made.items():
-            job.entries.update(entries)
-        await kept.keep(self.redis, self.prefix, store.user_id, made)
-        return made
 
 
 COUNTS: web.AppKey[AudienceCounter] = web.AppKey("counts")

@@ -75,9 +75,13 @@ async def reserve(db: AsyncDatabase[Doc], user: str, kind: str, count: int) -> i
     raise RuntimeError(f"the {kind} counter of {user} could not be reserved from")
 
 
-async def highest(db: AsyncDatabase[Doc], user: str, kind: str) -> int:
+async def highest(
+    db: AsyncDatabase[Doc], user: str, kind: str, session: AsyncClientSession | None = None
+) -> int:
     """The last number given out for ``user``'s ``kind`` (0: none yet)."""
-    doc = await db[COUNTERS].find_one({"_id": _key(user, kind)}, projection={"next": 1})
+    doc = await db[COUNTERS].find_one(
+        {"_id": _key(user, kind)}, projection={"next": 1}, session=session
+    )
     return int(doc["next"]) if doc else 0
 
 

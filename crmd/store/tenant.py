@@ -210,8 +210,8 @@ class ScopedCollection:
     def find(self, filter: Mapping[str, Any] | None = None, **kwargs: Any) -> AsyncCursor[Doc]:
         return self.collection.find(self.scope(filter), **kwargs)
 
-    async def count_documents(self, filter: Mapping[str, Any] | None = None) -> int:
-        return await self.collection.count_documents(self.scope(filter))
+    async def count_documents(self, filter: Mapping[str, Any] | None = None, **kwargs: Any) -> int:
+        return await self.collection.count_documents(self.scope(filter), **kwargs)
 
     async def insert_one(self, doc: Mapping[str, Any]) -> InsertOneResult:
         return await self.collection.insert_one(self._owned(doc))
