@@ -109,6 +109,9 @@ class Tracker:
         self.stream = stream
         self.metrics = metrics
         self._campaign_links: OrderedDict[str, list[str]] = OrderedDict()
+        self._reading: dict[str, asyncio.Future[list[str]]] = {}
+        """Campaigns whose links are being read: the clicks that come meanwhile wait for
+        that one read."""
 
     async def click(self, token: str, agent: str) -> str | None:
         """Where the click goes (one of its campaign's own links), the click queued; None
@@ -140,10 +143,25 @@ class Tracker:
 
     async def campaign_links(self, campaign: str) -> list[str]:
         """The campaign's links (read once: they never change after it is created). By
-        its id alone, across tenants: the id comes from a token crmd signed."""
+        its id alone, across tenants: the id comes from a token crmd signed. A
+        campaign's first clicks come together (thirty people open the mail at once):
+        they wait for one read, not each for its own behind the others."""
         if campaign in self._campaign_links:
             self._campaign_links.move_to_end(campaign)
             return self._campaign_links[campaign]
+        reading = self._reading.get(campaign)
+        if reading is None:
+            reading = self._reading[campaign] = asyncio.ensure_future(self._read_links(campaign))
+            reading.add_done_callback(lambda done: self._read(campaign, done))
+        # (shielded: a click that gives up waiting leaves the read to the others)
+        return await asyncio.shield(reading)
+
+    def _read(self, campaign: str, done: asyncio.Future[list[str]]) -> None:
+        self._reading.pop(campaign, None)
+        if not done.cancelled():
+            done.exception()  # (retrieved: every click may have given up on it)
+
+    async def _read_links(self, campaign: str) -> list[str]:
         try:
             key = ObjectId(campaign)
         except InvalidId:

@@ -192,6 +192,36 @@ async def test_a_click_redis_cannot_take_still_redirects_and_is_counted_lost(sys
     await gone.aclose()
 
 
+async def test_a_campaigns_first_clicks_at_once_wait_for_one_read_of_its_links(system: Crmd):
+    """Thirty-two clicks on a campaign crmd had not read yet each asked the database on
+    the requests' one connection, and the last waited past two seconds for a 503."""
+    store = TenantStore(system.db, "u1")
+    campaign = ObjectId()
+    await store["campaigns"].insert_one(
+        a_campaign(campaign, "sent", links=["https://shop.example/a"], trackClicks=True)
+    )
+    links = TrackingLinks.from_secret(system.jwt_secret, "")
+    tokens = [links.token("c", message_id(str(campaign), f"c{i}"), 0) for i in range(32)]
+    tracker = Tracker(links, system.db, system.redis, "{t}:tracking", system.metrics)
+    before = campaign_reads(system)
+    went = await asyncio.gather(*(tracker.click(t, "agent") for t in tokens))
+    assert went == ["https://shop.example/a"] * 32
+    assert campaign_reads(system) == before + 1
+    assert await tracker.click(tokens[0], "agent") == "https://shop.example/a"
+    assert campaign_reads(system) == before + 1  # kept
+
+
+def campaign_reads(system: Crmd) -> float:
+    return sum(
+        sample.value
+        for metric in system.metrics.mongo_commands.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+        and sample.labels["command"] == "find"
+        and sample.labels["collection"] == "campaigns"
+    )
+
+
 async def test_a_batch_of_many_hits_on_one_message_redelivered_counts_once(system: Crmd):
     log = message_id(str(ObjectId()), "c1")
     await system.db.communication_log.insert_one(
