@@ -263,6 +263,7 @@ class AudienceCounter:
         started = time.time()
         below = max(slice_of(job.top) - MARGIN, 0)
         taken_at = job.digest(below)  # (before the count: a write meanwhile makes it stale)
+        beside = [j for j in beside if any(k >= below for k in j.stale(started))]
         # One snapshot: the import's rows landing meanwhile are in both reads or in neither.
         snapshot = ReadConcern("snapshot")
         async with (
