@@ -71,9 +71,8 @@ one an hour moved the moment of. It costs the database about what its own count 
 rule costs (its plan, its indexes), where reading runs of slices costs a read of every
 customer; only the newest slices with matches are then read, for the sample."""
 MARGIN = 1
-"""Slices under the newest that a first count leaves to be read beside it: an import's
-chunks in flight have taken their numbers and not yet written them (two chunks of the
-default 500 rows fit), and a count over a slice they write to would be stale at once."""
+"""Slices under the newest that a first count reads itself: chunks in flight (two of the
+default 500 rows) have their numbers and may still write them, making it stale."""
 REST = 1.0
 """After each run of slices, counting pauses this many times as long as the run took."""
 WAKE = 1.0
@@ -252,14 +251,10 @@ class AudienceCounter:
             self.metrics.counts_waiting.set(0)
 
     async def _count_whole(self, store: TenantStore, job: Job, beside: list[Job]) -> None:
-        """A first count: the database's own count of the job's rule (the plan and the
-        cost of ``count_documents``), and, in the same snapshot, the slices from the
-        newest ``MARGIN + 1`` up read and tested (for the rules ``beside`` too, whose
-        counts they bring up to date). What the slices under them hold is the one
-        less the other (``Whole``), good until one of them moves, whatever an import
-        appends. Then slices under them are read for the whole's own sample while it is
-        short (or, for a rarer rule, the database's newest); everything is kept at once,
-        so no process sees the rule half counted."""
+        """A first count: the database's own ``count_documents`` of the rule and, in the
+        same snapshot, the newest ``MARGIN + 1`` slices read (for ``beside`` too): the one
+        less the other counts the slices under them (``Whole``), which an import that
+        appends leaves current. Kept at once with its own sample: never half counted."""
         started = time.time()
         below = max(slice_of(job.top) - MARGIN, 0)
         taken_at = job.digest(below)  # (before the count: a write meanwhile makes it stale)
@@ -276,8 +271,7 @@ class AudienceCounter:
             made = await self._read_run(store, below, top, [job, *beside], session)
         size -= sum(e.size for e in made[job].values())
         whole = Whole(taken_at, size, started, below=below)
-        # The sample under those slices: one slice, then two more, then four (their counts
-        # kept too); for a rule whose matches are rarer, the database's newest.
+        # Its sample: a slice under, then two, then four; for a rarer rule, the database's.
         read: dict[int, Entry] = {}
         first = last = below - 1
         while len(whole.sample) < min(SAMPLE, size) and last >= 0 and below - last <= MAX_RUN:
@@ -305,8 +299,7 @@ class AudienceCounter:
     async def _newest(
         self, store: TenantStore, rule: Rule, among: dict[str, Any] | None = None
     ) -> list[str]:
-        """The ids of the rule's newest matches (``among`` the customers that filter
-        selects, if given)."""
+        """The ids of the rule's newest matches (``among`` those that filter selects)."""
         query = rule.filter if among is None else {"$and": [rule.filter, among]}
         async with self._slot():
             found = store["customers"].find(
@@ -366,8 +359,7 @@ class AudienceCounter:
         jobs: list[Job],
         session: AsyncClientSession | None = None,
     ) -> dict[Job, dict[int, Entry]]:
-        """Each job's count of slices ``first``..``last``, read once and tested (the
-        caller holds a slot, and keeps them)."""
+        """Each job's count of slices ``first``..``last`` (the caller holds a slot, keeps)."""
         versions = jobs[0].versions
         lo, hi = numbers_of(first)[0], numbers_of(last)[1]
         fields = sorted({f for job in jobs for f in job.rule.fields})
