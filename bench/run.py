@@ -8,7 +8,7 @@ goes to stdout, the figures and the machine to ``bench/results.json``.
 
     python -m bench.run [--quick | --full] [--out PATH]
 
-The default run takes smaller samples (25 minutes on two cores; ``docs/benchmarks.md``
+The default run takes smaller samples (about 20 minutes on two cores; ``docs/benchmarks.md``
 says which figures they change); ``--full`` takes the full sizes (a million rows,
 100,000 customers), for over two hours; ``--quick`` is a hundred times smaller than
 those: a smoke test of this code, not a measurement.
@@ -169,7 +169,7 @@ class Sizes(msgspec.Struct, frozen=True):
         )
 
     def budget(self) -> Sizes:
-        """The default run's sizes (25 minutes on two cores; ``docs/benchmarks.md`` sets
+        """The default run's sizes (about 20 minutes on two cores; ``docs/benchmarks.md`` sets
         the figures at both sizes side by side); ``--full`` runs these defaults, for over
         two hours."""
         return Sizes(
@@ -1481,7 +1481,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--full",
         action="store_true",
         help="the full sizes (1M rows, 100k customers), over two hours; the default run "
-        "takes smaller samples, for about 25 minutes",
+        "takes smaller samples, for about 20 minutes",
     )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results.json")
     parser.add_argument(
