@@ -5,12 +5,15 @@ from __future__ import annotations
 from crmd.app import Crmd
 
 
-def commands(system: Crmd) -> dict[str, float]:
-    """Commands sent, by name."""
+def commands(system: Crmd, collection: str | None = None) -> dict[str, float]:
+    """Commands sent, by name (to ``collection`` only, if given)."""
     counted: dict[str, float] = {}
     for metric in system.metrics.mongo_commands.collect():
         for sample in metric.samples:
-            if sample.name.endswith("_total"):
+            if sample.name.endswith("_total") and collection in (
+                None,
+                sample.labels["collection"],
+            ):
                 name = sample.labels["command"]
                 counted[name] = counted.get(name, 0.0) + sample.value
     return counted

@@ -21,6 +21,7 @@ from crmd.store.tenant import TenantStore
 from crmd.tracking.tokens import TrackingLinks
 from tests.campaigns.conftest import a_campaign
 from tests.campaigns.test_delivery_loop import wait_status
+from tests.counted import commands
 from tests.ingest.conftest import upload, wait_done
 
 ROWS = "customer_external_id,name,email,spend\n" + "".join(
@@ -212,14 +213,7 @@ async def test_a_campaigns_first_clicks_at_once_wait_for_one_read_of_its_links(s
 
 
 def campaign_reads(system: Crmd) -> float:
-    return sum(
-        sample.value
-        for metric in system.metrics.mongo_commands.collect()
-        for sample in metric.samples
-        if sample.name.endswith("_total")
-        and sample.labels["command"] == "find"
-        and sample.labels["collection"] == "campaigns"
-    )
+    return commands(system, "campaigns").get("find", 0.0)
 
 
 async def test_a_batch_of_many_hits_on_one_message_redelivered_counts_once(system: Crmd):
