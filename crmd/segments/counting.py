@@ -279,7 +279,7 @@ class AudienceCounter:
                 read.update((await self._read_run(store, first, last, [job]))[job])
             whole.sample = sample_of(read)
             first, last = max(first - 2 * (last - first + 1), 0, below - MAX_RUN), first - 1
-        if len(whole.sample) < min(SAMPLE, whole.size):
+        if len(whole.sample) < min(SAMPLE, size):
             under = {"n": {"$lt": numbers_of(below)[0]}}
             whole.sample = await self._newest(store, job.rule, under)
         made[job].update(read)
